@@ -1,0 +1,3 @@
+"""Personify: a self-hosted personalization engine."""
+
+__version__ = "0.1.0"

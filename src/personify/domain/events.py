@@ -1,0 +1,184 @@
+"""Events: small immutable records of what people do, linked to what was shown to them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from personify.domain import limits
+from personify.domain._fields import Identifier, Name, Properties, ShortText
+
+
+class EventType(StrEnum):
+    VIEW = "view"
+    CLICK = "click"
+    ADD_TO_CART = "add_to_cart"
+    REMOVE_FROM_CART = "remove_from_cart"
+    PURCHASE = "purchase"
+    RETURN = "return"
+    RATING = "rating"
+    LIKE = "like"
+    DISLIKE = "dislike"
+    NOT_INTERESTED = "not_interested"
+    SHARE = "share"
+    SEARCH = "search"
+    DWELL = "dwell"
+    EMAIL_OPEN = "email_open"
+    EMAIL_CLICK = "email_click"
+    PUSH_OPEN = "push_open"
+    IMPRESSION = "impression"
+    CONVERSION = "conversion"
+    PAGE = "page"
+    SCREEN = "screen"
+
+
+BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
+ITEM_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        EventType.VIEW,
+        EventType.CLICK,
+        EventType.ADD_TO_CART,
+        EventType.REMOVE_FROM_CART,
+        EventType.PURCHASE,
+        EventType.RETURN,
+        EventType.RATING,
+        EventType.LIKE,
+        EventType.DISLIKE,
+        EventType.NOT_INTERESTED,
+        EventType.SHARE,
+        EventType.IMPRESSION,
+    }
+)
+"""Event types that are about one item and therefore need ``item_id``."""
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    APP = "app"
+    EMAIL = "email"
+    PUSH = "push"
+    CHAT = "chat"
+    OFFLINE = "offline"
+    ADS = "ads"
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    country: ShortText | None = None
+    region: ShortText | None = None
+    city: ShortText | None = None
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+
+class Context(BaseModel):
+    """Where and how the event happened; ``extra`` carries client context such as weather."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: ShortText | None = None
+    channel: Name | None = None
+    page: ShortText | None = None
+    location: Location | None = None
+    locale: ShortText | None = None
+    local_time: datetime | None = None
+    extra: Properties = Field(default_factory=dict)
+
+
+class Event(BaseModel):
+    """One thing a person did. ``event_id`` is the client's idempotency key.
+
+    ``recommendation_id`` links a click / purchase / impression to the response that showed the
+    item, so CTR, experiments and ranker training read one log.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Identifier
+    type: Name
+    user_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
+    item_id: Identifier | None = None
+    item_ids: list[Identifier] | None = Field(
+        default=None, max_length=200, description="impressions: the items shown, in order"
+    )
+    value: float | None = None
+    quantity: float | None = None
+    price: float | None = Field(default=None, ge=0)
+    currency: ShortText | None = None
+    order_id: Identifier | None = None
+    query: ShortText | None = None
+    timestamp: datetime
+    received_at: datetime | None = None
+    context: Context = Field(default_factory=Context)
+    recommendation_id: Identifier | None = None
+    properties: Properties = Field(default_factory=dict)
+
+    @field_validator("timestamp", "received_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return value
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _who(self) -> Event:
+        if self.user_id is None and self.anonymous_id is None:
+            raise ValueError("an event needs user_id or anonymous_id (or both)")
+        return self
+
+    @property
+    def subject(self) -> str:
+        """The id the event counts for: the user id when known, else the anonymous id."""
+        return self.user_id if self.user_id is not None else f"anon:{self.anonymous_id}"
+
+
+class EventTypes:
+    """The event types one installation accepts: the built-in ones plus declared custom types."""
+
+    def __init__(self, custom: Iterable[str] = ()) -> None:
+        self.custom = frozenset(custom)
+        self.accepted = BUILTIN_EVENT_TYPES | self.custom
+
+    def check(self, event: Event, *, now: datetime | None = None) -> list[tuple[str, str, str]]:
+        """Return the problems of an otherwise well-formed event as (field, message, accepted)."""
+        problems: list[tuple[str, str, str]] = []
+        if event.type not in self.accepted:
+            problems.append(
+                (
+                    "type",
+                    f"unknown event type {event.type!r}",
+                    "one of " + ", ".join(sorted(self.accepted))
+                    + " (declare custom types with PERSONIFY_CUSTOM_EVENT_TYPES)",
+                )
+            )
+        if event.type in ITEM_EVENT_TYPES and event.item_id is None and not (
+            event.type == EventType.IMPRESSION and event.item_ids
+        ):
+            problems.append(
+                ("item_id", f"event type {event.type!r} needs item_id", "a catalogue item id")
+            )
+        now = now or datetime.now(UTC)
+        if event.timestamp > now + limits.FUTURE_TOLERANCE:
+            problems.append(
+                (
+                    "timestamp",
+                    f"timestamp {event.timestamp.isoformat()} is in the future",
+                    f"at most {limits.FUTURE_TOLERANCE} ahead of the server clock",
+                )
+            )
+        if event.timestamp.year < limits.OLDEST_TIMESTAMP_YEAR:
+            problems.append(
+                (
+                    "timestamp",
+                    f"timestamp {event.timestamp.isoformat()} is absurdly old",
+                    f"a time after {limits.OLDEST_TIMESTAMP_YEAR}-01-01",
+                )
+            )
+        return problems

@@ -1,0 +1,33 @@
+"""Documented input limits, enforced by the domain types, the API and the importers.
+
+Change them here only; docs/api.md quotes them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+MAX_ID_LENGTH = 128
+"""User, item, event, order and recommendation ids: 1..128 characters."""
+MAX_NAME_LENGTH = 64
+"""Event types, item types, purposes, property names, tenant names."""
+MAX_SHORT_TEXT = 512
+"""Titles, search queries, pages, single attribute values."""
+MAX_LONG_TEXT = 20_000
+"""Descriptions and bios."""
+MAX_PROPERTIES = 64
+"""Free properties per record (and context extras)."""
+MAX_LIST_LENGTH = 100
+"""Categories, tags, skills, interests, goals."""
+MAX_EVENT_BYTES = 32 * 1024
+"""One serialized event, as Segment: 32 KiB."""
+MAX_BATCH_EVENTS = 10_000
+"""Events per batch call."""
+MAX_BATCH_RECORDS = 10_000
+"""Users or items per bulk call."""
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+"""One HTTP request body."""
+FUTURE_TOLERANCE = timedelta(hours=24)
+"""How far in the future a client timestamp may be (clock skew)."""
+OLDEST_TIMESTAMP_YEAR = 1995
+"""Client timestamps before this year are refused as absurd."""

@@ -1,0 +1,106 @@
+"""Settings, read from ``PERSONIFY_*`` environment variables and an optional TOML/YAML file.
+
+Only the edges (api, cli, dashboard, jobs entry points) read settings; inner code receives ready
+objects. See ``personify.example.toml`` for every option with a comment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from personify.domain.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERSONIFY_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/personify.db",
+        description="sqlite:///path.db (embedded default), postgresql://..., or memory://",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://host:6379/0 for shared online state; unset = in-process"
+    )
+    redis_prefix: str = "personify"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    demo: bool = Field(default=False, description="demo mode: a fixed admin key, sample data")
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="bootstrap admin key (at least 24 characters); otherwise create keys with the CLI",
+    )
+    custom_event_types: list[str] = Field(default_factory=list)
+    default_tenant: str = "default"
+    model_dir: str = "var/models"
+    log_level: str = "info"
+    max_request_bytes: int = 16 * 1024 * 1024
+    rate_limit_per_minute: int = Field(default=0, description="per key; 0 disables")
+    pseudonym_secret: SecretStr | None = None
+    config_file: str | None = None
+
+    @field_validator("admin_key")
+    @classmethod
+    def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("PERSONIFY_ADMIN_KEY must have at least 24 characters")
+        return value
+
+    @field_validator("custom_event_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+DEMO_ADMIN_KEY = "demo-admin-key-not-for-production"
+"""The one default secret; used only when ``demo`` is on."""
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, an optional config file (TOML or YAML), then ``overrides``.
+
+    Precedence: explicit overrides > environment > file > defaults.
+    """
+    path = config_file or os.environ.get("PERSONIFY_CONFIG_FILE")
+    file_values: dict[str, Any] = {}
+    if path:
+        file_values = _read_config_file(Path(path))
+    env_settings = Settings()
+    env_set = {
+        name for name in Settings.model_fields if f"PERSONIFY_{name.upper()}" in os.environ
+    }
+    merged = {k: v for k, v in file_values.items() if k not in env_set}
+    merged.update({k: getattr(env_settings, k) for k in env_set})
+    merged.update(overrides)
+    return Settings(**merged) if merged else env_settings
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigurationError(f"config file {path} does not exist", field="config_file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in {".yaml", ".yml"}:
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        import tomllib
+
+        data = tomllib.loads(text)
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"config file {path} must hold a mapping", field="config_file")
+    unknown = set(data) - set(Settings.model_fields)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown settings in {path}: {', '.join(sorted(unknown))}",
+            field="config_file",
+            accepted=", ".join(sorted(Settings.model_fields)),
+        )
+    return data
