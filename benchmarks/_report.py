@@ -1,0 +1,51 @@
+"""Writes a benchmark results file: ``benchmarks/results/<name>.json`` with metrics, hardware,
+date and the command that produced it."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo", encoding="utf-8") as fh:
+            info["memory_kb"] = int(fh.readline().split()[1])
+    except OSError:
+        pass
+    return info
+
+
+def write_results(name: str, metrics: dict[str, Any], **extra: Any) -> Path:
+    """Write ``results/<name>.json`` and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    body = {
+        "name": name,
+        "metrics": metrics,
+        "hardware": hardware(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python " + " ".join(sys.argv),
+        **extra,
+    }
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(body, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    return path
