@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from personify.domain import limits
 from personify.domain._fields import Identifier, Name, Properties, ShortText
@@ -130,7 +131,9 @@ class Event(BaseModel):
     @model_validator(mode="after")
     def _who(self) -> Event:
         if self.user_id is None and self.anonymous_id is None:
-            raise ValueError("an event needs user_id or anonymous_id (or both)")
+            raise PydanticCustomError(
+                "missing_subject", "an event needs user_id or anonymous_id (or both)"
+            )
         return self
 
     @property
