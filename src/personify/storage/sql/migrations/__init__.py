@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the SQL schema (a package so the files ship in wheels)."""
