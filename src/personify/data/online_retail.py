@@ -109,7 +109,7 @@ def _open_text(path: str | Path) -> io.TextIOBase:
     path = Path(path)
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
+    return open(path, encoding="utf-8", newline="")
 
 
 def _number(text: str) -> float:
@@ -119,6 +119,7 @@ def _number(text: str) -> float:
 def iter_lines(path: str | Path, *, limit: int | None = None) -> Iterator[RetailLine]:
     """Stream parsed invoice lines in file order (all of them, nothing filtered)."""
     per_invoice: Counter[str] = Counter()
+    times: dict[str, datetime] = {}  # one InvoiceDate per invoice: parse each string once
     with _open_text(path) as fh:
         reader = csv.reader(fh)
         header = tuple(next(reader, ()))
@@ -133,13 +134,16 @@ def iter_lines(path: str | Path, *, limit: int | None = None) -> Iterator[Retail
                 return
             invoice = row[0]
             per_invoice[invoice] += 1
+            stamp = times.get(row[4])
+            if stamp is None:
+                stamp = times[row[4]] = datetime.fromisoformat(row[4]).replace(tzinfo=UTC)
             yield RetailLine(
                 invoice=invoice,
                 line_no=per_invoice[invoice],
                 stock_code=row[1].strip(),
                 description=row[2].strip(),
                 quantity=_number(row[3]),
-                timestamp=datetime.fromisoformat(row[4]).replace(tzinfo=UTC),
+                timestamp=stamp,
                 unit_price=_number(row[5]),
                 customer_id=row[6].strip() or None,
                 country=row[7].strip(),
@@ -197,7 +201,7 @@ class RetailEvents(Iterable[Event]):
 
 @dataclass
 class OnlineRetailData:
-    """Users and items as lists; events as a re-iterable stream (``list(data.events)`` if needed)."""
+    """Users and items as lists; events as a re-iterable stream (``list(...)`` it if needed)."""
 
     users: list[User]
     items: list[Item]

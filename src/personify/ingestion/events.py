@@ -57,16 +57,25 @@ class EventIngestor:
             if problems:
                 field, message, accepted_values = problems[0]
                 rejected.append(
-                    Rejection(index, "invalid_input", field, message, accepted_values, event.event_id)
+                    Rejection(
+                        index, "invalid_input", field, message, accepted_values, event.event_id
+                    )
                 )
                 continue
-            if self.is_erased is not None and event.user_id is not None and self.is_erased(
-                tenant, event.user_id
+            if (
+                self.is_erased is not None
+                and event.user_id is not None
+                and self.is_erased(tenant, event.user_id)
             ):
                 rejected.append(
-                    Rejection(index, "erased", "user_id",
-                              "this user was erased; events for them are not accepted again",
-                              "events of users who have not been erased", event.event_id)
+                    Rejection(
+                        index,
+                        "erased",
+                        "user_id",
+                        "this user was erased; events for them are not accepted again",
+                        "events of users who have not been erased",
+                        event.event_id,
+                    )
                 )
                 continue
             if event.received_at is None:

@@ -123,17 +123,28 @@ def validate_each(
         record_id = _record_id(raw, id_field)
         if not isinstance(raw, Mapping):
             rejected.append(
-                Rejection(index, "invalid_input", None, "each record must be a JSON object",
-                          "an object with the documented fields", record_id)
+                Rejection(
+                    index,
+                    "invalid_input",
+                    None,
+                    "each record must be a JSON object",
+                    "an object with the documented fields",
+                    record_id,
+                )
             )
             continue
         if max_bytes is not None:
             size = len(orjson.dumps(raw, default=str))
             if size > max_bytes:
                 rejected.append(
-                    Rejection(index, "limit_exceeded", None,
-                              f"record is {size} bytes", f"at most {max_bytes} bytes per record",
-                              record_id)
+                    Rejection(
+                        index,
+                        "limit_exceeded",
+                        None,
+                        f"record is {size} bytes",
+                        f"at most {max_bytes} bytes per record",
+                        record_id,
+                    )
                 )
                 continue
         try:

@@ -148,3 +148,30 @@ class KeyStore(Protocol):
     def list(self, tenant: str | None = None) -> list[ApiKey]: ...
 
     def revoke(self, key_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """The non-identifying trace of an erasure: a keyed hash of the user id, never the id."""
+
+    user_id_hash: str
+    erased_at: datetime
+    receipt_id: str
+
+
+class ErasureStore(Protocol):
+    """Tombstones of erased users, so replayed or late data cannot re-create them.
+
+    The user id is stored only as a keyed SHA-256 (HMAC) per tenant: the table alone does not
+    reveal who was erased, yet ``is_erased`` answers for a known id.
+    """
+
+    def user_id_hash(self, tenant: str, user_id: str) -> str: ...
+
+    def record(
+        self, tenant: str, user_id_hash: str, erased_at: datetime, receipt_id: str
+    ) -> Tombstone: ...
+
+    def is_erased(self, tenant: str, user_id: str) -> bool: ...
+
+    def find(self, tenant: str, user_id: str) -> Tombstone | None: ...

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import BigInteger, DateTime
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def to_utc(value: datetime) -> datetime:
@@ -17,23 +20,43 @@ def to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def to_micros(value: datetime) -> int:
+    """Microseconds since the Unix epoch (the SQLite storage form of a timestamp)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always returned tz-aware.
 
-    PostgreSQL keeps it as ``timestamptz``; SQLite as naive UTC ISO text, which sorts and compares
-    correctly because every value is normalised to UTC before it is bound.
+    PostgreSQL keeps it as ``timestamptz``. SQLite keeps integer microseconds since the epoch:
+    exact, compact in indexes and fast to compare (read them with
+    ``datetime(col / 1e6, 'unixepoch')``).
     """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | int | None:
         if value is None:
             return None
-        value = to_utc(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if dialect.name == "sqlite":
+            return to_micros(value)
+        return to_utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, int):
+            return from_micros(value)
         return to_utc(value)

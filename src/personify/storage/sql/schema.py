@@ -62,10 +62,12 @@ Index(
 )
 for _name in ("user_id", "anonymous_id", "item_id", "recommendation_id", "order_id"):
     _col = events.c[_name]
+    _by_time = (events.c.timestamp,) if _name in ("user_id", "anonymous_id") else ()
     Index(
         f"ix_personify_events_tenant_{_name}",
         events.c.tenant,
         _col,
+        *_by_time,
         sqlite_where=_col.is_not(None),
         postgresql_where=_col.is_not(None),
     )

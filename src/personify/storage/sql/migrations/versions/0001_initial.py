@@ -23,6 +23,8 @@ NAME = sa.String(64)
 SHORT = sa.String(512)
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 NULLABLE_EVENT_COLUMNS = ("user_id", "anonymous_id", "item_id", "recommendation_id", "order_id")
+TIMED = ("user_id", "anonymous_id")
+"""Indexed with the timestamp too: a person's events are read newest first."""
 
 
 def upgrade() -> None:
@@ -57,7 +59,7 @@ def upgrade() -> None:
         op.create_index(
             f"ix_personify_events_tenant_{name}",
             "personify_events",
-            ["tenant", name],
+            ["tenant", name, "timestamp"] if name in TIMED else ["tenant", name],
             sqlite_where=where,
             postgresql_where=where,
         )

@@ -1,0 +1,90 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the stores, the ingestor, settings, and the
+authenticated key of each scope. Routers import these and nothing from ``app.state`` directly."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPBearer
+
+from personify.api.auth import Authenticator, require_scope, secret_from_headers
+from personify.api.erasure_check import CachedErasureCheck
+from personify.domain.keys import ApiKey, Scope
+from personify.ingestion import EventIngestor
+from personify.settings import Settings
+from personify.storage.registry import Stores
+
+# Declared for the OpenAPI document (the "Authorize" button); the secret itself is read below
+# so that every failure gets Personify's JSON error shape.
+_bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer <api key>")
+_header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: <key>")
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_stores(request: Request) -> Stores:
+    stores: Stores = request.app.state.stores
+    return stores
+
+
+async def get_ingestor(request: Request) -> EventIngestor:
+    ingestor: EventIngestor = request.app.state.ingestor
+    return ingestor
+
+
+async def get_erasure_check(request: Request) -> CachedErasureCheck:
+    check: CachedErasureCheck = request.app.state.erasure_check
+    return check
+
+
+async def _documented(
+    _bearer: Annotated[object, Depends(_bearer_scheme)],
+    _header: Annotated[object, Depends(_header_scheme)],
+) -> None:
+    """Only makes the security schemes appear in OpenAPI."""
+
+
+def authenticated_key(request: Request, _: Annotated[None, Depends(_documented)]) -> ApiKey:
+    """The key presented by ``Authorization: Bearer`` or ``X-API-Key`` (401 if none / unknown)."""
+    secret = secret_from_headers(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    )
+    auth: Authenticator = request.app.state.authenticator
+    return auth.authenticate(secret)
+
+
+def segment_key(request: Request) -> ApiKey:
+    """The key of a Segment-style call: Basic auth with the write key as user name, or Bearer;
+    it must carry the ``ingest`` scope."""
+    secret = secret_from_headers(
+        request.headers.get("authorization"), request.headers.get("x-api-key"), allow_basic=True
+    )
+    auth: Authenticator = request.app.state.authenticator
+    return require_scope(auth.authenticate(secret), Scope.INGEST)
+
+
+async def _ingest(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
+    return require_scope(key, Scope.INGEST)
+
+
+async def _serve(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
+    return require_scope(key, Scope.SERVE)
+
+
+async def _admin(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
+    return require_scope(key, Scope.ADMIN)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoresDep = Annotated[Stores, Depends(get_stores)]
+IngestorDep = Annotated[EventIngestor, Depends(get_ingestor)]
+ErasureCheckDep = Annotated[CachedErasureCheck, Depends(get_erasure_check)]
+IngestKey = Annotated[ApiKey, Depends(_ingest)]
+"""A key with the ``ingest`` scope (or admin); its ``tenant`` is the request's tenant."""
+ServeKey = Annotated[ApiKey, Depends(_serve)]
+AdminKey = Annotated[ApiKey, Depends(_admin)]
+SegmentKey = Annotated[ApiKey, Depends(segment_key)]

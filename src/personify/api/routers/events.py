@@ -1,0 +1,98 @@
+"""``/v1/events``: ingest one event or a batch (``ingest`` scope); list a user's events (admin).
+
+The batch body is parsed here with orjson and each event is validated on its own, so one bad
+event is reported by index and never fails the good ones beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from personify.api.bodies import read_json
+from personify.api.deps import AdminKey, IngestKey, IngestorDep, SettingsDep, StoresDep
+from personify.api.openapi import documented_body
+from personify.api.responses import JSONBody
+from personify.api.routers._bulk import records_of
+from personify.api.schemas.common import BatchResultOut
+from personify.api.schemas.events import EventAck, EventList
+from personify.domain import limits
+from personify.domain._fields import Identifier, Name
+from personify.domain.errors import Erased, InvalidInput, LimitExceeded, PersonifyError
+from personify.domain.events import Event
+from personify.ingestion import Rejection
+
+router = APIRouter(tags=["events"])
+
+
+def _server_fields_dropped(raws: list[Any]) -> list[Any]:
+    """``received_at`` is the server's receive time: a client cannot set it."""
+    for raw in raws:
+        if isinstance(raw, dict):
+            raw.pop("received_at", None)
+    return raws
+
+
+def _error_of(rejection: Rejection) -> PersonifyError:
+    kinds: dict[str, type[PersonifyError]] = {"erased": Erased, "limit_exceeded": LimitExceeded}
+    cls = kinds.get(rejection.code, InvalidInput)
+    return cls(rejection.message, field=rejection.field, accepted=rejection.accepted)
+
+
+@router.post(
+    "/v1/events",
+    response_model=EventAck,
+    summary="Ingest one event (a duplicate event id is acknowledged, not stored twice)",
+    openapi_extra=documented_body(Event, many=False),
+)
+async def post_event(
+    request: Request, key: IngestKey, ingestor: IngestorDep, settings: SettingsDep
+) -> EventAck:
+    body = await read_json(request, max_bytes=settings.max_request_bytes)
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be one event object", field="body",
+                           accepted="a JSON object with the documented event fields")
+    result = await run_in_threadpool(ingestor.ingest, key.tenant, _server_fields_dropped([body]))
+    if result.rejected:
+        raise _error_of(result.rejected[0])
+    if result.stored:
+        return EventAck(event_id=result.stored[0], status="stored")
+    return EventAck(event_id=result.duplicates[0], status="duplicate")
+
+
+@router.post(
+    "/v1/events/batch",
+    response_model=BatchResultOut,
+    responses={207: {"model": BatchResultOut, "description": "some events were rejected"}},
+    summary=f"Ingest up to {limits.MAX_BATCH_EVENTS} events; bad events are reported by index",
+    openapi_extra=documented_body(Event, many=True, key="events"),
+)
+async def post_events(
+    request: Request, key: IngestKey, ingestor: IngestorDep, settings: SettingsDep
+) -> Response:
+    body = await read_json(request, max_bytes=settings.max_request_bytes)
+    raws = records_of(body, key="events", limit=limits.MAX_BATCH_EVENTS)
+    result = await run_in_threadpool(ingestor.ingest, key.tenant, _server_fields_dropped(raws))
+    return JSONBody(result.to_dict(), status_code=207 if result.rejected else 200)
+
+
+@router.get(
+    "/v1/users/{user_id}/events",
+    response_model=EventList,
+    tags=["users"],
+    summary="A user's events (and those of their linked anonymous ids), newest first",
+)
+def user_events(
+    user_id: Identifier,
+    key: AdminKey,
+    stores: StoresDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    before: datetime | None = None,
+    types: Annotated[list[Name] | None, Query(alias="type")] = None,
+) -> EventList:
+    events = stores.events.for_user(key.tenant, user_id, limit=limit, before=before, types=types)
+    return EventList(events=events)

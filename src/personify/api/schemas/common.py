@@ -1,0 +1,47 @@
+"""Shapes shared by several resources: per-record rejections and batch / bulk outcomes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from personify.ingestion import Rejection
+
+
+class RejectionOut(BaseModel):
+    """One rejected record: its position in the request, the field, why, and what is accepted."""
+
+    index: int
+    code: str
+    field: str | None = None
+    message: str
+    accepted: str | None = None
+    id: str | None = Field(default=None, description="the record's id, when it had one")
+
+    @classmethod
+    def of(cls, rejection: Rejection) -> RejectionOut:
+        return cls(**rejection.to_dict())
+
+
+class BatchResultOut(BaseModel):
+    """Outcome of an event batch: ``accepted = stored + duplicates``; duplicates were already
+    stored (a retry) and are acknowledged, not stored twice."""
+
+    accepted: int
+    stored: int
+    duplicates: int
+    rejected: list[RejectionOut] = Field(default_factory=list)
+
+
+class BulkResultOut(BaseModel):
+    """Outcome of a bulk upsert of users or items."""
+
+    accepted: int
+    ids: list[str] = Field(default_factory=list, description="ids upserted, in request order")
+    rejected: list[RejectionOut] = Field(default_factory=list)
+
+
+class Page(BaseModel):
+    """Paging parameters echoed back with a listing."""
+
+    limit: int
+    offset: int

@@ -1,0 +1,114 @@
+"""Where imported batches go: events through the ingestion service (validation, idempotent
+append), users and items validated one by one and upserted. Each sink turns the per-record
+rejections of a batch back into row errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from personify.domain.events import EventTypes
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.ingestion import EventIngestor, Rejection, validate_each
+from personify.jobs.import_report import RowError
+from personify.storage.ports import CatalogStore, EventStore, UserStore
+
+
+class ImportStores(Protocol):
+    """The stores an import writes to (``personify.storage.registry.Stores`` has them)."""
+
+    @property
+    def events(self) -> EventStore: ...
+
+    @property
+    def users(self) -> UserStore: ...
+
+    @property
+    def catalog(self) -> CatalogStore: ...
+
+
+def default_ingestor(stores: Any, custom_event_types: Iterable[str] = ()) -> EventIngestor:
+    """The ingestion service over ``stores.events``, refusing erased users when the stores have
+    an erasure log."""
+    erasures = getattr(stores, "erasures", None)
+    is_erased: Callable[[str, str], bool] | None = (
+        erasures.is_erased if erasures is not None else None
+    )
+    return EventIngestor(
+        stores.events, event_types=EventTypes(custom_event_types), is_erased=is_erased
+    )
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did: counts and the row errors to log."""
+
+    stored: int
+    duplicates: int
+    errors: list[RowError]
+
+
+def _row_error(rejection: Rejection, rows: Sequence[int]) -> RowError:
+    return RowError(
+        row=rows[rejection.index],
+        field=rejection.field,
+        code=rejection.code,
+        reason=rejection.message,
+        accepted=rejection.accepted,
+        id=rejection.id,
+    )
+
+
+class Sink(Protocol):
+    def write(self, raws: Sequence[Any], rows: Sequence[int]) -> BatchOutcome:
+        """Store a batch of raw records; ``rows[i]`` is the source row of ``raws[i]``."""
+        ...
+
+
+class EventSink:
+    """Events through :class:`EventIngestor`: a duplicate id is acknowledged, never stored twice."""
+
+    def __init__(self, ingestor: EventIngestor, tenant: str) -> None:
+        self.ingestor, self.tenant = ingestor, tenant
+
+    def write(self, raws: Sequence[Any], rows: Sequence[int]) -> BatchOutcome:
+        result = self.ingestor.ingest(self.tenant, raws)
+        errors = [_row_error(r, rows) for r in result.rejected]
+        return BatchOutcome(len(result.stored), len(result.duplicates), errors)
+
+
+class RecordSink:
+    """Users or items: validated one by one, then upserted (so a re-run overwrites, never
+    duplicates). A repeated id inside one batch keeps its last row."""
+
+    def __init__(
+        self,
+        model: type[BaseModel],
+        upsert: Callable[[str, Sequence[Any]], object],
+        id_field: str,
+        tenant: str,
+    ) -> None:
+        self.model, self.upsert, self.id_field, self.tenant = model, upsert, id_field, tenant
+
+    def write(self, raws: Sequence[Any], rows: Sequence[int]) -> BatchOutcome:
+        valid, rejected = validate_each(self.model, raws, id_field=self.id_field, max_bytes=None)
+        latest: dict[str, BaseModel] = {}
+        for _, record in valid:
+            latest[getattr(record, self.id_field)] = record
+        if latest:
+            self.upsert(self.tenant, list(latest.values()))
+        errors = [_row_error(r, rows) for r in rejected]
+        return BatchOutcome(len(latest), len(valid) - len(latest), errors)
+
+
+def sink_for(kind: str, stores: ImportStores, ingestor: EventIngestor, tenant: str) -> Sink:
+    """The sink that stores records of ``kind``."""
+    if kind == "events":
+        return EventSink(ingestor, tenant)
+    if kind == "users":
+        return RecordSink(User, stores.users.upsert, "user_id", tenant)
+    return RecordSink(Item, stores.catalog.upsert, "item_id", tenant)

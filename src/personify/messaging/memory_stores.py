@@ -1,0 +1,208 @@
+"""In-process adapters of the messaging ports, for tests and single-process development."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from personify.messaging.records import (
+    DeliveryStatus,
+    InboxEntry,
+    JourneyRun,
+    OutboxMessage,
+    RunStatus,
+    TrackedLink,
+)
+
+
+class MemoryOutboxStore:
+    """Outbox in a dict; claims are atomic under one lock."""
+
+    def __init__(self) -> None:
+        self._messages: dict[str, OutboxMessage] = {}
+        self._by_key: dict[tuple[str, str], str] = {}
+        self._links: dict[tuple[str, str], TrackedLink] = {}
+        self._lock = threading.Lock()
+
+    def enqueue(self, message: OutboxMessage) -> tuple[OutboxMessage, bool]:
+        with self._lock:
+            existing = self._by_key.get((message.tenant, message.dedup_key))
+            if existing is not None:
+                return copy.deepcopy(self._messages[existing]), False
+            self._messages[message.message_id] = copy.deepcopy(message)
+            self._by_key[(message.tenant, message.dedup_key)] = message.message_id
+            return copy.deepcopy(message), True
+
+    def claim(
+        self, worker: str, now: datetime, *, limit: int, lease: timedelta
+    ) -> list[OutboxMessage]:
+        claimed: list[OutboxMessage] = []
+        with self._lock:
+            due = sorted(
+                (m for m in self._messages.values() if _is_due(m, now)),
+                key=lambda m: (m.not_before or now, m.message_id),
+            )
+            for message in due[:limit]:
+                message.in_doubt = message.status == DeliveryStatus.SENDING
+                message.status = DeliveryStatus.SENDING
+                message.lease_until = now + lease
+                message.claim_token = f"{worker}:{uuid.uuid4().hex}"
+                message.attempts += 1
+                claimed.append(copy.deepcopy(message))
+        return claimed
+
+    def mark(
+        self,
+        message_id: str,
+        claim_token: str,
+        status: DeliveryStatus,
+        now: datetime,
+        *,
+        not_before: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        with self._lock:
+            message = self._messages.get(message_id)
+            if message is None or message.claim_token != claim_token:
+                return False
+            message.status = status
+            message.lease_until = None
+            message.claim_token = None
+            message.last_error = error
+            if status == DeliveryStatus.SENT:
+                message.sent_at = now
+            if not_before is not None:
+                message.not_before = not_before
+            return True
+
+    def get(self, message_id: str) -> OutboxMessage | None:
+        with self._lock:
+            message = self._messages.get(message_id)
+            return copy.deepcopy(message) if message else None
+
+    def count_sent(
+        self, tenant: str, user_id: str, channel: str, since: datetime, until: datetime
+    ) -> int:
+        with self._lock:
+            return sum(
+                1
+                for m in self._messages.values()
+                if m.tenant == tenant
+                and m.user_id == user_id
+                and m.channel == channel
+                and not m.transactional
+                and m.status == DeliveryStatus.SENT
+                and m.sent_at is not None
+                and since <= m.sent_at < until
+            )
+
+    def counts(self, tenant: str | None = None) -> dict[str, int]:
+        with self._lock:
+            return dict(
+                Counter(
+                    str(m.status)
+                    for m in self._messages.values()
+                    if tenant is None or m.tenant == tenant
+                )
+            )
+
+    def save_links(self, message_id: str, links: dict[str, TrackedLink]) -> None:
+        with self._lock:
+            for link_id, link in links.items():
+                self._links[(message_id, link_id)] = link
+
+    def get_link(self, message_id: str, link_id: str) -> TrackedLink | None:
+        with self._lock:
+            return self._links.get((message_id, link_id))
+
+
+def _is_due(message: OutboxMessage, now: datetime) -> bool:
+    if message.status in (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED):
+        return message.not_before is None or message.not_before <= now
+    if message.status == DeliveryStatus.SENDING:
+        return message.lease_until is not None and message.lease_until <= now
+    return False
+
+
+class MemorySuppressionStore:
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str], tuple[datetime, str]] = {}
+
+    def suppress(self, tenant: str, user_id: str, channel: str, now: datetime, reason: str) -> None:
+        self._entries[(tenant, user_id, channel)] = (now, reason)
+
+    def is_suppressed(self, tenant: str, user_id: str, channel: str) -> bool:
+        return (tenant, user_id, channel) in self._entries or (tenant, user_id, "*") in self._entries
+
+    def lift(self, tenant: str, user_id: str, channel: str) -> bool:
+        return self._entries.pop((tenant, user_id, channel), None) is not None
+
+
+class MemoryInboxStore:
+    def __init__(self) -> None:
+        self._entries: dict[str, InboxEntry] = {}
+
+    def add(self, entry: InboxEntry) -> InboxEntry:
+        self._entries.setdefault(entry.entry_id, copy.deepcopy(entry))
+        return copy.deepcopy(self._entries[entry.entry_id])
+
+    def list(
+        self, tenant: str, user_id: str, *, unread_only: bool = False, limit: int = 50
+    ) -> list[InboxEntry]:
+        rows = [
+            e
+            for e in self._entries.values()
+            if e.tenant == tenant and e.user_id == user_id and not (unread_only and e.read_at)
+        ]
+        rows.sort(key=lambda e: (e.created_at or datetime.min, e.entry_id), reverse=True)
+        return [copy.deepcopy(e) for e in rows[:limit]]
+
+    def mark_read(self, tenant: str, user_id: str, entry_ids: Sequence[str], now: datetime) -> int:
+        changed = 0
+        for entry_id in entry_ids:
+            entry = self._entries.get(entry_id)
+            if entry and entry.tenant == tenant and entry.user_id == user_id and not entry.read_at:
+                entry.read_at = now
+                changed += 1
+        return changed
+
+
+class MemoryJourneyStateStore:
+    def __init__(self) -> None:
+        self._runs: dict[str, JourneyRun] = {}
+
+    def save(self, run: JourneyRun) -> None:
+        self._runs[run.run_id] = copy.deepcopy(run)
+
+    def active(self, tenant: str, user_id: str) -> list[JourneyRun]:
+        return [
+            copy.deepcopy(r)
+            for r in self._runs.values()
+            if r.tenant == tenant and r.user_id == user_id and r.status == RunStatus.ACTIVE
+        ]
+
+    def latest(self, tenant: str, journey: str, user_id: str) -> JourneyRun | None:
+        runs = [
+            r
+            for r in self._runs.values()
+            if r.tenant == tenant and r.journey == journey and r.user_id == user_id
+        ]
+        if not runs:
+            return None
+        return copy.deepcopy(max(runs, key=lambda r: (r.entered_at, r.run_id)))
+
+    def due(self, tenant: str, now: datetime, *, limit: int = 1000) -> list[JourneyRun]:
+        runs = [
+            r
+            for r in self._runs.values()
+            if r.tenant == tenant
+            and r.status == RunStatus.ACTIVE
+            and r.wake_at is not None
+            and r.wake_at <= now
+        ]
+        runs.sort(key=lambda r: (r.wake_at or now, r.run_id))
+        return [copy.deepcopy(r) for r in runs[:limit]]

@@ -1,0 +1,81 @@
+"""An in-memory snapshot of one tenant's catalogue for request-time filtering and explanations.
+
+Loaded from the CatalogStore at start and kept current by ``upsert`` / ``remove`` calls made when
+items change, so filters never hit the database per candidate.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from personify.domain.items import Item
+
+
+class CatalogSnapshot:
+    """Thread-safe map of item id -> Item with a few secondary views."""
+
+    def __init__(self, items: Iterable[Item] = ()) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, Item] = {}
+        self._by_author: dict[str, set[str]] = {}
+        self._by_label: dict[str, set[str]] = {}
+        self.upsert(items)
+
+    def upsert(self, items: Iterable[Item]) -> None:
+        with self._lock:
+            for item in items:
+                old = self._items.get(item.item_id)
+                if old is not None and old.author_id:
+                    self._by_author.get(old.author_id, set()).discard(item.item_id)
+                if old is not None:
+                    for label in _labels(old):
+                        self._by_label.get(label, set()).discard(item.item_id)
+                for label in _labels(item):
+                    self._by_label.setdefault(label, set()).add(item.item_id)
+                self._items[item.item_id] = item
+                if item.author_id:
+                    self._by_author.setdefault(item.author_id, set()).add(item.item_id)
+
+    def remove(self, item_id: str) -> None:
+        with self._lock:
+            old = self._items.pop(item_id, None)
+            for label in _labels(old) if old is not None else ():
+                self._by_label.get(label, set()).discard(item_id)
+            if old is not None and old.author_id:
+                self._by_author.get(old.author_id, set()).discard(item_id)
+
+    def get(self, item_id: str) -> Item | None:
+        return self._items.get(item_id)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def authored_by(self, user_id: str) -> set[str]:
+        return set(self._by_author.get(user_id, ()))
+
+    def with_label(self, label: str) -> list[str]:
+        """Visible items with this category or tag (case-insensitive)."""
+        return [i for i in self._by_label.get(label.lower(), ()) if not self._items[i].hidden]
+
+    def ids(self) -> list[str]:
+        return list(self._items)
+
+    def newest(self, n: int, *, now: datetime | None = None) -> list[Item]:
+        """Up to ``n`` visible items ordered by ``created_at``, newest first."""
+        now = now or datetime.now(UTC)
+        dated = [
+            i
+            for i in self._items.values()
+            if i.created_at is not None and i.created_at <= now and not i.hidden
+        ]
+        dated.sort(key=lambda i: i.created_at or now, reverse=True)
+        return dated[:n]
+
+
+def _labels(item: Item) -> set[str]:
+    return {c.lower() for c in item.categories} | {t.lower() for t in item.tags}

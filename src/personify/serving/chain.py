@@ -1,0 +1,360 @@
+"""The online recommendation chain: candidates -> filters and rules -> ranking -> diversity ->
+explanations -> impression log. One ``Recommender service`` per process, shared by every request."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from personify.domain.errors import InvalidInput, Unavailable
+from personify.domain.events import Event
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
+from personify.serving.catalog import CatalogSnapshot
+from personify.serving.diversity import diversify
+from personify.serving.explanations import Reason, explain
+from personify.serving.filters import apply_boosts, passes_filters
+from personify.serving.request import RecommendationRequest
+from personify.serving.sources import (
+    BUILTIN_SOURCES,
+    DEFAULT_SOURCE_ORDER,
+    CandidateSource,
+    RequestScope,
+)
+from personify.storage.online.port import OnlineState, UserState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecommendedItem:
+    item_id: str
+    score: float
+    source: str
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    explanation: str = ""
+    item: Item | None = None
+
+
+@dataclass
+class RecommendationResult:
+    recommendation_id: str
+    items: list[RecommendedItem]
+    personalized: bool
+    model_version: str | None
+    sources: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Candidate:
+    item_id: str
+    scores: dict[str, float] = field(default_factory=dict)
+    reasons: list[Reason] = field(default_factory=list)
+    final: float = 0.0
+
+
+class RecommendationService:
+    """Serves recommendations for one or more tenants from a model bundle per tenant, the online
+    state and an in-memory catalogue snapshot.
+
+    ``bundles(tenant)`` returns the current bundle (or None before the first training);
+    ``catalogs(tenant)`` the catalogue snapshot; ``users(tenant, user_id)`` the profile;
+    ``personalization_allowed(tenant, user_id)`` the consent decision (default: allowed);
+    ``log_impression(tenant, event)`` records what was shown.
+    """
+
+    def __init__(
+        self,
+        *,
+        bundles: Callable[[str], ModelBundle | None],
+        catalogs: Callable[[str], CatalogSnapshot],
+        state: OnlineState | None,
+        users: Callable[[str, str], User | None] = lambda tenant, user_id: None,
+        personalization_allowed: Callable[[str, str], bool] = lambda tenant, user_id: True,
+        muted: Callable[[str, str], set[str]] = lambda tenant, user_id: set(),
+        log_impression: Callable[[str, Event], None] | None = None,
+        sources: dict[str, CandidateSource] | None = None,
+        source_order: Sequence[str] = DEFAULT_SOURCE_ORDER,
+        candidates_per_source: int = 100,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.bundles = bundles
+        self.catalogs = catalogs
+        self.state = state
+        self.users = users
+        self.personalization_allowed = personalization_allowed
+        self.muted = muted
+        self.log_impression = log_impression
+        self.sources = dict(sources or BUILTIN_SOURCES)
+        self.source_order = list(source_order)
+        self.candidates_per_source = candidates_per_source
+        self.clock = clock
+
+    def recommend(self, tenant: str, request: RecommendationRequest) -> RecommendationResult:
+        now = self.clock()
+        catalog = self.catalogs(tenant)
+        bundle = self.bundles(tenant)
+        warnings: list[str] = []
+        subject = request.subject
+        personalized = subject is not None and (
+            request.user_id is None or self.personalization_allowed(tenant, request.user_id)
+        )
+        user = self.users(tenant, request.user_id) if personalized and request.user_id else None
+        if user is not None and user.restricted:
+            personalized, user = False, None
+            warnings.append("processing of this user is restricted: results are not personalized")
+        elif subject is not None and not personalized:
+            warnings.append("no personalization consent: results are not personalized")
+        user_state = self._user_state(tenant, subject, now, warnings) if personalized else None
+        if bundle is None:
+            warnings.append("no trained model yet: using live popularity and content")
+        scope = RequestScope(
+            tenant,
+            request,
+            subject,
+            user,
+            user_state,
+            bundle,
+            self.state,
+            catalog,
+            now,
+            personalized,
+            warnings,
+        )
+
+        order = request.sources or self.source_order
+        unknown = [s for s in order if s not in self.sources]
+        if unknown:
+            raise InvalidInput(
+                f"unknown recommendation source {unknown[0]!r}",
+                field="sources",
+                accepted=", ".join(sorted(self.sources)),
+            )
+        weights = dict(DEFAULT_SOURCE_WEIGHTS)
+        if bundle is not None:
+            weights.update(bundle.source_weights)
+
+        excluded = (
+            self._excluded(tenant, request, user_state, catalog, now)
+            if personalized
+            else (set(request.exclude.items))
+        )
+        pool: dict[str, _Candidate] = {}
+        want = max(request.n * 3, 30)
+        used: list[str] = []
+        restrict = set(request.filters.item_ids) if request.filters.item_ids is not None else None
+        for name in order:
+            source = self.sources[name]
+            if source.personal and not personalized:
+                continue
+            try:
+                found = source.candidates(scope, self.candidates_per_source)
+            except Unavailable as exc:
+                warnings.append(f"source {name} unavailable: {exc.message}")
+                continue
+            if not found:
+                continue
+            top = max(abs(s.score) for s in found) or 1.0
+            added = False
+            for scored in found:
+                if scored.item_id in excluded or (
+                    restrict is not None and scored.item_id not in restrict
+                ):
+                    continue
+                item = catalog.get(scored.item_id)
+                if item is None or not passes_filters(
+                    item, request.filters, request.item_types, now
+                ):
+                    continue
+                cand = pool.setdefault(scored.item_id, _Candidate(scored.item_id))
+                cand.scores[name] = max(cand.scores.get(name, 0.0), scored.score / top)
+                cand.reasons.append(scored.reason)
+                added = True
+            if added:
+                used.append(name)
+            if len(pool) >= want * 4 and name not in ("session", "collaborative"):
+                break
+        if restrict is not None:
+            for item_id in restrict - set(pool) - excluded:
+                item = catalog.get(item_id)
+                if item is not None and passes_filters(
+                    item, request.filters, request.item_types, now
+                ):
+                    pool[item_id] = _Candidate(
+                        item_id, {"requested": 0.0}, [Reason("requested_list", "requested", 0.0)]
+                    )
+        ranked = self._rank(pool, weights, catalog, request, bundle, scope)
+        chosen = self._arrange(ranked, catalog, request, excluded, now)
+        if len(chosen) < request.n:
+            warnings.append(f"only {len(chosen)} items satisfy the filters (asked for {request.n})")
+        rec_id = uuid.uuid4().hex
+        items = [self._present(c, catalog, request) for c in chosen]
+        result = RecommendationResult(
+            rec_id, items, personalized, bundle.version if bundle else None, used, warnings
+        )
+        if request.log_impression and self.log_impression is not None and subject is not None:
+            self._log(tenant, request, result, now)
+        return result
+
+    def _user_state(
+        self, tenant: str, subject: str | None, now: datetime, warnings: list[str]
+    ) -> UserState | None:
+        if subject is None or self.state is None:
+            return None
+        try:
+            return self.state.user_state(tenant, subject, now=now)
+        except Unavailable as exc:
+            warnings.append(f"online state unavailable: {exc.message}")
+            return None
+
+    def _excluded(
+        self,
+        tenant: str,
+        request: RecommendationRequest,
+        user_state: UserState | None,
+        catalog: CatalogSnapshot,
+        now: datetime,
+    ) -> set[str]:
+        out = set(request.exclude.items)
+        if request.user_id is not None:
+            out.add(request.user_id)
+            out |= catalog.authored_by(request.user_id)
+            out |= self.muted(tenant, request.user_id)
+        if user_state is not None:
+            window = request.exclude.seen_days
+            if window is not None:
+                cutoff = now - timedelta(days=window)
+                out.update(i for i, t in user_state.seen.items() if t >= cutoff)
+            if request.exclude.bought:
+                out.update(user_state.bought)
+            if request.exclude.disliked:
+                out.update(user_state.disliked)
+        return out
+
+    def _rank(
+        self,
+        pool: dict[str, _Candidate],
+        weights: dict[str, float],
+        catalog: CatalogSnapshot,
+        request: RecommendationRequest,
+        bundle: ModelBundle | None,
+        scope: RequestScope,
+    ) -> list[_Candidate]:
+        candidates = list(pool.values())
+        ranker = bundle.ranker if bundle is not None else None
+        if ranker is not None and candidates:
+            scores = ranker.score(scope, [(c.item_id, c.scores) for c in candidates])
+            for cand, s in zip(candidates, scores, strict=True):
+                cand.final = float(s)
+        else:
+            for cand in candidates:
+                cand.final = sum(weights.get(name, 0.1) * s for name, s in cand.scores.items())
+        if request.rules.boosts:
+            for cand in candidates:
+                item = catalog.get(cand.item_id)
+                if item is not None:
+                    cand.final = apply_boosts(item, cand.final, request.rules.boosts)
+        candidates.sort(key=lambda c: (-c.final, c.item_id))
+        return candidates
+
+    def _arrange(
+        self,
+        ranked: list[_Candidate],
+        catalog: CatalogSnapshot,
+        request: RecommendationRequest,
+        excluded: set[str],
+        now: datetime,
+    ) -> list[_Candidate]:
+        n = request.n
+        rules = request.rules
+
+        def usable(item_id: str) -> bool:
+            item = catalog.get(item_id)
+            return (
+                item is not None
+                and item_id not in excluded
+                and passes_filters(item, request.filters, request.item_types, now)
+            )
+
+        pinned = [
+            _Candidate(i, {"pinned": 1.0}, [Reason("pinned", "rules", 10.0)], float("inf"))
+            for i in dict.fromkeys(rules.pinned)
+            if usable(i)
+        ][:n]
+        taken = {c.item_id for c in pinned}
+        promoted_slots = round(rules.promoted_share * (n - len(pinned)))
+        promoted = [
+            _Candidate(i, {"promoted": 1.0}, [Reason("promoted", "rules", 5.0)], 0.0)
+            for i in dict.fromkeys(rules.promoted)
+            if i not in taken and usable(i)
+        ][:promoted_slots]
+        taken |= {c.item_id for c in promoted}
+        rest = [c for c in ranked if c.item_id not in taken]
+
+        def cats(c: _Candidate) -> list[str]:
+            item = catalog.get(c.item_id)
+            return item.categories if item is not None else []
+
+        organic = diversify(
+            rest,
+            n - len(pinned) - len(promoted),
+            score=lambda c: c.final,
+            categories=cats,
+            max_per_category=request.diversity.max_per_category,
+            mmr_lambda=request.diversity.mmr_lambda,
+        )
+        if promoted:
+            # spread promoted items evenly through the organic list
+            step = max(1, (len(organic) + len(promoted)) // len(promoted))
+            for k, cand in enumerate(promoted):
+                organic.insert(min(len(organic), k * step + step - 1), cand)
+        return (pinned + organic)[:n]
+
+    def _present(
+        self, cand: _Candidate, catalog: CatalogSnapshot, request: RecommendationRequest
+    ) -> RecommendedItem:
+        source = max(cand.scores, key=lambda k: cand.scores[k]) if cand.scores else "unknown"
+        reasons, sentence = explain(cand.reasons, request.language) if request.explain else ([], "")
+        if not request.explain and cand.reasons:
+            source = sorted(cand.reasons, key=lambda r: -r.weight)[0].source
+        elif reasons:
+            source = reasons[0]["source"]
+        return RecommendedItem(
+            cand.item_id, round(cand.final, 6), source, reasons, sentence, catalog.get(cand.item_id)
+        )
+
+    def _log(
+        self,
+        tenant: str,
+        request: RecommendationRequest,
+        result: RecommendationResult,
+        now: datetime,
+    ) -> None:
+        if self.log_impression is None or not result.items:
+            return
+        event = Event(
+            event_id=f"imp-{result.recommendation_id}",
+            type="impression",
+            user_id=request.user_id,
+            anonymous_id=request.anonymous_id,
+            item_ids=[i.item_id for i in result.items],
+            timestamp=now,
+            context=request.context,
+            recommendation_id=result.recommendation_id,
+            properties={
+                "sources": [i.source for i in result.items],
+                "explanations": [i.explanation[:500] for i in result.items],
+                "personalized": result.personalized,
+                "model_version": result.model_version or "",
+            },
+        )
+        try:
+            self.log_impression(tenant, event)
+        except Exception:  # logging never fails a response
+            log.exception("could not log impression %s", result.recommendation_id)

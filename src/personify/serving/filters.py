@@ -1,0 +1,107 @@
+"""Request filters and business rules applied to candidates: type, category, price,
+availability, property conditions, exclusions, never the user themself or what they authored,
+boosts and buries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from personify.domain.items import Item
+from personify.serving.request import Boost, Filters, PropertyCondition, RecommendationRequest
+
+
+def item_field(item: Item, name: str) -> Any:
+    """A top-level item field (price, type, title ...) or else a free property."""
+    if name in Item.model_fields and name != "properties":
+        return getattr(item, name)
+    return item.properties.get(name)
+
+
+def matches(item: Item, condition: PropertyCondition) -> bool:
+    """Whether ``item`` satisfies one condition; a missing value never matches (except ``ne``)."""
+    actual = item_field(item, condition.field)
+    expected = condition.value
+    op = condition.op
+    if actual is None:
+        return op == "ne"
+    try:
+        if op == "eq":
+            return bool(actual == expected)
+        if op == "ne":
+            return bool(actual != expected)
+        if op == "in":
+            return isinstance(expected, list) and actual in expected
+        if op == "contains":
+            return isinstance(actual, list) and expected in actual
+        if op == "lt":
+            return bool(actual < expected)
+        if op == "lte":
+            return bool(actual <= expected)
+        if op == "gt":
+            return bool(actual > expected)
+        if op == "gte":
+            return bool(actual >= expected)
+    except TypeError:
+        return False
+    return False
+
+
+def passes_filters(item: Item, filters: Filters, item_types: Iterable[str], now: datetime) -> bool:
+    """Whether one item may be shown under ``filters``."""
+    types = list(item_types)
+    if item.hidden or (types and item.type not in types):
+        return False
+    if filters.available_only and not item.available:
+        return False
+    if item.expires_at is not None and item.expires_at <= now:
+        return False
+    if filters.categories and not set(filters.categories) & set(item.categories):
+        return False
+    if filters.exclude_categories and set(filters.exclude_categories) & set(item.categories):
+        return False
+    if filters.tags and not set(filters.tags) & set(item.tags):
+        return False
+    if filters.price_min is not None and (item.price is None or item.price < filters.price_min):
+        return False
+    if filters.price_max is not None and (item.price is None or item.price > filters.price_max):
+        return False
+    return all(matches(item, c) for c in filters.conditions)
+
+
+def excluded_ids(
+    request: RecommendationRequest,
+    *,
+    seen: dict[str, float],
+    bought: Iterable[str],
+    disliked: Iterable[str],
+    authored: Iterable[str],
+    muted: Iterable[str] = (),
+    now: datetime | None = None,
+) -> set[str]:
+    """Ids never to return: recently seen (within the window), bought, disliked, explicitly
+    excluded, the user's own person item and anything they authored, muted items.
+
+    ``seen`` maps item id -> last interaction time (Unix seconds).
+    """
+    now = now or datetime.now(UTC)
+    out: set[str] = set(request.exclude.items) | set(authored) | set(muted)
+    if request.user_id is not None:
+        out.add(request.user_id)
+    window = request.exclude.seen_days
+    if window is not None:
+        cutoff = now.timestamp() - window * 86_400
+        out.update(i for i, t in seen.items() if t >= cutoff)
+    if request.exclude.bought:
+        out.update(bought)
+    if request.exclude.disliked:
+        out.update(disliked)
+    return out
+
+
+def apply_boosts(item: Item, score: float, boosts: Iterable[Boost]) -> float:
+    for boost in boosts:
+        if matches(item, boost.condition):
+            score = score * boost.factor if score >= 0 else score / boost.factor
+    return score

@@ -1,0 +1,123 @@
+"""What a caller may ask of the recommendation chain: who, how many, which item types, in which
+context, with which filters, rules and diversity, and whether to explain."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from personify.domain._fields import Identifier, Label, Name, PropertyValue
+from personify.domain.events import Context
+
+MAX_RESULTS = 200
+
+
+class PropertyCondition(BaseModel):
+    """``property op value`` on an item's ``properties`` (or a top-level field such as price)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: Name
+    op: Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains"] = "eq"
+    value: PropertyValue
+
+
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[Label] = Field(default_factory=list, max_length=100)
+    exclude_categories: list[Label] = Field(default_factory=list, max_length=100)
+    tags: list[Label] = Field(default_factory=list, max_length=100)
+    price_min: float | None = Field(default=None, ge=0)
+    price_max: float | None = Field(default=None, ge=0)
+    available_only: bool = True
+    conditions: list[PropertyCondition] = Field(default_factory=list, max_length=20)
+    item_ids: list[Identifier] | None = Field(
+        default=None, max_length=1000, description="restrict to these items (re-ranking a list)"
+    )
+
+    @model_validator(mode="after")
+    def _price_range(self) -> Filters:
+        if (
+            self.price_min is not None
+            and self.price_max is not None
+            and self.price_min > self.price_max
+        ):
+            raise ValueError("price_min must not exceed price_max")
+        return self
+
+
+class Exclusions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seen_days: float | None = Field(
+        default=1.0,
+        ge=0,
+        description="exclude items the user interacted with in the last N days; null = never",
+    )
+    bought: bool = True
+    disliked: bool = True
+    items: list[Identifier] = Field(default_factory=list, max_length=1000)
+
+
+class Boost(BaseModel):
+    """Multiply the score of items matching a condition (factor < 1 buries)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    condition: PropertyCondition
+    factor: float = Field(gt=0, le=100)
+
+
+class Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    boosts: list[Boost] = Field(default_factory=list, max_length=20)
+    pinned: list[Identifier] = Field(
+        default_factory=list, max_length=50, description="placed first, in this order"
+    )
+    promoted: list[Identifier] = Field(default_factory=list, max_length=500)
+    promoted_share: float = Field(
+        default=0.0, ge=0, le=1, description="share of slots given to promoted items"
+    )
+
+
+class Diversity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_per_category: int | None = Field(default=None, ge=1)
+    mmr_lambda: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="1 = pure relevance; lower trades relevance for variety",
+    )
+
+
+class RecommendationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
+    n: int = Field(default=10, ge=1, le=MAX_RESULTS)
+    item_types: list[Name] = Field(default_factory=list, max_length=20)
+    context: Context = Field(default_factory=Context)
+    filters: Filters = Field(default_factory=Filters)
+    exclude: Exclusions = Field(default_factory=Exclusions)
+    rules: Rules = Field(default_factory=Rules)
+    diversity: Diversity = Field(default_factory=Diversity)
+    explain: bool = False
+    language: Literal["en", "ru"] = "en"
+    sources: list[Name] | None = Field(
+        default=None, description="override the configured source order for this request"
+    )
+    log_impression: bool = True
+
+    @property
+    def subject(self) -> str | None:
+        if self.user_id is not None:
+            return self.user_id
+        if self.anonymous_id is not None:
+            return f"anon:{self.anonymous_id}"
+        return None

@@ -1,0 +1,292 @@
+"""Named candidate sources. The chain asks them in a configured order; each returns scored
+candidates with a reason. Personal sources are skipped for users without personalization consent,
+and the non-personal ones (trending, new, popular) are the fallbacks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from personify.domain.users import User
+from personify.serving.bundle import ModelBundle
+from personify.serving.catalog import CatalogSnapshot
+from personify.serving.explanations import Reason
+from personify.serving.request import RecommendationRequest
+from personify.storage.online.port import Interaction, OnlineState, UserState
+
+HISTORY_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 1.5,
+    "add_to_cart": 3.0,
+    "like": 3.0,
+    "share": 2.0,
+    "rating": 2.0,
+    "purchase": 4.0,
+}
+"""How much a recent interaction of each type pulls its neighbours (dislikes pull nothing)."""
+HISTORY_HALF_LIFE_S = 3 * 86_400.0
+
+
+@dataclass
+class RequestScope:
+    """Everything a source may read for one request."""
+
+    tenant: str
+    request: RecommendationRequest
+    subject: str | None
+    user: User | None
+    user_state: UserState | None
+    bundle: ModelBundle | None
+    state: OnlineState | None
+    catalog: CatalogSnapshot
+    now: datetime
+    personalized: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scored:
+    item_id: str
+    score: float
+    reason: Reason
+
+
+class CandidateSource(Protocol):
+    name: str
+    personal: bool
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]: ...
+
+
+def _weighted_history(
+    interactions: Sequence[Interaction], now: datetime, limit: int = 50
+) -> tuple[list[str], list[float], dict[str, str]]:
+    weights: dict[str, float] = {}
+    kinds: dict[str, str] = {}
+    for inter in interactions[: limit * 4]:
+        base = HISTORY_WEIGHTS.get(inter.type, 0.0)
+        if base <= 0:
+            continue
+        age = max(0.0, (now - inter.timestamp).total_seconds())
+        weights[inter.item_id] = weights.get(inter.item_id, 0.0) + base * math.exp(
+            -age * math.log(2) / HISTORY_HALF_LIFE_S
+        )
+        if inter.type == "purchase" or inter.item_id not in kinds:
+            kinds[inter.item_id] = inter.type
+        if len(weights) >= limit:
+            break
+    ids = list(weights)
+    return ids, [weights[i] for i in ids], kinds
+
+
+class CollaborativeSource:
+    """Neighbours of the user's recent history in the trained item-item model (fold-in)."""
+
+    name = "collaborative"
+    personal = True
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
+        if scope.bundle is None or scope.user_state is None or not scope.user_state.recent:
+            return []
+        ids, weights, kinds = _weighted_history(scope.user_state.recent, scope.now)
+        if not ids:
+            return []
+        found, scores, best = scope.bundle.history_scores(ids, weights, n)
+        out = []
+        for item_id, score, pos in zip(found, scores, best, strict=True):
+            anchor = ids[int(pos)]
+            title = _title(scope.catalog, anchor)
+            kind = "because_you_bought" if kinds.get(anchor) == "purchase" else "because_you_viewed"
+            out.append(
+                Scored(
+                    item_id,
+                    float(score),
+                    Reason(kind, self.name, float(score), {"item_id": anchor, "title": title}),
+                )
+            )
+        return out
+
+
+class SessionSource:
+    """Items that co-occur (live counters) or are similar (trained model) to the current visit."""
+
+    name = "session"
+    personal = True
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
+        if scope.user_state is None or not scope.user_state.session:
+            return []
+        session = [i.item_id for i in scope.user_state.session[:5]]
+        scores: dict[str, tuple[float, str]] = {}
+        for rank, anchor in enumerate(session):
+            decay = 1.0 / (1 + rank)
+            pairs: list[tuple[str, float]] = []
+            if scope.state is not None:
+                live = scope.state.neighbours(scope.tenant, anchor, n)
+                top = max((s for _, s in live), default=1.0) or 1.0
+                pairs += [(i, s / top) for i, s in live]
+            if scope.bundle is not None:
+                pairs += scope.bundle.similar(anchor, n)
+            for item_id, s in pairs:
+                value = decay * s
+                old = scores.get(item_id)
+                if old is None or value > old[0]:
+                    scores[item_id] = (value + (old[0] if old else 0.0) * 0.5, anchor)
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1][0])[:n]
+        return [
+            Scored(
+                i,
+                s,
+                Reason(
+                    "in_your_session",
+                    self.name,
+                    s,
+                    {"item_id": a, "title": _title(scope.catalog, a)},
+                ),
+            )
+            for i, (s, a) in ranked
+        ]
+
+
+class InterestsSource:
+    """Items whose categories / tags / title match declared interests or the categories of what
+    the user recently engaged with."""
+
+    name = "interests"
+    personal = True
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
+        interests: list[str] = []
+        if scope.user is not None:
+            interests += [s.lower() for s in scope.user.profile.interests]
+        if scope.user_state is not None:
+            counts: dict[str, int] = {}
+            for inter in scope.user_state.recent[:30]:
+                item = scope.catalog.get(inter.item_id)
+                for c in item.categories if item else ():
+                    counts[c.lower()] = counts.get(c.lower(), 0) + 1
+            interests += [c for c, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:3]]
+        interests = list(dict.fromkeys(interests))
+        if not interests:
+            return []
+        out: dict[str, Scored] = {}
+        for rank, interest in enumerate(interests[:8]):
+            ids = scope.catalog.with_label(interest)
+            if not ids:
+                continue
+            pop = _popularity(scope, ids)
+            for item_id, p in sorted(pop.items(), key=lambda kv: -kv[1])[:n]:
+                score = (1.0 / (1 + rank)) * (0.5 + 0.5 * p)
+                if item_id not in out or out[item_id].score < score:
+                    out[item_id] = Scored(
+                        item_id,
+                        score,
+                        Reason("matches_interest", self.name, score, {"interest": interest}),
+                    )
+        return sorted(out.values(), key=lambda s: -s.score)[:n]
+
+
+class TrendingSource:
+    """Live decayed popularity in the request's context (country), else globally."""
+
+    name = "trending"
+    personal = False
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
+        if scope.state is None:
+            return []
+        location = scope.request.context.location
+        out: list[Scored] = []
+        seen: set[str] = set()
+        if location is not None and location.country:
+            segment = f"country:{location.country.strip().upper()}"
+            place = location.city or location.country
+            for item_id, s in scope.state.trending(scope.tenant, n, segment=segment, now=scope.now):
+                out.append(Scored(item_id, s, Reason("popular_in", self.name, s, {"place": place})))
+                seen.add(item_id)
+        for item_id, s in scope.state.trending(scope.tenant, n, now=scope.now):
+            if item_id not in seen:
+                out.append(Scored(item_id, s * 0.5, Reason("trending", self.name, s * 0.5)))
+        return out
+
+
+class NewItemsSource:
+    """The newest items, to explore fresh catalogue entries."""
+
+    name = "new_items"
+    personal = False
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
+        liked: set[str] = set()
+        if scope.personalized and scope.user_state is not None:
+            for inter in scope.user_state.recent[:30]:
+                item = scope.catalog.get(inter.item_id)
+                liked.update(item.categories if item else ())
+        out = []
+        for rank, item in enumerate(scope.catalog.newest(n, now=scope.now)):
+            score = 1.0 / (1 + rank)
+            shared = sorted(set(item.categories) & liked)
+            reason = (
+                Reason("new_in_category", self.name, score, {"category": shared[0]})
+                if shared
+                else Reason("new_item", self.name, score)
+            )
+            out.append(Scored(item.item_id, score, reason))
+        return out
+
+
+class PopularSource:
+    """Trained popularity; the last fallback so that every user gets an answer."""
+
+    name = "popular"
+    personal = False
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
+        pairs = scope.bundle.top_popular(n) if scope.bundle is not None else []
+        if not pairs and scope.state is not None:
+            pairs = scope.state.trending(scope.tenant, n, now=scope.now)
+        if not pairs:
+            pairs = [(i, 1.0 / (1 + r)) for r, i in enumerate(scope.catalog.ids()[:n])]
+        kind = "popular" if scope.personalized else "not_personalized"
+        return [Scored(i, s, Reason(kind, self.name, s)) for i, s in pairs]
+
+
+def _title(catalog: CatalogSnapshot, item_id: str) -> str:
+    item = catalog.get(item_id)
+    return item.title if item is not None and item.title else item_id
+
+
+def _popularity(scope: RequestScope, ids: Sequence[str]) -> dict[str, float]:
+    if scope.bundle is None:
+        return {i: 0.0 for i in ids}
+    idx = scope.bundle.items.indices(list(ids))
+    raw = {
+        i: float(scope.bundle.popularity[j]) if j >= 0 else 0.0
+        for i, j in zip(ids, idx, strict=True)
+    }
+    top = max(raw.values(), default=0.0) or 1.0
+    return {i: v / top for i, v in raw.items()}
+
+
+BUILTIN_SOURCES: dict[str, CandidateSource] = {
+    s.name: s
+    for s in (
+        CollaborativeSource(),
+        SessionSource(),
+        InterestsSource(),
+        TrendingSource(),
+        NewItemsSource(),
+        PopularSource(),
+    )
+}
+DEFAULT_SOURCE_ORDER: tuple[str, ...] = (
+    "session",
+    "collaborative",
+    "interests",
+    "trending",
+    "new_items",
+    "popular",
+)

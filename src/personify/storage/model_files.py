@@ -1,0 +1,123 @@
+"""ModelStore on the file system: versioned model artifacts per tenant, a promoted pointer, and
+rollback. Writes are atomic (temp file + rename), so a reader never sees half an artifact.
+
+Layout: ``<root>/<tenant>/<version>/artifact.pkl`` + ``manifest.json``; ``<root>/<tenant>/PROMOTED``
+holds the current version, ``HISTORY`` the promotions in order (for rollback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+import builtins
+from pathlib import Path
+from typing import Any
+
+from personify.domain.errors import NotFound
+from personify.domain.tenants import validate_tenant_id
+
+
+@dataclass
+class ModelManifest:
+    version: str
+    tenant: str
+    created_at: str
+    kind: str = "bundle"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    events_used: int = 0
+    fit_seconds: float = 0.0
+    promoted: bool = False
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class FileModelStore:
+    """Versioned artifacts for every tenant under one directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, tenant: str) -> Path:
+        return self.root / validate_tenant_id(tenant)
+
+    def save(self, tenant: str, artifact: Any, manifest: ModelManifest) -> ModelManifest:
+        """Store ``artifact`` under a new version directory (not promoted)."""
+        directory = self._dir(tenant) / manifest.version
+        _atomic_write(directory / "artifact.pkl", pickle.dumps(artifact, pickle.HIGHEST_PROTOCOL))
+        _atomic_write(directory / "manifest.json", json.dumps(asdict(manifest), indent=2).encode())
+        return manifest
+
+    def list(self, tenant: str) -> list[ModelManifest]:
+        base = self._dir(tenant)
+        if not base.exists():
+            return []
+        current = self.promoted_version(tenant)
+        out = []
+        for path in sorted(base.glob("*/manifest.json")):
+            data = json.loads(path.read_text())
+            data["promoted"] = data["version"] == current
+            out.append(ModelManifest(**data))
+        out.sort(key=lambda m: m.created_at)
+        return out
+
+    def promoted_version(self, tenant: str) -> str | None:
+        pointer = self._dir(tenant) / "PROMOTED"
+        return pointer.read_text().strip() if pointer.exists() else None
+
+    def promote(self, tenant: str, version: str) -> None:
+        if not (self._dir(tenant) / version / "artifact.pkl").exists():
+            raise NotFound(f"no model version {version!r} for tenant {tenant!r}", field="version")
+        history = self._history(tenant)
+        if not history or history[-1] != version:
+            history.append(version)
+        _atomic_write(self._dir(tenant) / "HISTORY", "\n".join(history).encode())
+        _atomic_write(self._dir(tenant) / "PROMOTED", version.encode())
+
+    def rollback(self, tenant: str) -> str:
+        """Promote the version promoted before the current one; returns it."""
+        history = self._history(tenant)
+        if len(history) < 2:
+            raise NotFound("no earlier promoted version to roll back to", field="version")
+        history.pop()
+        previous = history[-1]
+        _atomic_write(self._dir(tenant) / "HISTORY", "\n".join(history).encode())
+        _atomic_write(self._dir(tenant) / "PROMOTED", previous.encode())
+        return previous
+
+    def load(self, tenant: str, version: str | None = None) -> tuple[ModelManifest, Any]:
+        """The artifact of ``version`` (default: the promoted one)."""
+        version = version or self.promoted_version(tenant)
+        if version is None:
+            raise NotFound(f"no promoted model for tenant {tenant!r}; run `personify train`")
+        directory = self._dir(tenant) / version
+        if not (directory / "artifact.pkl").exists():
+            raise NotFound(f"no model version {version!r} for tenant {tenant!r}", field="version")
+        manifest = ModelManifest(**json.loads((directory / "manifest.json").read_text()))
+        with open(directory / "artifact.pkl", "rb") as fh:
+            return manifest, pickle.load(fh)
+
+    def _history(self, tenant: str) -> builtins.list[str]:
+        path = self._dir(tenant) / "HISTORY"
+        return [v for v in path.read_text().split("\n") if v] if path.exists() else []
+
+
+def new_version() -> str:
+    """A sortable version id: UTC time to the microsecond."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -1,0 +1,122 @@
+"""The hot path of event ingestion: batch inserts on the raw driver, one per dialect.
+
+Both return the ids this call inserted, so duplicates are exactly the ids not returned. The
+batch must already be free of repeated ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from personify.domain.events import Event
+from personify.storage.sql._columns import to_micros
+
+_COLUMNS = (
+    "tenant, event_id, type, user_id, anonymous_id, item_id, timestamp, received_at, "
+    "recommendation_id, order_id, payload"
+)
+_SQLITE_INSERT = f"INSERT INTO personify_events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_SQLITE_LOOKUP_CHUNK = 500
+_POSTGRES_INSERT = f"""
+INSERT INTO personify_events ({_COLUMNS})
+SELECT %s, * FROM unnest(
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+    %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::text[]
+)
+ON CONFLICT (tenant, event_id) DO NOTHING
+RETURNING event_id
+"""
+
+
+def _payload(event: Event, received_at: str) -> str:
+    """The event as JSON, with the store's ``received_at`` when the client sent none.
+
+    Splicing the field into the JSON text avoids copying every model (a third of the cost).
+    """
+    payload = event.model_dump_json(exclude_none=True)
+    if event.received_at is None:
+        payload = f'{payload[:-1]},"received_at":"{received_at}"}}'
+    return payload
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def insert_sqlite(
+    conn: Connection, tenant: str, batch: Sequence[Event], now: datetime
+) -> set[str]:
+    """Look up which ids exist, then ``executemany`` the rest.
+
+    Race-free because the write unit of work began with ``BEGIN IMMEDIATE``: no other writer can
+    commit between the lookup and the insert.
+    """
+    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        ids = [event.event_id for event in batch]
+        existing: set[str] = set()
+        for start in range(0, len(ids), _SQLITE_LOOKUP_CHUNK):
+            chunk = ids[start : start + _SQLITE_LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cursor.execute(
+                "SELECT event_id FROM personify_events "
+                f"WHERE tenant = ? AND event_id IN ({marks})",
+                [tenant, *chunk],
+            )
+            existing.update(row[0] for row in cursor.fetchall())
+        received, now_micros = _iso(now), to_micros(now)
+        rows = [
+            (
+                tenant,
+                event.event_id,
+                event.type,
+                event.user_id,
+                event.anonymous_id,
+                event.item_id,
+                to_micros(event.timestamp),
+                now_micros if event.received_at is None else to_micros(event.received_at),
+                event.recommendation_id,
+                event.order_id,
+                _payload(event, received),
+            )
+            for event in batch
+            if event.event_id not in existing
+        ]
+        cursor.executemany(_SQLITE_INSERT, rows)
+    finally:
+        cursor.close()
+    return {row[1] for row in rows}
+
+
+def insert_postgres(
+    conn: Connection, tenant: str, batch: Sequence[Event], now: datetime
+) -> set[str]:
+    """One ``INSERT ... SELECT unnest(arrays) ON CONFLICT DO NOTHING RETURNING``: one round trip;
+    only the rows this transaction inserted come back, whatever other writers do."""
+    columns: list[list[Any]] = [[] for _ in range(10)]
+    received = _iso(now)
+    for event in batch:
+        values = (
+            event.event_id,
+            event.type,
+            event.user_id,
+            event.anonymous_id,
+            event.item_id,
+            event.timestamp,
+            now if event.received_at is None else event.received_at,
+            event.recommendation_id,
+            event.order_id,
+            _payload(event, received),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_POSTGRES_INSERT, [tenant, *columns])
+        return {row[0] for row in cursor.fetchall()}
+    finally:
+        cursor.close()
