@@ -13,7 +13,9 @@ _REF = "#/components/schemas/{model}"
 _EXTRA_MODELS: dict[str, type[BaseModel]] = {}
 
 
-def documented_body(model: type[BaseModel], *, many: bool, key: str | None = None) -> dict[str, Any]:
+def documented_body(
+    model: type[BaseModel], *, many: bool, key: str | None = None
+) -> dict[str, Any]:
     """``openapi_extra`` declaring a JSON body of ``model`` (or an array of them, optionally also
     accepted wrapped as ``{key: [...]}``)."""
     _EXTRA_MODELS[model.__name__] = model

@@ -36,6 +36,7 @@ class FieldType(Enum):
     """How a source value is coerced before the domain model validates it."""
 
     STR = "str"
+    INTEGER = "integer"
     NUMBER = "number"
     BOOL = "bool"
     DATETIME = "datetime"
@@ -70,7 +71,9 @@ def _field_type(annotation: Any) -> FieldType:
         return FieldType.OBJECT
     if base is bool:
         return FieldType.BOOL
-    if base in (int, float):
+    if base is int:
+        return FieldType.INTEGER
+    if base is float:
         return FieldType.NUMBER
     if base is datetime:
         return FieldType.DATETIME

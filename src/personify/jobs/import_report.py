@@ -93,7 +93,7 @@ class ErrorLog:
             if self.path.suffix.lower() == ".gz":
                 raw = io.TextIOWrapper(gzip.open(self.path, "wb"), encoding="utf-8", newline="")
             else:
-                raw = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                raw = open(self.path, "w", encoding="utf-8", newline="")
             self._fh = raw
             if ".csv" in [s.lower() for s in self.path.suffixes]:
                 self._csv = csv.writer(raw, lineterminator="\n")

@@ -40,7 +40,7 @@ def infer_format(path: str | Path, explicit: str | None = None) -> Format:
         if explicit not in FORMATS:
             raise InvalidInput(f"unknown file format {explicit!r}", field="format",
                                accepted=", ".join(FORMATS))
-        return explicit  # type: ignore[return-value]
+        return explicit
     suffixes = [s.lower() for s in Path(path).suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes.pop()
@@ -241,7 +241,7 @@ class RecordWriter:
                 gzip.open(self.path, "wb"), encoding="utf-8", newline=""
             )
         else:
-            self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._fh = open(self.path, "w", encoding="utf-8", newline="")
         if self.format == "csv":
             self._csv = csv.writer(self._fh, lineterminator="\n")
             self._csv.writerow(self.columns)

@@ -47,13 +47,22 @@ class MemoryOutboxStore:
                 key=lambda m: (m.not_before or now, m.message_id),
             )
             for message in due[:limit]:
-                message.in_doubt = message.status == DeliveryStatus.SENDING
+                if message.status == DeliveryStatus.SENDING:
+                    message.in_doubt = message.in_doubt or message.send_started
+                message.send_started = False
                 message.status = DeliveryStatus.SENDING
                 message.lease_until = now + lease
                 message.claim_token = f"{worker}:{uuid.uuid4().hex}"
-                message.attempts += 1
                 claimed.append(copy.deepcopy(message))
         return claimed
+
+    def begin_send(self, message_id: str, claim_token: str) -> bool:
+        with self._lock:
+            message = self._messages.get(message_id)
+            if message is None or message.claim_token != claim_token:
+                return False
+            message.send_started = True
+            return True
 
     def mark(
         self,
@@ -64,6 +73,7 @@ class MemoryOutboxStore:
         *,
         not_before: datetime | None = None,
         error: str | None = None,
+        attempts: int | None = None,
     ) -> bool:
         with self._lock:
             message = self._messages.get(message_id)
@@ -73,6 +83,9 @@ class MemoryOutboxStore:
             message.lease_until = None
             message.claim_token = None
             message.last_error = error
+            message.send_started = False
+            if attempts is not None:
+                message.attempts = attempts
             if status == DeliveryStatus.SENT:
                 message.sent_at = now
             if not_before is not None:

@@ -32,7 +32,11 @@ class OutboxStore(Protocol):
         self, worker: str, now: datetime, *, limit: int, lease: timedelta
     ) -> list[OutboxMessage]:
         """Atomically lease up to ``limit`` due messages: queued / deferred with ``not_before <= now``,
-        or ``sending`` whose lease expired (those come back with ``in_doubt=True``)."""
+        or ``sending`` whose lease expired (``in_doubt=True`` when their send had started)."""
+        ...
+
+    def begin_send(self, message_id: str, claim_token: str) -> bool:
+        """Durably note that the channel is about to be called ("mark before")."""
         ...
 
     def mark(
@@ -44,6 +48,7 @@ class OutboxStore(Protocol):
         *,
         not_before: datetime | None = None,
         error: str | None = None,
+        attempts: int | None = None,
     ) -> bool:
         """Record an outcome if ``claim_token`` still holds the lease; False when fenced off."""
         ...

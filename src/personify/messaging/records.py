@@ -27,7 +27,9 @@ class OutboxMessage:
     """One message to one person through one channel, rendered only when it is sent.
 
     ``dedup_key`` makes enqueueing idempotent; ``claim_token`` fences a worker's lease so a
-    worker whose lease expired can no longer mark the message.
+    worker whose lease expired can no longer mark the message. ``send_started`` is committed
+    just before the channel is called: a message reclaimed with it set is ``in_doubt`` (it may
+    have been delivered before a crash) and is resent with the same Message-ID.
     """
 
     message_id: str
@@ -44,6 +46,7 @@ class OutboxMessage:
     attempts: int = 0
     lease_until: datetime | None = None
     claim_token: str | None = None
+    send_started: bool = False
     in_doubt: bool = False
     last_error: str | None = None
     created_at: datetime | None = None

@@ -191,11 +191,13 @@ def _limited_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _join_precheck(func: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        seq = args[1] if len(args) > 1 else kwargs.get("value")  # (eval_ctx, value, ...)
-        if isinstance(seq, (list, tuple)):
-            current_budget().check_size(sum(len(str(v)) for v in seq))
-        return func(*args, **kwargs)
+    """``join`` materializes its input and checks the joined size before building it."""
+
+    def wrapper(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        budget = current_budget()
+        values = list(_guarded_iter(value)) if not isinstance(value, str) else list(value)
+        budget.check_size(sum(len(str(v)) for v in values) + len(str(d)) * max(len(values) - 1, 0))
+        return func(eval_ctx, values, d, attribute)
 
     for attr in ("jinja_pass_arg",):
         if hasattr(func, attr):
@@ -229,6 +231,14 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         _rewrite(tree)
         return tree
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format`` / ``format_map`` are wrapped by the sandbox; refuse huge widths first."""
+        if isinstance(getattr(value, "__self__", None), str) and getattr(
+            value, "__name__", ""
+        ) in ("format", "format_map"):
+            _check_format(value.__self__)
+        return super().wrap_str_format(value)
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         budget = current_budget()
         budget.tick()
@@ -253,10 +263,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         if isinstance(getattr(__obj, "__self__", None), str):
             for value in (*args, *kwargs.values()):
                 _check_number(value)
-            method = getattr(__obj, "__name__", "")
-            if method in ("format", "format_map"):
-                _check_format(__obj.__self__)
-            elif method == "replace" and len(args) >= 2:
+            if getattr(__obj, "__name__", "") == "replace" and len(args) >= 2:
                 _check_replace(__obj.__self__, args[0], args[1])
         result = super().call(__context, __obj, *args, **kwargs)
         if isinstance(result, str):

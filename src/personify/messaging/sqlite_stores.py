@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS msg_outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     lease_until REAL,
     claim_token TEXT,
+    send_started INTEGER NOT NULL DEFAULT 0,
     in_doubt INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     created_at REAL NOT NULL,
@@ -140,7 +141,8 @@ class _SqliteFile:
 
 _OUTBOX_COLUMNS = (
     "message_id, tenant, user_id, channel, template, dedup_key, context, transactional, purpose,"
-    " status, not_before, attempts, lease_until, claim_token, in_doubt, last_error, created_at,"
+    " status, not_before, attempts, lease_until, claim_token, send_started, in_doubt, last_error,"
+    " created_at,"
     " sent_at"
 )
 
@@ -161,10 +163,11 @@ def _outbox_row(row: tuple[Any, ...]) -> OutboxMessage:
         attempts=row[11],
         lease_until=_dt(row[12]),
         claim_token=row[13],
-        in_doubt=bool(row[14]),
-        last_error=row[15],
-        created_at=_dt(row[16]),
-        sent_at=_dt(row[17]),
+        send_started=bool(row[14]),
+        in_doubt=bool(row[15]),
+        last_error=row[16],
+        created_at=_dt(row[17]),
+        sent_at=_dt(row[18]),
     )
 
 
@@ -191,12 +194,12 @@ class SqliteOutboxStore:
             for m in messages:
                 cursor = conn.execute(
                     f"INSERT OR IGNORE INTO msg_outbox ({_OUTBOX_COLUMNS})"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         m.message_id, m.tenant, m.user_id, m.channel, m.template, m.dedup_key,
                         orjson.dumps(m.context), int(m.transactional), m.purpose, str(m.status),
                         _ts(m.not_before) or 0.0, m.attempts, _ts(m.lease_until), m.claim_token,
-                        int(m.in_doubt), m.last_error,
+                        int(m.send_started), int(m.in_doubt), m.last_error,
                         _ts(m.created_at) or datetime.now(UTC).timestamp(), _ts(m.sent_at),
                     ),
                 )
@@ -228,21 +231,27 @@ class SqliteOutboxStore:
             lease_until = t + lease.total_seconds()
             for row in rows:
                 message = _outbox_row(row)
-                message.in_doubt = message.status == DeliveryStatus.SENDING
+                if message.status == DeliveryStatus.SENDING:
+                    message.in_doubt = message.in_doubt or message.send_started
+                message.send_started = False
                 message.status = DeliveryStatus.SENDING
                 message.lease_until = _dt(lease_until)
                 message.claim_token = f"{worker}:{uuid.uuid4().hex}"
-                message.attempts += 1
                 claimed.append(message)
             conn.executemany(
                 "UPDATE msg_outbox SET status='sending', lease_until=?, claim_token=?,"
-                " attempts=?, in_doubt=? WHERE message_id=?",
-                [
-                    (lease_until, m.claim_token, m.attempts, int(m.in_doubt), m.message_id)
-                    for m in claimed
-                ],
+                " send_started=0, in_doubt=? WHERE message_id=?",
+                [(lease_until, m.claim_token, int(m.in_doubt), m.message_id) for m in claimed],
             )
         return claimed
+
+    def begin_send(self, message_id: str, claim_token: str) -> bool:
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE msg_outbox SET send_started=1 WHERE message_id=? AND claim_token=?",
+                (message_id, claim_token),
+            )
+            return cursor.rowcount == 1
 
     def mark(
         self,
@@ -253,14 +262,16 @@ class SqliteOutboxStore:
         *,
         not_before: datetime | None = None,
         error: str | None = None,
+        attempts: int | None = None,
     ) -> bool:
         sent_at = now.timestamp() if status == DeliveryStatus.SENT else None
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE msg_outbox SET status=?, lease_until=NULL, claim_token=NULL, last_error=?,"
-                " sent_at=COALESCE(?, sent_at), not_before=COALESCE(?, not_before)"
+                " send_started=0, sent_at=COALESCE(?, sent_at),"
+                " not_before=COALESCE(?, not_before), attempts=COALESCE(?, attempts)"
                 " WHERE message_id=? AND claim_token=?",
-                (str(status), error, sent_at, _ts(not_before), message_id, claim_token),
+                (str(status), error, sent_at, _ts(not_before), attempts, message_id, claim_token),
             )
             return cursor.rowcount == 1
 

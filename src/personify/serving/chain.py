@@ -202,6 +202,73 @@ class RecommendationService:
             self._log(tenant, request, result, now)
         return result
 
+    def similar(
+        self,
+        tenant: str,
+        item_id: str,
+        n: int,
+        *,
+        user_id: str | None = None,
+        explain: bool = False,
+        language: str = "en",
+    ) -> RecommendationResult:
+        """Items like ``item_id`` (trained neighbours + live co-occurrence); with ``user_id`` and
+        consent, re-weighted by that user's own history and without what they already have."""
+        now = self.clock()
+        catalog = self.catalogs(tenant)
+        bundle = self.bundles(tenant)
+        warnings: list[str] = []
+        anchor = catalog.get(item_id)
+        title = anchor.title if anchor is not None and anchor.title else item_id
+        scores: dict[str, float] = {}
+        if bundle is not None:
+            pairs = bundle.similar(item_id, n * 3)
+            top = max((s for _, s in pairs), default=1.0) or 1.0
+            scores.update({i: s / top for i, s in pairs})
+        if self.state is not None:
+            try:
+                live = self.state.neighbours(tenant, item_id, n * 3)
+            except Unavailable as exc:
+                live = []
+                warnings.append(f"online state unavailable: {exc.message}")
+            top = max((s for _, s in live), default=1.0) or 1.0
+            for i, s in live:
+                scores[i] = scores.get(i, 0.0) + 0.5 * s / top
+        personalized = bool(user_id) and self.personalization_allowed(tenant, user_id or "")
+        excluded = {item_id}
+        if personalized and user_id and bundle is not None:
+            user_state = self._user_state(tenant, user_id, now, warnings)
+            if user_state is not None:
+                excluded |= set(user_state.bought) | set(user_state.disliked)
+                history = [i.item_id for i in user_state.recent[:50]]
+                if history:
+                    found, personal, _ = bundle.history_scores(
+                        history, [1.0] * len(history), bundle.items.ids.__len__()
+                    )
+                    top = float(personal.max()) if personal.size else 1.0
+                    lookup = dict(zip(found, personal / (top or 1.0), strict=True))
+                    for i in scores:
+                        scores[i] += 0.5 * float(lookup.get(i, 0.0))
+        request = RecommendationRequest(n=n, explain=explain, language=language, user_id=user_id)  # type: ignore[arg-type]
+        ranked = []
+        for i, s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
+            item = catalog.get(i)
+            if i in excluded or item is None or not passes_filters(item, request.filters, [], now):
+                continue
+            reason = Reason("similar_to", "similar", s, {"item_id": item_id, "title": title})
+            ranked.append(_Candidate(i, {"similar": s}, [reason], s))
+            if len(ranked) >= n:
+                break
+        items = [self._present(c, catalog, request) for c in ranked]
+        return RecommendationResult(
+            uuid.uuid4().hex,
+            items,
+            personalized,
+            bundle.version if bundle else None,
+            ["similar"],
+            warnings,
+        )
+
     def _user_state(
         self, tenant: str, subject: str | None, now: datetime, warnings: list[str]
     ) -> UserState | None:

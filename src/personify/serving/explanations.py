@@ -42,6 +42,7 @@ SENTENCES: dict[str, dict[str, str]] = {
         "en": "Often bought together with {title}",
         "ru": "Часто покупают вместе с «{title}»",
     },
+    "similar_to": {"en": "Similar to {title}", "ru": "Похоже на «{title}»"},
     "buy_again": {"en": "You may need it again", "ru": "Возможно, пора купить снова"},
     "shared_interests": {
         "en": "You share interests: {interests}",

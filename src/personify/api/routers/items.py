@@ -82,7 +82,9 @@ async def bulk_items(
 
 
 def _bulk_upsert(stores: Stores, tenant: str, raws: list[object]) -> BulkResultOut:
-    valid, rejected = validate_each(ItemCreate, raws, id_field="item_id", max_bytes=MAX_RECORD_BYTES)
+    valid, rejected = validate_each(
+        ItemCreate, raws, id_field="item_id", max_bytes=MAX_RECORD_BYTES
+    )
     items: dict[str, Item] = {}  # a repeated id: the last record wins
     for _index, record in valid:
         items.pop(record.item_id, None)

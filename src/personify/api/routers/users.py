@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from personify.api.bodies import read_json
-from personify.api.erasure_check import CachedErasureCheck
 from personify.api.deps import AdminKey, ErasureCheckDep, SettingsDep, StoresDep
+from personify.api.erasure_check import CachedErasureCheck
 from personify.api.identity import erase_user, link_anonymous, refuse_erased
 from personify.api.openapi import documented_body
 from personify.api.routers._bulk import records_of

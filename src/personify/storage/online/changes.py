@@ -71,6 +71,11 @@ def from_epoch(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def expired(last_active: float | None, now: float, config: OnlineStateConfig) -> bool:
+    """Whether a user last active at ``last_active`` has outlived ``user_ttl`` at ``now``."""
+    return last_active is None or now - last_active > config.user_ttl.total_seconds()
+
+
 def entries_by_user(
     events: Sequence[Event],
     config: OnlineStateConfig,
@@ -202,7 +207,7 @@ def user_state_from(
     config: OnlineStateConfig,
 ) -> UserState:
     """The public view of stored user state; an expired user reads as empty."""
-    if last_active is None or now - last_active > config.user_ttl.total_seconds():
+    if last_active is None or expired(last_active, now, config):
         return UserState(user=user)
     ordered = sorted(log, key=lambda e: e.ts, reverse=True)
     recent = [Interaction(e.item, e.type, from_epoch(e.ts)) for e in ordered]

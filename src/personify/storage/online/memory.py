@@ -103,8 +103,13 @@ class MemoryOnlineState:
     ) -> None:
         """Fold a batch of events in (see the port)."""
         new = ch.entries_by_user(events, self.config, segments)
+        at = ch.to_epoch(now)
         with self._lock:
             state = self._tenant(tenant)
+            for user in new:
+                record = state.users.get(user)
+                if record is not None and ch.expired(record.last_active, at, self.config):
+                    del state.users[user]
             histories = {u: list(state.users[u].log) for u in new if u in state.users}
             batch = ch.batch_changes(new, histories, self.config)
             for user, mine in batch.users.items():
@@ -113,7 +118,7 @@ class MemoryOnlineState:
             self._add_pairs(state, batch.pairs)
             self._since_sweep += sum(len(m.entries) for m in batch.users.values())
             if self._since_sweep >= self._sweep_every:
-                self._sweep(ch.to_epoch(now))
+                self._sweep(at)
 
     def _apply_user(self, state: _Tenant, user: str, mine: ch.UserChanges) -> None:
         record = state.users.get(user)
@@ -174,10 +179,11 @@ class MemoryOnlineState:
     def _sweep(self, now: float) -> None:
         """Drop expired users and popularity counters worth less than ``min_popularity``."""
         self._since_sweep = 0
-        ttl = self.config.user_ttl.total_seconds()
         floor = score_floor(self.config.min_popularity, now, self._lam)
         for state in self._tenants.values():
-            for user in [u for u, r in state.users.items() if now - r.last_active > ttl]:
+            cfg = self.config
+            gone = [u for u, r in state.users.items() if ch.expired(r.last_active, now, cfg)]
+            for user in gone:
                 del state.users[user]
             for segment, counters in list(state.popularity.items()):
                 for item in [i for i, s in counters.items() if s < floor]:
@@ -277,7 +283,7 @@ class MemoryOnlineState:
         at = ch.to_epoch(now)
         with self._lock:
             record = self._tenant(tenant).users.get(user)
-            if record is None or at - record.last_active > self.config.user_ttl.total_seconds():
+            if record is None or ch.expired(record.last_active, at, self.config):
                 return None
             found = record.vectors.get(model_version)
             return None if found is None else found.copy()
@@ -324,16 +330,16 @@ class MemoryOnlineState:
         key = anonymous_key if anonymous_key.startswith("anon:") else f"anon:{anonymous_key}"
         if key == user_id:
             return
+        at = ch.to_epoch(now)
+        cfg = self.config
         with self._lock:
             state = self._tenant(tenant)
             anon = state.users.pop(key, None)
-            if anon is None:
+            if anon is None or ch.expired(anon.last_active, at, cfg):
                 return
             target = state.users.get(user_id)
-            if target is None:
-                state.users[user_id] = anon
-                return
-            cfg = self.config
+            if target is None or ch.expired(target.last_active, at, cfg):
+                target = state.users[user_id] = _User(log=deque(maxlen=cfg.recent_cap))
             merged = ch.merged_log(anon.log, target.log, cfg.recent_cap)
             delta = ch.merge_pairs_delta(list(anon.log), list(target.log), merged, cfg)
             self._add_pairs(state, {p: n for p, n in delta.items() if n > 0})
@@ -351,10 +357,9 @@ class MemoryOnlineState:
     def active_users(self, tenant: str, *, now: datetime | None = None) -> int:
         """How many users of the tenant have unexpired state (for sizing and benchmarks)."""
         at = ch.to_epoch(now)
-        ttl = self.config.user_ttl.total_seconds()
         with self._lock:
             users = self._tenant(tenant).users.values()
-            return sum(1 for r in users if at - r.last_active <= ttl)
+            return sum(1 for r in users if not ch.expired(r.last_active, at, self.config))
 
 
 def _by_ts(kv: tuple[str, float]) -> float:

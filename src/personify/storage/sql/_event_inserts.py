@@ -33,13 +33,16 @@ RETURNING event_id
 
 
 def _payload(event: Event, received_at: str) -> str:
-    """The event as JSON, with the store's ``received_at`` when the client sent none.
+    """The whole event as JSON, with the store's ``received_at`` when the client sent none.
 
-    Splicing the field into the JSON text avoids copying every model (a third of the cost).
+    Nothing is excluded (a property may be ``None``). Replacing the first ``"received_at":null``
+    is exact: it can only occur as a key (inside a JSON string its quotes would be escaped), and
+    the top-level field is serialised before ``context`` and ``properties``. This avoids copying
+    every model, a third of the cost of a batch.
     """
-    payload = event.model_dump_json(exclude_none=True)
+    payload = event.model_dump_json()
     if event.received_at is None:
-        payload = f'{payload[:-1]},"received_at":"{received_at}"}}'
+        payload = payload.replace('"received_at":null', f'"received_at":"{received_at}"', 1)
     return payload
 
 

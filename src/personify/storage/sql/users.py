@@ -189,9 +189,10 @@ class SqlUserStore:
 def _row(tenant: str, user: User) -> dict[str, Any]:
     profile = user.profile
     search = "\n".join(part for part in (user.user_id, profile.name, profile.email) if part)
-    document = user.model_dump(
-        mode="json", include={"profile", "properties"}, exclude_none=True
-    )
+    document = {
+        "profile": profile.model_dump(mode="json", exclude_none=True),
+        "properties": user.properties,
+    }
     return {
         "tenant": tenant,
         "user_id": user.user_id,

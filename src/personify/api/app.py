@@ -1,0 +1,112 @@
+"""The application factory: the edge that reads settings, opens the stores and wires services.
+
+Everything a request needs is kept on ``app.state``: ``settings``, ``stores``, ``ingestor``
+(add online-state updates with ``app.state.ingestor.add_listener(...)``), ``online_state``,
+``authenticator``, ``erasure_check`` and ``segment_mapper``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+import personify
+from personify.api.auth import Authenticator
+from personify.api.erasure_check import CachedErasureCheck
+from personify.api.errors import install_error_handlers
+from personify.api.limits import BodySizeLimit
+from personify.api.openapi import install_openapi
+from personify.api.routers import register_routers
+from personify.api.segment.mapping import SegmentMapper
+from personify.domain.errors import ConfigurationError
+from personify.domain.events import EventTypes
+from personify.ingestion import EventIngestor
+from personify.settings import DEMO_ADMIN_KEY, Settings
+from personify.storage.registry import Stores, open_stores
+
+DESCRIPTION = (
+    "Self-hosted personalization engine. Authenticate with `Authorization: Bearer <key>` or "
+    "`X-API-Key`. Errors are `{\"error\": {code, message, field, accepted}}`. "
+    "A Segment-compatible tracking endpoint lives under `/segment/v1/...`."
+)
+
+
+def bootstrap_secrets(settings: Settings) -> list[str]:
+    """The admin secrets accepted without a key record: the configured one, and the demo key."""
+    secrets = [settings.admin_key.get_secret_value()] if settings.admin_key else []
+    if settings.demo:
+        secrets.append(DEMO_ADMIN_KEY)
+    return secrets
+
+
+def check_startable(settings: Settings, stores: Stores) -> None:
+    """Refuse to serve outside demo mode when nobody could authenticate."""
+    if settings.demo or settings.admin_key is not None:
+        return
+    if any(key.revoked_at is None for key in stores.keys.list()):
+        return
+    raise ConfigurationError(
+        "no API key is configured: create one with `personify keys create --scope admin`, "
+        "set PERSONIFY_ADMIN_KEY (at least 24 characters), or run in demo mode "
+        "(PERSONIFY_DEMO=1)",
+        field="admin_key",
+        accepted="an existing API key, PERSONIFY_ADMIN_KEY, or PERSONIFY_DEMO=1",
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    stores: Stores | None = None,
+    ingestor: EventIngestor | None = None,
+    online_state: Any = None,
+    segment_track_map: Mapping[str, str] | None = None,
+) -> FastAPI:
+    """Build the API. Opens (and migrates) ``settings.database_url`` unless ``stores`` is given;
+    raises ConfigurationError when no key could ever authenticate (outside demo mode)."""
+    owns_stores = stores is None
+    stores = stores if stores is not None else open_stores(settings.database_url)
+    try:
+        check_startable(settings, stores)
+    except ConfigurationError:
+        if owns_stores:
+            stores.close()
+        raise
+    event_types = EventTypes(settings.custom_event_types)
+    erasure_check = CachedErasureCheck(stores.erasures)
+    if ingestor is None:
+        ingestor = EventIngestor(stores.events, event_types=event_types, is_erased=erasure_check)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_stores:
+            stores.close()
+
+    app = FastAPI(
+        title="Personify",
+        version=personify.__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.stores = stores
+    app.state.ingestor = ingestor
+    app.state.online_state = online_state
+    app.state.erasure_check = erasure_check
+    app.state.authenticator = Authenticator(
+        stores.keys, bootstrap_secrets=bootstrap_secrets(settings),
+        default_tenant=settings.default_tenant,
+    )
+    app.state.segment_mapper = SegmentMapper(segment_track_map, event_types.accepted)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    register_routers(app)
+    install_openapi(app)
+    return app

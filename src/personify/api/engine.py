@@ -1,0 +1,105 @@
+"""The composition root of the online engine: online state, served models, catalogue cache,
+the recommendation chain and impression logging, built from settings and the open stores."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from personify.domain.consents import ConsentState, Purpose
+from personify.domain.errors import Unavailable
+from personify.domain.events import Event
+from personify.domain.users import User
+from personify.ingestion import EventIngestor
+from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
+from personify.serving.chain import RecommendationService
+from personify.serving.impressions import ImpressionLogger
+from personify.serving.model_registry import BundleRegistry
+from personify.settings import Settings
+from personify.storage.model_files import FileModelStore
+from personify.storage.online import open_online_state
+from personify.storage.online.fallback import FallbackOnlineState
+from personify.storage.online.memory import MemoryOnlineState
+from personify.storage.online.port import OnlineState
+from personify.storage.registry import Stores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    state: OnlineState
+    models: FileModelStore
+    bundles: BundleRegistry
+    catalogs: CatalogCache
+    service: RecommendationService
+    impressions: ImpressionLogger
+    warnings: list[str]
+
+    def close(self) -> None:
+        self.bundles.stop()
+        self.impressions.close()
+        self.state.close()
+
+
+def open_state(settings: Settings, warnings: list[str]) -> OnlineState:
+    """Redis when configured and reachable (with an in-process fallback for outages), else
+    in-process; an unreachable Redis at start is a warning, not a failure."""
+    if not settings.redis_url:
+        return MemoryOnlineState()
+    try:
+        primary = open_online_state(settings.redis_url, settings.redis_prefix)
+    except Unavailable as exc:
+        message = f"Redis unavailable ({exc.message}); serving from in-process online state"
+        log.warning(message)
+        warnings.append(message)
+        return MemoryOnlineState()
+    return FallbackOnlineState(primary, MemoryOnlineState())
+
+
+def build_engine(settings: Settings, stores: Stores, ingestor: EventIngestor) -> Engine:
+    warnings: list[str] = []
+    state = open_state(settings, warnings)
+    models = FileModelStore(settings.model_dir)
+    bundles = BundleRegistry(models)
+    catalogs = CatalogCache(stores.catalog)
+    stores.catalog = WriteThroughCatalog(stores.catalog, catalogs)  # type: ignore[assignment]
+
+    def personalization_allowed(tenant: str, user_id: str) -> bool:
+        record = stores.consents.current(tenant, user_id).get(Purpose.PERSONALIZATION.value)
+        return record is None or record.state == ConsentState.GRANTED
+
+    def user(tenant: str, user_id: str) -> User | None:
+        return stores.users.get(tenant, user_id)
+
+    def store_impressions(tenant: str, events: Sequence[Event]) -> None:
+        ingestor.ingest(tenant, list(events))
+
+    impressions = ImpressionLogger(store_impressions)
+    service = RecommendationService(
+        bundles=bundles.get,
+        catalogs=catalogs.get,
+        state=state,
+        users=user,
+        personalization_allowed=personalization_allowed,
+        log_impression=impressions,
+    )
+
+    def apply_to_state(tenant: str, events: Sequence[Event]) -> None:
+        state.apply(tenant, events)
+
+    ingestor.add_listener(apply_to_state)
+    bundles.start()
+    return Engine(state, models, bundles, catalogs, service, impressions, warnings)
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -1,0 +1,24 @@
+"""Every router of the API, registered in one place: a new resource is one line below."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from personify.api.routers import consents, events, health, items, keys, segment, users
+
+ROUTERS: list[APIRouter] = [
+    health.router,
+    users.router,
+    events.router,
+    consents.router,
+    items.router,
+    keys.router,
+    segment.router,
+    # recommendations.router, privacy.router, experiments.router, messaging.router ...
+]
+
+
+def register_routers(app: FastAPI, extra: list[APIRouter] | None = None) -> None:
+    """Include :data:`ROUTERS` (and ``extra``) in ``app``."""
+    for router in [*ROUTERS, *(extra or [])]:
+        app.include_router(router)

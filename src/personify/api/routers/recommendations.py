@@ -1,0 +1,160 @@
+"""``/v1/recommendations``: personalized recommendations (POST with every option, GET for the
+simple cases), re-ranking of a client list, and similar items. Needs the ``serve`` scope."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from personify.api.deps import ServeKey
+from personify.api.engine import EngineDep
+from personify.domain._fields import Identifier, Name
+from personify.domain.events import Context, Location
+from personify.domain.items import Item
+from personify.serving.chain import RecommendationResult
+from personify.serving.request import (
+    MAX_RESULTS,
+    Exclusions,
+    Filters,
+    RecommendationRequest,
+)
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+
+
+class RecommendedItemOut(BaseModel):
+    item_id: str
+    score: float
+    source: str = Field(description="the candidate source that contributed most")
+    explanation: str = Field("", description="why, in the request's language (explain=true)")
+    reasons: list[dict[str, Any]] = Field(default_factory=list)
+    item: Item | None = None
+
+
+class RecommendationsOut(BaseModel):
+    recommendation_id: str = Field(
+        description="quote it on later events (recommendation_id) to attribute clicks and buys"
+    )
+    personalized: bool
+    model_version: str | None
+    sources: list[str]
+    warnings: list[str] = Field(default_factory=list)
+    items: list[RecommendedItemOut]
+
+    @classmethod
+    def of(cls, result: RecommendationResult, *, include_items: bool = True) -> RecommendationsOut:
+        return cls(
+            recommendation_id=result.recommendation_id,
+            personalized=result.personalized,
+            model_version=result.model_version,
+            sources=result.sources,
+            warnings=result.warnings,
+            items=[
+                RecommendedItemOut(
+                    item_id=i.item_id,
+                    score=i.score,
+                    source=i.source,
+                    explanation=i.explanation,
+                    reasons=i.reasons,
+                    item=i.item if include_items else None,
+                )
+                for i in result.items
+            ],
+        )
+
+
+class RerankIn(BaseModel):
+    user_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
+    item_ids: list[Identifier] = Field(min_length=1, max_length=1000)
+    context: Context = Field(default_factory=Context)
+    explain: bool = False
+    language: Literal["en", "ru"] = "en"
+
+
+@router.post(
+    "/recommendations",
+    response_model=RecommendationsOut,
+    summary="Recommendations for a user or an anonymous session",
+)
+def recommend(body: RecommendationRequest, key: ServeKey, engine: EngineDep) -> RecommendationsOut:
+    return RecommendationsOut.of(engine.service.recommend(key.tenant, body))
+
+
+@router.get(
+    "/recommendations",
+    response_model=RecommendationsOut,
+    summary="Recommendations (simple query-string form)",
+)
+def recommend_get(
+    key: ServeKey,
+    engine: EngineDep,
+    user_id: Identifier | None = None,
+    anonymous_id: Identifier | None = None,
+    n: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
+    item_type: Annotated[list[Name] | None, Query()] = None,
+    category: Annotated[list[str] | None, Query()] = None,
+    explain: bool = False,
+    language: Literal["en", "ru"] = "en",
+    country: str | None = None,
+    city: str | None = None,
+    device: str | None = None,
+    channel: Name | None = None,
+    include_items: bool = True,
+) -> RecommendationsOut:
+    location = Location(country=country, city=city) if country or city else None
+    request = RecommendationRequest(
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        n=n,
+        item_types=item_type or [],
+        filters=Filters(categories=category or []),
+        explain=explain,
+        language=language,
+        context=Context(location=location, device=device, channel=channel),
+    )
+    return RecommendationsOut.of(
+        engine.service.recommend(key.tenant, request), include_items=include_items
+    )
+
+
+@router.post(
+    "/recommendations/rerank",
+    response_model=RecommendationsOut,
+    summary="Personally re-rank a list the client supplies (search results, a category)",
+)
+def rerank(body: RerankIn, key: ServeKey, engine: EngineDep) -> RecommendationsOut:
+    request = RecommendationRequest(
+        user_id=body.user_id,
+        anonymous_id=body.anonymous_id,
+        n=len(body.item_ids),
+        context=body.context,
+        explain=body.explain,
+        language=body.language,
+        filters=Filters(item_ids=body.item_ids, available_only=False),
+        exclude=Exclusions(seen_days=None, bought=False, disliked=True),
+    )
+    return RecommendationsOut.of(engine.service.recommend(key.tenant, request))
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_model=RecommendationsOut,
+    summary="Items similar to one item, optionally re-ranked for a user",
+)
+def similar(
+    item_id: Identifier,
+    key: ServeKey,
+    engine: EngineDep,
+    n: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
+    user_id: Identifier | None = None,
+    explain: bool = False,
+    language: Literal["en", "ru"] = "en",
+) -> RecommendationsOut:
+    return RecommendationsOut.of(
+        engine.service.similar(
+            key.tenant, item_id, n, user_id=user_id, explain=explain, language=language
+        )
+    )

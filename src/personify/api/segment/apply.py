@@ -1,0 +1,72 @@
+"""Carry out a mapped Segment batch: store the events through the ingestor, then merge profiles
+and identities. Every failure is a per-message rejection; nothing fails the batch."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from personify.api.erasure_check import CachedErasureCheck
+from personify.api.identity import link_anonymous, merge_traits
+from personify.api.segment.mapping import MappedBatch
+from personify.domain.errors import PersonifyError
+from personify.ingestion import EventIngestor, Rejection
+from personify.ingestion.validation import rejection_from_validation_error
+from personify.storage.registry import Stores
+
+
+def apply_batch(
+    mapped: MappedBatch,
+    *,
+    tenant: str,
+    stores: Stores,
+    ingestor: EventIngestor,
+    erased: CachedErasureCheck,
+    message_count: int,
+) -> dict[str, Any]:
+    """Apply ``mapped`` for ``tenant``; returns the response body (Segment's ``success`` plus
+    Personify's counts and rejections by message index)."""
+    rejected = list(mapped.rejected)
+    result = ingestor.ingest(tenant, mapped.events) if mapped.events else None
+    if result is not None:
+        rejected.extend(replace(r, index=mapped.origins[r.index]) for r in result.rejected)
+    for update in mapped.profiles:
+        problem = _attempt(update.index, tenant, update.user_id, erased, lambda u=update: (
+            merge_traits(stores, tenant, u.user_id, u.profile, u.properties),
+            u.anonymous_id and link_anonymous(stores, tenant, u.user_id, u.anonymous_id),
+        ))
+        if problem is not None:
+            rejected.append(problem)
+    for alias in mapped.aliases:
+        problem = _attempt(alias.index, tenant, alias.user_id, erased, lambda a=alias: (
+            link_anonymous(stores, tenant, a.user_id, a.anonymous_id)
+        ))
+        if problem is not None:
+            rejected.append(problem)
+    rejected.sort(key=lambda r: r.index)
+    bad_messages = {r.index for r in rejected}
+    return {
+        "success": True,
+        "accepted": message_count - len(bad_messages),
+        "stored": len(result.stored) if result else 0,
+        "duplicates": len(result.duplicates) if result else 0,
+        "rejected": [r.to_dict() for r in rejected],
+    }
+
+
+def _attempt(index: int, tenant: str, user_id: str, erased: CachedErasureCheck,
+             action: Any) -> Rejection | None:
+    """Run ``action`` for one message; its failure as a Rejection (None when it worked)."""
+    if erased(tenant, user_id):
+        return Rejection(index, "erased", "userId", f"user {user_id!r} was erased",
+                         "the id of a user who has not been erased", user_id)
+    try:
+        action()
+    except ValidationError as exc:
+        found = rejection_from_validation_error(index, exc, user_id)
+        return replace(found, field=f"traits.{found.field}" if found.field else "traits")
+    except PersonifyError as exc:
+        return Rejection(index, exc.code, exc.field, exc.message, exc.accepted, user_id)
+    return None

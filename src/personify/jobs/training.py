@@ -1,0 +1,140 @@
+"""Offline training: events -> interactions -> a collaborative model -> a served ``ModelBundle``
+(item neighbours + decayed popularity + blend weights), stored as a new version and promoted.
+
+Training never runs inside a request; the server picks the new version up and swaps it in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from personify.algorithms import create_model
+from personify.algorithms.base import Recommender
+from personify.data.events import EventWeights, interactions_from_events
+from personify.data.interactions import Interactions
+from personify.domain.errors import InvalidInput
+from personify.domain.events import Event
+from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
+from personify.storage.model_files import FileModelStore, ModelManifest, new_version
+from personify.storage.ports import EventStore
+
+DEFAULT_MODEL = "itemknn"
+DEFAULT_PARAMS: dict[str, Any] = {
+    "k": 100,
+    "shrink": 10.0,
+    "similarity": "asymmetric",
+    "alpha": 0.5,
+}
+
+
+@dataclass
+class TrainingConfig:
+    """What ``personify train`` fits; the defaults are the configuration the evaluation chose."""
+
+    model: str = DEFAULT_MODEL
+    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    neighbours: int = 100
+    popularity_half_life_days: float = 30.0
+    weights: EventWeights = field(default_factory=EventWeights)
+    min_events: int = 1
+
+
+def neighbour_matrix(model: Recommender, n_items: int, k: int) -> sp.csr_matrix:
+    """items x items: row i holds the items whose scores item i raises (source -> target)."""
+    direct = getattr(model, "W_", None)
+    if isinstance(direct, sp.spmatrix | sp.sparray):
+        return sp.csr_matrix(direct, dtype=np.float32)
+    rows, cols, vals = [], [], []
+    for start in range(0, n_items, 1024):
+        idx = np.arange(start, min(n_items, start + 1024))
+        ids, scores = model.similar_items(idx, k)
+        mask = (ids >= 0) & np.isfinite(scores) & (scores > 0)
+        r = np.repeat(idx, ids.shape[1]).reshape(ids.shape)
+        rows.append(r[mask])
+        cols.append(ids[mask])
+        vals.append(scores[mask])
+    data = np.concatenate(vals) if vals else np.zeros(0, np.float32)
+    return sp.csr_matrix(
+        (data, (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_items, n_items),
+        dtype=np.float32,
+    )
+
+
+def decayed_popularity(data: Interactions, half_life_days: float) -> NDArray[np.float32]:
+    """Sum of positive weights per item, each decayed by its age at the newest event."""
+    weights = np.clip(data.weights, 0, None).astype(np.float64)
+    if data.timestamps is not None and data.timestamps.size:
+        age_days = (data.timestamps.max() - data.timestamps) / 86_400.0
+        weights = weights * np.exp(-np.log(2) * age_days / half_life_days)
+    pop = np.bincount(data.item_idx, weights=weights, minlength=data.n_items)
+    return pop.astype(np.float32)
+
+
+def train_bundle(
+    events: Iterable[Event], config: TrainingConfig | None = None, *, version: str | None = None
+) -> tuple[ModelBundle, ModelManifest]:
+    """Fit the configured model on ``events`` and package it for serving."""
+    config = config or TrainingConfig()
+    started = time.perf_counter()
+    data = interactions_from_events(events, config.weights)
+    if len(data.item_idx) < config.min_events or data.n_items == 0:
+        raise InvalidInput(
+            f"not enough events to train: {len(data.item_idx)} usable item events",
+            field="events",
+            accepted=f"at least {max(1, config.min_events)} item events",
+        )
+    model = create_model(config.model, **config.params).fit(data)
+    bundle = ModelBundle(
+        version=version or new_version(),
+        items=data.items,
+        neighbours=neighbour_matrix(model, data.n_items, config.neighbours),
+        popularity=decayed_popularity(data, config.popularity_half_life_days),
+        model_name=config.model,
+        params=dict(config.params),
+        source_weights=dict(DEFAULT_SOURCE_WEIGHTS),
+    )
+    manifest = ModelManifest(
+        version=bundle.version,
+        tenant="",
+        created_at=datetime.now(UTC).isoformat(),
+        params={"model": config.model, **config.params},
+        events_used=len(data.item_idx),
+        fit_seconds=round(time.perf_counter() - started, 3),
+        metrics={"users": data.n_users, "items": data.n_items},
+    )
+    return bundle, manifest
+
+
+def train_tenant(
+    events: EventStore,
+    models: FileModelStore,
+    tenant: str,
+    config: TrainingConfig | None = None,
+    *,
+    promote: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> ModelManifest:
+    """Train on every stored event of ``tenant``, save a new version and (by default) promote it."""
+
+    def stream() -> Iterable[Event]:
+        for count, event in enumerate(events.scan(tenant), start=1):
+            if progress is not None and count % 10_000 == 0:
+                progress(count)
+            yield event
+
+    bundle, manifest = train_bundle(stream(), config)
+    manifest.tenant = tenant
+    models.save(tenant, bundle, manifest)
+    if promote:
+        models.promote(tenant, manifest.version)
+        manifest.promoted = True
+    return manifest

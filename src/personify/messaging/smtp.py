@@ -1,0 +1,159 @@
+"""Email over SMTP: multipart/alternative (text + HTML), RFC 8058 one-click unsubscribe headers,
+and a Message-ID derived from the outbox id so a resend after a crash is recognisable."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import smtplib
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from datetime import UTC, datetime
+
+from personify.domain.users import User
+from personify.messaging.channels import PermanentSendError, TransientSendError
+from personify.messaging.records import OutboxMessage
+from personify.messaging.templates import RenderedMessage
+from personify.messaging.tracking import TrackingSigner
+
+_BODY_OPEN = re.compile(r"<body[^>]*>", re.IGNORECASE)
+_BODY_CLOSE = re.compile(r"</body>", re.IGNORECASE)
+
+
+@dataclass
+class SmtpConfig:
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = "news@example.com"
+    sender_name: str = ""
+    message_id_domain: str = "personify.local"
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 10.0
+
+
+def message_id_header(message_id: str, domain: str) -> str:
+    """The RFC 5322 Message-ID of an outbox message: the same on every (re)send."""
+    return f"<{message_id}@{domain}>"
+
+
+def _insert_after_body_open(document: str, fragment: str) -> str:
+    match = _BODY_OPEN.search(document)
+    if match is None:
+        return fragment + document
+    return document[: match.end()] + fragment + document[match.end() :]
+
+
+def _insert_before_body_close(document: str, fragment: str) -> str:
+    matches = list(_BODY_CLOSE.finditer(document))
+    if not matches:
+        return document + fragment
+    at = matches[-1].start()
+    return document[:at] + fragment + document[at:]
+
+
+class SmtpSender:
+    """Channel ``email``: one persistent SMTP connection, reopened when the server drops it."""
+
+    def __init__(self, config: SmtpConfig, signer: TrackingSigner | None = None) -> None:
+        self.config = config
+        self.signer = signer
+        self._smtp: smtplib.SMTP | None = None
+
+    def build(
+        self, message: OutboxMessage, rendered: RenderedMessage, user: User, *, resend: bool = False
+    ) -> EmailMessage:
+        """The MIME message: text part, HTML alternative, tracking pixel, unsubscribe headers."""
+        email = EmailMessage(policy=SMTP)
+        email["From"] = (
+            str(Address(self.config.sender_name, addr_spec=self.config.sender))
+            if self.config.sender_name
+            else self.config.sender
+        )
+        email["To"] = user.profile.email or ""
+        email["Subject"] = rendered.subject
+        email["Date"] = format_datetime(datetime.now(UTC))
+        email["Message-ID"] = message_id_header(message.message_id, self.config.message_id_domain)
+        email["X-Personify-Message"] = message.message_id
+        if resend:
+            email["X-Personify-Resend"] = "in-doubt"
+        html = rendered.html
+        if rendered.preheader and html:
+            hidden = (
+                '<div style="display:none;max-height:0;overflow:hidden;mso-hide:all">'
+                f"{html_lib.escape(rendered.preheader)}</div>"
+            )
+            html = _insert_after_body_open(html, hidden)
+        if self.signer is not None and not message.transactional:
+            unsubscribe = [f"<{self.signer.unsubscribe_url(message.tenant, message.user_id, 'email')}>"]
+            mailto = self.signer.unsubscribe_mailto(message.tenant, message.user_id, "email")
+            if mailto:
+                unsubscribe.insert(0, f"<{mailto}>")
+            email["List-Unsubscribe"] = ", ".join(unsubscribe)
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if self.signer is not None and html:
+            pixel_url = self.signer.open_url(message.tenant, message.message_id, message.user_id)
+            pixel = f'<img src="{html_lib.escape(pixel_url)}" width="1" height="1" alt="">'
+            html = _insert_before_body_close(html, pixel)
+        email.set_content(rendered.text or " ", subtype="plain", charset="utf-8")
+        if html:
+            email.add_alternative(html, subtype="html", charset="utf-8")
+        return email
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            smtp = smtplib.SMTP(self.config.host, self.config.port, timeout=self.config.timeout_s)
+            if self.config.starttls:
+                smtp.starttls()
+            if self.config.username:
+                smtp.login(self.config.username, self.config.password or "")
+            self._smtp = smtp
+        return self._smtp
+
+    def send(self, message: OutboxMessage, rendered: RenderedMessage, user: User) -> None:
+        if not user.profile.email:
+            raise PermanentSendError(f"user {user.user_id!r} has no email address")
+        email = self.build(message, rendered, user, resend=message.in_doubt)
+        data = email.as_bytes()
+        for attempt in (1, 2):
+            try:
+                self._connection().sendmail(self.config.sender, [user.profile.email], data)
+                return
+            except smtplib.SMTPServerDisconnected as exc:
+                self._drop()
+                if attempt == 2:
+                    raise TransientSendError(f"SMTP server disconnected: {exc}") from exc
+            except smtplib.SMTPRecipientsRefused as exc:
+                codes = [code for code, _ in exc.recipients.values()]
+                error = f"recipient refused: {exc.recipients}"
+                if all(code >= 500 for code in codes):
+                    raise PermanentSendError(error) from exc
+                raise TransientSendError(error) from exc
+            except smtplib.SMTPResponseException as exc:
+                error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+                if exc.smtp_code >= 500:
+                    raise PermanentSendError(error) from exc
+                raise TransientSendError(error) from exc
+            except (OSError, smtplib.SMTPException) as exc:
+                self._drop()
+                raise TransientSendError(f"SMTP error: {exc}") from exc
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            finally:
+                self._smtp = None
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            finally:
+                self._smtp = None

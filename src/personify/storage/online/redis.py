@@ -1,0 +1,448 @@
+"""Redis online state, shared by every server process. Keys live under ``{prefix}:{tenant}:``:
+
+========================  ===========  ======================================================
+``log:{user}``            list         JSON entries ``[ts, type, item, [segments]]``, newest
+                                       arrival first, capped at ``recent_cap``
+``seen|bought|disliked:`` sorted set   item -> last time, capped at ``exclusion_cap``
+``vec:{user}``            hash         model version -> float32 bytes
+``active``                sorted set   user -> last activity (logical TTL, pruned by score)
+``pop:{segment}``         sorted set   item -> log-space decayed score (see :mod:`.decay`)
+``co:{item}``             sorted set   neighbour -> co-occurrence count, top ``neighbours_cap``
+========================  ===========  ======================================================
+
+Per-user keys carry a TTL of ``user_ttl`` refreshed on every write, so memory follows active
+users. An :meth:`apply` costs two round trips per batch (read the users' last log entries for
+co-occurrence, then one pipeline of writes including one Lua call for the log-space adds).
+Every Redis failure surfaces as :class:`personify.domain.errors.Unavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, cast
+
+import numpy as np
+import orjson
+import redis
+from redis.exceptions import RedisError
+
+from personify.domain.errors import Unavailable
+from personify.domain.events import Event
+from personify.domain.tenants import validate_tenant_id
+from personify.storage.online import changes as ch
+from personify.storage.online.decay import GONE, decay_rate, score_floor, value_at
+from personify.storage.online.port import (
+    GLOBAL_SEGMENT,
+    OnlineStateConfig,
+    UserState,
+    check_vector,
+)
+
+# KEYS: popularity sets. ARGV: floor score (or "none"), per-set cap, then (key index, member,
+# log-space amount, "+" or "-") quadruples. Adds are ln(e^a + e^b), subtractions ln(e^a - e^b).
+_LOG_ADJUST = """
+local floor = ARGV[1]
+local cap = tonumber(ARGV[2])
+for i = 3, #ARGV - 1, 4 do
+  local key = KEYS[tonumber(ARGV[i])]
+  local member = ARGV[i + 1]
+  local b = tonumber(ARGV[i + 2])
+  local cur = redis.call('ZSCORE', key, member)
+  if ARGV[i + 3] == '+' then
+    local new = b
+    if cur then
+      local a = tonumber(cur)
+      if a < b then a, b = b, a end
+      new = a + math.log(1 + math.exp(b - a))
+    end
+    redis.call('ZADD', key, string.format('%.17g', new), member)
+  elseif cur then
+    local a = tonumber(cur)
+    local r = math.exp(b - a)
+    if r >= 1 - tonumber(ARGV[#ARGV]) then
+      redis.call('ZREM', key, member)
+    else
+      redis.call('ZADD', key, string.format('%.17g', a + math.log(1 - r)), member)
+    end
+  end
+end
+for _, key in ipairs(KEYS) do
+  if floor ~= 'none' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. floor)
+  end
+  local n = redis.call('ZCARD', key)
+  if cap > 0 and n > cap then
+    redis.call('ZREMRANGEBYRANK', key, 0, n - cap - 1)
+  end
+end
+return 1
+"""
+
+# KEYS: co-occurrence sets (may repeat); ARGV: (member, count) pairs aligned with KEYS.
+_COUNT_SUBTRACT = """
+for i, key in ipairs(KEYS) do
+  local member = ARGV[2 * i - 1]
+  local cur = redis.call('ZSCORE', key, member)
+  if cur then
+    local left = tonumber(cur) - tonumber(ARGV[2 * i])
+    if left <= 0 then
+      redis.call('ZREM', key, member)
+    else
+      redis.call('ZADD', key, left, member)
+    end
+  end
+end
+return 1
+"""
+
+_MARKS = ("seen", "bought", "disliked")
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Turn any Redis client error into :class:`Unavailable`."""
+    try:
+        yield
+    except RedisError as exc:
+        raise Unavailable(
+            f"Redis online state unavailable during {action}: {exc.__class__.__name__}: {exc}",
+            field="redis_url",
+            accepted="a reachable Redis server",
+        ) from exc
+
+
+def _encode(entry: ch.Entry) -> bytes:
+    return orjson.dumps([entry.ts, entry.type, entry.item, entry.segments])
+
+
+def _decode(raw: bytes) -> ch.Entry:
+    ts, kind, item, segs = orjson.loads(raw)
+    return ch.Entry(float(ts), kind, item, tuple(segs))
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class RedisOnlineState:
+    """The shared :class:`~personify.storage.online.port.OnlineState` on Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "personify",
+        config: OnlineStateConfig | None = None,
+    ) -> None:
+        self.config = config or OnlineStateConfig()
+        self.prefix = prefix
+        self._client = client
+        self._lam = decay_rate(self.config.half_life)
+        self._ttl_ms = int(self.config.user_ttl.total_seconds() * 1000)
+
+    @classmethod
+    def from_url(
+        cls, url: str, prefix: str = "personify", config: OnlineStateConfig | None = None
+    ) -> RedisOnlineState:
+        """Connect (and ping) or raise :class:`Unavailable`."""
+        with _translated("connect"):
+            client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+            client.ping()
+        return cls(client, prefix, config)
+
+    def _key(self, tenant: str, *parts: str) -> str:
+        return ":".join((self.prefix, tenant, *parts))
+
+    def _user_keys(self, tenant: str, user: str) -> dict[str, str]:
+        names = ("log", *_MARKS, "vec")
+        return {name: self._key(tenant, name, user) for name in names}
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        tenant: str,
+        events: Sequence[Event],
+        *,
+        segments: Mapping[str, Sequence[str]] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Fold a batch of events in: one read round trip, one write round trip."""
+        validate_tenant_id(tenant)
+        new = ch.entries_by_user(events, self.config, segments)
+        if not new:
+            return
+        at = ch.to_epoch(now)
+        users = list(new)
+        active = self._key(tenant, "active")
+        with _translated("apply"):
+            pipe = self._client.pipeline(transaction=False)
+            for user in users:
+                pipe.zscore(active, user)
+                pipe.lrange(self._key(tenant, "log", user), 0, self.config.session_window - 1)
+            found = pipe.execute()
+        histories: dict[str, list[ch.Entry]] = {}
+        stale: list[str] = []
+        for i, user in enumerate(users):
+            last, raw = found[2 * i], found[2 * i + 1]
+            if raw and ch.expired(last, at, self.config):
+                stale.append(user)
+            elif raw:
+                histories[user] = [_decode(r) for r in reversed(raw)]
+        batch = ch.batch_changes(new, histories, self.config)
+        with _translated("apply"):
+            pipe = self._client.pipeline(transaction=False)
+            for user in stale:
+                pipe.delete(*self._user_keys(tenant, user).values())
+            for user, mine in batch.users.items():
+                self._write_user(pipe, tenant, user, mine)
+            pipe.zremrangebyscore(
+                active, "-inf", f"({at - self.config.user_ttl.total_seconds()!r}"
+            )
+            self._write_popularity(pipe, tenant, batch.popularity, "+", at)
+            self._write_pairs(pipe, tenant, batch.pairs)
+            pipe.execute()
+
+    def _write_user(self, pipe: Any, tenant: str, user: str, mine: ch.UserChanges) -> None:
+        keys = self._user_keys(tenant, user)
+        pipe.lpush(keys["log"], *(_encode(e) for e in mine.entries))
+        pipe.ltrim(keys["log"], 0, self.config.recent_cap - 1)
+        for name, marks in zip(_MARKS, (mine.seen, mine.bought, mine.disliked), strict=True):
+            if marks:
+                pipe.zadd(keys[name], marks, gt=True)
+                pipe.zremrangebyrank(keys[name], 0, -self.config.exclusion_cap - 1)
+        pipe.zadd(self._key(tenant, "active"), {user: mine.last_ts}, gt=True)
+        for key in keys.values():
+            pipe.pexpire(key, self._ttl_ms)
+
+    def _write_popularity(
+        self, pipe: Any, tenant: str, amounts: Mapping[ch.PopKey, float], sign: str, at: float
+    ) -> None:
+        if not amounts:
+            return
+        keys: dict[str, int] = {}
+        args: list[Any] = [
+            repr(score_floor(self.config.min_popularity, at, self._lam)) if sign == "+" else "none",
+            self.config.max_items_per_segment if sign == "+" else 0,
+        ]
+        for (segment, item), score in amounts.items():
+            index = keys.setdefault(self._key(tenant, "pop", segment), len(keys) + 1)
+            args.extend((index, item, repr(score), sign))
+        args.append(repr(GONE))
+        pipe.eval(_LOG_ADJUST, len(keys), *keys, *args)
+        for key in keys:
+            pipe.pexpire(key, self._ttl_ms)
+
+    def _write_pairs(self, pipe: Any, tenant: str, pairs: Mapping[ch.Pair, int]) -> None:
+        touched: set[str] = set()
+        for (item, other), count in pairs.items():
+            key = self._key(tenant, "co", item)
+            pipe.zincrby(key, count, other)
+            touched.add(key)
+        for key in touched:
+            pipe.zremrangebyrank(key, 0, -self.config.neighbours_cap - 1)
+            pipe.pexpire(key, self._ttl_ms)
+
+    def _subtract_pairs(self, pipe: Any, tenant: str, pairs: Mapping[ch.Pair, int]) -> None:
+        if not pairs:
+            return
+        keys = [self._key(tenant, "co", item) for item, _ in pairs]
+        args: list[Any] = []
+        for (_, other), count in pairs.items():
+            args.extend((other, count))
+        pipe.eval(_COUNT_SUBTRACT, len(keys), *keys, *args)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def user_state(self, tenant: str, user: str, *, now: datetime | None = None) -> UserState:
+        """The user's recent items, session and exclusion marks: one round trip."""
+        validate_tenant_id(tenant)
+        keys = self._user_keys(tenant, user)
+        with _translated("user_state"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zscore(self._key(tenant, "active"), user)
+            pipe.lrange(keys["log"], 0, -1)
+            for name in _MARKS:
+                pipe.zrange(keys[name], 0, -1, withscores=True)
+            last, raw, seen, bought, disliked = pipe.execute()
+        log = [_decode(r) for r in reversed(raw)]
+        return ch.user_state_from(
+            user,
+            log,
+            {_text(i): s for i, s in seen},
+            {_text(i): s for i, s in bought},
+            {_text(i): s for i, s in disliked},
+            last,
+            ch.to_epoch(now),
+            self.config,
+        )
+
+    def trending(
+        self, tenant: str, n: int, *, segment: str | None = None, now: datetime | None = None
+    ) -> list[tuple[str, float]]:
+        """Top ``n`` by decayed popularity: one ZREVRANGE, no rescaling."""
+        validate_tenant_id(tenant)
+        if n <= 0:
+            return []
+        at = ch.to_epoch(now)
+        floor = score_floor(self.config.min_popularity, at, self._lam)
+        key = self._key(tenant, "pop", segment or GLOBAL_SEGMENT)
+        with _translated("trending"):
+            rows = cast(list[tuple[bytes, float]], self._client.zrevrange(key, 0, n - 1, True))
+        return [(_text(i), value_at(s, at, self._lam)) for i, s in rows if s >= floor]
+
+    def item_popularity(
+        self,
+        tenant: str,
+        item_ids: Sequence[str],
+        *,
+        segment: str | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, float]:
+        """Decayed popularity per item (0.0 when absent or below ``min_popularity``)."""
+        validate_tenant_id(tenant)
+        if not item_ids:
+            return {}
+        at = ch.to_epoch(now)
+        floor = score_floor(self.config.min_popularity, at, self._lam)
+        key = self._key(tenant, "pop", segment or GLOBAL_SEGMENT)
+        with _translated("item_popularity"):
+            scores = self._client.zmscore(key, list(item_ids))
+        return {
+            item: value_at(s, at, self._lam) if s is not None and s >= floor else 0.0
+            for item, s in zip(item_ids, scores, strict=True)
+        }
+
+    def neighbours(self, tenant: str, item_id: str, n: int) -> list[tuple[str, float]]:
+        """Items most often in the same session as ``item_id``."""
+        validate_tenant_id(tenant)
+        if n <= 0:
+            return []
+        with _translated("neighbours"):
+            key = self._key(tenant, "co", item_id)
+            rows = cast(list[tuple[bytes, float]], self._client.zrevrange(key, 0, n - 1, True))
+        return [(_text(i), float(s)) for i, s in rows]
+
+    # -- vectors ------------------------------------------------------------------------------
+
+    def set_user_vector(
+        self,
+        tenant: str,
+        model_version: str,
+        user: str,
+        vector: np.ndarray,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Store the vector as float32 bytes in the user's ``vec`` hash."""
+        validate_tenant_id(tenant)
+        data = check_vector(vector).tobytes()
+        key = self._key(tenant, "vec", user)
+        with _translated("set_user_vector"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hset(key, model_version, data)
+            pipe.pexpire(key, self._ttl_ms)
+            pipe.zadd(self._key(tenant, "active"), {user: ch.to_epoch(now)}, gt=True)
+            pipe.execute()
+
+    def get_user_vector(
+        self, tenant: str, model_version: str, user: str, *, now: datetime | None = None
+    ) -> np.ndarray | None:
+        """The stored float32 vector, or ``None`` (also when the user expired)."""
+        validate_tenant_id(tenant)
+        with _translated("get_user_vector"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zscore(self._key(tenant, "active"), user)
+            pipe.hget(self._key(tenant, "vec", user), model_version)
+            last, data = pipe.execute()
+        if data is None or ch.expired(last, ch.to_epoch(now), self.config):
+            return None
+        return np.frombuffer(data, dtype=np.float32).copy()
+
+    # -- erasure and identity -----------------------------------------------------------------
+
+    def forget_user(self, tenant: str, user: str) -> None:
+        """Delete the user's keys and subtract their logged contributions, atomically."""
+        validate_tenant_id(tenant)
+        keys = self._user_keys(tenant, user)
+        with _translated("forget_user"):
+            raw = cast(list[bytes], self._client.lrange(keys["log"], 0, -1))
+            log = [_decode(r) for r in reversed(raw)]
+            pipe = self._client.pipeline(transaction=True)
+            self._write_popularity(pipe, tenant, ch.popularity_of(log, self.config), "-", 0.0)
+            self._subtract_pairs(pipe, tenant, ch.session_pairs((), log, self.config))
+            pipe.delete(*keys.values())
+            pipe.zrem(self._key(tenant, "active"), user)
+            pipe.execute()
+
+    def merge_users(
+        self, tenant: str, anonymous_key: str, user_id: str, *, now: datetime | None = None
+    ) -> None:
+        """Move the anonymous subject's state onto ``user_id`` (logs merged by time)."""
+        validate_tenant_id(tenant)
+        key = anonymous_key if anonymous_key.startswith("anon:") else f"anon:{anonymous_key}"
+        if key == user_id:
+            return
+        at = ch.to_epoch(now)
+        cfg = self.config
+        with _translated("merge_users"):
+            anon = self._read_whole(tenant, key)
+            if anon["last"] is None or ch.expired(anon["last"], at, cfg):
+                self._client.delete(*self._user_keys(tenant, key).values())
+                return
+            user = self._read_whole(tenant, user_id)
+            if ch.expired(user["last"], at, cfg):
+                user = {"last": None, "log": [], "vec": {}, **{m: {} for m in _MARKS}}
+            merged = ch.merged_log(anon["log"], user["log"], cfg.recent_cap)
+            delta = ch.merge_pairs_delta(anon["log"], user["log"], merged, cfg)
+            target = self._user_keys(tenant, user_id)
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(*target.values(), *self._user_keys(tenant, key).values())
+            if merged:
+                pipe.lpush(target["log"], *(_encode(e) for e in merged))
+            for name in _MARKS:
+                marks = ch.merge_marks(user[name], anon[name], cfg.exclusion_cap)
+                if marks:
+                    pipe.zadd(target[name], marks)
+            vectors = {**anon["vec"], **user["vec"]}
+            if vectors:
+                pipe.hset(target["vec"], mapping=vectors)
+            active = self._key(tenant, "active")
+            pipe.zrem(active, key)
+            last = max(anon["last"], user["last"] if user["last"] is not None else anon["last"])
+            pipe.zadd(active, {user_id: last}, gt=True)
+            for name in target.values():
+                pipe.pexpire(name, self._ttl_ms)
+            self._write_pairs(pipe, tenant, {p: n for p, n in delta.items() if n > 0})
+            self._subtract_pairs(pipe, tenant, {p: -n for p, n in delta.items() if n < 0})
+            pipe.execute()
+
+    def _read_whole(self, tenant: str, user: str) -> dict[str, Any]:
+        keys = self._user_keys(tenant, user)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zscore(self._key(tenant, "active"), user)
+        pipe.lrange(keys["log"], 0, -1)
+        for name in _MARKS:
+            pipe.zrange(keys[name], 0, -1, withscores=True)
+        pipe.hgetall(keys["vec"])
+        last, raw, seen, bought, disliked, vec = pipe.execute()
+        return {
+            "last": last,
+            "log": [_decode(r) for r in reversed(raw)],
+            "seen": {_text(i): s for i, s in seen},
+            "bought": {_text(i): s for i, s in bought},
+            "disliked": {_text(i): s for i, s in disliked},
+            "vec": {_text(k): v for k, v in vec.items()},
+        }
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def active_users(self, tenant: str, *, now: datetime | None = None) -> int:
+        """How many users of the tenant have unexpired state (for sizing and benchmarks)."""
+        validate_tenant_id(tenant)
+        cutoff = ch.to_epoch(now) - self.config.user_ttl.total_seconds()
+        with _translated("active_users"):
+            return int(self._client.zcount(self._key(tenant, "active"), cutoff, "+inf"))

@@ -1,0 +1,182 @@
+"""The serving chain end to end in process: real online state, a trained bundle, the catalogue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from personify.domain.events import Context, Event, Location
+from personify.domain.items import Item
+from personify.domain.users import Profile, User
+from personify.jobs.training import TrainingConfig, train_bundle
+from personify.serving.catalog import CatalogSnapshot
+from personify.serving.chain import RecommendationService
+from personify.serving.request import (
+    Boost,
+    Diversity,
+    Filters,
+    PropertyCondition,
+    RecommendationRequest,
+    Rules,
+)
+from personify.storage.online.memory import MemoryOnlineState
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+T = "default"
+
+
+def _items() -> list[Item]:
+    items = []
+    for i in range(40):
+        cat = ["shoes", "books", "toys", "food"][i % 4]
+        items.append(Item(item_id=f"i{i}", title=f"Item {i}", categories=[cat], price=float(i),
+                          created_at=NOW - timedelta(days=100 - i)))
+    items.append(Item(item_id="alice", type="person", title="Alice", categories=["people"]))
+    items.append(Item(item_id="post-a", type="content", title="Alice's post", author_id="alice",
+                      categories=["shoes"]))
+    return items
+
+
+def _history() -> list[Event]:
+    """Two taste groups: even users like shoes+books items 0..19, odd users toys+food 20..39."""
+    events = []
+    n = 0
+    for u in range(30):
+        base = 0 if u % 2 == 0 else 20
+        for j in range(8):
+            item = base + (u * 3 + j * 5) % 20
+            n += 1
+            events.append(Event(event_id=f"h{n}", type="view", user_id=f"u{u}", item_id=f"i{item}",
+                                timestamp=NOW - timedelta(days=5, minutes=n)))
+    return events
+
+
+@pytest.fixture
+def service() -> tuple[RecommendationService, MemoryOnlineState, list[Event]]:
+    history = _history()
+    bundle, _ = train_bundle(history, TrainingConfig(model="itemknn", params={"k": 20}))
+    state = MemoryOnlineState()
+    state.apply(T, history, now=NOW - timedelta(days=5))
+    catalog = CatalogSnapshot(_items())
+    logged: list[Event] = []
+    users = {"fan": User(user_id="fan", profile=Profile(interests=["Toys"]))}
+    svc = RecommendationService(
+        bundles=lambda t: bundle,
+        catalogs=lambda t: catalog,
+        state=state,
+        users=lambda t, u: users.get(u),
+        personalization_allowed=lambda t, u: u != "optout",
+        log_impression=lambda t, e: logged.append(e),
+        clock=lambda: NOW,
+    )
+    return svc, state, logged
+
+
+def _click(state: MemoryOnlineState, user: str, item: str, minutes: int = 1) -> None:
+    state.apply(T, [Event(event_id=f"c-{user}-{item}-{minutes}", type="click", user_id=user,
+                          item_id=item, timestamp=NOW - timedelta(minutes=minutes))], now=NOW)
+
+
+def test_a_click_changes_the_very_next_answer(service) -> None:
+    svc, state, _ = service
+    before = svc.recommend(T, RecommendationRequest(user_id="new", n=5, explain=True))
+    _click(state, "new", "i21")
+    after = svc.recommend(T, RecommendationRequest(user_id="new", n=5, explain=True))
+    ids = [i.item_id for i in after.items]
+    assert "i21" not in ids, "the clicked item is excluded at once"
+    assert ids != [i.item_id for i in before.items]
+    groups = [int(i[1:]) >= 20 for i in ids if i.startswith("i")]
+    assert sum(groups) >= 4, f"neighbours of the clicked item's group should dominate: {ids}"
+    assert after.items[0].reasons and after.items[0].explanation
+
+
+def test_new_user_gets_popular_fallback_with_explanations(service) -> None:
+    svc, _, logged = service
+    result = svc.recommend(T, RecommendationRequest(user_id="nobody", n=10, explain=True,
+                                                    language="ru"))
+    assert len(result.items) == 10
+    assert all(item.explanation for item in result.items)
+    assert result.personalized
+    assert logged and logged[-1].recommendation_id == result.recommendation_id
+    assert logged[-1].item_ids == [i.item_id for i in result.items]
+
+
+def test_opted_out_user_is_not_personalized(service) -> None:
+    svc, state, _ = service
+    _click(state, "optout", "i21")
+    result = svc.recommend(T, RecommendationRequest(user_id="optout", n=5, explain=True))
+    assert not result.personalized
+    assert any("not personalized" in w for w in result.warnings)
+    assert {r["type"] for i in result.items for r in i.reasons} <= {"not_personalized", "trending",
+                                                                    "new_item", "popular_in"}
+
+
+def test_declared_interest_is_used_and_explained(service) -> None:
+    svc, _, _ = service
+    result = svc.recommend(T, RecommendationRequest(user_id="fan", n=5, explain=True,
+                                                    sources=["interests"]))
+    assert result.items
+    assert all(i.item is not None and "toys" in i.item.categories for i in result.items)
+    assert "toys" in result.items[0].explanation.lower()
+
+
+def test_filters_types_price_and_too_few_items(service) -> None:
+    svc, _, _ = service
+    req = RecommendationRequest(user_id="u1", n=10, item_types=["product"],
+                                filters=Filters(categories=["books"], price_max=10))
+    result = svc.recommend(T, req)
+    assert all("books" in i.item.categories and i.item.price <= 10 for i in result.items if i.item)
+    assert len(result.items) < 10
+    assert any("only" in w for w in result.warnings)
+
+
+def test_never_the_user_themself_or_their_own_items(service) -> None:
+    svc, state, _ = service
+    _click(state, "alice", "i2")
+    result = svc.recommend(T, RecommendationRequest(user_id="alice", n=42, item_types=[]))
+    ids = {i.item_id for i in result.items}
+    assert "alice" not in ids and "post-a" not in ids
+
+
+def test_pinned_promoted_boosts_and_diversity(service) -> None:
+    svc, _, _ = service
+    req = RecommendationRequest(
+        user_id="u2", n=8,
+        rules=Rules(pinned=["i39"], promoted=["i38", "i37"], promoted_share=0.25,
+                    boosts=[Boost(condition=PropertyCondition(field="price", op="lt", value=3),
+                                  factor=50)]),
+        diversity=Diversity(max_per_category=2),
+    )
+    result = svc.recommend(T, req)
+    ids = [i.item_id for i in result.items]
+    assert ids[0] == "i39"
+    assert {"i38", "i37"} <= set(ids)
+    organic = [i for i in result.items if i.item_id not in {"i39", "i38", "i37"}]
+    counts: dict[str, int] = {}
+    for i in organic:
+        for c in i.item.categories:
+            counts[c] = counts.get(c, 0) + 1
+    assert max(counts.values()) <= 2
+
+
+def test_rerank_a_client_list(service) -> None:
+    svc, state, _ = service
+    _click(state, "r", "i3")
+    wanted = ["i30", "i5", "i7", "i33"]
+    result = svc.recommend(T, RecommendationRequest(user_id="r", n=4,
+                                                    filters=Filters(item_ids=wanted)))
+    assert sorted(i.item_id for i in result.items) == sorted(wanted)
+    assert result.items[0].item_id in {"i5", "i7"}
+
+
+def test_trending_in_the_request_country(service) -> None:
+    svc, state, _ = service
+    ctx = Context(location=Location(country="de", city="Berlin"))
+    state.apply(T, [Event(event_id=f"de{k}", type="purchase", user_id=f"g{k}", item_id="i11",
+                          timestamp=NOW - timedelta(minutes=k), context=ctx) for k in range(5)],
+                now=NOW)
+    result = svc.recommend(T, RecommendationRequest(anonymous_id="visitor", n=3, explain=True,
+                                                    context=ctx, sources=["trending"]))
+    assert result.items[0].item_id == "i11"
+    assert result.items[0].explanation == "Popular in Berlin this week"
