@@ -55,7 +55,9 @@ def _rows(campaign: str, direction: str, estimates: list[Any], truth: Any) -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=str(ROOT.parent / "shared" / "datasets" / "open_bandit_obd"))
+    parser.add_argument(
+        "--root", default=str(ROOT.parent / "shared" / "datasets" / "open_bandit_obd")
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -66,13 +68,23 @@ def main() -> None:
         pos = rnd.log.position
         assert pos is not None
         freq = frequency_action_dist(bts, pos)
-        rows += _rows(campaign, "random->bts", evaluate_policy(rnd.log, freq, make_model=ActionMeanReward), bts)
+        rows += _rows(
+            campaign,
+            "random->bts",
+            evaluate_policy(rnd.log, freq, make_model=ActionMeanReward),
+            bts,
+        )
         near, _ = logged_action_dist(bts, rnd.times, pos)
         nearest_rows += _rows(
-            campaign, "random->bts", evaluate_policy(rnd.log, near, make_model=ActionMeanReward), bts
+            campaign,
+            "random->bts",
+            evaluate_policy(rnd.log, near, make_model=ActionMeanReward),
+            bts,
         )
         uni = uniform_action_dist(bts.log.n_rounds, bts.log.n_actions)
-        rows += _rows(campaign, "bts->random", evaluate_policy(bts.log, uni, make_model=ActionMeanReward), rnd)
+        rows += _rows(
+            campaign, "bts->random", evaluate_policy(bts.log, uni, make_model=ActionMeanReward), rnd
+        )
     covered = sum(r["covers_on_policy"] for r in rows)
     metrics = {
         "rows": rows,
@@ -84,7 +96,10 @@ def main() -> None:
     print(f"{'campaign':8} {'direction':12} {'est':6} {'estimate':>9} {'ci':>20} {'on_policy':>9}")
     for r in rows:
         ci = f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
-        print(f"{r['campaign']:8} {r['direction']:12} {r['estimator']:6} {r['estimate']:9.4f} {ci:>20} {r['on_policy']:9.4f}")
+        print(
+            f"{r['campaign']:8} {r['direction']:12} {r['estimator']:6} {r['estimate']:9.4f}"
+            f" {ci:>20} {r['on_policy']:9.4f}"
+        )
     print(f"covered {covered}/{len(rows)}; wrote {path}")
 
 

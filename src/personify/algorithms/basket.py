@@ -93,6 +93,20 @@ class BuyItAgain(Recommender):
         rows = history_rows(self.freq_, users, history, binary=False)
         return np.asarray(rows.multiply(self.propensity_[None, :]).toarray(), dtype=np.float32)
 
+    def similar_items(
+        self, item_indices: IdArray | list[int], n: int = 10
+    ) -> tuple[IdArray, ScoreArray]:
+        """Items with the same buyers (cosine of the decayed purchase columns)."""
+        self.check_fitted()
+        items = np.asarray(item_indices, dtype=np.int64)
+        cols = sp.csc_matrix(self.freq_)
+        norms = np.sqrt(np.asarray(cols.multiply(cols).sum(axis=0)).ravel()) + 1e-12
+        sims = np.asarray((cols[:, items].T @ cols).toarray(), dtype=np.float32)
+        sims /= norms[items, None] * norms[None, :]
+        sims[sims <= 0] = -np.inf
+        sims[np.arange(len(items)), items] = -np.inf
+        return top_n(sims, n)
+
 
 class FrequentlyBoughtTogether(Recommender):
     """Basket co-occurrence association rules ``i -> j`` scored by shrunk confidence

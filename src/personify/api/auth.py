@@ -58,10 +58,11 @@ class Authenticator:
 def require_scope(key: ApiKey, scope: Scope) -> ApiKey:
     """``key`` if it carries ``scope`` (admin implies every scope), else Forbidden."""
     if not key.allows(scope):
+        wanted = "'admin'" if scope == Scope.ADMIN else f"{scope.value!r} or 'admin'"
         raise Forbidden(
             f"this key lacks the {scope.value!r} scope",
             field="scope",
-            accepted=f"a key with the {scope.value!r} or 'admin' scope",
+            accepted=f"a key with the {wanted} scope",
         )
     return key
 

@@ -148,7 +148,7 @@ def _validation_error(_request: Request, exc: Exception) -> Response:
         reason = (first.get("ctx") or {}).get("error", "invalid JSON")
         return JSONBody(
             error_body("malformed_json", f"the request body is not valid JSON: {reason}",
-                       accepted="a JSON document"),
+                       field="body", accepted="a JSON document"),
             status_code=400,
         )
     first = errors[0] if errors else {}

@@ -98,9 +98,18 @@ def analyze(
         comparisons.extend(rows)
     final, horizon_note = _horizon(experiment, units, now or datetime.now(UTC))
     result = ExperimentResult(
-        experiment.name, control, experiment.alpha, units, srm, comparisons,
-        experiment.primary_metric.name, [m.name for m in experiment.guardrail_metrics],
-        experiment.sequential, final, horizon_note, notes=notes,
+        experiment.name,
+        control,
+        experiment.alpha,
+        units,
+        srm,
+        comparisons,
+        experiment.primary_metric.name,
+        [m.name for m in experiment.guardrail_metrics],
+        experiment.sequential,
+        final,
+        horizon_note,
+        notes=notes,
     )
     result.verdict = verdict(result, experiment)
     return result
@@ -149,20 +158,36 @@ def _compare_metric(
                     f"ratio metric {metric.name!r} needs denominators", field="denominators"
                 )
             comp = compare_ratios(
-                values[control], den_c, values[v], den_v,
-                metric=metric.name, variant=v, control=control, alpha=alpha,
+                values[control],
+                den_c,
+                values[v],
+                den_v,
+                metric=metric.name,
+                variant=v,
+                control=control,
+                alpha=alpha,
             )
         elif metric.kind == MetricKind.PROPORTION and not use_cuped:
             comp = compare_proportions(
-                int(values[control].sum()), len(values[control]),
-                int(values[v].sum()), len(values[v]),
-                metric=metric.name, variant=v, control=control, alpha=alpha,
+                int(values[control].sum()),
+                len(values[control]),
+                int(values[v].sum()),
+                len(values[v]),
+                metric=metric.name,
+                variant=v,
+                control=control,
+                alpha=alpha,
             )
         else:
             comp = compare_means(
-                values[control], values[v], metric=metric.name, variant=v,
-                control_name=control, alpha=alpha,
-                n_bootstrap=n_bootstrap if metric.kind == MetricKind.MEAN else 0, seed=seed,
+                values[control],
+                values[v],
+                metric=metric.name,
+                variant=v,
+                control_name=control,
+                alpha=alpha,
+                n_bootstrap=n_bootstrap if metric.kind == MetricKind.MEAN else 0,
+                seed=seed,
             )
         if use_cuped:
             comp = replace(comp, method=comp.method + " + CUPED")
@@ -176,13 +201,15 @@ def _sequentialize(c: Comparison, alpha: float, tau: float | None, k: int) -> Co
     scale = tau if tau is not None else 0.05 * abs(c.control_value) or 1e-3
     seq = msprt(c.diff, se * se, tau2=scale * scale, alpha=alpha / k)
     base = c.control_value
-    lift_ci = (
-        (seq.ci[0] / base, seq.ci[1] / base) if base > 0 else (math.nan, math.nan)
-    )
+    lift_ci = (seq.ci[0] / base, seq.ci[1] / base) if base > 0 else (math.nan, math.nan)
     p = min(1.0, seq.p_value * k)
     return replace(
-        c, method=c.method + ", always-valid mSPRT", p_value=seq.p_value, p_adjusted=p,
-        diff_ci=seq.ci, lift_ci=lift_ci,
+        c,
+        method=c.method + ", always-valid mSPRT",
+        p_value=seq.p_value,
+        p_adjusted=p,
+        diff_ci=seq.ci,
+        lift_ci=lift_ci,
     )
 
 
@@ -215,7 +242,8 @@ def verdict(result: ExperimentResult, experiment: Experiment) -> str:
         if result.final and c.significant(result.alpha):
             direction = "increases" if c.diff > 0 else "decreases"
             parts.append(
-                f"{c.variant} {direction} {c.metric} by {_pct(abs(c.lift))} ({ci}, p = {c.p_adjusted:.3g})"
+                f"{c.variant} {direction} {c.metric} by {_pct(abs(c.lift))}"
+                f" ({ci}, p = {c.p_adjusted:.3g})"
             )
         elif result.final:
             parts.append(

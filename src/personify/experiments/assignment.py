@@ -100,8 +100,7 @@ def allocate_buckets(experiment: Experiment, others: Iterable[Experiment]) -> tu
         return (start, start + size)
     free = N_BUCKETS - sum(hi - lo for lo, hi in taken)
     raise Conflict(
-        f"layer {experiment.layer!r} has no free range of {size} buckets"
-        f" ({free} free in total)",
+        f"layer {experiment.layer!r} has no free range of {size} buckets ({free} free in total)",
         field="traffic",
         accepted=f"at most {free / N_BUCKETS:.4f} or another layer",
     )

@@ -94,8 +94,12 @@ class Decision:
 
     def log(self, context: np.ndarray, actions: Sequence[str], policy: str) -> DecisionLog:
         return DecisionLog(
-            self.decision_id, [float(v) for v in context], list(actions), list(self.ranked),
-            list(self.propensities), policy,
+            self.decision_id,
+            [float(v) for v in context],
+            list(actions),
+            list(self.ranked),
+            list(self.propensities),
+            policy,
         )
 
 
@@ -127,10 +131,8 @@ class BanditPolicy(ABC):
     def _mean_scores(self, x: np.ndarray, actions: Sequence[str]) -> np.ndarray:
         """The score a deterministic policy ranks by (Thompson: the posterior mean)."""
 
-    def _sample_scores(
-        self, x: np.ndarray, actions: Sequence[str], size: int
-    ) -> np.ndarray | None:
-        """``size`` posterior samples of the scores, shape (size, n_actions); None if deterministic."""
+    def _sample_scores(self, x: np.ndarray, actions: Sequence[str], size: int) -> np.ndarray | None:
+        """``size`` posterior score samples, shape (size, n_actions); None if deterministic."""
         return None
 
     @abstractmethod
@@ -227,9 +229,14 @@ class _LinearArms(BanditPolicy):
 
     def _state(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "dim": self.dim, "l2": self.l2, "epsilon": self.epsilon,
+            "kind": self.kind,
+            "dim": self.dim,
+            "l2": self.l2,
+            "epsilon": self.epsilon,
             "seed": self.seed,
-            "arms": {a: {"a_inv": m.tolist(), "b": self.b_[a].tolist()} for a, m in self.a_inv_.items()},
+            "arms": {
+                a: {"a_inv": m.tolist(), "b": self.b_[a].tolist()} for a, m in self.a_inv_.items()
+            },
         }
 
     def _load_arms(self, arms: Mapping[str, Any]) -> None:
@@ -244,7 +251,12 @@ class LinUCB(_LinearArms):
     kind = "linucb"
 
     def __init__(
-        self, dim: int, *, alpha: float = 1.0, l2: float = 1.0, epsilon: float = 0.0,
+        self,
+        dim: int,
+        *,
+        alpha: float = 1.0,
+        l2: float = 1.0,
+        epsilon: float = 0.0,
         seed: int | None = None,
     ) -> None:
         super().__init__(dim, l2=l2, epsilon=epsilon, seed=seed)
@@ -259,8 +271,13 @@ class LinUCB(_LinearArms):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LinUCB:
-        p = cls(data["dim"], alpha=data["alpha"], l2=data["l2"], epsilon=data["epsilon"],
-                seed=data.get("seed"))
+        p = cls(
+            data["dim"],
+            alpha=data["alpha"],
+            l2=data["l2"],
+            epsilon=data["epsilon"],
+            seed=data.get("seed"),
+        )
         p._load_arms(data["arms"])
         return p
 
@@ -271,7 +288,12 @@ class LinearThompson(_LinearArms):
     kind = "linear_thompson"
 
     def __init__(
-        self, dim: int, *, v: float = 0.5, l2: float = 1.0, epsilon: float = 0.0,
+        self,
+        dim: int,
+        *,
+        v: float = 0.5,
+        l2: float = 1.0,
+        epsilon: float = 0.0,
         seed: int | None = None,
     ) -> None:
         super().__init__(dim, l2=l2, epsilon=epsilon, seed=seed)
@@ -289,8 +311,9 @@ class LinearThompson(_LinearArms):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LinearThompson:
-        p = cls(data["dim"], v=data["v"], l2=data["l2"], epsilon=data["epsilon"],
-                seed=data.get("seed"))
+        p = cls(
+            data["dim"], v=data["v"], l2=data["l2"], epsilon=data["epsilon"], seed=data.get("seed")
+        )
         p._load_arms(data["arms"])
         return p
 
@@ -301,7 +324,10 @@ class BernoulliThompson(BanditPolicy):
     kind = "bernoulli_thompson"
 
     def __init__(
-        self, *, prior: tuple[float, float] = (1.0, 1.0), epsilon: float = 0.0,
+        self,
+        *,
+        prior: tuple[float, float] = (1.0, 1.0),
+        epsilon: float = 0.0,
         seed: int | None = None,
     ) -> None:
         super().__init__(epsilon=epsilon, seed=seed)
@@ -332,21 +358,29 @@ class BernoulliThompson(BanditPolicy):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "prior": list(self.prior), "epsilon": self.epsilon,
-            "seed": self.seed, "alpha": dict(self.alpha_), "beta": dict(self.beta_),
+            "kind": self.kind,
+            "prior": list(self.prior),
+            "epsilon": self.epsilon,
+            "seed": self.seed,
+            "alpha": dict(self.alpha_),
+            "beta": dict(self.beta_),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BernoulliThompson:
-        p = cls(prior=(data["prior"][0], data["prior"][1]), epsilon=data["epsilon"],
-                seed=data.get("seed"))
+        p = cls(
+            prior=(data["prior"][0], data["prior"][1]),
+            epsilon=data["epsilon"],
+            seed=data.get("seed"),
+        )
         p.alpha_ = {k: float(v) for k, v in data["alpha"].items()}
         p.beta_ = {k: float(v) for k, v in data["beta"].items()}
         return p
 
 
 _KINDS: dict[str, Any] = {
-    LinUCB.kind: LinUCB, LinearThompson.kind: LinearThompson,
+    LinUCB.kind: LinUCB,
+    LinearThompson.kind: LinearThompson,
     BernoulliThompson.kind: BernoulliThompson,
 }
 
@@ -355,7 +389,9 @@ def policy_from_dict(data: Mapping[str, Any]) -> BanditPolicy:
     """Rebuild any policy saved with ``to_dict``."""
     kind = data.get("kind")
     if kind not in _KINDS:
-        raise InvalidInput(f"unknown policy kind {kind!r}", field="kind", accepted=", ".join(_KINDS))
+        raise InvalidInput(
+            f"unknown policy kind {kind!r}", field="kind", accepted=", ".join(_KINDS)
+        )
     policy: BanditPolicy = _KINDS[kind].from_dict(data)
     return policy
 
@@ -370,7 +406,11 @@ def rewards_from_events(
     weights = dict(reward_types) if reward_types is not None else {"click": 1.0}
     rewards = dict.fromkeys(decision.chosen, 0.0)
     for e in events:
-        if e.recommendation_id == decision.decision_id and e.item_id in rewards and e.type in weights:
+        if (
+            e.recommendation_id == decision.decision_id
+            and e.item_id in rewards
+            and e.type in weights
+        ):
             rewards[e.item_id] = max(rewards[e.item_id], weights[e.type])
     return rewards
 

@@ -82,7 +82,9 @@ def samples_from_events(
     for m in metrics:
         if m not in BUILTIN_METRICS:
             raise InvalidInput(
-                f"no built-in event metric {m!r}", field="metric", accepted=", ".join(BUILTIN_METRICS)
+                f"no built-in event metric {m!r}",
+                field="metric",
+                accepted=", ".join(BUILTIN_METRICS),
             )
     first = {x.unit: x for x in exposures}
     after: dict[str, _Tally] = defaultdict(_Tally)

@@ -8,6 +8,7 @@ without events. Units are ``Event.subject`` (user id, else ``anon:<anonymous id>
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -43,7 +44,7 @@ def sessions(events: Iterable[Event], gap: timedelta = SESSION_GAP) -> dict[str,
         evs.sort(key=lambda e: e.timestamp)
         current: list[Event] = [evs[0]]
         groups = [current]
-        for prev, e in zip(evs, evs[1:], strict=False):
+        for prev, e in itertools.pairwise(evs):
             if e.timestamp - prev.timestamp > gap:
                 current = []
                 groups.append(current)
@@ -87,9 +88,13 @@ def summarize(events: Iterable[Event]) -> KpiSummary:
     s = KpiSummary()
     if not evs:
         return s
-    shown = {e.recommendation_id for e in evs if e.type == EventType.IMPRESSION and e.recommendation_id}
+    shown = {
+        e.recommendation_id for e in evs if e.type == EventType.IMPRESSION and e.recommendation_id
+    }
     clicked = {
-        e.recommendation_id for e in evs if e.type == EventType.CLICK and e.recommendation_id in shown
+        e.recommendation_id
+        for e in evs
+        if e.type == EventType.CLICK and e.recommendation_id in shown
     }
     s.units = len({e.subject for e in evs})
     s.impressions, s.clicked_impressions = len(shown), len(clicked)
@@ -110,7 +115,9 @@ def summarize(events: Iterable[Event]) -> KpiSummary:
     s.personalized_clicks_per_session = _ratio(personalized_clicks, s.sessions)
     durations = [(g[-1].timestamp - g[0].timestamp).total_seconds() for g in all_sessions]
     s.time_on_site_seconds = _ratio(sum(durations), len(durations))
-    s.repeat_visit_share = _ratio(sum(1 for g in per_subject.values() if len(g) > 1), len(per_subject))
+    s.repeat_visit_share = _ratio(
+        sum(1 for g in per_subject.values() if len(g) > 1), len(per_subject)
+    )
     sent = [e for e in evs if e.type in SENT_TYPES and e.context.channel == "email"]
     s.emails_sent = len(sent)
     s.personalized_email_share = _ratio(sum(1 for e in sent if e.recommendation_id), len(sent))
@@ -163,7 +170,9 @@ def group_key(
         return source
     from personify.domain.errors import InvalidInput
 
-    raise InvalidInput(f"unknown grouping {by!r}", field="by", accepted="day, variant, channel, source")
+    raise InvalidInput(
+        f"unknown grouping {by!r}", field="by", accepted="day, variant, channel, source"
+    )
 
 
 def kpis_by(
@@ -218,7 +227,13 @@ def revenue_lift(
         inc = (rpu - rpu_c) * units[v]
         cost = (costs or {}).get(v)
         out.append(
-            RevenueLift(v, units[v], rpu, _ratio(rpu, rpu_c) - 1 if rpu_c else 0.0, inc,
-                        inc / cost if cost else None)
+            RevenueLift(
+                v,
+                units[v],
+                rpu,
+                _ratio(rpu, rpu_c) - 1 if rpu_c else 0.0,
+                inc,
+                inc / cost if cost else None,
+            )
         )
     return out

@@ -46,7 +46,9 @@ class OpenBanditData:
 def load_open_bandit(root: str | Path, policy: str, campaign: str) -> OpenBanditData:
     """Load ``<root>/<policy>/<campaign>/<campaign>.csv``."""
     if policy not in POLICIES:
-        raise InvalidInput(f"unknown policy {policy!r}", field="policy", accepted=", ".join(POLICIES))
+        raise InvalidInput(
+            f"unknown policy {policy!r}", field="policy", accepted=", ".join(POLICIES)
+        )
     if campaign not in CAMPAIGNS:
         raise InvalidInput(
             f"unknown campaign {campaign!r}", field="campaign", accepted=", ".join(CAMPAIGNS)
@@ -100,8 +102,10 @@ def logged_action_dist(
     logged propensities (see the module docstring). Returns (dist, raw row sums before
     normalization; near 1 when the reconstruction is faithful)."""
     n_actions = source.log.n_actions
-    pos_src = source.log.position if source.log.position is not None else np.zeros(
-        source.log.n_rounds, dtype=int
+    pos_src = (
+        source.log.position
+        if source.log.position is not None
+        else np.zeros(source.log.n_rounds, dtype=int)
     )
     raw = np.zeros((len(times), n_actions))
     for p in range(source.log.n_positions):
@@ -122,7 +126,9 @@ def logged_action_dist(
             gap = np.abs(t_s[nearest] - t_q)
             raw[query, a] = np.where(gap <= max_gap, source.log.pscore[order][nearest], 0.0)
     sums = raw.sum(axis=1)
-    dist = np.where(sums[:, None] > 0, raw / np.where(sums > 0, sums, 1.0)[:, None], 1.0 / n_actions)
+    dist = np.where(
+        sums[:, None] > 0, raw / np.where(sums > 0, sums, 1.0)[:, None], 1.0 / n_actions
+    )
     return dist, sums
 
 
@@ -131,8 +137,10 @@ def frequency_action_dist(
 ) -> np.ndarray:
     """Alternative: the source policy's empirical item frequencies per position over the week."""
     n_actions = source.log.n_actions
-    pos_src = source.log.position if source.log.position is not None else np.zeros(
-        source.log.n_rounds, dtype=int
+    pos_src = (
+        source.log.position
+        if source.log.position is not None
+        else np.zeros(source.log.n_rounds, dtype=int)
     )
     table = np.zeros((source.log.n_positions, n_actions))
     for p in range(source.log.n_positions):

@@ -23,7 +23,8 @@ def render_markdown(result: ExperimentResult, plot_name: str | None = None) -> s
         "",
         f"Horizon: {result.horizon_note}.",
         "",
-        "Units per variant: " + ", ".join(f"{k} {v}" for k, v in result.units.items())
+        "Units per variant: "
+        + ", ".join(f"{k} {v}" for k, v in result.units.items())
         + f" (SRM chi-square p = {result.srm.p_value:.3g}).",
         "",
         "| metric | variant | control value | variant value | lift | lift CI | p (Holm) | method |",

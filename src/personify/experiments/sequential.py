@@ -40,5 +40,7 @@ def msprt(
     p = 1.0 if log_l <= 0 else min(1.0, math.exp(-log_l))
     for prev in previous_p:
         p = min(p, prev)
-    half = math.sqrt(2 * v * (v + tau2) / tau2 * (math.log(1 / alpha) + 0.5 * math.log((v + tau2) / v)))
+    half = math.sqrt(
+        2 * v * (v + tau2) / tau2 * (math.log(1 / alpha) + 0.5 * math.log((v + tau2) / v))
+    )
     return SequentialResult(p, (diff - half, diff + half), tau2)

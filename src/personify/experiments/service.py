@@ -122,8 +122,11 @@ def log_exposure(
     return log.record(
         tenant,
         ExposureRecord(
-            assignment.experiment, assignment.variant, assignment.unit,
-            timestamp or datetime.now(UTC), recommendation_id,
+            assignment.experiment,
+            assignment.variant,
+            assignment.unit,
+            timestamp or datetime.now(UTC),
+            recommendation_id,
         ),
     )
 

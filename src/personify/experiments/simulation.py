@@ -158,7 +158,9 @@ Policy = Callable[[World, np.ndarray, int, np.random.Generator], np.ndarray]
 """(world, user indices, k, rng) -> item slates (n_users, k)."""
 
 
-def popularity_policy(world: World, users: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def popularity_policy(
+    world: World, users: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
     """The same top-k most bought items for everybody."""
     top = np.argsort(-world.popularity, kind="stable")[:k]
     return np.tile(top, (len(users), 1))
@@ -202,18 +204,25 @@ def run_period(
     buys = rng.binomial(clicks, world.buy_prob(users, slates))
     revenue = (buys * world.prices[slates]).sum(axis=1)
     return Outcomes(
-        (visits * slates.shape[1]).astype(float), clicks.sum(axis=1).astype(float),
-        (buys.sum(axis=1) > 0).astype(float), revenue,
+        (visits * slates.shape[1]).astype(float),
+        clicks.sum(axis=1).astype(float),
+        (buys.sum(axis=1) > 0).astype(float),
+        revenue,
     )
 
 
 def _two_arm_experiment(name: str) -> Experiment:
     return Experiment(
-        name=name, variants=[Variant(name="A"), Variant(name="B")],
+        name=name,
+        variants=[Variant(name="A"), Variant(name="B")],
         primary_metric=Metric(name="ctr", kind=MetricKind.RATIO),
-        guardrail_metrics=[Metric(name="conversion", kind=MetricKind.PROPORTION),
-                           Metric(name="revenue", kind=MetricKind.MEAN)],
-        status=ExperimentStatus.RUNNING, bucket_range=(0, N_BUCKETS), planned_sample_size=2,
+        guardrail_metrics=[
+            Metric(name="conversion", kind=MetricKind.PROPORTION),
+            Metric(name="revenue", kind=MetricKind.MEAN),
+        ],
+        status=ExperimentStatus.RUNNING,
+        bucket_range=(0, N_BUCKETS),
+        planned_sample_size=2,
     )
 
 
@@ -236,7 +245,8 @@ def ab_test(
     arm = np.array([assign(exp, f"user:{run}:{i}").variant == "B" for i in range(n_units)])  # type: ignore[union-attr]
     data: dict[str, dict[str, MetricSamples]] = {}
     for name, policy, mult, mask in (
-        ("A", control, 1.0, ~arm), ("B", treatment, click_multiplier, arm),
+        ("A", control, 1.0, ~arm),
+        ("B", treatment, click_multiplier, arm),
     ):
         u = users[mask]
         out = run_period(world, u, policy(world, u, k, rng), rng, click_multiplier=mult)
@@ -298,13 +308,18 @@ class SimulationConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def simulate(config: SimulationConfig | None = None, *, world: World | None = None) -> dict[str, Any]:
+def simulate(
+    config: SimulationConfig | None = None, *, world: World | None = None
+) -> dict[str, Any]:
     """Run the A/A, planted-lift, personalized-vs-popularity and bandit studies; return metrics."""
     cfg = config or SimulationConfig()
     if world is None:
         if cfg.dataset is None:
-            raise InvalidInput("a dataset path or a world is needed", field="dataset",
-                               accepted="path to online_retail.csv.gz")
+            raise InvalidInput(
+                "a dataset path or a world is needed",
+                field="dataset",
+                accepted="path to online_retail.csv.gz",
+            )
         m, pop, price = read_retail_purchases(cfg.dataset, n_items=cfg.n_items)
         world = fit_world(m, pop, price, rank=cfg.rank)
     rng = np.random.default_rng(cfg.seed)
@@ -325,16 +340,42 @@ def simulate(config: SimulationConfig | None = None, *, world: World | None = No
     n_arm = math.ceil((za + zb) ** 2 * 2 * unit_var / (base * cfg.planted_lift) ** 2)
     hits = 0
     for r in range(cfg.power_runs):
-        res = ab_test(world, popularity_policy, popularity_policy, 2 * n_arm, rng, run=f"pw{r}",
-                      click_multiplier=1 + cfg.planted_lift)
+        res = ab_test(
+            world,
+            popularity_policy,
+            popularity_policy,
+            2 * n_arm,
+            rng,
+            run=f"pw{r}",
+            click_multiplier=1 + cfg.planted_lift,
+        )
         hits += res["ctr"].p_value < alpha and res["ctr"].diff > 0
-    cmp = ab_test(world, popularity_policy, personalized_policy(), cfg.compare_units, rng,
-                  run="compare", n_bootstrap=500)
-    uniform = bandit_regret(world, None, n_arms=cfg.bandit_arms, rounds=cfg.bandit_rounds, seed=cfg.seed)
-    linucb = bandit_regret(world, lambda d: LinUCB(d, alpha=0.5, seed=cfg.seed),
-                           n_arms=cfg.bandit_arms, rounds=cfg.bandit_rounds, seed=cfg.seed)
-    lints = bandit_regret(world, lambda d: LinearThompson(d, v=0.2, seed=cfg.seed),
-                          n_arms=cfg.bandit_arms, rounds=cfg.bandit_rounds, seed=cfg.seed)
+    cmp = ab_test(
+        world,
+        popularity_policy,
+        personalized_policy(),
+        cfg.compare_units,
+        rng,
+        run="compare",
+        n_bootstrap=500,
+    )
+    uniform = bandit_regret(
+        world, None, n_arms=cfg.bandit_arms, rounds=cfg.bandit_rounds, seed=cfg.seed
+    )
+    linucb = bandit_regret(
+        world,
+        lambda d: LinUCB(d, alpha=0.5, seed=cfg.seed),
+        n_arms=cfg.bandit_arms,
+        rounds=cfg.bandit_rounds,
+        seed=cfg.seed,
+    )
+    lints = bandit_regret(
+        world,
+        lambda d: LinearThompson(d, v=0.2, seed=cfg.seed),
+        n_arms=cfg.bandit_arms,
+        rounds=cfg.bandit_rounds,
+        seed=cfg.seed,
+    )
     return {
         "aa_false_positive_rate": aa_hits / cfg.aa_runs,
         "aa_runs": cfg.aa_runs,

@@ -118,9 +118,21 @@ def compare_proportions(
     p_value = 1.0 if se0 == 0 else float(2 * stats.norm.sf(abs(p_v - p_c) / se0))
     lift, lift_ci = _log_ratio_ci(p_c, p_c * (1 - p_c) / n_c, p_v, p_v * (1 - p_v) / n_v, alpha)
     return Comparison(
-        metric, variant, control, "two-proportion z-test", n_c, n_v, p_c, p_v,
-        wilson_interval(x_c, n_c, alpha), wilson_interval(x_v, n_v, alpha),
-        p_v - p_c, newcombe_interval(x_c, n_c, x_v, n_v, alpha), lift, lift_ci, p_value,
+        metric,
+        variant,
+        control,
+        "two-proportion z-test",
+        n_c,
+        n_v,
+        p_c,
+        p_v,
+        wilson_interval(x_c, n_c, alpha),
+        wilson_interval(x_v, n_v, alpha),
+        p_v - p_c,
+        newcombe_interval(x_c, n_c, x_v, n_v, alpha),
+        lift,
+        lift_ci,
+        p_value,
     )
 
 
@@ -171,9 +183,21 @@ def compare_means(
             lift_ci = (float(lo), float(hi))
             method = "Welch t-test, bootstrap lift interval"
     return Comparison(
-        metric, variant, control_name, method, len(a), len(b), m_a, m_b,
-        _mean_ci(a, alpha), _mean_ci(b, alpha), m_b - m_a,
-        (m_b - m_a - t * se, m_b - m_a + t * se), lift, lift_ci, p_value,
+        metric,
+        variant,
+        control_name,
+        method,
+        len(a),
+        len(b),
+        m_a,
+        m_b,
+        _mean_ci(a, alpha),
+        _mean_ci(b, alpha),
+        m_b - m_a,
+        (m_b - m_a - t * se, m_b - m_a + t * se),
+        lift,
+        lift_ci,
+        p_value,
     )
 
 
@@ -227,9 +251,21 @@ def compare_ratios(
     lift, lift_ci = _log_ratio_ci(r_c, var_c, r_v, var_v, alpha)
     sc, sv = math.sqrt(var_c), math.sqrt(var_v)
     return Comparison(
-        metric, variant, control, "delta method", len(num_c), len(num_v), r_c, r_v,
-        (r_c - z * sc, r_c + z * sc), (r_v - z * sv, r_v + z * sv), r_v - r_c,
-        (r_v - r_c - z * se, r_v - r_c + z * se), lift, lift_ci, p_value,
+        metric,
+        variant,
+        control,
+        "delta method",
+        len(num_c),
+        len(num_v),
+        r_c,
+        r_v,
+        (r_c - z * sc, r_c + z * sc),
+        (r_v - z * sv, r_v + z * sv),
+        r_v - r_c,
+        (r_v - r_c - z * se, r_v - r_c + z * se),
+        lift,
+        lift_ci,
+        p_value,
     )
 
 

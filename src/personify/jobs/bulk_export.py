@@ -117,8 +117,9 @@ def export_table(
     """Write every ``kind`` record of ``tenant`` to ``path`` (format from the name if not given)."""
     validate_tenant_id(tenant)
     if kind not in KINDS:
-        raise InvalidInput(f"unknown record kind {kind!r}", field="kind",
-                           accepted="users, items, events")
+        raise InvalidInput(
+            f"unknown record kind {kind!r}", field="kind", accepted="users, items, events"
+        )
     fmt: Format = infer_format(path, format)
     columns = flat_columns(kind)
     schema = _arrow_schema(columns) if fmt == "parquet" else None
@@ -126,8 +127,9 @@ def export_table(
     batch: list[dict[str, Any]] = []
     with (
         RecordWriter(path, fmt, list(columns), schema) as writer,
-        ImportProgress(f"export {kind}", unit="rows", total=_total(kind, stores, tenant),
-                       enabled=progress) as bar,
+        ImportProgress(
+            f"export {kind}", unit="rows", total=_total(kind, stores, tenant), enabled=progress
+        ) as bar,
     ):
         for record in _records(kind, stores, tenant):
             if fmt == "jsonl":

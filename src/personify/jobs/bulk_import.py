@@ -58,26 +58,42 @@ def import_file(
     """
     validate_tenant_id(tenant)
     if batch_size < 1:
-        raise InvalidInput(f"batch size {batch_size} is too small", field="batch_size",
-                           accepted="an integer >= 1")
+        raise InvalidInput(
+            f"batch size {batch_size} is too small", field="batch_size", accepted="an integer >= 1"
+        )
     ingestor = ingestor or default_ingestor(stores)
     source = SourceFile(path, infer_format(path, format))
     if preset is not None:
         if preset != PRESET_NAME:
-            raise InvalidInput(f"unknown preset {preset!r}", field="preset",
-                               accepted=", ".join(PRESETS))
+            raise InvalidInput(
+                f"unknown preset {preset!r}", field="preset", accepted=", ".join(PRESETS)
+            )
         if mapping:
-            raise InvalidInput("a preset brings its own mapping; drop --map", field="mapping",
-                               accepted="either --preset or --map")
+            raise InvalidInput(
+                "a preset brings its own mapping; drop --map",
+                field="mapping",
+                accepted="either --preset or --map",
+            )
         return import_online_retail(
-            source, kind, stores, ingestor, tenant, batch_size=batch_size,
-            progress=progress, error_report_path=error_report_path,
+            source,
+            kind,
+            stores,
+            ingestor,
+            tenant,
+            batch_size=batch_size,
+            progress=progress,
+            error_report_path=error_report_path,
         )
     if kind not in KINDS:
-        raise InvalidInput(f"unknown record kind {kind!r}", field="kind",
-                           accepted="users, items, events (all needs --preset)")
+        raise InvalidInput(
+            f"unknown record kind {kind!r}",
+            field="kind",
+            accepted="users, items, events (all needs --preset)",
+        )
     columns = ColumnMapping(
-        kind, dict(mapping or {}), dict(defaults or {}),
+        kind,
+        dict(mapping or {}),
+        dict(defaults or {}),
         Coercer(separator=separator, datetime_format=datetime_format),
     )
     header = source.read_header()
@@ -88,23 +104,37 @@ def import_file(
     started = time.perf_counter()
     with (
         ErrorLog(report, error_report_path) as errors,
-        ImportProgress(f"import {kind}", unit=source.unit, total=source.total,
-                       enabled=progress) as bar,
+        ImportProgress(
+            f"import {kind}", unit=source.unit, total=source.total, enabled=progress
+        ) as bar,
     ):
-        _run(source, columns, sink_for(kind, stores, ingestor, tenant), report, errors, bar,
-             batch_size)
+        _run(
+            source,
+            columns,
+            sink_for(kind, stores, ingestor, tenant),
+            report,
+            errors,
+            bar,
+            batch_size,
+        )
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _check_sources(columns: ColumnMapping, header: list[str]) -> None:
     """A mapped column missing from the header is a mistake worth stopping for."""
-    missing = sorted({s for s in columns.mapping.values() if s not in header
-                      and s.split(".", 1)[0] not in header})
+    missing = sorted(
+        {
+            s
+            for s in columns.mapping.values()
+            if s not in header and s.split(".", 1)[0] not in header
+        }
+    )
     if missing:
         raise InvalidInput(
             f"mapped column(s) {', '.join(map(repr, missing))} are not in the file",
-            field="mapping", accepted="columns of the file: " + ", ".join(header),
+            field="mapping",
+            accepted="columns of the file: " + ", ".join(header),
         )
 
 

@@ -168,7 +168,8 @@ class Coercer:
                 parsed = datetime.strptime(value, self.datetime_format)
             except ValueError as exc:
                 raise CoercionError(
-                    target, f"{value!r} does not match {self.datetime_format!r}",
+                    target,
+                    f"{value!r} does not match {self.datetime_format!r}",
                     f"a date-time in the format {self.datetime_format}",
                 ) from exc
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
@@ -179,9 +180,11 @@ class Coercer:
             try:
                 parsed = orjson.loads(value)
             except orjson.JSONDecodeError as exc:
-                raise CoercionError(target, f"malformed JSON list: {exc}",
-                                    "a JSON array or values separated by "
-                                    f"{self.separator!r}") from exc
+                raise CoercionError(
+                    target,
+                    f"malformed JSON list: {exc}",
+                    f"a JSON array or values separated by {self.separator!r}",
+                ) from exc
             if isinstance(parsed, list):
                 return parsed
         return [part.strip() for part in value.split(self.separator) if part.strip()]
@@ -190,8 +193,9 @@ class Coercer:
         try:
             parsed = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            raise CoercionError(target, f"malformed JSON object: {exc}",
-                                'a JSON object such as {"size": "M"}') from exc
+            raise CoercionError(
+                target, f"malformed JSON object: {exc}", 'a JSON object such as {"size": "M"}'
+            ) from exc
         if not isinstance(parsed, dict):
             raise CoercionError(target, "expected a JSON object", 'a JSON object such as {"a": 1}')
         return parsed
@@ -204,7 +208,8 @@ def parse_assignments(specs: Iterable[str], *, option: str) -> dict[str, str]:
         target, sep, source = spec.partition("=")
         if not sep or not target.strip():
             raise InvalidInput(
-                f"{option} {spec!r} is not of the form field=value", field=option,
+                f"{option} {spec!r} is not of the form field=value",
+                field=option,
                 accepted="field=column, e.g. profile.country=Country",
             )
         out[target.strip()] = source.strip()
@@ -269,8 +274,9 @@ class ColumnMapping:
 
     def __post_init__(self) -> None:
         if self.kind not in MODELS:
-            raise InvalidInput(f"unknown record kind {self.kind!r}", field="kind",
-                               accepted="users, items, events")
+            raise InvalidInput(
+                f"unknown record kind {self.kind!r}", field="kind", accepted="users, items, events"
+            )
         for target in self.mapping:
             self._check_target(target, "mapping")
         for target in self.defaults:
@@ -292,7 +298,8 @@ class ColumnMapping:
     def _check_target(self, target: str, where: str) -> None:
         if target_type(self.kind, target) is None or target.endswith(".*"):
             raise InvalidInput(
-                f"{target!r} is not a field of {self.kind}", field=where,
+                f"{target!r} is not a field of {self.kind}",
+                field=where,
                 accepted=accepted_targets(self.kind),
             )
 
@@ -306,15 +313,14 @@ class ColumnMapping:
             raise InvalidInput(
                 f"column(s) {', '.join(map(repr, unknown))} are not fields of {self.kind}; "
                 "map them with --map field=column",
-                field="mapping", accepted=accepted_targets(self.kind),
+                field="mapping",
+                accepted=accepted_targets(self.kind),
             )
         self._plan = _ordered((c, c, self._type(c)) for c in columns)
 
     def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The raw domain record for one source record; raises CoercionError on a bad cell."""
-        plan = self._plan or _ordered(
-            (key, key, target_type(self.kind, key)) for key in record
-        )
+        plan = self._plan or _ordered((key, key, target_type(self.kind, key)) for key in record)
         out: dict[str, Any] = {}
         coerce = self.coercer
         for target, source, kind in plan:

@@ -89,9 +89,13 @@ def parse_line(record: dict[str, Any], line_no: int) -> RetailLine | RowError:
     try:
         timestamp = datetime.fromisoformat(record["InvoiceDate"]).replace(tzinfo=UTC)
     except ValueError:
-        return RowError(0, "InvoiceDate", "invalid_input",
-                        f"{record['InvoiceDate']!r} is not a date-time",
-                        "an ISO date-time such as 2010-12-01 08:26:00")
+        return RowError(
+            0,
+            "InvoiceDate",
+            "invalid_input",
+            f"{record['InvoiceDate']!r} is not a date-time",
+            "an ISO date-time such as 2010-12-01 08:26:00",
+        )
     return RetailLine(
         invoice=record["InvoiceNo"],
         line_no=line_no,
@@ -118,25 +122,31 @@ def import_online_retail(
 ) -> ImportReport:
     """Import a UCI Online Retail CSV: ``kind`` ``all`` writes users, items and events."""
     if kind not in PRESET_KINDS:
-        raise InvalidInput(f"the {PRESET_NAME} preset cannot import {kind!r}", field="kind",
-                           accepted=", ".join(PRESET_KINDS))
+        raise InvalidInput(
+            f"the {PRESET_NAME} preset cannot import {kind!r}",
+            field="kind",
+            accepted=", ".join(PRESET_KINDS),
+        )
     header = source.read_header()
     missing = [c for c in HEADER if c not in header]
     if missing:
         raise InvalidInput(
             f"{source.path.name} lacks the Online Retail column(s) {', '.join(missing)}",
-            field="file", accepted="a CSV with header " + ",".join(HEADER),
+            field="file",
+            accepted="a CSV with header " + ",".join(HEADER),
         )
     want = set(PRESET_KINDS[1:]) if kind == "all" else {kind}
     report = ImportReport(kind=kind, path=str(source.path))
     started = time.perf_counter()
     with (
         ErrorLog(report, error_report_path) as errors,
-        ImportProgress(f"import {PRESET_NAME}", unit=source.unit, total=source.total,
-                       enabled=progress) as bar,
+        ImportProgress(
+            f"import {PRESET_NAME}", unit=source.unit, total=source.total, enabled=progress
+        ) as bar,
     ):
-        users, items = _stream(source, want, EventSink(ingestor, tenant), report, errors, bar,
-                               batch_size)
+        users, items = _stream(
+            source, want, EventSink(ingestor, tenant), report, errors, bar, batch_size
+        )
         if "users" in want:
             sink = RecordSink(User, stores.users.upsert, "user_id", tenant)
             report.extra_records["users"] = _write_all(sink, users, batch_size)
@@ -203,8 +213,16 @@ def _stream(
             events.append(line_to_event(line))
         except ValidationError as exc:
             rejection = rejection_from_validation_error(0, exc, line.event_id)
-            errors.add(RowError(row_no, rejection.field, rejection.code, rejection.message,
-                                rejection.accepted, line.event_id))
+            errors.add(
+                RowError(
+                    row_no,
+                    rejection.field,
+                    rejection.code,
+                    rejection.message,
+                    rejection.accepted,
+                    line.event_id,
+                )
+            )
             continue
         rows.append(row_no)
         if len(events) >= batch_size:

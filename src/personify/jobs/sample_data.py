@@ -72,6 +72,11 @@ def load_sample(
 ) -> ImportReport:
     """Import the sample's users, items and events into ``tenant`` (nothing is stored twice)."""
     return import_file(
-        path or sample_path(), "all", stores, tenant, ingestor=ingestor, preset=PRESET_NAME,
+        path or sample_path(),
+        "all",
+        stores,
+        tenant,
+        ingestor=ingestor,
+        preset=PRESET_NAME,
         progress=progress,
     )

@@ -38,8 +38,9 @@ def infer_format(path: str | Path, explicit: str | None = None) -> Format:
     """The format named explicitly, or the one the file name ends with (``.csv.gz`` -> csv)."""
     if explicit is not None:
         if explicit not in FORMATS:
-            raise InvalidInput(f"unknown file format {explicit!r}", field="format",
-                               accepted=", ".join(FORMATS))
+            raise InvalidInput(
+                f"unknown file format {explicit!r}", field="format", accepted=", ".join(FORMATS)
+            )
         return explicit
     suffixes = [s.lower() for s in Path(path).suffixes]
     if suffixes and suffixes[-1] == ".gz":
@@ -47,7 +48,8 @@ def infer_format(path: str | Path, explicit: str | None = None) -> Format:
     if suffixes and suffixes[-1] in _SUFFIXES:
         return _SUFFIXES[suffixes[-1]]
     raise InvalidInput(
-        f"cannot tell the format of {Path(path).name!r} from its name", field="format",
+        f"cannot tell the format of {Path(path).name!r} from its name",
+        field="format",
         accepted="a name ending in .csv, .csv.gz, .jsonl, .jsonl.gz or .parquet, or --format",
     )
 
@@ -58,7 +60,8 @@ def require_pyarrow() -> Any:
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise Unavailable(
-            "Parquet needs pyarrow, which is not installed", field="format",
+            "Parquet needs pyarrow, which is not installed",
+            field="format",
             accepted="pip install 'personify[parquet]', or use CSV / JSON Lines",
         ) from exc
     return pq
@@ -107,8 +110,11 @@ class SourceFile:
     def __init__(self, path: str | Path, fmt: Format, *, parquet_batch: int = 10_000) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise InvalidInput(f"file {str(self.path)!r} does not exist", field="file",
-                               accepted="the path of a readable file")
+            raise InvalidInput(
+                f"file {str(self.path)!r} does not exist",
+                field="file",
+                accepted="the path of a readable file",
+            )
         self.format = fmt
         self.parquet_batch = parquet_batch
         self.unit: Literal["bytes", "rows"] = "rows" if fmt == "parquet" else "bytes"
@@ -146,8 +152,11 @@ class SourceFile:
                 delimiter = "\t" if ".tsv" in [s.lower() for s in self.path.suffixes] else ","
                 header = next(csv.reader(fh, delimiter=delimiter), None)
             if not header:
-                raise InvalidInput(f"{self.path.name} is empty", field="file",
-                                   accepted="a CSV file whose first row names the columns")
+                raise InvalidInput(
+                    f"{self.path.name} is empty",
+                    field="file",
+                    accepted="a CSV file whose first row names the columns",
+                )
             return _check_header(header)
         if self.format == "parquet":
             pq = require_pyarrow()
@@ -167,14 +176,18 @@ class SourceFile:
                     elif not values or values == [""]:
                         continue
                     else:
-                        yield row_no, BadRow(
-                            f"row has {len(values)} cells, the header has {width}",
-                            f"{width} comma-separated cells (quote cells holding commas)",
+                        yield (
+                            row_no,
+                            BadRow(
+                                f"row has {len(values)} cells, the header has {width}",
+                                f"{width} comma-separated cells (quote cells holding commas)",
+                            ),
                         )
             except csv.Error as exc:
                 raise InvalidInput(
                     f"{self.path.name}: malformed CSV near line {reader.line_num}: {exc}",
-                    field="file", accepted="RFC 4180 CSV",
+                    field="file",
+                    accepted="RFC 4180 CSV",
                 ) from exc
 
     def _jsonl_rows(self) -> Iterator[SourceRow]:
@@ -190,8 +203,10 @@ class SourceFile:
                 if isinstance(record, dict):
                     yield row_no, record
                 else:
-                    yield row_no, BadRow("the line is not a JSON object",
-                                         "one JSON object per line")
+                    yield (
+                        row_no,
+                        BadRow("the line is not a JSON object", "one JSON object per line"),
+                    )
 
     def _parquet_rows(self) -> Iterator[SourceRow]:
         pq = require_pyarrow()
@@ -209,8 +224,11 @@ def _check_header(header: Sequence[str]) -> list[str]:
     names = [h.strip() for h in header]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise InvalidInput(f"duplicate column names in the header: {', '.join(duplicates)}",
-                           field="file", accepted="unique column names")
+        raise InvalidInput(
+            f"duplicate column names in the header: {', '.join(duplicates)}",
+            field="file",
+            accepted="unique column names",
+        )
     return names
 
 
@@ -237,9 +255,7 @@ class RecordWriter:
             self._parquet = pq.ParquetWriter(self.path, self.arrow_schema, compression="zstd")
             return self
         if self.path.suffix.lower() == ".gz":
-            self._fh = io.TextIOWrapper(
-                gzip.open(self.path, "wb"), encoding="utf-8", newline=""
-            )
+            self._fh = io.TextIOWrapper(gzip.open(self.path, "wb"), encoding="utf-8", newline="")
         else:
             self._fh = open(self.path, "w", encoding="utf-8", newline="")
         if self.format == "csv":
@@ -259,9 +275,7 @@ class RecordWriter:
             self._csv.writerows([[_cell(r.get(c)) for c in self.columns] for r in records])
         else:
             assert self._fh is not None
-            self._fh.write(
-                "".join(orjson.dumps(r).decode() + "\n" for r in records)
-            )
+            self._fh.write("".join(orjson.dumps(r).decode() + "\n" for r in records))
         self.rows += len(records)
 
     def __exit__(self, *exc: object) -> None:

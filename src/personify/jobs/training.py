@@ -22,9 +22,11 @@ from personify.data.events import EventWeights, interactions_from_events
 from personify.data.interactions import Interactions
 from personify.domain.errors import InvalidInput
 from personify.domain.events import Event
+from personify.jobs.blend_training import learn_source_weights
+from personify.jobs.ranker_training import LABELS, ranking_data, train_ranker
 from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
 from personify.storage.model_files import FileModelStore, ModelManifest, new_version
-from personify.storage.ports import EventStore
+from personify.storage.ports import CatalogStore, EventStore, UserStore
 
 DEFAULT_MODEL = "itemknn"
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -45,6 +47,10 @@ class TrainingConfig:
     popularity_half_life_days: float = 30.0
     weights: EventWeights = field(default_factory=EventWeights)
     min_events: int = 1
+    learn_blend: bool = True
+    blend_users: int = 2000
+    train_ranker: bool = True
+    ranker_min_groups: int = 50
 
 
 def neighbour_matrix(model: Recommender, n_items: int, k: int) -> sp.csr_matrix:
@@ -92,16 +98,20 @@ def train_bundle(
             field="events",
             accepted=f"at least {max(1, config.min_events)} item events",
         )
-    model = create_model(config.model, **config.params).fit(data)
-    bundle = ModelBundle(
-        version=version or new_version(),
-        items=data.items,
-        neighbours=neighbour_matrix(model, data.n_items, config.neighbours),
-        popularity=decayed_popularity(data, config.popularity_half_life_days),
-        model_name=config.model,
-        params=dict(config.params),
-        source_weights=dict(DEFAULT_SOURCE_WEIGHTS),
-    )
+    bundle = fit_bundle(data, config, version or new_version())
+    blend_metrics: dict[str, Any] = {}
+    if config.learn_blend:
+        fitted = learn_source_weights(
+            data,
+            lambda reduced: fit_bundle(reduced, config, "validation"),
+            max_users=config.blend_users,
+        )
+        bundle.source_weights.update(fitted.weights)
+        blend_metrics = {
+            "blend_weights": fitted.weights,
+            "blend_users": fitted.users,
+            "blend_hit_rate@20": {str(k): v for k, v in fitted.hit_rate.items()},
+        }
     manifest = ModelManifest(
         version=bundle.version,
         tenant="",
@@ -109,9 +119,49 @@ def train_bundle(
         params={"model": config.model, **config.params},
         events_used=len(data.item_idx),
         fit_seconds=round(time.perf_counter() - started, 3),
-        metrics={"users": data.n_users, "items": data.n_items},
+        metrics={"users": data.n_users, "items": data.n_items, **blend_metrics},
     )
     return bundle, manifest
+
+
+def fit_bundle(data: Interactions, config: TrainingConfig, version: str) -> ModelBundle:
+    """Fit the configured model on ``data`` and package neighbours and popularity."""
+    model = create_model(config.model, **config.params).fit(data)
+    return ModelBundle(
+        version=version,
+        items=data.items,
+        neighbours=neighbour_matrix(model, data.n_items, config.neighbours),
+        popularity=decayed_popularity(data, config.popularity_half_life_days),
+        model_name=config.model,
+        params=dict(config.params),
+        source_weights=dict(DEFAULT_SOURCE_WEIGHTS),
+    )
+
+
+def attach_ranker(
+    bundle: ModelBundle,
+    events: Iterable[Event],
+    catalog: CatalogStore,
+    users: UserStore,
+    tenant: str,
+    config: TrainingConfig,
+) -> dict[str, Any]:
+    """Train the LambdaRank ranker from the impression log and attach it when it beats the
+    blend on the newest impressions; returns its metrics."""
+    items = {item.item_id: item for item in catalog.scan(tenant)}
+    popularity = {
+        item_id: float(bundle.popularity[i]) for i, item_id in enumerate(bundle.items.ids)
+    }
+    data = ranking_data(
+        events,
+        items,
+        users=lambda u: users.get(tenant, u),
+        popularity=popularity,
+        weights=bundle.source_weights,
+    )
+    fit = train_ranker(data, min_groups=config.ranker_min_groups)
+    bundle.ranker = fit.ranker
+    return fit.metrics
 
 
 def train_tenant(
@@ -122,6 +172,8 @@ def train_tenant(
     *,
     promote: bool = True,
     progress: Callable[[int], None] | None = None,
+    catalog: CatalogStore | None = None,
+    users: UserStore | None = None,
 ) -> ModelManifest:
     """Train on every stored event of ``tenant``, save a new version and (by default) promote it."""
 
@@ -131,8 +183,14 @@ def train_tenant(
                 progress(count)
             yield event
 
+    config = config or TrainingConfig()
     bundle, manifest = train_bundle(stream(), config)
     manifest.tenant = tenant
+    if config.train_ranker and catalog is not None and users is not None:
+        ranker_types = ["impression", *LABELS]
+        manifest.metrics["ranker"] = attach_ranker(
+            bundle, events.scan(tenant, types=ranker_types), catalog, users, tenant, config
+        )
     models.save(tenant, bundle, manifest)
     if promote:
         models.promote(tenant, manifest.version)

@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time as dtime, timedelta
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 from personify.domain.users import User
@@ -30,7 +31,7 @@ def local_day_bounds(user: User, now: datetime) -> tuple[datetime, datetime]:
     local = now.astimezone(zone)
     start = datetime.combine(local.date(), dtime(0), tzinfo=zone)
     end = datetime.combine(local.date() + timedelta(days=1), dtime(0), tzinfo=zone)
-    return start, end
+    return start.astimezone(UTC_ZONE), end.astimezone(UTC_ZONE)
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,15 @@ class QuietHours:
         zone = person_zone(user)
         local = now.astimezone(zone)
         hour = local.hour
-        quiet = (self.start <= hour < self.end) if self.start < self.end else (
-            hour >= self.start or hour < self.end
+        quiet = (
+            (self.start <= hour < self.end)
+            if self.start < self.end
+            else (hour >= self.start or hour < self.end)
         )
         if not quiet:
             return None
         day = local.date() if hour < self.end else local.date() + timedelta(days=1)
-        return datetime.combine(day, dtime(self.end), tzinfo=zone)
+        return datetime.combine(day, dtime(self.end), tzinfo=zone).astimezone(UTC_ZONE)
 
 
 @dataclass(frozen=True)

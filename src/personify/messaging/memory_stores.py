@@ -44,7 +44,7 @@ class MemoryOutboxStore:
         with self._lock:
             due = sorted(
                 (m for m in self._messages.values() if _is_due(m, now)),
-                key=lambda m: (m.not_before or now, m.message_id),
+                key=lambda m: m.not_before or now,
             )
             for message in due[:limit]:
                 if message.status == DeliveryStatus.SENDING:
@@ -149,7 +149,11 @@ class MemorySuppressionStore:
         self._entries[(tenant, user_id, channel)] = (now, reason)
 
     def is_suppressed(self, tenant: str, user_id: str, channel: str) -> bool:
-        return (tenant, user_id, channel) in self._entries or (tenant, user_id, "*") in self._entries
+        return (tenant, user_id, channel) in self._entries or (
+            tenant,
+            user_id,
+            "*",
+        ) in self._entries
 
     def lift(self, tenant: str, user_id: str, channel: str) -> bool:
         return self._entries.pop((tenant, user_id, channel), None) is not None

@@ -31,7 +31,7 @@ class OutboxStore(Protocol):
     def claim(
         self, worker: str, now: datetime, *, limit: int, lease: timedelta
     ) -> list[OutboxMessage]:
-        """Atomically lease up to ``limit`` due messages: queued / deferred with ``not_before <= now``,
+        """Atomically lease up to ``limit`` due messages: queued / deferred and due,
         or ``sending`` whose lease expired (``in_doubt=True`` when their send had started)."""
         ...
 
@@ -73,8 +73,9 @@ class OutboxStore(Protocol):
 class SuppressionStore(Protocol):
     """Who unsubscribed from what (a channel, or ``*`` for every marketing message)."""
 
-    def suppress(self, tenant: str, user_id: str, channel: str, now: datetime, reason: str) -> None:
-        ...
+    def suppress(
+        self, tenant: str, user_id: str, channel: str, now: datetime, reason: str
+    ) -> None: ...
 
     def is_suppressed(self, tenant: str, user_id: str, channel: str) -> bool:
         """True when the person unsubscribed from ``channel`` or from everything (``*``)."""
@@ -92,8 +93,9 @@ class InboxStore(Protocol):
         """Newest first."""
         ...
 
-    def mark_read(self, tenant: str, user_id: str, entry_ids: Sequence[str], now: datetime) -> int:
-        ...
+    def mark_read(
+        self, tenant: str, user_id: str, entry_ids: Sequence[str], now: datetime
+    ) -> int: ...
 
 
 class JourneyStateStore(Protocol):

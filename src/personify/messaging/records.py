@@ -1,4 +1,4 @@
-"""Records the messaging stores keep: outbox messages, tracked links, inbox entries, journey runs."""
+"""Records the messaging stores keep: outbox messages, links, inbox entries, journey runs."""
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def _guard_call(attr: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
 def _rewrite(tree: nodes.Node) -> None:
     """Route every loop through the iteration guard and every ``~`` through the size guard."""
     for loop in tree.find_all(nodes.For):
-        loop.iter = _guard_call("iterate", [loop.iter], loop.lineno)
+        loop.iter = _guard_call("iterate", [loop.iter], loop.lineno)  # type: ignore[list-item]
     for node in list(tree.find_all(nodes.Concat)):
         _replace_concat(tree, node)
 
@@ -233,9 +233,10 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """``str.format`` / ``format_map`` are wrapped by the sandbox; refuse huge widths first."""
-        if isinstance(getattr(value, "__self__", None), str) and getattr(
-            value, "__name__", ""
-        ) in ("format", "format_map"):
+        if isinstance(getattr(value, "__self__", None), str) and getattr(value, "__name__", "") in (
+            "format",
+            "format_map",
+        ):
             _check_format(value.__self__)
         return super().wrap_str_format(value)
 
@@ -255,9 +256,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             budget.check_size(len(left) + len(right))
         return super().call_binop(context, operator, left, right)
 
-    def call(
-        __self, __context: Context, __obj: Any, *args: Any, **kwargs: Any  # noqa: N805
-    ) -> Any:
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = current_budget()
         budget.tick()
         if isinstance(getattr(__obj, "__self__", None), str):
@@ -282,9 +281,7 @@ def _check_exponent(base: Any, exponent: Any) -> None:
         raise RenderLimitExceeded("base of ** is too large", field="template")
 
 
-def render_limited(
-    template: Any, variables: dict[str, Any], budget: RenderBudget
-) -> str:
+def render_limited(template: Any, variables: dict[str, Any], budget: RenderBudget) -> str:
     """Render a compiled template within ``budget``; raises :class:`RenderLimitExceeded`."""
     token = _current.set(budget.start())
     try:

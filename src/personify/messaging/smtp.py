@@ -7,11 +7,11 @@ import html as html_lib
 import re
 import smtplib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from datetime import UTC, datetime
 
 from personify.domain.users import User
 from personify.messaging.channels import PermanentSendError, TransientSendError
@@ -89,7 +89,9 @@ class SmtpSender:
             )
             html = _insert_after_body_open(html, hidden)
         if self.signer is not None and not message.transactional:
-            unsubscribe = [f"<{self.signer.unsubscribe_url(message.tenant, message.user_id, 'email')}>"]
+            unsubscribe = [
+                f"<{self.signer.unsubscribe_url(message.tenant, message.user_id, 'email')}>"
+            ]
             mailto = self.signer.unsubscribe_mailto(message.tenant, message.user_id, "email")
             if mailto:
                 unsubscribe.insert(0, f"<{mailto}>")

@@ -44,7 +44,7 @@ class RecordingHandler:
         self.keep_bodies = keep_bodies
         self._file = open(record_file, "ab", buffering=0) if record_file else None  # noqa: SIM115
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content: bytes = envelope.original_content or envelope.content
         match = _MESSAGE_ID.search(content)
         message_id = match.group(1).decode("ascii", "replace") if match else ""

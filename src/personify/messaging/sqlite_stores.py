@@ -196,11 +196,25 @@ class SqliteOutboxStore:
                     f"INSERT OR IGNORE INTO msg_outbox ({_OUTBOX_COLUMNS})"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        m.message_id, m.tenant, m.user_id, m.channel, m.template, m.dedup_key,
-                        orjson.dumps(m.context), int(m.transactional), m.purpose, str(m.status),
-                        _ts(m.not_before) or 0.0, m.attempts, _ts(m.lease_until), m.claim_token,
-                        int(m.send_started), int(m.in_doubt), m.last_error,
-                        _ts(m.created_at) or datetime.now(UTC).timestamp(), _ts(m.sent_at),
+                        m.message_id,
+                        m.tenant,
+                        m.user_id,
+                        m.channel,
+                        m.template,
+                        m.dedup_key,
+                        orjson.dumps(m.context),
+                        int(m.transactional),
+                        m.purpose,
+                        str(m.status),
+                        _ts(m.not_before) or 0.0,
+                        m.attempts,
+                        _ts(m.lease_until),
+                        m.claim_token,
+                        int(m.send_started),
+                        int(m.in_doubt),
+                        m.last_error,
+                        _ts(m.created_at) or datetime.now(UTC).timestamp(),
+                        _ts(m.sent_at),
                     ),
                 )
                 if cursor.rowcount == 1:
@@ -224,7 +238,7 @@ class SqliteOutboxStore:
                 f"SELECT {_OUTBOX_COLUMNS} FROM msg_outbox WHERE"
                 " (status IN ('queued','deferred') AND not_before <= ?)"
                 " OR (status = 'sending' AND lease_until <= ?)"
-                " ORDER BY not_before, message_id LIMIT ?",
+                " ORDER BY not_before, rowid LIMIT ?",
                 (t, t, limit),
             ).fetchall()
             claimed = []
@@ -312,7 +326,8 @@ class SqliteOutboxStore:
 
     def get_link(self, message_id: str, link_id: str) -> TrackedLink | None:
         rows = self._db.query(
-            "SELECT url, item_id, recommendation_id FROM msg_links WHERE message_id=? AND link_id=?",
+            "SELECT url, item_id, recommendation_id FROM msg_links"
+            " WHERE message_id=? AND link_id=?",
             (message_id, link_id),
         )
         return TrackedLink(*rows[0]) if rows else None
@@ -375,9 +390,15 @@ class SqliteInboxStore:
             conn.execute(
                 "INSERT OR IGNORE INTO msg_inbox VALUES (?,?,?,?,?,?,?,?,?)",
                 (
-                    entry.entry_id, entry.tenant, entry.user_id, entry.subject, entry.text,
-                    entry.html, orjson.dumps(entry.data),
-                    _ts(entry.created_at) or datetime.now(UTC).timestamp(), _ts(entry.read_at),
+                    entry.entry_id,
+                    entry.tenant,
+                    entry.user_id,
+                    entry.subject,
+                    entry.text,
+                    entry.html,
+                    orjson.dumps(entry.data),
+                    _ts(entry.created_at) or datetime.now(UTC).timestamp(),
+                    _ts(entry.read_at),
                 ),
             )
             row = conn.execute(
@@ -444,9 +465,17 @@ class SqliteJourneyStateStore:
                 f"INSERT OR REPLACE INTO msg_journey_runs ({_RUN_COLUMNS})"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    run.run_id, run.tenant, run.journey, run.user_id, run.entered_at.timestamp(),
-                    run.step_index, str(run.status), _ts(run.wake_at), run.exit_reason,
-                    orjson.dumps(run.context), _ts(run.updated_at),
+                    run.run_id,
+                    run.tenant,
+                    run.journey,
+                    run.user_id,
+                    run.entered_at.timestamp(),
+                    run.step_index,
+                    str(run.status),
+                    _ts(run.wake_at),
+                    run.exit_reason,
+                    orjson.dumps(run.context),
+                    _ts(run.updated_at),
                 ),
             )
 

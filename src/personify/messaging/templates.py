@@ -90,8 +90,11 @@ def _invalid(exc: ValidationError, what: str) -> InvalidInput:
         f"invalid {what} at {path}: {first['msg']}",
         field=path,
         accepted=str(first.get("ctx", {}).get("expected", "see docs/messaging.md")),
-        details={"errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
-                            for e in exc.errors()]},
+        details={
+            "errors": [
+                {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()
+            ]
+        },
     )
 
 
@@ -212,8 +215,15 @@ class TemplateRenderer:
             raise TemplateRenderError(
                 f"template refused: {exc.__class__.__name__}: {exc}", field="template"
             ) from exc
-        except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError,
-                MemoryError, AttributeError) as exc:
+        except (
+            ArithmeticError,
+            TypeError,
+            ValueError,
+            LookupError,
+            RecursionError,
+            MemoryError,
+            AttributeError,
+        ) as exc:
             raise TemplateRenderError(
                 f"template failed: {exc.__class__.__name__}: {exc}", field="template"
             ) from exc
@@ -276,7 +286,11 @@ class TemplateRenderer:
             }
 
         profile = inputs.user.profile.model_dump()
-        user = {**profile, "user_id": inputs.user.user_id, "properties": dict(inputs.user.properties)}
+        user = {
+            **profile,
+            "user_id": inputs.user.user_id,
+            "properties": dict(inputs.user.properties),
+        }
         return {
             "user": user,
             "recommendations": [
@@ -325,4 +339,3 @@ def preview(
         event=event or {},
     )
     return (renderer or TemplateRenderer()).render(template, inputs)
-

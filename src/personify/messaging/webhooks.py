@@ -71,7 +71,9 @@ class WebhookSender:
         if not url.host:
             raise InvalidInput("webhook URL has no host", field="url")
         if len(target.secret) < 16:
-            raise InvalidInput("webhook secret is too short", field="secret", accepted=">= 16 bytes")
+            raise InvalidInput(
+                "webhook secret is too short", field="secret", accepted=">= 16 bytes"
+            )
         self.target = target
         self.url = url
         self.allow_hosts = frozenset(allow_hosts)

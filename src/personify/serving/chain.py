@@ -13,11 +13,13 @@ from typing import Any
 from personify.domain.errors import InvalidInput, Unavailable
 from personify.domain.events import Event
 from personify.domain.items import Item
+from personify.domain.limits import MAX_LIST_LENGTH
 from personify.domain.users import User
 from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.diversity import diversify
 from personify.serving.explanations import Reason, explain
+from personify.serving.features import SOURCE_FEATURES
 from personify.serving.filters import apply_boosts, passes_filters
 from personify.serving.request import RecommendationRequest
 from personify.serving.sources import (
@@ -39,6 +41,7 @@ class RecommendedItem:
     reasons: list[dict[str, Any]] = field(default_factory=list)
     explanation: str = ""
     item: Item | None = None
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -393,7 +396,13 @@ class RecommendationService:
         elif reasons:
             source = reasons[0]["source"]
         return RecommendedItem(
-            cand.item_id, round(cand.final, 6), source, reasons, sentence, catalog.get(cand.item_id)
+            cand.item_id,
+            round(cand.final, 6),
+            source,
+            reasons,
+            sentence,
+            catalog.get(cand.item_id),
+            dict(cand.scores),
         )
 
     def _log(
@@ -405,20 +414,25 @@ class RecommendationService:
     ) -> None:
         if self.log_impression is None or not result.items:
             return
+        logged = result.items[:MAX_LIST_LENGTH]
         event = Event(
             event_id=f"imp-{result.recommendation_id}",
             type="impression",
             user_id=request.user_id,
             anonymous_id=request.anonymous_id,
-            item_ids=[i.item_id for i in result.items],
+            item_ids=[i.item_id for i in logged],
             timestamp=now,
             context=request.context,
             recommendation_id=result.recommendation_id,
             properties={
-                "sources": [i.source for i in result.items],
-                "explanations": [i.explanation[:500] for i in result.items],
+                "sources": [i.source for i in logged],
+                "explanations": [i.explanation[:500] for i in logged],
                 "personalized": result.personalized,
                 "model_version": result.model_version or "",
+                **{
+                    f"score_{name}": [round(i.scores.get(name, 0.0), 5) for i in logged]
+                    for name in SOURCE_FEATURES
+                },
             },
         )
         try:

@@ -510,7 +510,8 @@ class CatalogStoreContract:
         assert set(many) == {"p01", "c1"} and many["c1"].title == "Как заварить ЧАЙ"
         assert len(stores.catalog.list(A, type="product", limit=100)) == 12
         assert [i.item_id for i in stores.catalog.list(A, type="content")] == ["c1"]
-        assert [i.item_id for i in stores.catalog.list(A, query="чай")] == ["c1"]
+        assert [i.item_id for i in stores.catalog.list(A, query="ЗАВАРИТЬ")] == ["c1"]
+        assert len(stores.catalog.list(A, query="чай", limit=100)) == 13
         assert len(stores.catalog.list(A, query="ЧАЙНИК", limit=5)) == 5
         assert [i.item_id for i in stores.catalog.list(A, query="%")] == []
         paged = stores.catalog.list(A, type="product", limit=3, offset=3)

@@ -30,11 +30,25 @@ def _items() -> list[Item]:
     items = []
     for i in range(40):
         cat = ["shoes", "books", "toys", "food"][i % 4]
-        items.append(Item(item_id=f"i{i}", title=f"Item {i}", categories=[cat], price=float(i),
-                          created_at=NOW - timedelta(days=100 - i)))
+        items.append(
+            Item(
+                item_id=f"i{i}",
+                title=f"Item {i}",
+                categories=[cat],
+                price=float(i),
+                created_at=NOW - timedelta(days=100 - i),
+            )
+        )
     items.append(Item(item_id="alice", type="person", title="Alice", categories=["people"]))
-    items.append(Item(item_id="post-a", type="content", title="Alice's post", author_id="alice",
-                      categories=["shoes"]))
+    items.append(
+        Item(
+            item_id="post-a",
+            type="content",
+            title="Alice's post",
+            author_id="alice",
+            categories=["shoes"],
+        )
+    )
     return items
 
 
@@ -47,8 +61,15 @@ def _history() -> list[Event]:
         for j in range(8):
             item = base + (u * 3 + j * 5) % 20
             n += 1
-            events.append(Event(event_id=f"h{n}", type="view", user_id=f"u{u}", item_id=f"i{item}",
-                                timestamp=NOW - timedelta(days=5, minutes=n)))
+            events.append(
+                Event(
+                    event_id=f"h{n}",
+                    type="view",
+                    user_id=f"u{u}",
+                    item_id=f"i{item}",
+                    timestamp=NOW - timedelta(days=5, minutes=n),
+                )
+            )
     return events
 
 
@@ -74,8 +95,19 @@ def service() -> tuple[RecommendationService, MemoryOnlineState, list[Event]]:
 
 
 def _click(state: MemoryOnlineState, user: str, item: str, minutes: int = 1) -> None:
-    state.apply(T, [Event(event_id=f"c-{user}-{item}-{minutes}", type="click", user_id=user,
-                          item_id=item, timestamp=NOW - timedelta(minutes=minutes))], now=NOW)
+    state.apply(
+        T,
+        [
+            Event(
+                event_id=f"c-{user}-{item}-{minutes}",
+                type="click",
+                user_id=user,
+                item_id=item,
+                timestamp=NOW - timedelta(minutes=minutes),
+            )
+        ],
+        now=NOW,
+    )
 
 
 def test_a_click_changes_the_very_next_answer(service) -> None:
@@ -93,8 +125,9 @@ def test_a_click_changes_the_very_next_answer(service) -> None:
 
 def test_new_user_gets_popular_fallback_with_explanations(service) -> None:
     svc, _, logged = service
-    result = svc.recommend(T, RecommendationRequest(user_id="nobody", n=10, explain=True,
-                                                    language="ru"))
+    result = svc.recommend(
+        T, RecommendationRequest(user_id="nobody", n=10, explain=True, language="ru")
+    )
     assert len(result.items) == 10
     assert all(item.explanation for item in result.items)
     assert result.personalized
@@ -108,14 +141,19 @@ def test_opted_out_user_is_not_personalized(service) -> None:
     result = svc.recommend(T, RecommendationRequest(user_id="optout", n=5, explain=True))
     assert not result.personalized
     assert any("not personalized" in w for w in result.warnings)
-    assert {r["type"] for i in result.items for r in i.reasons} <= {"not_personalized", "trending",
-                                                                    "new_item", "popular_in"}
+    assert {r["type"] for i in result.items for r in i.reasons} <= {
+        "not_personalized",
+        "trending",
+        "new_item",
+        "popular_in",
+    }
 
 
 def test_declared_interest_is_used_and_explained(service) -> None:
     svc, _, _ = service
-    result = svc.recommend(T, RecommendationRequest(user_id="fan", n=5, explain=True,
-                                                    sources=["interests"]))
+    result = svc.recommend(
+        T, RecommendationRequest(user_id="fan", n=5, explain=True, sources=["interests"])
+    )
     assert result.items
     assert all(i.item is not None and "toys" in i.item.categories for i in result.items)
     assert "toys" in result.items[0].explanation.lower()
@@ -123,8 +161,12 @@ def test_declared_interest_is_used_and_explained(service) -> None:
 
 def test_filters_types_price_and_too_few_items(service) -> None:
     svc, _, _ = service
-    req = RecommendationRequest(user_id="u1", n=10, item_types=["product"],
-                                filters=Filters(categories=["books"], price_max=10))
+    req = RecommendationRequest(
+        user_id="u1",
+        n=10,
+        item_types=["product"],
+        filters=Filters(categories=["books"], price_max=10),
+    )
     result = svc.recommend(T, req)
     assert all("books" in i.item.categories and i.item.price <= 10 for i in result.items if i.item)
     assert len(result.items) < 10
@@ -142,10 +184,14 @@ def test_never_the_user_themself_or_their_own_items(service) -> None:
 def test_pinned_promoted_boosts_and_diversity(service) -> None:
     svc, _, _ = service
     req = RecommendationRequest(
-        user_id="u2", n=8,
-        rules=Rules(pinned=["i39"], promoted=["i38", "i37"], promoted_share=0.25,
-                    boosts=[Boost(condition=PropertyCondition(field="price", op="lt", value=3),
-                                  factor=50)]),
+        user_id="u2",
+        n=8,
+        rules=Rules(
+            pinned=["i39"],
+            promoted=["i38", "i37"],
+            promoted_share=0.25,
+            boosts=[Boost(condition=PropertyCondition(field="price", op="lt", value=3), factor=50)],
+        ),
         diversity=Diversity(max_per_category=2),
     )
     result = svc.recommend(T, req)
@@ -164,8 +210,9 @@ def test_rerank_a_client_list(service) -> None:
     svc, state, _ = service
     _click(state, "r", "i3")
     wanted = ["i30", "i5", "i7", "i33"]
-    result = svc.recommend(T, RecommendationRequest(user_id="r", n=4,
-                                                    filters=Filters(item_ids=wanted)))
+    result = svc.recommend(
+        T, RecommendationRequest(user_id="r", n=4, filters=Filters(item_ids=wanted))
+    )
     assert sorted(i.item_id for i in result.items) == sorted(wanted)
     assert result.items[0].item_id in {"i5", "i7"}
 
@@ -173,10 +220,26 @@ def test_rerank_a_client_list(service) -> None:
 def test_trending_in_the_request_country(service) -> None:
     svc, state, _ = service
     ctx = Context(location=Location(country="de", city="Berlin"))
-    state.apply(T, [Event(event_id=f"de{k}", type="purchase", user_id=f"g{k}", item_id="i11",
-                          timestamp=NOW - timedelta(minutes=k), context=ctx) for k in range(5)],
-                now=NOW)
-    result = svc.recommend(T, RecommendationRequest(anonymous_id="visitor", n=3, explain=True,
-                                                    context=ctx, sources=["trending"]))
+    state.apply(
+        T,
+        [
+            Event(
+                event_id=f"de{k}",
+                type="purchase",
+                user_id=f"g{k}",
+                item_id="i11",
+                timestamp=NOW - timedelta(minutes=k),
+                context=ctx,
+            )
+            for k in range(5)
+        ],
+        now=NOW,
+    )
+    result = svc.recommend(
+        T,
+        RecommendationRequest(
+            anonymous_id="visitor", n=3, explain=True, context=ctx, sources=["trending"]
+        ),
+    )
     assert result.items[0].item_id == "i11"
     assert result.items[0].explanation == "Popular in Berlin this week"

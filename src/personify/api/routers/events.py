@@ -40,7 +40,8 @@ def _server_fields_dropped(raws: list[Any]) -> list[Any]:
 def _error_of(rejection: Rejection) -> PersonifyError:
     kinds: dict[str, type[PersonifyError]] = {"erased": Erased, "limit_exceeded": LimitExceeded}
     cls = kinds.get(rejection.code, InvalidInput)
-    return cls(rejection.message, field=rejection.field, accepted=rejection.accepted)
+    accepted = rejection.accepted or "a value within the documented limits (docs/api.md)"
+    return cls(rejection.message, field=rejection.field, accepted=accepted)
 
 
 @router.post(

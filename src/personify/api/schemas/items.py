@@ -35,7 +35,7 @@ class ItemFields(BaseModel):
     properties: Properties = Field(default_factory=dict)
 
     def to_item(self, item_id: str) -> Item:
-        return Item(item_id=item_id, **self.model_dump())
+        return Item.model_validate({**dict(self), "item_id": item_id})
 
 
 class ItemCreate(ItemFields):

@@ -25,7 +25,7 @@ class UserFields(BaseModel):
     restricted: bool = False
 
     def to_user(self, user_id: str) -> User:
-        return User(user_id=user_id, **self.model_dump())
+        return User.model_validate({**dict(self), "user_id": user_id})
 
 
 class UserCreate(UserFields):

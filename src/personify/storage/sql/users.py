@@ -28,6 +28,7 @@ class SqlUserStore:
 
     ``upsert`` replaces profile and properties but keeps ``created_at`` and only ever adds
     anonymous ids (an id seen under another user moves to this one); ``patch`` merges.
+    Anonymous ids come back sorted.
     """
 
     def __init__(self, db: Database) -> None:
@@ -42,8 +43,7 @@ class SqlUserStore:
             final = []
             for user_id, user in latest.items():
                 old = stored.get(user_id)
-                anonymous = list(old.anonymous_ids) if old else []
-                anonymous += [a for a in user.anonymous_ids if a not in anonymous]
+                anonymous = sorted({*(old.anonymous_ids if old else ()), *user.anonymous_ids})
                 created = old.created_at if old else (user.created_at or now)
                 final.append(
                     user.model_copy(
@@ -74,9 +74,7 @@ class SqlUserStore:
                     raise invalid_input(exc) from exc
                 update["properties"] = properties
             if patch.anonymous_ids is not None:
-                update["anonymous_ids"] = current.anonymous_ids + [
-                    a for a in patch.anonymous_ids if a not in current.anonymous_ids
-                ]
+                update["anonymous_ids"] = sorted({*current.anonymous_ids, *patch.anonymous_ids})
             if patch.restricted is not None:
                 update["restricted"] = patch.restricted
             user = current.model_copy(update=update)

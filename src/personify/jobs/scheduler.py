@@ -1,0 +1,102 @@
+"""The embedded-mode retraining scheduler: every ``interval`` or after ``every_events`` new
+events, run training *outside* the serving threads (a child process by default), so the server
+only ever swaps in finished versions."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from personify.domain.events import Event
+
+log = logging.getLogger(__name__)
+
+
+def train_in_subprocess(tenant: str, extra_args: Sequence[str] = ()) -> int:
+    """Run ``personify train --tenant T`` in a child process; returns its exit code."""
+    command = [sys.executable, "-m", "personify.cli.main", "train", "--tenant", tenant, *extra_args]
+    return subprocess.run(command, check=False, capture_output=True, timeout=3600).returncode
+
+
+class RetrainScheduler:
+    """Counts ingested events per tenant (register ``on_events`` as an ingestion listener) and
+    triggers ``run(tenant)`` when enough time or events have passed. One run at a time."""
+
+    def __init__(
+        self,
+        run: Callable[[str], int],
+        *,
+        interval_s: float = 600.0,
+        every_events: int = 10_000,
+        tenants: Sequence[str] = ("default",),
+        poll_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.run = run
+        self.interval_s = interval_s
+        self.every_events = every_events
+        self.poll_s = poll_s
+        self.clock = clock
+        self._pending: dict[str, int] = dict.fromkeys(tenants, 0)
+        self._last: dict[str, float] = dict.fromkeys(tenants, clock())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._running = threading.Lock()
+        self.runs: list[tuple[str, int]] = []
+
+    def on_events(self, tenant: str, events: Sequence[Event]) -> None:
+        real = sum(1 for e in events if e.type != "impression")
+        if real:
+            self._pending[tenant] = self._pending.get(tenant, 0) + real
+            self._last.setdefault(tenant, self.clock())
+
+    def due(self) -> list[str]:
+        now = self.clock()
+        return [
+            t
+            for t, pending in self._pending.items()
+            if pending >= self.every_events
+            or (pending > 0 and now - self._last[t] >= self.interval_s)
+        ]
+
+    def tick(self) -> list[str]:
+        """Run training for every due tenant; returns those trained."""
+        if not self._running.acquire(blocking=False):
+            return []
+        try:
+            done = []
+            for tenant in self.due():
+                self._pending[tenant] = 0
+                self._last[tenant] = self.clock()
+                code = self.run(tenant)
+                self.runs.append((tenant, code))
+                if code != 0:
+                    log.warning("background training for %s exited with %s", tenant, code)
+                done.append(tenant)
+            return done
+        finally:
+            self._running.release()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(self.poll_s):
+                try:
+                    self.tick()
+                except Exception:
+                    log.exception("retraining failed")
+
+        self._thread = threading.Thread(target=loop, name="personify-retrain", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

@@ -1,0 +1,369 @@
+"""The journey engine: consumes events and a clock, advances runs, enqueues outbox messages.
+
+Deterministic: every entry point takes ``now``. A run waits by storing ``wake_at``; call
+:meth:`JourneyEngine.tick` periodically (or with a fake clock in tests) to advance due runs.
+Consent and unsubscribes are checked at every send step (and again by the outbox worker at
+the moment of sending); a goal event (``exit_on``) ends the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from personify.domain.events import Event
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.messaging.conditions import all_hold, record_of
+from personify.messaging.journey_definitions import (
+    ConditionStep,
+    JourneyDefinition,
+    SendStep,
+    WaitStep,
+)
+from personify.messaging.outbox import ConsentCheck, UserLookup, new_message
+from personify.messaging.ports import JourneyStateStore, OutboxStore, SuppressionStore
+from personify.messaging.records import JourneyRun, RunStatus
+
+History = Callable[[str, str], Sequence[Event]]
+"""(tenant, user_id) -> the person's recent events (any order)."""
+SendTime = Callable[[User, datetime, timedelta], datetime]
+"""(user, now, within) -> when to send (e.g. ``SendTimeModel.next_send_time``)."""
+
+MAX_TRACKED_EVENTS = 200
+_MAX_STEPS_PER_ADVANCE = 200
+
+
+@dataclass
+class JourneyEngine:
+    """Runs the given journeys for every tenant (see the module docstring)."""
+
+    journeys: Sequence[JourneyDefinition]
+    runs: JourneyStateStore
+    outbox: OutboxStore
+    users: UserLookup
+    consent: ConsentCheck | None = None
+    suppressions: SuppressionStore | None = None
+    history: History | None = None
+    send_time: SendTime | None = None
+
+    def __post_init__(self) -> None:
+        self._by_name = {j.name: j for j in self.journeys}
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def handle_event(self, tenant: str, event: Event, now: datetime) -> list[JourneyRun]:
+        """Record the event on the person's active runs (goal events end them), then start the
+        journeys it triggers. Returns the runs started."""
+        user_id = event.user_id
+        if user_id is None:
+            return []
+        for run in self.runs.active(tenant, user_id):
+            journey = self._by_name.get(run.journey)
+            if journey is None:
+                continue
+            if event.type in journey.exit_on:
+                self._exit(run, now, f"goal:{event.type}")
+                continue
+            tracked = run.context.setdefault("events", [])
+            tracked.append(
+                {"type": event.type, "item_id": event.item_id, "at": event.timestamp.isoformat()}
+            )
+            del tracked[:-MAX_TRACKED_EVENTS]
+            run.updated_at = now
+            self.runs.save(run)
+        started = []
+        user = self.users(tenant, user_id)
+        for journey in self.journeys:
+            trigger = journey.trigger
+            if trigger.event != event.type or user is None:
+                continue
+            if not all_hold(trigger.where, record_of(user, event)):
+                continue
+            if (
+                trigger.min_count > 1
+                and self._count(tenant, event, journey, now) < trigger.min_count
+            ):
+                continue
+            context = {"event": _event_context(event), "trigger_item_id": event.item_id}
+            new_run = self._start(tenant, journey, user, now, context)
+            if new_run is not None:
+                started.append(new_run)
+        return started
+
+    def on_item_update(
+        self, tenant: str, before: Item, after: Item, viewers: Iterable[str], now: datetime
+    ) -> list[JourneyRun]:
+        """Price drop / back in stock on an item: start the matching journeys for its viewers."""
+        kinds = set()
+        if before.price and after.price is not None and after.price < before.price:
+            kinds.add(("price_drop", 100.0 * (before.price - after.price) / before.price))
+        if not before.available and after.available:
+            kinds.add(("back_in_stock", 0.0))
+        started = []
+        for kind, drop in kinds:
+            for journey in self.journeys:
+                trigger = journey.trigger
+                if trigger.item_update != kind or drop < trigger.min_drop_percent:
+                    continue
+                context = {
+                    "event": {
+                        "item_id": after.item_id,
+                        "item_title": after.title,
+                        "old_price": before.price,
+                        "new_price": after.price,
+                        "currency": after.currency,
+                        "drop_percent": round(drop, 1),
+                    },
+                    "trigger_item_id": after.item_id,
+                }
+                for user_id in viewers:
+                    user = self.users(tenant, user_id)
+                    if user is not None:
+                        run = self._start(tenant, journey, user, now, dict(context))
+                        if run is not None:
+                            started.append(run)
+        return started
+
+    def on_segment_entered(
+        self, tenant: str, user_id: str, segment: str, now: datetime
+    ) -> list[JourneyRun]:
+        user = self.users(tenant, user_id)
+        if user is None:
+            return []
+        started = []
+        for journey in self.journeys:
+            if journey.trigger.segment == segment:
+                run = self._start(tenant, journey, user, now, {"event": {"segment": segment}})
+                if run is not None:
+                    started.append(run)
+        return started
+
+    def scan_users(
+        self,
+        tenant: str,
+        users: Iterable[User],
+        now: datetime,
+        *,
+        last_active: Callable[[str], datetime | None] | None = None,
+    ) -> list[JourneyRun]:
+        """Daily scan: birthdays (in the person's time zone) and inactivity (win-back)."""
+        from personify.messaging.guardrails import person_zone
+
+        started = []
+        for user in users:
+            for journey in self.journeys:
+                trigger = journey.trigger
+                hit = False
+                if trigger.birthday and user.profile.birthday:
+                    today = now.astimezone(person_zone(user)).strftime("%m-%d")
+                    hit = user.profile.birthday[-5:] == today
+                elif trigger.inactive_for is not None and last_active is not None:
+                    seen = last_active(user.user_id)
+                    hit = seen is not None and now - seen >= trigger.inactive_for
+                if hit:
+                    run = self._start(tenant, journey, user, now, {"event": {}})
+                    if run is not None:
+                        started.append(run)
+        return started
+
+    def tick(self, tenant: str, now: datetime, *, limit: int = 1000) -> int:
+        """Advance every run whose wait is over; returns how many were advanced."""
+        due = self.runs.due(tenant, now, limit=limit)
+        for run in due:
+            journey = self._by_name.get(run.journey)
+            if journey is None:
+                self._exit(run, now, "journey removed")
+                continue
+            self._advance(run, journey, now)
+        return len(due)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _count(self, tenant: str, event: Event, journey: JourneyDefinition, now: datetime) -> int:
+        trigger = journey.trigger
+        events = list(self.history(tenant, event.subject) if self.history else [])
+        if all(e.event_id != event.event_id for e in events):
+            events.append(event)
+        since = now - trigger.window if trigger.window else None
+        return sum(
+            1
+            for e in events
+            if e.type == event.type
+            and (since is None or e.timestamp >= since)
+            and (not trigger.same_item or e.item_id == event.item_id)
+        )
+
+    def _start(
+        self,
+        tenant: str,
+        journey: JourneyDefinition,
+        user: User,
+        now: datetime,
+        context: dict[str, Any],
+    ) -> JourneyRun | None:
+        latest = self.runs.latest(tenant, journey.name, user.user_id)
+        if latest is not None:
+            if latest.status == RunStatus.ACTIVE or journey.reentry.policy == "never":
+                return None
+            ended = latest.updated_at or latest.entered_at
+            if now - ended < journey.reentry.cooldown:
+                return None
+        if journey.consent_purpose and not self._allowed(
+            tenant, user.user_id, journey.consent_purpose
+        ):
+            return None
+        run = JourneyRun(
+            run_id=uuid.uuid4().hex,
+            tenant=tenant,
+            journey=journey.name,
+            user_id=user.user_id,
+            entered_at=now,
+            context={**context, "events": []},
+            updated_at=now,
+        )
+        self._advance(run, journey, now)
+        return run
+
+    def _allowed(self, tenant: str, user_id: str, purpose: str) -> bool:
+        return self.consent is None or self.consent(tenant, user_id, purpose)
+
+    def _advance(self, run: JourneyRun, journey: JourneyDefinition, now: datetime) -> None:
+        for _ in range(_MAX_STEPS_PER_ADVANCE):
+            if run.status != RunStatus.ACTIVE:
+                return
+            if run.step_index >= len(journey.steps):
+                self._end(run, now, RunStatus.COMPLETED, None)
+                return
+            step = journey.steps[run.step_index]
+            if isinstance(step, WaitStep):
+                if not self._wait(run, step, now):
+                    self.runs.save(run)
+                    return
+            elif isinstance(step, ConditionStep):
+                self._jump(
+                    run, journey, step.then if self._holds(run, step) else step.otherwise, now
+                )
+            elif isinstance(step, SendStep):
+                self._send(run, journey, step, now)
+        self._exit(run, now, "too many steps without a wait (loop?)")
+
+    def _wait(self, run: JourneyRun, step: WaitStep, now: datetime) -> bool:
+        """True when the wait is over (the run moved past it)."""
+        if run.context.get("waiting_for") != step.id:
+            if step.duration is not None:
+                wake = now + step.duration
+            else:
+                user = self.users(run.tenant, run.user_id)
+                wake = (
+                    self.send_time(user, now, step.within)
+                    if self.send_time is not None and user is not None
+                    else now
+                )
+            run.context["waiting_for"] = step.id
+            run.wake_at = wake
+            run.updated_at = now
+        if run.wake_at is not None and run.wake_at > now:
+            return False
+        run.context.pop("waiting_for", None)
+        run.wake_at = None
+        run.step_index += 1
+        return True
+
+    def _holds(self, run: JourneyRun, step: ConditionStep) -> bool:
+        user = self.users(run.tenant, run.user_id)
+        if not all_hold(step.all, record_of(user)):
+            return False
+        if step.events_since_entry is not None:
+            rule = step.events_since_entry
+            count = sum(1 for e in run.context.get("events", []) if e["type"] == rule.type)
+            if count < rule.min or (rule.max is not None and count > rule.max):
+                return False
+        return True
+
+    def _jump(
+        self, run: JourneyRun, journey: JourneyDefinition, target: str, now: datetime
+    ) -> None:
+        if target == "next":
+            run.step_index += 1
+        elif target == "end":
+            self._end(run, now, RunStatus.COMPLETED, None)
+        elif target == "exit":
+            self._exit(run, now, "condition")
+        else:
+            run.step_index = journey.index_of(target)
+
+    def _send(
+        self, run: JourneyRun, journey: JourneyDefinition, step: SendStep, now: datetime
+    ) -> None:
+        if not step.transactional:
+            if self.suppressions is not None and self.suppressions.is_suppressed(
+                run.tenant, run.user_id, step.channel
+            ):
+                self._exit(run, now, "unsubscribed")
+                return
+            purpose = step.purpose or journey.consent_purpose
+            if purpose and not self._allowed(run.tenant, run.user_id, purpose):
+                self._exit(run, now, "consent_withdrawn")
+                return
+        context: dict[str, Any] = {
+            "journey": journey.name,
+            "run_id": run.run_id,
+            "event": run.context.get("event", {}),
+            "cart_item_ids": _cart(run),
+        }
+        if step.discount_percent is not None:
+            code = hashlib.sha256(f"{run.tenant}:{run.run_id}".encode()).hexdigest()[:8].upper()
+            context["discount"] = {"percent": step.discount_percent, "code": code}
+        message = new_message(
+            run.tenant,
+            run.user_id,
+            step.template,
+            channel=step.channel,
+            dedup_key=f"journey:{run.run_id}:{step.id}",
+            context=context,
+            transactional=step.transactional,
+            purpose=step.purpose,
+            now=now,
+        )
+        self.outbox.enqueue(message)
+        run.context.setdefault("sent", []).append(message.message_id)
+        run.step_index += 1
+        run.updated_at = now
+
+    def _exit(self, run: JourneyRun, now: datetime, reason: str) -> None:
+        self._end(run, now, RunStatus.EXITED, reason)
+
+    def _end(self, run: JourneyRun, now: datetime, status: RunStatus, reason: str | None) -> None:
+        run.status = status
+        run.exit_reason = reason
+        run.wake_at = None
+        run.updated_at = now
+        self.runs.save(run)
+
+
+def _event_context(event: Event) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "item_id": event.item_id,
+        "value": event.value,
+        "price": event.price,
+        **event.properties,
+    }
+
+
+def _cart(run: JourneyRun) -> list[str]:
+    ids: list[str] = []
+    first = run.context.get("trigger_item_id")
+    if first and run.context.get("event", {}).get("type") == "add_to_cart":
+        ids.append(first)
+    for e in run.context.get("events", []):
+        if e["type"] == "add_to_cart" and e.get("item_id") and e["item_id"] not in ids:
+            ids.append(e["item_id"])
+        elif e["type"] == "remove_from_cart" and e.get("item_id") in ids:
+            ids.remove(e["item_id"])
+    return ids

@@ -1,0 +1,334 @@
+"""The durable outbox: idempotent enqueueing and the worker that sends at the right moment.
+
+The worker leases a batch, and for each message checks — at send time, not at queueing —
+the person's record, unsubscribes, consent, quiet hours and frequency caps; renders the
+template with fresh recommendations; commits "send started"; calls the channel; commits the
+outcome. Failures are retried with exponential backoff and jitter. A message whose send had
+started when a worker died is resent with the same Message-ID, flagged ``in_doubt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from personify.domain.errors import InvalidInput, PersonifyError
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.messaging.channels import Sender, SendError
+from personify.messaging.guardrails import Guardrails
+from personify.messaging.ports import OutboxStore, SuppressionStore
+from personify.messaging.records import DeliveryStatus, OutboxMessage, TrackedLink
+from personify.messaging.templates import MessageInputs, MessageTemplate, TemplateRenderer
+from personify.messaging.tracking import TrackingSigner
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+UserLookup = Callable[[str, str], User | None]
+"""(tenant, user_id) -> the person, or None when unknown / erased."""
+ConsentCheck = Callable[[str, str, str], bool]
+"""(tenant, user_id, purpose) -> True when the person currently consents to the purpose."""
+Recommend = Callable[[str, str, int], list[Item]]
+"""(tenant, user_id, n) -> the person's current recommendations."""
+ItemLookup = Callable[[str, Sequence[str]], Mapping[str, Item]]
+TemplateLookup = Callable[[str, str], MessageTemplate | None]
+
+CONSENT_PURPOSES: dict[str, str] = {
+    "email": "email_marketing",
+    "push": "push_marketing",
+    "chat": "push_marketing",
+    "inbox": "push_marketing",
+}
+"""The consent purpose a marketing message on each channel needs."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def outbox_message_id(tenant: str, dedup_key: str) -> str:
+    """A stable id from (tenant, dedup key): the same logical message always has the same id."""
+    return hashlib.sha256(f"{tenant}\x00{dedup_key}".encode()).hexdigest()[:32]
+
+
+def new_message(
+    tenant: str,
+    user_id: str,
+    template: str,
+    *,
+    dedup_key: str,
+    channel: str = "email",
+    context: dict[str, Any] | None = None,
+    transactional: bool = False,
+    purpose: str | None = None,
+    not_before: datetime | None = None,
+    now: datetime | None = None,
+) -> OutboxMessage:
+    """An outbox record ready to enqueue (``context`` must be JSON-serializable)."""
+    if not dedup_key or len(dedup_key) > 512:
+        raise InvalidInput("dedup_key must have 1..512 characters", field="dedup_key")
+    message_id = outbox_message_id(tenant, dedup_key)
+    body = dict(context or {})
+    body.setdefault("recommendation_id", f"msg-{message_id}")
+    now = now or utc_now()
+    return OutboxMessage(
+        message_id=message_id,
+        tenant=tenant,
+        user_id=user_id,
+        channel=channel,
+        template=template,
+        dedup_key=dedup_key,
+        context=body,
+        transactional=transactional,
+        purpose=purpose,
+        not_before=not_before or now,
+        created_at=now,
+    )
+
+
+def enqueue(store: OutboxStore, message: OutboxMessage) -> tuple[OutboxMessage, bool]:
+    """Enqueue idempotently; returns (stored message, created now?)."""
+    return store.enqueue(message)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: ``base * factor**(attempt-1)`` capped, +-``jitter``."""
+
+    max_attempts: int = 6
+    base: timedelta = timedelta(seconds=30)
+    factor: float = 2.0
+    max_delay: timedelta = timedelta(hours=6)
+    jitter: float = 0.25
+
+    def delay(self, attempt: int, rng: random.Random) -> timedelta:
+        seconds = min(
+            self.base.total_seconds() * self.factor ** max(attempt - 1, 0),
+            self.max_delay.total_seconds(),
+        )
+        spread = seconds * self.jitter
+        return timedelta(seconds=max(0.0, seconds + rng.uniform(-spread, spread)))
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    deferred: int = 0
+    retried: int = 0
+    in_doubt_resends: int = 0
+    fenced: int = 0
+
+
+@dataclass
+class OutboxWorker:
+    """Claims due messages and delivers them (see the module docstring)."""
+
+    store: OutboxStore
+    templates: TemplateLookup
+    users: UserLookup
+    senders: Mapping[str, Sender]
+    consent: ConsentCheck
+    suppressions: SuppressionStore
+    recommend: Recommend | None = None
+    items: ItemLookup | None = None
+    renderer: TemplateRenderer = field(default_factory=TemplateRenderer)
+    signer: TrackingSigner | None = None
+    guardrails: Guardrails = field(default_factory=Guardrails)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Clock = utc_now
+    worker_id: str = "worker"
+    lease: timedelta = timedelta(seconds=60)
+    batch_size: int = 100
+    rng: random.Random = field(default_factory=random.Random)
+    stats: WorkerStats = field(default_factory=WorkerStats)
+
+    def run_once(self) -> int:
+        """Claim one batch and process it; returns how many messages were handled."""
+        batch = self.store.claim(
+            self.worker_id, self.clock(), limit=self.batch_size, lease=self.lease
+        )
+        for message in batch:
+            self.process(message)
+        return len(batch)
+
+    def run_until_idle(self, *, max_batches: int = 1_000_000) -> int:
+        """Process batches until nothing is due; returns the number of messages handled."""
+        total = 0
+        for _ in range(max_batches):
+            handled = self.run_once()
+            if handled == 0:
+                break
+            total += handled
+        return total
+
+    def run_forever(self, stop: Callable[[], bool], *, idle_sleep: float = 0.2) -> None:
+        while not stop():
+            if self.run_once() == 0:
+                time.sleep(idle_sleep)
+
+    def close(self) -> None:
+        for sender in self.senders.values():
+            sender.close()
+
+    def process(self, message: OutboxMessage) -> DeliveryStatus:
+        """Decide and perform the fate of one claimed message; returns its new status."""
+        now = self.clock()
+        user = self.users(message.tenant, message.user_id)
+        if user is None or user.restricted:
+            return self._finish(message, DeliveryStatus.SUPPRESSED, "unknown or restricted user")
+        if not message.transactional:
+            reason = self._suppression_reason(message)
+            if reason:
+                return self._finish(message, DeliveryStatus.SUPPRESSED, reason)
+            until = self.guardrails.defer_until(
+                self.store, message.tenant, user, message.channel, now
+            )
+            if until is not None:
+                self.stats.deferred += 1
+                self._mark(message, DeliveryStatus.DEFERRED, not_before=until, error="guardrail")
+                return DeliveryStatus.DEFERRED
+        sender = self.senders.get(message.channel)
+        template = self.templates(message.tenant, message.template)
+        if sender is None or template is None:
+            missing = "channel" if sender is None else "template"
+            return self._finish(
+                message, DeliveryStatus.FAILED, f"unknown {missing} for {message.template!r}"
+            )
+        try:
+            rendered = self.renderer.render(
+                template, self._inputs(message, user, template), self._link_maker(message)
+            )
+        except PersonifyError as exc:
+            return self._finish(message, DeliveryStatus.FAILED, f"render: {exc.message}")
+        if rendered.links:
+            self.store.save_links(message.message_id, rendered.links)
+        self.guardrails.throttle(message.channel)
+        if not self.store.begin_send(message.message_id, message.claim_token or ""):
+            self.stats.fenced += 1
+            return DeliveryStatus.SENDING
+        if message.in_doubt:
+            self.stats.in_doubt_resends += 1
+        attempts = message.attempts + 1
+        try:
+            sender.send(message, rendered, user)
+        except SendError as exc:
+            if exc.permanent or attempts >= self.retry.max_attempts:
+                return self._finish(message, DeliveryStatus.FAILED, str(exc), attempts=attempts)
+            self.stats.retried += 1
+            retry_at = self.clock() + self.retry.delay(attempts, self.rng)
+            self._mark(
+                message,
+                DeliveryStatus.DEFERRED,
+                not_before=retry_at,
+                error=str(exc),
+                attempts=attempts,
+            )
+            return DeliveryStatus.DEFERRED
+        return self._finish(message, DeliveryStatus.SENT, None, attempts=attempts)
+
+    def _suppression_reason(self, message: OutboxMessage) -> str | None:
+        if self.suppressions.is_suppressed(message.tenant, message.user_id, message.channel):
+            return "unsubscribed"
+        purpose = message.purpose or CONSENT_PURPOSES.get(message.channel)
+        if purpose and not self.consent(message.tenant, message.user_id, purpose):
+            return f"no consent for {purpose}"
+        return None
+
+    def _inputs(
+        self, message: OutboxMessage, user: User, template: MessageTemplate
+    ) -> MessageInputs:
+        context = message.context
+        recommendations: list[Item] = []
+        if self.recommend is not None and template.recommendations > 0:
+            exclude = set(context.get("exclude_items", []))
+            recommendations = [
+                item
+                for item in self.recommend(
+                    message.tenant, message.user_id, template.recommendations + len(exclude)
+                )
+                if item.item_id not in exclude
+            ][: template.recommendations]
+        cart: list[Item] = []
+        cart_ids = [str(i) for i in context.get("cart_item_ids", [])]
+        if cart_ids and self.items is not None:
+            found = self.items(message.tenant, cart_ids)
+            cart = [found[i] for i in cart_ids if i in found]
+        signer = self.signer
+        return MessageInputs(
+            user=user,
+            message_id=message.message_id,
+            recommendation_id=context.get("recommendation_id"),
+            recommendations=recommendations,
+            cart=cart,
+            discount=context.get("discount"),
+            event=dict(context.get("event", {})),
+            extra={"journey": context.get("journey"), "campaign": context.get("campaign")},
+            unsubscribe_url=(
+                signer.unsubscribe_url(message.tenant, message.user_id, message.channel)
+                if signer
+                else ""
+            ),
+            open_pixel_url=(
+                signer.open_url(message.tenant, message.message_id, message.user_id)
+                if signer
+                else ""
+            ),
+        )
+
+    def _link_maker(self, message: OutboxMessage) -> Callable[[str, TrackedLink], str] | None:
+        signer = self.signer
+        if signer is None:
+            return None
+        return lambda link_id, _link: signer.click_url(
+            message.tenant, message.message_id, message.user_id, link_id
+        )
+
+    def _finish(
+        self,
+        message: OutboxMessage,
+        status: DeliveryStatus,
+        error: str | None,
+        *,
+        attempts: int | None = None,
+    ) -> DeliveryStatus:
+        counter = {
+            DeliveryStatus.SENT: "sent",
+            DeliveryStatus.FAILED: "failed",
+            DeliveryStatus.SUPPRESSED: "suppressed",
+        }[status]
+        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        self._mark(message, status, error=error, attempts=attempts)
+        return status
+
+    def _mark(
+        self,
+        message: OutboxMessage,
+        status: DeliveryStatus,
+        *,
+        not_before: datetime | None = None,
+        error: str | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        ok = self.store.mark(
+            message.message_id,
+            message.claim_token or "",
+            status,
+            self.clock(),
+            not_before=not_before,
+            error=error,
+            attempts=attempts,
+        )
+        if not ok:
+            self.stats.fenced += 1
+            log.warning(
+                "outbox message %s: lease lost before marking %s", message.message_id, status
+            )

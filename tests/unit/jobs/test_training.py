@@ -1,0 +1,156 @@
+"""Training jobs: bundle from the event store, learned blend, LambdaRank from impressions,
+versioned artifacts with promote / rollback, and the hot swap the server performs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from personify.domain.events import Context, Event
+from personify.domain.items import Item
+from personify.jobs.ranker_training import ranking_data, train_ranker
+from personify.jobs.training import TrainingConfig, train_bundle, train_tenant
+from personify.serving.bundle import ModelBundle
+from personify.serving.model_registry import BundleRegistry
+from personify.storage.model_files import FileModelStore
+from personify.storage.registry import open_stores
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _clustered_events(n_users: int = 60, seed: int = 0) -> list[Event]:
+    rng = np.random.default_rng(seed)
+    events = []
+    for u in range(n_users):
+        base = 0 if u % 2 == 0 else 30
+        for j in range(10):
+            item = base + int(rng.integers(0, 30))
+            events.append(
+                Event(
+                    event_id=f"e{u}-{j}",
+                    type="view",
+                    user_id=f"u{u}",
+                    item_id=f"i{item}",
+                    timestamp=NOW - timedelta(hours=100 - j),
+                )
+            )
+    return events
+
+
+def test_bundle_neighbours_stay_inside_taste_groups() -> None:
+    bundle, manifest = train_bundle(_clustered_events(), TrainingConfig(params={"k": 10}))
+    assert isinstance(bundle, ModelBundle)
+    assert manifest.events_used == 600
+    same = total = 0
+    for item in ("i3", "i40"):
+        for other, _ in bundle.similar(item, 10):
+            total += 1
+            same += (int(other[1:]) >= 30) == (int(item[1:]) >= 30)
+    assert total and same / total > 0.9
+    assert set(bundle.source_weights) >= {"collaborative", "popular"}
+    assert "blend_weights" in manifest.metrics
+
+
+def test_train_promote_rollback_and_hot_swap(tmp_path: Path) -> None:
+    stores = open_stores("memory://")
+    stores.events.append("default", _clustered_events())
+    model_store = FileModelStore(tmp_path / "models")
+    registry = BundleRegistry(model_store)
+    assert registry.get("default") is None  # no model yet: the server still answers
+    first = train_tenant(stores.events, model_store, "default", TrainingConfig(learn_blend=False))
+    assert registry.refresh() == ["default"]
+    assert registry.version("default") == first.version
+    stores.events.append(
+        "default", [Event(event_id="late", type="view", user_id="u1", item_id="i59", timestamp=NOW)]
+    )
+    second = train_tenant(stores.events, model_store, "default", TrainingConfig(learn_blend=False))
+    assert second.version != first.version
+    held = registry.get("default")
+    registry.refresh()
+    assert registry.version("default") == second.version
+    assert held is not None and held.version == first.version, "old references stay usable"
+    assert model_store.rollback("default") == first.version
+    registry.refresh()
+    assert registry.version("default") == first.version
+    assert [m.version for m in model_store.list("default")] == [first.version, second.version]
+
+
+def _impression_log(n: int, seed: int = 0) -> tuple[list[Event], dict[str, Item]]:
+    """Users click the cheap item of each impression; the blend scores ignore price."""
+    rng = np.random.default_rng(seed)
+    items = {
+        f"i{k}": Item(item_id=f"i{k}", price=float(k), created_at=NOW - timedelta(days=30))
+        for k in range(50)
+    }
+    events = []
+    for r in range(n):
+        shown = [f"i{k}" for k in rng.choice(50, 8, replace=False)]
+        when = NOW - timedelta(hours=n - r)
+        events.append(
+            Event(
+                event_id=f"imp{r}",
+                type="impression",
+                user_id=f"u{r % 7}",
+                item_ids=shown,
+                recommendation_id=f"r{r}",
+                timestamp=when,
+                context=Context(device="mobile"),
+                properties={"score_collaborative": [float(x) for x in rng.random(8)]},
+            )
+        )
+        cheapest = min(shown, key=lambda i: items[i].price or 0)
+        events.append(
+            Event(
+                event_id=f"clk{r}",
+                type="click",
+                user_id=f"u{r % 7}",
+                item_id=cheapest,
+                recommendation_id=f"r{r}",
+                timestamp=when,
+            )
+        )
+    return events, items
+
+
+def test_lambdarank_learns_what_the_blend_misses() -> None:
+    pytest.importorskip("lightgbm")
+    events, items = _impression_log(300)
+    data = ranking_data(events, items)
+    assert len(data.groups) == 300 and data.labels.sum() == 300
+    fit = train_ranker(data, min_groups=50)
+    assert fit.ranker is not None, fit.metrics
+    assert fit.metrics["valid_ndcg@10_ranker"] > fit.metrics["valid_ndcg@10_blend"] + 0.2
+
+
+def test_ranker_is_skipped_without_enough_feedback() -> None:
+    events, items = _impression_log(10)
+    fit = train_ranker(ranking_data(events, items), min_groups=50)
+    assert fit.ranker is None and "fewer than" in fit.metrics["skipped"]
+
+
+def test_scheduler_triggers_on_event_count_and_on_time() -> None:
+    from personify.jobs.scheduler import RetrainScheduler
+
+    clock = [0.0]
+    runs: list[str] = []
+    sched = RetrainScheduler(
+        lambda t: runs.append(t) or 0, interval_s=60, every_events=5, clock=lambda: clock[0]
+    )
+    ev = _clustered_events(1)
+    sched.on_events("default", ev[:3])
+    assert sched.tick() == []
+    sched.on_events("default", ev[3:6])
+    assert sched.tick() == ["default"] and runs == ["default"]
+    sched.on_events("default", ev[6:7])
+    assert sched.tick() == []
+    clock[0] = 61.0
+    assert sched.tick() == ["default"]
+    impression = Event(
+        event_id="imp", type="impression", user_id="u", item_ids=["i1"], timestamp=NOW
+    )
+    sched.on_events("default", [impression] * 10)
+    clock[0] = 200.0
+    assert sched.tick() == [], "impressions alone never trigger training"

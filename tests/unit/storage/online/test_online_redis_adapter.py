@@ -1,0 +1,97 @@
+"""Redis-specific behaviour: shared between connections, bounded keys, Unavailable when down."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import redis
+
+from personify.domain.errors import Unavailable
+from personify.storage.online import open_online_state
+from personify.storage.online.port import OnlineStateConfig
+from personify.storage.online.redis import RedisOnlineState
+from personify.testing.online_state_contracts import T0, TENANT, event, minutes
+
+pytestmark = pytest.mark.redis
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def pair(redis_url: str, redis_prefix: str) -> Iterator[tuple[RedisOnlineState, RedisOnlineState]]:
+    """Two independent clients (as in two server processes) on the same prefix."""
+    a = RedisOnlineState.from_url(redis_url, redis_prefix)
+    b = RedisOnlineState.from_url(redis_url, redis_prefix)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_a_write_through_one_client_is_read_by_another(
+    pair: tuple[RedisOnlineState, RedisOnlineState],
+) -> None:
+    writer, reader = pair
+    writer.apply(TENANT, [event("u1", "a", T0), event("u1", "b", minutes(1))], now=minutes(1))
+    writer.set_user_vector(TENANT, "m1", "u1", np.arange(3.0), now=minutes(1))
+    user = reader.user_state(TENANT, "u1", now=minutes(2))
+    assert [r.item_id for r in user.recent] == ["b", "a"]
+    assert [i for i, _ in reader.trending(TENANT, 2, now=minutes(2))] == ["b", "a"]
+    assert reader.neighbours(TENANT, "a", 3) == [("b", 1.0)]
+    vector = reader.get_user_vector(TENANT, "m1", "u1", now=minutes(2))
+    assert vector is not None and vector.tolist() == [0.0, 1.0, 2.0]
+    reader.forget_user(TENANT, "u1")
+    assert writer.user_state(TENANT, "u1", now=minutes(2)).recent == []
+
+
+def test_keys_stay_under_the_tenant_prefix_and_user_keys_expire(
+    redis_url: str, redis_prefix: str
+) -> None:
+    ttl = timedelta(days=2)
+    state = RedisOnlineState.from_url(redis_url, redis_prefix, OnlineStateConfig(user_ttl=ttl))
+    state.apply(TENANT, [event("u1", "a", T0, "purchase", country="DE")], now=T0)
+    state.set_user_vector(TENANT, "m1", "u1", np.ones(2), now=T0)
+    client = redis.Redis.from_url(redis_url)
+    keys = sorted(k.decode() for k in client.scan_iter(match=f"{redis_prefix}:*"))
+    base = f"{redis_prefix}:{TENANT}:"
+    assert keys and all(k.startswith(base) for k in keys)
+    for name in ("log", "seen", "bought", "vec"):
+        remaining = client.pttl(f"{base}{name}:u1")
+        assert 0 < remaining <= ttl.total_seconds() * 1000, name
+    assert client.pttl(f"{base}pop:country:DE") > 0
+    client.close()
+    state.close()
+
+
+def test_factory_refuses_a_closed_port_with_unavailable() -> None:
+    with pytest.raises(Unavailable) as info:
+        open_online_state(f"redis://127.0.0.1:{closed_port()}/0", "ptest")
+    assert info.value.field == "redis_url"
+
+
+def test_every_call_on_a_dead_server_raises_unavailable() -> None:
+    client = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
+    state = RedisOnlineState(client, "ptest")
+    calls = [
+        lambda: state.apply(TENANT, [event("u1", "a", T0)], now=T0),
+        lambda: state.user_state(TENANT, "u1"),
+        lambda: state.trending(TENANT, 3),
+        lambda: state.item_popularity(TENANT, ["a"]),
+        lambda: state.neighbours(TENANT, "a", 3),
+        lambda: state.set_user_vector(TENANT, "m", "u1", np.ones(2)),
+        lambda: state.get_user_vector(TENANT, "m", "u1"),
+        lambda: state.forget_user(TENANT, "u1"),
+        lambda: state.merge_users(TENANT, "anon:s", "u1"),
+    ]
+    for call in calls:
+        with pytest.raises(Unavailable):
+            call()
+    state.close()
