@@ -4,8 +4,10 @@ the recommendation chain and impression logging, built from settings and the ope
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -94,7 +96,47 @@ def build_engine(settings: Settings, stores: Stores, ingestor: EventIngestor) ->
 
     ingestor.add_listener(apply_to_state)
     bundles.start()
+    if isinstance(state, MemoryOnlineState):
+        threading.Thread(
+            target=warm_up,
+            args=(state, stores, settings.default_tenant),
+            daemon=True,
+            name="personify-warm-up",
+        ).start()
     return Engine(state, models, bundles, catalogs, service, impressions, warnings)
+
+
+def warm_up(
+    state: OnlineState,
+    stores: Stores,
+    tenant: str,
+    *,
+    days: float = 30,
+    max_events: int = 2_000_000,
+) -> int:
+    """Rebuild an in-process online state after a restart by replaying recent stored events
+    (Redis keeps its state across restarts and needs no warm-up). Returns events replayed."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    batch: list[Event] = []
+    replayed = 0
+    try:
+        for event in stores.events.scan(tenant, since=since):
+            if event.item_id is None:
+                continue
+            batch.append(event)
+            if len(batch) >= 5_000:
+                state.apply(tenant, batch)
+                replayed += len(batch)
+                batch = []
+            if replayed >= max_events:
+                break
+        if batch:
+            state.apply(tenant, batch)
+            replayed += len(batch)
+    except Exception:
+        log.exception("online state warm-up stopped after %d events", replayed)
+    log.info("online state warmed up with %d events", replayed)
+    return replayed
 
 
 def get_engine(request: Request) -> Engine:

@@ -26,7 +26,9 @@ from typing import Any, cast
 import numpy as np
 import orjson
 import redis
+from redis.backoff import ConstantBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from personify.domain.errors import Unavailable
 from personify.domain.events import Event
@@ -143,12 +145,27 @@ class RedisOnlineState:
 
     @classmethod
     def from_url(
-        cls, url: str, prefix: str = "personify", config: OnlineStateConfig | None = None
+        cls,
+        url: str,
+        prefix: str = "personify",
+        config: OnlineStateConfig | None = None,
+        *,
+        check: bool = True,
     ) -> RedisOnlineState:
-        """Connect (and ping) or raise :class:`Unavailable`."""
+        """Connect and (when ``check``) ping, or raise :class:`Unavailable`.
+
+        Failures surface fast (1 s connect timeout, one retry after 20 ms) so that serving
+        can fall back instead of stalling requests.
+        """
         with _translated("connect"):
-            client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
-            client.ping()
+            client = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=1.0,
+                socket_timeout=2.0,
+                retry=Retry(ConstantBackoff(0.02), 1),
+            )
+            if check:
+                client.ping()
         return cls(client, prefix, config)
 
     def _key(self, tenant: str, *parts: str) -> str:

@@ -6,7 +6,6 @@ import logging
 import socket
 
 import pytest
-import redis
 
 from personify.domain.errors import Unavailable
 from personify.storage.online.fallback import FallbackOnlineState
@@ -47,8 +46,9 @@ def closed_port() -> int:
 def test_a_closed_redis_port_degrades_to_the_fallback_with_one_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
-    state = FallbackOnlineState(RedisOnlineState(client, "ptest"), MemoryOnlineState())
+    url = f"redis://127.0.0.1:{closed_port()}/0"
+    primary = RedisOnlineState.from_url(url, "ptest", check=False)
+    state = FallbackOnlineState(primary, MemoryOnlineState())
     with caplog.at_level(logging.WARNING, logger="personify.storage.online.fallback"):
         state.apply(TENANT, [event("u1", "a", minutes(0)), event("u1", "b", minutes(1))],
                     now=minutes(1))

@@ -78,8 +78,8 @@ def test_factory_refuses_a_closed_port_with_unavailable() -> None:
 
 
 def test_every_call_on_a_dead_server_raises_unavailable() -> None:
-    client = redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
-    state = RedisOnlineState(client, "ptest")
+    url = f"redis://127.0.0.1:{closed_port()}/0"
+    state = RedisOnlineState.from_url(url, "ptest", check=False)
     calls = [
         lambda: state.apply(TENANT, [event("u1", "a", T0)], now=T0),
         lambda: state.user_state(TENANT, "u1"),

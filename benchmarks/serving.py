@@ -1,0 +1,303 @@
+"""Serving benchmark at Gowalla scale (30k users, 41k items, 0.8M events): freshness, latency at
+500 requests/s, the maximum rate at p99 <= 100 ms next to a bare FastAPI endpoint, a hot model
+swap under load, and the server's memory. The load generator runs as a separate process.
+
+Run: python benchmarks/serving.py [--quick]
+Writes benchmarks/results/serving.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_results  # noqa: E402
+
+from personify.domain.events import Event  # noqa: E402
+from personify.domain.items import Item  # noqa: E402
+from personify.jobs.training import TrainingConfig, train_tenant  # noqa: E402
+from personify.storage.model_files import FileModelStore  # noqa: E402
+from personify.storage.registry import open_stores  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DATASET = Path(os.environ.get("PERSONIFY_DATASETS_DIR", HERE.parent.parent / "shared" / "datasets"))
+KEY = "bench-admin-key-0123456789abcdef"
+BARE_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+@app.get("/ping")
+def ping() -> dict:
+    return {"ok": True}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def load_gowalla(limit_users: int | None) -> dict[int, list[int]]:
+    users: dict[int, list[int]] = {}
+    with open(DATASET / "gowalla_lightgcn" / "train.txt", encoding="utf-8") as fh:
+        for line in fh:
+            parts = [int(x) for x in line.split()]
+            if len(parts) > 1:
+                users[parts[0]] = parts[1:]
+            if limit_users and len(users) >= limit_users:
+                break
+    return users
+
+
+def populate(db_url: str, users: dict[int, list[int]]) -> int:
+    stores = open_stores(db_url)
+    n_items = 1 + max(i for items in users.values() for i in items)
+    now = datetime.now(UTC)
+    stores.catalog.upsert("default", [
+        Item(item_id=f"p{i}", title=f"Place {i}", categories=[f"area-{i % 50}"],
+             created_at=now - timedelta(days=400 - (i % 365)))
+        for i in range(n_items)
+    ])
+    batch: list[Event] = []
+    total = 0
+    for u, items in users.items():
+        for k, i in enumerate(items):
+            ts = now - timedelta(days=20) + timedelta(seconds=(k * 600 + u % 600))
+            batch.append(Event(event_id=f"g{u}-{k}", type="view", user_id=f"u{u}",
+                               item_id=f"p{i}", timestamp=ts))
+            if len(batch) >= 10_000:
+                total += len(stores.events.append("default", batch).stored)
+                batch = []
+    if batch:
+        total += len(stores.events.append("default", batch).stored)
+    stores.close()
+    return total
+
+
+def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "personify.api.app:app_from_environment",
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env})
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load(port: int, rate: float, seconds: float, bodies: Path | None, *, closed: bool = False,
+         method: str = "POST", path: str = "/v1/recommendations", connections: int = 64
+         ) -> dict[str, Any]:
+    cmd = [sys.executable, str(HERE / "_load.py"), "--port", str(port), "--rate", str(rate),
+           "--seconds", str(seconds), "--key", KEY, "--method", method, "--path", path,
+           "--connections", str(connections)]
+    if bodies is not None:
+        cmd += ["--body-file", str(bodies)]
+    if closed:
+        cmd.append("--closed-loop")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def freshness(write_port: int, read_port: int, users: list[str], items: list[str], trials: int
+              ) -> tuple[float, float, int]:
+    """ms from the ingest acknowledgement to a recommendation that reflects the click (the item
+    excluded); returns p50, p99 and how many trials were not reflected."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    wc = httpx.Client(base_url=f"http://127.0.0.1:{write_port}", headers=headers)
+    rc = httpx.Client(base_url=f"http://127.0.0.1:{read_port}", headers=headers)
+    samples, misses = [], 0
+    for t in range(trials):
+        user, item = random.choice(users), random.choice(items)
+        event = {"event_id": f"fresh-{uuid.uuid4().hex}", "type": "click", "user_id": user,
+                 "item_id": item, "timestamp": datetime.now(UTC).isoformat()}
+        r = wc.post("/v1/events", json=event)
+        r.raise_for_status()
+        acked = time.perf_counter()
+        resp = rc.post("/v1/recommendations", json={"user_id": user, "n": 20, "explain": True,
+                                                    "log_impression": False}).json()
+        done = time.perf_counter()
+        ids = [i["item_id"] for i in resp["items"]]
+        reasons = {r["item_id"] for i in resp["items"] for r in i["reasons"] if "item_id" in r}
+        if item in ids or item not in reasons:
+            misses += 1
+        samples.append((done - acked) * 1000)
+        if t % 50 == 0:
+            print(f"  freshness trial {t}: {samples[-1]:.1f} ms", flush=True)
+    samples.sort()
+    return samples[len(samples) // 2], samples[min(len(samples) - 1, int(0.99 * len(samples)))], misses
+
+
+def write_bodies(path: Path, users: list[str], n: int = 2000) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for _ in range(n):
+            fh.write(json.dumps({"body": {"user_id": random.choice(users), "n": 20,
+                                          "explain": True}}) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="3,000 users, short phases")
+    args = parser.parse_args()
+    random.seed(0)
+    work = Path(tempfile.mkdtemp(prefix="personify-serving-"))
+    db_url = f"sqlite:///{work / 'bench.db'}"
+    users_data = load_gowalla(3000 if args.quick else None)
+    t0 = time.perf_counter()
+    n_events = populate(db_url, users_data)
+    print(f"loaded {n_events} events in {time.perf_counter() - t0:.1f}s", flush=True)
+    stores = open_stores(db_url)
+    models = FileModelStore(work / "models")
+    t0 = time.perf_counter()
+    manifest = train_tenant(stores.events, models, "default", TrainingConfig(), catalog=stores.catalog,
+                            users=stores.users)
+    fit_s = time.perf_counter() - t0
+    print(f"trained {manifest.version} in {fit_s:.1f}s: {manifest.metrics}", flush=True)
+    env = {"PERSONIFY_DATABASE_URL": db_url, "PERSONIFY_MODEL_DIR": str(work / "models"),
+           "PERSONIFY_ADMIN_KEY": KEY}
+    port = free_port()
+    server = start_server(port, env)
+    user_ids = [f"u{u}" for u in users_data]
+    item_ids = [f"p{i}" for i in range(1 + max(i for v in users_data.values() for i in v))]
+    bodies = write_bodies(work / "bodies.jsonl", user_ids)
+    results: dict[str, Any] = {"events": n_events, "fit_seconds": round(fit_s, 1)}
+    try:
+        # wait for the in-process warm-up to have replayed the history
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/recommendations",
+                           headers={"Authorization": f"Bearer {KEY}"},
+                           json={"user_id": user_ids[-1], "n": 5, "log_impression": False}).json()
+            if "collaborative" in r["sources"]:
+                break
+            time.sleep(1)
+        p50, p99, misses = freshness(port, port, user_ids, item_ids, 100 if args.quick else 300)
+        results |= {"freshness_p50_ms_inprocess": p50, "freshness_p99_ms_inprocess": p99,
+                    "freshness_misses_inprocess": misses}
+        print("freshness", p50, p99, misses, flush=True)
+        secs = 8 if args.quick else 20
+        steady = load(port, 500, secs, bodies)
+        results["latency_at_500rps"] = steady
+        results["latency_p99_ms_at_500rps"] = steady["p99_ms"]
+        print("500 rps", steady, flush=True)
+        best = 0.0
+        ladder = []
+        for rate in (100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200):
+            got = load(port, rate, 6 if args.quick else 10, bodies)
+            ladder.append({"rate": rate, **got})
+            print("ladder", rate, got["p99_ms"], got["errors"], flush=True)
+            if got["p99_ms"] <= 100 and got["errors"] == 0 and got["achieved_rps"] >= rate * 0.95:
+                best = rate
+            else:
+                break
+        results["rate_ladder"] = ladder
+        results["max_rps_at_p99_100ms"] = best
+        # hot swap: retrain and promote during a 60 s run at a moderate rate
+        swap_rate = max(50, best // 2)
+        holder: dict[str, Any] = {}
+        loader = subprocess.Popen(
+            [sys.executable, str(HERE / "_load.py"), "--port", str(port), "--rate", str(swap_rate),
+             "--seconds", "20" if args.quick else "60", "--key", KEY, "--body-file", str(bodies)],
+            stdout=subprocess.PIPE, text=True)
+        time.sleep(5 if args.quick else 15)
+        swapped = train_tenant(stores.events, models, "default", TrainingConfig(learn_blend=False),
+                               catalog=stores.catalog, users=stores.users)
+        holder["version"] = swapped.version
+        out, _ = loader.communicate()
+        hot = json.loads(out.strip().splitlines()[-1])
+        served = httpx.post(f"http://127.0.0.1:{port}/v1/recommendations",
+                            headers={"Authorization": f"Bearer {KEY}"},
+                            json={"user_id": user_ids[0], "n": 5}).json()["model_version"]
+        results["hot_swap"] = {**hot, "rate": swap_rate, "new_version": swapped.version,
+                               "served_version_after": served}
+        results["hot_swap_errors"] = hot["errors"]
+        results["hot_swap_p99_ratio"] = hot["p99_ms"] / max(1e-9, ladder[0]["p99_ms"] if ladder
+                                                               else steady["p99_ms"])
+        results["serving_rss_mb"] = round(rss_mb(server.pid), 1)
+        print("hot swap", results["hot_swap"], flush=True)
+    finally:
+        stop(server)
+    # bare FastAPI, same machine, same load generator
+    bare_dir = work / "bare"
+    bare_dir.mkdir()
+    (bare_dir / "bare_app.py").write_text(BARE_APP)
+    bare_port = free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port",
+                             str(bare_port), "--log-level", "warning", "--no-access-log"],
+                            cwd=bare_dir)
+    time.sleep(3)
+    try:
+        got = load(bare_port, 0, 8, None, closed=True, method="GET", path="/ping", connections=32)
+        results["bare_fastapi_rps_same_run"] = got["achieved_rps"]
+        got_p = load(port=bare_port, rate=0, seconds=1, bodies=None, closed=True, method="GET",
+                     path="/ping", connections=1)
+        del got_p
+    finally:
+        stop(bare)
+    results["personify_over_bare_ratio"] = results["max_rps_at_p99_100ms"] / max(
+        1.0, results["bare_fastapi_rps_same_run"])
+    # Redis: two server processes sharing the online state
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    renv = {**env, "PERSONIFY_REDIS_URL": "redis://127.0.0.1:6379/0", "PERSONIFY_REDIS_PREFIX": prefix}
+    a_port, b_port = free_port(), free_port()
+    a = start_server(a_port, renv)
+    b = start_server(b_port, renv)
+    try:
+        fresh_users = [f"r{k}" for k in range(200)]
+        p50, p99, misses = freshness(a_port, b_port, fresh_users, item_ids, 100 if args.quick else 300)
+        results |= {"freshness_p50_ms_redis": p50, "freshness_p99_ms_redis": p99,
+                    "freshness_misses_redis": misses}
+        print("redis freshness", p50, p99, misses, flush=True)
+    finally:
+        stop(a)
+        stop(b)
+        import redis
+
+        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
+    metrics = {k: results.get(k) for k in (
+        "freshness_p99_ms_inprocess", "freshness_p99_ms_redis", "latency_p99_ms_at_500rps",
+        "max_rps_at_p99_100ms", "bare_fastapi_rps_same_run", "hot_swap_errors", "serving_rss_mb")}
+    path = write_results("serving" if not args.quick else "serving_quick", metrics, details=results)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
