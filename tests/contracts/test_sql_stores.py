@@ -11,9 +11,7 @@ from personify.storage.registry import Stores, open_stores
 from personify.testing import store_contracts as contracts
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def stores_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh empty database of each kind."""
     if request.param == "memory":

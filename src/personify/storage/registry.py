@@ -58,9 +58,7 @@ class Stores:
         self.close()
 
 
-def open_stores(
-    url: str, *, migrate: bool = True, erasure_hash_key: bytes | None = None
-) -> Stores:
+def open_stores(url: str, *, migrate: bool = True, erasure_hash_key: bytes | None = None) -> Stores:
     """The stores for ``url`` (``sqlite:///path.db``, ``postgresql://...``, ``memory://``).
 
     With ``migrate`` the schema is brought to the newest revision first (safe when several

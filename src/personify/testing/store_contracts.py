@@ -25,10 +25,10 @@ import pytest
 
 from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.errors import ConfigurationError, InvalidInput, NotFound
-from personify.domain.events import Event
+from personify.domain.events import Context, Event
 from personify.domain.items import Item, ItemPatch
 from personify.domain.keys import Scope
-from personify.domain.users import User, UserPatch
+from personify.domain.users import Profile, User, UserPatch
 from personify.storage.registry import Stores, open_stores
 
 A, B = "tenant-a", "tenant-b"
@@ -62,15 +62,22 @@ def rich_event(event_id: str) -> Event:
         order_id="order-'1'",
         query=f"{CYRILLIC} {SQLISH}",
         timestamp=datetime(2024, 3, 1, 15, 30, 0, 123456, tzinfo=timezone(timedelta(hours=3))),
-        context={
-            "device": "mobile",
-            "channel": "web",
-            "page": "/каталог?q=1",
-            "location": {"country": "RU", "city": "Москва", "latitude": 55.75, "longitude": 37.6},
-            "locale": "ru-RU",
-            "local_time": datetime(2024, 3, 1, 15, 30, tzinfo=timezone(timedelta(hours=3))),
-            "extra": {"weather": "снег ❄", "temp": -3, "none": None},
-        },
+        context=Context.model_validate(
+            {
+                "device": "mobile",
+                "channel": "web",
+                "page": "/каталог?q=1",
+                "location": {
+                    "country": "RU",
+                    "city": "Москва",
+                    "latitude": 55.75,
+                    "longitude": 37.6,
+                },
+                "locale": "ru-RU",
+                "local_time": datetime(2024, 3, 1, 15, 30, tzinfo=timezone(timedelta(hours=3))),
+                "extra": {"weather": "снег ❄", "temp": -3, "none": None},
+            }
+        ),
         recommendation_id="rec-1",
         properties={"color": "красный", "sizes": [1, 2.5, "XL", True], "missing": None},
     )
@@ -131,7 +138,7 @@ class EventStoreContract:
         batch = [event(f"e{i}", at=i % 500, user_id=f"u{i % 97}") for i in range(10_000)]
         result = stores.events.append(A, batch)
         assert len(result.stored) == 10_000
-        again = stores.events.append(A, batch[:100] + [event("new")])
+        again = stores.events.append(A, [*batch[:100], event("new")])
         assert again.stored == ["new"] and len(again.duplicates) == 100
         assert stores.events.count(A) == 10_001
 
@@ -227,8 +234,9 @@ class EventStoreContract:
 
     def test_scan_in_time_order_across_pages(self, stores: Stores) -> None:
         # out of order on purpose, with ties on the timestamp
-        batch = [event(f"e{i}", at=(i * 7) % 10, type="view" if i % 2 else "click")
-                 for i in range(25)]
+        batch = [
+            event(f"e{i}", at=(i * 7) % 10, type="view" if i % 2 else "click") for i in range(25)
+        ]
         stores.events.append(A, batch)
         scanned = list(stores.events.scan(A, batch_size=4))
         assert len(scanned) == 25
@@ -269,8 +277,9 @@ class EventStoreContract:
     def test_tenant_isolation(self, stores: Stores) -> None:
         events = stores.events
         events.append(A, [event("e1", value=1.0), event("an", user_id=None, anonymous_id="x")])
-        result = events.append(B, [event("e1", value=2.0), event("an", user_id=None,
-                                                                  anonymous_id="x")])
+        result = events.append(
+            B, [event("e1", value=2.0), event("an", user_id=None, anonymous_id="x")]
+        )
         assert result.stored == ["e1", "an"], "the same event id is independent per tenant"
         stored_b = events.get(B, "e1")
         assert stored_b is not None and stored_b.value == 2.0
@@ -290,24 +299,26 @@ def full_user(user_id: str) -> User:
     return User(
         user_id=user_id,
         anonymous_ids=["anon-" + user_id],
-        profile={
-            "name": f"Иван {EMOJI}",
-            "email": "Ivan.Petrov@Пример.рф",
-            "country": "RU",
-            "city": "Санкт-Петербург",
-            "time_zone": "Europe/Moscow",
-            "language": "ru",
-            "birth_year": 1990,
-            "birthday": "1990-05-17",
-            "gender": "male",
-            "profession": SQLISH,
-            "industry": "ИТ",
-            "experience_years": 7.5,
-            "skills": ["Python", "SQL", "Управление"],
-            "interests": ["шахматы"],
-            "goals": ["лидерство"],
-            "bio": CYRILLIC * 10,
-        },
+        profile=Profile.model_validate(
+            {
+                "name": f"Иван {EMOJI}",
+                "email": "Ivan.Petrov@Пример.рф",
+                "country": "RU",
+                "city": "Санкт-Петербург",
+                "time_zone": "Europe/Moscow",
+                "language": "ru",
+                "birth_year": 1990,
+                "birthday": "1990-05-17",
+                "gender": "male",
+                "profession": SQLISH,
+                "industry": "ИТ",
+                "experience_years": 7.5,
+                "skills": ["Python", "SQL", "Управление"],
+                "interests": ["шахматы"],
+                "goals": ["лидерство"],
+                "bio": CYRILLIC * 10,
+            }
+        ),
         properties={"tier": "золото", "score": 3.5, "flags": [True, 1], "empty": None},
         restricted=True,
     )
@@ -332,7 +343,14 @@ class UserStoreContract:
     ) -> None:
         [first] = stores.users.upsert(A, [full_user("u1")])
         [second] = stores.users.upsert(
-            A, [User(user_id="u1", anonymous_ids=["anon-2"], profile={"name": "Пётр"})]
+            A,
+            [
+                User(
+                    user_id="u1",
+                    anonymous_ids=["anon-2"],
+                    profile=Profile.model_validate({"name": "Пётр"}),
+                )
+            ],
         )
         assert second.created_at == first.created_at
         assert second.updated_at is not None and first.updated_at is not None
@@ -359,7 +377,7 @@ class UserStoreContract:
             A,
             "u1",
             UserPatch(
-                profile={"city": "Казань", "skills": ["Go"]},
+                profile=Profile.model_validate({"city": "Казань", "skills": ["Go"]}),
                 properties={"score": 4, "new": "да"},
                 anonymous_ids=["anon-new"],
             ),
@@ -376,10 +394,14 @@ class UserStoreContract:
     def test_patch_errors_name_the_field(self, stores: Stores) -> None:
         stores.users.upsert(A, [User(user_id="u1")])
         with pytest.raises(InvalidInput) as caught:
-            stores.users.patch(A, "u1", UserPatch(profile={"birth_year": 1066}))
+            stores.users.patch(
+                A, "u1", UserPatch(profile=Profile.model_validate({"birth_year": 1066}))
+            )
         assert caught.value.field == "profile.birth_year"
         with pytest.raises(InvalidInput) as caught:
-            stores.users.patch(A, "u1", UserPatch(profile={"shoe_size": 44}))
+            stores.users.patch(
+                A, "u1", UserPatch(profile=Profile.model_validate({"shoe_size": 44}))
+            )
         assert caught.value.field == "profile.shoe_size"
         with pytest.raises(NotFound):
             stores.users.patch(A, "ghost", UserPatch(restricted=True))
@@ -390,9 +412,17 @@ class UserStoreContract:
         stores.users.upsert(
             A,
             [
-                User(user_id="u1", profile={"name": "ИВАН Петров", "email": "ivan@x.org"}),
-                User(user_id="u2", profile={"name": "Мария", "email": "MARIA@Пример.рф"}),
-                User(user_id="Ёлка-3", profile={"name": "100% Percent_User"}),
+                User(
+                    user_id="u1",
+                    profile=Profile.model_validate({"name": "ИВАН Петров", "email": "ivan@x.org"}),
+                ),
+                User(
+                    user_id="u2",
+                    profile=Profile.model_validate({"name": "Мария", "email": "MARIA@Пример.рф"}),
+                ),
+                User(
+                    user_id="Ёлка-3", profile=Profile.model_validate({"name": "100% Percent_User"})
+                ),
             ],
         )
         names = lambda q: [u.user_id for u in stores.users.list(A, query=q)]  # noqa: E731
@@ -412,7 +442,9 @@ class UserStoreContract:
 
     def test_count_delete_and_tenant_isolation(self, stores: Stores) -> None:
         stores.users.upsert(A, [full_user("u1"), User(user_id="u2")])
-        stores.users.upsert(B, [User(user_id="u1", profile={"name": "Другой"})])
+        stores.users.upsert(
+            B, [User(user_id="u1", profile=Profile.model_validate({"name": "Другой"}))]
+        )
         assert stores.users.count(A) == 2 and stores.users.count(B) == 1
         b_user = stores.users.get(B, "u1")
         assert b_user is not None and b_user.profile.name == "Другой"
@@ -463,7 +495,9 @@ class CatalogStoreContract:
 
     def test_datetimes_come_back_as_utc(self, stores: Stores) -> None:
         moscow = timezone(timedelta(hours=3))
-        stores.catalog.upsert(A, [Item(item_id="i1", created_at=datetime(2024, 1, 1, 3, tzinfo=moscow))])
+        stores.catalog.upsert(
+            A, [Item(item_id="i1", created_at=datetime(2024, 1, 1, 3, tzinfo=moscow))]
+        )
         loaded = stores.catalog.get(A, "i1")
         assert loaded is not None and loaded.created_at == datetime(2024, 1, 1, tzinfo=UTC)
         assert loaded.created_at.utcoffset() == timedelta(0)
@@ -500,10 +534,7 @@ class CatalogStoreContract:
     def test_get_many_list_and_scan(self, stores: Stores) -> None:
         stores.catalog.upsert(
             A,
-            [
-                Item(item_id=f"p{i:02d}", type="product", title=f"Чайник {i}")
-                for i in range(12)
-            ]
+            [Item(item_id=f"p{i:02d}", type="product", title=f"Чайник {i}") for i in range(12)]
             + [Item(item_id="c1", type="content", title="Как заварить ЧАЙ")],
         )
         many = stores.catalog.get_many(A, ["p01", "c1", "nope", "p01"])

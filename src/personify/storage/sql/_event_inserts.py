@@ -50,9 +50,7 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def insert_sqlite(
-    conn: Connection, tenant: str, batch: Sequence[Event], now: datetime
-) -> set[str]:
+def insert_sqlite(conn: Connection, tenant: str, batch: Sequence[Event], now: datetime) -> set[str]:
     """Look up which ids exist, then ``executemany`` the rest.
 
     Race-free because the write unit of work began with ``BEGIN IMMEDIATE``: no other writer can
@@ -66,8 +64,7 @@ def insert_sqlite(
             chunk = ids[start : start + _SQLITE_LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
             cursor.execute(
-                "SELECT event_id FROM personify_events "
-                f"WHERE tenant = ? AND event_id IN ({marks})",
+                f"SELECT event_id FROM personify_events WHERE tenant = ? AND event_id IN ({marks})",
                 [tenant, *chunk],
             )
             existing.update(row[0] for row in cursor.fetchall())

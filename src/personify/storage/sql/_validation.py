@@ -15,6 +15,9 @@ def invalid_input(exc: ValidationError, *, prefix: str = "") -> InvalidInput:
     return InvalidInput(
         f"{field}: {first['msg']}",
         field=field or None,
-        details={"errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
-                            for e in exc.errors()]},
+        details={
+            "errors": [
+                {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()
+            ]
+        },
     )

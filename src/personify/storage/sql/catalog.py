@@ -64,7 +64,8 @@ class SqlCatalogStore:
                 item = Item.model_validate(merged)
             except ValidationError as exc:
                 raise invalid_input(exc) from exc
-            item = _normalized(item, created_at=current.created_at, updated_at=datetime.now(UTC))
+            now = datetime.now(UTC)
+            item = _normalized(item, created_at=current.created_at or now, updated_at=now)
             self._write(conn, tenant, [item])
         return item
 
@@ -95,9 +96,7 @@ class SqlCatalogStore:
         if type is not None:
             select = select.where(_I.type == type)
         if query:
-            select = select.where(
-                _I.search_text.like(like_pattern(query.casefold()), escape="\\")
-            )
+            select = select.where(_I.search_text.like(like_pattern(query.casefold()), escape="\\"))
         select = select.order_by(_I.item_id).limit(limit).offset(offset)
         with self._db.read() as conn:
             return [Item.model_validate_json(payload) for payload in conn.execute(select).scalars()]
@@ -131,11 +130,13 @@ class SqlCatalogStore:
         with self._db.write() as conn:
             return bool(getattr(conn.execute(statement), "rowcount", 0))
 
-    def _created(self, conn: Connection, tenant: str, item_ids: list[str]) -> dict[str, datetime]:
+    def _created(
+        self, conn: Connection, tenant: str, item_ids: Sequence[str]
+    ) -> dict[str, datetime]:
         created: dict[str, datetime] = {}
         for start in range(0, len(item_ids), 500):
             query = sa.select(_I.item_id, _I.created_at).where(
-                _I.tenant == tenant, _I.item_id.in_(item_ids[start : start + 500])
+                _I.tenant == tenant, _I.item_id.in_(list(item_ids[start : start + 500]))
             )
             created.update({row.item_id: row.created_at for row in conn.execute(query)})
         return created
@@ -171,9 +172,7 @@ def _normalized(item: Item, *, created_at: datetime, updated_at: datetime) -> It
     update: dict[str, Any] = {"created_at": created_at, "updated_at": updated_at}
     if item.expires_at is not None:
         update["expires_at"] = item.expires_at
-    return item.model_copy(
-        update={name: to_utc(value) for name, value in update.items()}
-    )
+    return item.model_copy(update={name: to_utc(value) for name, value in update.items()})
 
 
 def _row(tenant: str, item: Item) -> dict[str, Any]:

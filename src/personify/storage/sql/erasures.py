@@ -82,4 +82,6 @@ def _stored_key(conn: Connection, dialect: str) -> str:
         .values(name=HASH_KEY_NAME, value=secrets.token_hex(32))
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    return str(conn.execute(sa.select(meta.c.value).where(meta.c.name == HASH_KEY_NAME)).scalar_one())
+    return str(
+        conn.execute(sa.select(meta.c.value).where(meta.c.name == HASH_KEY_NAME)).scalar_one()
+    )

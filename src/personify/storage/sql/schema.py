@@ -57,9 +57,7 @@ events = Table(
 )
 Index("ix_personify_events_tenant_ts", events.c.tenant, events.c.timestamp, events.c.id)
 Index("ix_personify_events_tenant_type_ts", events.c.tenant, events.c.type, events.c.timestamp)
-Index(
-    "ix_personify_events_tenant_received", events.c.tenant, events.c.received_at
-)
+Index("ix_personify_events_tenant_received", events.c.tenant, events.c.received_at)
 for _name in ("user_id", "anonymous_id", "item_id", "recommendation_id", "order_id"):
     _col = events.c[_name]
     _by_time = (events.c.timestamp,) if _name in ("user_id", "anonymous_id") else ()

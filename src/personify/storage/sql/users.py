@@ -47,7 +47,11 @@ class SqlUserStore:
                 created = old.created_at if old else (user.created_at or now)
                 final.append(
                     user.model_copy(
-                        update={"anonymous_ids": anonymous, "created_at": created, "updated_at": now}
+                        update={
+                            "anonymous_ids": anonymous,
+                            "created_at": created,
+                            "updated_at": now,
+                        }
                     )
                 )
             self._write(conn, tenant, final)
@@ -139,8 +143,8 @@ class SqlUserStore:
             .where(_A.tenant == tenant, _A.user_id.in_(list(user_ids)))
             .order_by(_A.anonymous_id)
         )
-        for row in conn.execute(links):
-            anonymous.setdefault(row.user_id, []).append(row.anonymous_id)
+        for link in conn.execute(links):
+            anonymous.setdefault(link.user_id, []).append(link.anonymous_id)
         found = {}
         for row in conn.execute(query):
             document = orjson.loads(row.payload)
@@ -162,7 +166,13 @@ class SqlUserStore:
         replace = {
             name: insert.excluded[name]
             for name in (
-                "name", "email", "country", "search_text", "restricted", "updated_at", "payload"
+                "name",
+                "email",
+                "country",
+                "search_text",
+                "restricted",
+                "updated_at",
+                "payload",
             )
         }
         conn.execute(

@@ -71,9 +71,7 @@ def upgrade() -> None:
         sa.Column("name", SHORT),
         sa.Column("email", SHORT, comment="case-folded"),
         sa.Column("country", SHORT),
-        sa.Column(
-            "search_text", sa.Text, nullable=False, comment="case-folded id, name and email"
-        ),
+        sa.Column("search_text", sa.Text, nullable=False, comment="case-folded id, name and email"),
         sa.Column("restricted", sa.Boolean, nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
@@ -81,18 +79,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant", "user_id", name="pk_personify_users"),
     )
     op.create_index("ix_personify_users_tenant_email", "personify_users", ["tenant", "email"])
-    op.create_index(
-        "ix_personify_users_tenant_country", "personify_users", ["tenant", "country"]
-    )
+    op.create_index("ix_personify_users_tenant_country", "personify_users", ["tenant", "country"])
 
     op.create_table(
         "personify_user_anonymous_ids",
         sa.Column("tenant", TENANT, nullable=False),
         sa.Column("anonymous_id", ID, nullable=False),
         sa.Column("user_id", ID, nullable=False),
-        sa.PrimaryKeyConstraint(
-            "tenant", "anonymous_id", name="pk_personify_user_anonymous_ids"
-        ),
+        sa.PrimaryKeyConstraint("tenant", "anonymous_id", name="pk_personify_user_anonymous_ids"),
         sa.ForeignKeyConstraint(
             ["tenant", "user_id"],
             ["personify_users.tenant", "personify_users.user_id"],
