@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import write_results  # noqa: E402
-from personify.jobs.bulk_export import export_table  # noqa: E402
-from personify.jobs.bulk_import import import_file  # noqa: E402
-from personify.storage.registry import open_stores  # noqa: E402
+from benchmarks._report import write_results
+from personify.jobs.bulk_export import export_table
+from personify.jobs.bulk_import import import_file
+from personify.storage.registry import open_stores
 
 DATASET = (
     Path(__file__).resolve().parents[2] / "shared" / "datasets" / "online_retail_uci"

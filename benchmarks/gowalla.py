@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import RESULTS_DIR, write_results  # noqa: E402
-from personify.algorithms import create_model  # noqa: E402
-from personify.data.gowalla import load_gowalla  # noqa: E402
-from personify.evaluation.protocol import evaluate  # noqa: E402
+from benchmarks._report import RESULTS_DIR, write_results
+from personify.algorithms import create_model
+from personify.data.gowalla import load_gowalla
+from personify.evaluation.protocol import evaluate
 
 DATASET = Path(
     os.environ.get(
@@ -109,12 +109,85 @@ def ease_check() -> None:
     )
 
 
+MODELS: list[tuple[str, str, dict[str, Any]]] = [
+    ("popularity", "popularity", {}),
+    ("random", "random", {}),
+    ("itemknn", "itemknn", {"k": 100, "shrink": 10.0}),
+    ("rp3beta", "rp3beta", {"k": 200, "alpha": 0.8, "beta": 0.3}),
+    ("als", "als", {"factors": 128, "regularization": 0.05, "alpha": 10.0, "iterations": 15}),
+    ("gfcf", "gfcf", {"alpha": 0.3, "n_factors": 256}),
+]
+"""Untuned, literature-style defaults; the tuned configuration is the ``best`` phase."""
+
+
+def models(only: list[str] | None) -> None:
+    train, test = load_gowalla(DATASET)
+    for label, name, params in MODELS:
+        if only and label not in only:
+            continue
+        merge({label: run_model(name, params, train, test)})
+
+
+BLEND_COMPONENTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("linear_filter", "gfcf", {"alpha": 0.0}),
+    ("ideal_low_pass", "gfcf", {"alpha": 1.0, "linear_weight": 0.0, "n_factors": 256}),
+    ("rp3beta", "rp3beta", {"k": 200, "alpha": 0.8, "beta": 0.3}),
+    ("itemknn", "itemknn", {"k": 100, "shrink": 10.0}),
+]
+
+
+def weight_grid() -> list[tuple[float, ...]]:
+    """Linear filter fixed at 1; the other components on a small grid."""
+    grid = []
+    for ideal in (0.0, 0.15, 0.3, 0.5):
+        for rp3 in (0.0, 0.15, 0.3, 0.6):
+            for knn in (0.0, 0.2):
+                grid.append((1.0, ideal, rp3, knn))
+    return grid
+
+
+def best() -> None:
+    """Choose blend weights on a validation split of train, refit on train, test once."""
+    from personify.data.splits import validation_split
+    from personify.evaluation.tuning import blend_weight_search
+
+    train, test = load_gowalla(DATASET)
+    fit_part, valid = validation_split(train, 0.2, seed=0)
+    start = time.perf_counter()
+    fitted = []
+    for label, name, params in BLEND_COMPONENTS:
+        fitted.append(create_model(name, **params).fit(fit_part))
+        print(f"validation fit {label}: {time.perf_counter() - start:.0f}s", flush=True)
+    rows = blend_weight_search(fitted, fit_part, valid, weight_grid(), k=20,
+                               progress=lambda d, t: print(f"  grid {d}/{t}", flush=True))
+    del fitted
+    gc.collect()
+    chosen = rows[0]
+    print("validation best", json.dumps(chosen), flush=True)
+    params = {
+        "components": [(name, p) for _, name, p in BLEND_COMPONENTS],
+        "weights": chosen["weights"],
+        "normalize": "max",
+    }
+    out = run_model("blend", params, train, test)
+    out["validation"] = {"ndcg@20": round(chosen["ndcg@20"], 5),
+                         "recall@20": round(chosen["recall@20"], 5),
+                         "grid_top5": rows[:5], "grid_size": len(rows),
+                         "component_labels": [label for label, _, _ in BLEND_COMPONENTS]}
+    merge({"best": out, "best_recall@20": out["recall@20"], "best_ndcg@20": out["ndcg@20"]})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("phase", choices=["ease-check", "models", "best"])
+    parser.add_argument("--only", nargs="*", help="models phase: only these labels")
     args = parser.parse_args()
     if args.phase == "ease-check":
         ease_check()
+    elif args.phase == "models":
+        models(args.only)
+    else:
+        best()
 
 
 if __name__ == "__main__":

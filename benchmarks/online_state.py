@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import write_results  # noqa: E402
-from personify.domain.events import Event  # noqa: E402
-from personify.storage.online.memory import MemoryOnlineState  # noqa: E402
-from personify.storage.online.port import OnlineState  # noqa: E402
+from benchmarks._report import write_results
+from personify.domain.events import Event
+from personify.storage.online.memory import MemoryOnlineState
+from personify.storage.online.port import OnlineState
 
 TENANT = "bench"
 END = datetime(2024, 6, 1, tzinfo=UTC)

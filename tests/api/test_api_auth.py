@@ -7,13 +7,12 @@ import base64
 from typing import TYPE_CHECKING
 
 import pytest
+from fastapi.testclient import TestClient
 
 from personify.api import create_app
 from personify.domain.errors import ConfigurationError
 from personify.settings import DEMO_ADMIN_KEY, Settings
 from personify.storage.registry import Stores, open_stores
-
-from fastapi.testclient import TestClient
 
 if TYPE_CHECKING:
     from conftest import TenantKeys

@@ -94,7 +94,8 @@ def test_custom_type_is_accepted_only_when_declared(
 def test_malformed_json_is_400(
     client: TestClient, admin: dict[str, str], body: bytes, path: str
 ) -> None:
-    response = client.post(path, content=body, headers={**admin, "Content-Type": "application/json"})
+    headers = {**admin, "Content-Type": "application/json"}
+    response = client.post(path, content=body, headers=headers)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_json"
 
@@ -209,7 +210,8 @@ def test_user_events_filters_and_limits(
     client: TestClient, admin: dict[str, str], make_event: MakeEvent
 ) -> None:
     now = datetime.now(UTC)
-    events = [make_event(user_id="reader", type=kind, timestamp=(now - timedelta(hours=i)).isoformat())
+    events = [make_event(user_id="reader", type=kind,
+                         timestamp=(now - timedelta(hours=i)).isoformat())
               for i, kind in enumerate(["view", "click", "view", "purchase"])]
     client.post("/v1/events/batch", json=events, headers=admin)
     views = client.get("/v1/users/reader/events", params={"type": "view"}, headers=admin).json()

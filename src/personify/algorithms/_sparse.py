@@ -88,9 +88,10 @@ def similar_from_rows(
     """Top-``n`` of the given rows of an item x item matrix, the item itself excluded."""
     from personify.algorithms.base import top_n
 
-    rows = matrix[items]
-    dense = rows.toarray() if sp.issparse(rows) else np.array(rows, dtype=np.float32)
-    dense = np.asarray(dense, dtype=np.float32)
+    if sp.issparse(matrix):
+        dense = np.asarray(sp.csr_matrix(matrix)[items].toarray(), dtype=np.float32)
+    else:
+        dense = np.array(matrix[items], dtype=np.float32)
     if sp.issparse(matrix):
         dense[dense == 0] = -np.inf  # no link at all: not similar
     dense[np.arange(len(items)), items] = -np.inf

@@ -67,10 +67,12 @@ class Recommender(ABC):
         self.check_fitted()
         users = np.asarray(user_indices, dtype=np.int64)
         scores = np.asarray(self.score(users, history), dtype=np.float32)
-        return top_n(scores, n, exclude=None if exclude is None else exclude[users],
-                     candidates=candidates)
+        excluded = None if exclude is None else exclude[users]
+        return top_n(scores, n, exclude=excluded, candidates=candidates)
 
-    def similar_items(self, item_indices: IdArray | list[int], n: int = 10) -> tuple[IdArray, ScoreArray]:
+    def similar_items(
+        self, item_indices: IdArray | list[int], n: int = 10
+    ) -> tuple[IdArray, ScoreArray]:
         """Top-``n`` most similar items per item (the item itself excluded)."""
         raise NotImplementedError(f"{type(self).__name__} does not provide similar_items")
 
@@ -94,7 +96,10 @@ class Recommender(ABC):
         return model
 
     def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+        """Hyper-parameters: the attributes that neither end nor start with ``_``."""
+        return {
+            k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")
+        }
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -1,8 +1,9 @@
 """GF-CF: a training-free graph filter (Shen et al., CIKM 2021).
 
-With ``R~ = D_u^-1/2 X D_i^-1/2`` the scores are ``x_u R~^T R~`` (a normalised item-item linear
-filter) plus ``alpha * x_u D_i^-1/2 V_k^T V_k D_i^1/2`` (an ideal low-pass filter on the top ``k``
-right singular vectors of ``R~``). ``topk`` optionally prunes the item-item filter per item.
+With ``R~ = D_u^-1/2 X D_i^-1/2`` the scores are ``linear_weight * x_u R~^T R~`` (a
+normalised item-item linear filter) plus ``alpha * x_u D_i^-1/2 V_k^T V_k D_i^1/2`` (an ideal
+low-pass filter on the top ``n_factors`` right singular vectors of ``R~``). ``topk`` optionally
+prunes the item-item filter per item.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class GFCF(Recommender):
         alpha: float = 0.3,
         n_factors: int = 256,
         *,
+        linear_weight: float = 1.0,
+        svd_iterations: int = 6,
         topk: int | None = None,
         user_exponent: float = 0.5,
         item_exponent: float = 0.5,
@@ -50,6 +53,8 @@ class GFCF(Recommender):
     ) -> None:
         self.alpha = alpha
         self.n_factors = n_factors
+        self.linear_weight = linear_weight
+        self.svd_iterations = svd_iterations
         self.topk = topk
         self.user_exponent = user_exponent
         self.item_exponent = item_exponent
@@ -76,9 +81,7 @@ class GFCF(Recommender):
             if self.n_factors <= 0:
                 raise ConfigurationError("n_factors must be positive", field="n_factors",
                                          accepted="an integer >= 1, or alpha=0")
-            v0 = np.random.default_rng(self.seed).random(min(n_users, n_items))
-            _, _, vt = spla.svds(norm.astype(np.float64), k=k, v0=v0)
-            self.vt_: NDArray[np.float32] = np.asarray(vt, dtype=np.float32)
+            self.vt_: NDArray[np.float32] = self._top_right_singular_vectors(norm, k)
         else:
             self.vt_ = np.zeros((0, n_items), dtype=np.float32)
         self.di_inv_sqrt_ = di_s.astype(np.float32)
@@ -88,10 +91,23 @@ class GFCF(Recommender):
         self.n_items_ = n_items
         return self
 
+    def _top_right_singular_vectors(self, norm: sp.csr_matrix, k: int) -> NDArray[np.float32]:
+        """Randomised SVD (scikit-learn, fast) when installed, else ARPACK."""
+        try:
+            from sklearn.utils.extmath import randomized_svd
+        except ImportError:  # pragma: no cover - depends on the install
+            v0 = np.random.default_rng(self.seed).random(min(norm.shape))
+            _, _, vt = spla.svds(norm.astype(np.float64), k=k, v0=v0)
+            return np.asarray(vt, dtype=np.float32)
+        _, _, vt = randomized_svd(norm, k, n_iter=self.svd_iterations, random_state=self.seed)
+        return np.asarray(vt, dtype=np.float32)
+
     def score(self, user_indices: IdArray, history: sp.csr_matrix | None = None) -> NDArray[Any]:
         self.check_fitted()
         rows = history_rows(self.X_, np.asarray(user_indices), history, binary=True)
         out = np.asarray((rows @ self.P_).toarray(), dtype=np.float32)
+        if self.linear_weight != 1.0:
+            out *= np.float32(self.linear_weight)
         if self.alpha != 0 and len(self.vt_):
             low = (rows @ sp.diags(self.di_inv_sqrt_)) @ self.vt_.T
             out += self.alpha * ((low @ self.vt_) * self.di_sqrt_[None, :])

@@ -65,7 +65,7 @@ class ItemKNN(Recommender):
             targets = np.arange(rows.start, rows.stop)
             if self.similarity != "cooccurrence":
                 denom = (norms[None, :] ** alpha) * (norms[targets, None] ** (1 - alpha))
-                dense = dense / (denom + self.shrink + 1e-12)
+                dense = (dense / (denom + self.shrink + 1e-12)).astype(np.float32)
             dense[np.arange(len(targets)), targets] = 0.0
             return dense
 

@@ -7,6 +7,7 @@ Everything a request needs is kept on ``app.state``: ``settings``, ``stores``, `
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -82,6 +83,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Objects made at import and start-up live for the whole process: keep them out of the
+        # garbage collector's scans (fewer, shorter pauses on the ingestion hot path).
+        gc.freeze()
         yield
         if owns_stores:
             stores.close()

@@ -175,8 +175,10 @@ def _validation_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-def _http_error(_request: Request, exc: Exception) -> Response:
+def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, PersonifyError):  # e.g. the body limit hit while FastAPI read
+        return _personify_error(request, exc.__cause__)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return JSONBody(
         error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers

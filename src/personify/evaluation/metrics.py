@@ -24,7 +24,7 @@ def hit_matrix(ranked: NDArray[np.int64], relevant: sp.csr_matrix) -> NDArray[np
     ``ranked`` rows align with ``relevant`` rows; ``-1`` (padding) never hits.
     """
     ranked = np.asarray(ranked, dtype=np.int64)
-    n_rows, n_cols = relevant.shape
+    n_cols = relevant.shape[1]
     coo = relevant.tocoo()
     keys = np.sort(coo.row.astype(np.int64) * n_cols + coo.col.astype(np.int64))
     rows = np.arange(ranked.shape[0], dtype=np.int64)[:, None]
@@ -82,12 +82,12 @@ def reciprocal_rank(hits: NDArray[np.bool_], k: int) -> FloatArray:
     h = _check(hits, k)
     any_hit = h.any(axis=1)
     first = np.argmax(h, axis=1) + 1.0
-    return np.where(any_hit, 1.0 / first, 0.0)
+    return np.asarray(np.where(any_hit, 1.0 / first, 0.0), dtype=np.float64)
 
 
 def hit_rate(hits: NDArray[np.bool_], k: int) -> FloatArray:
     """1 when at least one relevant item is in the top ``k``."""
-    return _check(hits, k).any(axis=1).astype(np.float64)
+    return np.asarray(_check(hits, k).any(axis=1), dtype=np.float64)
 
 
 # -- beyond accuracy --------------------------------------------------------------------------

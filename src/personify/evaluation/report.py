@@ -117,8 +117,9 @@ def run_evaluation(
         specs.setdefault(baseline, {})
     ks = sorted({int(k) for k in ks})
     results: dict[str, dict[str, Any]] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
         for model_name, params in specs.items():
             label = model_name.split(":")[0]
             if tune_seconds > 0 and label in SEARCH_SPACES and label not in BASELINES:
@@ -134,10 +135,12 @@ def run_evaluation(
             fit_seconds = time.perf_counter() - start
             memory = peak_rss_mb()
             task = progress.add_task(f"evaluating {model_name}", total=1.0)
-            metrics = evaluate(
-                model, split.train, split.test, ks, batch_size=batch_size,
-                progress=lambda done, total, t=task: progress.update(t, completed=done / total),
-            )
+
+            def advance(done: int, total: int, task: Any = task) -> None:
+                progress.update(task, completed=done / total)
+
+            metrics = evaluate(model, split.train, split.test, ks, batch_size=batch_size,
+                               progress=advance)
             progress.remove_task(task)
             results[model_name] = {"params": params, "fit_seconds": fit_seconds,
                                    "peak_rss_mb": memory, **metrics}

@@ -289,6 +289,14 @@ def bandit_regret(
     return regret
 
 
+def realized_lift(world: World, policy: Policy, click_multiplier: float, k: int = 5) -> float:
+    """The relative CTR lift a click multiplier really plants once probabilities are capped at 1
+    (expected over the whole population, no sampling noise)."""
+    users = np.arange(world.n_users)
+    p = world.click_prob(users, policy(world, users, k, np.random.default_rng(0)))
+    return float(np.clip(p * click_multiplier, 0, 1).sum() / p.sum() - 1)
+
+
 @dataclass
 class SimulationConfig:
     """What :func:`simulate` runs; small defaults keep it to about a minute."""
@@ -337,7 +345,8 @@ def simulate(
     base = pilot["ctr"].control_value
     unit_var = float(np.mean(aa_variances))  # per-unit variance of the CTR ratio
     za, zb = st.norm.ppf(1 - alpha / 2), st.norm.ppf(cfg.power)
-    n_arm = math.ceil((za + zb) ** 2 * 2 * unit_var / (base * cfg.planted_lift) ** 2)
+    realized = realized_lift(world, popularity_policy, 1 + cfg.planted_lift)
+    n_arm = math.ceil((za + zb) ** 2 * 2 * unit_var / (base * realized) ** 2)
     hits = 0
     for r in range(cfg.power_runs):
         res = ab_test(
@@ -380,6 +389,7 @@ def simulate(
         "aa_false_positive_rate": aa_hits / cfg.aa_runs,
         "aa_runs": cfg.aa_runs,
         "planted_lift": cfg.planted_lift,
+        "planted_lift_realized": realized,
         "planted_lift_units_per_arm": n_arm,
         "planted_lift_stated_power": cfg.power,
         "planted_lift_power": hits / cfg.power_runs,

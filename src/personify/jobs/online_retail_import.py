@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from personify.domain.users import Profile, User
 from personify.ingestion import EventIngestor
 from personify.jobs.import_report import ErrorLog, ImportProgress, ImportReport, RowError
 from personify.jobs.record_sinks import EventSink, ImportStores, RecordSink, Sink
-from personify.jobs.tabular_files import BadRow, SourceFile
+from personify.jobs.tabular_files import SourceFile
 
 PRESET_NAME = "online-retail"
 PRESET_KINDS = ("all", "users", "items", "events")
@@ -45,15 +46,13 @@ class _ItemStats:
     price_time: datetime | None = None
     first_sale: datetime | None = None
 
-    def add(self, line: RetailLine) -> None:
-        if line.cancelled:
-            return
-        if line.description:
-            self.descriptions[line.description] += 1
-        if line.unit_price > 0 and (self.price_time is None or line.timestamp >= self.price_time):
-            self.price, self.price_time = line.unit_price, line.timestamp
-        if self.first_sale is None or line.timestamp < self.first_sale:
-            self.first_sale = line.timestamp
+    def add_sale(self, description: str, unit_price: float, timestamp: datetime) -> None:
+        if description:
+            self.descriptions[description] += 1
+        if unit_price > 0 and (self.price_time is None or timestamp >= self.price_time):
+            self.price, self.price_time = unit_price, timestamp
+        if self.first_sale is None or timestamp < self.first_sale:
+            self.first_sale = timestamp
 
     def to_item(self, code: str) -> Item:
         title = self.descriptions.most_common(1)[0][0] if self.descriptions else code
@@ -69,7 +68,37 @@ class _ItemStats:
         )
 
 
-_NUMBER_FIELDS = (("Quantity", "quantity"), ("UnitPrice", "unit_price"))
+class _Timestamps:
+    """``InvoiceDate`` text -> aware UTC datetime, remembering the last one (lines of an invoice
+    share it, so most rows skip the parse)."""
+
+    def __init__(self) -> None:
+        self._text: str | None = None
+        self._value: datetime | None = None
+
+    def __call__(self, text: str) -> datetime:
+        if text != self._text:
+            self._value = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            self._text = text
+        assert self._value is not None
+        return self._value
+
+
+@dataclass
+class _Aggregates:
+    """Users (latest country) and items, accumulated while the events stream."""
+
+    countries: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    items: dict[str, _ItemStats] = field(default_factory=dict)
+
+    def users(self) -> list[User]:
+        return [
+            User(user_id=cid, profile=Profile(country=country or None))
+            for cid, (_, country) in self.countries.items()
+        ]
+
+    def catalogue(self) -> list[Item]:
+        return [stats.to_item(code) for code, stats in self.items.items()]
 
 
 def event_record(line: RetailLine, received_at: datetime) -> dict[str, Any]:
@@ -97,35 +126,41 @@ def event_record(line: RetailLine, received_at: datetime) -> dict[str, Any]:
     return record
 
 
-def parse_line(record: dict[str, Any], line_no: int) -> RetailLine | RowError:
-    """One CSV record as a :class:`RetailLine`, or the error naming the bad column."""
-    numbers: dict[str, float] = {}
-    for column, name in _NUMBER_FIELDS:
-        text = record[column]
-        try:
-            numbers[name] = float(text) if text else 0.0
-        except ValueError:
-            return RowError(0, column, "invalid_input", f"{text!r} is not a number", "a number")
+def _number(text: str, column: str) -> float:
     try:
-        timestamp = datetime.fromisoformat(record["InvoiceDate"]).replace(tzinfo=UTC)
+        return float(text) if text else 0.0
     except ValueError:
-        return RowError(
-            0,
-            "InvoiceDate",
-            "invalid_input",
-            f"{record['InvoiceDate']!r} is not a date-time",
+        raise _BadCell(column, f"{text!r} is not a number", "a number") from None
+
+
+class _BadCell(ValueError):
+    def __init__(self, column: str, reason: str, accepted: str) -> None:
+        super().__init__(reason)
+        self.column, self.reason, self.accepted = column, reason, accepted
+
+
+def parse_cells(
+    cells: list[str], line_no: int, timestamps: Callable[[str], datetime]
+) -> RetailLine:
+    """One CSV row (in :data:`HEADER` order) as a :class:`RetailLine`; ``_BadCell`` names the
+    column that cannot be read."""
+    try:
+        timestamp = timestamps(cells[4])
+    except ValueError:
+        raise _BadCell(
+            "InvoiceDate", f"{cells[4]!r} is not a date-time",
             "an ISO date-time such as 2010-12-01 08:26:00",
-        )
+        ) from None
     return RetailLine(
-        invoice=record["InvoiceNo"],
+        invoice=cells[0],
         line_no=line_no,
-        stock_code=record["StockCode"].strip(),
-        description=record["Description"].strip(),
-        quantity=numbers["quantity"],
+        stock_code=cells[1].strip(),
+        description=cells[2].strip(),
+        quantity=_number(cells[3], "Quantity"),
         timestamp=timestamp,
-        unit_price=numbers["unit_price"],
-        customer_id=record["CustomerID"].strip() or None,
-        country=record["Country"].strip(),
+        unit_price=_number(cells[5], "UnitPrice"),
+        customer_id=cells[6].strip() or None,
+        country=cells[7].strip(),
     )
 
 
@@ -142,38 +177,34 @@ def import_online_retail(
 ) -> ImportReport:
     """Import a UCI Online Retail CSV: ``kind`` ``all`` writes users, items and events."""
     if kind not in PRESET_KINDS:
-        raise InvalidInput(
-            f"the {PRESET_NAME} preset cannot import {kind!r}",
-            field="kind",
-            accepted=", ".join(PRESET_KINDS),
-        )
+        raise InvalidInput(f"the {PRESET_NAME} preset cannot import {kind!r}", field="kind",
+                           accepted=", ".join(PRESET_KINDS))
+    if source.format != "csv":
+        raise InvalidInput(f"the {PRESET_NAME} preset reads CSV, not {source.format}",
+                           field="format", accepted="csv (optionally gzip-compressed)")
     header = source.read_header()
-    missing = [c for c in HEADER if c not in header]
-    if missing:
+    if tuple(header[: len(HEADER)]) != HEADER:
         raise InvalidInput(
-            f"{source.path.name} lacks the Online Retail column(s) {', '.join(missing)}",
-            field="file",
-            accepted="a CSV with header " + ",".join(HEADER),
+            f"{source.path.name} does not start with the Online Retail columns",
+            field="file", accepted="a CSV with header " + ",".join(HEADER),
         )
     want = set(PRESET_KINDS[1:]) if kind == "all" else {kind}
     report = ImportReport(kind=kind, path=str(source.path))
     started = time.perf_counter()
     with (
         ErrorLog(report, error_report_path) as errors,
-        ImportProgress(
-            f"import {PRESET_NAME}", unit=source.unit, total=source.total, enabled=progress
-        ) as bar,
+        ImportProgress(f"import {PRESET_NAME}", unit=source.unit, total=source.total,
+                       enabled=progress) as bar,
     ):
-        users, items = _stream(
-            source, want, EventSink(ingestor, tenant), report, errors, bar, batch_size
-        )
+        sink = EventSink(ingestor, tenant) if "events" in want else None
+        seen = _stream(source, sink, report, errors, bar, batch_size)
         if "users" in want:
-            sink = RecordSink(User, stores.users.upsert, "user_id", tenant)
-            report.extra_records["users"] = _write_all(sink, users, batch_size)
+            users = RecordSink(User, stores.users.upsert, "user_id", tenant)
+            report.extra_records["users"] = _write_all(users, seen.users(), batch_size)
         if "items" in want:
-            sink = RecordSink(Item, stores.catalog.upsert, "item_id", tenant)
-            report.extra_records["items"] = _write_all(sink, items, batch_size)
-        if "events" not in want:
+            items = RecordSink(Item, stores.catalog.upsert, "item_id", tenant)
+            report.extra_records["items"] = _write_all(items, seen.catalogue(), batch_size)
+        if sink is None:
             report.stored = sum(report.extra_records.values())
     report.seconds = time.perf_counter() - started
     return report
@@ -181,22 +212,23 @@ def import_online_retail(
 
 def _stream(
     source: SourceFile,
-    want: set[str],
-    sink: Sink,
+    sink: Sink | None,
     report: ImportReport,
     errors: ErrorLog,
     bar: ImportProgress,
     batch_size: int,
-) -> tuple[list[User], list[Item]]:
+) -> _Aggregates:
+    """One pass: events to ``sink`` in batches (when given), users and items aggregated."""
     per_invoice: Counter[str] = Counter()
-    countries: dict[str, tuple[datetime, str]] = {}
-    stats: dict[str, _ItemStats] = {}
-    events: list[dict[str, Any]] = []
+    seen = _Aggregates()
+    countries, items = seen.countries, seen.items
+    timestamps = _Timestamps()
     received_at = datetime.now(UTC)
+    events: list[dict[str, Any]] = []
     rows: list[int] = []
-    with_events = "events" in want
 
     def flush() -> None:
+        assert sink is not None
         outcome = sink.write(events, rows)
         report.stored += outcome.stored
         report.duplicates += outcome.duplicates
@@ -206,29 +238,34 @@ def _stream(
         rows.clear()
         bar.update(source.position, report.rows)
 
-    for row_no, record in source.rows():
+    width = len(HEADER)
+    for row_no, cells in source.csv_cells():
         report.rows += 1
-        if isinstance(record, BadRow):
-            errors.add(RowError(row_no, None, "invalid_input", record.reason, record.accepted))
+        if len(cells) < width:
+            errors.add(RowError(row_no, None, "invalid_input",
+                                f"row has {len(cells)} cells, expected {width}",
+                                ",".join(HEADER)))
             continue
-        invoice = record["InvoiceNo"]
+        invoice = cells[0]
         per_invoice[invoice] += 1
-        line = parse_line(record, per_invoice[invoice])
-        if isinstance(line, RowError):
-            errors.add(RowError(row_no, line.field, line.code, line.reason, line.accepted))
+        try:
+            line = parse_cells(cells, per_invoice[invoice], timestamps)
+        except _BadCell as bad:
+            errors.add(RowError(row_no, bad.column, "invalid_input", bad.reason, bad.accepted))
             continue
         if not is_customer_action(line):
             report.skipped += 1
             continue
         if line.customer_id is not None:
-            seen = countries.get(line.customer_id)
-            if seen is None or line.timestamp >= seen[0]:
+            known = countries.get(line.customer_id)
+            if known is None or line.timestamp >= known[0]:
                 countries[line.customer_id] = (line.timestamp, line.country)
-        item = stats.get(line.stock_code)
-        if item is None:
-            item = stats[line.stock_code] = _ItemStats()
-        item.add(line)
-        if not with_events:
+        stats = items.get(line.stock_code)
+        if stats is None:
+            stats = items[line.stock_code] = _ItemStats()
+        if not line.cancelled:
+            stats.add_sale(line.description, line.unit_price, line.timestamp)
+        if sink is None:
             continue
         events.append(event_record(line, received_at))
         rows.append(row_no)
@@ -237,11 +274,7 @@ def _stream(
     if events:
         flush()
     bar.update(source.position, report.rows)
-    users = [
-        User(user_id=cid, profile=Profile(country=country or None))
-        for cid, (_, country) in countries.items()
-    ]
-    return users, [s.to_item(code) for code, s in stats.items()]
+    return seen
 
 
 def _write_all(sink: Sink, records: list[Any], batch_size: int) -> int:

@@ -55,11 +55,16 @@ class Trigger(_Strict):
 
 
 class EventsSince(_Strict):
-    """Counts the person's events of ``type`` since they entered the run."""
+    """Counts the person's events of ``type`` since they entered the run: at least ``min``
+    (default 1, or 0 when only ``max`` is given) and at most ``max``."""
 
     type: str
-    min: int = Field(default=1, ge=0)
+    min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
+
+    def holds(self, count: int) -> bool:
+        low = self.min if self.min is not None else (0 if self.max is not None else 1)
+        return count >= low and (self.max is None or count <= self.max)
 
 
 class WaitStep(_Strict):

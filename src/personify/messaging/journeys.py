@@ -179,6 +179,10 @@ class JourneyEngine:
             if journey is None:
                 self._exit(run, now, "journey removed")
                 continue
+            purpose = journey.consent_purpose
+            if purpose and not self._allowed(run.tenant, run.user_id, purpose):
+                self._exit(run, now, "consent_withdrawn")
+                continue
             self._advance(run, journey, now)
         return len(due)
 
@@ -281,7 +285,7 @@ class JourneyEngine:
         if step.events_since_entry is not None:
             rule = step.events_since_entry
             count = sum(1 for e in run.context.get("events", []) if e["type"] == rule.type)
-            if count < rule.min or (rule.max is not None and count > rule.max):
+            if not rule.holds(count):
                 return False
         return True
 

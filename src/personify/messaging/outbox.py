@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,14 +152,44 @@ class OutboxWorker:
     batch_size: int = 100
     rng: random.Random = field(default_factory=random.Random)
     stats: WorkerStats = field(default_factory=WorkerStats)
+    concurrency: int = 1
+    """Threads sending one claimed batch; each needs its own senders from ``make_senders``."""
+    make_senders: Callable[[], Mapping[str, Sender]] | None = None
+
+    def __post_init__(self) -> None:
+        self._local = threading.local()
+        self._stats_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread_senders: list[Mapping[str, Sender]] = []
+        if self.concurrency > 1:
+            if self.make_senders is None:
+                raise InvalidInput(
+                    "concurrency > 1 needs make_senders (one SMTP connection per thread)",
+                    field="make_senders",
+                )
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.worker_id)
+
+    def _senders(self) -> Mapping[str, Sender]:
+        if self._pool is None:
+            return self.senders
+        senders: Mapping[str, Sender] | None = getattr(self._local, "senders", None)
+        if senders is None:
+            assert self.make_senders is not None
+            senders = self._local.senders = self.make_senders()
+            with self._stats_lock:
+                self._thread_senders.append(senders)
+        return senders
 
     def run_once(self) -> int:
         """Claim one batch and process it; returns how many messages were handled."""
         batch = self.store.claim(
             self.worker_id, self.clock(), limit=self.batch_size, lease=self.lease
         )
-        for message in batch:
-            self.process(message)
+        if self._pool is None:
+            for message in batch:
+                self.process(message)
+        else:
+            list(self._pool.map(self.process, batch))
         return len(batch)
 
     def run_until_idle(self, *, max_batches: int = 1_000_000) -> int:
@@ -176,8 +208,15 @@ class OutboxWorker:
                 time.sleep(idle_sleep)
 
     def close(self) -> None:
-        for sender in self.senders.values():
-            sender.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+        for senders in [self.senders, *self._thread_senders]:
+            for sender in senders.values():
+                sender.close()
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
 
     def process(self, message: OutboxMessage) -> DeliveryStatus:
         """Decide and perform the fate of one claimed message; returns its new status."""
@@ -193,10 +232,10 @@ class OutboxWorker:
                 self.store, message.tenant, user, message.channel, now
             )
             if until is not None:
-                self.stats.deferred += 1
+                self._count("deferred")
                 self._mark(message, DeliveryStatus.DEFERRED, not_before=until, error="guardrail")
                 return DeliveryStatus.DEFERRED
-        sender = self.senders.get(message.channel)
+        sender = self._senders().get(message.channel)
         template = self.templates(message.tenant, message.template)
         if sender is None or template is None:
             missing = "channel" if sender is None else "template"
@@ -213,17 +252,17 @@ class OutboxWorker:
             self.store.save_links(message.message_id, rendered.links)
         self.guardrails.throttle(message.channel)
         if not self.store.begin_send(message.message_id, message.claim_token or ""):
-            self.stats.fenced += 1
+            self._count("fenced")
             return DeliveryStatus.SENDING
         if message.in_doubt:
-            self.stats.in_doubt_resends += 1
+            self._count("in_doubt_resends")
         attempts = message.attempts + 1
         try:
             sender.send(message, rendered, user)
         except SendError as exc:
             if exc.permanent or attempts >= self.retry.max_attempts:
                 return self._finish(message, DeliveryStatus.FAILED, str(exc), attempts=attempts)
-            self.stats.retried += 1
+            self._count("retried")
             retry_at = self.clock() + self.retry.delay(attempts, self.rng)
             self._mark(
                 message,
@@ -305,7 +344,7 @@ class OutboxWorker:
             DeliveryStatus.FAILED: "failed",
             DeliveryStatus.SUPPRESSED: "suppressed",
         }[status]
-        setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        self._count(counter)
         self._mark(message, status, error=error, attempts=attempts)
         return status
 
@@ -328,7 +367,7 @@ class OutboxWorker:
             attempts=attempts,
         )
         if not ok:
-            self.stats.fenced += 1
+            self._count("fenced")
             log.warning(
                 "outbox message %s: lease lost before marking %s", message.message_id, status
             )

@@ -8,13 +8,12 @@ import re
 import smtplib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime
 
+from personify.domain.errors import InvalidInput
 from personify.domain.users import User
 from personify.messaging.channels import PermanentSendError, TransientSendError
+from personify.messaging.mime import build_alternative, encode_header, format_address
 from personify.messaging.records import OutboxMessage
 from personify.messaging.templates import RenderedMessage
 from personify.messaging.tracking import TrackingSigner
@@ -66,21 +65,18 @@ class SmtpSender:
 
     def build(
         self, message: OutboxMessage, rendered: RenderedMessage, user: User, *, resend: bool = False
-    ) -> EmailMessage:
+    ) -> bytes:
         """The MIME message: text part, HTML alternative, tracking pixel, unsubscribe headers."""
-        email = EmailMessage(policy=SMTP)
-        email["From"] = (
-            str(Address(self.config.sender_name, addr_spec=self.config.sender))
-            if self.config.sender_name
-            else self.config.sender
-        )
-        email["To"] = user.profile.email or ""
-        email["Subject"] = rendered.subject
-        email["Date"] = format_datetime(datetime.now(UTC))
-        email["Message-ID"] = message_id_header(message.message_id, self.config.message_id_domain)
-        email["X-Personify-Message"] = message.message_id
+        headers = [
+            ("From", format_address(self.config.sender, self.config.sender_name)),
+            ("To", format_address(user.profile.email or "", user.profile.name or "")),
+            ("Subject", encode_header("Subject", rendered.subject)),
+            ("Date", format_datetime(datetime.now(UTC))),
+            ("Message-ID", message_id_header(message.message_id, self.config.message_id_domain)),
+            ("X-Personify-Message", message.message_id),
+        ]
         if resend:
-            email["X-Personify-Resend"] = "in-doubt"
+            headers.append(("X-Personify-Resend", "in-doubt"))
         html = rendered.html
         if rendered.preheader and html:
             hidden = (
@@ -95,16 +91,13 @@ class SmtpSender:
             mailto = self.signer.unsubscribe_mailto(message.tenant, message.user_id, "email")
             if mailto:
                 unsubscribe.insert(0, f"<{mailto}>")
-            email["List-Unsubscribe"] = ", ".join(unsubscribe)
-            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            headers.append(("List-Unsubscribe", ",\r\n ".join(unsubscribe)))
+            headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
         if self.signer is not None and html:
             pixel_url = self.signer.open_url(message.tenant, message.message_id, message.user_id)
             pixel = f'<img src="{html_lib.escape(pixel_url)}" width="1" height="1" alt="">'
             html = _insert_before_body_close(html, pixel)
-        email.set_content(rendered.text or " ", subtype="plain", charset="utf-8")
-        if html:
-            email.add_alternative(html, subtype="html", charset="utf-8")
-        return email
+        return build_alternative(headers, rendered.text or " ", html or None)
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
@@ -119,8 +112,10 @@ class SmtpSender:
     def send(self, message: OutboxMessage, rendered: RenderedMessage, user: User) -> None:
         if not user.profile.email:
             raise PermanentSendError(f"user {user.user_id!r} has no email address")
-        email = self.build(message, rendered, user, resend=message.in_doubt)
-        data = email.as_bytes()
+        try:
+            data = self.build(message, rendered, user, resend=message.in_doubt)
+        except InvalidInput as exc:
+            raise PermanentSendError(exc.message) from exc
         for attempt in (1, 2):
             try:
                 self._connection().sendmail(self.config.sender, [user.profile.email], data)

@@ -2,7 +2,7 @@
 
 A person's 24-bin histogram of local activity hours is shrunk towards their group's (for
 example their country's) distribution, or the global one when the group is small, and smoothed
-over neighbouring hours; the best hour is its arg-max. People with no history get their group's
+over the neighbouring hours (+-1 h); the best hour is its arg-max. People with no history get their group's
 best hour, then the global best hour.
 """
 
@@ -18,7 +18,8 @@ import numpy as np
 from personify.domain.errors import NotFitted
 from personify.domain.users import User
 
-_KERNEL = np.array([0.25, 0.5, 0.25])
+_KERNEL = np.full(3, 1 / 3)
+"""A box over hour-1..hour+1: the arg-max is the hour whose +-1 h window holds most activity."""
 
 
 def _circular_smooth(hist: np.ndarray) -> np.ndarray:
@@ -98,7 +99,7 @@ class SendTimeModel:
         return int(np.argmax(_circular_smooth(scores)))
 
     def next_send_time(
-        self, user: User, now: datetime, *, within: timedelta = timedelta(hours=24)
+        self, user: User, now: datetime, within: timedelta = timedelta(hours=24)
     ) -> datetime:
         """The next start of the person's best hour after ``now`` (``now`` if inside it),
         never later than ``now + within``."""
@@ -110,6 +111,5 @@ class SendTimeModel:
         candidate = local.replace(hour=hour, minute=0, second=0, microsecond=0)
         if candidate <= local:
             candidate = candidate + timedelta(days=1)
-            candidate = candidate.replace(tzinfo=zone)
         result = candidate.astimezone(now.tzinfo)
         return min(result, now + within)

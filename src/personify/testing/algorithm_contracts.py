@@ -162,7 +162,7 @@ class RecommenderContract:
     def test_history_fold_in(self, fitted: Recommender, split: Split) -> None:
         train = sp.csr_matrix(split.train.matrix)
         users = np.arange(5)
-        ids, scores = fitted.recommend(users, 6, exclude=train, history=train[users])
+        ids, _ = fitted.recommend(users, 6, exclude=train, history=train[users])
         assert ids.shape == (5, 6)
         for row, user in enumerate(users):
             seen = set(train.indices[train.indptr[user] : train.indptr[user + 1]].tolist())

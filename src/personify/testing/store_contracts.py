@@ -377,7 +377,7 @@ class UserStoreContract:
             A,
             "u1",
             UserPatch(
-                profile=Profile.model_validate({"city": "Казань", "skills": ["Go"]}),
+                profile={"city": "Казань", "skills": ["Go"]},
                 properties={"score": 4, "new": "да"},
                 anonymous_ids=["anon-new"],
             ),
@@ -394,14 +394,10 @@ class UserStoreContract:
     def test_patch_errors_name_the_field(self, stores: Stores) -> None:
         stores.users.upsert(A, [User(user_id="u1")])
         with pytest.raises(InvalidInput) as caught:
-            stores.users.patch(
-                A, "u1", UserPatch(profile=Profile.model_validate({"birth_year": 1066}))
-            )
+            stores.users.patch(A, "u1", UserPatch(profile={"birth_year": 1066}))
         assert caught.value.field == "profile.birth_year"
         with pytest.raises(InvalidInput) as caught:
-            stores.users.patch(
-                A, "u1", UserPatch(profile=Profile.model_validate({"shoe_size": 44}))
-            )
+            stores.users.patch(A, "u1", UserPatch(profile={"shoe_size": 44}))
         assert caught.value.field == "profile.shoe_size"
         with pytest.raises(NotFound):
             stores.users.patch(A, "ghost", UserPatch(restricted=True))

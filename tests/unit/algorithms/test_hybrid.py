@@ -74,7 +74,8 @@ def test_new_user_from_interests_and_first_clicks(split: Split) -> None:
 
 class TestHybridContract(RecommenderContract):
     def make_model(self) -> Recommender:
-        return HybridRecommender(validation="random", max_validation_users=200)
+        return HybridRecommender(validation="random", max_validation_users=200, passes=1,
+                                 grid=(0.0, 0.5, 1.0, 2.0))
 
     @pytest.fixture(scope="class")
     @classmethod

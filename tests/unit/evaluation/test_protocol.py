@@ -89,3 +89,23 @@ def test_unknown_dataset_is_a_clear_error() -> None:
     with pytest.raises(InvalidInput) as info:
         load_dataset("no-such-dataset")
     assert "gowalla" in (info.value.accepted or "")
+
+
+def test_blend_weight_search_ranks_weight_vectors_on_validation() -> None:
+    from personify.algorithms.blend import ScoreBlend
+    from personify.algorithms.random_items import RandomItems
+    from personify.data.splits import validation_split
+    from personify.evaluation.tuning import blend_weight_search
+
+    split = planted_split()
+    fit, valid = validation_split(split.train, 0.25)
+    good, noise = EASE(l2=20.0).fit(fit), RandomItems(seed=1).fit(fit)
+    rows = blend_weight_search([good, noise], fit, valid, [(0.0, 1.0), (1.0, 0.0), (1.0, 0.1)],
+                               k=10, batch_size=64)
+    assert rows[0]["weights"][0] == 1.0 and rows[-1]["weights"] == [0.0, 1.0]
+    blend = ScoreBlend([("ease", {"l2": 20.0}), ("random", {"seed": 1})], [1.0, 0.0]).fit(fit)
+    direct = evaluate(blend, fit, valid, ks=(10,))["ndcg@10"]
+    by_grid = next(r for r in rows if r["weights"] == [1.0, 0.0])["ndcg@10"]
+    assert direct == pytest.approx(by_grid)
+    with pytest.raises(InvalidInput):
+        blend_weight_search([good], fit, valid, [(1.0, 2.0)])

@@ -19,16 +19,20 @@ from personify.messaging.tracking import TrackingSigner
 TEMPLATE = MessageTemplate(
     name="news",
     recommendations=2,
-    variants=[{
-        "subject": "Hi {{ user.name }}",
-        "html": "{% for r in recommendations %}<a href=\"{{ r.url }}\">{{ r.title }}</a>"
-                "{% endfor %}",
-        "text": "{{ recommendations|length }} picks",
-    }],
+    variants=[
+        {
+            "subject": "Hi {{ user.name }}",
+            "html": '{% for r in recommendations %}<a href="{{ r.url }}">{{ r.title }}</a>'
+            "{% endfor %}",
+            "text": "{{ recommendations|length }} picks",
+        }
+    ],
 )
 USERS = {
-    "ann": User(user_id="ann", profile={"name": "Ann", "email": "ann@example.com",
-                                        "time_zone": "Europe/Berlin"}),
+    "ann": User(
+        user_id="ann",
+        profile={"name": "Ann", "email": "ann@example.com", "time_zone": "Europe/Berlin"},
+    ),
     "bob": User(user_id="bob", profile={"name": "Bob", "email": "bob@example.com"}),
 }
 
@@ -72,7 +76,7 @@ def _enqueue(stores, clock, user: str, key: str, **kwargs) -> str:
 def test_sends_personal_content_with_tracked_links(worker, stores, clock) -> None:
     mid = _enqueue(stores, clock, "ann", "k1")
     assert worker.run_until_idle() == 1
-    [(message, rendered)] = worker.sender.sent
+    [(_, rendered)] = worker.sender.sent
     assert rendered.subject == "Hi Ann" and rendered.text == "2 picks"
     assert "Item 0 for ann" in rendered.html and "https://t.example/t/c/" in rendered.html
     link = stores.outbox.get_link(mid, "r0")
@@ -135,8 +139,11 @@ def test_quiet_hours_defer_rather_than_drop(worker, stores, clock) -> None:
 
 
 def test_transient_failures_retry_with_backoff_then_fail(worker, stores, clock) -> None:
-    worker.sender.failures = [TransientSendError("421"), TransientSendError("421"),
-                              TransientSendError("421")]
+    worker.sender.failures = [
+        TransientSendError("421"),
+        TransientSendError("421"),
+        TransientSendError("421"),
+    ]
     mid = _enqueue(stores, clock, "bob", "k1")
     worker.run_until_idle()
     m = stores.outbox.get(mid)

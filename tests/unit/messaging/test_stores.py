@@ -37,7 +37,9 @@ def test_claim_leases_and_fences_an_expired_worker(stores, clock) -> None:
     later = clock() + timedelta(seconds=31)
     [reclaimed] = stores.outbox.claim("w2", later, limit=10, lease=timedelta(seconds=30))
     assert reclaimed.in_doubt
-    assert not stores.outbox.mark(claimed.message_id, claimed.claim_token, DeliveryStatus.SENT, later)
+    assert not stores.outbox.mark(
+        claimed.message_id, claimed.claim_token, DeliveryStatus.SENT, later
+    )
     assert stores.outbox.mark(
         reclaimed.message_id, reclaimed.claim_token, DeliveryStatus.SENT, later, attempts=1
     )
@@ -48,8 +50,9 @@ def test_claim_leases_and_fences_an_expired_worker(stores, clock) -> None:
 def test_lease_expiry_without_send_start_is_not_in_doubt(stores, clock) -> None:
     stores.outbox.enqueue(new_message("t", "u", "tpl", dedup_key="k", now=clock()))
     stores.outbox.claim("w1", clock(), limit=1, lease=timedelta(seconds=5))
-    [again] = stores.outbox.claim("w2", clock() + timedelta(seconds=6), limit=1,
-                                  lease=timedelta(seconds=5))
+    [again] = stores.outbox.claim(
+        "w2", clock() + timedelta(seconds=6), limit=1, lease=timedelta(seconds=5)
+    )
     assert not again.in_doubt
 
 
@@ -57,25 +60,42 @@ def test_deferred_messages_wait_for_not_before(stores, clock) -> None:
     stores.outbox.enqueue(new_message("t", "u", "tpl", dedup_key="k", now=clock()))
     [m] = stores.outbox.claim("w", clock(), limit=1, lease=timedelta(seconds=5))
     until = clock() + timedelta(hours=2)
-    stores.outbox.mark(m.message_id, m.claim_token, DeliveryStatus.DEFERRED, clock(),
-                       not_before=until)
-    assert stores.outbox.claim("w", until - timedelta(seconds=1), limit=1,
-                               lease=timedelta(seconds=5)) == []
+    stores.outbox.mark(
+        m.message_id, m.claim_token, DeliveryStatus.DEFERRED, clock(), not_before=until
+    )
+    assert (
+        stores.outbox.claim("w", until - timedelta(seconds=1), limit=1, lease=timedelta(seconds=5))
+        == []
+    )
     assert len(stores.outbox.claim("w", until, limit=1, lease=timedelta(seconds=5))) == 1
 
 
 def test_count_sent_window_channel_and_transactional(stores, clock) -> None:
-    for key, transactional, channel in [("a", False, "email"), ("b", True, "email"),
-                                        ("c", False, "push")]:
-        stores.outbox.enqueue(new_message("t", "u", "tpl", dedup_key=key, channel=channel,
-                                          transactional=transactional, now=clock()))
+    for key, transactional, channel in [
+        ("a", False, "email"),
+        ("b", True, "email"),
+        ("c", False, "push"),
+    ]:
+        stores.outbox.enqueue(
+            new_message(
+                "t",
+                "u",
+                "tpl",
+                dedup_key=key,
+                channel=channel,
+                transactional=transactional,
+                now=clock(),
+            )
+        )
     for m in stores.outbox.claim("w", clock(), limit=10, lease=timedelta(seconds=5)):
         stores.outbox.mark(m.message_id, m.claim_token, DeliveryStatus.SENT, clock())
     day = timedelta(days=1)
     assert stores.outbox.count_sent("t", "u", "email", clock() - day, clock() + day) == 1
     assert stores.outbox.count_sent("t", "u", "push", clock() - day, clock() + day) == 1
-    assert stores.outbox.count_sent("t", "u", "email", clock() + timedelta(seconds=1),
-                                    clock() + day) == 0
+    assert (
+        stores.outbox.count_sent("t", "u", "email", clock() + timedelta(seconds=1), clock() + day)
+        == 0
+    )
 
 
 def test_links_round_trip(stores) -> None:
@@ -97,8 +117,11 @@ def test_suppressions_per_channel_and_global(stores, clock) -> None:
 
 def test_inbox_list_and_mark_read(stores, clock) -> None:
     for i in range(3):
-        stores.inbox.add(InboxEntry(f"e{i}", "t", "u", f"s{i}", "text",
-                                    created_at=clock() + timedelta(minutes=i)))
+        stores.inbox.add(
+            InboxEntry(
+                f"e{i}", "t", "u", f"s{i}", "text", created_at=clock() + timedelta(minutes=i)
+            )
+        )
     stores.inbox.add(InboxEntry("x", "t", "other", "s", "text", created_at=clock()))
     assert [e.entry_id for e in stores.inbox.list("t", "u")] == ["e2", "e1", "e0"]
     assert stores.inbox.mark_read("t", "u", ["e1", "x"], clock()) == 1
@@ -106,8 +129,15 @@ def test_inbox_list_and_mark_read(stores, clock) -> None:
 
 
 def test_journey_runs_active_latest_due(stores, clock) -> None:
-    run = JourneyRun("r1", "t", "cart", "u", entered_at=clock(),
-                     wake_at=clock() + timedelta(hours=4), context={"k": [1]})
+    run = JourneyRun(
+        "r1",
+        "t",
+        "cart",
+        "u",
+        entered_at=clock(),
+        wake_at=clock() + timedelta(hours=4),
+        context={"k": [1]},
+    )
     stores.runs.save(run)
     assert [r.run_id for r in stores.runs.active("t", "u")] == ["r1"]
     assert stores.runs.due("t", clock()) == []

@@ -10,18 +10,30 @@ from personify.domain.users import User
 from personify.messaging.plurals import plural
 from personify.messaging.templates import MessageTemplate, choose_variant, preview
 
+RU_ITEMS = "{{ cart|length|plural('товар', 'товара', 'товаров') }}"
 CART = MessageTemplate(
     name="cart",
     default_language="en",
     variants=[
-        {"language": "en", "tone": "formal", "subject": "Dear {{ user.name }}",
-         "text": "{{ cart|length }} {{ cart|length|plural('item', 'items') }} left"},
-        {"language": "ru", "tone": "formal", "subject": "Здравствуйте, {{ user.name }}",
-         "text": "В корзине {{ cart|length }} {{ cart|length|plural('товар', 'товара', 'товаров') }}"},
-        {"language": "ru", "tone": "informal", "subject": "Привет, {{ user.name }}!",
-         "preheader": "Скидка {{ discount.percent }}%",
-         "text": "У тебя {{ cart|length }} {{ cart|length|plural('товар', 'товара', 'товаров') }}"
-                 ", код {{ discount.code }}"},
+        {
+            "language": "en",
+            "tone": "formal",
+            "subject": "Dear {{ user.name }}",
+            "text": "{{ cart|length }} {{ cart|length|plural('item', 'items') }} left",
+        },
+        {
+            "language": "ru",
+            "tone": "formal",
+            "subject": "Здравствуйте, {{ user.name }}",
+            "text": "В корзине {{ cart|length }} " + RU_ITEMS,
+        },
+        {
+            "language": "ru",
+            "tone": "informal",
+            "subject": "Привет, {{ user.name }}!",
+            "preheader": "Скидка {{ discount.percent }}%",
+            "text": "У тебя {{ cart|length }} " + RU_ITEMS + ", код {{ discount.code }}",
+        },
     ],
 )
 
@@ -33,8 +45,16 @@ def _user(language: str | None, tone: str | None = None) -> User:
 
 @pytest.mark.parametrize(
     ("count", "expected"),
-    [(1, "товар"), (2, "товара"), (4, "товара"), (5, "товаров"), (11, "товаров"),
-     (21, "товар"), (22, "товара"), (112, "товаров")],
+    [
+        (1, "товар"),
+        (2, "товара"),
+        (4, "товара"),
+        (5, "товаров"),
+        (11, "товаров"),
+        (21, "товар"),
+        (22, "товара"),
+        (112, "товаров"),
+    ],
 )
 def test_russian_plural_forms(count: int, expected: str) -> None:
     assert plural(count, "ru", "товар", "товара", "товаров") == expected
@@ -55,8 +75,9 @@ def test_variant_is_chosen_by_language_and_tone() -> None:
 @pytest.mark.parametrize(("n", "word"), [(1, "товар"), (3, "товара"), (5, "товаров")])
 def test_preview_renders_plural_in_the_persons_language(n: int, word: str) -> None:
     cart = [Item(item_id=f"i{i}") for i in range(n)]
-    rendered = preview(CART, _user("ru", "informal"), cart=cart,
-                       discount={"percent": 10, "code": "AB12"})
+    rendered = preview(
+        CART, _user("ru", "informal"), cart=cart, discount={"percent": 10, "code": "AB12"}
+    )
     assert rendered.subject == "Привет, Оля!"
     assert rendered.preheader == "Скидка 10%"
     assert rendered.text == f"У тебя {n} {word}, код AB12"
@@ -66,12 +87,19 @@ def test_preview_renders_plural_in_the_persons_language(n: int, word: str) -> No
 
 
 def test_recommendation_block_links_and_escaping() -> None:
-    template = MessageTemplate(name="r", recommendations=2, variants=[{
-        "html": "{% for r in recommendations %}<a href=\"{{ r.url }}\">{{ r.title }}</a>"
+    template = MessageTemplate(
+        name="r",
+        recommendations=2,
+        variants=[
+            {
+                "html": '{% for r in recommendations %}<a href="{{ r.url }}">{{ r.title }}</a>'
                 "{% endfor %}",
-    }])
-    items = [Item(item_id="a", title="<script>x</script>",
-                  properties={"url": "https://shop.example/a"})]
+            }
+        ],
+    )
+    items = [
+        Item(item_id="a", title="<script>x</script>", properties={"url": "https://shop.example/a"})
+    ]
     rendered = preview(template, _user("en"), recommendations=items)
     assert rendered.html == '<a href="https://shop.example/a">&lt;script&gt;x&lt;/script&gt;</a>'
     assert rendered.links["r0"].url == "https://shop.example/a"

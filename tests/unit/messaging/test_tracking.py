@@ -16,12 +16,14 @@ def setup(clock):
     signer = TrackingSigner(b"k" * 32, "https://track.example/", mailto_domain="example.com")
     outbox, suppressions = MemoryOutboxStore(), MemorySuppressionStore()
     events: list = []
-    handler = TrackingHandler(signer, outbox, suppressions, lambda t, e: events.append((t, e)),
-                              clock=clock)
+    handler = TrackingHandler(
+        signer, outbox, suppressions, lambda t, e: events.append((t, e)), clock=clock
+    )
     message = new_message("shop", "ann", "news", dedup_key="k", now=clock())
     outbox.enqueue(message)
-    outbox.save_links(message.message_id, {"r0": TrackedLink("https://shop.example/p/1", "p1",
-                                                             "rec-9")})
+    outbox.save_links(
+        message.message_id, {"r0": TrackedLink("https://shop.example/p/1", "p1", "rec-9")}
+    )
     return signer, handler, message, events, suppressions
 
 
@@ -40,7 +42,7 @@ def test_click_emits_event_and_redirects_to_stored_url(setup) -> None:
 
 
 def test_open_pixel_emits_open_with_recommendation_id(setup) -> None:
-    signer, handler, message, events, _ = setup
+    signer, handler, message, _, _ = setup
     event = handler.open(_token(signer.open_url("shop", message.message_id, "ann")))
     assert event.type == "email_open"
     assert event.recommendation_id == f"msg-{message.message_id}"

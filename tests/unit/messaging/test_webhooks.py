@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -19,10 +20,26 @@ from personify.messaging.webhooks import WebhookSender, WebhookTarget, verify_si
 
 SECRET = b"w" * 32
 REFUSED = [
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-    "224.0.0.1", "240.0.0.1", "255.255.255.255", "100.64.0.1", "::1", "::", "fe80::1",
-    "fc00::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",
-    "2001:db8::1", "2002:7f00:1::1",
+    "127.0.0.1",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",
+    "0.0.0.0",
+    "224.0.0.1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "100.64.0.1",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "ff02::1",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "2001:db8::1",
+    "2002:7f00:1::1",
 ]
 
 
@@ -35,10 +52,12 @@ def test_non_public_addresses_are_refused_after_resolution(address: str) -> None
 
 
 def test_any_private_address_among_several_refuses_the_host() -> None:
-    with pytest.raises(Exception, match="private|loopback"):
+    with pytest.raises(Exception, match=r"private|loopback"):
         resolve_public("h.example.com", 443, resolver=lambda h, p: ["93.184.216.34", "10.0.0.5"])
-    assert resolve_public("h.example.com", 443,
-                          resolver=lambda h, p: ["93.184.216.34"]) == "93.184.216.34"
+    assert (
+        resolve_public("h.example.com", 443, resolver=lambda h, p: ["93.184.216.34"])
+        == "93.184.216.34"
+    )
 
 
 def test_literal_ip_hosts_are_checked_without_dns() -> None:
@@ -60,10 +79,10 @@ def test_plain_http_needs_explicit_development_flag() -> None:
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     mode = "ok"
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((dict(self.headers), body))
         if type(self).mode == "redirect":
@@ -109,7 +128,9 @@ def _sender(port: int, lookups: list[str], timeout: float = 2.0) -> WebhookSende
 
     return WebhookSender(
         WebhookTarget(f"http://hooks.test:{port}/push", SECRET, timeout_s=timeout),
-        allow_http=True, allow_hosts={"127.0.0.1"}, resolver=resolver,
+        allow_http=True,
+        allow_hosts={"127.0.0.1"},
+        resolver=resolver,
     )
 
 
@@ -124,16 +145,17 @@ def test_signed_delivery_to_the_pinned_address(hook_server) -> None:
     assert headers["Host"] == f"hooks.test:{port}"
     ts = int(headers["X-Personify-Timestamp"])
     assert verify_signature(SECRET, ts, body, headers["X-Personify-Signature"], now=time.time())
-    assert not verify_signature(SECRET, ts, body + b" ", headers["X-Personify-Signature"],
-                                now=time.time())
-    assert not verify_signature(SECRET, ts, body, headers["X-Personify-Signature"],
-                                now=time.time() + 3600)
+    assert not verify_signature(
+        SECRET, ts, body + b" ", headers["X-Personify-Signature"], now=time.time()
+    )
+    assert not verify_signature(
+        SECRET, ts, body, headers["X-Personify-Signature"], now=time.time() + 3600
+    )
 
 
 def test_loopback_is_refused_without_the_allow_list(hook_server) -> None:
     port, hook = hook_server
-    sender = WebhookSender(WebhookTarget(f"http://localhost:{port}/push", SECRET),
-                           allow_http=True)
+    sender = WebhookSender(WebhookTarget(f"http://localhost:{port}/push", SECRET), allow_http=True)
     with pytest.raises(PermanentSendError, match="loopback"):
         _send(sender)
     sender.close()

@@ -29,6 +29,11 @@ def apply_batch(
     """Apply ``mapped`` for ``tenant``; returns the response body (Segment's ``success`` plus
     Personify's counts and rejections by message index)."""
     rejected = list(mapped.rejected)
+    erased.prefetch(tenant, [
+        *(event.get("user_id") for event in mapped.events),
+        *(update.user_id for update in mapped.profiles),
+        *(alias.user_id for alias in mapped.aliases),
+    ])
     result = ingestor.ingest(tenant, mapped.events) if mapped.events else None
     if result is not None:
         rejected.extend(replace(r, index=mapped.origins[r.index]) for r in result.rejected)

@@ -279,7 +279,8 @@ class SegmentMapper:
 
     def _identify(self, index: int, message: dict[str, Any], out: MappedBatch) -> None:
         user_id = _ident(message.get("userId"))
-        traits = message.get("traits") or {}
+        # Segment puts traits on the message; RudderStack's clients put them in context.traits.
+        traits = message.get("traits") or _obj(message.get("context")).get("traits") or {}
         if user_id is None:
             self._reject(out, index, message, "userId",
                          "identify needs userId to store a profile", "a user id")

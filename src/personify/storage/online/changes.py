@@ -122,21 +122,28 @@ def session_pairs(
     Each counted entry pairs with the distinct other counted items among the previous
     ``session_window`` log entries within ``session_gap`` of it, in both directions.
     """
-    window: deque[Entry] = deque(history[-config.session_window :], maxlen=config.session_window)
+    size = config.session_window
+    window: deque[Entry] = deque(history[-size:] if size > 0 else (), maxlen=max(size, 1))
     gap = config.session_gap.total_seconds()
+    weight = config.weight
+    counted: dict[str, bool] = {}
     out: Counter[Pair] = Counter()
     for entry in new:
-        if config.weight(entry.type) > 0:
-            partners = {
-                p.item
-                for p in window
-                if p.item != entry.item
-                and abs(entry.ts - p.ts) <= gap
-                and config.weight(p.type) > 0
-            }
+        kind = entry.type
+        if kind not in counted:
+            counted[kind] = weight(kind) > 0
+        if size > 0 and counted[kind]:
+            item, ts = entry.item, entry.ts
+            partners = set()
+            for p in window:
+                if p.item != item and -gap <= ts - p.ts <= gap:
+                    if p.type not in counted:
+                        counted[p.type] = weight(p.type) > 0
+                    if counted[p.type]:
+                        partners.add(p.item)
             for partner in partners:
-                out[(entry.item, partner)] += 1
-                out[(partner, entry.item)] += 1
+                out[(item, partner)] += 1
+                out[(partner, item)] += 1
         window.append(entry)
     return out
 

@@ -58,7 +58,7 @@ class OnlineStateConfig:
 
     recent_cap: int = 200
     session_gap: timedelta = timedelta(minutes=30)
-    session_window: int = 20
+    session_window: int = 10
     exclusion_cap: int = 1000
     user_ttl: timedelta = timedelta(days=90)
     half_life: timedelta = timedelta(days=7)

@@ -42,60 +42,96 @@ from personify.storage.online.port import (
     check_vector,
 )
 
-# KEYS: popularity sets. ARGV: floor score (or "none"), per-set cap, then (key index, member,
-# log-space amount, "+" or "-") quadruples. Adds are ln(e^a + e^b), subtractions ln(e^a - e^b).
+# Batch writes are Lua scripts fed one JSON payload (decoded by the built-in cjson): encoding
+# one string is far cheaper for the client than thousands of pipelined commands. Numbers are
+# re-formatted with 17 digits so scores survive the round trip exactly.
+
+# {"sets": [[key, [member, log amount, ...]], ...], "sign": "+"|"-", "floor": score|null,
+#  "cap": n, "gone": eps, "ttl": ms}: ln(e^a + e^b) adds, ln(e^a - e^b) subtractions.
 _LOG_ADJUST = """
-local floor = ARGV[1]
-local cap = tonumber(ARGV[2])
-for i = 3, #ARGV - 1, 4 do
-  local key = KEYS[tonumber(ARGV[i])]
-  local member = ARGV[i + 1]
-  local b = tonumber(ARGV[i + 2])
-  local cur = redis.call('ZSCORE', key, member)
-  if ARGV[i + 3] == '+' then
-    local new = b
-    if cur then
+local p = cjson.decode(ARGV[1])
+for _, set in ipairs(p.sets) do
+  local key, rows = set[1], set[2]
+  for i = 1, #rows, 2 do
+    local member, b = rows[i], rows[i + 1]
+    local cur = redis.call('ZSCORE', key, member)
+    if p.sign == '+' then
+      local new = b
+      if cur then
+        local a = tonumber(cur)
+        if a < b then a, b = b, a end
+        new = a + math.log(1 + math.exp(b - a))
+      end
+      redis.call('ZADD', key, string.format('%.17g', new), member)
+    elseif cur then
       local a = tonumber(cur)
-      if a < b then a, b = b, a end
-      new = a + math.log(1 + math.exp(b - a))
-    end
-    redis.call('ZADD', key, string.format('%.17g', new), member)
-  elseif cur then
-    local a = tonumber(cur)
-    local r = math.exp(b - a)
-    if r >= 1 - tonumber(ARGV[#ARGV]) then
-      redis.call('ZREM', key, member)
-    else
-      redis.call('ZADD', key, string.format('%.17g', a + math.log(1 - r)), member)
+      local r = math.exp(b - a)
+      if r >= 1 - p.gone then
+        redis.call('ZREM', key, member)
+      else
+        redis.call('ZADD', key, string.format('%.17g', a + math.log(1 - r)), member)
+      end
     end
   end
-end
-for _, key in ipairs(KEYS) do
-  if floor ~= 'none' then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. floor)
+  if p.floor ~= cjson.null then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%.17g', p.floor))
   end
   local n = redis.call('ZCARD', key)
-  if cap > 0 and n > cap then
-    redis.call('ZREMRANGEBYRANK', key, 0, n - cap - 1)
+  if p.cap > 0 and n > p.cap then
+    redis.call('ZREMRANGEBYRANK', key, 0, n - p.cap - 1)
   end
+  if n > 0 then redis.call('PEXPIRE', key, p.ttl) end
 end
 return 1
 """
 
-# KEYS: co-occurrence sets (may repeat); ARGV: (member, count) pairs aligned with KEYS.
-_COUNT_SUBTRACT = """
-for i, key in ipairs(KEYS) do
-  local member = ARGV[2 * i - 1]
-  local cur = redis.call('ZSCORE', key, member)
-  if cur then
-    local left = tonumber(cur) - tonumber(ARGV[2 * i])
-    if left <= 0 then
-      redis.call('ZREM', key, member)
+# {"sets": [[key, [member, count, ...]], ...], "cap": n, "ttl": ms}; negative counts subtract
+# and drop members that reach zero.
+_COUNT_ADJUST = """
+local p = cjson.decode(ARGV[1])
+for _, set in ipairs(p.sets) do
+  local key, rows = set[1], set[2]
+  for i = 1, #rows, 2 do
+    local member, c = rows[i], rows[i + 1]
+    if c > 0 then
+      redis.call('ZINCRBY', key, c, member)
     else
-      redis.call('ZADD', key, left, member)
+      local cur = redis.call('ZSCORE', key, member)
+      if cur then
+        local left = tonumber(cur) + c
+        if left <= 0 then redis.call('ZREM', key, member)
+        else redis.call('ZADD', key, left, member) end
+      end
     end
   end
+  if p.cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -p.cap - 1) end
+  redis.call('PEXPIRE', key, p.ttl)
 end
+return 1
+"""
+
+# {"users": [[log key, [entry, ...], [[mark key, [item, ts, ...]], ...], [keys to expire]]],
+#  "recent_cap": n, "mark_cap": n, "ttl": ms, "active": key, "seen": [user, ts, ...],
+#  "cutoff": ts}
+_USERS_WRITE = """
+local p = cjson.decode(ARGV[1])
+for _, u in ipairs(p.users) do
+  local log = u[1]
+  for _, entry in ipairs(u[2]) do redis.call('LPUSH', log, entry) end
+  redis.call('LTRIM', log, 0, p.recent_cap - 1)
+  for _, m in ipairs(u[3]) do
+    local key, rows = m[1], m[2]
+    for i = 1, #rows, 2 do
+      redis.call('ZADD', key, 'GT', string.format('%.17g', rows[i + 1]), rows[i])
+    end
+    redis.call('ZREMRANGEBYRANK', key, 0, -p.mark_cap - 1)
+  end
+  for _, key in ipairs(u[4]) do redis.call('PEXPIRE', key, p.ttl) end
+end
+for i = 1, #p.seen, 2 do
+  redis.call('ZADD', p.active, 'GT', string.format('%.17g', p.seen[i + 1]), p.seen[i])
+end
+redis.call('ZREMRANGEBYSCORE', p.active, '-inf', '(' .. string.format('%.17g', p.cutoff))
 return 1
 """
 
@@ -115,8 +151,8 @@ def _translated(action: str) -> Iterator[None]:
         ) from exc
 
 
-def _encode(entry: ch.Entry) -> bytes:
-    return orjson.dumps([entry.ts, entry.type, entry.item, entry.segments])
+def _encode(entry: ch.Entry) -> str:
+    return orjson.dumps([entry.ts, entry.type, entry.item, entry.segments]).decode()
 
 
 def _decode(raw: bytes) -> ch.Entry:
@@ -212,63 +248,67 @@ class RedisOnlineState:
             pipe = self._client.pipeline(transaction=False)
             for user in stale:
                 pipe.delete(*self._user_keys(tenant, user).values())
-            for user, mine in batch.users.items():
-                self._write_user(pipe, tenant, user, mine)
-            pipe.zremrangebyscore(
-                active, "-inf", f"({at - self.config.user_ttl.total_seconds()!r}"
-            )
+            self._write_users(pipe, tenant, batch.users, at)
             self._write_popularity(pipe, tenant, batch.popularity, "+", at)
             self._write_pairs(pipe, tenant, batch.pairs)
             pipe.execute()
 
-    def _write_user(self, pipe: Any, tenant: str, user: str, mine: ch.UserChanges) -> None:
-        keys = self._user_keys(tenant, user)
-        pipe.lpush(keys["log"], *(_encode(e) for e in mine.entries))
-        pipe.ltrim(keys["log"], 0, self.config.recent_cap - 1)
-        for name, marks in zip(_MARKS, (mine.seen, mine.bought, mine.disliked), strict=True):
-            if marks:
-                pipe.zadd(keys[name], marks, gt=True)
-                pipe.zremrangebyrank(keys[name], 0, -self.config.exclusion_cap - 1)
-        pipe.zadd(self._key(tenant, "active"), {user: mine.last_ts}, gt=True)
-        for key in keys.values():
-            pipe.pexpire(key, self._ttl_ms)
+    def _write_users(
+        self, pipe: Any, tenant: str, users: Mapping[str, ch.UserChanges], at: float
+    ) -> None:
+        rows: list[Any] = []
+        seen: list[Any] = []
+        for user, mine in users.items():
+            keys = self._user_keys(tenant, user)
+            marks = [
+                [keys[name], [x for kv in changed.items() for x in kv]]
+                for name, changed in zip(_MARKS, (mine.seen, mine.bought, mine.disliked),
+                                         strict=True)
+                if changed
+            ]
+            rows.append([keys["log"], [_encode(e) for e in mine.entries], marks,
+                         list(keys.values())])
+            seen.extend((user, mine.last_ts))
+        payload = {
+            "users": rows,
+            "recent_cap": self.config.recent_cap,
+            "mark_cap": self.config.exclusion_cap,
+            "ttl": self._ttl_ms,
+            "active": self._key(tenant, "active"),
+            "seen": seen,
+            "cutoff": at - self.config.user_ttl.total_seconds(),
+        }
+        pipe.eval(_USERS_WRITE, 0, orjson.dumps(payload))
 
     def _write_popularity(
         self, pipe: Any, tenant: str, amounts: Mapping[ch.PopKey, float], sign: str, at: float
     ) -> None:
         if not amounts:
             return
-        keys: dict[str, int] = {}
-        args: list[Any] = [
-            repr(score_floor(self.config.min_popularity, at, self._lam)) if sign == "+" else "none",
-            self.config.max_items_per_segment if sign == "+" else 0,
-        ]
+        sets: dict[str, list[Any]] = {}
         for (segment, item), score in amounts.items():
-            index = keys.setdefault(self._key(tenant, "pop", segment), len(keys) + 1)
-            args.extend((index, item, repr(score), sign))
-        args.append(repr(GONE))
-        pipe.eval(_LOG_ADJUST, len(keys), *keys, *args)
-        for key in keys:
-            pipe.pexpire(key, self._ttl_ms)
+            sets.setdefault(self._key(tenant, "pop", segment), []).extend((item, score))
+        adding = sign == "+"
+        payload = {
+            "sets": list(sets.items()),
+            "sign": sign,
+            "floor": score_floor(self.config.min_popularity, at, self._lam) if adding else None,
+            "cap": self.config.max_items_per_segment if adding else 0,
+            "gone": GONE,
+            "ttl": self._ttl_ms,
+        }
+        pipe.eval(_LOG_ADJUST, 0, orjson.dumps(payload))
 
     def _write_pairs(self, pipe: Any, tenant: str, pairs: Mapping[ch.Pair, int]) -> None:
-        touched: set[str] = set()
-        for (item, other), count in pairs.items():
-            key = self._key(tenant, "co", item)
-            pipe.zincrby(key, count, other)
-            touched.add(key)
-        for key in touched:
-            pipe.zremrangebyrank(key, 0, -self.config.neighbours_cap - 1)
-            pipe.pexpire(key, self._ttl_ms)
-
-    def _subtract_pairs(self, pipe: Any, tenant: str, pairs: Mapping[ch.Pair, int]) -> None:
+        """Add (positive) or subtract (negative) co-occurrence counts in one script call."""
         if not pairs:
             return
-        keys = [self._key(tenant, "co", item) for item, _ in pairs]
-        args: list[Any] = []
-        for (_, other), count in pairs.items():
-            args.extend((other, count))
-        pipe.eval(_COUNT_SUBTRACT, len(keys), *keys, *args)
+        sets: dict[str, list[Any]] = {}
+        for (item, other), count in pairs.items():
+            sets.setdefault(self._key(tenant, "co", item), []).extend((other, count))
+        payload = {"sets": list(sets.items()), "cap": self.config.neighbours_cap,
+                   "ttl": self._ttl_ms}
+        pipe.eval(_COUNT_ADJUST, 0, orjson.dumps(payload))
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -388,7 +428,8 @@ class RedisOnlineState:
             log = [_decode(r) for r in reversed(raw)]
             pipe = self._client.pipeline(transaction=True)
             self._write_popularity(pipe, tenant, ch.popularity_of(log, self.config), "-", 0.0)
-            self._subtract_pairs(pipe, tenant, ch.session_pairs((), log, self.config))
+            removed = ch.session_pairs((), log, self.config)
+            self._write_pairs(pipe, tenant, {p: -n for p, n in removed.items()})
             pipe.delete(*keys.values())
             pipe.zrem(self._key(tenant, "active"), user)
             pipe.execute()
@@ -431,8 +472,7 @@ class RedisOnlineState:
             pipe.zadd(active, {user_id: last}, gt=True)
             for name in target.values():
                 pipe.pexpire(name, self._ttl_ms)
-            self._write_pairs(pipe, tenant, {p: n for p, n in delta.items() if n > 0})
-            self._subtract_pairs(pipe, tenant, {p: -n for p, n in delta.items() if n < 0})
+            self._write_pairs(pipe, tenant, delta)
             pipe.execute()
 
     def _read_whole(self, tenant: str, user: str) -> dict[str, Any]:

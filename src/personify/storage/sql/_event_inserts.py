@@ -19,8 +19,11 @@ _COLUMNS = (
     "tenant, event_id, type, user_id, anonymous_id, item_id, timestamp, received_at, "
     "recommendation_id, order_id, payload"
 )
-_SQLITE_INSERT = f"INSERT INTO personify_events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-_SQLITE_LOOKUP_CHUNK = 500
+_SQLITE_INSERT = (
+    f"INSERT INTO personify_events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT (tenant, event_id) DO NOTHING"
+)
+_SQLITE_INSERTED = "SELECT event_id FROM personify_events WHERE id > ? AND tenant = ?"
 _POSTGRES_INSERT = f"""
 INSERT INTO personify_events ({_COLUMNS})
 SELECT %b, * FROM unnest(
@@ -50,46 +53,45 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def insert_sqlite(conn: Connection, tenant: str, batch: Sequence[Event], now: datetime) -> set[str]:
-    """Look up which ids exist, then ``executemany`` the rest.
+def insert_sqlite(
+    conn: Connection, tenant: str, batch: Sequence[Event], now: datetime
+) -> set[str]:
+    """``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``; duplicates found by rowid.
 
-    Race-free because the write unit of work began with ``BEGIN IMMEDIATE``: no other writer can
-    commit between the lookup and the insert.
+    The write unit of work began with ``BEGIN IMMEDIATE``, so no other writer can commit in
+    between: rows this call inserted are exactly those with an id above the maximum before it.
+    Only when fewer rows changed than were sent (a retry) are they looked up.
     """
-    cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    received, now_micros = _iso(now), to_micros(now)
+    rows = [
+        (
+            tenant,
+            event.event_id,
+            event.type,
+            event.user_id,
+            event.anonymous_id,
+            event.item_id,
+            to_micros(event.timestamp),
+            now_micros if event.received_at is None else to_micros(event.received_at),
+            event.recommendation_id,
+            event.order_id,
+            _payload(event, received),
+        )
+        for event in batch
+    ]
+    driver: Any = conn.connection.driver_connection
+    cursor = driver.cursor()
     try:
-        ids = [event.event_id for event in batch]
-        existing: set[str] = set()
-        for start in range(0, len(ids), _SQLITE_LOOKUP_CHUNK):
-            chunk = ids[start : start + _SQLITE_LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            cursor.execute(
-                f"SELECT event_id FROM personify_events WHERE tenant = ? AND event_id IN ({marks})",
-                [tenant, *chunk],
-            )
-            existing.update(row[0] for row in cursor.fetchall())
-        received, now_micros = _iso(now), to_micros(now)
-        rows = [
-            (
-                tenant,
-                event.event_id,
-                event.type,
-                event.user_id,
-                event.anonymous_id,
-                event.item_id,
-                to_micros(event.timestamp),
-                now_micros if event.received_at is None else to_micros(event.received_at),
-                event.recommendation_id,
-                event.order_id,
-                _payload(event, received),
-            )
-            for event in batch
-            if event.event_id not in existing
-        ]
+        cursor.execute("SELECT coalesce(max(id), 0) FROM personify_events")
+        (before,) = cursor.fetchone()
+        changes = driver.total_changes
         cursor.executemany(_SQLITE_INSERT, rows)
+        if driver.total_changes - changes == len(rows):
+            return {row[1] for row in rows}
+        cursor.execute(_SQLITE_INSERTED, (before, tenant))
+        return {row[0] for row in cursor.fetchall()}
     finally:
         cursor.close()
-    return {row[1] for row in rows}
 
 
 def insert_postgres(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -56,6 +57,19 @@ class SqlErasureStore:
 
     def is_erased(self, tenant: str, user_id: str) -> bool:
         return self.find(tenant, user_id) is not None
+
+    def erased_among(self, tenant: str, user_ids: Iterable[str]) -> set[str]:
+        """The ids among ``user_ids`` that were erased: one query per 500 distinct ids."""
+        by_hash = {self.user_id_hash(tenant, user_id): user_id for user_id in set(user_ids)}
+        hashes = list(by_hash)
+        found: set[str] = set()
+        with self._db.read() as conn:
+            for start in range(0, len(hashes), 500):
+                query = sa.select(_E.user_id_hash).where(
+                    _E.tenant == tenant, _E.user_id_hash.in_(hashes[start : start + 500])
+                )
+                found.update(by_hash[digest] for digest in conn.execute(query).scalars())
+        return found
 
     def find(self, tenant: str, user_id: str) -> Tombstone | None:
         digest = self.user_id_hash(tenant, user_id)
