@@ -199,6 +199,12 @@ def stored_ids(url: str) -> tuple[int, set[str]]:
     return len(ids), set(ids)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Start the server on ``url``, drive load from another process, verify the store."""
     from personify.domain.keys import Scope
@@ -214,12 +220,14 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]
     server = subprocess.Popen(serve_cmd, env=env)
     try:
         wait_ready(port)
+        cpu_before = cpu_seconds(server.pid)
         loader = subprocess.run(
             [sys.executable, __file__, "load", "--port", str(port), "--secret", secret,
              "--seconds", str(args.seconds), "--batch", str(args.batch),
              "--connections", str(args.connections)],
             check=True, capture_output=True, env=env,
         )
+        server_cpu = cpu_seconds(server.pid) - cpu_before
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -235,6 +243,9 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]
     duplicates = (rows - len(ids)) + report["resent_stored"]
     return {
         "events_per_s": round(len(expected) / report["wall_seconds"]),
+        "server_cpu_seconds": round(server_cpu, 1),
+        "events_per_server_cpu_second": round(
+            (len(expected) + report["resent_duplicates"]) / server_cpu) if server_cpu else None,
         "acknowledged_events": len(expected),
         "stored_rows": rows,
         "lost_events": lost,
@@ -339,6 +350,10 @@ def run(args: argparse.Namespace) -> None:
         "http_events_per_s_sqlite": results.get("sqlite", {}).get("events_per_s"),
         "http_events_per_s_postgres": results.get("postgres", {}).get("events_per_s"),
         "import_seconds_online_retail": import_seconds,
+        "http_events_per_server_cpu_second_sqlite": results.get("sqlite", {}).get(
+            "events_per_server_cpu_second"),
+        "http_events_per_server_cpu_second_postgres": results.get("postgres", {}).get(
+            "events_per_server_cpu_second"),
         "lost_events": sum(r["lost_events"] for r in results.values()),
         "duplicate_events": sum(r["duplicate_events"] for r in results.values()),
         "batch_size": args.batch,

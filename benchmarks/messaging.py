@@ -36,20 +36,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import write_results  # noqa: E402
-from personify.data.online_retail import iter_lines  # noqa: E402
-from personify.domain.items import Item  # noqa: E402
-from personify.domain.users import User  # noqa: E402
-from personify.messaging import smtp_sink  # noqa: E402
-from personify.messaging.campaigns import Campaign, schedule_campaign  # noqa: E402
-from personify.messaging.guardrails import FrequencyCap, Guardrails  # noqa: E402
-from personify.messaging.memory_stores import MemorySuppressionStore  # noqa: E402
-from personify.messaging.outbox import OutboxWorker  # noqa: E402
-from personify.messaging.smtp import SmtpConfig, SmtpSender  # noqa: E402
-from personify.messaging.sqlite_stores import SqliteOutboxStore  # noqa: E402
-from personify.messaging.templates import MessageTemplate  # noqa: E402
-from personify.messaging.timing import SendTimeModel  # noqa: E402
-from personify.messaging.tracking import TrackingSigner  # noqa: E402
+from benchmarks._report import write_results
+from personify.data.online_retail import iter_lines
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.messaging import smtp_sink
+from personify.messaging.campaigns import Campaign, schedule_campaign
+from personify.messaging.guardrails import FrequencyCap, Guardrails
+from personify.messaging.memory_stores import MemorySuppressionStore
+from personify.messaging.outbox import OutboxWorker
+from personify.messaging.smtp import SmtpConfig, SmtpSender
+from personify.messaging.sqlite_stores import SqliteOutboxStore
+from personify.messaging.templates import MessageTemplate
+from personify.messaging.timing import SendTimeModel
+from personify.messaging.tracking import TrackingSigner
 
 DATASET = Path(os.environ.get("PERSONIFY_DATASETS_DIR", "/work/shared/datasets"))
 RETAIL = DATASET / "online_retail_uci" / "online_retail.csv.gz"
@@ -256,6 +256,7 @@ def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
     stop.set()
     sink.join(60)
     received = Counter(record.read_text(encoding="ascii").split())
+    sink_cpu = float(Path(f"{record}.cpu").read_text(encoding="ascii"))
     counts = store.counts()
     store.close()
     sent = sum(r["sent"] for r in reports)
@@ -267,6 +268,7 @@ def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
         "campaign_enqueue_per_s": round(enqueued / enqueue_s, 1),
         "campaign_worker_cpu_ms_per_message": round(1000 * cpu / max(sent, 1), 3),
         "campaign_cpu_bound_messages_per_s_per_core": round(sent / cpu, 1) if cpu else None,
+        "campaign_sink_cpu_ms_per_message": round(1000 * sink_cpu / max(sent, 1), 3),
         "campaign_workers": workers,
         "campaign_threads_per_worker": concurrency,
         "campaign_claim_batch": batch,

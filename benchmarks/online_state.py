@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import sys
 import time
@@ -90,15 +91,16 @@ def batches(rows: Sequence[Row], size: int) -> Iterator[list[Event]]:
         ]
 
 
-def replay(state: OnlineState, rows: Sequence[Row], size: int) -> float:
-    """Apply every row in batches; return the seconds spent inside ``apply``."""
-    spent = 0.0
+def replay(state: OnlineState, rows: Sequence[Row], size: int) -> tuple[float, float]:
+    """Apply every row in batches; return wall and client CPU seconds spent inside ``apply``."""
+    spent = cpu = 0.0
     for events in batches(rows, size):
         now = events[-1].timestamp
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         state.apply(TENANT, events, now=now)
         spent += time.perf_counter() - began
-    return spent
+        cpu += time.process_time() - began_cpu
+    return spent, cpu
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -156,7 +158,7 @@ def deep_size(obj: Any, seen: set[int]) -> int:
 
 def bench_memory(rows: Sequence[Row], size: int, sample: tuple[list[str], list[str]]) -> dict:
     state = MemoryOnlineState()
-    spent = replay(state, rows, size)
+    spent, cpu = replay(state, rows, size)
     active = state.active_users(TENANT, now=END)
     tenant = state._tenants[TENANT]
     user_bytes = deep_size(tenant.users, set())
@@ -175,6 +177,7 @@ def bench_memory(rows: Sequence[Row], size: int, sample: tuple[list[str], list[s
         "events": len(rows),
         "events_per_s": len(rows) / spent,
         "apply_us_per_event": spent / len(rows) * 1e6,
+        "apply_client_cpu_us_per_event": cpu / len(rows) * 1e6,
         "active_users": active,
         "bytes_per_active_user_user_state": user_bytes / active,
         "bytes_shared_counters": shared_bytes,
@@ -195,7 +198,7 @@ def bench_redis(rows: Sequence[Row], size: int, sample: tuple[list[str], list[st
     before = int(client.info("memory")["used_memory"])
     state = RedisOnlineState.from_url(url, prefix)
     try:
-        spent = replay(state, rows, size)
+        spent, cpu = replay(state, rows, size)
         after = int(client.info("memory")["used_memory"])
         active = state.active_users(TENANT, now=END)
         users = sample[0][:500]
@@ -216,6 +219,7 @@ def bench_redis(rows: Sequence[Row], size: int, sample: tuple[list[str], list[st
         "events": len(rows),
         "events_per_s": len(rows) / spent,
         "apply_us_per_event": spent / len(rows) * 1e6,
+        "apply_client_cpu_us_per_event": cpu / len(rows) * 1e6,
         "active_users": active,
         "bytes_per_active_user_memory_usage_sample": float(np.mean(per_user))
         + active_key / max(active, 1),
@@ -242,7 +246,8 @@ def main() -> None:
     sample = (rng.sample(users, min(args.samples, len(users))),
               rng.choices(items, k=min(args.samples, len(users))))
     print(f"{len(rows)} events, {len(users)} users, {len(items)} items from {source}", flush=True)
-    metrics: dict[str, Any] = {"source": source, "events": len(rows), "users": len(users),
+    metrics: dict[str, Any] = {"load_average_at_start": list(os.getloadavg())}
+    metrics |= {"source": source, "events": len(rows), "users": len(users),
                                "items": len(items), "batch": args.batch}
     metrics["memory"] = bench_memory(rows, args.batch, sample)
     print("memory", metrics["memory"], flush=True)

@@ -12,6 +12,7 @@ one free core achieves (for PostgreSQL it leaves out the server's own CPU).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -122,7 +123,8 @@ def main() -> None:
     metrics.update({f"{k}_postgres": v for k, v in postgres.items() if k != "events"})
     print("postgres", postgres)
     metrics["events"] = sqlite["events"]
-    print(write_results("store_append", metrics))
+    load = [round(x, 1) for x in os.getloadavg()]
+    print(write_results("store_append", metrics, load_average_1_5_15_min=load))
 
 
 if __name__ == "__main__":

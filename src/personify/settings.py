@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="bootstrap admin key (at least 24 characters); otherwise create keys with the CLI",
     )
     custom_event_types: list[str] = Field(default_factory=list)
+    segment_track_map: dict[str, str] = Field(
+        default_factory=dict,
+        description='Segment track event names -> event types, over the defaults (JSON in env: '
+        '{"Signed Up": "signup"})',
+    )
     default_tenant: str = "default"
     model_dir: str = "var/models"
     log_level: str = "info"

@@ -181,3 +181,18 @@ def test_endpoint_needs_an_ingest_key(
         headers = _basic(tenant_a.serve)
     response = client.post("/segment/v1/batch", json=_batch(), headers=headers)
     assert response.status_code == status
+
+
+def test_track_map_from_settings(stores: Stores, tenant_a: TenantKeys) -> None:
+    from personify.api import create_app
+    from personify.settings import Settings
+
+    settings = Settings(database_url="memory://", custom_event_types=["signup"],
+                        segment_track_map={"Account Created": "signup"})
+    with TestClient(create_app(settings, stores=stores)) as client:
+        answer = client.post("/segment/v1/track", headers=_basic(tenant_a.ingest), json={
+            "event": "Account Created", "userId": "u1", "messageId": "s-1", "timestamp": NOW,
+        }).json()
+    assert (answer["stored"], answer["rejected"]) == (1, [])
+    stored = stores.events.get("default", "s-1")
+    assert stored is not None and stored.type == "signup"

@@ -194,3 +194,20 @@ def test_item_lifecycle_and_listing_by_type(
     assert client.delete("/v1/items/p1", headers=admin).status_code == 204
     assert stores.catalog.get("default", "p1") is None
     assert client.put("/v1/items/x", json={"title": "x"}, headers=serve).status_code == 403
+
+
+def test_erasure_seen_by_a_fresh_process_rejects_the_batch_rows(
+    client: TestClient, admin: dict[str, str], stores: Stores, make_event: MakeEvent
+) -> None:
+    """Regression: the batch-wide erasure lookup (not the in-process cache) finds tombstones."""
+    from personify.api import create_app
+    from personify.settings import Settings
+
+    client.delete("/v1/users/gone", headers=admin)
+    fresh = create_app(Settings(database_url="memory://"), stores=stores)
+    with TestClient(fresh) as other:
+        body = other.post("/v1/events/batch", headers=admin, json=[
+            make_event(user_id="kept"), make_event(user_id="gone"), make_event(user_id="kept")
+        ]).json()
+    assert body["stored"] == 2
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(1, "erased")]

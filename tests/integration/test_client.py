@@ -170,3 +170,16 @@ def test_async_client(server: tuple[str, str], stores: Stores) -> None:
 
     asyncio.run(scenario())
     assert stores.events.count("default") == 12
+
+
+def test_large_sends_are_split_at_the_server_limit_keeping_indexes() -> None:
+    from personify.client import _calls
+    from personify.client.results import IngestResult
+
+    chunked = _calls.send_events([_event(i) for i in range(25_001)])
+    assert chunked.offsets == [0, 10_000, 20_000]
+    assert [len(c.json) for c in chunked.calls] == [10_000, 10_000, 5_001]
+    result = IngestResult()
+    result.merge({"accepted": 1, "stored": 1, "duplicates": 0,
+                  "rejected": [{"index": 3, "code": "invalid_input", "message": "m"}]}, 20_000)
+    assert result.rejected[0].index == 20_003

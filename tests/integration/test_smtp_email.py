@@ -9,19 +9,19 @@ import pytest
 
 pytest.importorskip("aiosmtpd")
 
-from personify.domain.items import Item  # noqa: E402
-from personify.domain.users import User  # noqa: E402
-from personify.messaging.guardrails import Guardrails  # noqa: E402
-from personify.messaging.memory_stores import (  # noqa: E402
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.messaging.guardrails import Guardrails
+from personify.messaging.memory_stores import (
     MemoryOutboxStore,
     MemorySuppressionStore,
 )
-from personify.messaging.outbox import OutboxWorker, new_message  # noqa: E402
-from personify.messaging.records import DeliveryStatus  # noqa: E402
-from personify.messaging.smtp import SmtpConfig, SmtpSender  # noqa: E402
-from personify.messaging.smtp_sink import SmtpSink  # noqa: E402
-from personify.messaging.templates import MessageTemplate, RenderedMessage  # noqa: E402
-from personify.messaging.tracking import TrackingHandler, TrackingSigner  # noqa: E402
+from personify.messaging.outbox import OutboxWorker, new_message
+from personify.messaging.records import DeliveryStatus
+from personify.messaging.smtp import SmtpConfig, SmtpSender
+from personify.messaging.smtp_sink import SmtpSink
+from personify.messaging.templates import MessageTemplate, RenderedMessage
+from personify.messaging.tracking import TrackingHandler, TrackingSigner
 
 TEMPLATE = MessageTemplate(
     name="digest",

@@ -14,24 +14,24 @@ import pytest
 
 pytest.importorskip("aiosmtpd")
 
-from personify.domain.events import Event  # noqa: E402
-from personify.domain.items import Item  # noqa: E402
-from personify.domain.users import User  # noqa: E402
-from personify.messaging.guardrails import Guardrails, QuietHours  # noqa: E402
-from personify.messaging.journey_definitions import load_journey  # noqa: E402
-from personify.messaging.journeys import JourneyEngine  # noqa: E402
-from personify.messaging.outbox import OutboxWorker  # noqa: E402
-from personify.messaging.records import RunStatus  # noqa: E402
-from personify.messaging.smtp import SmtpConfig, SmtpSender  # noqa: E402
-from personify.messaging.smtp_sink import SmtpSink  # noqa: E402
-from personify.messaging.sqlite_stores import (  # noqa: E402
+from personify.domain.events import Event
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.messaging.guardrails import Guardrails, QuietHours
+from personify.messaging.journey_definitions import load_journey
+from personify.messaging.journeys import JourneyEngine
+from personify.messaging.outbox import OutboxWorker
+from personify.messaging.records import RunStatus
+from personify.messaging.smtp import SmtpConfig, SmtpSender
+from personify.messaging.smtp_sink import SmtpSink
+from personify.messaging.sqlite_stores import (
     SqliteJourneyStateStore,
     SqliteOutboxStore,
     SqliteSuppressionStore,
 )
-from personify.messaging.templates import MessageTemplate  # noqa: E402
-from personify.messaging.timing import SendTimeModel  # noqa: E402
-from personify.messaging.tracking import TrackingHandler, TrackingSigner  # noqa: E402
+from personify.messaging.templates import MessageTemplate
+from personify.messaging.timing import SendTimeModel
+from personify.messaging.tracking import TrackingHandler, TrackingSigner
 
 JOURNEY_YAML = """
 name: cart_rescue

@@ -21,13 +21,13 @@ import pytest
 
 pytest.importorskip("aiosmtpd")
 
-from personify.domain.users import User  # noqa: E402
-from personify.messaging.campaigns import Campaign, schedule_campaign  # noqa: E402
-from personify.messaging.guardrails import FrequencyCap, Guardrails  # noqa: E402
-from personify.messaging.smtp_sink import SmtpSink  # noqa: E402
-from personify.messaging.sqlite_stores import SqliteOutboxStore  # noqa: E402
+from personify.domain.users import User
+from personify.messaging.campaigns import Campaign, schedule_campaign
+from personify.messaging.guardrails import FrequencyCap, Guardrails
+from personify.messaging.smtp_sink import SmtpSink
+from personify.messaging.sqlite_stores import SqliteOutboxStore
 
-RECIPIENTS = 400
+RECIPIENTS = 200
 LEASE_S = 1.0
 
 

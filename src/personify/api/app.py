@@ -108,7 +108,8 @@ def create_app(
         stores.keys, bootstrap_secrets=bootstrap_secrets(settings),
         default_tenant=settings.default_tenant,
     )
-    app.state.segment_mapper = SegmentMapper(segment_track_map, event_types.accepted)
+    track_map = {**settings.segment_track_map, **(segment_track_map or {})}
+    app.state.segment_mapper = SegmentMapper(track_map, event_types.accepted)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     register_routers(app)

@@ -156,6 +156,7 @@ def _run(
         report.duplicates += outcome.duplicates
         for error in outcome.errors:
             errors.add(error)
+        errors.commit()
         raws.clear()
         rows.clear()
         bar.update(source.position, report.rows, source.total)

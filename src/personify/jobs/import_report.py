@@ -85,6 +85,7 @@ class ErrorLog:
         self.path = Path(path) if path is not None else None
         self._fh: IO[str] | None = None
         self._csv: Any = None
+        self._pending: list[RowError] = []
 
     def __enter__(self) -> ErrorLog:
         if self.path is not None:
@@ -102,17 +103,27 @@ class ErrorLog:
         return self
 
     def add(self, error: RowError) -> None:
+        """Count an error; it is written at the next :meth:`commit` (in row order)."""
         self.report.rejected += 1
-        if len(self.report.errors) < KEPT_ERRORS:
-            self.report.errors.append(error)
-        if self._csv is not None:
-            self._csv.writerow(["" if v is None else v for v in asdict(error).values()])
-        elif self._fh is not None:
-            self._fh.write(orjson.dumps(error.to_dict()).decode() + "\n")
+        self._pending.append(error)
+
+    def commit(self) -> None:
+        """Write the errors added since the last commit, sorted by row (a batch reports its
+        unreadable rows at once and its invalid ones after validation)."""
+        self._pending.sort(key=lambda e: e.row)
+        for error in self._pending:
+            if len(self.report.errors) < KEPT_ERRORS:
+                self.report.errors.append(error)
+            if self._csv is not None:
+                self._csv.writerow(["" if v is None else v for v in asdict(error).values()])
+            elif self._fh is not None:
+                self._fh.write(orjson.dumps(error.to_dict()).decode() + "\n")
+        self._pending.clear()
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.commit()
         if self._fh is not None:
             self._fh.close()
 

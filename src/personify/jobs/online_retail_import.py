@@ -234,6 +234,7 @@ def _stream(
         report.duplicates += outcome.duplicates
         for error in outcome.errors:
             errors.add(error)
+        errors.commit()
         events.clear()
         rows.clear()
         bar.update(source.position, report.rows)

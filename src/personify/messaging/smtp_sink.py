@@ -86,7 +86,10 @@ class SmtpSink:
 
 
 def serve_forever(port: int, record_file: str, ready: Any, stop: Any) -> None:
-    """Process entry point: run a sink on ``port`` until ``stop`` (an Event) is set."""
+    """Process entry point: run a sink on ``port`` until ``stop`` (an Event) is set; its CPU
+    seconds are written to ``<record_file>.cpu`` at the end."""
+    import time
+
     handler = RecordingHandler(record_file, keep_bodies=False)
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
@@ -96,3 +99,4 @@ def serve_forever(port: int, record_file: str, ready: Any, stop: Any) -> None:
     finally:
         controller.stop()
         handler.close()
+        Path(f"{record_file}.cpu").write_text(f"{time.process_time():.3f}\n", encoding="ascii")

@@ -1,9 +1,9 @@
 """Send-time optimization: each person's best local hour from their own activity.
 
 A person's 24-bin histogram of local activity hours is shrunk towards their group's (for
-example their country's) distribution, or the global one when the group is small, and smoothed
-over the neighbouring hours (+-1 h); the best hour is its arg-max. People with no history get their group's
-best hour, then the global best hour.
+example their country's) distribution, or the global one when the group is small, and summed
+over the neighbouring hours (+-1 h); the best hour is its arg-max. People with no history get
+their group's best hour, then the global best hour.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ _KERNEL = np.full(3, 1 / 3)
 
 
 def _circular_smooth(hist: np.ndarray) -> np.ndarray:
+    """Box-smoothed scores; ties between neighbours go to the hour with the most own activity."""
     padded = np.concatenate([hist[-1:], hist, hist[:1]])
-    return np.convolve(padded, _KERNEL, mode="valid")
+    return np.convolve(padded, _KERNEL, mode="valid") + 1e-6 * hist
 
 
 def _default_group(user: User) -> str | None:

@@ -699,6 +699,16 @@ class ErasureStoreContract:
 
         assert erasures.user_id_hash(A, "u1") != hashlib.sha256(b"u1").hexdigest()
 
+    def test_erased_among(self, stores: Stores) -> None:
+        erasures = stores.erasures
+        assert erasures.erased_among(A, ["u1", "u2"]) == set()
+        for user_id in ("u1", "Ёж"):
+            erasures.record(A, erasures.user_id_hash(A, user_id), datetime.now(UTC), "r")
+        ids = [f"x{i}" for i in range(1_200)] + ["Ёж", "u1", "u1"]
+        assert erasures.erased_among(A, ids) == {"u1", "Ёж"}
+        assert erasures.erased_among(B, ids) == set()
+        assert erasures.erased_among(A, []) == set()
+
     def test_tenant_isolation(self, stores: Stores) -> None:
         erasures = stores.erasures
         erasures.record(A, erasures.user_id_hash(A, "u1"), datetime.now(UTC), "r")

@@ -11,6 +11,7 @@ from personify.domain.items import Item
 from personify.domain.users import User
 from personify.messaging.channels import PermanentSendError, TransientSendError
 from personify.messaging.guardrails import FrequencyCap, Guardrails, QuietHours
+from personify.messaging.inbox import InboxSender, list_inbox, mark_read
 from personify.messaging.outbox import OutboxWorker, RetryPolicy, new_message
 from personify.messaging.records import DeliveryStatus
 from personify.messaging.templates import MessageTemplate
@@ -181,3 +182,18 @@ def test_retry_policy_grows_and_is_capped() -> None:
     delays = [policy.delay(a, rng).total_seconds() for a in range(1, 8)]
     assert 24 <= delays[0] <= 36 and 48 <= delays[1] <= 72
     assert all(d <= 360 for d in delays) and delays[-1] >= 240
+
+
+def test_inbox_channel_delivers_to_the_in_app_inbox(worker, stores, clock, consents) -> None:
+    consents.add(("ann", "push_marketing"))
+    denied = _enqueue(stores, clock, "bob", "k0", channel="inbox")  # no push_marketing consent
+    worker.senders = {"inbox": InboxSender(stores.inbox, clock=clock)}
+    mid = _enqueue(stores, clock, "ann", "k1", channel="inbox", purpose="push_marketing")
+    other = _enqueue(stores, clock, "bob", "k2", channel="inbox", transactional=True)
+    worker.run_until_idle()
+    [entry] = list_inbox(stores.inbox, "t", "ann")
+    assert entry.entry_id == mid and entry.subject == "Hi Ann" and entry.text == "2 picks"
+    assert mark_read(stores.inbox, "t", "ann", [mid, other], now=clock()) == 1
+    assert list_inbox(stores.inbox, "t", "ann", unread_only=True) == []
+    assert [e.entry_id for e in list_inbox(stores.inbox, "t", "bob", unread_only=True)] == [other]
+    assert stores.outbox.get(denied).status == DeliveryStatus.SUPPRESSED

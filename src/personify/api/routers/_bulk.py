@@ -7,6 +7,9 @@ from typing import Any
 
 from personify.domain.errors import InvalidInput, LimitExceeded
 
+MAX_RECORD_BYTES = 256 * 1024
+"""One user or item record in a bulk call (a 20,000-character bio fits)."""
+
 
 def records_of(body: Any, *, key: str, limit: int) -> list[Any]:
     """The list of raw records in ``body`` (``[...]`` or ``{key: [...]}``)."""

@@ -12,7 +12,7 @@ from personify.api.deps import AdminKey, ErasureCheckDep, SettingsDep, StoresDep
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.identity import erase_user, link_anonymous, refuse_erased
 from personify.api.openapi import documented_body
-from personify.api.routers._bulk import records_of
+from personify.api.routers._bulk import MAX_RECORD_BYTES, records_of
 from personify.api.schemas.common import BulkResultOut, RejectionOut
 from personify.api.schemas.privacy import ErasureReceipt
 from personify.api.schemas.users import AliasRequest, UserCreate, UserFields, UserList, UserPatch
@@ -25,32 +25,27 @@ from personify.storage.registry import Stores
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
-UserId = Annotated[Identifier, "user id"]
-MAX_RECORD_BYTES = 256 * 1024
-"""One user or item record in a bulk call (a 20,000-character bio fits)."""
-
-
 def _missing(user_id: str) -> NotFound:
     return NotFound(f"no user {user_id!r}", field="user_id", accepted="the id of an existing user")
 
 
 @router.put("/{user_id}", response_model=User, summary="Create or replace a user")
 def put_user(
-    user_id: UserId, body: UserFields, key: AdminKey, stores: StoresDep, erased: ErasureCheckDep
+    user_id: Identifier, body: UserFields, key: AdminKey, stores: StoresDep, erased: ErasureCheckDep
 ) -> User:
     refuse_erased(erased, key.tenant, user_id)
     return stores.users.upsert(key.tenant, [body.to_user(user_id)])[0]
 
 
 @router.patch("/{user_id}", response_model=User, summary="Change some fields of a user")
-def patch_user(user_id: UserId, body: UserPatch, key: AdminKey, stores: StoresDep) -> User:
+def patch_user(user_id: Identifier, body: UserPatch, key: AdminKey, stores: StoresDep) -> User:
     if stores.users.get(key.tenant, user_id) is None:
         raise _missing(user_id)
     return stores.users.patch(key.tenant, user_id, body)
 
 
 @router.get("/{user_id}", response_model=User, summary="Get a user")
-def get_user(user_id: UserId, key: AdminKey, stores: StoresDep) -> User:
+def get_user(user_id: Identifier, key: AdminKey, stores: StoresDep) -> User:
     user = stores.users.get(key.tenant, user_id)
     if user is None:
         raise _missing(user_id)
@@ -63,7 +58,7 @@ def get_user(user_id: UserId, key: AdminKey, stores: StoresDep) -> User:
     summary="Erase a user: profile, events, consents; a tombstone blocks re-creation",
 )
 def delete_user(
-    user_id: UserId, key: AdminKey, stores: StoresDep, erased: ErasureCheckDep
+    user_id: Identifier, key: AdminKey, stores: StoresDep, erased: ErasureCheckDep
 ) -> ErasureReceipt:
     return erase_user(stores, erased, key.tenant, user_id)
 
@@ -82,7 +77,8 @@ def list_users(
 
 @router.post("/{user_id}/aliases", response_model=User, summary="Merge an anonymous id into a user")
 def add_alias(
-    user_id: UserId, body: AliasRequest, key: AdminKey, stores: StoresDep, erased: ErasureCheckDep
+    user_id: Identifier, body: AliasRequest, key: AdminKey, stores: StoresDep,
+    erased: ErasureCheckDep,
 ) -> User:
     refuse_erased(erased, key.tenant, user_id)
     return link_anonymous(stores, key.tenant, user_id, body.anonymous_id)

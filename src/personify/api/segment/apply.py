@@ -3,14 +3,16 @@ and identities. Every failure is a per-message rejection; nothing fails the batc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.identity import link_anonymous, merge_traits
-from personify.api.segment.mapping import MappedBatch
+from personify.api.segment.mapping import MappedBatch, ProfileUpdate
 from personify.domain.errors import PersonifyError
 from personify.ingestion import EventIngestor, Rejection
 from personify.ingestion.validation import rejection_from_validation_error
@@ -38,16 +40,13 @@ def apply_batch(
     if result is not None:
         rejected.extend(replace(r, index=mapped.origins[r.index]) for r in result.rejected)
     for update in mapped.profiles:
-        problem = _attempt(update.index, tenant, update.user_id, erased, lambda u=update: (
-            merge_traits(stores, tenant, u.user_id, u.profile, u.properties),
-            u.anonymous_id and link_anonymous(stores, tenant, u.user_id, u.anonymous_id),
-        ))
+        problem = _attempt(update.index, tenant, update.user_id, erased,
+                           partial(_apply_profile, stores, tenant, update))
         if problem is not None:
             rejected.append(problem)
     for alias in mapped.aliases:
-        problem = _attempt(alias.index, tenant, alias.user_id, erased, lambda a=alias: (
-            link_anonymous(stores, tenant, a.user_id, a.anonymous_id)
-        ))
+        merge = partial(link_anonymous, stores, tenant, alias.user_id, alias.anonymous_id)
+        problem = _attempt(alias.index, tenant, alias.user_id, erased, merge)
         if problem is not None:
             rejected.append(problem)
     rejected.sort(key=lambda r: r.index)
@@ -61,8 +60,15 @@ def apply_batch(
     }
 
 
+def _apply_profile(stores: Stores, tenant: str, update: ProfileUpdate) -> None:
+    """``identify`` / ``group``: merge traits, then the anonymous id when one came along."""
+    merge_traits(stores, tenant, update.user_id, update.profile, update.properties)
+    if update.anonymous_id:
+        link_anonymous(stores, tenant, update.user_id, update.anonymous_id)
+
+
 def _attempt(index: int, tenant: str, user_id: str, erased: CachedErasureCheck,
-             action: Any) -> Rejection | None:
+             action: Callable[[], object]) -> Rejection | None:
     """Run ``action`` for one message; its failure as a Rejection (None when it worked)."""
     if erased(tenant, user_id):
         return Rejection(index, "erased", "userId", f"user {user_id!r} was erased",

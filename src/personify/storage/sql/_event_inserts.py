@@ -53,9 +53,7 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def insert_sqlite(
-    conn: Connection, tenant: str, batch: Sequence[Event], now: datetime
-) -> set[str]:
+def insert_sqlite(conn: Connection, tenant: str, batch: Sequence[Event], now: datetime) -> set[str]:
     """``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``; duplicates found by rowid.
 
     The write unit of work began with ``BEGIN IMMEDIATE``, so no other writer can commit in

@@ -1,0 +1,33 @@
+"""The ASGI factory uvicorn imports for ``personify serve --workers N`` or ``--reload``: each
+worker builds its app from the same ``PERSONIFY_*`` environment the parent exported.
+
+The command line names the API by import string (as uvicorn does) instead of importing it, so
+the edges ``cli`` and ``api`` stay independent (see the import-linter contracts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.importer import import_from_string
+
+from personify.settings import Settings, load_settings
+
+API_FACTORY = "personify.api.app:create_app"
+
+
+def api_factory() -> Callable[..., Any]:
+    """``personify.api.app.create_app``, resolved at run time."""
+    factory: Callable[..., Any] = import_from_string(API_FACTORY)
+    return factory
+
+
+def build_app(settings: Settings, **kwargs: Any) -> Any:
+    """The FastAPI app for ``settings`` (raises ConfigurationError when it must not start)."""
+    return api_factory()(settings, **kwargs)
+
+
+def app_from_environment() -> Any:
+    """``create_app`` over settings read from the environment (and ``PERSONIFY_CONFIG_FILE``)."""
+    return build_app(load_settings())

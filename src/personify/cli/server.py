@@ -1,0 +1,157 @@
+"""``personify serve`` (the API under uvicorn) and ``personify demo`` (the bundled sample in an
+embedded SQLite file, served on 127.0.0.1 in demo mode)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import webbrowser
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from personify.cli.asgi import build_app
+from personify.cli.context import CliState, state_of
+from personify.jobs.record_sinks import default_ingestor
+from personify.jobs.sample_data import (
+    SAMPLE_ATTRIBUTION,
+    SampleCounts,
+    load_sample,
+    sample_counts,
+    sample_loaded,
+)
+from personify.settings import DEMO_ADMIN_KEY, Settings
+from personify.storage.registry import Stores
+
+console = Console(soft_wrap=True, highlight=False)
+DEMO_DB = Path("var/demo.db")
+FACTORY = "personify.cli.asgi:app_from_environment"
+
+
+def _export_environment(state: CliState, settings: Settings) -> None:
+    """Hand the resolved options to uvicorn worker processes through ``PERSONIFY_*``."""
+    if state.config_file is not None:
+        os.environ["PERSONIFY_CONFIG_FILE"] = str(state.config_file)
+    os.environ["PERSONIFY_DATABASE_URL"] = settings.database_url
+    if settings.demo:
+        os.environ["PERSONIFY_DEMO"] = "true"
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Interface (default: settings, 127.0.0.1).")]
+    = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings, 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.", min=1)] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Run the API server.
+
+    Outside demo mode it refuses to start until an API key exists (`personify keys create`)
+    or PERSONIFY_ADMIN_KEY is set.
+    """
+    state = state_of(ctx)
+    overrides = {"host": host, "port": port, "workers": workers}
+    settings = state.settings(**{k: v for k, v in overrides.items() if v is not None})
+    app = build_app(settings)  # checks keys and migrates once, before any worker starts
+    console.print(f"Personify API on http://{settings.host}:{settings.port}  "
+                  f"(docs: http://{settings.host}:{settings.port}/docs)")
+    if settings.workers > 1 or reload:
+        app.state.stores.close()
+        _export_environment(state, settings)
+        uvicorn.run(FACTORY, factory=True, host=settings.host, port=settings.port,
+                    workers=None if reload else settings.workers, reload=reload,
+                    log_level=settings.log_level)
+    else:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def prepare_demo(stores: Stores, settings: Settings) -> tuple[SampleCounts, bool]:
+    """Load the bundled sample unless a previous load completed; returns the tenant's counts
+    and whether this call loaded it."""
+    tenant = settings.default_tenant
+    if sample_loaded(stores, tenant):
+        return sample_counts(stores, tenant), False
+    console.print("Loading the bundled Online Retail sample (first start only) ...")
+    load_sample(stores, tenant, ingestor=default_ingestor(stores, settings.custom_event_types),
+                progress=True)
+    return sample_counts(stores, tenant), True
+
+
+def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCounts) -> str:
+    """The URLs and curl commands to try, with real ids from the loaded sample."""
+    base = f"http://127.0.0.1:{settings.port}"
+    paths = {getattr(route, "path", "") for route in app.routes}
+    users = stores.users.list(settings.default_tenant, limit=1)
+    user = users[0].user_id if users else "12347"
+    recent = stores.events.for_user(settings.default_tenant, user, limit=1)
+    item = recent[0].item_id if recent and recent[0].item_id else "85123A"
+    auth = f'-H "Authorization: Bearer {DEMO_ADMIN_KEY}"'
+    lines = [
+        f"[bold green]Personify demo[/] — {counts.users:,} users, {counts.items:,} items, "
+        f"{counts.events:,} events",
+        f"  data: {SAMPLE_ATTRIBUTION}",
+        "",
+        f"  API docs   {base}/docs",
+        f"  health     {base}/health",
+    ]
+    if any(p.startswith("/dashboard") for p in paths):
+        lines.append(f"  dashboard  {base}/dashboard")
+    lines += [
+        "",
+        f"  demo admin key: {DEMO_ADMIN_KEY}  (demo mode only — never in production)",
+        "",
+        "  try:",
+        f"    curl {auth} {base}/v1/users/{user}",
+        f"    curl {auth} '{base}/v1/users/{user}/events?limit=5'",
+        f"    curl {auth} '{base}/v1/items?query=heart&limit=5'",
+        f"    curl {auth} -H 'Content-Type: application/json' {base}/v1/events "
+        f"-d '{{\"event_id\": \"demo-1\", \"type\": \"view\", \"user_id\": \"{user}\", "
+        f"\"item_id\": \"{item}\", \"timestamp\": \"2026-01-01T12:00:00Z\"}}'",
+    ]
+    if "/v1/recommendations" in paths:
+        lines.append(f"    curl {auth} '{base}/v1/recommendations?user_id={user}&n=5'")
+    if "/v1/items/{item_id}/similar" in paths:
+        lines.append(f"    curl {auth} '{base}/v1/items/{item}/similar?n=5'")
+    return "\n".join(lines)
+
+
+def demo(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    db: Annotated[Path, typer.Option(help="SQLite file for the demo data.")] = DEMO_DB,
+    browser: Annotated[bool, typer.Option(help="Open the API docs in a browser.")] = True,
+    load_only: Annotated[
+        bool, typer.Option(help="Load the sample and print the guide, without serving.")
+    ] = False,
+) -> None:
+    """Serve the bundled sample data on 127.0.0.1 in demo mode.
+
+    The sample (UCI Online Retail, CC BY 4.0) is loaded into an embedded SQLite file the first
+    time; the URLs and curl commands to try are printed.
+    """
+    state = state_of(ctx)
+    url = state.database_url or f"sqlite:///{db}"
+    settings = state.settings(demo=True, database_url=url, host="127.0.0.1", port=port)
+    stores = state.stores(settings)
+    counts, loaded = prepare_demo(stores, settings)
+    if not loaded:
+        console.print("Sample data already loaded.")
+    app = build_app(settings, stores=stores)
+    console.print(demo_guide(app, stores, settings, counts))
+    if load_only:
+        return
+    if browser:
+        timer = threading.Timer(1.5, webbrowser.open, args=[f"http://127.0.0.1:{port}/docs"])
+        timer.daemon = True
+        timer.start()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level=settings.log_level)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``demo`` to the main app."""
+    app.command("serve")(serve)
+    app.command("demo")(demo)

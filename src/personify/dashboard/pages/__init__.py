@@ -1,0 +1,1 @@
+"""One router per dashboard page; :data:`ROUTERS` lists them all."""

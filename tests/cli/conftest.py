@@ -1,0 +1,38 @@
+"""Fixtures for the command-line tests: a clean ``PERSONIFY_*`` environment and a runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from personify.cli.main import app
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No setting leaks in from the developer's shell; relative paths land in ``tmp_path``."""
+    for name in list(os.environ):
+        if name.startswith("PERSONIFY_") and not name.startswith("PERSONIFY_TEST"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def personify(database_url: str) -> Callable[..., Result]:
+    """Run ``personify --database-url <tmp db> ARGS``."""
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, ["--database-url", database_url, *args])
+
+    return run
