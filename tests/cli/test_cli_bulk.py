@@ -22,8 +22,18 @@ def _events_csv(path: Path, bad: bool = False) -> Path:
     return path
 
 
-MAPS = ["--map", "user_id=who", "--map", "item_id=what", "--map", "type=kind",
-        "--map", "timestamp=when", "--map", "context.device=device"]
+MAPS = [
+    "--map",
+    "user_id=who",
+    "--map",
+    "item_id=what",
+    "--map",
+    "type=kind",
+    "--map",
+    "timestamp=when",
+    "--map",
+    "context.device=device",
+]
 
 
 def test_import_prints_the_report(
@@ -45,8 +55,17 @@ def test_partial_import_exits_1_and_writes_errors(
 ) -> None:
     path = _events_csv(tmp_path / "events.csv", bad=True)
     errors = tmp_path / "errors.csv"
-    result = personify("import", "events", str(path), *MAPS, "--errors", str(errors),
-                       "--no-progress", "--tenant", "shop-2")
+    result = personify(
+        "import",
+        "events",
+        str(path),
+        *MAPS,
+        "--errors",
+        str(errors),
+        "--no-progress",
+        "--tenant",
+        "shop-2",
+    )
     assert result.exit_code == 1, result.output
     assert "1 row(s) rejected" in result.output
     with open(errors, encoding="utf-8") as fh:
@@ -70,9 +89,7 @@ def test_import_user_errors_exit_2(personify: Callable[..., Result], tmp_path: P
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
-def test_export_then_import_elsewhere(
-    personify: Callable[..., Result], tmp_path: Path
-) -> None:
+def test_export_then_import_elsewhere(personify: Callable[..., Result], tmp_path: Path) -> None:
     source = _events_csv(tmp_path / "events.csv")
     assert personify("import", "events", str(source), *MAPS, "--no-progress").exit_code == 0
     exported = tmp_path / "out.parquet"
@@ -83,8 +100,9 @@ def test_export_then_import_elsewhere(
 
     from personify.cli.main import app
 
-    back = CliRunner().invoke(app, ["--database-url", other, "import", "events", str(exported),
-                                    "--no-progress"])
+    back = CliRunner().invoke(
+        app, ["--database-url", other, "import", "events", str(exported), "--no-progress"]
+    )
     assert back.exit_code == 0, back.output
     with open_stores(other) as stores:
         assert stores.events.count("default") == 6

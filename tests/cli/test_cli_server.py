@@ -44,8 +44,9 @@ def test_db_upgrade_and_current(personify: Callable[..., Result]) -> None:
 
 def test_config_file_and_bad_settings(tmp_path: Path) -> None:
     config = tmp_path / "personify.toml"
-    config.write_text(f'database_url = "sqlite:///{tmp_path / "from-config.db"}"\n',
-                      encoding="utf-8")
+    config.write_text(
+        f'database_url = "sqlite:///{tmp_path / "from-config.db"}"\n', encoding="utf-8"
+    )
     result = CliRunner().invoke(app, ["--config", str(config), "db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "from-config.db").exists()

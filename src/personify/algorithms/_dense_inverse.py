@@ -71,12 +71,12 @@ def inverse_spd_inplace(a: NDArray[np.floating], backend: Backend = "auto") -> N
             )
         import torch
 
+        # Results are written back into ``a``'s buffer; each call holds one temporary n x n
+        # matrix, so the peak is two matrices (measured: the ``out=`` calls still copy once).
         tensor = torch.from_numpy(a)
-        chol = torch.linalg.cholesky(tensor)
-        del tensor
-        inv = torch.cholesky_inverse(chol)
-        del chol
-        return inv.numpy()
+        torch.linalg.cholesky(tensor, out=tensor)
+        torch.cholesky_inverse(tensor, out=tensor)
+        return a
     # scipy: a C-ordered symmetric matrix is its own F-ordered transpose -> LAPACK works in place.
     potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (a,))
     fview = a.T

@@ -60,13 +60,20 @@ def import_command(
     settings = state.settings()
     stores = state.stores(settings)
     report = import_file(
-        file, kind, stores, tenant or settings.default_tenant,
+        file,
+        kind,
+        stores,
+        tenant or settings.default_tenant,
         ingestor=default_ingestor(stores, settings.custom_event_types),
         format=format,
         mapping=parse_assignments(map_ or [], option="--map"),
         defaults=parse_assignments(default or [], option="--default"),
-        preset=preset, separator=separator, datetime_format=datetime_format,
-        batch_size=batch_size, progress=progress, error_report_path=errors,
+        preset=preset,
+        separator=separator,
+        datetime_format=datetime_format,
+        batch_size=batch_size,
+        progress=progress,
+        error_report_path=errors,
     )
     print_import_report(report)
     if report.rejected:
@@ -112,10 +119,18 @@ def export_command(
     """
     state = state_of(ctx)
     settings = state.settings()
-    report = export_table(kind, file, state.stores(settings), tenant or settings.default_tenant,
-                          format, progress=progress)
-    console.print(f"Exported {report.rows:,} {kind} to {report.path} ({report.format}) "
-                  f"in {report.seconds:.1f} s.")
+    report = export_table(
+        kind,
+        file,
+        state.stores(settings),
+        tenant or settings.default_tenant,
+        format,
+        progress=progress,
+    )
+    console.print(
+        f"Exported {report.rows:,} {kind} to {report.path} ({report.format}) "
+        f"in {report.seconds:.1f} s."
+    )
 
 
 def register(app: typer.Typer) -> None:

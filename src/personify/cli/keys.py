@@ -31,8 +31,11 @@ def create(
 ) -> None:
     """Create a key and print its secret ONCE (only a hash is stored)."""
     if not scope:
-        raise InvalidInput("a key needs at least one scope", field="scope",
-                           accepted="--scope ingest, --scope serve or --scope admin")
+        raise InvalidInput(
+            "a key needs at least one scope",
+            field="scope",
+            accepted="--scope ingest, --scope serve or --scope admin",
+        )
     state = state_of(ctx)
     settings = state.settings()
     tenant = validate_tenant_id(tenant or settings.default_tenant)
@@ -70,8 +73,12 @@ def list_keys(
             f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "[green]active[/]"
         )
         table.add_row(
-            key.key_id, key.tenant, key.name, ", ".join(sorted(s.value for s in key.scopes)),
-            f"{key.created_at:%Y-%m-%d %H:%M}", status,
+            key.key_id,
+            key.tenant,
+            key.name,
+            ", ".join(sorted(s.value for s in key.scopes)),
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            status,
         )
     console.print(table)
 
@@ -83,6 +90,9 @@ def revoke(
 ) -> None:
     """Revoke a key: requests with it are refused from now on."""
     if not state_of(ctx).stores().keys.revoke(key_id):
-        raise NotFound(f"no API key {key_id!r}", field="key_id",
-                       accepted="a key id listed by `personify keys list`")
+        raise NotFound(
+            f"no API key {key_id!r}",
+            field="key_id",
+            accepted="a key id listed by `personify keys list`",
+        )
     console.print(f"Revoked key {key_id}.")

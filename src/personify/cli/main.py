@@ -44,14 +44,21 @@ def main(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="TOML or YAML config file (see "
-                     "personify.example.toml); also PERSONIFY_CONFIG_FILE.",
-                     exists=False, dir_okay=False),
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML or YAML config file (see "
+            "personify.example.toml); also PERSONIFY_CONFIG_FILE.",
+            exists=False,
+            dir_okay=False,
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
-        typer.Option("--database-url", help="sqlite:///path.db, postgresql://..., memory://; "
-                     "also PERSONIFY_DATABASE_URL."),
+        typer.Option(
+            "--database-url",
+            help="sqlite:///path.db, postgresql://..., memory://; also PERSONIFY_DATABASE_URL.",
+        ),
     ] = None,
 ) -> None:
     """Personify: a self-hosted personalization engine."""

@@ -29,6 +29,9 @@ from personify.storage.registry import Stores
 console = Console(soft_wrap=True, highlight=False)
 DEMO_DB = Path("var/demo.db")
 FACTORY = "personify.cli.asgi:app_from_environment"
+WORKER_STARTUP_SECONDS = 60
+"""How long a worker may take to import and build the app before uvicorn restarts it (the
+default 5 s is too short on a busy 2-core machine)."""
 
 
 def _export_environment(state: CliState, settings: Settings) -> None:
@@ -42,8 +45,9 @@ def _export_environment(state: CliState, settings: Settings) -> None:
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="Interface (default: settings, 127.0.0.1).")]
-    = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface (default: settings, 127.0.0.1).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings, 8000).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.", min=1)] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
@@ -57,14 +61,23 @@ def serve(
     overrides = {"host": host, "port": port, "workers": workers}
     settings = state.settings(**{k: v for k, v in overrides.items() if v is not None})
     app = build_app(settings)  # checks keys and migrates once, before any worker starts
-    console.print(f"Personify API on http://{settings.host}:{settings.port}  "
-                  f"(docs: http://{settings.host}:{settings.port}/docs)")
+    console.print(
+        f"Personify API on http://{settings.host}:{settings.port}  "
+        f"(docs: http://{settings.host}:{settings.port}/docs)"
+    )
     if settings.workers > 1 or reload:
         app.state.stores.close()
         _export_environment(state, settings)
-        uvicorn.run(FACTORY, factory=True, host=settings.host, port=settings.port,
-                    workers=None if reload else settings.workers, reload=reload,
-                    log_level=settings.log_level)
+        uvicorn.run(
+            FACTORY,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=None if reload else settings.workers,
+            reload=reload,
+            log_level=settings.log_level,
+            timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+        )
     else:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
 
@@ -76,8 +89,12 @@ def prepare_demo(stores: Stores, settings: Settings) -> tuple[SampleCounts, bool
     if sample_loaded(stores, tenant):
         return sample_counts(stores, tenant), False
     console.print("Loading the bundled Online Retail sample (first start only) ...")
-    load_sample(stores, tenant, ingestor=default_ingestor(stores, settings.custom_event_types),
-                progress=True)
+    load_sample(
+        stores,
+        tenant,
+        ingestor=default_ingestor(stores, settings.custom_event_types),
+        progress=True,
+    )
     return sample_counts(stores, tenant), True
 
 
@@ -87,8 +104,11 @@ def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCount
     paths = {getattr(route, "path", "") for route in app.routes}
     users = stores.users.list(settings.default_tenant, limit=1)
     user = users[0].user_id if users else "12347"
-    recent = stores.events.for_user(settings.default_tenant, user, limit=1)
-    item = recent[0].item_id if recent and recent[0].item_id else "85123A"
+    recent = stores.events.for_user(settings.default_tenant, user, limit=50)
+    seen = [e.item_id for e in recent if e.item_id]
+    found = stores.catalog.get_many(settings.default_tenant, seen)
+    products = [i for i in seen if i in found and found[i].type == "product"]
+    item = products[0] if products else (seen[0] if seen else "85123A")
     auth = f'-H "Authorization: Bearer {DEMO_ADMIN_KEY}"'
     lines = [
         f"[bold green]Personify demo[/] — {counts.users:,} users, {counts.items:,} items, "
@@ -109,8 +129,8 @@ def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCount
         f"    curl {auth} '{base}/v1/users/{user}/events?limit=5'",
         f"    curl {auth} '{base}/v1/items?query=heart&limit=5'",
         f"    curl {auth} -H 'Content-Type: application/json' {base}/v1/events "
-        f"-d '{{\"event_id\": \"demo-1\", \"type\": \"view\", \"user_id\": \"{user}\", "
-        f"\"item_id\": \"{item}\", \"timestamp\": \"2026-01-01T12:00:00Z\"}}'",
+        f'-d \'{{"event_id": "demo-1", "type": "view", "user_id": "{user}", '
+        f'"item_id": "{item}", "timestamp": "2026-01-01T12:00:00Z"}}\'',
     ]
     if "/v1/recommendations" in paths:
         lines.append(f"    curl {auth} '{base}/v1/recommendations?user_id={user}&n=5'")

@@ -132,10 +132,9 @@ class TenantStats:
             return
         raw_sources = e.properties.get("sources")
         sources = raw_sources if isinstance(raw_sources, list) else []
-        by_item = {
-            item: str(sources[i]) if i < len(sources) else "unknown"
-            for i, item in enumerate(shown_ids)
-        }
+        by_item: dict[str, str] = {}
+        for i, item in enumerate(shown_ids):  # an item shown twice keeps its first source
+            by_item.setdefault(item, str(sources[i]) if i < len(sources) else "unknown")
         channel = e.context.channel or "unknown"
         day.impressions.add(e.recommendation_id)
         self.channels.setdefault(channel, RateCounter()).shown += 1

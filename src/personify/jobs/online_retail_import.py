@@ -148,7 +148,8 @@ def parse_cells(
         timestamp = timestamps(cells[4])
     except ValueError:
         raise _BadCell(
-            "InvoiceDate", f"{cells[4]!r} is not a date-time",
+            "InvoiceDate",
+            f"{cells[4]!r} is not a date-time",
             "an ISO date-time such as 2010-12-01 08:26:00",
         ) from None
     return RetailLine(
@@ -177,24 +178,32 @@ def import_online_retail(
 ) -> ImportReport:
     """Import a UCI Online Retail CSV: ``kind`` ``all`` writes users, items and events."""
     if kind not in PRESET_KINDS:
-        raise InvalidInput(f"the {PRESET_NAME} preset cannot import {kind!r}", field="kind",
-                           accepted=", ".join(PRESET_KINDS))
+        raise InvalidInput(
+            f"the {PRESET_NAME} preset cannot import {kind!r}",
+            field="kind",
+            accepted=", ".join(PRESET_KINDS),
+        )
     if source.format != "csv":
-        raise InvalidInput(f"the {PRESET_NAME} preset reads CSV, not {source.format}",
-                           field="format", accepted="csv (optionally gzip-compressed)")
+        raise InvalidInput(
+            f"the {PRESET_NAME} preset reads CSV, not {source.format}",
+            field="format",
+            accepted="csv (optionally gzip-compressed)",
+        )
     header = source.read_header()
     if tuple(header[: len(HEADER)]) != HEADER:
         raise InvalidInput(
             f"{source.path.name} does not start with the Online Retail columns",
-            field="file", accepted="a CSV with header " + ",".join(HEADER),
+            field="file",
+            accepted="a CSV with header " + ",".join(HEADER),
         )
     want = set(PRESET_KINDS[1:]) if kind == "all" else {kind}
     report = ImportReport(kind=kind, path=str(source.path))
     started = time.perf_counter()
     with (
         ErrorLog(report, error_report_path) as errors,
-        ImportProgress(f"import {PRESET_NAME}", unit=source.unit, total=source.total,
-                       enabled=progress) as bar,
+        ImportProgress(
+            f"import {PRESET_NAME}", unit=source.unit, total=source.total, enabled=progress
+        ) as bar,
     ):
         sink = EventSink(ingestor, tenant) if "events" in want else None
         seen = _stream(source, sink, report, errors, bar, batch_size)
@@ -243,9 +252,15 @@ def _stream(
     for row_no, cells in source.csv_cells():
         report.rows += 1
         if len(cells) < width:
-            errors.add(RowError(row_no, None, "invalid_input",
-                                f"row has {len(cells)} cells, expected {width}",
-                                ",".join(HEADER)))
+            errors.add(
+                RowError(
+                    row_no,
+                    None,
+                    "invalid_input",
+                    f"row has {len(cells)} cells, expected {width}",
+                    ",".join(HEADER),
+                )
+            )
             continue
         invoice = cells[0]
         per_invoice[invoice] += 1

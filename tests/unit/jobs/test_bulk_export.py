@@ -21,44 +21,99 @@ START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def fill(stores: Stores) -> None:
-    stores.users.upsert(T, [
-        User(user_id="u-1", anonymous_ids=["anon-1"],
-             profile=Profile(name="Алёна", country="RU", birth_year=1990,
-                             skills=["python", "статистика"], time_zone="Europe/Moscow"),
-             properties={"tier": "gold", "score": 4.5, "vip": True, "tags": ["a", "b"]}),
-        User(user_id="👤-2", profile=Profile(bio="emoji 🎉 bio"), restricted=True),
-        *[User(user_id=f"bulk-{i:04d}") for i in range(30)],
-    ])
-    stores.catalog.upsert(T, [
-        Item(item_id="i-1", title="Чайник 🫖", description="line one\nline two, \"quoted\"",
-             categories=["kitchen", "tea|coffee"], tags=[], price=19.99, currency="EUR",
-             available=False, properties={"weight_g": 850, "colour": "red"},
-             created_at=START, expires_at=START + timedelta(days=30)),
-        Item(item_id="i-2", type="content", title="Article"),
-    ])
+    stores.users.upsert(
+        T,
+        [
+            User(
+                user_id="u-1",
+                anonymous_ids=["anon-1"],
+                profile=Profile(
+                    name="Алёна",
+                    country="RU",
+                    birth_year=1990,
+                    skills=["python", "статистика"],
+                    time_zone="Europe/Moscow",
+                ),
+                properties={"tier": "gold", "score": 4.5, "vip": True, "tags": ["a", "b"]},
+            ),
+            User(user_id="👤-2", profile=Profile(bio="emoji 🎉 bio"), restricted=True),
+            *[User(user_id=f"bulk-{i:04d}") for i in range(30)],
+        ],
+    )
+    stores.catalog.upsert(
+        T,
+        [
+            Item(
+                item_id="i-1",
+                title="Чайник 🫖",
+                description='line one\nline two, "quoted"',
+                categories=["kitchen", "tea|coffee"],
+                tags=[],
+                price=19.99,
+                currency="EUR",
+                available=False,
+                properties={"weight_g": 850, "colour": "red"},
+                created_at=START,
+                expires_at=START + timedelta(days=30),
+            ),
+            Item(item_id="i-2", type="content", title="Article"),
+        ],
+    )
     events = [
-        Event(event_id=f"e-{i}", type="purchase" if i % 2 else "view", user_id="u-1",
-              item_id="i-1", value=None, quantity=float(i), price=19.99, currency="EUR",
-              order_id=f"o-{i}" if i % 2 else None, timestamp=START + timedelta(minutes=i),
-              context=Context(device="mobile", channel="web", page="/p/1",
-                              location=Location(country="RU", city="Москва", latitude=55.75),
-                              extra={"weather": "snow ❄"}),
-              properties={"campaign": "весна", "n": i})
+        Event(
+            event_id=f"e-{i}",
+            type="purchase" if i % 2 else "view",
+            user_id="u-1",
+            item_id="i-1",
+            value=None,
+            quantity=float(i),
+            price=19.99,
+            currency="EUR",
+            order_id=f"o-{i}" if i % 2 else None,
+            timestamp=START + timedelta(minutes=i),
+            context=Context(
+                device="mobile",
+                channel="web",
+                page="/p/1",
+                location=Location(country="RU", city="Москва", latitude=55.75),
+                extra={"weather": "snow ❄"},
+            ),
+            properties={"campaign": "весна", "n": i},
+        )
         for i in range(12)
     ]
-    events.append(Event(event_id="e-anon", type="search", anonymous_id="anon-9",
-                        query="красный чайник", timestamp=START))
-    events.append(Event(event_id="e-imp", type="impression", user_id="👤-2",
-                        item_ids=["i-1", "i-2"], recommendation_id="rec-1", timestamp=START))
+    events.append(
+        Event(
+            event_id="e-anon",
+            type="search",
+            anonymous_id="anon-9",
+            query="красный чайник",
+            timestamp=START,
+        )
+    )
+    events.append(
+        Event(
+            event_id="e-imp",
+            type="impression",
+            user_id="👤-2",
+            item_ids=["i-1", "i-2"],
+            recommendation_id="rec-1",
+            timestamp=START,
+        )
+    )
     result = EventIngestor(stores.events).ingest(T, events)
     assert len(result.stored) == len(events)
 
 
 def snapshot(stores: Stores) -> tuple[list[dict], list[dict], list[dict]]:
-    users = sorted((u.model_dump(exclude={"updated_at"}) for u in stores.users.list(T, limit=100)),
-                   key=lambda u: u["user_id"])
-    items = sorted((i.model_dump(exclude={"updated_at"}) for i in stores.catalog.scan(T)),
-                   key=lambda i: i["item_id"])
+    users = sorted(
+        (u.model_dump(exclude={"updated_at"}) for u in stores.users.list(T, limit=100)),
+        key=lambda u: u["user_id"],
+    )
+    items = sorted(
+        (i.model_dump(exclude={"updated_at"}) for i in stores.catalog.scan(T)),
+        key=lambda i: i["item_id"],
+    )
     events = sorted((e.model_dump() for e in stores.events.scan(T)), key=lambda e: e["event_id"])
     return users, items, events
 

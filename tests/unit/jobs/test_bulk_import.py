@@ -18,8 +18,13 @@ from personify.storage.registry import Stores
 
 T = "default"
 EVENT_MAP = {
-    "user_id": "customer", "item_id": "sku", "type": "action", "timestamp": "at",
-    "quantity": "qty", "context.device": "device", "properties.campaign": "campaign",
+    "user_id": "customer",
+    "item_id": "sku",
+    "type": "action",
+    "timestamp": "at",
+    "quantity": "qty",
+    "context.device": "device",
+    "properties.campaign": "campaign",
 }
 
 
@@ -44,17 +49,22 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 
 def event_rows(n: int) -> list[dict[str, Any]]:
     return [
-        {"customer": f"c{i % 7}", "sku": f"sku-{i % 5}", "action": "view" if i % 3 else "purchase",
-         "at": f"2024-03-{1 + i % 28:02d}T10:{i % 60:02d}:00Z", "qty": str(1 + i % 4),
-         "device": "mobile" if i % 2 else "desktop", "campaign": f"spring-{i % 2}"}
+        {
+            "customer": f"c{i % 7}",
+            "sku": f"sku-{i % 5}",
+            "action": "view" if i % 3 else "purchase",
+            "at": f"2024-03-{1 + i % 28:02d}T10:{i % 60:02d}:00Z",
+            "qty": str(1 + i % 4),
+            "device": "mobile" if i % 2 else "desktop",
+            "campaign": f"spring-{i % 2}",
+        }
         for i in range(n)
     ]
 
 
 def test_csv_events_with_mapping(stores: Stores, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "events.csv.gz", event_rows(30))
-    report = import_file(path, "events", stores, T, mapping=EVENT_MAP, progress=False,
-                         batch_size=7)
+    report = import_file(path, "events", stores, T, mapping=EVENT_MAP, progress=False, batch_size=7)
     assert (report.rows, report.stored, report.duplicates, report.rejected) == (30, 30, 0, 0)
     assert stores.events.count(T) == 30
     events = stores.events.for_user(T, "c1", limit=100)
@@ -66,22 +76,40 @@ def test_csv_events_with_mapping(stores: Stores, tmp_path: Path) -> None:
 
 
 def test_jsonl_users_with_nested_source_paths(stores: Stores, tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "users.jsonl", [
-        {"id": "u1", "address": {"country": "DE", "city": "Köln"}, "skills": ["python", "sql"],
-         "vip": True},
-        {"id": "u2", "address": {"country": "FR"}, "skills": "go|rust", "vip": False},
-    ])
+    path = write_jsonl(
+        tmp_path / "users.jsonl",
+        [
+            {
+                "id": "u1",
+                "address": {"country": "DE", "city": "Köln"},
+                "skills": ["python", "sql"],
+                "vip": True,
+            },
+            {"id": "u2", "address": {"country": "FR"}, "skills": "go|rust", "vip": False},
+        ],
+    )
     report = import_file(
-        path, "users", stores, T, progress=False,
-        mapping={"user_id": "id", "profile.country": "address.country",
-                 "profile.city": "address.city", "profile.skills": "skills",
-                 "properties.vip": "vip"},
+        path,
+        "users",
+        stores,
+        T,
+        progress=False,
+        mapping={
+            "user_id": "id",
+            "profile.country": "address.country",
+            "profile.city": "address.city",
+            "profile.skills": "skills",
+            "properties.vip": "vip",
+        },
     )
     assert (report.stored, report.rejected) == (2, 0)
     u1, u2 = stores.users.get(T, "u1"), stores.users.get(T, "u2")
     assert u1 is not None and u2 is not None
-    assert (u1.profile.country, u1.profile.city, u1.profile.skills) == ("DE", "Köln",
-                                                                        ["python", "sql"])
+    assert (u1.profile.country, u1.profile.city, u1.profile.skills) == (
+        "DE",
+        "Köln",
+        ["python", "sql"],
+    )
     assert u1.properties == {"vip": True}
     assert u2.profile.skills == ["go", "rust"] and u2.properties == {"vip": False}
 
@@ -91,19 +119,41 @@ def test_parquet_items_with_mapping(stores: Stores, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     path = tmp_path / "items.parquet"
-    pq.write_table(pa.table({
-        "sku": ["a", "b", "c"], "name": ["Mug", "Lamp", "Rug"], "cost": [3.5, 20.0, None],
-        "labels": [["kitchen"], ["light", "home"], []], "stock": [True, False, True],
-    }), path)
-    report = import_file(path, "items", stores, T, progress=False, mapping={
-        "item_id": "sku", "title": "name", "price": "cost", "categories": "labels",
-        "available": "stock",
-    })
+    pq.write_table(
+        pa.table(
+            {
+                "sku": ["a", "b", "c"],
+                "name": ["Mug", "Lamp", "Rug"],
+                "cost": [3.5, 20.0, None],
+                "labels": [["kitchen"], ["light", "home"], []],
+                "stock": [True, False, True],
+            }
+        ),
+        path,
+    )
+    report = import_file(
+        path,
+        "items",
+        stores,
+        T,
+        progress=False,
+        mapping={
+            "item_id": "sku",
+            "title": "name",
+            "price": "cost",
+            "categories": "labels",
+            "available": "stock",
+        },
+    )
     assert (report.rows, report.stored, report.rejected) == (3, 3, 0)
     lamp = stores.catalog.get(T, "b")
     assert lamp is not None
     assert (lamp.title, lamp.price, lamp.categories, lamp.available) == (
-        "Lamp", 20.0, ["light", "home"], False)
+        "Lamp",
+        20.0,
+        ["light", "home"],
+        False,
+    )
     rug = stores.catalog.get(T, "c")
     assert rug is not None and rug.price is None and rug.categories == []
 
@@ -118,8 +168,9 @@ def test_bad_rows_are_reported_and_good_rows_stored(stores: Stores, tmp_path: Pa
     with open(path, "a", encoding="utf-8") as fh:
         fh.write("c1,sku-1,view\n")  # too few cells: row 12
     errors_path = tmp_path / "errors.csv"
-    report = import_file(path, "events", stores, T, mapping=EVENT_MAP, progress=False,
-                         error_report_path=errors_path)
+    report = import_file(
+        path, "events", stores, T, mapping=EVENT_MAP, progress=False, error_report_path=errors_path
+    )
     assert (report.rows, report.stored, report.rejected) == (11, 6, 5)
     assert stores.events.count(T) == 6
     by_row = {e.row: e for e in report.errors}
@@ -138,13 +189,19 @@ def test_bad_rows_are_reported_and_good_rows_stored(stores: Stores, tmp_path: Pa
 
 
 def test_error_report_as_jsonl_and_malformed_json_lines(stores: Stores, tmp_path: Path) -> None:
-    good = {"event_id": "e1", "type": "view", "user_id": "u", "item_id": "i",
-            "timestamp": "2024-01-01T00:00:00Z"}
-    path = write_jsonl(tmp_path / "events.jsonl.gz",
-                       [good, "{not json", "[1, 2]", "", {**good, "event_id": "e2", "bogus": 1}])
+    good = {
+        "event_id": "e1",
+        "type": "view",
+        "user_id": "u",
+        "item_id": "i",
+        "timestamp": "2024-01-01T00:00:00Z",
+    }
+    path = write_jsonl(
+        tmp_path / "events.jsonl.gz",
+        [good, "{not json", "[1, 2]", "", {**good, "event_id": "e2", "bogus": 1}],
+    )
     errors_path = tmp_path / "errors.jsonl"
-    report = import_file(path, "events", stores, T, progress=False,
-                         error_report_path=errors_path)
+    report = import_file(path, "events", stores, T, progress=False, error_report_path=errors_path)
     assert (report.rows, report.stored, report.rejected) == (4, 1, 3)
     written = [json.loads(line) for line in errors_path.read_text("utf-8").splitlines()]
     assert [w["row"] for w in written] == [2, 3, 5]
@@ -161,8 +218,9 @@ def test_reimport_creates_no_duplicates(stores: Stores, tmp_path: Path) -> None:
     assert (first.stored, first.duplicates) == (26, 0)
     assert (again.stored, again.duplicates) == (0, 26)
     assert stores.events.count(T) == 26
-    users = write_csv(tmp_path / "users.csv", [{"user_id": f"u{i}", "profile.country": "PL"}
-                                               for i in range(5)])
+    users = write_csv(
+        tmp_path / "users.csv", [{"user_id": f"u{i}", "profile.country": "PL"} for i in range(5)]
+    )
     for _ in range(2):
         assert import_file(users, "users", stores, T, progress=False).stored == 5
     assert stores.users.count(T) == 5
@@ -179,17 +237,27 @@ def test_interrupted_import_resumes_without_duplicates(stores: Stores, tmp_path:
 
 
 def test_unicode_survives(stores: Stores, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "items.csv", [
-        {"item_id": "товар-1", "title": "Чайник 🫖", "tags": "кухня|🎁",
-         "properties.note": "привет 👋"},
-        {"item_id": "🎸", "title": "Гитара", "tags": "", "properties.note": "ok"},
-    ])
+    path = write_csv(
+        tmp_path / "items.csv",
+        [
+            {
+                "item_id": "товар-1",
+                "title": "Чайник 🫖",
+                "tags": "кухня|🎁",
+                "properties.note": "привет 👋",
+            },
+            {"item_id": "🎸", "title": "Гитара", "tags": "", "properties.note": "ok"},
+        ],
+    )
     report = import_file(path, "items", stores, T, progress=False)
     assert (report.stored, report.rejected) == (2, 0)
     kettle = stores.catalog.get(T, "товар-1")
     assert kettle is not None
-    assert (kettle.title, kettle.tags, kettle.properties) == ("Чайник 🫖", ["кухня", "🎁"],
-                                                             {"note": "привет 👋"})
+    assert (kettle.title, kettle.tags, kettle.properties) == (
+        "Чайник 🫖",
+        ["кухня", "🎁"],
+        {"note": "привет 👋"},
+    )
     assert stores.catalog.get(T, "🎸") is not None
 
 

@@ -36,8 +36,18 @@ def test_field_types_follow_the_domain_models() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("12", 12), ("-3", -3), ("2.5", 2.5), ("1e3", 1000.0), ("true", True), ("FALSE", False),
-     ("007", "007"), ("1e", "1e"), ("M", "M"), ("", "")],
+    [
+        ("12", 12),
+        ("-3", -3),
+        ("2.5", 2.5),
+        ("1e3", 1000.0),
+        ("true", True),
+        ("FALSE", False),
+        ("007", "007"),
+        ("1e", "1e"),
+        ("M", "M"),
+        ("", ""),
+    ],
 )
 def test_infer_scalar_keeps_codes_as_strings(text: str, expected: object) -> None:
     value = infer_scalar(text)
@@ -46,7 +56,8 @@ def test_infer_scalar_keeps_codes_as_strings(text: str, expected: object) -> Non
 
 def test_parse_assignments_and_bad_specs() -> None:
     assert parse_assignments(["user_id=id", "profile.country = Country"], option="--map") == {
-        "user_id": "id", "profile.country": "Country",
+        "user_id": "id",
+        "profile.country": "Country",
     }
     with pytest.raises(InvalidInput) as info:
         parse_assignments(["user_id"], option="--map")
@@ -63,16 +74,33 @@ def test_unknown_target_is_refused_naming_accepted_fields() -> None:
 def test_apply_nests_splits_and_infers() -> None:
     mapping = ColumnMapping(
         "items",
-        {"item_id": "sku", "categories": "cats", "properties": "props", "properties.size": "size",
-         "price": "price", "available": "in_stock"},
+        {
+            "item_id": "sku",
+            "categories": "cats",
+            "properties": "props",
+            "properties.size": "size",
+            "price": "price",
+            "available": "in_stock",
+        },
         defaults={"type": "product", "tags": "sale|new"},
     )
-    raw = mapping.apply({"sku": "A1", "cats": "kitchen| mugs |", "props": '{"brand": "Acme"}',
-                         "size": "42", "price": "", "in_stock": "false"})
+    raw = mapping.apply(
+        {
+            "sku": "A1",
+            "cats": "kitchen| mugs |",
+            "props": '{"brand": "Acme"}',
+            "size": "42",
+            "price": "",
+            "in_stock": "false",
+        }
+    )
     assert raw == {
-        "item_id": "A1", "categories": ["kitchen", "mugs"],
-        "properties": {"brand": "Acme", "size": 42}, "available": "false",
-        "type": "product", "tags": ["sale", "new"],
+        "item_id": "A1",
+        "categories": ["kitchen", "mugs"],
+        "properties": {"brand": "Acme", "size": 42},
+        "available": "false",
+        "type": "product",
+        "tags": ["sale", "new"],
     }
 
 
@@ -101,14 +129,16 @@ def test_identity_binding_refuses_unknown_columns() -> None:
     assert "'Country'" in info.value.message
     mapping.bind(["user_id", "profile.country"])
     assert mapping.apply({"user_id": "u1", "profile.country": "DE"}) == {
-        "user_id": "u1", "profile": {"country": "DE"},
+        "user_id": "u1",
+        "profile": {"country": "DE"},
     }
 
 
 def test_derived_event_ids_are_stable_and_count_repeats() -> None:
     row = {"user": "u1", "item": "i1", "when": "2024-01-01T00:00:00Z"}
-    first, second = ColumnMapping("events", {"user_id": "user"}), ColumnMapping(
-        "events", {"user_id": "user"}
+    first, second = (
+        ColumnMapping("events", {"user_id": "user"}),
+        ColumnMapping("events", {"user_id": "user"}),
     )
     ids = [first.apply(row)["event_id"] for _ in range(3)]
     assert ids == [second.apply(row)["event_id"] for _ in range(3)]

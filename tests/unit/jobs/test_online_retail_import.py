@@ -18,18 +18,58 @@ from personify.storage.registry import Stores
 
 T = "default"
 LINES = [
-    ["536365", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", "6", "2010-12-01 08:26:00",
-     "2.55", "17850", "United Kingdom"],
-    ["536365", "71053", "WHITE METAL LANTERN", "6", "2010-12-01 08:26:00", "3.39", "17850",
-     "United Kingdom"],
-    ["536366", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", "2", "2010-12-02 09:00:00",
-     "2.65", "", "France"],  # no customer: an anonymous visitor of the invoice
-    ["C536367", "71053", "WHITE METAL LANTERN", "-1", "2010-12-03 10:00:00", "3.39", "17850",
-     "EIRE"],  # a cancellation: a return; the customer's latest country
+    [
+        "536365",
+        "85123A",
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+        "6",
+        "2010-12-01 08:26:00",
+        "2.55",
+        "17850",
+        "United Kingdom",
+    ],
+    [
+        "536365",
+        "71053",
+        "WHITE METAL LANTERN",
+        "6",
+        "2010-12-01 08:26:00",
+        "3.39",
+        "17850",
+        "United Kingdom",
+    ],
+    [
+        "536366",
+        "85123A",
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+        "2",
+        "2010-12-02 09:00:00",
+        "2.65",
+        "",
+        "France",
+    ],  # no customer: an anonymous visitor of the invoice
+    [
+        "C536367",
+        "71053",
+        "WHITE METAL LANTERN",
+        "-1",
+        "2010-12-03 10:00:00",
+        "3.39",
+        "17850",
+        "EIRE",
+    ],  # a cancellation: a return; the customer's latest country
     ["536368", "22139", "", "-12", "2010-12-03 11:00:00", "0", "", "United Kingdom"],
     # ^ a stock adjustment, not a customer action
-    ["536369", "22139", "RETROSPOT TEA SET", "lots", "2010-12-04 11:00:00", "4.95", "12583",
-     "France"],  # bad quantity
+    [
+        "536369",
+        "22139",
+        "RETROSPOT TEA SET",
+        "lots",
+        "2010-12-04 11:00:00",
+        "4.95",
+        "12583",
+        "France",
+    ],  # bad quantity
     ["536370", "22139", "RETROSPOT TEA SET", "3", "04/12/2010", "4.95", "12583", "France"],
     ["536371", "POST", "POSTAGE", "1", "2010-12-05 12:00:00", "18", "12583", "France"],
 ]
@@ -51,9 +91,14 @@ def test_one_pass_maps_users_items_events(stores: Stores, tmp_path: Path) -> Non
     assert {(e.row, e.field) for e in report.errors} == {(7, "Quantity"), (8, "InvoiceDate")}
     purchase = stores.events.get(T, "536365-2")
     assert purchase is not None
-    assert (purchase.type, purchase.user_id, purchase.item_id, purchase.quantity,
-            purchase.price, purchase.order_id) == ("purchase", "17850", "71053", 6.0, 3.39,
-                                                   "536365")
+    assert (
+        purchase.type,
+        purchase.user_id,
+        purchase.item_id,
+        purchase.quantity,
+        purchase.price,
+        purchase.order_id,
+    ) == ("purchase", "17850", "71053", 6.0, 3.39, "536365")
     anonymous = stores.events.get(T, "536366-1")
     assert anonymous is not None and anonymous.anonymous_id == "invoice:536366"
     assert anonymous.user_id is None
@@ -64,7 +109,10 @@ def test_one_pass_maps_users_items_events(stores: Stores, tmp_path: Path) -> Non
     heart = stores.catalog.get(T, "85123A")
     assert heart is not None
     assert (heart.title, heart.price, heart.currency) == (
-        "WHITE HANGING HEART T-LIGHT HOLDER", 2.65, "GBP")
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+        2.65,
+        "GBP",
+    )
     assert "candles & lights" in heart.categories
     postage = stores.catalog.get(T, "POST")
     assert postage is not None and postage.type == "service"
@@ -102,8 +150,11 @@ def test_preset_agrees_with_the_data_layer(stores: Stores, tmp_path: Path) -> No
         i.item_id: i.model_dump(exclude=stamps) for i in expected.items
     }
     # the store stamps items seen only in cancellations (no first sale) with the import time
-    assert all(items[i.item_id].created_at == i.created_at for i in expected.items
-               if i.created_at is not None)
+    assert all(
+        items[i.item_id].created_at == i.created_at
+        for i in expected.items
+        if i.created_at is not None
+    )
 
 
 def test_preset_refuses_other_files(stores: Stores, tmp_path: Path) -> None:

@@ -33,9 +33,10 @@ def test_bundled_sample_is_small_attributed_and_in_the_source_format() -> None:
 
 def test_load_twice_gives_the_same_counts(stores: Stores, tmp_path: Path) -> None:
     small = tmp_path / "small.csv.gz"
-    with gzip.open(sample_path(), "rt", encoding="utf-8", newline="") as src, gzip.open(
-        small, "wt", encoding="utf-8", newline=""
-    ) as dst:
+    with (
+        gzip.open(sample_path(), "rt", encoding="utf-8", newline="") as src,
+        gzip.open(small, "wt", encoding="utf-8", newline="") as dst,
+    ):
         csv.writer(dst).writerows(itertools.islice(csv.reader(src), 801))
     assert not sample_loaded(stores, T, small)
     first = load_sample(stores, T, path=small)

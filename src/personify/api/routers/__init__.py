@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from personify.api.routers import consents, events, health, items, keys, segment, users
+from personify.api.routers import (
+    consents,
+    decisions,
+    events,
+    experiments,
+    health,
+    items,
+    keys,
+    kpis,
+    segment,
+    users,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -14,6 +25,9 @@ ROUTERS: list[APIRouter] = [
     items.router,
     keys.router,
     segment.router,
+    experiments.router,
+    decisions.router,
+    kpis.router,
     # recommendations.router, privacy.router, experiments.router, messaging.router ...
 ]
 

@@ -65,7 +65,7 @@ def user_detail(request: Request, user_id: str) -> Response:
     events = st.events.for_user(who, user_id, limit=TIMELINE_LENGTH)
     if user is None and not events:
         return render(request, "user_missing.html", section="users", user_id=user_id,
-                      erased=st.erasures.is_erased(who, user_id), status_code=404)
+                      erased=st.erasures.is_erased(who, user_id), error="", status_code=404)
     titles = {
         k: v.title
         for k, v in st.catalog.get_many(

@@ -172,3 +172,7 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 """Installation-wide values, e.g. the key of the erasure tombstone hash."""
+
+# The experiments' tables live in their own module on this metadata; importing it here keeps
+# ``metadata`` complete for create_all and the migration check.
+from personify.storage.sql import experiment_tables as _experiment_tables  # noqa: E402, F401

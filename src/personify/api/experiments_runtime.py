@@ -1,0 +1,95 @@
+"""The experiments' objects of one API process, kept on ``app.state.experiments``: the SQL
+adapters of the experiment ports (on the stores' database), the alias map of sticky assignment,
+and the live bandit decision points (whose reward listener is registered on the ingestor)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+from personify.api.decision_points import DecisionPoints
+from personify.domain.errors import ConfigurationError
+from personify.experiments.bandits import DecisionLog
+from personify.experiments.definitions import Experiment, ExperimentStatus
+from personify.experiments.ports import ExposureRecord
+from personify.storage.registry import Stores
+from personify.storage.sql.experiments import (
+    SqlAliasStore,
+    SqlDecisionLogStore,
+    SqlDecisionPointStore,
+    SqlExperimentStore,
+    SqlExposureLog,
+)
+
+RUNNING_CACHE_SECONDS = 5.0
+"""How long the serving path reuses a tenant's list of running experiments."""
+
+_install_lock = threading.Lock()
+
+
+@dataclass
+class ExperimentsRuntime:
+    """Everything the experiments, decisions and KPI routes need."""
+
+    experiments: SqlExperimentStore[Experiment]
+    exposures: SqlExposureLog[ExposureRecord]
+    decisions: SqlDecisionLogStore[DecisionLog]
+    aliases: SqlAliasStore
+    points: DecisionPoints
+    _running: dict[str, tuple[float, list[Experiment]]] = field(default_factory=dict)
+
+    def running(self, tenant: str) -> list[Experiment]:
+        """The tenant's running experiments, cached for a few seconds (the serving hot path)."""
+        now = time.monotonic()
+        cached = self._running.get(tenant)
+        if cached is not None and now - cached[0] < RUNNING_CACHE_SECONDS:
+            return cached[1]
+        found = self.experiments.list(tenant, status=ExperimentStatus.RUNNING)
+        self._running[tenant] = (now, found)
+        return found
+
+    def forget_running(self, tenant: str) -> None:
+        """Drop the cache after a start or stop in this process."""
+        self._running.pop(tenant, None)
+
+
+def build_runtime(stores: Stores) -> ExperimentsRuntime:
+    """The runtime over the stores' database (SQLite, PostgreSQL or ``memory://``)."""
+    db = stores.database
+    if db is None:
+        raise ConfigurationError(
+            "experiments need a SQL database", field="database_url", accepted="sqlite, postgresql"
+        )
+    decisions = SqlDecisionLogStore(db, DecisionLog.from_dict)
+    return ExperimentsRuntime(
+        experiments=SqlExperimentStore(db, Experiment.model_validate),
+        exposures=SqlExposureLog(db, ExposureRecord),
+        decisions=decisions,
+        aliases=SqlAliasStore(db),
+        points=DecisionPoints(SqlDecisionPointStore(db), decisions),
+    )
+
+
+def install_experiments(app: FastAPI) -> ExperimentsRuntime:
+    """Create ``app.state.experiments`` once and register the bandit reward listener on
+    ``app.state.ingestor``. Call from ``create_app`` after the stores and the ingestor exist."""
+    with _install_lock:
+        runtime: ExperimentsRuntime | None = getattr(app.state, "experiments", None)
+        if runtime is None:
+            runtime = build_runtime(app.state.stores)
+            app.state.ingestor.add_listener(runtime.points.on_events)
+            app.state.experiments = runtime
+        return runtime
+
+
+def get_experiments(request: Request) -> ExperimentsRuntime:
+    """The runtime, installed on first use when ``create_app`` did not install it."""
+    runtime: ExperimentsRuntime | None = getattr(request.app.state, "experiments", None)
+    return runtime if runtime is not None else install_experiments(request.app)
+
+
+ExperimentsDep = Annotated[ExperimentsRuntime, Depends(get_experiments)]
