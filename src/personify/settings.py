@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     demo: bool = Field(default=False, description="demo mode: a fixed admin key, sample data")
     admin_key: SecretStr | None = Field(
         default=None,
-        description="bootstrap admin key (at least 24 characters); otherwise create keys with the CLI",
+        description="bootstrap admin key (>= 24 characters); otherwise create keys with the CLI",
     )
     custom_event_types: list[str] = Field(default_factory=list)
     segment_track_map: dict[str, str] = Field(
@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     )
     default_tenant: str = "default"
     model_dir: str = "var/models"
+    retrain_interval_minutes: float | None = Field(
+        default=None,
+        description="embedded mode: retrain in a child process every N minutes with new events",
+    )
+    retrain_every_events: int = Field(default=10_000, ge=1)
     log_level: str = "info"
     max_request_bytes: int = 16 * 1024 * 1024
     rate_limit_per_minute: int = Field(default=0, description="per key; 0 disables")

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 import personify
 from personify.api.auth import Authenticator
+from personify.api.engine import build_engine
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.errors import install_error_handlers
 from personify.api.limits import BodySizeLimit
@@ -25,7 +26,7 @@ from personify.api.segment.mapping import SegmentMapper
 from personify.domain.errors import ConfigurationError
 from personify.domain.events import EventTypes
 from personify.ingestion import EventIngestor
-from personify.settings import DEMO_ADMIN_KEY, Settings
+from personify.settings import DEMO_ADMIN_KEY, Settings, load_settings
 from personify.storage.registry import Stores, open_stores
 
 DESCRIPTION = (
@@ -87,6 +88,7 @@ def create_app(
         # garbage collector's scans (fewer, shorter pauses on the ingestion hot path).
         gc.freeze()
         yield
+        engine.close()
         if owns_stores:
             stores.close()
 
@@ -102,7 +104,9 @@ def create_app(
     app.state.settings = settings
     app.state.stores = stores
     app.state.ingestor = ingestor
-    app.state.online_state = online_state
+    engine = build_engine(settings, stores, ingestor, online_state=online_state)
+    app.state.engine = engine
+    app.state.online_state = engine.state
     app.state.erasure_check = erasure_check
     app.state.authenticator = Authenticator(
         stores.keys, bootstrap_secrets=bootstrap_secrets(settings),
@@ -115,3 +119,8 @@ def create_app(
     register_routers(app)
     install_openapi(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """A factory for ``uvicorn --factory``: settings from ``PERSONIFY_*`` and the config file."""
+    return create_app(load_settings())

@@ -135,7 +135,8 @@ class DecisionPoints:
         live = self._get(tenant, point)
         with live.lock:
             state = live.policy.to_dict()
-            arms = state.get("arms") or state.get("alpha") or {}
+            # linear policies keep "arms"; Bernoulli Thompson per-action "alpha" counts
+            arms = state["arms"] if "arms" in state else state.get("alpha", {})
             return {
                 "point": point,
                 "config": live.config.model_dump(mode="json"),

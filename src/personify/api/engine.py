@@ -17,6 +17,7 @@ from personify.domain.errors import Unavailable
 from personify.domain.events import Event
 from personify.domain.users import User
 from personify.ingestion import EventIngestor
+from personify.jobs.scheduler import RetrainScheduler, train_in_subprocess
 from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
 from personify.serving.chain import RecommendationService
 from personify.serving.impressions import ImpressionLogger
@@ -41,8 +42,11 @@ class Engine:
     service: RecommendationService
     impressions: ImpressionLogger
     warnings: list[str]
+    scheduler: RetrainScheduler | None = None
 
     def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.bundles.stop()
         self.impressions.close()
         self.state.close()
@@ -63,9 +67,15 @@ def open_state(settings: Settings, warnings: list[str]) -> OnlineState:
     return FallbackOnlineState(primary, MemoryOnlineState())
 
 
-def build_engine(settings: Settings, stores: Stores, ingestor: EventIngestor) -> Engine:
+def build_engine(
+    settings: Settings,
+    stores: Stores,
+    ingestor: EventIngestor,
+    *,
+    online_state: OnlineState | None = None,
+) -> Engine:
     warnings: list[str] = []
-    state = open_state(settings, warnings)
+    state = online_state if online_state is not None else open_state(settings, warnings)
     models = FileModelStore(settings.model_dir)
     bundles = BundleRegistry(models)
     catalogs = CatalogCache(stores.catalog)
@@ -96,6 +106,14 @@ def build_engine(settings: Settings, stores: Stores, ingestor: EventIngestor) ->
 
     ingestor.add_listener(apply_to_state)
     bundles.start()
+    scheduler = None
+    if settings.retrain_interval_minutes:
+        scheduler = RetrainScheduler(
+            train_in_subprocess, interval_s=settings.retrain_interval_minutes * 60,
+            every_events=settings.retrain_every_events, tenants=[settings.default_tenant],
+        )
+        ingestor.add_listener(scheduler.on_events)
+        scheduler.start()
     if isinstance(state, MemoryOnlineState):
         threading.Thread(
             target=warm_up,
@@ -103,7 +121,7 @@ def build_engine(settings: Settings, stores: Stores, ingestor: EventIngestor) ->
             daemon=True,
             name="personify-warm-up",
         ).start()
-    return Engine(state, models, bundles, catalogs, service, impressions, warnings)
+    return Engine(state, models, bundles, catalogs, service, impressions, warnings, scheduler)
 
 
 def warm_up(

@@ -82,7 +82,7 @@ class Translator:
         pattern = "#,##0" + ("." + "0" * digits if digits else "") + " %"
         return str(format_percent(value, format=pattern, locale=self.language))
 
-    def datetime(self, value: datetime | None) -> str:
+    def timestamp(self, value: datetime | None) -> str:
         if value is None:
             return "—"
         if value.tzinfo is None:

@@ -45,13 +45,18 @@ def _rates(groups: dict[str, RateCounter]) -> list[Rate]:
     ]
 
 
-def overview_figures(stats: TenantStats, t: Translator, now: datetime | None = None) -> OverviewFigures:
+def overview_figures(
+    stats: TenantStats, t: Translator, now: datetime | None = None
+) -> OverviewFigures:
     """Every number and chart of the Overview panel."""
     now = now or datetime.now(UTC)
     per_minute = stats.events_per_minute(now)
     days = sorted(stats.days)[-TREND_DAYS:]
     labels = [d.isoformat() for d in days]
-    ctr, conversion, aov, impressions = [], [], [], []
+    ctr: list[float | None] = []
+    conversion: list[float | None] = []
+    aov: list[float | None] = []
+    impressions: list[float | None] = []
     for d in days:
         totals = stats.days[d]
         shown = len(totals.impressions)

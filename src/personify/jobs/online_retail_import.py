@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from personify.data.online_retail import (
     CURRENCY,
     HEADER,
@@ -28,13 +30,18 @@ from personify.data.online_retail import (
     is_customer_action,
 )
 from personify.domain.errors import InvalidInput
+from personify.domain.events import Context, Event
 from personify.domain.items import Item
 from personify.domain.users import Profile, User
 from personify.ingestion import EventIngestor
+from personify.ingestion.validation import rejection_from_validation_error
 from personify.jobs.import_report import ErrorLog, ImportProgress, ImportReport, RowError
 from personify.jobs.record_sinks import EventSink, ImportStores, RecordSink, Sink
 from personify.jobs.tabular_files import SourceFile
 
+NO_CONTEXT = Context()
+"""One shared empty context (frozen, so safe to share): validating an event that carries it
+skips building a new ``Context`` per row, about a fifth of the validation time."""
 PRESET_NAME = "online-retail"
 PRESET_KINDS = ("all", "users", "items", "events")
 
@@ -114,6 +121,7 @@ def event_record(line: RetailLine, received_at: datetime) -> dict[str, Any]:
         "order_id": line.invoice,
         "timestamp": line.timestamp,
         "received_at": received_at,
+        "context": NO_CONTEXT,
     }
     if line.customer_id:
         record["user_id"] = line.customer_id
@@ -233,7 +241,7 @@ def _stream(
     countries, items = seen.countries, seen.items
     timestamps = _Timestamps()
     received_at = datetime.now(UTC)
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     rows: list[int] = []
 
     def flush() -> None:
@@ -283,7 +291,23 @@ def _stream(
             stats.add_sale(line.description, line.unit_price, line.timestamp)
         if sink is None:
             continue
-        events.append(event_record(line, received_at))
+        try:
+            # validated here, so the ingestor takes a ready Event (no per-row size check:
+            # every field of a retail event is bounded by the domain limits)
+            events.append(Event.model_validate(event_record(line, received_at)))
+        except ValidationError as exc:
+            rejected = rejection_from_validation_error(0, exc, line.event_id)
+            errors.add(
+                RowError(
+                    row_no,
+                    rejected.field,
+                    rejected.code,
+                    rejected.message,
+                    rejected.accepted,
+                    line.event_id,
+                )
+            )
+            continue
         rows.append(row_no)
         if len(events) >= batch_size:
             flush()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -177,7 +177,8 @@ class RecommendationService:
                     continue
                 cand = pool.setdefault(scored.item_id, _Candidate(scored.item_id))
                 cand.scores[name] = max(cand.scores.get(name, 0.0), scored.score / top)
-                cand.reasons.append(scored.reason)
+                contribution = weights.get(name, 0.1) * scored.score / top
+                cand.reasons.append(replace(scored.reason, weight=contribution))
                 added = True
             if added:
                 used.append(name)

@@ -13,6 +13,7 @@ from personify.api.routers import (
     items,
     keys,
     kpis,
+    recommendations,
     segment,
     users,
 )
@@ -28,7 +29,8 @@ ROUTERS: list[APIRouter] = [
     experiments.router,
     decisions.router,
     kpis.router,
-    # recommendations.router, privacy.router, experiments.router, messaging.router ...
+    recommendations.router,
+    # privacy.router, messaging.router ...
 ]
 
 

@@ -91,7 +91,8 @@ class ComparisonOut(BaseModel):
     significant: bool
 
     @classmethod
-    def of(cls, c: Comparison, alpha: float) -> ComparisonOut:
+    def of(cls, c: Comparison, alpha: float, final: bool) -> ComparisonOut:
+        """``significant`` stays false before a fixed horizon (no peeking)."""
         return cls(
             metric=c.metric,
             variant=c.variant,
@@ -109,7 +110,7 @@ class ComparisonOut(BaseModel):
             lift_ci=_pair(c.lift_ci),
             p_value=_num(c.p_value),
             p_adjusted=_num(c.p_adjusted),
-            significant=c.significant(alpha),
+            significant=final and c.significant(alpha),
         )
 
 
@@ -157,7 +158,9 @@ class ReportOut(BaseModel):
                 observed=result.srm.observed,
                 expected=result.srm.expected,
             ),
-            comparisons=[ComparisonOut.of(c, result.alpha) for c in result.comparisons],
+            comparisons=[
+                ComparisonOut.of(c, result.alpha, result.final) for c in result.comparisons
+            ],
             notes=result.notes,
             events_read=events_read,
             since=since,

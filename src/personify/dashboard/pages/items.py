@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from personify.dashboard.charts import Chart, Series
 from personify.dashboard.pages.common import page_router, tenant
 from personify.dashboard.rendering import language, render, translator
-from personify.dashboard.stats import ItemTotals, TenantStats
 from personify.dashboard.state import dashboard, engine, stores
+from personify.dashboard.stats import ItemTotals, TenantStats
 from personify.domain.items import ItemType
 
 router = page_router()

@@ -18,7 +18,9 @@ from personify.domain.errors import PersonifyError
 router = page_router()
 
 
-def _page(request: Request, *, flash: str = "", error: str = "", status_code: int = 200) -> Response:
+def _page(
+    request: Request, *, flash: str = "", error: str = "", status_code: int = 200
+) -> Response:
     eng = engine(request)
     who = tenant(request)
     runs = list(reversed(eng.models.list(who))) if eng is not None else []
