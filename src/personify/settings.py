@@ -53,12 +53,40 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=0, description="per key; 0 disables")
     pseudonym_secret: SecretStr | None = None
     config_file: str | None = None
+    messaging_enabled: bool = Field(
+        default=False,
+        description="run the outbox worker and journey ticks in a background thread of the API",
+    )
+    messaging_db_path: str | None = Field(
+        default=None,
+        description="SQLite file of the outbox, journey runs, unsubscribes and inbox; unset = "
+        "next to a SQLite database (<name>.messaging.db), var/messaging.db otherwise",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP relay; unset = no email channel")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "personify@localhost"
+    tracking_secret: SecretStr | None = Field(
+        default=None,
+        description="signs open / click / unsubscribe links (>= 24 characters); required when "
+        "messaging_enabled",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="the public URL of this API, used in tracking and unsubscribe links",
+    )
 
     @field_validator("admin_key")
     @classmethod
     def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 24:
             raise ValueError("PERSONIFY_ADMIN_KEY must have at least 24 characters")
+        return value
+
+    @field_validator("tracking_secret")
+    @classmethod
+    def _strong_tracking_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("PERSONIFY_TRACKING_SECRET must have at least 24 characters")
         return value
 
     @field_validator("custom_event_types", mode="before")

@@ -54,7 +54,9 @@ def _running(client: TestClient, keys: TenantKeys, **changes: Any) -> dict[str, 
     return dict(started.json())
 
 
-def test_lifecycle_and_listing(installed: FastAPI, client: TestClient, tenant_a: TenantKeys) -> None:
+def test_lifecycle_and_listing(
+    installed: FastAPI, client: TestClient, tenant_a: TenantKeys
+) -> None:
     admin = tenant_a.headers()
     assert client.post("/v1/experiments", json=DEFINITION, headers=admin).status_code == 201
     again = client.post("/v1/experiments", json=DEFINITION, headers=admin)
@@ -80,7 +82,8 @@ def test_invalid_definitions_name_the_field(client: TestClient, tenant_a: Tenant
     missing = client.post("/v1/experiments", json=no_horizon, headers=admin)
     assert missing.status_code == 422
     assert missing.json()["error"]["field"] == "planned_sample_size"
-    managed = client.post("/v1/experiments", json={**DEFINITION, "status": "running"}, headers=admin)
+    running = {**DEFINITION, "status": "running"}
+    managed = client.post("/v1/experiments", json=running, headers=admin)
     assert managed.status_code == 422 and managed.json()["error"]["field"] == "status"
     unknown = client.get("/v1/experiments/nope", headers=admin)
     assert unknown.status_code == 404
@@ -260,7 +263,7 @@ def test_a_reward_event_updates_the_policy(
     click = make_event(type="click", item_id="b", recommendation_id=first["decision_id"])
     client.post("/v1/events", json=click, headers=tenant_a.headers("ingest"))
     second = _decide(client, tenant_a)
-    assert [a["id"] for a in second["actions"]][0] == "b"
+    assert second["actions"][0]["id"] == "b" and second["actions"][0]["score"] > 0
     state = client.get("/v1/decisions/offers", headers=tenant_a.headers()).json()
     assert state["updates"] == 1 and state["actions_learned"] == ["b"]
     # a second click on the same decision and action does not count twice
@@ -279,19 +282,29 @@ def test_a_reward_event_updates_the_policy(
     assert after_restart.decision.ranked == ["b"]
 
 
-def test_exploration_propensities_are_logged(
-    client: TestClient, tenant_a: TenantKeys
+def test_exploration_propensities_are_logged_and_follow_rewards(
+    client: TestClient, tenant_a: TenantKeys, make_event: MakeEvent
 ) -> None:
     config = {"policy": "linucb", "alpha": 0.0, "epsilon": 0.3, "seed": 3}
     client.post("/v1/decisions/offers", json=config, headers=tenant_a.headers())
-    seen = set()
-    for _ in range(40):
-        got = _decide(client, tenant_a, k=1)
-        (top,) = got["actions"]
-        expected = 0.3 / 3 + 0.7 if top["id"] == "a" else 0.3 / 3
-        assert top["propensity"] == pytest.approx(expected)
-        seen.add(top["id"])
-    assert seen == {"a", "b", "c"}
+
+    def tops(greedy: str) -> list[dict[str, Any]]:
+        out = []
+        for _ in range(40):
+            got = _decide(client, tenant_a, k=1)
+            (top,) = got["actions"]
+            expected = 0.3 / 3 + 0.7 if top["id"] == greedy else 0.3 / 3
+            assert top["propensity"] == pytest.approx(expected)
+            out.append({**top, "decision_id": got["decision_id"]})
+        return out
+
+    before = tops("a")  # untrained: ties go to the first action
+    assert {t["id"] for t in before} == {"a", "b", "c"}
+    shown_c = next(t for t in before if t["id"] == "c")
+    click = make_event(type="click", item_id="c", recommendation_id=shown_c["decision_id"])
+    client.post("/v1/events", json=click, headers=tenant_a.headers("ingest"))
+    after = tops("c")  # the reward made "c" the greedy choice: its propensity rose
+    assert sum(t["id"] == "c" for t in after) > sum(t["id"] == "c" for t in before) + 10
 
 
 def test_thompson_point_and_invalid_decisions(client: TestClient, tenant_a: TenantKeys) -> None:

@@ -84,7 +84,7 @@ def test_create_and_read_an_experiment(page: Any, live: tuple[str, FastAPI]) -> 
     page.check("input[name=guardrails][value=revenue]")
     page.click("#new-experiment button[type=submit]")
     page.wait_for_url("**/dashboard/experiments/home-block-ease")
-    page.click("text=Start")
+    page.click("button:text-is('Start')")
     page.wait_for_selector(".badge.ok")
     page.wait_for_selector("[data-testid=no-exposures]")
     exposures = live[1].state.dashboard.exposures

@@ -13,6 +13,7 @@ logged bandit feedback, in the Open Bandit format or as Personify decision logs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -135,10 +136,8 @@ def _open_bandit(
                                accepted=", ".join(POLICIES))
     logged = load_open_bandit(root, behavior, campaign)
     target = None
-    try:
+    with contextlib.suppress(NotFound):  # the evaluated policy's own log is optional
         target = load_open_bandit(root, policy, campaign)
-    except NotFound:
-        pass
     positions = (
         logged.log.position
         if logged.log.position is not None

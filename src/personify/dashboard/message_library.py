@@ -41,10 +41,23 @@ def parse_template_yaml(text: str) -> MessageTemplate:
     return MessageTemplate.parse(data)
 
 
+class _EditorDumper(yaml.SafeDumper):
+    """Multi-line strings as ``|`` blocks, long lines never folded: what people edit."""
+
+
+def _str_block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_EditorDumper.add_representer(str, _str_block)
+
+
 def template_yaml(template: MessageTemplate) -> str:
     """The template as editable YAML (block style, Unicode kept)."""
     data = template.model_dump(mode="json")
-    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+    return yaml.dump(data, Dumper=_EditorDumper, allow_unicode=True, sort_keys=False,
+                     width=10_000)
 
 
 TemplateLibrary = MutableMapping[str, MessageTemplate]

@@ -7,6 +7,7 @@ import csv
 import gzip
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from personify.domain.errors import InvalidInput, Unavailable
 from personify.jobs.bulk_import import import_file
+from personify.jobs.record_sinks import ImportErasureCheck
 from personify.storage.registry import Stores
 
 T = "default"
@@ -291,3 +293,36 @@ def test_parquet_without_pyarrow_is_unavailable(
     with pytest.raises(Unavailable) as info:
         import_file(path, "items", stores, T, progress=False)
     assert "personify[parquet]" in (info.value.accepted or "")
+
+
+def test_erased_users_stay_erased(stores: Stores, tmp_path: Path) -> None:
+    """Replaying an old file must not bring back the events of an erased user."""
+    stores.erasures.record(T, stores.erasures.user_id_hash(T, "c3"), datetime.now(UTC), "r-1")
+    path = write_csv(tmp_path / "events.csv", event_rows(21))
+    report = import_file(path, "events", stores, T, mapping=EVENT_MAP, progress=False)
+    assert (report.stored, report.rejected) == (18, 3)
+    assert {(e.code, e.field) for e in report.errors} == {("erased", "user_id")}
+    assert stores.events.for_user(T, "c3") == []
+
+
+def test_import_erasure_check_asks_once_per_user() -> None:
+    asked: list[str] = []
+    erased = {"gone"}
+
+    def is_erased(tenant: str, user_id: str) -> bool:
+        asked.append(user_id)
+        return user_id in erased
+
+    now = [0.0]
+    check = ImportErasureCheck(is_erased, ttl=10.0, clock=lambda: now[0])
+    assert [check(T, u) for u in ["a", "gone", "a", "gone", "a"]] == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert asked == ["a", "gone"]
+    now[0] = 11.0  # a "no" is asked again after the TTL; a "yes" never is
+    assert (check(T, "a"), check(T, "gone")) == (False, True)
+    assert asked == ["a", "gone", "a"]

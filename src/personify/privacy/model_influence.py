@@ -1,0 +1,284 @@
+"""Erasure from the served model: subtract a person's contribution at once, exactly where the
+model allows it.
+
+At training time :func:`build_influence` records, per training row (a person, keyed by
+pseudonym), the binarised interactions the item-item model was fitted on and the decayed
+popularity the row added. :func:`forget_rows` then produces the bundle that training *without*
+those rows would have produced:
+
+* popularity — exact: the sum of the remaining rows' contributions, re-referenced to the newest
+  remaining event exactly as ``decayed_popularity`` does;
+* item neighbours of ``itemknn`` (cosine, asymmetric cosine, co-occurrence; binary) — exact:
+  co-occurrence counts and item norms are recomputed without the rows for every item whose row
+  can change (the person's items and every item co-occurring with them), then the same top-k;
+* any other model, the learned blend weights and the impression ranker — not subtractable; they
+  keep the person's (aggregate, non-identifying) influence until the next retrain, which no
+  longer sees their events (deleted and tombstoned).
+
+An item known only through the erased person keeps its index with no neighbours and zero
+popularity: it can never be recommended through them, the same outcome as it being absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from personify.algorithms._sparse import positive_matrix, topk_rows
+from personify.algorithms.itemknn import ItemKNN
+from personify.data.events import EventWeights, interactions_from_events
+from personify.data.vocabulary import Vocabulary
+from personify.domain.events import Event
+from personify.storage.model_files import FileModelStore, ModelManifest, new_version
+
+INFLUENCE_FILE = "influence.npz"
+EXACT_MODELS = frozenset({"itemknn"})
+BLOCK = 512
+
+
+class ServedBundle(Protocol):
+    """What this module reads of ``personify.serving.bundle.ModelBundle`` (a dataclass)."""
+
+    version: str
+    items: Vocabulary
+    neighbours: sp.csr_matrix
+    popularity: NDArray[np.float32]
+    model_name: str
+    params: dict[str, Any]
+
+
+B = TypeVar("B", bound=ServedBundle)
+
+
+@dataclass
+class InfluenceIndex:
+    """Per-row training contributions of one model version (rows keyed by pseudonym)."""
+
+    keys: list[str]
+    x: sp.csr_matrix
+    """rows x items, the binarised positive interactions the item-item model saw."""
+    popularity: sp.csr_matrix
+    """rows x items, decayed popularity each row added, referenced to ``t_max``."""
+    row_last: NDArray[np.float64]
+    t_max: float
+    half_life_days: float
+
+    def rows_of(self, keys: Iterable[str]) -> NDArray[np.int64]:
+        wanted = set(keys)
+        return np.asarray([i for i, k in enumerate(self.keys) if k in wanted], dtype=np.int64)
+
+
+def build_influence(
+    events: Iterable[Event],
+    items: Vocabulary,
+    *,
+    key: Callable[[str], str],
+    weights: EventWeights | None = None,
+    half_life_days: float = 30.0,
+) -> InfluenceIndex:
+    """Replay the training events (same filter, same weights, the bundle's item vocabulary)."""
+    data = interactions_from_events(events, weights or EventWeights(), items=items)
+    x = positive_matrix(data, binary=True)
+    ts = data.timestamps if data.timestamps is not None else np.zeros(0)
+    t_max = float(ts.max()) if ts.size else 0.0
+    w = np.clip(data.weights, 0, None).astype(np.float64)
+    if ts.size:
+        w = w * np.exp(-np.log(2) * ((t_max - ts) / 86_400.0) / half_life_days)
+    pop = sp.csr_matrix(
+        (w, (data.user_idx, data.item_idx)), shape=(data.n_users, data.n_items), dtype=np.float64
+    )
+    pop.sum_duplicates()
+    last = np.full(data.n_users, -np.inf)
+    if ts.size:
+        np.maximum.at(last, data.user_idx, ts)
+    return InfluenceIndex(
+        [key(u) for u in data.users.ids], x, pop, last, t_max, half_life_days
+    )
+
+
+def save_influence(directory: Path, index: InfluenceIndex) -> None:
+    """Write ``influence.npz`` into a model version directory, atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".influence.", suffix=".npz")
+    os.close(fd)
+    try:
+        x, p = index.x.tocoo(), index.popularity.tocoo()
+        np.savez_compressed(
+            tmp,
+            keys=np.asarray(index.keys, dtype=str),
+            x_row=x.row, x_col=x.col, shape=np.asarray(x.shape),
+            p_row=p.row, p_col=p.col, p_val=p.data,
+            row_last=index.row_last,
+            meta=np.asarray(json.dumps({"t_max": index.t_max, "half_life": index.half_life_days})),
+        )
+        os.replace(tmp, directory / INFLUENCE_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_influence(directory: Path) -> InfluenceIndex | None:
+    path = directory / INFLUENCE_FILE
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        shape = tuple(int(v) for v in f["shape"])
+        ones = np.ones(len(f["x_row"]), dtype=np.float32)
+        x = sp.csr_matrix((ones, (f["x_row"], f["x_col"])), shape=shape, dtype=np.float32)
+        pop = sp.csr_matrix((f["p_val"], (f["p_row"], f["p_col"])), shape=shape, dtype=np.float64)
+        meta = json.loads(str(f["meta"]))
+        return InfluenceIndex(
+            [str(k) for k in f["keys"]], x, pop, np.asarray(f["row_last"]),
+            float(meta["t_max"]), float(meta["half_life"]),
+        )
+
+
+def exact_neighbours(model_name: str, params: dict[str, Any]) -> bool:
+    """Whether :func:`forget_rows` recomputes this model's neighbours exactly."""
+    return model_name in EXACT_MODELS and bool(params.get("binary", True))
+
+
+def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], version: str
+                ) -> tuple[B, InfluenceIndex]:
+    """The bundle (new ``version``) and index as if ``rows`` had never been trained on."""
+    keep = np.setdiff1d(np.arange(len(index.keys)), rows)
+    x = sp.csr_matrix(index.x[keep])
+    pop_rows = sp.csr_matrix(index.popularity[keep])
+    last = index.row_last[keep]
+    t_max = float(last.max()) if last.size and np.isfinite(last).any() else index.t_max
+    pop_rows = pop_rows * float(np.exp(np.log(2) * ((index.t_max - t_max) / 86_400.0)
+                                       / index.half_life_days))
+    popularity = np.asarray(pop_rows.sum(axis=0), dtype=np.float64).ravel().astype(np.float32)
+    neighbours = bundle.neighbours
+    if exact_neighbours(bundle.model_name, bundle.params):
+        touched = np.unique(sp.csr_matrix(index.x[rows]).indices)
+        neighbours = _itemknn_without(bundle.neighbours, index.x, x, touched, bundle.params)
+    new_bundle = replace(bundle, version=version, neighbours=neighbours,  # type: ignore[type-var]
+                         popularity=popularity)
+    new_index = InfluenceIndex(
+        [index.keys[i] for i in keep], x, sp.csr_matrix(pop_rows), last, t_max,
+        index.half_life_days,
+    )
+    return new_bundle, new_index
+
+
+def _itemknn_without(
+    neighbours: sp.csr_matrix, old_x: sp.csr_matrix, new_x: sp.csr_matrix,
+    touched: NDArray[np.int64], params: dict[str, Any],
+) -> sp.csr_matrix:
+    """``ItemKNN.fit`` rows recomputed for every target item whose row can change."""
+    if touched.size == 0:
+        return neighbours
+    model = ItemKNN(**params)
+    alpha = 0.5 if model.similarity == "cosine" else model.alpha
+    co_items = sp.csr_matrix(old_x[:, touched].T @ old_x)
+    targets = np.union1d(touched, np.unique(co_items.indices))
+    norms = np.asarray(new_x.multiply(new_x).sum(axis=0)).ravel().astype(np.float32)
+    left, right = sp.csr_matrix(new_x.T), sp.csc_matrix(new_x)
+    parts = []
+    for start in range(0, targets.size, BLOCK):
+        block = targets[start:start + BLOCK]
+        dense = np.asarray((left[block] @ right).toarray(), dtype=np.float32)
+        if model.similarity != "cooccurrence":
+            denom = (norms[None, :] ** alpha) * (norms[block, None] ** (1 - alpha))
+            dense = (dense / (denom + model.shrink + 1e-12)).astype(np.float32)
+        dense[np.arange(block.size), block] = 0.0
+        parts.append(topk_rows(dense, model.k))
+    fresh = sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
+    n = neighbours.shape[0]
+    mask = np.ones(n, dtype=np.float32)
+    mask[targets] = 0.0
+    place = sp.csr_matrix(
+        (np.ones(targets.size, dtype=np.float32), (targets, np.arange(targets.size))),
+        shape=(n, targets.size),
+    )
+    wt = sp.diags(mask) @ sp.csr_matrix(neighbours.T) + place @ fresh
+    wt = sp.csr_matrix(wt, dtype=np.float32)
+    wt.eliminate_zeros()
+    return sp.csr_matrix(wt.T, dtype=np.float32)
+
+
+class BundleHolder(Protocol):
+    """The served-bundle registry (``personify.serving.model_registry.BundleRegistry``)."""
+
+    def get(self, tenant: str) -> Any: ...
+
+    def set(self, tenant: str, bundle: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelForgetResult:
+    """What happened to the served model: ``status`` is ``subtracted`` (with ``exact``
+    neighbours or not), ``not_in_model``, ``no_model`` or ``no_influence_index``."""
+
+    status: str
+    version: str | None = None
+    exact_neighbours: bool = False
+    rows: int = 0
+
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _tenant_lock(tenant: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(tenant, threading.Lock())
+
+
+def version_dir(models: FileModelStore, tenant: str, version: str) -> Path:
+    return Path(models.root) / tenant / version
+
+
+def forget_in_served_model(
+    models: FileModelStore, bundles: BundleHolder, tenant: str, keys: Iterable[str]
+) -> ModelForgetResult:
+    """Subtract the rows of ``keys`` from the served bundle, save it as a new promoted version
+    (other processes pick it up through the registry's refresh) and swap it in here at once."""
+    with _tenant_lock(tenant):
+        bundle = bundles.get(tenant)
+        if bundle is None:
+            return ModelForgetResult("no_model")
+        index = load_influence(version_dir(models, tenant, bundle.version))
+        if index is None:
+            return ModelForgetResult("no_influence_index", bundle.version)
+        rows = index.rows_of(keys)
+        if rows.size == 0:
+            return ModelForgetResult("not_in_model", bundle.version)
+        version = new_version()
+        new_bundle, new_index = forget_rows(bundle, index, rows, version)
+        manifest = _derived_manifest(models, tenant, bundle.version, version)
+        manifest.metrics = {**manifest.metrics, "derived_from": bundle.version,
+                            "erased_rows": int(rows.size)}
+        models.save(tenant, new_bundle, manifest)
+        save_influence(version_dir(models, tenant, version), new_index)
+        models.promote(tenant, version)
+        bundles.set(tenant, new_bundle)
+        return ModelForgetResult(
+            "subtracted", version, exact_neighbours(bundle.model_name, bundle.params),
+            int(rows.size),
+        )
+
+
+def _derived_manifest(
+    models: FileModelStore, tenant: str, base: str, version: str
+) -> ModelManifest:
+    """The base version's manifest under the new version (a fresh one if it is unreadable)."""
+    now = datetime.now(UTC).isoformat()
+    path = version_dir(models, tenant, base) / "manifest.json"
+    try:
+        data = json.loads(path.read_text())
+        return replace(ModelManifest(**data), version=version, created_at=now, promoted=False)
+    except (OSError, ValueError, TypeError):
+        return ModelManifest(version=version, tenant=tenant, created_at=now)
