@@ -203,7 +203,8 @@ def main() -> None:
         while time.time() < deadline:
             r = httpx.post(f"http://127.0.0.1:{port}/v1/recommendations",
                            headers={"Authorization": f"Bearer {KEY}"},
-                           json={"user_id": user_ids[-1], "n": 5, "log_impression": False}).json()
+                           json={"user_id": user_ids[-1], "n": 5, "log_impression": False},
+                           timeout=120).json()
             if "collaborative" in r["sources"]:
                 break
             time.sleep(1)

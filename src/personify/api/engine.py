@@ -114,13 +114,14 @@ def build_engine(
         )
         ingestor.add_listener(scheduler.on_events)
         scheduler.start()
-    if isinstance(state, MemoryOnlineState):
-        threading.Thread(
-            target=warm_up,
-            args=(state, stores, settings.default_tenant),
-            daemon=True,
-            name="personify-warm-up",
-        ).start()
+    def preload() -> None:
+        tenant = settings.default_tenant
+        bundles.get(tenant)
+        catalogs.get(tenant)
+        if isinstance(state, MemoryOnlineState):
+            warm_up(state, stores, tenant)
+
+    threading.Thread(target=preload, daemon=True, name="personify-warm-up").start()
     return Engine(state, models, bundles, catalogs, service, impressions, warnings, scheduler)
 
 

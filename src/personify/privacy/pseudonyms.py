@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 PREFIX = "p_"
@@ -68,3 +68,14 @@ class Pseudonymizer:
         if isinstance(value, list | tuple):
             return [self.pseudonym(tenant, v) for v in value if isinstance(v, str)]
         return None
+
+
+class TombstoneKeyPseudonyms(Pseudonymizer):
+    """Pseudonyms keyed by the erasure store's per-database HMAC key, for installations that
+    set no ``pseudonym_secret`` (the key is generated once and kept in the database)."""
+
+    def __init__(self, user_id_hash: Callable[[str, str], str]) -> None:
+        self._hash = user_id_hash
+
+    def pseudonym(self, tenant: str, user_id: str) -> str:
+        return PREFIX + self._hash(tenant, user_id)[:DIGEST_CHARS]

@@ -176,3 +176,4 @@ meta = Table(
 # The experiments' tables live in their own module on this metadata; importing it here keeps
 # ``metadata`` complete for create_all and the migration check.
 from personify.storage.sql import experiment_tables as _experiment_tables  # noqa: E402, F401
+from personify.storage.sql import messaging_tables as _messaging_tables  # noqa: E402, F401
