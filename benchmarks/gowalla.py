@@ -138,7 +138,7 @@ BLEND_COMPONENTS: list[tuple[str, str, dict[str, Any]]] = [
 
 def weight_grid() -> list[tuple[float, ...]]:
     """Linear filter fixed at 1; the other components on a small grid."""
-    grid = []
+    grid: list[tuple[float, ...]] = []
     for ideal in (0.0, 0.15, 0.3, 0.5):
         for rp3 in (0.0, 0.15, 0.3, 0.6):
             for knn in (0.0, 0.2):

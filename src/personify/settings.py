@@ -51,7 +51,25 @@ class Settings(BaseSettings):
     log_level: str = "info"
     max_request_bytes: int = 16 * 1024 * 1024
     rate_limit_per_minute: int = Field(default=0, description="per key; 0 disables")
-    pseudonym_secret: SecretStr | None = None
+    pseudonym_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key (>= 16 characters) for pseudonymized user ids in logs, analytics "
+        "and model influence indexes; unset = a key generated once and kept in the database",
+    )
+    consent_defaults: dict[str, str] = Field(
+        default_factory=dict,
+        description='purpose -> "opt-in" | "opt-out" when a person has no (unexpired) consent '
+        'record; unnamed purposes are opt-in. Demo mode makes personalization and profiling '
+        'opt-out unless set here (JSON in env: {"personalization": "opt-out"})',
+    )
+    consent_purposes: list[str] = Field(
+        default_factory=list, description="operator-defined consent purposes, besides the built-in"
+    )
+    retention_days: dict[str, float] = Field(
+        default_factory=dict,
+        description='days to keep events per type, "*" for the rest; unset types are kept '
+        '(JSON in env: {"view": 90, "impression": 30})',
+    )
     config_file: str | None = None
     messaging_enabled: bool = Field(
         default=False,

@@ -22,11 +22,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from personify.settings import DEMO_ADMIN_KEY
-from personify.storage.registry import open_stores
-
 from dashboard.conftest import build_app, close_app
 from dashboard.shop import load_shop, train_shop_model
+from personify.settings import DEMO_ADMIN_KEY
+from personify.storage.registry import open_stores
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_SERVICES = os.environ.get("PERSONIFY_REQUIRE_SERVICES", "") not in ("", "0", "false")

@@ -216,7 +216,7 @@ def test_ope_on_a_personify_decision_file(run: Callable[..., Result], tmp_path: 
 def test_ope_on_decisions_stored_by_the_engine(
     run: Callable[..., Result], database_url: str
 ) -> None:
-    decisions, rewards, _ = _uniform_decisions(400, seed=1)
+    decisions, rewards, _ = _uniform_decisions(200, seed=1)
     stores = open_stores(database_url)
     assert stores.database is not None
     log = SqlDecisionLogStore(stores.database, DecisionLog.from_dict)

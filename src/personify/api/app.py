@@ -20,6 +20,7 @@ from personify.api.engine import build_engine
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.errors import install_error_handlers
 from personify.api.limits import BodySizeLimit
+from personify.api.messaging_wiring import install_messaging
 from personify.api.openapi import install_openapi
 from personify.api.routers import register_routers
 from personify.api.segment.mapping import SegmentMapper
@@ -117,6 +118,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     register_routers(app)
+    install_messaging(app)
     install_openapi(app)
     return app
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from personify.domain.consents import ConsentState, Purpose
+from personify.api.identity import open_privacy
+from personify.domain.consents import Purpose
 from personify.domain.errors import Unavailable
 from personify.domain.events import Event
 from personify.domain.users import User
@@ -81,9 +82,16 @@ def build_engine(
     catalogs = CatalogCache(stores.catalog)
     stores.catalog = WriteThroughCatalog(stores.catalog, catalogs)  # type: ignore[assignment]
 
+    privacy = open_privacy(settings, stores)
+
     def personalization_allowed(tenant: str, user_id: str) -> bool:
-        record = stores.consents.current(tenant, user_id).get(Purpose.PERSONALIZATION.value)
-        return record is None or record.state == ConsentState.GRANTED
+        return privacy.policy.allows(tenant, user_id, Purpose.PERSONALIZATION.value)
+
+    def muted(tenant: str, user_id: str) -> set[str]:
+        bundle = bundles.get(tenant)
+        return privacy.preferences.muted_item_ids(
+            tenant, user_id, catalogs.get(tenant), bundle.similar if bundle is not None else None
+        )
 
     def user(tenant: str, user_id: str) -> User | None:
         return stores.users.get(tenant, user_id)
@@ -98,11 +106,14 @@ def build_engine(
         state=state,
         users=user,
         personalization_allowed=personalization_allowed,
+        muted=muted,
         log_impression=impressions,
     )
 
     def apply_to_state(tenant: str, events: Sequence[Event]) -> None:
-        state.apply(tenant, events)
+        allowed = privacy.gate.admit(tenant, [e for e in events if e.item_id is not None])
+        if allowed:
+            state.apply(tenant, allowed)
 
     ingestor.add_listener(apply_to_state)
     bundles.start()
@@ -119,7 +130,7 @@ def build_engine(
         bundles.get(tenant)
         catalogs.get(tenant)
         if isinstance(state, MemoryOnlineState):
-            warm_up(state, stores, tenant)
+            warm_up(state, stores, tenant, admit=privacy.gate.admit)
 
     threading.Thread(target=preload, daemon=True, name="personify-warm-up").start()
     return Engine(state, models, bundles, catalogs, service, impressions, warnings, scheduler)
@@ -132,6 +143,7 @@ def warm_up(
     *,
     days: float = 30,
     max_events: int = 2_000_000,
+    admit: Callable[[str, Sequence[Event]], Sequence[Event]] | None = None,
 ) -> int:
     """Rebuild an in-process online state after a restart by replaying recent stored events
     (Redis keeps its state across restarts and needs no warm-up). Returns events replayed."""
@@ -144,13 +156,13 @@ def warm_up(
                 continue
             batch.append(event)
             if len(batch) >= 5_000:
-                state.apply(tenant, batch)
+                state.apply(tenant, admit(tenant, batch) if admit else batch)
                 replayed += len(batch)
                 batch = []
             if replayed >= max_events:
                 break
         if batch:
-            state.apply(tenant, batch)
+            state.apply(tenant, admit(tenant, batch) if admit else batch)
             replayed += len(batch)
     except Exception:
         log.exception("online state warm-up stopped after %d events", replayed)

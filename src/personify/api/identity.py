@@ -1,18 +1,31 @@
 """Identity operations shared by the users routes and the Segment endpoint: merge an anonymous id
-into a user, merge profile traits, erase a user."""
+into a user, merge profile traits, erase a user (everywhere: stores, online state, served model),
+and the privacy services of the process built from settings."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+from fastapi import Depends, Request
+
+from personify.api.deps import AdminKey
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.schemas.privacy import ErasureReceipt
 from personify.domain.errors import Conflict, Erased
+from personify.domain.keys import ApiKey
+from personify.domain.privacy import AuditEntry
 from personify.domain.users import Profile, User
+from personify.privacy.erasure import ErasureResult
+from personify.privacy.model_influence import ModelForgetResult, forget_in_served_model
+from personify.privacy.runtime import PrivacyRuntime, open_runtime
+from personify.settings import Settings
+from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores
+
+if TYPE_CHECKING:
+    from personify.api.engine import Engine
 
 
 def refuse_erased(check: CachedErasureCheck, tenant: str, user_id: str) -> None:
@@ -25,10 +38,18 @@ def refuse_erased(check: CachedErasureCheck, tenant: str, user_id: str) -> None:
         )
 
 
-def link_anonymous(stores: Stores, tenant: str, user_id: str, anonymous_id: str) -> User:
-    """Merge ``anonymous_id`` into ``user_id``: its past events count for the user from now on,
-    and it joins the user's ``anonymous_ids``. Creates a bare user when none exists yet;
-    Conflict when the anonymous id already belongs to another user."""
+def link_anonymous(
+    stores: Stores,
+    tenant: str,
+    user_id: str,
+    anonymous_id: str,
+    *,
+    state: OnlineState | None = None,
+) -> User:
+    """Merge ``anonymous_id`` into ``user_id``: its past events count for the user from now on
+    (in the event store and, with ``state``, in the online state), and it joins the user's
+    ``anonymous_ids``. Creates a bare user when none exists yet; Conflict when the anonymous id
+    already belongs to another user."""
     owner = stores.users.get_by_anonymous(tenant, anonymous_id)
     if owner is not None and owner.user_id != user_id:
         raise Conflict(
@@ -44,6 +65,8 @@ def link_anonymous(stores: Stores, tenant: str, user_id: str, anonymous_id: str)
             tenant, [user.model_copy(update={"anonymous_ids": [*user.anonymous_ids, anonymous_id]})]
         )[0]
     stores.events.link_anonymous(tenant, anonymous_id, user_id)
+    if state is not None:
+        state.merge_users(tenant, f"anon:{anonymous_id}", user_id)
     return user
 
 
@@ -70,25 +93,126 @@ def merge_traits(
     return stores.users.upsert(tenant, [candidate])[0]
 
 
-def erase_user(
-    stores: Stores, check: CachedErasureCheck, tenant: str, user_id: str
-) -> ErasureReceipt:
-    """Delete the profile, every event (including those under linked anonymous ids) and consent
-    records, and record a tombstone so replayed data cannot re-create the user."""
-    user = stores.users.get(tenant, user_id)
-    anonymous_ids = list(user.anonymous_ids) if user is not None else []
-    receipt_id = uuid.uuid4().hex
-    stores.erasures.record(
-        tenant, stores.erasures.user_id_hash(tenant, user_id), datetime.now(UTC), receipt_id
+def open_privacy(settings: Settings, stores: Stores) -> PrivacyRuntime:
+    """The privacy services for ``stores`` as ``settings`` configure them (see
+    :func:`personify.privacy.runtime.open_runtime`)."""
+    secret = settings.pseudonym_secret
+    return open_runtime(
+        stores,
+        consent_defaults=settings.consent_defaults,
+        consent_purposes=settings.consent_purposes,
+        demo=settings.demo,
+        pseudonym_secret=secret.get_secret_value().encode() if secret is not None else None,
+        retention_days=settings.retention_days,
     )
-    check.mark_erased(tenant, user_id)
-    events_deleted = stores.events.delete_user(tenant, user_id, anonymous_ids)
-    consents_deleted = stores.consents.delete_user(tenant, user_id)
-    profile_deleted = stores.users.delete(tenant, user_id)
+
+
+def erase_subjects(
+    privacy: PrivacyRuntime,
+    check: CachedErasureCheck,
+    tenant: str,
+    *,
+    user_ids: Sequence[str] = (),
+    anonymous_id: str | None = None,
+    engine: Engine | None = None,
+) -> list[ErasureResult]:
+    """Erase users (or one anonymous id) from every store, the online state (their vectors
+    included) and the served model, and ask for a retrain when the model needs one."""
+
+    def forget_model(tenant_: str, keys: list[str]) -> ModelForgetResult:
+        if engine is None:
+            return ModelForgetResult("no_model")
+        return forget_in_served_model(engine.models, engine.bundles, tenant_, keys)
+
+    service = privacy.erasure(
+        state=engine.state if engine is not None else None,
+        forget_model=forget_model,
+        mark_erased=check.mark_erased,
+    )
+    if anonymous_id is not None:
+        results = [service.erase_anonymous(tenant, anonymous_id)]
+    else:
+        results = service.erase_many(tenant, user_ids)
+    scheduler = engine.scheduler if engine is not None else None
+    if scheduler is not None and any(r.retrain_pending for r in results):
+        request = getattr(scheduler, "request", None)
+        if callable(request):
+            request(tenant)
+    return results
+
+
+def receipt_of(result: ErasureResult) -> ErasureReceipt:
+    """The API receipt of one erasure."""
     return ErasureReceipt(
-        user_id=user_id,
-        receipt_id=receipt_id,
-        profile_deleted=profile_deleted,
-        events_deleted=events_deleted,
-        consents_deleted=consents_deleted,
+        user_id=result.subject,
+        receipt_id=result.receipt_id,
+        erased_at=result.erased_at,
+        profile_deleted=result.profile_deleted,
+        events_deleted=result.events_deleted,
+        consents_deleted=result.consents_deleted,
+        preferences_deleted=result.preferences_deleted,
+        online_state_forgotten=result.online_subjects_forgotten,
+        model_status=result.model.status,
+        model_version=result.model.version,
+        model_neighbours_exact=result.model.exact_neighbours,
+        retrain_pending=result.retrain_pending,
+        seconds=round(result.seconds, 4),
     )
+
+
+def erase_user(
+    stores: Stores,
+    check: CachedErasureCheck,
+    tenant: str,
+    user_id: str,
+    *,
+    privacy: PrivacyRuntime | None = None,
+    engine: Engine | None = None,
+) -> ErasureReceipt:
+    """Erase one user everywhere (see :func:`erase_subjects`); returns the receipt."""
+    runtime = privacy if privacy is not None else open_privacy(Settings(), stores)
+    results = erase_subjects(runtime, check, tenant, user_ids=[user_id], engine=engine)
+    return receipt_of(results[0])
+
+
+def get_privacy(request: Request) -> PrivacyRuntime:
+    """The process's privacy services (built on first use from settings and stores)."""
+    state = request.app.state
+    runtime: PrivacyRuntime | None = getattr(state, "privacy", None)
+    if runtime is None:
+        runtime = state.privacy = open_privacy(state.settings, state.stores)
+    return runtime
+
+
+PrivacyDep = Annotated[PrivacyRuntime, Depends(get_privacy)]
+
+
+def record_access(
+    privacy: PrivacyRuntime, request: Request, key: ApiKey, *, subject: str | None = None,
+    action: str | None = None, status: int = 200,
+) -> None:
+    """Append one audit entry: this key read or changed personal data (subject pseudonymized)."""
+    route = request.scope.get("route")
+    resource = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    verb = action or ("read" if request.method in ("GET", "HEAD") else "change")
+    privacy.audit.record(
+        AuditEntry(
+            tenant=key.tenant, key_id=key.key_id, action=verb, resource=resource[:500],
+            subject=privacy.pseudonyms.pseudonym(key.tenant, subject) if subject else None,
+            status=status, at=datetime.now(UTC),
+        )
+    )
+
+
+def audit_personal_data(request: Request, key: AdminKey, privacy: PrivacyDep) -> None:
+    """Router dependency: audit every admin call of a personal-data router (users, consents,
+    privacy); the subject is the ``user_id`` / ``anonymous_id`` path parameter if any."""
+    params = request.path_params
+    subject = params.get("user_id") or (
+        f"anon:{params['anonymous_id']}" if "anonymous_id" in params else None
+    )
+    record_access(privacy, request, key, subject=subject)
+
+
+Audited = Depends(audit_personal_data)
+"""Add ``dependencies=[Audited]`` to a router whose routes read or change personal data."""

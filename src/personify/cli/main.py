@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from personify.cli import bulk, db, keys, server
+from personify.cli import bulk, db, experiments, keys, ope, server, simulate
 from personify.cli.context import CliState
 from personify.cli.errors import ErrorHandlingGroup
 
@@ -31,12 +31,12 @@ app = typer.Typer(
 GROUPS: dict[str, typer.Typer] = {
     "keys": keys.app,
     "db": db.app,
+    "experiments": experiments.app,
     # "train": train.app, "evaluate": evaluate.app, "models": models.app,
-    # "privacy": privacy.app, "experiments": experiments.app, "ope": ope.app,
-    # "simulate": simulate.app,
+    # "privacy": privacy.app, ...
 }
-COMMANDS = (server, bulk)
-"""Modules adding top-level commands: serve, demo (server); import, export (bulk)."""
+COMMANDS = (server, bulk, ope, simulate)
+"""Modules adding top-level commands: serve, demo (server); import, export (bulk); ope; simulate."""
 
 
 @app.callback()

@@ -97,7 +97,6 @@ class ForestRow:
     """One row of the lift plot in SVG coordinates (x in 0..100)."""
 
     label: str
-    y: float
     x: float
     x_low: float
     x_high: float
@@ -114,11 +113,11 @@ def forest(rows: list[ResultRow]) -> tuple[list[ForestRow], float, float]:
         return 50.0 + 50.0 * v / half
 
     out = []
-    for i, r in enumerate(rows):
+    for r in rows:
         if r.lift is None:
             continue
         low = r.lift_low if r.lift_low is not None else r.lift
         high = r.lift_high if r.lift_high is not None else r.lift
-        out.append(ForestRow(f"{r.metric}: {r.variant}", 18.0 + 26.0 * i, x(r.lift), x(low),
-                             x(high), r.lift >= 0))
+        out.append(ForestRow(f"{r.metric}: {r.variant}", x(r.lift), x(low), x(high),
+                             r.lift >= 0))
     return out, 50.0, 100 * half

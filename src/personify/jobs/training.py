@@ -24,6 +24,7 @@ from personify.domain.errors import InvalidInput
 from personify.domain.events import Event
 from personify.jobs.blend_training import learn_source_weights
 from personify.jobs.ranker_training import LABELS, ranking_data, train_ranker
+from personify.privacy.training import TrainingPrivacy
 from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
 from personify.storage.model_files import FileModelStore, ModelManifest, new_version
 from personify.storage.ports import CatalogStore, EventStore, UserStore
@@ -174,11 +175,21 @@ def train_tenant(
     progress: Callable[[int], None] | None = None,
     catalog: CatalogStore | None = None,
     users: UserStore | None = None,
+    privacy: TrainingPrivacy | None = None,
 ) -> ModelManifest:
-    """Train on every stored event of ``tenant``, save a new version and (by default) promote it."""
+    """Train on every stored event of ``tenant``, save a new version and (by default) promote it.
+
+    With ``privacy``, events of people without profiling consent, restricted or erased, and
+    events past retention are skipped, and the version's influence index is saved for erasure.
+    """
+    started = datetime.now(UTC)
+
+    def usable(scanned: Iterable[Event]) -> Iterable[Event]:
+        keep = privacy.event_filter(tenant, started) if privacy is not None else None
+        return scanned if keep is None else (e for e in scanned if keep(e))
 
     def stream() -> Iterable[Event]:
-        for count, event in enumerate(events.scan(tenant), start=1):
+        for count, event in enumerate(usable(events.scan(tenant)), start=1):
             if progress is not None and count % 10_000 == 0:
                 progress(count)
             yield event
@@ -189,9 +200,14 @@ def train_tenant(
     if config.train_ranker and catalog is not None and users is not None:
         ranker_types = ["impression", *LABELS]
         manifest.metrics["ranker"] = attach_ranker(
-            bundle, events.scan(tenant, types=ranker_types), catalog, users, tenant, config
+            bundle, usable(events.scan(tenant, types=ranker_types)), catalog, users, tenant, config
         )
     models.save(tenant, bundle, manifest)
+    if privacy is not None:
+        privacy.record_influence(
+            models, tenant, bundle.version, bundle.items, usable(events.scan(tenant)),
+            weights=config.weights, half_life_days=config.popularity_half_life_days,
+        )
     if promote:
         models.promote(tenant, manifest.version)
         manifest.promoted = True

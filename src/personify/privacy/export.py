@@ -57,9 +57,6 @@ def person_events(events: EventStore, tenant: str, user_id: str) -> list[Event]:
         if len(page) < PAGE or not fresh:
             break
         before = page[-1].timestamp
-    if len(out) >= PAGE:  # events sharing the boundary timestamp: read that instant again
-        for event in events.for_user(tenant, user_id, limit=PAGE, before=None):
-            out.setdefault(event.event_id, event)
     return sorted(out.values(), key=lambda e: (e.timestamp, e.event_id))
 
 

@@ -13,6 +13,7 @@ from personify.algorithms.itemknn import ItemKNN
 from personify.algorithms.popularity import DAY, Popularity
 from personify.algorithms.rp3beta import RP3beta
 from personify.data.interactions import Interactions
+from personify.data.vocabulary import Vocabulary
 from personify.domain.errors import ConfigurationError, InvalidInput, LimitExceeded
 from personify.testing.algorithm_contracts import planted_split
 
@@ -30,9 +31,7 @@ def matrix_data(x: np.ndarray) -> Interactions:
     )
 
 
-def _vocab(prefix: str, n: int):  # type: ignore[no-untyped-def]
-    from personify.data.vocabulary import Vocabulary
-
+def _vocab(prefix: str, n: int) -> Vocabulary:
     return Vocabulary(f"{prefix}{k}" for k in range(n))
 
 

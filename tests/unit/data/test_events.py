@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,10 +16,9 @@ from personify.domain.events import Event
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def ev(n: int, kind: str, user: str | None, item: str | None, **kw: object) -> Event:
-    anon = kw.pop("anonymous_id", None)
-    return Event(event_id=f"e{n}", type=kind, user_id=user, anonymous_id=anon, item_id=item,
-                 timestamp=T0 + timedelta(minutes=n), **kw)  # type: ignore[arg-type]
+def ev(n: int, kind: str, user: str | None, item: str | None, **kw: Any) -> Event:
+    return Event(event_id=f"e{n}", type=kind, user_id=user, item_id=item,
+                 timestamp=T0 + timedelta(minutes=n), **kw)
 
 
 def test_default_weights_sum_per_user_item() -> None:

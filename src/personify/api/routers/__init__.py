@@ -13,6 +13,7 @@ from personify.api.routers import (
     items,
     keys,
     kpis,
+    privacy,
     recommendations,
     segment,
     users,
@@ -30,7 +31,8 @@ ROUTERS: list[APIRouter] = [
     decisions.router,
     kpis.router,
     recommendations.router,
-    # privacy.router, messaging.router ...
+    privacy.router,
+    # messaging.router ...
 ]
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from personify.api.deps import AdminKey, StoresDep
+from personify.api.identity import Audited
 from personify.api.schemas.consents import ConsentCreate, ConsentsOut
 from personify.domain._fields import Identifier
 from personify.domain.consents import ConsentRecord
 
-router = APIRouter(prefix="/v1/users/{user_id}/consents", tags=["consents"])
+router = APIRouter(
+    prefix="/v1/users/{user_id}/consents", tags=["consents"], dependencies=[Audited]
+)
 
 
 @router.post("", response_model=ConsentRecord, status_code=201, summary="Record a consent change")

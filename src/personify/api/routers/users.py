@@ -9,8 +9,15 @@ from starlette.concurrency import run_in_threadpool
 
 from personify.api.bodies import read_json
 from personify.api.deps import AdminKey, ErasureCheckDep, SettingsDep, StoresDep
+from personify.api.engine import EngineDep
 from personify.api.erasure_check import CachedErasureCheck
-from personify.api.identity import erase_user, link_anonymous, refuse_erased
+from personify.api.identity import (
+    Audited,
+    PrivacyDep,
+    erase_user,
+    link_anonymous,
+    refuse_erased,
+)
 from personify.api.openapi import documented_body
 from personify.api.routers._bulk import MAX_RECORD_BYTES, records_of
 from personify.api.schemas.common import BulkResultOut, RejectionOut
@@ -23,7 +30,7 @@ from personify.domain.users import User
 from personify.ingestion import Rejection, validate_each
 from personify.storage.registry import Stores
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[Audited])
 
 def _missing(user_id: str) -> NotFound:
     return NotFound(f"no user {user_id!r}", field="user_id", accepted="the id of an existing user")
@@ -58,9 +65,10 @@ def get_user(user_id: Identifier, key: AdminKey, stores: StoresDep) -> User:
     summary="Erase a user: profile, events, consents; a tombstone blocks re-creation",
 )
 def delete_user(
-    user_id: Identifier, key: AdminKey, stores: StoresDep, erased: ErasureCheckDep
+    user_id: Identifier, key: AdminKey, stores: StoresDep, erased: ErasureCheckDep,
+    privacy: PrivacyDep, engine: EngineDep,
 ) -> ErasureReceipt:
-    return erase_user(stores, erased, key.tenant, user_id)
+    return erase_user(stores, erased, key.tenant, user_id, privacy=privacy, engine=engine)
 
 
 @router.get("", response_model=UserList, summary="List or search users")
@@ -78,10 +86,10 @@ def list_users(
 @router.post("/{user_id}/aliases", response_model=User, summary="Merge an anonymous id into a user")
 def add_alias(
     user_id: Identifier, body: AliasRequest, key: AdminKey, stores: StoresDep,
-    erased: ErasureCheckDep,
+    erased: ErasureCheckDep, engine: EngineDep,
 ) -> User:
     refuse_erased(erased, key.tenant, user_id)
-    return link_anonymous(stores, key.tenant, user_id, body.anonymous_id)
+    return link_anonymous(stores, key.tenant, user_id, body.anonymous_id, state=engine.state)
 
 
 @router.post(

@@ -11,6 +11,7 @@ and PostgreSQL alike::
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,7 +113,7 @@ class SqlMessagingDefinitions:
         with self.db.write() as conn:
             return bool(conn.execute(statement).rowcount)
 
-    def tenants(self, kind: str, *, enabled_only: bool = True) -> list[str]:
+    def tenants(self, kind: str, *, enabled_only: bool = True) -> builtins.list[str]:
         """Every tenant holding a definition of ``kind`` (enabled ones only by default)."""
         query = sa.select(_table.c.tenant).where(_table.c.kind == kind).distinct()
         if enabled_only:

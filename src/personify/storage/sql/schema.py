@@ -177,3 +177,4 @@ meta = Table(
 # ``metadata`` complete for create_all and the migration check.
 from personify.storage.sql import experiment_tables as _experiment_tables  # noqa: E402, F401
 from personify.storage.sql import messaging_tables as _messaging_tables  # noqa: E402, F401
+from personify.storage.sql import privacy_tables as _privacy_tables  # noqa: E402, F401

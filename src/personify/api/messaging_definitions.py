@@ -1,0 +1,189 @@
+"""Templates, journeys and campaigns per tenant: validated on the way in, kept as the documents
+their authors wrote (YAML durations such as ``4h`` stay readable), parsed and cached on the way
+out. Backed by :class:`personify.storage.sql.messaging_definitions.SqlMessagingDefinitions`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import ValidationError
+
+from personify.domain.errors import InvalidInput
+from personify.messaging.campaigns import Campaign
+from personify.messaging.journey_definitions import JourneyDefinition, parse_journey
+from personify.messaging.templates import PARTS, MessageTemplate, TemplateRenderer
+from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions, StoredDefinition
+
+TEMPLATE, JOURNEY, CAMPAIGN = "template", "journey", "campaign"
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+T = TypeVar("T")
+
+
+def parse_document(raw: bytes, content_type: str | None, *, what: str) -> dict[str, Any]:
+    """A JSON or YAML (by ``Content-Type``) mapping; InvalidInput names ``body`` otherwise."""
+    kind = (content_type or "application/json").split(";")[0].strip().lower()
+    try:
+        text = raw.decode("utf-8")
+        data = yaml.safe_load(text) if kind in YAML_TYPES else json.loads(text)
+    except (UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise InvalidInput(
+            f"the {what} is not valid {'YAML' if kind in YAML_TYPES else 'JSON'}: {exc}",
+            field="body",
+            accepted="a JSON object, or YAML with Content-Type: application/yaml",
+        ) from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            f"the {what} must be a mapping", field="body", accepted="a JSON / YAML object"
+        )
+    return data
+
+
+def check_template(template: MessageTemplate, renderer: TemplateRenderer) -> None:
+    """Compile every part of every variant so a syntax error is refused at save time."""
+    for index, variant in enumerate(template.variants):
+        for part in PARTS:
+            try:
+                renderer.compile(getattr(variant, part), html=part == "html")
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    exc.message, field=f"variants.{index}.{part}", accepted=exc.accepted
+                ) from exc
+
+
+def builtin_journey_documents() -> dict[str, dict[str, Any]]:
+    """The example journeys of ``personify/messaging/journeys_builtin`` as written (YAML)."""
+    folder = resources.files("personify.messaging") / "journeys_builtin"
+    found: dict[str, dict[str, Any]] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith((".yaml", ".yml")):
+            document = yaml.safe_load(entry.read_text(encoding="utf-8"))
+            found[str(document["name"])] = document
+    return found
+
+
+class _TtlCache:
+    """A per-key cache expiring after ``ttl_s`` so other processes' edits show up soon."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float]) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._values: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, load: Callable[[], T]) -> T:
+        now = self.clock()
+        with self._lock:
+            hit = self._values.get(key)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            value: T = hit[1]
+            return value
+        value = load()
+        with self._lock:
+            self._values[key] = (now, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+class MessagingDefinitions:
+    """Typed access to one database's messaging definitions (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SqlMessagingDefinitions,
+        *,
+        renderer: TemplateRenderer | None = None,
+        ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.renderer = renderer or TemplateRenderer()
+        self._cache = _TtlCache(ttl_s, clock)
+
+    def invalidate(self) -> None:
+        """Forget cached definitions (called after every write in this process)."""
+        self._cache.clear()
+
+    # -- templates ------------------------------------------------------------------------------
+
+    def save_template(self, tenant: str, document: dict[str, Any]) -> MessageTemplate:
+        template = MessageTemplate.parse(document)
+        check_template(template, self.renderer)
+        self.store.put(tenant, TEMPLATE, template.name, document, enabled=True)
+        self.invalidate()
+        return template
+
+    def template(self, tenant: str, name: str) -> MessageTemplate | None:
+        def load() -> MessageTemplate | None:
+            stored = self.store.get(tenant, TEMPLATE, name)
+            return MessageTemplate.parse(stored.body) if stored else None
+
+        return self._cache.get((TEMPLATE, tenant, name), load)
+
+    def templates(self, tenant: str) -> list[StoredDefinition]:
+        return self.store.list(tenant, TEMPLATE)
+
+    # -- journeys -------------------------------------------------------------------------------
+
+    def save_journey(
+        self, tenant: str, document: dict[str, Any], *, enabled: bool, source: str = "journey"
+    ) -> JourneyDefinition:
+        journey = parse_journey(document, source=source)
+        self.store.put(tenant, JOURNEY, journey.name, document, enabled=enabled)
+        self.invalidate()
+        return journey
+
+    def journey(self, tenant: str, name: str) -> tuple[JourneyDefinition, bool] | None:
+        stored = self.store.get(tenant, JOURNEY, name)
+        return (parse_journey(stored.body, source=name), stored.enabled) if stored else None
+
+    def journeys(self, tenant: str) -> list[StoredDefinition]:
+        return self.store.list(tenant, JOURNEY)
+
+    def enabled_journeys(self, tenant: str) -> list[JourneyDefinition]:
+        def load() -> list[JourneyDefinition]:
+            stored = self.store.list(tenant, JOURNEY, enabled_only=True)
+            return [parse_journey(s.body, source=s.name) for s in stored]
+
+        return self._cache.get((JOURNEY, tenant), load)
+
+    def set_journey_enabled(self, tenant: str, name: str, enabled: bool) -> bool:
+        changed = self.store.set_enabled(tenant, JOURNEY, name, enabled)
+        self.invalidate()
+        return changed
+
+    def journey_tenants(self) -> list[str]:
+        """Tenants with at least one enabled journey (the ones the clock must tick)."""
+        return self._cache.get(("tenants",), lambda: self.store.tenants(JOURNEY))
+
+    # -- campaigns and deletion -----------------------------------------------------------------
+
+    def save_campaign(self, tenant: str, document: dict[str, Any]) -> Campaign:
+        try:
+            campaign = Campaign.model_validate(document)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(p) for p in first["loc"])
+            raise InvalidInput(
+                f"invalid campaign at {path}: {first['msg']}",
+                field=path,
+                accepted="see docs/messaging.md (campaigns)",
+            ) from exc
+        self.store.put(tenant, CAMPAIGN, campaign.name, document, enabled=True)
+        return campaign
+
+    def campaigns(self, tenant: str) -> list[StoredDefinition]:
+        return self.store.list(tenant, CAMPAIGN)
+
+    def delete(self, tenant: str, kind: str, name: str) -> bool:
+        deleted = self.store.delete(tenant, kind, name)
+        self.invalidate()
+        return deleted

@@ -1,0 +1,314 @@
+"""The messaging runtime of one process: the journey engines (one per tenant, built from its
+enabled journeys), the outbox worker, tracking, previews and campaigns, all wired to the
+service's stores, ingestion and recommendation chain.
+
+``clock`` drives journeys and the outbox (tests swap it for a fake one); tracking events are
+stamped with the ingestion clock, so they are never "in the future" for the event store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from personify.api.messaging_definitions import MessagingDefinitions
+from personify.domain.errors import InvalidInput, NotFound
+from personify.domain.events import Event
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.ingestion import EventIngestor
+from personify.messaging.campaigns import Campaign, schedule_campaign
+from personify.messaging.journeys import JourneyEngine, SendTime
+from personify.messaging.outbox import ConsentCheck, OutboxWorker, Recommend
+from personify.messaging.ports import InboxStore, JourneyStateStore, OutboxStore, SuppressionStore
+from personify.messaging.templates import RenderedMessage, preview
+from personify.messaging.timing import SendTimeModel
+from personify.messaging.tracking import TrackingHandler, TrackingSigner
+from personify.storage.registry import Stores
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+TIMING_DAYS = 30
+"""Days of activity the send-time model learns from."""
+TIMING_MAX_EVENTS = 200_000
+USER_PAGE = 1_000
+
+
+@dataclass
+class MessagingStores:
+    """The operational state of messaging (outbox, unsubscribes, inbox, journey runs)."""
+
+    outbox: OutboxStore
+    suppressions: SuppressionStore
+    inbox: InboxStore
+    runs: JourneyStateStore
+    path: str | None = None
+
+    def close(self) -> None:
+        for store in (self.outbox, self.suppressions, self.inbox, self.runs):
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
+
+
+class _Users(Mapping[str, User]):
+    """Users looked up one by one on demand (what ``SendTimeModel.fit`` reads zones from)."""
+
+    def __init__(self, stores: Stores, tenant: str) -> None:
+        self._stores, self._tenant = stores, tenant
+        self._seen: dict[str, User | None] = {}
+
+    def __getitem__(self, user_id: str) -> User:
+        if user_id not in self._seen:
+            self._seen[user_id] = self._stores.users.get(self._tenant, user_id)
+        user = self._seen[user_id]
+        if user is None:
+            raise KeyError(user_id)
+        return user
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k, v in self._seen.items() if v is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for v in self._seen.values() if v is not None)
+
+
+@dataclass
+class MessagingRuntime:
+    """Everything messaging needs at run time (see the module docstring)."""
+
+    stores: Stores
+    state: MessagingStores
+    definitions: MessagingDefinitions
+    ingestor: EventIngestor
+    signer: TrackingSigner
+    worker: OutboxWorker
+    consent: ConsentCheck
+    recommend: Recommend
+    clock: Clock = lambda: datetime.now(UTC)
+    poll_s: float = 1.0
+    tracking: TrackingHandler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tracking = TrackingHandler(
+            self.signer, self.state.outbox, self.state.suppressions, self.emit,
+            clock=lambda: self.ingestor.clock(),
+        )
+        self._engines: dict[str, tuple[object, JourneyEngine]] = {}
+        self._timing: dict[str, tuple[datetime, SendTimeModel]] = {}
+        self._last_scan: datetime | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- journeys -------------------------------------------------------------------------------
+
+    def engine_for(self, tenant: str) -> JourneyEngine | None:
+        """The tenant's journey engine, or None when it has no enabled journey."""
+        journeys = self.definitions.enabled_journeys(tenant)
+        if not journeys:
+            return None
+        cached = self._engines.get(tenant)
+        if cached is not None and cached[0] is journeys:
+            return cached[1]
+        engine = JourneyEngine(
+            journeys,
+            self.state.runs,
+            self.state.outbox,
+            users=self.stores.users.get,
+            consent=self.consent,
+            suppressions=self.state.suppressions,
+            history=lambda t, u: self.stores.events.for_user(t, u, limit=200),
+            send_time=self.send_time_for(tenant),
+        )
+        self._engines[tenant] = (journeys, engine)
+        return engine
+
+    def on_events(self, tenant: str, events: Sequence[Event]) -> None:
+        """Ingestion listener: hand every stored event to the tenant's journeys."""
+        engine = self.engine_for(tenant)
+        if engine is None:
+            return
+        now = self.clock()
+        for event in events:
+            engine.handle_event(tenant, event, now)
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Advance every due journey run of every tenant; returns how many advanced."""
+        now = now or self.clock()
+        advanced = 0
+        for tenant in self.definitions.journey_tenants():
+            engine = self.engine_for(tenant)
+            if engine is not None:
+                advanced += engine.tick(tenant, now)
+        return advanced
+
+    def scan_users(self, now: datetime | None = None) -> int:
+        """Daily: birthdays and inactivity (win-back) for tenants with such journeys."""
+        now = now or self.clock()
+        started = 0
+        for tenant in self.definitions.journey_tenants():
+            engine = self.engine_for(tenant)
+            if engine is None or not any(
+                j.trigger.birthday or j.trigger.inactive_for for j in engine.journeys
+            ):
+                continue
+
+            def last_active(user_id: str, tenant: str = tenant) -> datetime | None:
+                latest = self.stores.events.for_user(tenant, user_id, limit=1)
+                return latest[0].timestamp if latest else None
+
+            started += len(
+                engine.scan_users(tenant, self.users(tenant), now, last_active=last_active)
+            )
+        return started
+
+    # -- timing ---------------------------------------------------------------------------------
+
+    def send_time_for(self, tenant: str) -> SendTime:
+        """``(user, now, within) -> when``: the tenant's send-time model, else right away."""
+
+        def send_time(user: User, now: datetime, within: timedelta) -> datetime:
+            fitted = self._timing.get(tenant)
+            return fitted[1].next_send_time(user, now, within) if fitted else now
+
+        return send_time
+
+    def fit_send_time(self, tenant: str, now: datetime | None = None) -> SendTimeModel:
+        """Learn the tenant's best hours from the last :data:`TIMING_DAYS` days of activity."""
+        now = now or self.clock()
+        activity: list[tuple[str, datetime]] = []
+        for event in self.stores.events.scan(tenant, since=now - timedelta(days=TIMING_DAYS)):
+            if event.user_id is not None:
+                activity.append((event.user_id, event.timestamp))
+            if len(activity) >= TIMING_MAX_EVENTS:
+                break
+        model = SendTimeModel().fit(activity, _Users(self.stores, tenant))
+        self._timing[tenant] = (now, model)
+        return model
+
+    # -- content --------------------------------------------------------------------------------
+
+    def users(self, tenant: str) -> Iterator[User]:
+        """Every user of the tenant, page by page."""
+        offset = 0
+        while True:
+            page = self.stores.users.list(tenant, limit=USER_PAGE, offset=offset)
+            yield from page
+            if len(page) < USER_PAGE:
+                return
+            offset += len(page)
+
+    def preview(
+        self,
+        tenant: str,
+        template_name: str,
+        user_id: str,
+        *,
+        cart_item_ids: Sequence[str] = (),
+        discount_percent: float | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> tuple[RenderedMessage, list[Item]]:
+        """Render a stored template for a person with their current recommendations; nothing
+        is sent, tracked or logged. Returns the message and the recommended items."""
+        template = self.definitions.template(tenant, template_name)
+        if template is None:
+            raise NotFound(
+                f"no template {template_name!r}", field="template",
+                accepted="the name of a stored template",
+            )
+        user = self.stores.users.get(tenant, user_id)
+        if user is None:
+            raise NotFound(
+                f"no user {user_id!r}", field="user_id", accepted="the id of an existing user"
+            )
+        items = (
+            self.recommend(tenant, user_id, template.recommendations)
+            if template.recommendations
+            else []
+        )
+        found = self.stores.catalog.get_many(tenant, list(cart_item_ids)) if cart_item_ids else {}
+        discount = (
+            {"percent": discount_percent, "code": "PREVIEW"} if discount_percent else None
+        )
+        rendered = preview(
+            template, user, recommendations=items,
+            cart=[found[i] for i in cart_item_ids if i in found],
+            discount=discount, event=event, renderer=self.definitions.renderer,
+        )
+        return rendered, items
+
+    def schedule_campaign(self, tenant: str, campaign: Campaign) -> int:
+        """Enqueue one message per person in the audience (idempotent per campaign and person);
+        returns how many were newly enqueued."""
+        if self.definitions.template(tenant, campaign.template) is None:
+            raise InvalidInput(
+                f"campaign {campaign.name!r} uses unknown template {campaign.template!r}",
+                field="template", accepted="the name of a stored template",
+            )
+        return schedule_campaign(
+            self.state.outbox, tenant, campaign, self.users(tenant),
+            send_time=self.send_time_for(tenant), now=self.clock(),
+        )
+
+    def emit(self, tenant: str, event: Event) -> None:
+        """Tracking sink: an open / click becomes a Personify event (and reaches journeys)."""
+        result = self.ingestor.ingest(tenant, [event])
+        for rejection in result.rejected:
+            log.info("tracking event %s not stored: %s", event.event_id, rejection.message)
+
+    # -- the background loop --------------------------------------------------------------------
+
+    def run_once(self, *, max_batches: int = 50) -> int:
+        """One round: daily jobs when due, journey ticks, then outbox batches until idle (at
+        most ``max_batches``). Returns the messages handled."""
+        now = self.clock()
+        if self._last_scan is None or now - self._last_scan >= timedelta(days=1):
+            self._last_scan = now
+            for tenant in self.definitions.journey_tenants():
+                self.fit_send_time(tenant, now)
+            self.scan_users(now)
+        self.tick(now)
+        return self.worker.run_until_idle(max_batches=max_batches)
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        """Run rounds every ``poll_s`` seconds until ``stop`` is set."""
+        stop = stop or self._stop
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the loop must survive one bad round
+                log.exception("messaging round failed; retrying in %.1f s", self.poll_s)
+            stop.wait(self.poll_s)
+
+    def start(self) -> None:
+        """Start the background thread (outbox worker + journey clock)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self.run_forever, name="personify-messaging", daemon=True
+            )
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.worker.close()
+        self.state.close()
+
+
+def get_messaging(request: Request) -> MessagingRuntime:
+    runtime: MessagingRuntime = request.app.state.messaging
+    return runtime
+
+
+MessagingDep = Annotated[MessagingRuntime, Depends(get_messaging)]
+"""The app's messaging runtime (installed by ``install_messaging``)."""

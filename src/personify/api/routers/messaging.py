@@ -1,0 +1,316 @@
+"""``/v1/messaging``: templates (CRUD and preview for a person), journeys (from YAML / JSON,
+enable / disable, a person's run), campaigns, outbox status (admin scope); and the in-app inbox
+a client pulls for one person (serve scope).
+
+Definition bodies are JSON, or YAML with ``Content-Type: application/yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from personify.api.deps import AdminKey, ServeKey, SettingsDep
+from personify.api.messaging_definitions import (
+    JOURNEY,
+    TEMPLATE,
+    builtin_journey_documents,
+    parse_document,
+)
+from personify.api.messaging_runtime import MessagingDep, MessagingRuntime
+from personify.api.schemas.messaging import (
+    CampaignList,
+    CampaignOut,
+    InboxEntryOut,
+    InboxList,
+    JourneyList,
+    JourneyOut,
+    MarkRead,
+    MarkReadOut,
+    MessageStatusOut,
+    OutboxCounts,
+    PreviewOut,
+    PreviewRequest,
+    RunOut,
+    TemplateList,
+    TemplateSummary,
+)
+from personify.domain._fields import Identifier
+from personify.domain.errors import InvalidInput, LimitExceeded, NotFound
+from personify.messaging.inbox import list_inbox, mark_read
+from personify.messaging.journey_definitions import JourneyDefinition, SendStep
+from personify.messaging.templates import MessageTemplate
+
+router = APIRouter(prefix="/v1/messaging", tags=["messaging"])
+inbox_router = APIRouter(prefix="/v1/messaging/inbox", tags=["inbox"])
+
+DefinitionName = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+]
+MAX_DEFINITION_BYTES = 512 * 1024
+
+
+async def _document(request: Request, name: str, what: str, max_bytes: int) -> dict[str, Any]:
+    """The body as a mapping whose ``name`` is the one in the path (filled in when absent)."""
+    raw = await request.body()
+    if len(raw) > min(max_bytes, MAX_DEFINITION_BYTES):
+        raise LimitExceeded(
+            f"the {what} is too large", field="body", accepted=f"<= {MAX_DEFINITION_BYTES} bytes"
+        )
+    document = parse_document(raw, request.headers.get("content-type"), what=what)
+    document.setdefault("name", name)
+    if document["name"] != name:
+        raise InvalidInput(
+            f"the {what} is named {document['name']!r} but the URL says {name!r}",
+            field="name",
+            accepted=f"{name!r} (or leave name out of the body)",
+        )
+    return document
+
+
+# -- templates -------------------------------------------------------------------------------
+
+
+@router.get("/templates", response_model=TemplateList, summary="List message templates")
+def list_templates(key: AdminKey, messaging: MessagingDep) -> TemplateList:
+    summaries = []
+    for stored in messaging.definitions.templates(key.tenant):
+        template = MessageTemplate.parse(stored.body)
+        summaries.append(
+            TemplateSummary(
+                name=template.name,
+                channel=template.channel,
+                recommendations=template.recommendations,
+                variants=[f"{v.language}/{v.tone}" for v in template.variants],
+                updated_at=stored.updated_at,
+            )
+        )
+    return TemplateList(templates=summaries)
+
+
+@router.put(
+    "/templates/{name}",
+    response_model=MessageTemplate,
+    summary="Create or replace a template (JSON, or YAML with Content-Type: application/yaml)",
+)
+async def put_template(
+    name: DefinitionName, request: Request, key: AdminKey, messaging: MessagingDep,
+    settings: SettingsDep,
+) -> MessageTemplate:
+    document = await _document(request, name, "template", settings.max_request_bytes)
+    return await run_in_threadpool(messaging.definitions.save_template, key.tenant, document)
+
+
+@router.get("/templates/{name}", response_model=MessageTemplate, summary="Get a template")
+def get_template(name: DefinitionName, key: AdminKey, messaging: MessagingDep) -> MessageTemplate:
+    stored = messaging.definitions.store.get(key.tenant, TEMPLATE, name)
+    if stored is None:
+        raise _missing("template", name)
+    return MessageTemplate.parse(stored.body)
+
+
+@router.delete("/templates/{name}", status_code=204, summary="Delete a template")
+def delete_template(name: DefinitionName, key: AdminKey, messaging: MessagingDep) -> Response:
+    if not messaging.definitions.delete(key.tenant, TEMPLATE, name):
+        raise _missing("template", name)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/templates/{name}/preview",
+    response_model=PreviewOut,
+    summary="Render a template for one person with their current recommendations (not sent)",
+)
+def preview_template(
+    name: DefinitionName, body: PreviewRequest, key: AdminKey, messaging: MessagingDep
+) -> PreviewOut:
+    rendered, items = messaging.preview(
+        key.tenant, name, body.user_id, cart_item_ids=body.cart_item_ids,
+        discount_percent=body.discount_percent, event=body.event,
+    )
+    return PreviewOut(
+        subject=rendered.subject, preheader=rendered.preheader, html=rendered.html,
+        text=rendered.text, language=rendered.language, tone=rendered.tone,
+        recommendations=[i.item_id for i in items],
+    )
+
+
+# -- journeys --------------------------------------------------------------------------------
+
+
+def _journey_out(
+    messaging: MessagingRuntime, tenant: str, journey: JourneyDefinition, enabled: bool,
+    document: dict[str, Any], updated_at: Any = None,
+) -> JourneyOut:
+    wanted = {s.template for s in journey.steps if isinstance(s, SendStep)}
+    missing = sorted(t for t in wanted if messaging.definitions.template(tenant, t) is None)
+    return JourneyOut(
+        name=journey.name, enabled=enabled, description=journey.description,
+        trigger=journey.trigger.model_dump(mode="json", exclude_defaults=True),
+        document=document, missing_templates=missing, updated_at=updated_at,
+    )
+
+
+@router.get("/journeys", response_model=JourneyList, summary="List journeys and the examples")
+def list_journeys(key: AdminKey, messaging: MessagingDep) -> JourneyList:
+    found = []
+    for stored in messaging.definitions.journeys(key.tenant):
+        journey, enabled = messaging.definitions.journey(key.tenant, stored.name) or (None, False)
+        if journey is not None:
+            found.append(
+                _journey_out(messaging, key.tenant, journey, enabled, stored.body,
+                             stored.updated_at)
+            )
+    return JourneyList(journeys=found, builtin=sorted(builtin_journey_documents()))
+
+
+@router.put(
+    "/journeys/{name}",
+    response_model=JourneyOut,
+    summary="Create or replace a journey (JSON, or YAML with Content-Type: application/yaml)",
+)
+async def put_journey(
+    name: DefinitionName, request: Request, key: AdminKey, messaging: MessagingDep,
+    settings: SettingsDep, enabled: Annotated[bool, Query()] = True,
+) -> JourneyOut:
+    document = await _document(request, name, "journey", settings.max_request_bytes)
+
+    def save() -> JourneyOut:
+        journey = messaging.definitions.save_journey(key.tenant, document, enabled=enabled)
+        return _journey_out(messaging, key.tenant, journey, enabled, document)
+
+    return await run_in_threadpool(save)
+
+
+@router.get("/journeys/{name}", response_model=JourneyOut, summary="Get a journey")
+def get_journey(name: DefinitionName, key: AdminKey, messaging: MessagingDep) -> JourneyOut:
+    stored = messaging.definitions.store.get(key.tenant, JOURNEY, name)
+    found = messaging.definitions.journey(key.tenant, name)
+    if stored is None or found is None:
+        raise _missing("journey", name)
+    return _journey_out(messaging, key.tenant, found[0], found[1], stored.body, stored.updated_at)
+
+
+@router.post(
+    "/journeys/{name}/enable",
+    response_model=JourneyOut,
+    summary="Enable a stored journey, or copy and enable the example of that name",
+)
+def enable_journey(name: DefinitionName, key: AdminKey, messaging: MessagingDep) -> JourneyOut:
+    if not messaging.definitions.set_journey_enabled(key.tenant, name, True):
+        document = builtin_journey_documents().get(name)
+        if document is None:
+            raise _missing("journey", name, "a stored journey or an example (GET /journeys)")
+        messaging.definitions.save_journey(key.tenant, document, enabled=True, source=name)
+    return get_journey(name, key, messaging)
+
+
+@router.post("/journeys/{name}/disable", response_model=JourneyOut, summary="Disable a journey")
+def disable_journey(name: DefinitionName, key: AdminKey, messaging: MessagingDep) -> JourneyOut:
+    if not messaging.definitions.set_journey_enabled(key.tenant, name, False):
+        raise _missing("journey", name)
+    return get_journey(name, key, messaging)
+
+
+@router.delete("/journeys/{name}", status_code=204, summary="Delete a journey")
+def delete_journey(name: DefinitionName, key: AdminKey, messaging: MessagingDep) -> Response:
+    if not messaging.definitions.delete(key.tenant, JOURNEY, name):
+        raise _missing("journey", name)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/journeys/{name}/runs/{user_id}",
+    response_model=RunOut,
+    summary="A person's latest run through a journey",
+)
+def get_run(
+    name: DefinitionName, user_id: Identifier, key: AdminKey, messaging: MessagingDep
+) -> RunOut:
+    run = messaging.state.runs.latest(key.tenant, name, user_id)
+    if run is None:
+        raise NotFound(
+            f"user {user_id!r} never entered journey {name!r}", field="user_id",
+            accepted="a person who entered the journey",
+        )
+    return RunOut.of(run)
+
+
+# -- campaigns and the outbox ----------------------------------------------------------------
+
+
+@router.post(
+    "/campaigns",
+    response_model=CampaignOut,
+    summary="Store and schedule a campaign: one message per person in the audience",
+)
+async def post_campaign(
+    request: Request, key: AdminKey, messaging: MessagingDep, settings: SettingsDep
+) -> CampaignOut:
+    raw = await request.body()
+    document = parse_document(raw, request.headers.get("content-type"), what="campaign")
+
+    def schedule() -> CampaignOut:
+        campaign = messaging.definitions.save_campaign(key.tenant, document)
+        enqueued = messaging.schedule_campaign(key.tenant, campaign)
+        return CampaignOut(name=campaign.name, template=campaign.template, enqueued=enqueued)
+
+    return await run_in_threadpool(schedule)
+
+
+@router.get("/campaigns", response_model=CampaignList, summary="List stored campaigns")
+def list_campaigns(key: AdminKey, messaging: MessagingDep) -> CampaignList:
+    return CampaignList(campaigns=[s.body for s in messaging.definitions.campaigns(key.tenant)])
+
+
+@router.get("/outbox", response_model=OutboxCounts, summary="Messages per delivery status")
+def outbox_counts(key: AdminKey, messaging: MessagingDep) -> OutboxCounts:
+    return OutboxCounts(counts=messaging.state.outbox.counts(key.tenant))
+
+
+@router.get(
+    "/outbox/{message_id}", response_model=MessageStatusOut, summary="One message's status"
+)
+def outbox_message(
+    message_id: Annotated[str, Path(max_length=64)], key: AdminKey, messaging: MessagingDep
+) -> MessageStatusOut:
+    message = messaging.state.outbox.get(message_id)
+    if message is None or message.tenant != key.tenant:
+        raise NotFound(
+            f"no message {message_id!r}", field="message_id", accepted="an outbox message id"
+        )
+    return MessageStatusOut.of(message)
+
+
+def _missing(kind: str, name: str, accepted: str | None = None) -> NotFound:
+    return NotFound(
+        f"no {kind} {name!r}", field="name", accepted=accepted or f"the name of a stored {kind}"
+    )
+
+
+# -- the in-app inbox (serve scope) ----------------------------------------------------------
+
+
+@inbox_router.get("/{user_id}", response_model=InboxList, summary="A person's in-app messages")
+def get_inbox(
+    user_id: Identifier,
+    key: ServeKey,
+    messaging: MessagingDep,
+    unread_only: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> InboxList:
+    entries = list_inbox(
+        messaging.state.inbox, key.tenant, user_id, unread_only=unread_only, limit=limit
+    )
+    return InboxList(user_id=user_id, entries=[InboxEntryOut.of(e) for e in entries])
+
+
+@inbox_router.post("/{user_id}/read", response_model=MarkReadOut, summary="Mark messages read")
+def read_inbox(
+    user_id: Identifier, body: MarkRead, key: ServeKey, messaging: MessagingDep
+) -> MarkReadOut:
+    changed = mark_read(messaging.state.inbox, key.tenant, user_id, body.entry_ids)
+    return MarkReadOut(changed=changed)
+

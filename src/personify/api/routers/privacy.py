@@ -1,0 +1,286 @@
+"""Privacy endpoints: consent decisions and changes, export, erasure by anonymous id and in bulk,
+preferences and "not interested", explanations of logged recommendations, the audit log and
+the retention purge. Personal data needs the ``admin`` scope and every such call is audited;
+consent changes and feedback come from the site (``ingest``); explanations from ``serve``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from personify.api.deps import AdminKey, ErasureCheckDep, IngestKey, ServeKey, SettingsDep
+from personify.api.engine import EngineDep
+from personify.api.identity import (
+    Audited,
+    PrivacyDep,
+    erase_subjects,
+    receipt_of,
+    record_access,
+    refuse_erased,
+)
+from personify.api.schemas.privacy import ErasureReceipt
+from personify.domain._fields import Identifier, Label, ShortText
+from personify.domain.consents import ConsentRecord, ConsentState
+from personify.domain.errors import InvalidInput
+from personify.domain.events import BUILTIN_EVENT_TYPES
+from personify.domain.privacy import AuditEntry, Preferences
+from personify.domain.users import UserPatch
+from personify.privacy.explain import explain_recommendation
+from personify.privacy.export import export_archive, export_person
+from personify.privacy.preferences import MuteKind
+
+router = APIRouter(tags=["privacy"])
+audited = APIRouter(dependencies=[Audited])
+"""Routes reading or changing personal data: included in ``router``, every call audited."""
+
+ACTIONS = {"grant": ConsentState.GRANTED, "deny": ConsentState.DENIED,
+           "withdraw": ConsentState.WITHDRAWN}
+
+
+class ConsentChange(BaseModel):
+    """Body of a grant / deny / withdraw: what the person saw and where."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: ShortText = "api"
+    text_version: ShortText | None = None
+    expires_at: datetime | None = None
+
+
+class DecisionOut(BaseModel):
+    allowed: bool
+    basis: str = Field(description="granted / denied / withdrawn, or default:opt-in|opt-out")
+    record: ConsentRecord | None = None
+
+
+class DecisionsOut(BaseModel):
+    user_id: str
+    decisions: dict[str, DecisionOut]
+
+
+class BulkErasureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_ids: list[Identifier] = Field(min_length=1, max_length=1000)
+
+
+class BulkErasureOut(BaseModel):
+    receipts: list[ErasureReceipt]
+
+
+class NotInterestedIn(BaseModel):
+    """Exactly one of ``item_id``, ``category``, ``person_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Identifier | None = None
+    category: Label | None = None
+    person_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> NotInterestedIn:
+        if sum(v is not None for v in (self.item_id, self.category, self.person_id)) != 1:
+            raise ValueError("give exactly one of item_id, category, person_id")
+        return self
+
+    def target(self) -> tuple[MuteKind, str]:
+        if self.item_id is not None:
+            return MuteKind.ITEM, self.item_id
+        if self.category is not None:
+            return MuteKind.CATEGORY, self.category
+        return MuteKind.PERSON, str(self.person_id)
+
+
+class AuditOut(BaseModel):
+    entries: list[AuditEntry]
+
+
+class PurgeOut(BaseModel):
+    deleted: dict[str, int]
+    audit_entries_deleted: int = 0
+
+
+@router.post(
+    "/v1/users/{user_id}/consents/{purpose}:{action}",
+    response_model=ConsentRecord,
+    status_code=201,
+    summary="Grant, deny or withdraw one purpose (append-only; as easy to withdraw as to grant)",
+)
+def change_consent(
+    user_id: Identifier, purpose: str, action: Literal["grant", "deny", "withdraw"],
+    body: ConsentChange, key: IngestKey, privacy: PrivacyDep, erased: ErasureCheckDep,
+) -> ConsentRecord:
+    refuse_erased(erased, key.tenant, user_id)
+    return privacy.policy.record(
+        key.tenant, user_id, purpose, ACTIONS[action], source=body.source,
+        text_version=body.text_version, expires_at=body.expires_at,
+    )
+
+
+@audited.get(
+    "/v1/users/{user_id}/consent-decisions",
+    response_model=DecisionsOut,
+    summary="The consent decision in force per purpose (records and defaults)",
+)
+def consent_decisions(user_id: Identifier, key: AdminKey, privacy: PrivacyDep) -> DecisionsOut:
+    decisions = privacy.policy.decide_all(key.tenant, user_id)
+    return DecisionsOut(
+        user_id=user_id,
+        decisions={
+            p: DecisionOut(allowed=d.allowed, basis=d.basis, record=d.record)
+            for p, d in decisions.items()
+        },
+    )
+
+
+@audited.get(
+    "/v1/users/{user_id}/export",
+    summary="Everything stored about a person: JSON, or a ZIP of JSON and CSV files",
+    responses={200: {"content": {"application/json": {}, "application/zip": {}}}},
+)
+def export_user(
+    user_id: Identifier,
+    key: AdminKey,
+    privacy: PrivacyDep,
+    engine: EngineDep,
+    format: Literal["json", "zip"] = "json",
+    anonymized: Annotated[
+        bool, Query(description="pseudonymize ids and drop personal fields (for analysts)")
+    ] = False,
+) -> Any:
+    data = export_person(privacy.export_sources(engine.state), key.tenant, user_id)
+    if anonymized:
+        data = privacy.pseudonyms.anonymize(key.tenant, data)
+    if format == "zip":
+        return Response(
+            export_archive(data), media_type="application/zip",
+            headers={"Content-Disposition": 'attachment; filename="personify-export.zip"'},
+        )
+    return data
+
+
+@audited.delete(
+    "/v1/anonymous/{anonymous_id}",
+    response_model=ErasureReceipt,
+    summary="Erase an anonymous visitor (or, if linked, the whole user)",
+)
+def erase_anonymous(
+    anonymous_id: Identifier, key: AdminKey, privacy: PrivacyDep, erased: ErasureCheckDep,
+    engine: EngineDep,
+) -> ErasureReceipt:
+    results = erase_subjects(privacy, erased, key.tenant, anonymous_id=anonymous_id,
+                             engine=engine)
+    return receipt_of(results[0])
+
+
+@audited.post(
+    "/v1/users:erase",
+    response_model=BulkErasureOut,
+    summary="Erase many users at once (the served model is rewritten once)",
+)
+def erase_many(
+    body: BulkErasureIn, key: AdminKey, privacy: PrivacyDep, erased: ErasureCheckDep,
+    engine: EngineDep, request: Request,
+) -> BulkErasureOut:
+    results = erase_subjects(privacy, erased, key.tenant, user_ids=body.user_ids, engine=engine)
+    for user_id in body.user_ids:
+        record_access(privacy, request, key, subject=user_id, action="erase")
+    return BulkErasureOut(receipts=[receipt_of(r) for r in results])
+
+
+@audited.get(
+    "/v1/users/{user_id}/preferences", response_model=Preferences,
+    summary="Declared interests and what the person does not want to see",
+)
+def get_preferences(user_id: Identifier, key: AdminKey, privacy: PrivacyDep) -> Preferences:
+    return privacy.preferences.get(key.tenant, user_id)
+
+
+@audited.put(
+    "/v1/users/{user_id}/preferences", response_model=Preferences,
+    summary="Replace preferences; declared interests become the profile's interests",
+)
+def put_preferences(
+    user_id: Identifier, body: Preferences, key: AdminKey, privacy: PrivacyDep,
+    erased: ErasureCheckDep,
+) -> Preferences:
+    refuse_erased(erased, key.tenant, user_id)
+    stored = privacy.preferences.replace(key.tenant, user_id, body)
+    if privacy.users.get(key.tenant, user_id) is not None:
+        privacy.users.patch(
+            key.tenant, user_id,
+            UserPatch(profile={"interests": list(stored.declared_interests)}),
+        )
+    return stored
+
+
+@router.post(
+    "/v1/users/{user_id}/not-interested", response_model=Preferences,
+    summary='"Not interested" in an item, a category or a person: never shown again',
+)
+def not_interested(
+    user_id: Identifier, body: NotInterestedIn, key: IngestKey, privacy: PrivacyDep,
+    erased: ErasureCheckDep,
+) -> Preferences:
+    refuse_erased(erased, key.tenant, user_id)
+    kind, value = body.target()
+    return privacy.preferences.mute(key.tenant, user_id, kind, value)
+
+
+@router.get(
+    "/v1/recommendations/{recommendation_id}/explain",
+    summary="Why these items: the logged recommendation, item by item, in plain language",
+)
+def explain(
+    recommendation_id: Identifier, key: ServeKey, engine: EngineDep, privacy: PrivacyDep,
+    language: Literal["en", "ru"] = "en",
+) -> dict[str, Any]:
+    engine.impressions.flush()
+    return explain_recommendation(privacy.events, key.tenant, recommendation_id,
+                                  language=language)
+
+
+@audited.get("/v1/privacy/audit", response_model=AuditOut, summary="Who read or changed whose data")
+def audit_log(
+    key: AdminKey,
+    privacy: PrivacyDep,
+    user_id: Identifier | None = None,
+    key_id: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditOut:
+    subject = privacy.pseudonyms.pseudonym(key.tenant, user_id) if user_id else None
+    return AuditOut(
+        entries=privacy.audit.list(key.tenant, subject=subject, key_id=key_id, since=since,
+                                   limit=limit)
+    )
+
+
+@audited.post(
+    "/v1/privacy/retention:purge", response_model=PurgeOut,
+    summary="Delete events older than their type's retention now (also a scheduled job)",
+)
+def purge(
+    key: AdminKey, privacy: PrivacyDep, settings: SettingsDep,
+    audit_days: Annotated[float | None, Query(gt=0)] = None,
+) -> PurgeOut:
+    types = BUILTIN_EVENT_TYPES | set(settings.custom_event_types)
+    if not privacy.retention.days and audit_days is None:
+        raise InvalidInput(
+            "no retention is configured", field="retention_days",
+            accepted='settings.retention_days, e.g. {"view": 90, "*": 730}',
+        )
+    deleted = privacy.retention.purge(privacy.events, key.tenant, known_types=types)
+    audit_deleted = 0
+    if audit_days is not None:
+        from datetime import UTC, timedelta
+
+        cutoff = datetime.now(UTC) - timedelta(days=audit_days)
+        audit_deleted = privacy.audit.delete_older_than(key.tenant, cutoff)
+    return PurgeOut(deleted=deleted, audit_entries_deleted=audit_deleted)
+
+
+router.include_router(audited)

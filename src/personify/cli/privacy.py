@@ -1,0 +1,177 @@
+"""``personify privacy export | erase | retention-purge | audit``: data-subject requests and
+retention from the command line (the same services as the API)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from personify.cli.context import state_of
+from personify.domain.errors import InvalidInput
+from personify.domain.events import BUILTIN_EVENT_TYPES
+from personify.domain.tenants import validate_tenant_id
+from personify.privacy.export import export_archive, export_person
+from personify.privacy.model_influence import ModelForgetResult, forget_in_served_model
+from personify.privacy.runtime import PrivacyRuntime, open_runtime
+from personify.serving.model_registry import BundleRegistry
+from personify.settings import Settings
+from personify.storage.model_files import FileModelStore
+from personify.storage.online import open_online_state
+from personify.storage.online.port import OnlineState
+
+app = typer.Typer(
+    help="Data-subject requests (export, erase), retention purge, audit log.",
+    no_args_is_help=True,
+)
+console = Console(soft_wrap=True)
+
+TenantOption = Annotated[str | None, typer.Option(help="Tenant (default: the default one).")]
+
+
+def _runtime(settings: Settings, ctx: typer.Context) -> PrivacyRuntime:
+    secret = settings.pseudonym_secret
+    return open_runtime(
+        state_of(ctx).stores(settings),
+        consent_defaults=settings.consent_defaults,
+        consent_purposes=settings.consent_purposes,
+        demo=settings.demo,
+        pseudonym_secret=secret.get_secret_value().encode() if secret is not None else None,
+        retention_days=settings.retention_days,
+    )
+
+
+def _online_state(settings: Settings) -> OnlineState | None:
+    """The shared (Redis) online state; the in-process one lives in the server process."""
+    return open_online_state(settings.redis_url, settings.redis_prefix) if settings.redis_url \
+        else None
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    user_id: Annotated[str, typer.Argument(help="The person's user id.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (.zip = JSON + CSV archive)")
+    ] = None,
+    anonymized: Annotated[
+        bool, typer.Option(help="Pseudonymize ids and drop personal fields (for analysts).")
+    ] = False,
+    tenant: TenantOption = None,
+) -> None:
+    """Everything stored about one person (JSON to stdout, or a file / ZIP archive)."""
+    settings = state_of(ctx).settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    runtime = _runtime(settings, ctx)
+    state = _online_state(settings)
+    try:
+        data = export_person(runtime.export_sources(state), tenant, user_id)
+    finally:
+        if state is not None:
+            state.close()
+    if anonymized:
+        data = runtime.pseudonyms.anonymize(tenant, data)
+    if output is None:
+        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    payload = export_archive(data) if output.suffix == ".zip" else orjson.dumps(
+        data, option=orjson.OPT_INDENT_2
+    )
+    output.write_bytes(payload)
+    console.print(f"Wrote the export of {len(data['events'])} events to {output}.")
+
+
+@app.command("erase")
+def erase(
+    ctx: typer.Context,
+    user_ids: Annotated[list[str], typer.Argument(help="User ids to erase.")],
+    anonymous: Annotated[
+        bool, typer.Option("--anonymous", help="The ids are anonymous ids, not user ids.")
+    ] = False,
+    tenant: TenantOption = None,
+) -> None:
+    """Erase people everywhere: stores, online state (Redis), the served model; print receipts."""
+    settings = state_of(ctx).settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    runtime = _runtime(settings, ctx)
+    models = FileModelStore(settings.model_dir)
+    bundles = BundleRegistry(models)
+
+    def forget_model(tenant_: str, keys: list[str]) -> ModelForgetResult:
+        return forget_in_served_model(models, bundles, tenant_, keys)
+
+    state = _online_state(settings)
+    try:
+        service = runtime.erasure(state=state, forget_model=forget_model)
+        if anonymous:
+            results = [service.erase_anonymous(tenant, a) for a in user_ids]
+        else:
+            results = service.erase_many(tenant, user_ids)
+    finally:
+        if state is not None:
+            state.close()
+    table = Table("subject", "receipt", "events", "consents", "profile", "model", "seconds")
+    for r in results:
+        table.add_row(
+            r.subject, r.receipt_id, str(r.events_deleted), str(r.consents_deleted),
+            "deleted" if r.profile_deleted else "-", r.model.status, f"{r.seconds:.3f}",
+        )
+    console.print(table)
+    if state is None:
+        console.print(
+            "No Redis online state is configured: a running server's in-process state forgets "
+            "these people on its next restart (use DELETE /v1/users/{id} for an instant effect)."
+        )
+
+
+@app.command("retention-purge")
+def retention_purge(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    audit_days: Annotated[
+        float | None, typer.Option(help="Also delete audit entries older than this many days.")
+    ] = None,
+) -> None:
+    """Delete events older than their type's retention (schedule it, e.g. daily)."""
+    settings = state_of(ctx).settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    runtime = _runtime(settings, ctx)
+    if not runtime.retention.days and audit_days is None:
+        raise InvalidInput(
+            "no retention is configured", field="retention_days",
+            accepted='retention_days in the config, e.g. {"view": 90, "*": 730}',
+        )
+    types = BUILTIN_EVENT_TYPES | set(settings.custom_event_types)
+    deleted = runtime.retention.purge(runtime.events, tenant, known_types=types)
+    for event_type, count in sorted(deleted.items()):
+        console.print(f"{event_type}: {count} deleted")
+    console.print(f"Purged {sum(deleted.values())} expired events.")
+    if audit_days is not None:
+        cutoff = datetime.now(UTC) - timedelta(days=audit_days)
+        console.print(f"Deleted {runtime.audit.delete_older_than(tenant, cutoff)} audit entries.")
+
+
+@app.command("audit")
+def audit(
+    ctx: typer.Context,
+    user_id: Annotated[str | None, typer.Option(help="Only entries about this person.")] = None,
+    key_id: Annotated[str | None, typer.Option(help="Only entries of this key.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    tenant: TenantOption = None,
+) -> None:
+    """Who (which key) read or changed personal data, newest first."""
+    settings = state_of(ctx).settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    runtime = _runtime(settings, ctx)
+    subject = runtime.pseudonyms.pseudonym(tenant, user_id) if user_id else None
+    entries = runtime.audit.list(tenant, subject=subject, key_id=key_id, limit=limit)
+    table = Table("at", "key", "action", "resource", "subject", "status")
+    for e in entries:
+        table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.key_id, e.action, e.resource,
+                      e.subject or "-", str(e.status))
+    console.print(table)

@@ -1,0 +1,123 @@
+"""The privacy services of one process, built from ready stores (the edges read settings)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from personify.domain.consents import Purpose
+from personify.privacy.audit import AuditLog, MemoryAuditLog
+from personify.privacy.consent import ConsentDefaults, ConsentPolicy, Regime
+from personify.privacy.erasure import ErasureService, Forgetter, ModelForgetter
+from personify.privacy.export import ExportSources, MessagesReader
+from personify.privacy.preferences import (
+    MemoryPreferenceStore,
+    PreferenceService,
+    PreferenceStore,
+)
+from personify.privacy.processing import ProcessingGate
+from personify.privacy.pseudonyms import Pseudonymizer, TombstoneKeyPseudonyms
+from personify.privacy.retention import RetentionPolicy
+from personify.privacy.training import TrainingPrivacy
+from personify.storage.online.port import OnlineState
+from personify.storage.ports import (
+    CatalogStore,
+    ConsentStore,
+    ErasureStore,
+    EventStore,
+    UserStore,
+)
+from personify.storage.registry import Stores
+from personify.storage.sql.privacy_audit import SqlAuditLog
+from personify.storage.sql.privacy_preferences import SqlPreferenceStore
+
+
+@dataclass
+class PrivacyRuntime:
+    """Consent policy, processing gate, preferences, audit log, pseudonyms and retention over
+    one set of stores; factories for erasure, export and training filters."""
+
+    users: UserStore
+    events: EventStore
+    consents: ConsentStore
+    erasures: ErasureStore
+    catalog: CatalogStore
+    policy: ConsentPolicy
+    gate: ProcessingGate
+    preferences: PreferenceService
+    audit: AuditLog
+    pseudonyms: Pseudonymizer
+    retention: RetentionPolicy
+
+    def training(self) -> TrainingPrivacy:
+        """The argument for ``train_tenant(privacy=...)``."""
+        return TrainingPrivacy(self.gate, self.pseudonyms, self.retention)
+
+    def export_sources(
+        self, state: OnlineState | None = None, messages: MessagesReader | None = None
+    ) -> ExportSources:
+        return ExportSources(
+            self.users, self.events, self.consents, self.catalog, state,
+            self.preferences.store, self.policy, messages,
+        )
+
+    def erasure(
+        self,
+        *,
+        state: OnlineState | None = None,
+        forget_model: ModelForgetter | None = None,
+        mark_erased: Callable[[str, str], None] | None = None,
+        forgetters: Sequence[Forgetter] = (),
+    ) -> ErasureService:
+        return ErasureService(
+            users=self.users, events=self.events, consents=self.consents,
+            erasures=self.erasures, pseudonyms=self.pseudonyms,
+            preferences=self.preferences.store, state=state, forget_model=forget_model,
+            mark_erased=mark_erased, forgetters=forgetters,
+        )
+
+
+def open_runtime(
+    stores: Stores,
+    *,
+    consent_defaults: Mapping[str, str] | None = None,
+    consent_purposes: Sequence[str] = (),
+    demo: bool = False,
+    pseudonym_secret: bytes | None = None,
+    retention_days: Mapping[str, float] | None = None,
+) -> PrivacyRuntime:
+    """The privacy services over ``stores``.
+
+    Demo mode makes personalization and profiling opt-out (unless ``consent_defaults`` names
+    them) so the demo stays personalized; everything else is opt-in by default. Without a
+    ``pseudonym_secret`` the erasure store's per-database key is used.
+    """
+    regimes = dict(consent_defaults or {})
+    if demo:
+        for purpose in (Purpose.PERSONALIZATION, Purpose.PROFILING):
+            regimes.setdefault(purpose.value, Regime.OPT_OUT.value)
+    policy = ConsentPolicy(stores.consents, ConsentDefaults.parse(regimes, consent_purposes))
+    pseudonyms: Pseudonymizer = (
+        Pseudonymizer(pseudonym_secret)
+        if pseudonym_secret is not None
+        else TombstoneKeyPseudonyms(stores.erasures.user_id_hash)
+    )
+    preference_store: PreferenceStore
+    audit: AuditLog
+    if stores.database is not None:
+        preference_store, audit = SqlPreferenceStore(stores.database), SqlAuditLog(stores.database)
+    else:
+        preference_store, audit = MemoryPreferenceStore(), MemoryAuditLog()
+    return PrivacyRuntime(
+        users=stores.users,
+        events=stores.events,
+        consents=stores.consents,
+        erasures=stores.erasures,
+        catalog=stores.catalog,
+        policy=policy,
+        gate=ProcessingGate(policy, stores.users, stores.erasures.is_erased),
+        preferences=PreferenceService(preference_store),
+        audit=audit,
+        pseudonyms=pseudonyms,
+        retention=RetentionPolicy(retention_days or {}),
+    )
