@@ -126,6 +126,7 @@ def main() -> None:
     }
     print(f"statistics build: {stats_seconds:.2f} s; slowest page median: {slowest} ms")
     print(write_results("dashboard", metrics))
+    app.state.dashboard.close()
     app.state.engine.close()
     stores.close()
 

@@ -56,10 +56,12 @@ def _train(app: FastAPI, tenant: str) -> str:
     return manifest.version
 
 
-def _grant(client: TestClient, keys: TenantKeys, user: str, state: str = "granted") -> None:
-    r = client.post(f"/v1/users/{user}/consents", headers=keys.headers("admin"),
-                    json={"purpose": "personalization", "state": state, "text_version": "v1"})
-    assert r.status_code == 201, r.text
+def _grant(client: TestClient, keys: TenantKeys, user: str, state: str = "granted",
+           purposes: tuple[str, ...] = ("personalization", "profiling")) -> None:
+    for purpose in purposes:
+        r = client.post(f"/v1/users/{user}/consents", headers=keys.headers("admin"),
+                        json={"purpose": purpose, "state": state, "text_version": "v1"})
+        assert r.status_code == 201, r.text
 
 
 def _recs(client: TestClient, keys: TenantKeys, **body: Any) -> dict[str, Any]:
@@ -128,7 +130,7 @@ def test_withdrawn_consent_takes_effect_on_the_next_call(
     _train(app, "default")
     _grant(client, tenant_a, "u4")
     assert _recs(client, tenant_a, user_id="u4", n=5)["personalized"] is True
-    _grant(client, tenant_a, "u4", state="withdrawn")
+    _grant(client, tenant_a, "u4", state="withdrawn", purposes=("personalization",))
     out = _recs(client, tenant_a, user_id="u4", n=5, explain=True)
     assert out["personalized"] is False and len(out["items"]) == 5
     assert any("not personalized" in w for w in out["warnings"])

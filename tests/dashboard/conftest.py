@@ -40,6 +40,7 @@ def build_app(stores: Stores, model_dir: Path, *, results_dir: Path | None = Non
         from personify.api.engine import build_engine
 
         app.state.engine = build_engine(settings, stores, app.state.ingestor)
+        app.state.test_owns_engine = True
     if not dashboard_mounted(app):
         mount_dashboard(app, results_dir=results_dir or model_dir / "no-results")
     elif results_dir is not None:
@@ -48,8 +49,11 @@ def build_app(stores: Stores, model_dir: Path, *, results_dir: Path | None = Non
 
 
 def close_app(app: FastAPI) -> None:
+    """Stop the dashboard's background builds (and the engine when the test built it) before
+    the stores close: a scan running into a closed database can crash SQLite."""
+    app.state.dashboard.close()
     engine: Any = getattr(app.state, "engine", None)
-    if engine is not None:
+    if engine is not None and getattr(app.state, "test_owns_engine", False):
         engine.close()
 
 

@@ -19,6 +19,7 @@ from personify.api.auth import Authenticator
 from personify.api.engine import build_engine
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.errors import install_error_handlers
+from personify.api.experiments_runtime import install_experiments
 from personify.api.limits import BodySizeLimit
 from personify.api.messaging_wiring import install_messaging
 from personify.api.openapi import install_openapi
@@ -118,6 +119,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     register_routers(app)
+    install_experiments(app)
     install_messaging(app)
     install_openapi(app)
     return app

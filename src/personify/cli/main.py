@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from personify.cli import bulk, db, experiments, keys, ope, server, simulate
+from personify.cli import bulk, db, experiments, keys, models, ope, server, simulate
 from personify.cli.context import CliState
 from personify.cli.errors import ErrorHandlingGroup
 
@@ -32,11 +32,13 @@ GROUPS: dict[str, typer.Typer] = {
     "keys": keys.app,
     "db": db.app,
     "experiments": experiments.app,
-    # "train": train.app, "evaluate": evaluate.app, "models": models.app,
+    "models": models.app,
+    # "evaluate": evaluate.app,
     # "privacy": privacy.app, ...
 }
-COMMANDS = (server, bulk, ope, simulate)
-"""Modules adding top-level commands: serve, demo (server); import, export (bulk); ope; simulate."""
+COMMANDS = (server, bulk, models, ope, simulate)
+"""Modules adding top-level commands: serve, demo (server); import, export (bulk); train
+(models); ope; simulate."""
 
 
 @app.callback()

@@ -35,6 +35,10 @@ class DashboardState:
     templates: TemplateLibrary = field(default_factory=example_templates)
     templates_in_memory: bool = True
 
+    def close(self) -> None:
+        """Stop background work (statistics builds); call before closing the stores."""
+        self.stats.close()
+
 
 def dashboard(request: Request) -> DashboardState:
     return cast(DashboardState, request.app.state.dashboard)

@@ -236,18 +236,28 @@ class DashboardStats:
         self.clock = clock
         self._slots: dict[str, _TenantSlot] = {}
         self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop and wait for running builds (call before closing the stores they scan)."""
+        self._closing.set()
+        for thread in list(self._threads):
+            thread.join(timeout)
 
     def get(self, tenant: str) -> TenantStats | None:
         """The tenant's aggregates, or None while the first build runs (it is started here)."""
         with self._lock:
             slot = self._slots.setdefault(tenant, _TenantSlot())
             stale = slot.current is None or self.clock() - slot.current.built_at > self.max_age
-            if stale and not slot.building:
+            if stale and not slot.building and not self._closing.is_set():
                 slot.building = True
                 slot.pending = []
-                threading.Thread(
+                thread = threading.Thread(
                     target=self._build, args=(tenant,), daemon=True, name="personify-dash-stats"
-                ).start()
+                )
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+                thread.start()
             return slot.current
 
     def error(self, tenant: str) -> str | None:
@@ -291,6 +301,8 @@ class DashboardStats:
         recent_ids: set[str] = set()
         try:
             for event in self.events.scan(tenant):
+                if self._closing.is_set():
+                    break
                 fresh.apply((event,))
                 if event.received_at is not None and event.received_at >= wall_start:
                     recent_ids.add(event.event_id)
@@ -302,6 +314,9 @@ class DashboardStats:
             return
         with self._lock:
             slot = self._slots[tenant]
+            if self._closing.is_set():
+                slot.building, slot.pending = False, []
+                return
             fresh.apply(e for e in slot.pending if e.event_id not in recent_ids)
             slot.current, slot.building, slot.pending, slot.error = fresh, False, [], None
         log.info(

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from personify.api.deps import ServeKey
 from personify.api.engine import EngineDep
+from personify.api.experiment_serving import recommend_in_experiments
+from personify.api.experiments_runtime import ExperimentsDep
 from personify.domain._fields import Identifier, Name
 from personify.domain.events import Context, Location
 from personify.domain.items import Item
@@ -79,8 +81,11 @@ class RerankIn(BaseModel):
     response_model=RecommendationsOut,
     summary="Recommendations for a user or an anonymous session",
 )
-def recommend(body: RecommendationRequest, key: ServeKey, engine: EngineDep) -> RecommendationsOut:
-    return RecommendationsOut.of(engine.service.recommend(key.tenant, body))
+def recommend(
+    body: RecommendationRequest, key: ServeKey, engine: EngineDep, experiments: ExperimentsDep
+) -> RecommendationsOut:
+    result, _ = recommend_in_experiments(experiments, engine.service, key.tenant, body)
+    return RecommendationsOut.of(result)
 
 
 @router.get(
@@ -91,6 +96,7 @@ def recommend(body: RecommendationRequest, key: ServeKey, engine: EngineDep) -> 
 def recommend_get(
     key: ServeKey,
     engine: EngineDep,
+    experiments: ExperimentsDep,
     user_id: Identifier | None = None,
     anonymous_id: Identifier | None = None,
     n: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
@@ -115,9 +121,8 @@ def recommend_get(
         language=language,
         context=Context(location=location, device=device, channel=channel),
     )
-    return RecommendationsOut.of(
-        engine.service.recommend(key.tenant, request), include_items=include_items
-    )
+    result, _ = recommend_in_experiments(experiments, engine.service, key.tenant, request)
+    return RecommendationsOut.of(result, include_items=include_items)
 
 
 @router.post(

@@ -1,0 +1,171 @@
+"""``personify messages send-campaign | worker | preview | journeys list | journeys validate``.
+
+The commands use the same messaging runtime as the API: the app is built from the settings (the
+``cli`` and ``api`` edges stay independent, see :mod:`personify.cli.asgi`) and its
+``app.state.messaging`` does the work. ``worker`` runs the outbox worker and the journey clock
+until stopped (Ctrl-C or SIGTERM); run it instead of ``messaging_enabled`` in the API.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from personify.cli.asgi import build_app
+from personify.cli.context import state_of
+from personify.domain.errors import ConfigurationError, InvalidInput
+from personify.domain.tenants import validate_tenant_id
+from personify.messaging.journey_definitions import builtin_journeys, load_journey
+
+app = typer.Typer(help="Personalized messages: campaigns, the worker, previews, journeys.",
+                  no_args_is_help=True)
+journeys_app = typer.Typer(help="List and validate journeys.", no_args_is_help=True)
+app.add_typer(journeys_app, name="journeys")
+console = Console(soft_wrap=True, highlight=False)
+
+TenantOption = Annotated[
+    str | None, typer.Option(help="Tenant (default: the default one).")
+]
+
+
+@contextmanager
+def _runtime(ctx: typer.Context, *, need_secret: bool = False) -> Iterator[Any]:
+    """The messaging runtime of an app built from the settings; closed at the end."""
+    state = state_of(ctx)
+    settings = state.settings()
+    if need_secret and settings.tracking_secret is None:
+        raise ConfigurationError(
+            "the worker signs tracking and unsubscribe links with the API's secret",
+            field="tracking_secret",
+            accepted="PERSONIFY_TRACKING_SECRET (the same value as the API's)",
+        )
+    built = build_app(settings, stores=state.stores(settings))
+    runtime = built.state.messaging
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+        built.state.engine.close()
+
+
+def _tenant(ctx: typer.Context, tenant: str | None) -> str:
+    return validate_tenant_id(tenant or state_of(ctx).settings().default_tenant)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{path}: cannot read: {exc}", field="file",
+                           accepted="a readable YAML or JSON file") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: not a mapping", field="file", accepted="a YAML / JSON object")
+    return data
+
+
+@app.command("send-campaign")
+def send_campaign(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Campaign YAML / JSON (name, template, "
+                                              "audience, send_at, best_time).")],
+    tenant: TenantOption = None,
+) -> None:
+    """Store a campaign and enqueue one message per person in its audience (idempotent)."""
+    document = _read_document(file)
+    tenant_id = _tenant(ctx, tenant)
+    with _runtime(ctx) as runtime:
+        campaign = runtime.definitions.save_campaign(tenant_id, document)
+        created = runtime.schedule_campaign(tenant_id, campaign)
+    console.print(f"Campaign [bold]{campaign.name}[/]: {created} messages enqueued "
+                  f"(template {campaign.template}, from {campaign.send_at.isoformat()}).")
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option(help="Run one round and exit.")] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between rounds.", min=0.05)] = 1.0,
+) -> None:
+    """Send due outbox messages and advance journeys until stopped (Ctrl-C / SIGTERM)."""
+    with _runtime(ctx, need_secret=True) as runtime:
+        if once:
+            handled = runtime.run_once()
+            console.print(f"Handled {handled} messages: {runtime.worker.stats}")
+            return
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        runtime.poll_s = poll
+        console.print("Messaging worker running; Ctrl-C to stop.")
+        try:
+            runtime.run_forever(stop)
+        except KeyboardInterrupt:
+            stop.set()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        console.print(f"Stopped: {runtime.worker.stats}")
+
+
+@app.command("preview")
+def preview(
+    ctx: typer.Context,
+    template: Annotated[str, typer.Argument(help="The stored template's name.")],
+    user: Annotated[str, typer.Option("--user", help="Render for this user id.")],
+    tenant: TenantOption = None,
+    html: Annotated[bool, typer.Option(help="Print the HTML part too.")] = False,
+) -> None:
+    """Render a template for one person with their current recommendations (nothing is sent)."""
+    tenant_id = _tenant(ctx, tenant)
+    with _runtime(ctx) as runtime:
+        rendered, items = runtime.preview(tenant_id, template, user)
+    console.print(f"[bold]Subject:[/] {rendered.subject}")
+    if rendered.preheader:
+        console.print(f"[bold]Preheader:[/] {rendered.preheader}")
+    console.print(f"[bold]Variant:[/] {rendered.language}/{rendered.tone}")
+    console.print(f"[bold]Recommended:[/] {', '.join(i.item_id for i in items) or '-'}")
+    console.print(rendered.text, markup=False)
+    if html:
+        console.print(rendered.html, markup=False)
+
+
+@journeys_app.command("list")
+def list_journeys(ctx: typer.Context, tenant: TenantOption = None) -> None:
+    """The tenant's journeys (enabled or not) and the built-in examples."""
+    tenant_id = _tenant(ctx, tenant)
+    with _runtime(ctx) as runtime:
+        stored = runtime.definitions.journeys(tenant_id)
+    table = Table("journey", "enabled", "trigger", "updated")
+    for entry in stored:
+        trigger = entry.body.get("trigger", {})
+        table.add_row(entry.name, "yes" if entry.enabled else "no",
+                      ", ".join(f"{k}={v}" for k, v in trigger.items() if k != "where"),
+                      f"{entry.updated_at:%Y-%m-%d %H:%M}")
+    if stored:
+        console.print(table)
+    else:
+        console.print(f"No journeys for tenant {tenant_id}.")
+    console.print("Examples (enable with POST /v1/messaging/journeys/NAME/enable): "
+                  + ", ".join(sorted(builtin_journeys())))
+
+
+@journeys_app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="A journey YAML / JSON file.")],
+) -> None:
+    """Check a journey file; errors name the path inside it (``steps.1.duration``)."""
+    if not file.is_file():
+        raise InvalidInput(f"no file {file}", field="file", accepted="a journey YAML / JSON file")
+    journey = load_journey(file)
+    kinds = ", ".join(sorted({step.type for step in journey.steps}))
+    console.print(f"[green]ok[/] {journey.name}: {len(journey.steps)} steps ({kinds}), "
+                  f"exits on {', '.join(journey.exit_on) or 'nothing'}")

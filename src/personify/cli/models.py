@@ -1,0 +1,147 @@
+"""``personify train`` and ``personify models list | promote | rollback``: the model lifecycle.
+
+Training runs here (or in the child process the embedded scheduler starts), never inside a
+request; servers pick up the promoted version and swap it in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from personify.algorithms import available_models
+from personify.cli.context import state_of
+from personify.domain.errors import InvalidInput
+from personify.domain.tenants import validate_tenant_id
+from personify.jobs.training import DEFAULT_MODEL, DEFAULT_PARAMS, TrainingConfig, train_tenant
+from personify.storage.model_files import FileModelStore
+
+app = typer.Typer(help="List, promote and roll back trained model versions.", no_args_is_help=True)
+console = Console(soft_wrap=True)
+
+
+def _tenant(ctx: typer.Context, tenant: str | None) -> str:
+    return validate_tenant_id(tenant or state_of(ctx).settings().default_tenant)
+
+
+def _store(ctx: typer.Context) -> FileModelStore:
+    return FileModelStore(state_of(ctx).settings().model_dir)
+
+
+def train(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
+    model: Annotated[str, typer.Option(help="Collaborative model for the neighbour matrix.")] = (
+        DEFAULT_MODEL
+    ),
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Model hyper-parameter NAME=VALUE (JSON value)."),
+    ] = None,
+    no_blend: Annotated[bool, typer.Option(help="Keep the default blend weights.")] = False,
+    no_ranker: Annotated[bool, typer.Option(help="Do not train the LambdaRank ranker.")] = False,
+    no_promote: Annotated[
+        bool, typer.Option(help="Save the version without promoting it.")
+    ] = False,
+) -> None:
+    """Train on the event store, save a new model version and promote it."""
+    tenant = _tenant(ctx, tenant)
+    if model not in available_models():
+        raise InvalidInput(
+            f"unknown model {model!r}", field="model", accepted=", ".join(available_models())
+        )
+    params = dict(DEFAULT_PARAMS) if model == DEFAULT_MODEL else {}
+    for item in param or []:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise InvalidInput(f"bad --param {item!r}", field="param", accepted="NAME=VALUE")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    state = state_of(ctx)
+    settings = state.settings()
+    stores = state.stores(settings)
+    config = TrainingConfig(
+        model=model, params=params, learn_blend=not no_blend, train_ranker=not no_ranker
+    )
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("reading events", total=None)
+
+        def seen(count: int) -> None:
+            progress.update(task, description=f"reading events: {count:,}")
+
+        manifest = train_tenant(
+            stores.events,
+            FileModelStore(settings.model_dir),
+            tenant,
+            config,
+            promote=not no_promote,
+            progress=seen,
+            catalog=stores.catalog,
+            users=stores.users,
+        )
+    console.print(
+        f"[green]trained[/green] {manifest.version} for tenant {tenant}: "
+        f"{manifest.events_used:,} events in {manifest.fit_seconds:.1f}s"
+        + (" (promoted)" if manifest.promoted else "")
+    )
+    for key in ("users", "items", "blend_weights", "ranker"):
+        if key in manifest.metrics:
+            console.print(f"  {key}: {manifest.metrics[key]}")
+
+
+@app.command("list")
+def list_models(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
+) -> None:
+    """Every stored version, oldest first; the promoted one is marked."""
+    tenant = _tenant(ctx, tenant)
+    table = Table("version", "promoted", "model", "events", "fit s", "created")
+    for m in _store(ctx).list(tenant):
+        table.add_row(
+            m.version,
+            "yes" if m.promoted else "",
+            str(m.params.get("model", "")),
+            f"{m.events_used:,}",
+            f"{m.fit_seconds:.1f}",
+            m.created_at[:19],
+        )
+    console.print(table)
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="A version from `personify models list`.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
+) -> None:
+    """Serve ``version`` from now on (servers swap it in within seconds)."""
+    _store(ctx).promote(_tenant(ctx, tenant), version)
+    console.print(f"[green]promoted[/green] {version}")
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
+) -> None:
+    """Go back to the version promoted before the current one."""
+    version = _store(ctx).rollback(_tenant(ctx, tenant))
+    console.print(f"[green]rolled back[/green] to {version}")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("train")(train)
