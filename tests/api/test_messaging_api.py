@@ -21,7 +21,7 @@ from personify.storage.registry import Stores
 
 pytest.importorskip("aiosmtpd")
 
-from personify.messaging.smtp_sink import SmtpSink  # noqa: E402
+from personify.messaging.smtp_sink import SmtpSink
 
 if TYPE_CHECKING:
     from conftest import TenantKeys
@@ -167,9 +167,10 @@ def test_scopes_are_enforced(client: TestClient, tenant_a: TenantKeys) -> None:
                            headers=headers).status_code == 403
         assert client.get("/v1/messaging/outbox", headers=headers).status_code == 403
     assert client.get("/v1/messaging/templates").status_code == 401
-    assert client.get("/v1/messaging/inbox/u1", headers=tenant_a.headers("ingest")).status_code == 403
-    assert client.get("/v1/messaging/inbox/u1").status_code == 401
-    assert client.get("/v1/messaging/inbox/u1", headers=tenant_a.headers("serve")).status_code == 200
+    inbox = "/v1/messaging/inbox/u1"
+    assert client.get(inbox, headers=tenant_a.headers("ingest")).status_code == 403
+    assert client.get(inbox).status_code == 401
+    assert client.get(inbox, headers=tenant_a.headers("serve")).status_code == 200
 
 
 def test_tenants_are_isolated(

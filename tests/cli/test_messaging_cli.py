@@ -22,7 +22,7 @@ from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 pytest.importorskip("aiosmtpd")
 
-from personify.messaging.smtp_sink import SmtpSink  # noqa: E402
+from personify.messaging.smtp_sink import SmtpSink
 
 TEMPLATE = {
     "name": "hello",
@@ -59,7 +59,8 @@ def sink() -> Iterator[SmtpSink]:
 def url(tmp_path: Path, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> str:
     database_url = f"sqlite:///{tmp_path / 'cli.db'}"
     for name, value in {
-        "ADMIN_KEY": "cli-admin-key-0123456789-abcdef", "TRACKING_SECRET": "cli-tracking-secret-0123456789",
+        "ADMIN_KEY": "cli-admin-key-0123456789-abcdef",
+        "TRACKING_SECRET": "cli-tracking-secret-0123456789",
         "SMTP_HOST": sink.host, "SMTP_PORT": str(sink.port), "MODEL_DIR": str(tmp_path / "m"),
     }.items():
         monkeypatch.setenv(f"PERSONIFY_{name}", value)

@@ -5,6 +5,7 @@ and a TestClient logged in with the demo admin key."""
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+WARM_UP_THREAD = "personify-warm-up"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -52,6 +54,9 @@ def close_app(app: FastAPI) -> None:
     """Stop the dashboard's background builds (and the engine when the test built it) before
     the stores close: a scan running into a closed database can crash SQLite."""
     app.state.dashboard.close()
+    for thread in threading.enumerate():  # the engine's warm-up replays the store on start
+        if thread.name == WARM_UP_THREAD:
+            thread.join(30)
     engine: Any = getattr(app.state, "engine", None)
     if engine is not None and getattr(app.state, "test_owns_engine", False):
         engine.close()

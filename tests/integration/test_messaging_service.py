@@ -21,10 +21,10 @@ from _uvicorn_server import running
 
 pytest.importorskip("aiosmtpd")
 
-from personify.api import create_app  # noqa: E402
-from personify.api.messaging_runtime import MessagingRuntime  # noqa: E402
-from personify.messaging.smtp_sink import SmtpSink  # noqa: E402
-from personify.settings import Settings  # noqa: E402
+from personify.api import create_app
+from personify.api.messaging_runtime import MessagingRuntime
+from personify.messaging.smtp_sink import SmtpSink
+from personify.settings import Settings
 
 ADMIN = "integration-admin-key-0123456789"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -177,6 +178,8 @@ class MessagingDefinitions:
                 field=path,
                 accepted="see docs/messaging.md (campaigns)",
             ) from exc
+        if campaign.send_at.tzinfo is None:  # a naive time is taken to be UTC
+            campaign = campaign.model_copy(update={"send_at": campaign.send_at.replace(tzinfo=UTC)})
         self.store.put(tenant, CAMPAIGN, campaign.name, document, enabled=True)
         return campaign
 

@@ -106,6 +106,9 @@ class MessagingRuntime:
         self._last_scan: datetime | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._journey_lock = threading.RLock()
+        """Serializes journey work in this process (request threads and the background
+        thread) so two updates of one run never interleave."""
 
     # -- journeys -------------------------------------------------------------------------------
 
@@ -136,8 +139,9 @@ class MessagingRuntime:
         if engine is None:
             return
         now = self.clock()
-        for event in events:
-            engine.handle_event(tenant, event, now)
+        with self._journey_lock:
+            for event in events:
+                engine.handle_event(tenant, event, now)
 
     def tick(self, now: datetime | None = None) -> int:
         """Advance every due journey run of every tenant; returns how many advanced."""
@@ -146,7 +150,8 @@ class MessagingRuntime:
         for tenant in self.definitions.journey_tenants():
             engine = self.engine_for(tenant)
             if engine is not None:
-                advanced += engine.tick(tenant, now)
+                with self._journey_lock:
+                    advanced += engine.tick(tenant, now)
         return advanced
 
     def scan_users(self, now: datetime | None = None) -> int:
@@ -164,9 +169,10 @@ class MessagingRuntime:
                 latest = self.stores.events.for_user(tenant, user_id, limit=1)
                 return latest[0].timestamp if latest else None
 
-            started += len(
-                engine.scan_users(tenant, self.users(tenant), now, last_active=last_active)
-            )
+            with self._journey_lock:
+                started += len(
+                    engine.scan_users(tenant, self.users(tenant), now, last_active=last_active)
+                )
         return started
 
     # -- timing ---------------------------------------------------------------------------------

@@ -65,6 +65,22 @@ def test_ease_scipy_inplace_and_numpy_agree() -> None:
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_ease_torch_backend_inverts_in_place() -> None:
+    pytest.importorskip("torch")
+    from personify.algorithms._dense_inverse import inverse_spd_inplace
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 40))
+    gram = (a @ a.T + 10 * np.eye(300)).astype(np.float32)
+    buffer = gram.copy()
+    inv = inverse_spd_inplace(buffer, "torch")
+    assert np.shares_memory(inv, buffer)  # no second result matrix: the memory plan holds
+    np.testing.assert_allclose(inv @ gram, np.eye(300), atol=1e-4)
+    split = planted_split()
+    np.testing.assert_allclose(EASE(l2=10.0, backend="torch").fit(split.train).B_,
+                               EASE(l2=10.0, backend="scipy").fit(split.train).B_, atol=1e-5)
+
+
 def test_itemknn_cosine_with_shrink_matches_hand_computation() -> None:
     model = ItemKNN(k=10, shrink=1.0).fit(matrix_data(X))
     co = X.T @ X

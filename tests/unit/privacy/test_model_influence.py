@@ -21,7 +21,7 @@ from personify.privacy.model_influence import (
     version_dir,
 )
 from personify.serving.bundle import ModelBundle
-from personify.storage.model_files import FileModelStore, ModelManifest
+from personify.storage.model_files import FileModelStore
 
 NOW = datetime(2025, 5, 1, tzinfo=UTC)
 

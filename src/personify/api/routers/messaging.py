@@ -20,6 +20,7 @@ from personify.api.messaging_definitions import (
     parse_document,
 )
 from personify.api.messaging_runtime import MessagingDep, MessagingRuntime
+from personify.api.openapi import documented_body
 from personify.api.schemas.messaging import (
     CampaignList,
     CampaignOut,
@@ -39,6 +40,7 @@ from personify.api.schemas.messaging import (
 )
 from personify.domain._fields import Identifier
 from personify.domain.errors import InvalidInput, LimitExceeded, NotFound
+from personify.messaging.campaigns import Campaign
 from personify.messaging.inbox import list_inbox, mark_read
 from personify.messaging.journey_definitions import JourneyDefinition, SendStep
 from personify.messaging.templates import MessageTemplate
@@ -94,6 +96,7 @@ def list_templates(key: AdminKey, messaging: MessagingDep) -> TemplateList:
     "/templates/{name}",
     response_model=MessageTemplate,
     summary="Create or replace a template (JSON, or YAML with Content-Type: application/yaml)",
+    openapi_extra=documented_body(MessageTemplate, many=False),
 )
 async def put_template(
     name: DefinitionName, request: Request, key: AdminKey, messaging: MessagingDep,
@@ -170,6 +173,7 @@ def list_journeys(key: AdminKey, messaging: MessagingDep) -> JourneyList:
     "/journeys/{name}",
     response_model=JourneyOut,
     summary="Create or replace a journey (JSON, or YAML with Content-Type: application/yaml)",
+    openapi_extra=documented_body(JourneyDefinition, many=False),
 )
 async def put_journey(
     name: DefinitionName, request: Request, key: AdminKey, messaging: MessagingDep,
@@ -245,6 +249,7 @@ def get_run(
     "/campaigns",
     response_model=CampaignOut,
     summary="Store and schedule a campaign: one message per person in the audience",
+    openapi_extra=documented_body(Campaign, many=False),
 )
 async def post_campaign(
     request: Request, key: AdminKey, messaging: MessagingDep, settings: SettingsDep

@@ -1,0 +1,171 @@
+"""Messaging wired into the service (issue 7): what it costs and how fast it goes end to end.
+
+(a) Ingestion with journeys: events/s through ``app.state.ingestor`` (SQLite file database,
+    batches of 500 view / add_to_cart events) with no journey enabled and with the
+    ``abandoned_cart`` and ``abandoned_browse`` examples enabled (every event then also goes
+    through the journey engine: active-run lookup, trigger check, run start).
+(b) Tracked clicks: requests/s of ``GET /t/c/{token}`` through the ASGI app (token check, link
+    lookup, one ``email_click`` event ingested, 302).
+(c) A campaign through the service: ``POST /v1/messaging/campaigns`` to N recipients, then the
+    runtime's outbox worker renders each message with the person's block from the real serving
+    chain (live popularity, no trained model) and delivers it to a local aiosmtpd sink.
+
+    python benchmarks/messaging_service.py                  # 20,000 events, 2,000 recipients
+    python benchmarks/messaging_service.py --recipients 500 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._report import write_results
+from personify.api import create_app
+from personify.domain.consents import ConsentRecord, ConsentState
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.messaging.smtp_sink import SmtpSink
+from personify.settings import Settings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+ADMIN = "benchmark-admin-key-0123456789"
+HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+TEMPLATE = {
+    "recommendations": 4,
+    "variants": [{
+        "subject": "{{ user.name }}, picked for you",
+        "html": "<html><body>{% for r in recommendations %}<a href=\"{{ r.url }}\">{{ r.title }}"
+                "</a>{% endfor %}</body></html>",
+        "text": "{% for r in recommendations %}{{ r.title }}\n{% endfor %}",
+    }],
+}
+
+
+def _app(folder: Path, sink: SmtpSink) -> Any:
+    settings = Settings(
+        database_url=f"sqlite:///{folder / 'bench.db'}", admin_key=ADMIN,
+        model_dir=str(folder / "models"), tracking_secret="benchmark-tracking-secret-0123",
+        smtp_host=sink.host, smtp_port=sink.port,
+    )
+    return create_app(settings)
+
+
+def _events(n: int, start: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    return [
+        {"event_id": f"b{start + k}", "type": "add_to_cart" if k % 5 == 0 else "view",
+         "user_id": f"u{(start + k) % 2000}", "item_id": f"i{(start + k) % 300}",
+         "price": 30.0, "timestamp": now.isoformat()}
+        for k in range(n)
+    ]
+
+
+def ingest_rate(app: Any, n: int, start: int) -> float:
+    ingestor = app.state.ingestor
+    began = time.perf_counter()
+    for offset in range(0, n, 500):
+        result = ingestor.ingest("default", _events(min(500, n - offset), start + offset))
+        assert not result.rejected, result.rejected[:1]
+    return n / (time.perf_counter() - began)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--recipients", type=int, default=2_000)
+    parser.add_argument("--clicks", type=int, default=1_000)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, SmtpSink(keep_bodies=False) as sink:
+        folder = Path(tmp)
+        app = _app(folder, sink)
+        stores, runtime = app.state.stores, app.state.messaging
+        stores.catalog.upsert("default", [
+            Item(item_id=f"i{k}", title=f"Item {k}", price=10.0 + k % 50,
+                 properties={"url": f"https://shop.example/{k}"}) for k in range(300)])
+        users = [User(user_id=f"u{k}", profile={"name": f"User {k}",
+                                               "email": f"u{k}@example.com"})
+                 for k in range(max(args.recipients, 2000))]
+        for at in range(0, len(users), 1000):
+            stores.users.upsert("default", users[at:at + 1000])
+        for user in users[: args.recipients]:
+            stores.consents.append("default", ConsentRecord(
+                user_id=user.user_id, purpose="email_marketing", state=ConsentState.GRANTED))
+        client = TestClient(app)
+
+        ingest_rate(app, 2_000, 10_000_000)  # warm-up
+        without = ingest_rate(app, args.events, 0)
+        for name in ("abandoned_cart", "abandoned_browse"):
+            assert client.post(f"/v1/messaging/journeys/{name}/enable",
+                               headers=HEADERS).status_code == 200
+        with_journeys = ingest_rate(app, args.events, args.events)
+        runs = sum(len(runtime.state.runs.active("default", u.user_id)) for u in users[:2000])
+        print(f"ingest: {without:,.0f} events/s without journeys, {with_journeys:,.0f} with "
+              f"2 journeys ({runs} active runs)")
+
+        assert client.put("/v1/messaging/templates/digest", json=TEMPLATE,
+                          headers=HEADERS).status_code == 200
+        campaign = {"name": "bench", "template": "digest",
+                    "send_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+        runtime.worker.guardrails.quiet_hours = None
+        began = time.perf_counter()
+        response = client.post("/v1/messaging/campaigns", json=campaign, headers=HEADERS)
+        assert response.json()["enqueued"] == args.recipients, response.text
+        enqueued_s = time.perf_counter() - began
+        runtime.worker.run_until_idle()
+        campaign_s = time.perf_counter() - began
+        deadline = time.monotonic() + 30
+        while len(sink.handler.message_ids) < args.recipients and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delivered = len(set(sink.handler.message_ids))
+        assert delivered == args.recipients, (delivered, runtime.worker.stats)
+        rate = args.recipients / campaign_s
+        print(f"campaign: {args.recipients} recipients enqueued in {enqueued_s:.2f} s, "
+              f"delivered in {campaign_s:.2f} s = {rate:,.0f} messages/s")
+
+        sink.handler.keep_bodies = True
+        runtime.schedule_campaign("default", runtime.definitions.save_campaign(
+            "default", {**campaign, "name": "clicks"}))
+        runtime.worker.run_until_idle()
+        time.sleep(0.5)
+        html = sink.handler.messages()[-1].get_body(("html",)).get_content()
+        link = urlsplit(re.findall(r'href="([^"]+/t/c/[^"]+)"', html)[0]).path
+        began = time.perf_counter()
+        for _ in range(args.clicks):
+            assert client.get(link, follow_redirects=False).status_code == 302
+        clicks = args.clicks / (time.perf_counter() - began)
+        print(f"clicks: {clicks:,.0f} tracked redirects/s")
+        client.close()
+        runtime.close()
+        app.state.engine.close()
+        stores.close()
+
+    metrics = {
+        "ingest_events_per_s_without_journeys": round(without),
+        "ingest_events_per_s_with_2_journeys": round(with_journeys),
+        "journey_ingest_overhead_ratio": round(without / with_journeys, 2),
+        "service_campaign_recipients": args.recipients,
+        "service_campaign_messages_per_s": round(rate, 1),
+        "tracked_clicks_per_s": round(clicks),
+    }
+    print(metrics)
+    if not args.no_write:
+        print(write_results("messaging_service", metrics))
+
+
+if __name__ == "__main__":
+    main()
