@@ -90,7 +90,7 @@ def populate(db_url: str, users: dict[int, list[int]]) -> int:
 
 
 def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "personify.api.app:app_from_environment",
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "personify.app:app_from_environment",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(cmd, env={**os.environ, **env})
     deadline = time.time() + 120

@@ -28,7 +28,7 @@ from personify.api.segment.mapping import SegmentMapper
 from personify.domain.errors import ConfigurationError
 from personify.domain.events import EventTypes
 from personify.ingestion import EventIngestor
-from personify.settings import DEMO_ADMIN_KEY, Settings, load_settings
+from personify.settings import DEMO_ADMIN_KEY, Settings
 from personify.storage.registry import Stores, open_stores
 
 DESCRIPTION = (
@@ -90,6 +90,8 @@ def create_app(
         # garbage collector's scans (fewer, shorter pauses on the ingestion hot path).
         gc.freeze()
         yield
+        for close in reversed(app.state.closers):
+            close()
         engine.close()
         if owns_stores:
             stores.close()
@@ -104,6 +106,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.closers = []
+    # callables run at shutdown, newest first, before the engine and the stores close
     app.state.stores = stores
     app.state.ingestor = ingestor
     engine = build_engine(settings, stores, ingestor, online_state=online_state)
@@ -123,8 +127,3 @@ def create_app(
     install_messaging(app)
     install_openapi(app)
     return app
-
-
-def app_from_environment() -> FastAPI:
-    """A factory for ``uvicorn --factory``: settings from ``PERSONIFY_*`` and the config file."""
-    return create_app(load_settings())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -44,8 +44,14 @@ class Engine:
     impressions: ImpressionLogger
     warnings: list[str]
     scheduler: RetrainScheduler | None = None
+    warm_up_stop: threading.Event = field(default_factory=threading.Event)
+    warm_up_thread: threading.Thread | None = None
 
     def close(self) -> None:
+        """Stop the background threads (waiting for the warm-up, which reads the stores)."""
+        self.warm_up_stop.set()
+        if self.warm_up_thread is not None:
+            self.warm_up_thread.join(timeout=30)
         if self.scheduler is not None:
             self.scheduler.stop()
         self.bundles.stop()
@@ -120,20 +126,31 @@ def build_engine(
     scheduler = None
     if settings.retrain_interval_minutes:
         scheduler = RetrainScheduler(
-            train_in_subprocess, interval_s=settings.retrain_interval_minutes * 60,
-            every_events=settings.retrain_every_events, tenants=[settings.default_tenant],
+            train_in_subprocess,
+            interval_s=settings.retrain_interval_minutes * 60,
+            every_events=settings.retrain_every_events,
+            tenants=[settings.default_tenant],
         )
         ingestor.add_listener(scheduler.on_events)
         scheduler.start()
+    stop = threading.Event()
+
     def preload() -> None:
         tenant = settings.default_tenant
-        bundles.get(tenant)
-        catalogs.get(tenant)
-        if isinstance(state, MemoryOnlineState):
-            warm_up(state, stores, tenant, admit=privacy.gate.admit)
+        try:
+            bundles.get(tenant)
+            if not stop.is_set():
+                catalogs.get(tenant)
+            if isinstance(state, MemoryOnlineState) and not stop.is_set():
+                warm_up(state, stores, tenant, admit=privacy.gate.admit, stop=stop)
+        except Exception:
+            log.exception("preloading the engine failed; it loads lazily instead")
 
-    threading.Thread(target=preload, daemon=True, name="personify-warm-up").start()
-    return Engine(state, models, bundles, catalogs, service, impressions, warnings, scheduler)
+    thread = threading.Thread(target=preload, daemon=True, name="personify-warm-up")
+    thread.start()
+    return Engine(
+        state, models, bundles, catalogs, service, impressions, warnings, scheduler, stop, thread
+    )
 
 
 def warm_up(
@@ -144,6 +161,7 @@ def warm_up(
     days: float = 30,
     max_events: int = 2_000_000,
     admit: Callable[[str, Sequence[Event]], Sequence[Event]] | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Rebuild an in-process online state after a restart by replaying recent stored events
     (Redis keeps its state across restarts and needs no warm-up). Returns events replayed."""
@@ -159,7 +177,7 @@ def warm_up(
                 state.apply(tenant, admit(tenant, batch) if admit else batch)
                 replayed += len(batch)
                 batch = []
-            if replayed >= max_events:
+            if replayed >= max_events or (stop is not None and stop.is_set()):
                 break
         if batch:
             state.apply(tenant, admit(tenant, batch) if admit else batch)

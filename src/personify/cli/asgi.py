@@ -14,11 +14,12 @@ from uvicorn.importer import import_from_string
 
 from personify.settings import Settings, load_settings
 
-API_FACTORY = "personify.api.app:create_app"
+API_FACTORY = "personify.app:create_app"
+"""The API with the dashboard mounted (``personify.app``)."""
 
 
 def api_factory() -> Callable[..., Any]:
-    """``personify.api.app.create_app``, resolved at run time."""
+    """``personify.app.create_app``, resolved at run time."""
     factory: Callable[..., Any] = import_from_string(API_FACTORY)
     return factory
 

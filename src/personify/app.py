@@ -1,0 +1,26 @@
+"""The whole product as one ASGI application: the API (``personify.api``) with the dashboard
+(``personify.dashboard``) mounted on it. The two edges never import each other; this module is
+the only place that joins them, and what ``personify serve`` / ``personify demo`` run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from personify.api.app import create_app as create_api
+from personify.dashboard import mount_dashboard
+from personify.settings import Settings, load_settings
+
+
+def create_app(settings: Settings, **kwargs: Any) -> FastAPI:
+    """The API plus the dashboard under ``/dashboard``."""
+    app = create_api(settings, **kwargs)
+    dashboard = mount_dashboard(app)
+    app.state.closers.append(dashboard.close)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """A factory for ``uvicorn --factory``: settings from ``PERSONIFY_*`` and the config file."""
+    return create_app(load_settings())
