@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from personify.cli import bulk, db, experiments, keys, models, ope, server, simulate
+from personify.cli import bulk, db, experiments, keys, models, ope, privacy, server, simulate
 from personify.cli.context import CliState
 from personify.cli.errors import ErrorHandlingGroup
 
@@ -33,6 +33,7 @@ GROUPS: dict[str, typer.Typer] = {
     "db": db.app,
     "experiments": experiments.app,
     "models": models.app,
+    "privacy": privacy.app,
     # "evaluate": evaluate.app,
     # "privacy": privacy.app, ...
 }

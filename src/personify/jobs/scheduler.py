@@ -54,6 +54,12 @@ class RetrainScheduler:
             self._pending[tenant] = self._pending.get(tenant, 0) + real
             self._last.setdefault(tenant, self.clock())
 
+    def request(self, tenant: str) -> None:
+        """Ask for a retrain of ``tenant`` at the next tick (e.g. after an erasure whose model
+        influence could not be subtracted exactly)."""
+        self._pending[tenant] = max(self._pending.get(tenant, 0), self.every_events)
+        self._last.setdefault(tenant, self.clock())
+
     def due(self) -> list[str]:
         now = self.clock()
         return [

@@ -57,7 +57,8 @@ async def _handle(request: Request, key: SegmentKey, stores: StoresDep, ingestor
     mapped = mapper.map_batch(messages, default_type=call)
     answer = await run_in_threadpool(
         lambda: apply_batch(mapped, tenant=key.tenant, stores=stores, ingestor=ingestor,
-                            erased=erased, message_count=len(messages))
+                            erased=erased, message_count=len(messages),
+                            state=request.app.state.online_state)
     )
     return JSONBody(answer)
 

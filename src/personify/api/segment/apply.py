@@ -16,6 +16,7 @@ from personify.api.segment.mapping import MappedBatch, ProfileUpdate
 from personify.domain.errors import PersonifyError
 from personify.ingestion import EventIngestor, Rejection
 from personify.ingestion.validation import rejection_from_validation_error
+from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores
 
 
@@ -27,25 +28,36 @@ def apply_batch(
     ingestor: EventIngestor,
     erased: CachedErasureCheck,
     message_count: int,
+    state: OnlineState | None = None,
 ) -> dict[str, Any]:
     """Apply ``mapped`` for ``tenant``; returns the response body (Segment's ``success`` plus
     Personify's counts and rejections by message index)."""
     rejected = list(mapped.rejected)
-    erased.prefetch(tenant, [
-        *(event.get("user_id") for event in mapped.events),
-        *(update.user_id for update in mapped.profiles),
-        *(alias.user_id for alias in mapped.aliases),
-    ])
+    erased.prefetch(
+        tenant,
+        [
+            *(event.get("user_id") for event in mapped.events),
+            *(update.user_id for update in mapped.profiles),
+            *(alias.user_id for alias in mapped.aliases),
+        ],
+    )
     result = ingestor.ingest(tenant, mapped.events) if mapped.events else None
     if result is not None:
         rejected.extend(replace(r, index=mapped.origins[r.index]) for r in result.rejected)
     for update in mapped.profiles:
-        problem = _attempt(update.index, tenant, update.user_id, erased,
-                           partial(_apply_profile, stores, tenant, update))
+        problem = _attempt(
+            update.index,
+            tenant,
+            update.user_id,
+            erased,
+            partial(_apply_profile, stores, tenant, update, state),
+        )
         if problem is not None:
             rejected.append(problem)
     for alias in mapped.aliases:
-        merge = partial(link_anonymous, stores, tenant, alias.user_id, alias.anonymous_id)
+        merge = partial(
+            link_anonymous, stores, tenant, alias.user_id, alias.anonymous_id, state=state
+        )
         problem = _attempt(alias.index, tenant, alias.user_id, erased, merge)
         if problem is not None:
             rejected.append(problem)
@@ -60,19 +72,28 @@ def apply_batch(
     }
 
 
-def _apply_profile(stores: Stores, tenant: str, update: ProfileUpdate) -> None:
+def _apply_profile(
+    stores: Stores, tenant: str, update: ProfileUpdate, state: OnlineState | None = None
+) -> None:
     """``identify`` / ``group``: merge traits, then the anonymous id when one came along."""
     merge_traits(stores, tenant, update.user_id, update.profile, update.properties)
     if update.anonymous_id:
-        link_anonymous(stores, tenant, update.user_id, update.anonymous_id)
+        link_anonymous(stores, tenant, update.user_id, update.anonymous_id, state=state)
 
 
-def _attempt(index: int, tenant: str, user_id: str, erased: CachedErasureCheck,
-             action: Callable[[], object]) -> Rejection | None:
+def _attempt(
+    index: int, tenant: str, user_id: str, erased: CachedErasureCheck, action: Callable[[], object]
+) -> Rejection | None:
     """Run ``action`` for one message; its failure as a Rejection (None when it worked)."""
     if erased(tenant, user_id):
-        return Rejection(index, "erased", "userId", f"user {user_id!r} was erased",
-                         "the id of a user who has not been erased", user_id)
+        return Rejection(
+            index,
+            "erased",
+            "userId",
+            f"user {user_id!r} was erased",
+            "the id of a user who has not been erased",
+            user_id,
+        )
     try:
         action()
     except ValidationError as exc:
