@@ -1,16 +1,18 @@
 """Messaging wired into the service (issue 7): what it costs and how fast it goes end to end.
 
-(a) Ingestion with journeys: events/s through ``app.state.ingestor`` (SQLite file database,
-    batches of 500 view / add_to_cart events) with no journey enabled and with the
-    ``abandoned_cart`` and ``abandoned_browse`` examples enabled (every event then also goes
-    through the journey engine: active-run lookup, trigger check, run start).
+(a) The journey listener: events/s handled by ``runtime.on_events`` (what ingestion calls
+    after every stored batch) with the ``abandoned_cart`` and ``abandoned_browse`` examples
+    enabled: per event an active-run lookup and update in the messaging SQLite file, the
+    trigger check, a user lookup and a run start for add_to_cart. For context, the whole
+    ingestion path (``app.state.ingestor``, SQLite file database, batches of 500) with and
+    without those journeys; its absolute rate depends on every other listener in the tree.
 (b) Tracked clicks: requests/s of ``GET /t/c/{token}`` through the ASGI app (token check, link
     lookup, one ``email_click`` event ingested, 302).
 (c) A campaign through the service: ``POST /v1/messaging/campaigns`` to N recipients, then the
     runtime's outbox worker renders each message with the person's block from the real serving
     chain (live popularity, no trained model) and delivers it to a local aiosmtpd sink.
 
-    python benchmarks/messaging_service.py                  # 20,000 events, 2,000 recipients
+    python benchmarks/messaging_service.py                  # 1,000 events, 2,000 recipients
     python benchmarks/messaging_service.py --recipients 500 --no-write
 """
 
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._report import write_results
 from personify.api import create_app
 from personify.domain.consents import ConsentRecord, ConsentState
+from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.messaging.smtp_sink import SmtpSink
@@ -63,30 +66,40 @@ def _app(folder: Path, sink: SmtpSink) -> Any:
     return create_app(settings)
 
 
-def _events(n: int, start: int) -> list[dict[str, Any]]:
+def _events(n: int, start: int, users: int) -> list[dict[str, Any]]:
     now = datetime.now(UTC) - timedelta(minutes=5)
     return [
         {"event_id": f"b{start + k}", "type": "add_to_cart" if k % 5 == 0 else "view",
-         "user_id": f"u{(start + k) % 2000}", "item_id": f"i{(start + k) % 300}",
+         "user_id": f"u{(start + k) % users}", "item_id": f"i{(start + k) % 300}",
          "price": 30.0, "timestamp": now.isoformat()}
         for k in range(n)
     ]
 
 
-def ingest_rate(app: Any, n: int, start: int) -> float:
+def ingest_rate(app: Any, n: int, start: int, users: int) -> float:
     ingestor = app.state.ingestor
     began = time.perf_counter()
     for offset in range(0, n, 500):
-        result = ingestor.ingest("default", _events(min(500, n - offset), start + offset))
+        batch = _events(min(500, n - offset), start + offset, users)
+        result = ingestor.ingest("default", batch)
         assert not result.rejected, result.rejected[:1]
+    return n / (time.perf_counter() - began)
+
+
+def listener_rate(runtime: Any, n: int, start: int, users: int) -> float:
+    batches = [[Event.model_validate(e) for e in _events(min(500, n - at), start + at, users)]
+               for at in range(0, n, 500)]
+    began = time.perf_counter()
+    for batch in batches:
+        runtime.on_events("default", batch)
     return n / (time.perf_counter() - began)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=1_000)
     parser.add_argument("--recipients", type=int, default=2_000)
-    parser.add_argument("--clicks", type=int, default=1_000)
+    parser.add_argument("--clicks", type=int, default=300)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -97,25 +110,29 @@ def main() -> None:
         stores.catalog.upsert("default", [
             Item(item_id=f"i{k}", title=f"Item {k}", price=10.0 + k % 50,
                  properties={"url": f"https://shop.example/{k}"}) for k in range(300)])
+        people = args.recipients
         users = [User(user_id=f"u{k}", profile={"name": f"User {k}",
                                                "email": f"u{k}@example.com"})
-                 for k in range(max(args.recipients, 2000))]
+                 for k in range(people)]
         for at in range(0, len(users), 1000):
             stores.users.upsert("default", users[at:at + 1000])
-        for user in users[: args.recipients]:
+        for user in users:
             stores.consents.append("default", ConsentRecord(
                 user_id=user.user_id, purpose="email_marketing", state=ConsentState.GRANTED))
         client = TestClient(app)
 
-        ingest_rate(app, 2_000, 10_000_000)  # warm-up
-        without = ingest_rate(app, args.events, 0)
+        ingest_rate(app, 1_000, 10_000_000, people)  # warm-up
+        without = ingest_rate(app, args.events, 0, people)
         for name in ("abandoned_cart", "abandoned_browse"):
             assert client.post(f"/v1/messaging/journeys/{name}/enable",
                                headers=HEADERS).status_code == 200
-        with_journeys = ingest_rate(app, args.events, args.events)
-        runs = sum(len(runtime.state.runs.active("default", u.user_id)) for u in users[:2000])
-        print(f"ingest: {without:,.0f} events/s without journeys, {with_journeys:,.0f} with "
-              f"2 journeys ({runs} active runs)")
+        with_journeys = ingest_rate(app, args.events, args.events, people)
+        listener = listener_rate(runtime, args.events, 20_000_000, people)
+        runs = sum(len(runtime.state.runs.active("default", u.user_id)) for u in users)
+        print(f"journey listener: {listener:,.0f} events/s ({runs} active runs); ingest: "
+              f"{without:,.0f} events/s without journeys, {with_journeys:,.0f} with 2")
+        for name in ("abandoned_cart", "abandoned_browse"):
+            client.post(f"/v1/messaging/journeys/{name}/disable", headers=HEADERS)
 
         assert client.put("/v1/messaging/templates/digest", json=TEMPLATE,
                           headers=HEADERS).status_code == 200
@@ -155,6 +172,7 @@ def main() -> None:
         stores.close()
 
     metrics = {
+        "journey_listener_events_per_s": round(listener),
         "ingest_events_per_s_without_journeys": round(without),
         "ingest_events_per_s_with_2_journeys": round(with_journeys),
         "journey_ingest_overhead_ratio": round(without / with_journeys, 2),

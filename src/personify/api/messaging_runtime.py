@@ -102,6 +102,7 @@ class MessagingRuntime:
             clock=lambda: self.ingestor.clock(),
         )
         self._engines: dict[str, tuple[object, JourneyEngine]] = {}
+        self._triggers: dict[str, frozenset[str]] = {}
         self._timing: dict[str, tuple[datetime, SendTimeModel]] = {}
         self._last_scan: datetime | None = None
         self._stop = threading.Event()
@@ -120,6 +121,13 @@ class MessagingRuntime:
         cached = self._engines.get(tenant)
         if cached is not None and cached[0] is journeys:
             return cached[1]
+        counted = sorted({j.trigger.event for j in journeys
+                          if j.trigger.event and j.trigger.min_count > 1})
+
+        def history(t: str, user_id: str) -> list[Event]:
+            # only repeated-event triggers ("viewed 3 times") read it: fetch just those types
+            return self.stores.events.for_user(t, user_id, limit=200, types=counted)
+
         engine = JourneyEngine(
             journeys,
             self.state.runs,
@@ -127,20 +135,30 @@ class MessagingRuntime:
             users=self.stores.users.get,
             consent=self.consent,
             suppressions=self.state.suppressions,
-            history=lambda t, u: self.stores.events.for_user(t, u, limit=200),
+            history=history,
             send_time=self.send_time_for(tenant),
         )
         self._engines[tenant] = (journeys, engine)
+        self._triggers[tenant] = frozenset(j.trigger.event for j in journeys if j.trigger.event)
         return engine
 
     def on_events(self, tenant: str, events: Sequence[Event]) -> None:
-        """Ingestion listener: hand every stored event to the tenant's journeys."""
+        """Ingestion listener: hand every stored event to the tenant's journeys. An event
+        that triggers nothing matters only to people already in a run, so for anyone else it
+        is skipped before the engine looks the person up."""
         engine = self.engine_for(tenant)
         if engine is None:
             return
+        triggers = self._triggers.get(tenant, frozenset())
         now = self.clock()
         with self._journey_lock:
             for event in events:
+                if event.user_id is None:
+                    continue
+                if event.type not in triggers and not self.state.runs.active(
+                    tenant, event.user_id
+                ):
+                    continue
                 engine.handle_event(tenant, event, now)
 
     def tick(self, now: datetime | None = None) -> int:

@@ -129,7 +129,7 @@ def get_user(user_id: str) -> Call[User]:
 
 
 def delete_user(user_id: str) -> Call[ErasureReceipt]:
-    return Call("DELETE", f"/v1/users/{_id(user_id)}", lambda r: ErasureReceipt(**r.json()))
+    return Call("DELETE", f"/v1/users/{_id(user_id)}", lambda r: ErasureReceipt.from_json(r.json()))
 
 
 def list_users(query: str | None, limit: int, offset: int) -> Call[list[User]]:

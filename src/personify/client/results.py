@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from personify.domain.consents import ConsentRecord
@@ -73,11 +73,27 @@ class BulkResult:
 
 @dataclass(frozen=True)
 class ErasureReceipt:
+    """What an erasure removed (see ``docs/privacy.md``); unknown fields from newer servers are
+    ignored."""
+
     user_id: str
     receipt_id: str
     profile_deleted: bool
     events_deleted: int
     consents_deleted: int
+    erased_at: str | None = None
+    preferences_deleted: bool = False
+    online_state_forgotten: int = 0
+    model_status: str = "no_model"
+    model_version: str | None = None
+    model_neighbours_exact: bool = False
+    retrain_pending: bool = False
+    seconds: float = 0.0
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ErasureReceipt:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in body.items() if k in known})
 
 
 @dataclass(frozen=True)
