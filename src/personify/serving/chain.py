@@ -143,11 +143,9 @@ class RecommendationService:
         if bundle is not None:
             weights.update(bundle.source_weights)
 
-        excluded = (
-            self._excluded(tenant, request, user_state, catalog, now)
-            if personalized
-            else (set(request.exclude.items))
-        )
+        # explicit exclusions, the user themself, their own items and what they muted hold even
+        # without personalization (user_state is None then: no history is used)
+        excluded = self._excluded(tenant, request, user_state, catalog, now)
         pool: dict[str, _Candidate] = {}
         want = max(request.n * 3, 30)
         used: list[str] = []
@@ -240,6 +238,8 @@ class RecommendationService:
                 scores[i] = scores.get(i, 0.0) + 0.5 * s / top
         personalized = bool(user_id) and self.personalization_allowed(tenant, user_id or "")
         excluded = {item_id}
+        if user_id:
+            excluded |= {user_id} | catalog.authored_by(user_id) | self.muted(tenant, user_id)
         if personalized and user_id and bundle is not None:
             user_state = self._user_state(tenant, user_id, now, warnings)
             if user_state is not None:

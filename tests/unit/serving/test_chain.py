@@ -243,3 +243,17 @@ def test_trending_in_the_request_country(service) -> None:
     )
     assert result.items[0].item_id == "i11"
     assert result.items[0].explanation == "Popular in Berlin this week"
+
+
+def test_muted_items_hold_without_personalization_and_in_similar(service) -> None:
+    svc, _, _ = service
+    baseline = {i.item_id for i in svc.similar(T, "i0", 5).items}
+    assert baseline
+    popular = {i.item_id for i in svc.recommend(T, RecommendationRequest(user_id="optout",
+                                                                          n=5)).items}
+    muted = baseline | popular
+    svc.muted = lambda tenant, user_id: muted if user_id == "optout" else set()
+    result = svc.recommend(T, RecommendationRequest(user_id="optout", n=10))
+    assert not result.personalized and result.items
+    assert not muted & {i.item_id for i in result.items}
+    assert not muted & {i.item_id for i in svc.similar(T, "i0", 10, user_id="optout").items}
