@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from personify.api.engine import build_engine
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.errors import install_error_handlers
 from personify.api.experiments_runtime import install_experiments
+from personify.api.identity import erase_subjects
 from personify.api.limits import BodySizeLimit
 from personify.api.messaging_wiring import install_messaging
 from personify.api.openapi import install_openapi
@@ -112,6 +114,9 @@ def create_app(
     app.state.ingestor = ingestor
     engine = build_engine(settings, stores, ingestor, online_state=online_state)
     app.state.engine = engine
+    app.state.privacy = engine.privacy
+    app.state.erase_subjects = partial(erase_subjects, engine.privacy, erasure_check, engine=engine)
+    # erase users / an anonymous id everywhere (used by the users routes and the dashboard)
     app.state.online_state = engine.state
     app.state.erasure_check = erasure_check
     app.state.authenticator = Authenticator(

@@ -13,12 +13,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from personify.api.identity import open_privacy
+from personify.api.online_gate import BatchGate
 from personify.domain.consents import Purpose
 from personify.domain.errors import Unavailable
 from personify.domain.events import Event
 from personify.domain.users import User
 from personify.ingestion import EventIngestor
 from personify.jobs.scheduler import RetrainScheduler, train_in_subprocess
+from personify.privacy.runtime import PrivacyRuntime
 from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
 from personify.serving.chain import RecommendationService
 from personify.serving.impressions import ImpressionLogger
@@ -43,6 +45,7 @@ class Engine:
     service: RecommendationService
     impressions: ImpressionLogger
     warnings: list[str]
+    privacy: PrivacyRuntime
     scheduler: RetrainScheduler | None = None
     warm_up_stop: threading.Event = field(default_factory=threading.Event)
     warm_up_thread: threading.Thread | None = None
@@ -116,8 +119,11 @@ def build_engine(
         log_impression=impressions,
     )
 
+    gate = BatchGate(privacy.gate, stores.users, stores.consents, stores.erasures)
+
     def apply_to_state(tenant: str, events: Sequence[Event]) -> None:
-        allowed = privacy.gate.admit(tenant, [e for e in events if e.item_id is not None])
+        with_item = [e for e in events if e.item_id is not None]
+        allowed = gate.admit(tenant, with_item) if with_item else []
         if allowed:
             state.apply(tenant, allowed)
 
@@ -149,7 +155,8 @@ def build_engine(
     thread = threading.Thread(target=preload, daemon=True, name="personify-warm-up")
     thread.start()
     return Engine(
-        state, models, bundles, catalogs, service, impressions, warnings, scheduler, stop, thread
+        state, models, bundles, catalogs, service, impressions, warnings, privacy, scheduler, stop,
+        thread,
     )
 
 

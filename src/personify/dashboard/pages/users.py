@@ -22,7 +22,7 @@ from personify.dashboard.recommendation_preview import (
 )
 from personify.dashboard.rendering import language, render
 from personify.dashboard.state import app_attribute, engine, ingestor, stores
-from personify.dashboard.user_data import erase_user, export_user
+from personify.dashboard.user_data import ErasureOutcome, erase_user, export_user
 from personify.domain.events import Context, Event
 from personify.storage.registry import Stores
 
@@ -157,13 +157,23 @@ async def erase(
                       erased=False, error="erase_confirm_mismatch", status_code=400)
     eng = engine(request)
     marker = app_attribute(request, "erasure_check")
-    outcome = await run_in_threadpool(
-        lambda: erase_user(
-            stores(request),
-            tenant(request),
-            user_id,
-            state=eng.state if eng is not None else None,
-            mark_erased=getattr(marker, "mark_erased", None),
+    erase_everywhere = app_attribute(request, "erase_subjects")
+    if erase_everywhere is not None:
+        # the application's full erasure: stores, online state, served model influence
+        results = await run_in_threadpool(
+            lambda: erase_everywhere(tenant(request), user_ids=[user_id])
         )
-    )
+        first = results[0]
+        outcome = ErasureOutcome(first.receipt_id, first.profile_deleted, first.events_deleted,
+                                 first.consents_deleted)
+    else:
+        outcome = await run_in_threadpool(
+            lambda: erase_user(
+                stores(request),
+                tenant(request),
+                user_id,
+                state=eng.state if eng is not None else None,
+                mark_erased=getattr(marker, "mark_erased", None),
+            )
+        )
     return render(request, "user_erased.html", section="users", user_id=user_id, outcome=outcome)

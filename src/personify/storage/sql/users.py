@@ -21,6 +21,8 @@ from personify.storage.sql.schema import user_anonymous_ids, users
 
 _U = users.c
 _A = user_anonymous_ids.c
+_CHUNK = 500
+"""Ids per ``IN (...)`` list in bulk reads."""
 
 
 class SqlUserStore:
@@ -88,6 +90,33 @@ class SqlUserStore:
     def get(self, tenant: str, user_id: str) -> User | None:
         with self._db.read() as conn:
             return self._load(conn, tenant, [user_id]).get(user_id)
+
+    def get_many(self, tenant: str, user_ids: Sequence[str]) -> dict[str, User]:
+        """The users that exist among ``user_ids``, by id (bulk reads, e.g. a batch's gate)."""
+        ids = list(dict.fromkeys(user_ids))
+        found: dict[str, User] = {}
+        with self._db.read() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                found.update(self._load(conn, tenant, ids[start : start + _CHUNK]))
+        return found
+
+    def get_many_by_anonymous(
+        self, tenant: str, anonymous_ids: Sequence[str]
+    ) -> dict[str, User]:
+        """Anonymous id -> the user it is linked to, for the linked ones among ``anonymous_ids``."""
+        ids = list(dict.fromkeys(anonymous_ids))
+        owners: dict[str, str] = {}
+        with self._db.read() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                query = sa.select(_A.anonymous_id, _A.user_id).where(
+                    _A.tenant == tenant, _A.anonymous_id.in_(ids[start : start + _CHUNK])
+                )
+                owners.update((row.anonymous_id, row.user_id) for row in conn.execute(query))
+            wanted = list(set(owners.values()))
+            loaded: dict[str, User] = {}
+            for start in range(0, len(wanted), _CHUNK):
+                loaded.update(self._load(conn, tenant, wanted[start : start + _CHUNK]))
+        return {anon: loaded[user] for anon, user in owners.items() if user in loaded}
 
     def get_by_anonymous(self, tenant: str, anonymous_id: str) -> User | None:
         owner = sa.select(_A.user_id).where(_A.tenant == tenant, _A.anonymous_id == anonymous_id)

@@ -22,9 +22,10 @@ ID = sa.String(128)
 NAME = sa.String(64)
 SHORT = sa.String(512)
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-NULLABLE_EVENT_COLUMNS = ("user_id", "anonymous_id", "item_id", "recommendation_id", "order_id")
-TIMED = ("user_id", "anonymous_id")
-"""Indexed with the timestamp too: a person's events are read newest first."""
+PERSON_EVENT_COLUMNS = ("user_id", "anonymous_id")
+"""Indexed (partially, when set) with the timestamp: a person's events are read newest first.
+Item, recommendation, order and receive time are never looked up, so not indexed (each index
+costs 3-7 us per appended event on SQLite)."""
 
 
 def upgrade() -> None:
@@ -51,15 +52,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_personify_events_tenant_type_ts", "personify_events", ["tenant", "type", "timestamp"]
     )
-    op.create_index(
-        "ix_personify_events_tenant_received", "personify_events", ["tenant", "received_at"]
-    )
-    for name in NULLABLE_EVENT_COLUMNS:
+    for name in PERSON_EVENT_COLUMNS:
         where = sa.text(f"{name} IS NOT NULL")
         op.create_index(
             f"ix_personify_events_tenant_{name}",
             "personify_events",
-            ["tenant", name, "timestamp"] if name in TIMED else ["tenant", name],
+            ["tenant", name, "timestamp"],
             sqlite_where=where,
             postgresql_where=where,
         )
