@@ -2,8 +2,14 @@
 PostgreSQL, with the server (uvicorn, one worker) and the load generator in separate processes;
 then the bulk import of the full UCI Online Retail file.
 
-    python benchmarks/ingest.py [--seconds 25] [--batch 2000] [--connections 4]
+    python benchmarks/ingest.py [--seconds 25] [--batch 2000] [--connections 4] [--workers 2]
                                 [--backends sqlite,postgres] [--skip-import] [--profile DIR]
+                                [--online-state]
+
+``--workers`` is ``personify serve --workers N`` (uvicorn worker processes; SQLite's WAL and
+busy timeout serialise their commits). ``--online-state`` makes profiling consent opt-out so
+every event also feeds the (per-process, in-memory) online state; by default consent is
+opt-in and the privacy gate admits nothing, as on a fresh installation.
 
 Checks, per backend: every acknowledged event is in the store (``lost_events``), no event is
 stored twice and every re-sent batch is acknowledged as duplicates (``duplicate_events``).
@@ -48,13 +54,23 @@ RESEND_EVERY = 10
 # --- the server process -----------------------------------------------------------------------
 
 
-def serve(url: str, port: int, profile: str | None) -> None:
-    """Run the API on 127.0.0.1:``port`` until SIGINT / SIGTERM (optionally under cProfile)."""
+def serve(url: str, port: int, profile: str | None, workers: int = 1) -> None:
+    """Run the API on 127.0.0.1:``port`` until SIGINT / SIGTERM (optionally under cProfile);
+    several workers run as ``personify serve --workers N`` does (an app factory per process)."""
     import uvicorn
 
     from personify.api import create_app
     from personify.settings import load_settings
 
+    if workers > 1:
+        os.environ["PERSONIFY_DATABASE_URL"] = url
+        create_app(load_settings(database_url=url)).state.stores.close()  # migrate once
+        uvicorn.run(
+            "personify.api.app:app_from_environment", factory=True, host="127.0.0.1",
+            port=port, workers=workers, log_level="warning", access_log=False,
+            timeout_worker_healthcheck=60,
+        )
+        return
     app = create_app(load_settings(database_url=url))
     profiler = None
     if profile:
@@ -200,10 +216,30 @@ def stored_ids(url: str) -> tuple[int, set[str]]:
     return len(ids), set(ids)
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a live process has used so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a live process and its live descendants (uvicorn workers) have
+    used so far (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = _stat(current)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        todo.extend(children.get(current, []))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -215,7 +251,10 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]
         _key, secret = stores.keys.create(TENANT, "benchmark", [Scope.INGEST])
     port = free_port()
     env = {**os.environ, "PERSONIFY_DEMO": "0"}
-    serve_cmd = [sys.executable, __file__, "serve", "--url", url, "--port", str(port)]
+    if args.online_state:
+        env["PERSONIFY_CONSENT_DEFAULTS"] = json.dumps({"profiling": "opt-out"})
+    serve_cmd = [sys.executable, __file__, "serve", "--url", url, "--port", str(port),
+                 "--workers", str(args.workers)]
     if args.profile:
         serve_cmd += ["--profile", str(Path(args.profile) / f"server-{name}.prof")]
     server = subprocess.Popen(serve_cmd, env=env)
@@ -310,6 +349,7 @@ def main() -> None:
     serve_p.add_argument("--url", required=True)
     serve_p.add_argument("--port", type=int, required=True)
     serve_p.add_argument("--profile", default=None)
+    serve_p.add_argument("--workers", type=int, default=1)
     load_p = sub.add_parser("load")
     load_p.add_argument("--port", type=int, required=True)
     load_p.add_argument("--secret", required=True)
@@ -320,9 +360,12 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--profile", default=None, help="directory for server cProfile dumps")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--online-state", action="store_true",
+                        help="profiling consent opt-out: every event feeds the online state")
     args = parser.parse_args()
     if args.command == "serve":
-        serve(args.url, args.port, args.profile)
+        serve(args.url, args.port, args.profile, args.workers)
         return
     if args.command == "load":
         report = load(args.port, args.secret, args.seconds, args.batch, args.connections)
@@ -359,6 +402,8 @@ def run(args: argparse.Namespace) -> None:
         "duplicate_events": sum(r["duplicate_events"] for r in results.values()),
         "batch_size": args.batch,
         "connections": args.connections,
+        "workers": args.workers,
+        "online_state_fed": args.online_state,
         "load_average_1m_before": round(load_before, 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
         "per_backend": results,

@@ -173,11 +173,6 @@ def build_runtime(
     definitions = MessagingDefinitions(SqlMessagingDefinitions(stores.database))
     consent = marketing_consent(app, stores)
     recommend = recommender(app.state.engine.service, stores)
-    holder: dict[str, MessagingRuntime] = {}
-
-    def now() -> datetime:
-        return holder["runtime"].clock()
-
     worker = OutboxWorker(
         store=state.outbox,
         templates=definitions.template,
@@ -189,7 +184,6 @@ def build_runtime(
         items=stores.catalog.get_many,
         renderer=definitions.renderer,
         signer=signer,
-        clock=now,
         worker_id=f"api-{secrets.token_hex(4)}",
     )
     runtime = MessagingRuntime(
@@ -197,7 +191,7 @@ def build_runtime(
         worker=worker, consent=consent, recommend=recommend,
         clock=clock or (lambda: datetime.now(UTC)),
     )
-    holder["runtime"] = runtime
+    worker.clock = lambda: runtime.clock()  # one clock: tests swap ``runtime.clock``
     return runtime
 
 

@@ -15,7 +15,18 @@ from typing import Annotated
 
 import typer
 
-from personify.cli import bulk, db, experiments, keys, models, ope, privacy, server, simulate
+from personify.cli import (
+    bulk,
+    db,
+    experiments,
+    keys,
+    messaging,
+    models,
+    ope,
+    privacy,
+    server,
+    simulate,
+)
 from personify.cli.context import CliState
 from personify.cli.errors import ErrorHandlingGroup
 
@@ -34,6 +45,7 @@ GROUPS: dict[str, typer.Typer] = {
     "experiments": experiments.app,
     "models": models.app,
     "privacy": privacy.app,
+    "messages": messaging.app,
     # "evaluate": evaluate.app,
     # "privacy": privacy.app, ...
 }
