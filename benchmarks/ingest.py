@@ -66,7 +66,7 @@ def serve(url: str, port: int, profile: str | None, workers: int = 1) -> None:
         os.environ["PERSONIFY_DATABASE_URL"] = url
         create_app(load_settings(database_url=url)).state.stores.close()  # migrate once
         uvicorn.run(
-            "personify.api.app:app_from_environment", factory=True, host="127.0.0.1",
+            "personify.cli.asgi:app_from_environment", factory=True, host="127.0.0.1",
             port=port, workers=workers, log_level="warning", access_log=False,
             timeout_worker_healthcheck=60,
         )

@@ -20,6 +20,7 @@ from personify.domain.events import Event
 from personify.domain.users import User
 from personify.ingestion import EventIngestor
 from personify.jobs.scheduler import RetrainScheduler, train_in_subprocess
+from personify.privacy.erasure import Forgetter
 from personify.privacy.runtime import PrivacyRuntime
 from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
 from personify.serving.chain import RecommendationService
@@ -49,6 +50,8 @@ class Engine:
     scheduler: RetrainScheduler | None = None
     warm_up_stop: threading.Event = field(default_factory=threading.Event)
     warm_up_thread: threading.Thread | None = None
+    forgetters: list[Forgetter] = field(default_factory=list)
+    """Other capabilities' erasure hooks ``(tenant, subjects) -> records removed``."""
 
     def close(self) -> None:
         """Stop the background threads (waiting for the warm-up, which reads the stores)."""

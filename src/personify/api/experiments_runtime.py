@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -52,6 +53,22 @@ class ExperimentsRuntime:
         self._running[tenant] = (now, found)
         return found
 
+    def forget(self, tenant: str, subjects: Sequence[str]) -> int:
+        """Erasure hook: the subjects' exposures (under every unit key they had) and aliases."""
+        aliases = self.aliases.for_tenant(tenant)
+        units: set[str] = set()
+        removed = 0
+        for subject in subjects:
+            if subject.startswith("anon:"):
+                units.add(subject)
+                continue
+            units.add(f"user:{subject}")
+            alias = aliases.get(subject)
+            if alias is not None:
+                units.add(alias)
+            removed += int(self.aliases.delete_user(tenant, subject))
+        return removed + self.exposures.delete_units(tenant, sorted(units))
+
     def forget_running(self, tenant: str) -> None:
         """Drop the cache after a start or stop in this process."""
         self._running.pop(tenant, None)
@@ -83,6 +100,11 @@ def install_experiments(app: FastAPI) -> ExperimentsRuntime:
             runtime = build_runtime(app.state.stores)
             app.state.ingestor.add_listener(runtime.points.on_events)
             app.state.experiments = runtime
+            app.state.experiment_store = runtime.experiments
+            app.state.exposure_log = runtime.exposures
+            engine = getattr(app.state, "engine", None)
+            if engine is not None:
+                engine.forgetters.append(runtime.forget)
         return runtime
 
 

@@ -128,6 +128,7 @@ def erase_subjects(
         state=engine.state if engine is not None else None,
         forget_model=forget_model,
         mark_erased=check.mark_erased,
+        forgetters=engine.forgetters if engine is not None else (),
     )
     if anonymous_id is not None:
         results = [service.erase_anonymous(tenant, anonymous_id)]

@@ -7,13 +7,13 @@ holds the current version, ``HISTORY`` the promotions in order (for rollback).
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import pickle
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-import builtins
 from pathlib import Path
 from typing import Any
 

@@ -12,7 +12,7 @@ Each adapter then satisfies the matching protocol of ``personify.experiments.por
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -180,6 +180,16 @@ class SqlExposureLog(Generic[X]):
         )
         with self._db.write() as conn:
             return conn.execute(statement).first() is not None
+
+    def delete_units(self, tenant: str, units: Sequence[str]) -> int:
+        """Erasure: every exposure of these units, in every experiment; returns how many."""
+        if not units:
+            return 0
+        statement = sa.delete(experiment_exposures).where(
+            _X.tenant == tenant, _X.unit.in_(list(units))
+        )
+        with self._db.write() as conn:
+            return int(conn.execute(statement).rowcount or 0)
 
     def exposures(self, tenant: str, experiment: str) -> list[X]:
         """Every unit's first exposure, oldest first."""
