@@ -43,8 +43,15 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def run(host: str, port: int, requests: list[bytes], rate: float, seconds: float,
-              connections: int, closed_loop: bool = False) -> Stats:
+async def run(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    rate: float,
+    seconds: float,
+    connections: int,
+    closed_loop: bool = False,
+) -> Stats:
     stats = Stats()
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
     start = time.perf_counter() + 0.2
@@ -97,8 +104,9 @@ async def run(host: str, port: int, requests: list[bytes], rate: float, seconds:
     return stats
 
 
-def build_request(method: str, path: str, host: str, body: bytes | None, headers: dict[str, str]
-                  ) -> bytes:
+def build_request(
+    method: str, path: str, host: str, body: bytes | None, headers: dict[str, str]
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     if body is not None:
@@ -129,19 +137,40 @@ def main() -> None:
                     requests.append(build_request("GET", spec["path"], args.host, None, headers))
                 else:
                     body = json.dumps(spec.get("body", spec)).encode()
-                    requests.append(build_request(args.method, spec.get("path", args.path),
-                                                  args.host, body, headers))
+                    requests.append(
+                        build_request(
+                            args.method, spec.get("path", args.path), args.host, body, headers
+                        )
+                    )
     else:
         requests.append(build_request(args.method, args.path, args.host, None, headers))
-    stats = asyncio.run(run(args.host, args.port, requests, args.rate, args.seconds,
-                            args.connections, args.closed_loop))
+    stats = asyncio.run(
+        run(
+            args.host,
+            args.port,
+            requests,
+            args.rate,
+            args.seconds,
+            args.connections,
+            args.closed_loop,
+        )
+    )
     lat = stats.latencies
-    print(json.dumps({
-        "sent": len(lat), "ok": stats.ok, "errors": stats.errors, "statuses": stats.statuses,
-        "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90),
-        "p99_ms": percentile(lat, 99), "max_ms": max(lat) if lat else None,
-        "achieved_rps": stats.ok / args.seconds,
-    }))
+    print(
+        json.dumps(
+            {
+                "sent": len(lat),
+                "ok": stats.ok,
+                "errors": stats.errors,
+                "statuses": stats.statuses,
+                "p50_ms": percentile(lat, 50),
+                "p90_ms": percentile(lat, 90),
+                "p99_ms": percentile(lat, 99),
+                "max_ms": max(lat) if lat else None,
+                "achieved_rps": stats.ok / args.seconds,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

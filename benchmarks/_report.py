@@ -47,5 +47,7 @@ def write_results(name: str, metrics: dict[str, Any], **extra: Any) -> Path:
         **extra,
     }
     path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps(body, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(body, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
+    )
     return path

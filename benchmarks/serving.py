@@ -26,13 +26,12 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_results  # noqa: E402
-
-from personify.domain.events import Event  # noqa: E402
-from personify.domain.items import Item  # noqa: E402
-from personify.jobs.training import TrainingConfig, train_tenant  # noqa: E402
-from personify.storage.model_files import FileModelStore  # noqa: E402
-from personify.storage.registry import open_stores  # noqa: E402
+from _report import write_results
+from personify.domain.events import Event
+from personify.domain.items import Item
+from personify.jobs.training import TrainingConfig, train_tenant
+from personify.storage.model_files import FileModelStore
+from personify.storage.registry import open_stores
 
 HERE = Path(__file__).resolve().parent
 DATASET = Path(os.environ.get("PERSONIFY_DATASETS_DIR", HERE.parent.parent / "shared" / "datasets"))
@@ -68,18 +67,32 @@ def populate(db_url: str, users: dict[int, list[int]]) -> int:
     stores = open_stores(db_url)
     n_items = 1 + max(i for items in users.values() for i in items)
     now = datetime.now(UTC)
-    stores.catalog.upsert("default", [
-        Item(item_id=f"p{i}", title=f"Place {i}", categories=[f"area-{i % 50}"],
-             created_at=now - timedelta(days=400 - (i % 365)))
-        for i in range(n_items)
-    ])
+    stores.catalog.upsert(
+        "default",
+        [
+            Item(
+                item_id=f"p{i}",
+                title=f"Place {i}",
+                categories=[f"area-{i % 50}"],
+                created_at=now - timedelta(days=400 - (i % 365)),
+            )
+            for i in range(n_items)
+        ],
+    )
     batch: list[Event] = []
     total = 0
     for u, items in users.items():
         for k, i in enumerate(items):
             ts = now - timedelta(days=20) + timedelta(seconds=(k * 600 + u % 600))
-            batch.append(Event(event_id=f"g{u}-{k}", type="view", user_id=f"u{u}",
-                               item_id=f"p{i}", timestamp=ts))
+            batch.append(
+                Event(
+                    event_id=f"g{u}-{k}",
+                    type="view",
+                    user_id=f"u{u}",
+                    item_id=f"p{i}",
+                    timestamp=ts,
+                )
+            )
             if len(batch) >= 10_000:
                 total += len(stores.events.append("default", batch).stored)
                 batch = []
@@ -90,8 +103,20 @@ def populate(db_url: str, users: dict[int, list[int]]) -> int:
 
 
 def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "personify.app:app_from_environment",
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "personify.app:app_from_environment",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     proc = subprocess.Popen(cmd, env={**os.environ, **env})
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -120,12 +145,35 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def load(port: int, rate: float, seconds: float, bodies: Path | None, *, closed: bool = False,
-         method: str = "POST", path: str = "/v1/recommendations", connections: int = 64
-         ) -> dict[str, Any]:
-    cmd = [sys.executable, str(HERE / "_load.py"), "--port", str(port), "--rate", str(rate),
-           "--seconds", str(seconds), "--key", KEY, "--method", method, "--path", path,
-           "--connections", str(connections)]
+def load(
+    port: int,
+    rate: float,
+    seconds: float,
+    bodies: Path | None,
+    *,
+    closed: bool = False,
+    method: str = "POST",
+    path: str = "/v1/recommendations",
+    connections: int = 64,
+) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(HERE / "_load.py"),
+        "--port",
+        str(port),
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--key",
+        KEY,
+        "--method",
+        method,
+        "--path",
+        path,
+        "--connections",
+        str(connections),
+    ]
     if bodies is not None:
         cmd += ["--body-file", str(bodies)]
     if closed:
@@ -134,8 +182,9 @@ def load(port: int, rate: float, seconds: float, bodies: Path | None, *, closed:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def freshness(write_port: int, read_port: int, users: list[str], items: list[str], trials: int
-              ) -> tuple[float, float, int]:
+def freshness(
+    write_port: int, read_port: int, users: list[str], items: list[str], trials: int
+) -> tuple[float, float, int]:
     """ms from the ingest acknowledgement to a recommendation that reflects the click (the item
     excluded); returns p50, p99 and how many trials were not reflected."""
     headers = {"Authorization": f"Bearer {KEY}"}
@@ -144,13 +193,20 @@ def freshness(write_port: int, read_port: int, users: list[str], items: list[str
     samples, misses = [], 0
     for t in range(trials):
         user, item = random.choice(users), random.choice(items)
-        event = {"event_id": f"fresh-{uuid.uuid4().hex}", "type": "click", "user_id": user,
-                 "item_id": item, "timestamp": datetime.now(UTC).isoformat()}
+        event = {
+            "event_id": f"fresh-{uuid.uuid4().hex}",
+            "type": "click",
+            "user_id": user,
+            "item_id": item,
+            "timestamp": datetime.now(UTC).isoformat(),
+        }
         r = wc.post("/v1/events", json=event)
         r.raise_for_status()
         acked = time.perf_counter()
-        resp = rc.post("/v1/recommendations", json={"user_id": user, "n": 20, "explain": True,
-                                                    "log_impression": False}).json()
+        resp = rc.post(
+            "/v1/recommendations",
+            json={"user_id": user, "n": 20, "explain": True, "log_impression": False},
+        ).json()
         done = time.perf_counter()
         ids = [i["item_id"] for i in resp["items"]]
         reasons = {r["item_id"] for i in resp["items"] for r in i["reasons"] if "item_id" in r}
@@ -160,14 +216,20 @@ def freshness(write_port: int, read_port: int, users: list[str], items: list[str
         if t % 50 == 0:
             print(f"  freshness trial {t}: {samples[-1]:.1f} ms", flush=True)
     samples.sort()
-    return samples[len(samples) // 2], samples[min(len(samples) - 1, int(0.99 * len(samples)))], misses
+    return (
+        samples[len(samples) // 2],
+        samples[min(len(samples) - 1, int(0.99 * len(samples)))],
+        misses,
+    )
 
 
 def write_bodies(path: Path, users: list[str], n: int = 2000) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
         for _ in range(n):
-            fh.write(json.dumps({"body": {"user_id": random.choice(users), "n": 20,
-                                          "explain": True}}) + "\n")
+            fh.write(
+                json.dumps({"body": {"user_id": random.choice(users), "n": 20, "explain": True}})
+                + "\n"
+            )
     return path
 
 
@@ -185,12 +247,21 @@ def main() -> None:
     stores = open_stores(db_url)
     models = FileModelStore(work / "models")
     t0 = time.perf_counter()
-    manifest = train_tenant(stores.events, models, "default", TrainingConfig(), catalog=stores.catalog,
-                            users=stores.users)
+    manifest = train_tenant(
+        stores.events,
+        models,
+        "default",
+        TrainingConfig(),
+        catalog=stores.catalog,
+        users=stores.users,
+    )
     fit_s = time.perf_counter() - t0
     print(f"trained {manifest.version} in {fit_s:.1f}s: {manifest.metrics}", flush=True)
-    env = {"PERSONIFY_DATABASE_URL": db_url, "PERSONIFY_MODEL_DIR": str(work / "models"),
-           "PERSONIFY_ADMIN_KEY": KEY}
+    env = {
+        "PERSONIFY_DATABASE_URL": db_url,
+        "PERSONIFY_MODEL_DIR": str(work / "models"),
+        "PERSONIFY_ADMIN_KEY": KEY,
+    }
     port = free_port()
     server = start_server(port, env)
     user_ids = [f"u{u}" for u in users_data]
@@ -201,16 +272,21 @@ def main() -> None:
         # wait for the in-process warm-up to have replayed the history
         deadline = time.time() + 300
         while time.time() < deadline:
-            r = httpx.post(f"http://127.0.0.1:{port}/v1/recommendations",
-                           headers={"Authorization": f"Bearer {KEY}"},
-                           json={"user_id": user_ids[-1], "n": 5, "log_impression": False},
-                           timeout=120).json()
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/v1/recommendations",
+                headers={"Authorization": f"Bearer {KEY}"},
+                json={"user_id": user_ids[-1], "n": 5, "log_impression": False},
+                timeout=120,
+            ).json()
             if "collaborative" in r["sources"]:
                 break
             time.sleep(1)
         p50, p99, misses = freshness(port, port, user_ids, item_ids, 100 if args.quick else 300)
-        results |= {"freshness_p50_ms_inprocess": p50, "freshness_p99_ms_inprocess": p99,
-                    "freshness_misses_inprocess": misses}
+        results |= {
+            "freshness_p50_ms_inprocess": p50,
+            "freshness_p99_ms_inprocess": p99,
+            "freshness_misses_inprocess": misses,
+        }
         print("freshness", p50, p99, misses, flush=True)
         secs = 8 if args.quick else 20
         steady = load(port, 500, secs, bodies)
@@ -233,23 +309,50 @@ def main() -> None:
         swap_rate = max(50, best // 2)
         holder: dict[str, Any] = {}
         loader = subprocess.Popen(
-            [sys.executable, str(HERE / "_load.py"), "--port", str(port), "--rate", str(swap_rate),
-             "--seconds", "20" if args.quick else "60", "--key", KEY, "--body-file", str(bodies)],
-            stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                str(HERE / "_load.py"),
+                "--port",
+                str(port),
+                "--rate",
+                str(swap_rate),
+                "--seconds",
+                "20" if args.quick else "60",
+                "--key",
+                KEY,
+                "--body-file",
+                str(bodies),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(5 if args.quick else 15)
-        swapped = train_tenant(stores.events, models, "default", TrainingConfig(learn_blend=False),
-                               catalog=stores.catalog, users=stores.users)
+        swapped = train_tenant(
+            stores.events,
+            models,
+            "default",
+            TrainingConfig(learn_blend=False),
+            catalog=stores.catalog,
+            users=stores.users,
+        )
         holder["version"] = swapped.version
         out, _ = loader.communicate()
         hot = json.loads(out.strip().splitlines()[-1])
-        served = httpx.post(f"http://127.0.0.1:{port}/v1/recommendations",
-                            headers={"Authorization": f"Bearer {KEY}"},
-                            json={"user_id": user_ids[0], "n": 5}).json()["model_version"]
-        results["hot_swap"] = {**hot, "rate": swap_rate, "new_version": swapped.version,
-                               "served_version_after": served}
+        served = httpx.post(
+            f"http://127.0.0.1:{port}/v1/recommendations",
+            headers={"Authorization": f"Bearer {KEY}"},
+            json={"user_id": user_ids[0], "n": 5},
+        ).json()["model_version"]
+        results["hot_swap"] = {
+            **hot,
+            "rate": swap_rate,
+            "new_version": swapped.version,
+            "served_version_after": served,
+        }
         results["hot_swap_errors"] = hot["errors"]
-        results["hot_swap_p99_ratio"] = hot["p99_ms"] / max(1e-9, ladder[0]["p99_ms"] if ladder
-                                                               else steady["p99_ms"])
+        results["hot_swap_p99_ratio"] = hot["p99_ms"] / max(
+            1e-9, ladder[0]["p99_ms"] if ladder else steady["p99_ms"]
+        )
         results["serving_rss_mb"] = round(rss_mb(server.pid), 1)
         print("hot swap", results["hot_swap"], flush=True)
     finally:
@@ -259,31 +362,60 @@ def main() -> None:
     bare_dir.mkdir()
     (bare_dir / "bare_app.py").write_text(BARE_APP)
     bare_port = free_port()
-    bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "bare_app:app", "--port",
-                             str(bare_port), "--log-level", "warning", "--no-access-log"],
-                            cwd=bare_dir)
+    bare = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(bare_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=bare_dir,
+    )
     time.sleep(3)
     try:
         got = load(bare_port, 0, 8, None, closed=True, method="GET", path="/ping", connections=32)
         results["bare_fastapi_rps_same_run"] = got["achieved_rps"]
-        got_p = load(port=bare_port, rate=0, seconds=1, bodies=None, closed=True, method="GET",
-                     path="/ping", connections=1)
+        got_p = load(
+            port=bare_port,
+            rate=0,
+            seconds=1,
+            bodies=None,
+            closed=True,
+            method="GET",
+            path="/ping",
+            connections=1,
+        )
         del got_p
     finally:
         stop(bare)
     results["personify_over_bare_ratio"] = results["max_rps_at_p99_100ms"] / max(
-        1.0, results["bare_fastapi_rps_same_run"])
+        1.0, results["bare_fastapi_rps_same_run"]
+    )
     # Redis: two server processes sharing the online state
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    renv = {**env, "PERSONIFY_REDIS_URL": "redis://127.0.0.1:6379/0", "PERSONIFY_REDIS_PREFIX": prefix}
+    renv = {
+        **env,
+        "PERSONIFY_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "PERSONIFY_REDIS_PREFIX": prefix,
+    }
     a_port, b_port = free_port(), free_port()
     a = start_server(a_port, renv)
     b = start_server(b_port, renv)
     try:
         fresh_users = [f"r{k}" for k in range(200)]
-        p50, p99, misses = freshness(a_port, b_port, fresh_users, item_ids, 100 if args.quick else 300)
-        results |= {"freshness_p50_ms_redis": p50, "freshness_p99_ms_redis": p99,
-                    "freshness_misses_redis": misses}
+        p50, p99, misses = freshness(
+            a_port, b_port, fresh_users, item_ids, 100 if args.quick else 300
+        )
+        results |= {
+            "freshness_p50_ms_redis": p50,
+            "freshness_p99_ms_redis": p99,
+            "freshness_misses_redis": misses,
+        }
         print("redis freshness", p50, p99, misses, flush=True)
     finally:
         stop(a)
@@ -293,9 +425,18 @@ def main() -> None:
         client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
-    metrics = {k: results.get(k) for k in (
-        "freshness_p99_ms_inprocess", "freshness_p99_ms_redis", "latency_p99_ms_at_500rps",
-        "max_rps_at_p99_100ms", "bare_fastapi_rps_same_run", "hot_swap_errors", "serving_rss_mb")}
+    metrics = {
+        k: results.get(k)
+        for k in (
+            "freshness_p99_ms_inprocess",
+            "freshness_p99_ms_redis",
+            "latency_p99_ms_at_500rps",
+            "max_rps_at_p99_100ms",
+            "bare_fastapi_rps_same_run",
+            "hot_swap_errors",
+            "serving_rss_mb",
+        )
+    }
     path = write_results("serving" if not args.quick else "serving_quick", metrics, details=results)
     print(f"wrote {path}")
 

@@ -42,7 +42,9 @@ def postgres_server_url() -> str:
             conn.execute(sa.text("select 1"))
         engine.dispose()
     except Exception as exc:  # pragma: no cover - depends on the machine
-        unavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc.__class__.__name__}: {exc}")
+        unavailable(
+            f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc.__class__.__name__}: {exc}"
+        )
     return POSTGRES_URL
 
 

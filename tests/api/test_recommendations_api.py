@@ -31,17 +31,27 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 def _seed(client: TestClient, keys: TenantKeys, stores: Stores) -> None:
     h = keys.headers("admin")
     for i in range(40):
-        body = {"title": f"Товар {i} 🎁", "categories": [["shoes", "books", "toys", "food"][i % 4]],
-                "price": float(i), "type": "product" if i < 36 else "content"}
+        body = {
+            "title": f"Товар {i} 🎁",
+            "categories": [["shoes", "books", "toys", "food"][i % 4]],
+            "price": float(i),
+            "type": "product" if i < 36 else "content",
+        }
         assert client.put(f"/v1/items/i{i}", json=body, headers=h).status_code == 200
     events: list[dict[str, Any]] = []
     for u in range(30):
         base = 0 if u % 2 == 0 else 20
         for j in range(8):
             item = base + (u * 3 + j * 5) % 20
-            events.append({"event_id": f"h{u}-{j}", "type": "view", "user_id": f"u{u}",
-                           "item_id": f"i{item}",
-                           "timestamp": (NOW - timedelta(days=3, minutes=u * 10 + j)).isoformat()})
+            events.append(
+                {
+                    "event_id": f"h{u}-{j}",
+                    "type": "view",
+                    "user_id": f"u{u}",
+                    "item_id": f"i{item}",
+                    "timestamp": (NOW - timedelta(days=3, minutes=u * 10 + j)).isoformat(),
+                }
+            )
     r = client.post("/v1/events/batch", json={"events": events}, headers=keys.headers("ingest"))
     assert r.status_code == 200, r.text
 
@@ -49,18 +59,32 @@ def _seed(client: TestClient, keys: TenantKeys, stores: Stores) -> None:
 def _train(app: FastAPI, tenant: str) -> str:
     engine = app.state.engine
     stores = app.state.stores
-    manifest = train_tenant(stores.events, engine.models, tenant, TrainingConfig(learn_blend=False),
-                            catalog=stores.catalog, users=stores.users)
+    manifest = train_tenant(
+        stores.events,
+        engine.models,
+        tenant,
+        TrainingConfig(learn_blend=False),
+        catalog=stores.catalog,
+        users=stores.users,
+    )
     engine.bundles.refresh()
     engine.bundles.get(tenant)
     return manifest.version
 
 
-def _grant(client: TestClient, keys: TenantKeys, user: str, state: str = "granted",
-           purposes: tuple[str, ...] = ("personalization", "profiling")) -> None:
+def _grant(
+    client: TestClient,
+    keys: TenantKeys,
+    user: str,
+    state: str = "granted",
+    purposes: tuple[str, ...] = ("personalization", "profiling"),
+) -> None:
     for purpose in purposes:
-        r = client.post(f"/v1/users/{user}/consents", headers=keys.headers("admin"),
-                        json={"purpose": purpose, "state": state, "text_version": "v1"})
+        r = client.post(
+            f"/v1/users/{user}/consents",
+            headers=keys.headers("admin"),
+            json={"purpose": purpose, "state": state, "text_version": "v1"},
+        )
         assert r.status_code == 201, r.text
 
 
@@ -70,10 +94,20 @@ def _recs(client: TestClient, keys: TenantKeys, **body: Any) -> dict[str, Any]:
     return r.json()
 
 
-def _click(client: TestClient, keys: TenantKeys, user: str | None, item: str, n: int,
-           anonymous_id: str | None = None) -> None:
-    event = {"event_id": f"click-{user}-{item}-{n}", "type": "click", "item_id": item,
-             "timestamp": NOW.isoformat()}
+def _click(
+    client: TestClient,
+    keys: TenantKeys,
+    user: str | None,
+    item: str,
+    n: int,
+    anonymous_id: str | None = None,
+) -> None:
+    event = {
+        "event_id": f"click-{user}-{item}-{n}",
+        "type": "click",
+        "item_id": item,
+        "timestamp": NOW.isoformat(),
+    }
     if user:
         event["user_id"] = user
     if anonymous_id:
@@ -99,17 +133,29 @@ def test_untrained_then_trained_and_a_click_changes_the_next_answer(
     assert "i21" not in ids
     assert sum(int(i[1:]) >= 20 for i in ids) >= 4, ids
     top = after["items"][0]
-    assert top["reasons"] and "Потому что" in top["explanation"] or "Подходит" in top["explanation"]
+    assert (top["reasons"] and "Потому что" in top["explanation"]) or "Подходит" in top[
+        "explanation"
+    ]
     assert after["recommendation_id"] and after["personalized"] is True
 
 
-def test_get_form_similar_and_rerank(client: TestClient, app: FastAPI, tenant_a: TenantKeys,
-                                     stores: Stores) -> None:
+def test_get_form_similar_and_rerank(
+    client: TestClient, app: FastAPI, tenant_a: TenantKeys, stores: Stores
+) -> None:
     _seed(client, tenant_a, stores)
     _train(app, "default")
     h = tenant_a.headers("serve")
-    r = client.get("/v1/recommendations", params={"user_id": "u1", "n": 3, "item_type": "product",
-                                                  "explain": "true", "country": "DE"}, headers=h)
+    r = client.get(
+        "/v1/recommendations",
+        params={
+            "user_id": "u1",
+            "n": 3,
+            "item_type": "product",
+            "explain": "true",
+            "country": "DE",
+        },
+        headers=h,
+    )
     assert r.status_code == 200 and len(r.json()["items"]) == 3
     assert all(i["item"]["type"] == "product" for i in r.json()["items"])
     sim = client.get("/v1/items/i3/similar", params={"n": 5, "explain": "true"}, headers=h).json()
@@ -117,8 +163,11 @@ def test_get_form_similar_and_rerank(client: TestClient, app: FastAPI, tenant_a:
     assert "i3" not in [i["item_id"] for i in sim["items"]]
     _grant(client, tenant_a, "r1")
     _click(client, tenant_a, "r1", "i2", 2)
-    rr = client.post("/v1/recommendations/rerank", headers=h,
-                     json={"user_id": "r1", "item_ids": ["i30", "i33", "i5", "i7"]}).json()
+    rr = client.post(
+        "/v1/recommendations/rerank",
+        headers=h,
+        json={"user_id": "r1", "item_ids": ["i30", "i33", "i5", "i7"]},
+    ).json()
     assert sorted(i["item_id"] for i in rr["items"]) == ["i30", "i33", "i5", "i7"]
     assert rr["items"][0]["item_id"] in {"i5", "i7"}
 
@@ -136,8 +185,9 @@ def test_withdrawn_consent_takes_effect_on_the_next_call(
     assert any("not personalized" in w for w in out["warnings"])
 
 
-def test_anonymous_session_then_login(client: TestClient, app: FastAPI, tenant_a: TenantKeys,
-                                      stores: Stores) -> None:
+def test_anonymous_session_then_login(
+    client: TestClient, app: FastAPI, tenant_a: TenantKeys, stores: Stores
+) -> None:
     _seed(client, tenant_a, stores)
     _train(app, "default")
     _click(client, tenant_a, None, "i25", 3, anonymous_id="visitor-1")
@@ -145,19 +195,24 @@ def test_anonymous_session_then_login(client: TestClient, app: FastAPI, tenant_a
     assert "i25" not in [i["item_id"] for i in anon["items"]]
     assert sum(int(i["item_id"][1:]) >= 20 for i in anon["items"]) >= 4
     _grant(client, tenant_a, "carol")
-    r = client.post("/v1/users/carol/aliases", json={"anonymous_id": "visitor-1"},
-                    headers=tenant_a.headers("admin"))
+    r = client.post(
+        "/v1/users/carol/aliases",
+        json={"anonymous_id": "visitor-1"},
+        headers=tenant_a.headers("admin"),
+    )
     assert r.status_code == 200, r.text
     events = client.get("/v1/users/carol/events", headers=tenant_a.headers("admin")).json()
     assert any(e["item_id"] == "i25" for e in events["events"])
 
 
-def test_filters_that_leave_too_few_items(client: TestClient, app: FastAPI, tenant_a: TenantKeys,
-                                          stores: Stores) -> None:
+def test_filters_that_leave_too_few_items(
+    client: TestClient, app: FastAPI, tenant_a: TenantKeys, stores: Stores
+) -> None:
     _seed(client, tenant_a, stores)
     _train(app, "default")
-    out = _recs(client, tenant_a, user_id="u2", n=20,
-                filters={"categories": ["books"], "price_max": 9})
+    out = _recs(
+        client, tenant_a, user_id="u2", n=20, filters={"categories": ["books"], "price_max": 9}
+    )
     assert 0 < len(out["items"]) < 20
     assert all("books" in i["item"]["categories"] and i["item"]["price"] <= 9 for i in out["items"])
     assert any("only" in w for w in out["warnings"])
@@ -169,18 +224,22 @@ def test_bad_requests_name_the_field(client: TestClient, tenant_a: TenantKeys) -
     assert r.status_code == 422 and "n" in r.json()["error"]["field"]
     r = client.post("/v1/recommendations", json={"user_id": "x", "sources": ["magic"]}, headers=h)
     assert r.status_code == 422 and r.json()["error"]["field"] == "sources"
-    r = client.post("/v1/recommendations", json={"user_id": "x", "filters": {"price_min": 5,
-                                                                            "price_max": 1}},
-                    headers=h)
+    r = client.post(
+        "/v1/recommendations",
+        json={"user_id": "x", "filters": {"price_min": 5, "price_max": 1}},
+        headers=h,
+    )
     assert r.status_code == 422
 
 
-def test_scopes_and_tenants(client: TestClient, app: FastAPI, tenant_a: TenantKeys,
-                            tenant_b: TenantKeys, stores: Stores) -> None:
+def test_scopes_and_tenants(
+    client: TestClient, app: FastAPI, tenant_a: TenantKeys, tenant_b: TenantKeys, stores: Stores
+) -> None:
     _seed(client, tenant_a, stores)
     _train(app, "default")
-    r = client.post("/v1/recommendations", json={"user_id": "u1"},
-                    headers=tenant_a.headers("ingest"))
+    r = client.post(
+        "/v1/recommendations", json={"user_id": "u1"}, headers=tenant_a.headers("ingest")
+    )
     assert r.status_code == 403
     r = client.post("/v1/recommendations", json={"user_id": "u1"})
     assert r.status_code == 401
@@ -190,10 +249,12 @@ def test_scopes_and_tenants(client: TestClient, app: FastAPI, tenant_a: TenantKe
     assert r.json()["items"] == []
 
 
-def test_redis_unavailable_degrades_to_in_process(stores: Stores, tenant_a: TenantKeys,
-                                                  tmp_path: Path) -> None:
-    settings = Settings(database_url="memory://", model_dir=str(tmp_path / "m"),
-                        redis_url="redis://127.0.0.1:1/0")
+def test_redis_unavailable_degrades_to_in_process(
+    stores: Stores, tenant_a: TenantKeys, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url="memory://", model_dir=str(tmp_path / "m"), redis_url="redis://127.0.0.1:1/0"
+    )
     app = create_app(settings, stores=stores)
     assert any("Redis unavailable" in w for w in app.state.engine.warnings)
     with TestClient(app) as client:

@@ -49,8 +49,10 @@ class _ConsentsSnapshot:
 class BatchGate:
     """``admit(tenant, events)`` with the decisions of ``gate``, in O(1) queries per batch.
 
-    The snapshot is read at the start of the call, exactly as the per-subject reads would be
-    moments later; consent expiry is evaluated at that same instant (the policy's clock).
+    The snapshot is read at the start of the call, as the per-subject reads would be moments
+    later; consent expiry is evaluated at that one instant (the policy's clock). Subjects the
+    snapshot did not read (their person may not be profiled) are refused by the gate's own
+    consent check, so every decision is the gate's.
     """
 
     def __init__(
@@ -79,7 +81,12 @@ class BatchGate:
         return self._snapshot(tenant, {event.subject for event in events}).admit(tenant, events)
 
     def _snapshot(self, tenant: str, subjects: Collection[str]) -> ProcessingGate:
-        """A gate over the facts of ``subjects`` read in bulk now."""
+        """A gate over the facts of ``subjects`` read in bulk now.
+
+        Consent is read first: a subject whose person may not be profiled is refused whatever
+        its user record or erasure say, so only the others' records and tombstones are read
+        (on a fresh, opt-in installation that is nobody).
+        """
         bulk_users: Any = self.users
         bulk_consents: Any = self.consents
         user_ids = [s for s in subjects if not s.startswith(ANON)]
@@ -87,20 +94,28 @@ class BatchGate:
         owners: dict[str, User] = (
             bulk_users.get_many_by_anonymous(tenant, anonymous) if anonymous else {}
         )
-        by_id: dict[str, User] = bulk_users.get_many(tenant, user_ids) if user_ids else {}
-        owner_ids = {owner.user_id for owner in owners.values()}
-        erased = self.erasures.erased_among(tenant, {*subjects, *owner_ids})
-        persons = {
-            *user_ids,
-            *owner_ids,
-            *(f"{ANON}{a}" for a in anonymous if a not in owners),
-        }
+        person_of = {s: s for s in user_ids}
+        for anonymous_id in anonymous:
+            owner = owners.get(anonymous_id)
+            person_of[f"{ANON}{anonymous_id}"] = (
+                owner.user_id if owner is not None else f"{ANON}{anonymous_id}"
+            )
         policy = self.gate.policy
         moment = policy.clock()
-        current = bulk_consents.current_many(tenant, list(persons), now=moment)
+        current = bulk_consents.current_many(tenant, list(set(person_of.values())), now=moment)
         snapshot_policy = ConsentPolicy(
             cast(ConsentStore, _ConsentsSnapshot(current)), policy.defaults, clock=lambda: moment
         )
+        consenting = {
+            person
+            for person in set(person_of.values())
+            if snapshot_policy.allows(tenant, person, self.gate.purpose)
+        }
+        candidates = {s for s, person in person_of.items() if person in consenting}
+        wanted = [s for s in candidates if not s.startswith(ANON)]
+        by_id: dict[str, User] = bulk_users.get_many(tenant, wanted) if wanted else {}
+        checked = {*candidates, *(person_of[s] for s in candidates)}  # with anonymous owners
+        erased = self.erasures.erased_among(tenant, checked) if checked else set()
         return ProcessingGate(
             snapshot_policy,
             cast(UserStore, _UsersSnapshot(by_id, owners)),

@@ -41,11 +41,11 @@ def _check_properties(value: dict[str, Any]) -> dict[str, Any]:
         )
     for key, item in value.items():
         if not key or len(key) > limits.MAX_NAME_LENGTH:
-            raise ValueError(f"property name {key!r} must have 1..{limits.MAX_NAME_LENGTH} characters")
-        if isinstance(item, str) and len(item) > limits.MAX_SHORT_TEXT:
             raise ValueError(
-                f"property {key!r} is longer than {limits.MAX_SHORT_TEXT} characters"
+                f"property name {key!r} must have 1..{limits.MAX_NAME_LENGTH} characters"
             )
+        if isinstance(item, str) and len(item) > limits.MAX_SHORT_TEXT:
+            raise ValueError(f"property {key!r} is longer than {limits.MAX_SHORT_TEXT} characters")
         if isinstance(item, list) and len(item) > limits.MAX_LIST_LENGTH:
             raise ValueError(f"property {key!r} has more than {limits.MAX_LIST_LENGTH} values")
     return value

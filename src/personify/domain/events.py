@@ -122,7 +122,7 @@ class Event(BaseModel):
     @field_validator("timestamp", "received_at")
     @classmethod
     def _aware_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
+        if value is None or value.tzinfo is UTC:  # the server's own received_at: nothing to do
             return value
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)

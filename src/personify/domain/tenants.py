@@ -18,6 +18,6 @@ def validate_tenant_id(value: str) -> str:
         raise InvalidInput(
             f"invalid tenant id {value!r}",
             field="tenant",
-            accepted="1-64 characters: lowercase letters, digits, '_' or '-', starting alphanumeric",
+            accepted="1-64 characters: lowercase letters, digits, '_' or '-'; alphanumeric first",
         )
     return value

@@ -249,8 +249,9 @@ def test_muted_items_hold_without_personalization_and_in_similar(service) -> Non
     svc, _, _ = service
     baseline = {i.item_id for i in svc.similar(T, "i0", 5).items}
     assert baseline
-    popular = {i.item_id for i in svc.recommend(T, RecommendationRequest(user_id="optout",
-                                                                          n=5)).items}
+    popular = {
+        i.item_id for i in svc.recommend(T, RecommendationRequest(user_id="optout", n=5)).items
+    }
     muted = baseline | popular
     svc.muted = lambda tenant, user_id: muted if user_id == "optout" else set()
     result = svc.recommend(T, RecommendationRequest(user_id="optout", n=10))
