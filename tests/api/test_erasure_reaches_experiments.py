@@ -34,3 +34,28 @@ def test_erasure_removes_exposures_and_aliases(
     units = [e.unit for e in runtime.exposures.exposures("default", "exp")]
     assert units == ["user:bob"], "only the other person's exposure remains"
     assert runtime.aliases.get("default", "ana") is None
+
+
+def test_replayed_events_of_an_erased_anonymous_visitor_are_refused(
+    client: TestClient, tenant_a: TenantKeys
+) -> None:
+    event = {
+        "event_id": "anon-1",
+        "type": "view",
+        "anonymous_id": "ghost",
+        "item_id": "i1",
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+    r = client.post("/v1/events", json=event, headers=tenant_a.headers("ingest"))
+    assert r.status_code in (200, 201, 202), r.text
+    r = client.delete("/v1/anonymous/ghost", headers=tenant_a.headers())
+    assert r.status_code == 200, r.text
+    replay = client.post(
+        "/v1/events/batch",
+        headers=tenant_a.headers("ingest"),
+        json={"events": [{**event, "event_id": "anon-2"}]},
+    )
+    body = replay.json()
+    assert body["stored"] == 0
+    assert body["rejected"][0]["code"] == "erased"
+    assert body["rejected"][0]["field"] == "anonymous_id"

@@ -62,18 +62,15 @@ class EventIngestor:
                     )
                 )
                 continue
-            if (
-                self.is_erased is not None
-                and event.user_id is not None
-                and self.is_erased(tenant, event.user_id)
-            ):
+            erased_field = self._erased_field(tenant, event)
+            if erased_field is not None:
                 rejected.append(
                     Rejection(
                         index,
                         "erased",
-                        "user_id",
-                        "this user was erased; events for them are not accepted again",
-                        "events of users who have not been erased",
+                        erased_field,
+                        "this person was erased; events for them are not accepted again",
+                        "events of people who have not been erased",
                         event.event_id,
                     )
                 )
@@ -91,6 +88,17 @@ class EventIngestor:
                 fresh = [e for e in accepted if e.event_id in stored_ids]
                 self.notify(tenant, fresh)
         return result
+
+    def _erased_field(self, tenant: str, event: Event) -> str | None:
+        """``user_id`` / ``anonymous_id`` when that identity was erased (tombstones are kept for
+        users and for anonymous visitors as ``anon:<id>``), else None."""
+        if self.is_erased is None:
+            return None
+        if event.user_id is not None and self.is_erased(tenant, event.user_id):
+            return "user_id"
+        if event.anonymous_id is not None and self.is_erased(tenant, f"anon:{event.anonymous_id}"):
+            return "anonymous_id"
+        return None
 
     def notify(self, tenant: str, events: Sequence[Event]) -> None:
         for listener in self.listeners:

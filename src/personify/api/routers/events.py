@@ -6,6 +6,7 @@ event is reported by index and never fails the good ones beside it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -46,7 +47,7 @@ def ingest_raw(
     for raw in raws:
         if isinstance(raw, dict):
             raw["received_at"] = now
-    erased.prefetch(tenant, (raw.get("user_id") for raw in raws if isinstance(raw, dict)))
+    erased.prefetch(tenant, _subjects(raws))
     return ingestor.ingest(tenant, raws)
 
 
@@ -112,3 +113,13 @@ def user_events(
 ) -> EventList:
     events = stores.events.for_user(key.tenant, user_id, limit=limit, before=before, types=types)
     return EventList(events=events)
+
+
+def _subjects(raws: list[Any]) -> Iterator[str]:
+    """The identities a batch names (user ids and ``anon:<id>``), for one erasure prefetch."""
+    for raw in raws:
+        if isinstance(raw, dict):
+            if isinstance(raw.get("user_id"), str):
+                yield raw["user_id"]
+            if isinstance(raw.get("anonymous_id"), str):
+                yield f"anon:{raw['anonymous_id']}"
