@@ -8,9 +8,11 @@ those rows would have produced:
 
 * popularity — exact: the sum of the remaining rows' contributions, re-referenced to the newest
   remaining event exactly as ``decayed_popularity`` does;
-* item neighbours of ``itemknn`` (cosine, asymmetric cosine, co-occurrence; binary) — exact:
-  co-occurrence counts and item norms are recomputed without the rows for every item whose row
-  can change (the person's items and every item co-occurring with them), then the same top-k;
+* item neighbours of ``itemknn`` (cosine, asymmetric cosine, co-occurrence; binary) and of
+  ``rp3beta`` (binary) — exact: co-occurrence counts, item norms (itemknn) or the random-walk
+  transition probabilities and popularity penalty (rp3beta) are recomputed without the rows for
+  every item whose row can change (the person's items and every item co-occurring with them),
+  then the same top-k;
 * any other model, the learned blend weights and the impression ranker — not subtractable; they
   keep the person's (aggregate, non-identifying) influence until the next retrain, which no
   longer sees their events (deleted and tombstoned).
@@ -35,15 +37,16 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from personify.algorithms._sparse import positive_matrix, topk_rows
+from personify.algorithms._sparse import positive_matrix, row_normalize, topk_rows
 from personify.algorithms.itemknn import ItemKNN
+from personify.algorithms.rp3beta import RP3beta
 from personify.data.events import EventWeights, interactions_from_events
 from personify.data.vocabulary import Vocabulary
 from personify.domain.events import Event
 from personify.storage.model_files import FileModelStore, ModelManifest, new_version
 
 INFLUENCE_FILE = "influence.npz"
-EXACT_MODELS = frozenset({"itemknn"})
+EXACT_MODELS = frozenset({"itemknn", "rp3beta"})
 BLOCK = 512
 
 
@@ -163,7 +166,8 @@ def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], versi
     neighbours = bundle.neighbours
     if exact_neighbours(bundle.model_name, bundle.params):
         touched = np.unique(sp.csr_matrix(index.x[rows]).indices)
-        neighbours = _itemknn_without(bundle.neighbours, index.x, x, touched, bundle.params)
+        recompute = _rp3beta_without if bundle.model_name == "rp3beta" else _itemknn_without
+        neighbours = recompute(bundle.neighbours, index.x, x, touched, bundle.params)
     new_bundle = replace(bundle, version=version, neighbours=neighbours,  # type: ignore[type-var]
                          popularity=popularity)
     new_index = InfluenceIndex(
@@ -207,6 +211,46 @@ def _itemknn_without(
     wt = sp.csr_matrix(wt, dtype=np.float32)
     wt.eliminate_zeros()
     return sp.csr_matrix(wt.T, dtype=np.float32)
+
+
+def _rp3beta_without(
+    neighbours: sp.csr_matrix, old_x: sp.csr_matrix, new_x: sp.csr_matrix,
+    touched: NDArray[np.int64], params: dict[str, Any],
+) -> sp.csr_matrix:
+    """``RP3beta.fit`` rows (source items) recomputed for every item whose row can change: the
+    person's items (their user-normalised transitions change) and every item co-occurring with
+    one of them (the popularity penalty of a target changes)."""
+    if touched.size == 0:
+        return neighbours
+    model = RP3beta(**params)
+    co_items = sp.csr_matrix(old_x[:, touched].T @ old_x)
+    sources = np.union1d(touched, np.unique(co_items.indices))
+    p_ui = row_normalize(new_x)
+    p_iu = row_normalize(sp.csr_matrix(new_x.T))
+    if model.alpha != 1.0:
+        p_ui, p_iu = p_ui.power(model.alpha), p_iu.power(model.alpha)
+    pop = np.asarray((new_x > 0).sum(axis=0)).ravel().astype(np.float32)
+    penalty = np.divide(1.0, pop ** model.beta, out=np.zeros_like(pop), where=pop > 0)
+    right = sp.csc_matrix(p_ui)
+    parts = []
+    for start in range(0, sources.size, BLOCK):
+        block = sources[start:start + BLOCK]
+        dense = np.asarray((p_iu[block] @ right).toarray(), dtype=np.float32)
+        dense *= penalty[None, :]
+        dense[np.arange(block.size), block] = 0.0
+        parts.append(topk_rows(dense, model.k))
+    fresh = sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
+    n = neighbours.shape[0]
+    mask = np.ones(n, dtype=np.float32)
+    mask[sources] = 0.0
+    place = sp.csr_matrix(
+        (np.ones(sources.size, dtype=np.float32), (sources, np.arange(sources.size))),
+        shape=(n, sources.size),
+    )
+    w = sp.diags(mask) @ sp.csr_matrix(neighbours) + place @ fresh
+    w = sp.csr_matrix(w, dtype=np.float32)
+    w.eliminate_zeros()
+    return w
 
 
 class BundleHolder(Protocol):

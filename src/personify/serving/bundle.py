@@ -37,7 +37,7 @@ class ModelBundle:
     """items x items, row i holds the top-k most similar items of i with their similarity."""
     popularity: NDArray[np.float32]
     """Decayed interaction weight per item index at training time."""
-    model_name: str = "itemknn"
+    model_name: str = "rp3beta"
     params: dict[str, Any] = field(default_factory=dict)
     source_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SOURCE_WEIGHTS))
     metrics: dict[str, Any] = field(default_factory=dict)

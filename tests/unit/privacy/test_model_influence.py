@@ -50,15 +50,18 @@ def _popularity(bundle: ModelBundle) -> dict[str, float]:
     return {i: float(v) for i, v in zip(bundle.items.ids, bundle.popularity, strict=True) if v > 0}
 
 
-@pytest.mark.parametrize("params", [
-    {"k": 100, "shrink": 10.0, "similarity": "asymmetric", "alpha": 0.3},
-    {"k": 100, "shrink": 2.0, "similarity": "cosine"},
-    {"k": 100, "similarity": "cooccurrence"},
+@pytest.mark.parametrize(("model", "params"), [
+    ("itemknn", {"k": 100, "shrink": 10.0, "similarity": "asymmetric", "alpha": 0.3}),
+    ("itemknn", {"k": 100, "shrink": 2.0, "similarity": "cosine"}),
+    ("itemknn", {"k": 100, "similarity": "cooccurrence"}),
+    ("rp3beta", {"k": 100, "alpha": 1.0, "beta": 0.5}),
+    ("rp3beta", {"k": 100, "alpha": 0.8, "beta": 0.3}),
 ])
 @pytest.mark.parametrize("victim", ["u3", "u7", "u12"])
-def test_forgetting_a_row_equals_training_without_it(params: dict, victim: str) -> None:
+def test_forgetting_a_row_equals_training_without_it(model: str, params: dict, victim: str
+                                                     ) -> None:
     events = _events()
-    config = TrainingConfig(params=params, learn_blend=False)
+    config = TrainingConfig(model=model, params=params, learn_blend=False)
     bundle, _ = train_bundle(events, config, version="a")
     index = build_influence(events, bundle.items, key=str, weights=config.weights,
                             half_life_days=config.popularity_half_life_days)
@@ -76,7 +79,8 @@ def test_forgetting_a_row_equals_training_without_it(params: dict, victim: str) 
 
 def test_top_k_rows_match_up_to_ties() -> None:
     events = _events(seed=5)
-    config = TrainingConfig(params={"k": 4, "similarity": "cosine"}, learn_blend=False)
+    config = TrainingConfig(model="itemknn", params={"k": 4, "similarity": "cosine"},
+                            learn_blend=False)
     bundle, _ = train_bundle(events, config, version="a")
     index = build_influence(events, bundle.items, key=str)
     forgotten, _ = forget_rows(bundle, index, index.rows_of(["u2"]), "b")
