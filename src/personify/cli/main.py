@@ -18,6 +18,7 @@ import typer
 from personify.cli import (
     bulk,
     db,
+    evaluate,
     experiments,
     keys,
     messaging,
@@ -46,10 +47,9 @@ GROUPS: dict[str, typer.Typer] = {
     "models": models.app,
     "privacy": privacy.app,
     "messages": messaging.app,
-    # "evaluate": evaluate.app,
     # "privacy": privacy.app, ...
 }
-COMMANDS = (server, bulk, models, ope, simulate)
+COMMANDS = (server, bulk, models, evaluate, ope, simulate)
 """Modules adding top-level commands: serve, demo (server); import, export (bulk); train
 (models); ope; simulate."""
 

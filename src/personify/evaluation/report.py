@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from personify.algorithms import create_model
+from personify.data.diginetica import read_diginetica
 from personify.data.gowalla import load_gowalla
 from personify.data.interactions import Interactions
+from personify.data.online_retail import online_retail_interactions
 from personify.data.splits import Split, random_holdout, temporal_split
 from personify.domain.errors import InvalidInput
 from personify.evaluation._resources import peak_rss_mb, reset_peak
@@ -29,8 +31,26 @@ from personify.evaluation.protocol import evaluate
 from personify.evaluation.tuning import SEARCH_SPACES, tune
 
 DatasetLoader = Callable[[Path], Split]
+
+
+def _online_retail(folder: Path) -> Split:
+    """Cleaned purchases, the last 30 days as test (the dataset README's protocol)."""
+    data = online_retail_interactions(folder / "online_retail.csv.gz")
+    return temporal_split(data, test_days=30, only_known_items=True)
+
+
+def _diginetica(folder: Path) -> Split:
+    """Sessions as users, 20 % of each session's views held out (a smoke protocol for the small
+    sample; the session models' own next-item protocol is ``benchmarks/session.py``)."""
+    return random_holdout(
+        read_diginetica(folder / "sample_train-item-views.csv").to_interactions(), 0.2
+    )
+
+
 _DATASETS: dict[str, tuple[str, DatasetLoader]] = {
     "gowalla": ("gowalla_lightgcn", lambda p: Split(*load_gowalla(p))),
+    "online_retail": ("online_retail_uci", _online_retail),
+    "diginetica": ("diginetica_sample_srgnn", _diginetica),
 }
 BASELINES = ("popularity", "random")
 
@@ -49,12 +69,16 @@ def load_csv(path: Path) -> Interactions:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
         rows = list(csv.DictReader(fh, dialect=dialect))
     if not rows or not {"user_id", "item_id"} <= set(rows[0]):
-        raise InvalidInput(f"{path} needs user_id and item_id columns", field="dataset",
-                           accepted="CSV with header user_id,item_id[,weight][,timestamp]")
+        raise InvalidInput(
+            f"{path} needs user_id and item_id columns",
+            field="dataset",
+            accepted="CSV with header user_id,item_id[,weight][,timestamp]",
+        )
     weights = [float(r["weight"]) for r in rows] if "weight" in rows[0] else None
     times = [float(r["timestamp"]) for r in rows] if "timestamp" in rows[0] else None
-    return Interactions.from_arrays([r["user_id"] for r in rows], [r["item_id"] for r in rows],
-                                    weights, times)
+    return Interactions.from_arrays(
+        [r["user_id"] for r in rows], [r["item_id"] for r in rows], weights, times
+    )
 
 
 def load_dataset(dataset: str | Path, datasets_dir: Path | None = None) -> tuple[str, Split]:
@@ -71,12 +95,15 @@ def load_dataset(dataset: str | Path, datasets_dir: Path | None = None) -> tuple
     if path.is_file():
         data = load_csv(path)
         if data.timestamps is not None:
-            return path.stem, temporal_split(data, float(np.quantile(data.timestamps, 0.8)),
-                                             only_known_items=True)
+            return path.stem, temporal_split(
+                data, float(np.quantile(data.timestamps, 0.8)), only_known_items=True
+            )
         return path.stem, random_holdout(data, 0.2)
-    raise InvalidInput(f"unknown dataset {text!r}", field="dataset",
-                       accepted=", ".join(sorted(_DATASETS))
-                       + ", a LightGCN-format folder, or a CSV file")
+    raise InvalidInput(
+        f"unknown dataset {text!r}",
+        field="dataset",
+        accepted=", ".join(sorted(_DATASETS)) + ", a LightGCN-format folder, or a CSV file",
+    )
 
 
 @dataclass
@@ -110,22 +137,33 @@ def run_evaluation(
     console = console or Console()
     name, split = load_dataset(dataset, Path(datasets_dir) if datasets_dir else None)
     specs: dict[str, dict[str, Any]] = (
-        {m: {} for m in models} if not isinstance(models, Mapping)
+        {m: {} for m in models}
+        if not isinstance(models, Mapping)
         else {m: dict(p) for m, p in models.items()}
     )
     for baseline in BASELINES:
         specs.setdefault(baseline, {})
     ks = sorted({int(k) for k in ks})
     results: dict[str, dict[str, Any]] = {}
-    columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         for model_name, params in specs.items():
             label = model_name.split(":")[0]
             if tune_seconds > 0 and label in SEARCH_SPACES and label not in BASELINES:
                 task = progress.add_task(f"tuning {model_name}", total=None)
-                tuned = tune(label, split.train, fixed=params, time_budget_seconds=tune_seconds,
-                             n_trials=1000, batch_size=batch_size)
+                tuned = tune(
+                    label,
+                    split.train,
+                    fixed=params,
+                    time_budget_seconds=tune_seconds,
+                    n_trials=1000,
+                    batch_size=batch_size,
+                )
                 params = {**tuned.best_params, **params}
                 progress.remove_task(task)
             gc.collect()
@@ -139,11 +177,16 @@ def run_evaluation(
             def advance(done: int, total: int, task: Any = task) -> None:
                 progress.update(task, completed=done / total)
 
-            metrics = evaluate(model, split.train, split.test, ks, batch_size=batch_size,
-                               progress=advance)
+            metrics = evaluate(
+                model, split.train, split.test, ks, batch_size=batch_size, progress=advance
+            )
             progress.remove_task(task)
-            results[model_name] = {"params": params, "fit_seconds": fit_seconds,
-                                   "peak_rss_mb": memory, **metrics}
+            results[model_name] = {
+                "params": params,
+                "fit_seconds": fit_seconds,
+                "peak_rss_mb": memory,
+                **metrics,
+            }
             del model
     out = Path(out_dir)
     report = EvaluationReport(name, results, ks, out)
@@ -158,9 +201,19 @@ def results_table(report: EvaluationReport) -> Any:
 
     k = report.ks[-1] if 20 not in report.ks else 20
     table = Table(title=f"{report.dataset}: full ranking, train items masked")
-    columns = [f"recall@{k}", f"ndcg@{k}", f"precision@{k}", f"map@{k}", f"mrr@{k}",
-               f"hit_rate@{k}", f"coverage@{report.ks[-1]}", f"novelty@{report.ks[-1]}",
-               "fit_seconds", "peak_rss_mb", "users_per_second"]
+    columns = [
+        f"recall@{k}",
+        f"ndcg@{k}",
+        f"precision@{k}",
+        f"map@{k}",
+        f"mrr@{k}",
+        f"hit_rate@{k}",
+        f"coverage@{report.ks[-1]}",
+        f"novelty@{report.ks[-1]}",
+        "fit_seconds",
+        "peak_rss_mb",
+        "users_per_second",
+    ]
     table.add_column("model")
     for col in columns:
         table.add_column(col, justify="right")
@@ -179,15 +232,22 @@ def write_report(report: EvaluationReport) -> list[Path]:
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "results.json"]
-    files[0].write_text(json.dumps({"dataset": report.dataset, "ks": report.ks,
-                                    "results": report.results}, indent=2, default=str) + "\n",
-                        encoding="utf-8")
+    files[0].write_text(
+        json.dumps(
+            {"dataset": report.dataset, "ks": report.ks, "results": report.results},
+            indent=2,
+            default=str,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     kmax = report.ks[-1]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for model_name, row in report.results.items():
         for ax, metric in zip(axes, ("recall", "ndcg"), strict=True):
-            ax.plot(report.ks, [row[f"{metric}@{k}"] for k in report.ks], marker="o",
-                    label=model_name)
+            ax.plot(
+                report.ks, [row[f"{metric}@{k}"] for k in report.ks], marker="o", label=model_name
+            )
             ax.set_xlabel("K")
             ax.set_ylabel(f"{metric}@K")
     axes[0].legend(fontsize=7)
@@ -225,9 +285,21 @@ def markdown(report: EvaluationReport) -> str:
     """The Markdown report body: protocol, a results table and the plots."""
     k = 20 if 20 in report.ks else report.ks[-1]
     kmax = report.ks[-1]
-    cols = [f"recall@{k}", f"ndcg@{k}", f"precision@{k}", f"map@{k}", f"mrr@{k}",
-            f"hit_rate@{k}", f"coverage@{kmax}", f"gini@{kmax}", f"novelty@{kmax}",
-            f"arp@{kmax}", "fit_seconds", "peak_rss_mb", "users_per_second"]
+    cols = [
+        f"recall@{k}",
+        f"ndcg@{k}",
+        f"precision@{k}",
+        f"map@{k}",
+        f"mrr@{k}",
+        f"hit_rate@{k}",
+        f"coverage@{kmax}",
+        f"gini@{kmax}",
+        f"novelty@{kmax}",
+        f"arp@{kmax}",
+        "fit_seconds",
+        "peak_rss_mb",
+        "users_per_second",
+    ]
     lines = [
         f"# Offline evaluation: {report.dataset}",
         "",
@@ -239,11 +311,22 @@ def markdown(report: EvaluationReport) -> str:
         "|---" * (len(cols) + 1) + "|",
     ]
     for model_name, row in report.results.items():
-        lines.append(f"| {model_name} | "
-                     + " | ".join(f"{row.get(c, float('nan')):.4g}" for c in cols) + " |")
-    lines += ["", "![metric vs K](metric_vs_k.png)", "",
-              "![accuracy vs coverage](accuracy_vs_coverage.png)", "",
-              "![fit time and memory](cost.png)", "", "## Parameters", ""]
+        lines.append(
+            f"| {model_name} | "
+            + " | ".join(f"{row.get(c, float('nan')):.4g}" for c in cols)
+            + " |"
+        )
+    lines += [
+        "",
+        "![metric vs K](metric_vs_k.png)",
+        "",
+        "![accuracy vs coverage](accuracy_vs_coverage.png)",
+        "",
+        "![fit time and memory](cost.png)",
+        "",
+        "## Parameters",
+        "",
+    ]
     for model_name, row in report.results.items():
         lines.append(f"- **{model_name}**: `{json.dumps(row['params'], default=str)}`")
     return "\n".join(lines) + "\n"
