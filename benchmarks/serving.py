@@ -257,7 +257,11 @@ def main() -> None:
     )
     fit_s = time.perf_counter() - t0
     print(f"trained {manifest.version} in {fit_s:.1f}s: {manifest.metrics}", flush=True)
+    # an operator in an opt-out regime: the Gowalla users have no consent records
     env = {
+        "PERSONIFY_CONSENT_DEFAULTS": json.dumps(
+            {"personalization": "opt-out", "profiling": "opt-out"}
+        ),
         "PERSONIFY_DATABASE_URL": db_url,
         "PERSONIFY_MODEL_DIR": str(work / "models"),
         "PERSONIFY_ADMIN_KEY": KEY,

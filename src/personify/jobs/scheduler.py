@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from personify.domain.events import Event
+from personify.serving.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ class RetrainScheduler:
         self.clock = clock
         self._pending: dict[str, int] = dict.fromkeys(tenants, 0)
         self._last: dict[str, float] = dict.fromkeys(tenants, clock())
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Periodic | None = None
         self._running = threading.Lock()
         self.runs: list[tuple[str, int]] = []
 
@@ -88,21 +88,11 @@ class RetrainScheduler:
             self._running.release()
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(self.poll_s):
-                try:
-                    self.tick()
-                except Exception:
-                    log.exception("retraining failed")
-
-        self._thread = threading.Thread(target=loop, name="personify-retrain", daemon=True)
-        self._thread.start()
+        if self._poller is None:
+            self._poller = Periodic(self.tick, self.poll_s, "personify-retrain")
+            self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None

@@ -11,6 +11,7 @@ import threading
 
 from personify.domain.errors import NotFound
 from personify.serving.bundle import ModelBundle
+from personify.serving.periodic import Periodic
 from personify.storage.model_files import FileModelStore
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,7 @@ class BundleRegistry:
         self.store = store
         self._bundles: dict[str, ModelBundle | None] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Periodic | None = None
 
     def get(self, tenant: str) -> ModelBundle | None:
         if tenant not in self._bundles:
@@ -66,21 +66,11 @@ class BundleRegistry:
 
     def start(self, interval_s: float = 5.0) -> None:
         """Poll for promoted versions in a daemon thread."""
-        if self._thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.refresh()
-                except Exception:
-                    log.exception("model refresh failed")
-
-        self._thread = threading.Thread(target=loop, name="personify-model-refresh", daemon=True)
-        self._thread.start()
+        if self._poller is None:
+            self._poller = Periodic(self.refresh, interval_s, "personify-model-refresh")
+            self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
