@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from dashboard.conftest import build_app, close_app
 from dashboard.shop import load_shop, train_shop_model
 from personify.settings import DEMO_ADMIN_KEY
 from personify.storage.registry import open_stores
+from personify.testing.live_server import running
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_SERVICES = os.environ.get("PERSONIFY_REQUIRE_SERVICES", "") not in ("", "0", "false")
@@ -54,27 +51,6 @@ def chromium_path() -> str | None:
             return candidate
     found = shutil.which("chromium")
     return found
-
-
-@contextmanager
-def running(app: FastAPI, *, timeout: float = 20.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a background thread; yields the base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                            access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-browser-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
 
 
 @pytest.fixture(scope="module")

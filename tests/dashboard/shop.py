@@ -116,6 +116,6 @@ def train_shop_model(stores: Stores, model_dir: Path) -> ModelManifest:
     """Train and promote a small item-kNN bundle on the shop's events."""
     return train_tenant(
         stores.events, FileModelStore(model_dir), TENANT,
-        TrainingConfig(learn_blend=False, train_ranker=False,
+        TrainingConfig(model="itemknn", learn_blend=False, train_ranker=False,
                        params={"k": 20, "shrink": 1.0, "similarity": "cosine", "alpha": 0.5}),
     )
