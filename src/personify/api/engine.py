@@ -108,6 +108,15 @@ def build_engine(
     def user(tenant: str, user_id: str) -> User | None:
         return stores.users.get(tenant, user_id)
 
+    def history(tenant: str, subject: str) -> Sequence[Event]:
+        """Stored recent events of a subject the online state does not know (profiling
+        consent and erasure still apply through the privacy gate)."""
+        if subject.startswith("anon:"):
+            events = stores.events.for_anonymous(tenant, subject[5:], limit=100)
+        else:
+            events = stores.events.for_user(tenant, subject, limit=100)
+        return list(privacy.gate.admit(tenant, events))
+
     def store_impressions(tenant: str, events: Sequence[Event]) -> None:
         ingestor.ingest(tenant, list(events))
 
@@ -120,6 +129,7 @@ def build_engine(
         personalization_allowed=personalization_allowed,
         muted=muted,
         log_impression=impressions,
+        history=history,
     )
 
     gate = BatchGate(privacy.gate, stores.users, stores.consents, stores.erasures)

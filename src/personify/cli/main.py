@@ -86,3 +86,7 @@ for _module in COMMANDS:
     _module.register(app)
 for _name, _group in GROUPS.items():
     app.add_typer(_group, name=_name)
+
+
+if __name__ == "__main__":  # `python -m personify.cli.main` (the retrain scheduler)
+    app()

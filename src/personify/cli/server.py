@@ -23,7 +23,9 @@ from personify.jobs.sample_data import (
     sample_counts,
     sample_loaded,
 )
+from personify.jobs.training import TrainingConfig, train_tenant
 from personify.settings import DEMO_ADMIN_KEY, Settings
+from personify.storage.model_files import FileModelStore
 from personify.storage.registry import Stores
 
 console = Console(soft_wrap=True, highlight=False)
@@ -98,6 +100,19 @@ def prepare_demo(stores: Stores, settings: Settings) -> tuple[SampleCounts, bool
     return sample_counts(stores, tenant), True
 
 
+def train_demo_model(stores: Stores, settings: Settings) -> None:
+    """Train and promote the first model when none is promoted yet (seconds on the sample);
+    afterwards the server retrains in the background as events arrive."""
+    models = FileModelStore(settings.model_dir)
+    if models.promoted_version(settings.default_tenant) is not None:
+        return
+    console.print("Training the first model on the sample (first start only) ...")
+    manifest = train_tenant(stores.events, models, settings.default_tenant, TrainingConfig(),
+                            catalog=stores.catalog, users=stores.users)
+    console.print(f"  model {manifest.version}: {manifest.events_used:,} events, "
+                  f"{manifest.fit_seconds:.1f}s")
+
+
 def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCounts) -> str:
     """The URLs and curl commands to try, with real ids from the loaded sample."""
     base = f"http://127.0.0.1:{settings.port}"
@@ -143,7 +158,7 @@ def demo(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
     db: Annotated[Path, typer.Option(help="SQLite file for the demo data.")] = DEMO_DB,
-    browser: Annotated[bool, typer.Option(help="Open the API docs in a browser.")] = True,
+    browser: Annotated[bool, typer.Option(help="Open the dashboard in a browser.")] = True,
     load_only: Annotated[
         bool, typer.Option(help="Load the sample and print the guide, without serving.")
     ] = False,
@@ -155,17 +170,27 @@ def demo(
     """
     state = state_of(ctx)
     url = state.database_url or f"sqlite:///{db}"
-    settings = state.settings(demo=True, database_url=url, host="127.0.0.1", port=port)
+    # the background retraining runs `personify train` in a child process: it inherits these
+    os.environ.setdefault("PERSONIFY_DATABASE_URL", url)
+    os.environ.setdefault("PERSONIFY_DEMO", "1")
+    settings = state.settings(
+        demo=True, database_url=url, host="127.0.0.1", port=port,
+        retrain_interval_minutes=state.settings().retrain_interval_minutes or 5.0,
+        retrain_every_events=200,
+    )
     stores = state.stores(settings)
     counts, loaded = prepare_demo(stores, settings)
     if not loaded:
         console.print("Sample data already loaded.")
+    train_demo_model(stores, settings)
     app = build_app(settings, stores=stores)
     console.print(demo_guide(app, stores, settings, counts))
     if load_only:
         return
     if browser:
-        timer = threading.Timer(1.5, webbrowser.open, args=[f"http://127.0.0.1:{port}/docs"])
+        timer = threading.Timer(
+            1.5, webbrowser.open, args=[f"http://127.0.0.1:{port}/dashboard"]
+        )
         timer.daemon = True
         timer.start()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level=settings.log_level)

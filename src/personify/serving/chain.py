@@ -28,7 +28,7 @@ from personify.serving.sources import (
     CandidateSource,
     RequestScope,
 )
-from personify.storage.online.port import OnlineState, UserState
+from personify.storage.online.port import Interaction, OnlineState, UserState
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class RecommendationService:
         source_order: Sequence[str] = DEFAULT_SOURCE_ORDER,
         candidates_per_source: int = 100,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        history: Callable[[str, str], Sequence[Event]] | None = None,
     ) -> None:
         self.bundles = bundles
         self.catalogs = catalogs
@@ -98,6 +99,7 @@ class RecommendationService:
         self.source_order = list(source_order)
         self.candidates_per_source = candidates_per_source
         self.clock = clock
+        self.history = history
 
     def recommend(self, tenant: str, request: RecommendationRequest) -> RecommendationResult:
         now = self.clock()
@@ -276,13 +278,21 @@ class RecommendationService:
     def _user_state(
         self, tenant: str, subject: str | None, now: datetime, warnings: list[str]
     ) -> UserState | None:
-        if subject is None or self.state is None:
+        """The live state; when it knows nothing of the user (a restart, an expired or a Redis
+        outage), their stored history stands in, read-only."""
+        if subject is None:
             return None
-        try:
-            return self.state.user_state(tenant, subject, now=now)
-        except Unavailable as exc:
-            warnings.append(f"online state unavailable: {exc.message}")
-            return None
+        state: UserState | None = None
+        if self.state is not None:
+            try:
+                state = self.state.user_state(tenant, subject, now=now)
+            except Unavailable as exc:
+                warnings.append(f"online state unavailable: {exc.message}")
+        if (state is None or not state.recent) and self.history is not None:
+            stored = state_from_history(subject, self.history(tenant, subject))
+            if stored.recent:
+                return stored
+        return state
 
     def _excluded(
         self,
@@ -440,3 +450,27 @@ class RecommendationService:
             self.log_impression(tenant, event)
         except Exception:  # logging never fails a response
             log.exception("could not log impression %s", result.recommendation_id)
+
+
+BOUGHT_TYPES = frozenset({"purchase"})
+DISLIKED_TYPES = frozenset({"dislike", "not_interested"})
+
+
+def state_from_history(subject: str, events: Sequence[Event]) -> UserState:
+    """A read-only ``UserState`` from stored events (newest first): recent interactions and the
+    seen / bought / disliked marks; no session (a stored history is not a live visit)."""
+    recent: list[Interaction] = []
+    seen: dict[str, datetime] = {}
+    bought: dict[str, datetime] = {}
+    disliked: dict[str, datetime] = {}
+    for event in sorted(events, key=lambda e: e.timestamp, reverse=True):
+        if event.item_id is None:
+            continue
+        recent.append(Interaction(event.item_id, event.type, event.timestamp))
+        seen.setdefault(event.item_id, event.timestamp)
+        if event.type in BOUGHT_TYPES:
+            bought.setdefault(event.item_id, event.timestamp)
+        if event.type in DISLIKED_TYPES:
+            disliked.setdefault(event.item_id, event.timestamp)
+    last = recent[0].timestamp if recent else None
+    return UserState(subject, recent, [], seen, bought, disliked, last)

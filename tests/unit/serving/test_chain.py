@@ -258,3 +258,20 @@ def test_muted_items_hold_without_personalization_and_in_similar(service) -> Non
     assert not result.personalized and result.items
     assert not muted & {i.item_id for i in result.items}
     assert not muted & {i.item_id for i in svc.similar(T, "i0", 10, user_id="optout").items}
+
+
+def test_stored_history_stands_in_when_the_live_state_forgot_the_user(service) -> None:
+    svc, _, _ = service
+    stored = [
+        Event(event_id=f"old{k}", type="purchase", user_id="returning", item_id=f"i{20 + k}",
+              timestamp=NOW - timedelta(days=400 + k))
+        for k in range(3)
+    ]
+    without = svc.recommend(T, RecommendationRequest(user_id="returning", n=5))
+    assert "collaborative" not in without.sources
+    svc.history = lambda tenant, subject: stored if subject == "returning" else []
+    result = svc.recommend(T, RecommendationRequest(user_id="returning", n=5, explain=True))
+    assert "collaborative" in result.sources
+    ids = [i.item_id for i in result.items]
+    assert not {"i20", "i21", "i22"} & set(ids), "bought items stay excluded"
+    assert sum(int(i[1:]) >= 20 for i in ids) >= 4, ids
