@@ -116,7 +116,8 @@ def train_demo_model(stores: Stores, settings: Settings) -> None:
 def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCounts) -> str:
     """The URLs and curl commands to try, with real ids from the loaded sample."""
     base = f"http://127.0.0.1:{settings.port}"
-    paths = {getattr(route, "path", "") for route in app.routes}
+    paths = {getattr(route, "path", "") or "" for route in app.routes}
+    paths |= set(app.openapi().get("paths", {}))
     users = stores.users.list(settings.default_tenant, limit=1)
     user = users[0].user_id if users else "12347"
     recent = stores.events.for_user(settings.default_tenant, user, limit=50)
