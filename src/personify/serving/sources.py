@@ -64,13 +64,17 @@ class CandidateSource(Protocol):
 def _weighted_history(
     interactions: Sequence[Interaction], now: datetime, limit: int = 50
 ) -> tuple[list[str], list[float], dict[str, str]]:
+    """Item -> weight of the recent history, decayed by age relative to the newest interaction
+    (so a returning user's old history still ranks its own recent part first)."""
     weights: dict[str, float] = {}
     kinds: dict[str, str] = {}
-    for inter in interactions[: limit * 4]:
+    window = interactions[: limit * 4]
+    newest = max((i.timestamp for i in window), default=now)
+    for inter in window:
         base = HISTORY_WEIGHTS.get(inter.type, 0.0)
         if base <= 0:
             continue
-        age = max(0.0, (now - inter.timestamp).total_seconds())
+        age = max(0.0, (newest - inter.timestamp).total_seconds())
         weights[inter.item_id] = weights.get(inter.item_id, 0.0) + base * math.exp(
             -age * math.log(2) / HISTORY_HALF_LIFE_S
         )
