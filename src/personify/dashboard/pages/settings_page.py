@@ -28,12 +28,14 @@ def _page(request: Request, *, created: Any = None, secret: str = "", error: str
         section="settings",
         keys=keys,
         scopes=[s.value for s in Scope],
-        purposes=[p.value for p in Purpose],
+        purposes=list(dict.fromkeys(
+            [p.value for p in Purpose] + list(getattr(settings(request), "consent_purposes", []))
+        )),
         created=created,
         secret=secret,
         error=error,
         flash=flash,
-        retention=getattr(settings(request), "retention", None),
+        retention=dict(getattr(settings(request), "retention_days", {}) or {}),
         current_key=session(request).key.key_id,
         status_code=status_code,
     )
