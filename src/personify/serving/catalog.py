@@ -21,6 +21,9 @@ class CatalogSnapshot:
         self._items: dict[str, Item] = {}
         self._by_author: dict[str, set[str]] = {}
         self._by_label: dict[str, set[str]] = {}
+        self.version = 0
+        """Incremented by every change, so readers can cache derived views."""
+        self._newest: tuple[int, list[Item]] | None = None
         self.upsert(items)
 
     def upsert(self, items: Iterable[Item]) -> None:
@@ -35,12 +38,14 @@ class CatalogSnapshot:
                 for label in _labels(item):
                     self._by_label.setdefault(label, set()).add(item.item_id)
                 self._items[item.item_id] = item
+                self.version += 1
                 if item.author_id:
                     self._by_author.setdefault(item.author_id, set()).add(item.item_id)
 
     def remove(self, item_id: str) -> None:
         with self._lock:
             old = self._items.pop(item_id, None)
+            self.version += 1
             for label in _labels(old) if old is not None else ():
                 self._by_label.get(label, set()).discard(item_id)
             if old is not None and old.author_id:

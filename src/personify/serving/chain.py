@@ -60,6 +60,13 @@ class _Candidate:
     scores: dict[str, float] = field(default_factory=dict)
     reasons: list[Reason] = field(default_factory=list)
     final: float = 0.0
+    contributions: list[float] = field(default_factory=list)
+    """Per reason, its source's weighted share of the score (filled by the pool)."""
+
+    def weighted_reasons(self) -> list[Reason]:
+        if len(self.contributions) != len(self.reasons):
+            return self.reasons
+        return [replace(r, weight=w) for r, w in zip(self.reasons, self.contributions, strict=True)]
 
 
 class RecommendationService:
@@ -178,7 +185,8 @@ class RecommendationService:
                 cand = pool.setdefault(scored.item_id, _Candidate(scored.item_id))
                 cand.scores[name] = max(cand.scores.get(name, 0.0), scored.score / top)
                 contribution = weights.get(name, 0.1) * scored.score / top
-                cand.reasons.append(replace(scored.reason, weight=contribution))
+                cand.reasons.append(scored.reason)
+                cand.contributions.append(contribution)
                 added = True
             if added:
                 used.append(name)
@@ -401,9 +409,10 @@ class RecommendationService:
         self, cand: _Candidate, catalog: CatalogSnapshot, request: RecommendationRequest
     ) -> RecommendedItem:
         source = max(cand.scores, key=lambda k: cand.scores[k]) if cand.scores else "unknown"
-        reasons, sentence = explain(cand.reasons, request.language) if request.explain else ([], "")
-        if not request.explain and cand.reasons:
-            source = sorted(cand.reasons, key=lambda r: -r.weight)[0].source
+        weighted = cand.weighted_reasons()
+        reasons, sentence = explain(weighted, request.language) if request.explain else ([], "")
+        if not request.explain and weighted:
+            source = max(weighted, key=lambda r: r.weight).source
         elif reasons:
             source = reasons[0]["source"]
         return RecommendedItem(

@@ -178,11 +178,7 @@ class InterestsSource:
             return []
         out: dict[str, Scored] = {}
         for rank, interest in enumerate(interests[:8]):
-            ids = scope.catalog.with_label(interest)
-            if not ids:
-                continue
-            pop = _popularity(scope, ids)
-            for item_id, p in sorted(pop.items(), key=lambda kv: -kv[1])[:n]:
+            for item_id, p in self._top_of_label(scope, interest, n):
                 score = (1.0 / (1 + rank)) * (0.5 + 0.5 * p)
                 if item_id not in out or out[item_id].score < score:
                     out[item_id] = Scored(
@@ -191,6 +187,24 @@ class InterestsSource:
                         Reason("matches_interest", self.name, score, {"interest": interest}),
                     )
         return sorted(out.values(), key=lambda s: -s.score)[:n]
+
+    def _top_of_label(self, scope: RequestScope, label: str, n: int) -> list[tuple[str, float]]:
+        """The label's most popular visible items with normalized popularity, cached per
+        catalogue version and model version (labels hold thousands of items)."""
+        key = (id(scope.catalog), scope.catalog.version,
+               scope.bundle.version if scope.bundle is not None else "", label, n)
+        cached = self._cache.get(key)
+        if cached is None:
+            ids = scope.catalog.with_label(label)
+            pop = _popularity(scope, ids) if ids else {}
+            cached = sorted(pop.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            self._cache[key] = cached
+        return cached
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, int, str, str, int], list[tuple[str, float]]] = {}
 
 
 class TrendingSource:
