@@ -20,6 +20,8 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     ok: int = 0
     errors: int = 0
+    dropped: int = 0
+    """Scheduled requests still unanswered at the hard deadline (counted as infinitely slow)."""
     statuses: dict[int, int] = field(default_factory=dict)
 
 
@@ -67,11 +69,21 @@ async def run(
         for _ in range(connections):
             await queue.put(None)
 
+    hard_deadline = start + seconds + max(5.0, seconds * 0.5)
+
     async def worker(k: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
         i = k
         deadline = start + seconds
         while True:
+            if not closed_loop and time.perf_counter() > hard_deadline:
+                while not queue.empty():  # the server fell behind: drop what is still queued
+                    item = queue.get_nowait()
+                    if item is None:
+                        queue.put_nowait(None)  # leave the end marker for another worker
+                        break
+                    stats.dropped += 1
+                break
             if closed_loop:
                 if time.perf_counter() >= deadline:
                     break
@@ -155,7 +167,7 @@ def main() -> None:
             args.closed_loop,
         )
     )
-    lat = stats.latencies
+    lat = stats.latencies + [float("inf")] * stats.dropped
     print(
         json.dumps(
             {

@@ -236,26 +236,33 @@ def write_bodies(path: Path, users: list[str], n: int = 2000) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3,000 users, short phases")
+    parser.add_argument("--work", type=Path, help="reuse this folder's loaded database and model")
     args = parser.parse_args()
     random.seed(0)
-    work = Path(tempfile.mkdtemp(prefix="personify-serving-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="personify-serving-"))
+    work.mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{work / 'bench.db'}"
     users_data = load_gowalla(3000 if args.quick else None)
     t0 = time.perf_counter()
-    n_events = populate(db_url, users_data)
+    reuse = (work / "bench.db").exists()
+    n_events = populate(db_url, users_data) if not reuse else -1
     print(f"loaded {n_events} events in {time.perf_counter() - t0:.1f}s", flush=True)
     stores = open_stores(db_url)
     models = FileModelStore(work / "models")
-    t0 = time.perf_counter()
-    manifest = train_tenant(
-        stores.events,
-        models,
-        "default",
-        TrainingConfig(),
-        catalog=stores.catalog,
-        users=stores.users,
-    )
-    fit_s = time.perf_counter() - t0
+    if reuse and models.promoted_version("default"):
+        manifest = next(m for m in models.list("default") if m.promoted)
+        fit_s = manifest.fit_seconds
+    else:
+        t0 = time.perf_counter()
+        manifest = train_tenant(
+            stores.events,
+            models,
+            "default",
+            TrainingConfig(),
+            catalog=stores.catalog,
+            users=stores.users,
+        )
+        fit_s = time.perf_counter() - t0
     print(f"trained {manifest.version} in {fit_s:.1f}s: {manifest.metrics}", flush=True)
     # an operator in an opt-out regime: the Gowalla users have no consent records
     env = {
