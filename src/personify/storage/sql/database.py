@@ -50,7 +50,7 @@ def create_engine(url: str) -> Engine:
     """An engine for ``url`` with the settings Personify relies on (durability, busy waits)."""
     sa_url = sa.make_url(normalize_url(url))
     if sa_url.get_backend_name() == "postgresql":
-        return sa.create_engine(sa_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return sa.create_engine(sa_url, pool_pre_ping=True, pool_size=10, max_overflow=30)
     database = sa_url.database or ""
     in_memory = database in ("", ":memory:")
     if in_memory:
@@ -59,7 +59,13 @@ def create_engine(url: str) -> Engine:
         )
     else:
         Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(sa_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # as many connections as the API's worker threads (40): WAL readers never block
+        engine = sa.create_engine(
+            sa_url,
+            pool_size=40,
+            max_overflow=10,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
     _configure_sqlite(engine, wal=not in_memory)
     return engine
 
