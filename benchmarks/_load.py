@@ -174,11 +174,12 @@ def main() -> None:
                 "sent": len(lat),
                 "ok": stats.ok,
                 "errors": stats.errors,
+                "dropped": stats.dropped,
                 "statuses": stats.statuses,
                 "p50_ms": percentile(lat, 50),
                 "p90_ms": percentile(lat, 90),
                 "p99_ms": percentile(lat, 99),
-                "max_ms": max(lat) if lat else None,
+                "max_ms": max(stats.latencies, default=None),
                 "achieved_rps": stats.ok / args.seconds,
             }
         )
