@@ -94,18 +94,25 @@ async def run(
                 if item is None:
                     break
                 due, payload = item
-            try:
-                writer.write(payload)
-                status = await _read_response(reader)
+            status = None
+            for attempt in range(2):  # a keep-alive connection the server closed: reconnect once
+                try:
+                    writer.write(payload)
+                    status = await _read_response(reader)
+                    break
+                except (OSError, asyncio.IncompleteReadError):
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    if attempt == 1:
+                        status = None
+            if status is None:
+                stats.errors += 1
+            else:
                 stats.statuses[status] = stats.statuses.get(status, 0) + 1
                 if 200 <= status < 300:
                     stats.ok += 1
                 else:
                     stats.errors += 1
-            except (OSError, asyncio.IncompleteReadError):
-                stats.errors += 1
-                writer.close()
-                reader, writer = await asyncio.open_connection(host, port)
             stats.latencies.append((time.perf_counter() - due) * 1000)
         writer.close()
 
