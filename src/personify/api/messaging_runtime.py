@@ -51,6 +51,43 @@ class MessagingStores:
     runs: JourneyStateStore
     path: str | None = None
 
+    def sent_to(self, tenant: str, user_id: str) -> list[dict[str, Any]]:
+        """The person's messages (outbox: channel, template, status, times) and in-app inbox
+        entries, for a data-subject export."""
+        out: list[dict[str, Any]] = [
+            {
+                "kind": "message",
+                "message_id": m.message_id,
+                "channel": m.channel,
+                "template": m.template,
+                "status": str(m.status),
+                "created_at": _iso(m.created_at),
+                "sent_at": _iso(m.sent_at),
+                "purpose": m.purpose,
+            }
+            for m in self.outbox.for_user(tenant, user_id)
+        ]
+        out += [
+            {
+                "kind": "inbox",
+                "entry_id": e.entry_id,
+                "subject": e.subject,
+                "text": e.text,
+                "created_at": _iso(e.created_at),
+                "read_at": _iso(e.read_at),
+            }
+            for e in self.inbox.list(tenant, user_id, limit=10_000)
+        ]
+        return out
+
+    def forget(self, tenant: str, subjects: Sequence[str]) -> int:
+        """Erasure hook: the subjects' messages, links, inbox, journey runs and unsubscribes."""
+        removed = 0
+        for subject in subjects:
+            for store in (self.outbox, self.inbox, self.runs, self.suppressions):
+                removed += store.delete_user(tenant, subject)
+        return removed
+
     def close(self) -> None:
         for store in (self.outbox, self.suppressions, self.inbox, self.runs):
             close = getattr(store, "close", None)
@@ -98,7 +135,10 @@ class MessagingRuntime:
 
     def __post_init__(self) -> None:
         self.tracking = TrackingHandler(
-            self.signer, self.state.outbox, self.state.suppressions, self.emit,
+            self.signer,
+            self.state.outbox,
+            self.state.suppressions,
+            self.emit,
             clock=lambda: self.ingestor.clock(),
         )
         self._engines: dict[str, tuple[object, JourneyEngine]] = {}
@@ -121,8 +161,9 @@ class MessagingRuntime:
         cached = self._engines.get(tenant)
         if cached is not None and cached[0] is journeys:
             return cached[1]
-        counted = sorted({j.trigger.event for j in journeys
-                          if j.trigger.event and j.trigger.min_count > 1})
+        counted = sorted(
+            {j.trigger.event for j in journeys if j.trigger.event and j.trigger.min_count > 1}
+        )
 
         def history(t: str, user_id: str) -> list[Event]:
             # only repeated-event triggers ("viewed 3 times") read it: fetch just those types
@@ -155,9 +196,7 @@ class MessagingRuntime:
             for event in events:
                 if event.user_id is None:
                     continue
-                if event.type not in triggers and not self.state.runs.active(
-                    tenant, event.user_id
-                ):
+                if event.type not in triggers and not self.state.runs.active(tenant, event.user_id):
                     continue
                 engine.handle_event(tenant, event, now)
 
@@ -244,7 +283,8 @@ class MessagingRuntime:
         template = self.definitions.template(tenant, template_name)
         if template is None:
             raise NotFound(
-                f"no template {template_name!r}", field="template",
+                f"no template {template_name!r}",
+                field="template",
                 accepted="the name of a stored template",
             )
         user = self.stores.users.get(tenant, user_id)
@@ -258,13 +298,15 @@ class MessagingRuntime:
             else []
         )
         found = self.stores.catalog.get_many(tenant, list(cart_item_ids)) if cart_item_ids else {}
-        discount = (
-            {"percent": discount_percent, "code": "PREVIEW"} if discount_percent else None
-        )
+        discount = {"percent": discount_percent, "code": "PREVIEW"} if discount_percent else None
         rendered = preview(
-            template, user, recommendations=items,
+            template,
+            user,
+            recommendations=items,
             cart=[found[i] for i in cart_item_ids if i in found],
-            discount=discount, event=event, renderer=self.definitions.renderer,
+            discount=discount,
+            event=event,
+            renderer=self.definitions.renderer,
         )
         return rendered, items
 
@@ -274,11 +316,16 @@ class MessagingRuntime:
         if self.definitions.template(tenant, campaign.template) is None:
             raise InvalidInput(
                 f"campaign {campaign.name!r} uses unknown template {campaign.template!r}",
-                field="template", accepted="the name of a stored template",
+                field="template",
+                accepted="the name of a stored template",
             )
         return schedule_campaign(
-            self.state.outbox, tenant, campaign, self.users(tenant),
-            send_time=self.send_time_for(tenant), now=self.clock(),
+            self.state.outbox,
+            tenant,
+            campaign,
+            self.users(tenant),
+            send_time=self.send_time_for(tenant),
+            now=self.clock(),
         )
 
     def emit(self, tenant: str, event: Event) -> None:
@@ -336,3 +383,7 @@ def get_messaging(request: Request) -> MessagingRuntime:
 
 MessagingDep = Annotated[MessagingRuntime, Depends(get_messaging)]
 """The app's messaging runtime (installed by ``install_messaging``)."""
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -201,6 +201,9 @@ def install_messaging(app: FastAPI, *, clock: Callable[[], datetime] | None = No
     when ``settings.messaging_enabled``."""
     runtime = build_runtime(app, clock=clock)
     app.state.messaging = runtime
+    engine = getattr(app.state, "engine", None)
+    if engine is not None:  # erasure reaches the messages of the person too
+        engine.forgetters.append(runtime.state.forget)
     app.include_router(messaging_router.router)
     app.include_router(messaging_router.inbox_router)
     app.include_router(tracking_router.router)

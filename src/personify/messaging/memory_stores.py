@@ -22,6 +22,26 @@ from personify.messaging.records import (
 class MemoryOutboxStore:
     """Outbox in a dict; claims are atomic under one lock."""
 
+    def for_user(self, tenant: str, user_id: str) -> list[OutboxMessage]:
+        """Every message queued or sent to the person (data-subject export)."""
+        with self._lock:
+            return [
+                m for m in self._messages.values() if m.tenant == tenant and m.user_id == user_id
+            ]
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: the person's messages and their tracked links."""
+        with self._lock:
+            gone = [
+                k for k, m in self._messages.items() if m.tenant == tenant and m.user_id == user_id
+            ]
+            for message_id in gone:
+                message = self._messages.pop(message_id)
+                self._by_key.pop((message.tenant, message.dedup_key), None)
+            for key in [k for k in self._links if k[0] in set(gone)]:
+                del self._links[key]
+            return len(gone)
+
     def __init__(self) -> None:
         self._messages: dict[str, OutboxMessage] = {}
         self._by_key: dict[tuple[str, str], str] = {}
@@ -142,6 +162,12 @@ def _is_due(message: OutboxMessage, now: datetime) -> bool:
 
 
 class MemorySuppressionStore:
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        gone = [k for k in self._entries if k[0] == tenant and k[1] == user_id]
+        for key in gone:
+            del self._entries[key]
+        return len(gone)
+
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str, str], tuple[datetime, str]] = {}
 
@@ -160,6 +186,12 @@ class MemorySuppressionStore:
 
 
 class MemoryInboxStore:
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        gone = [k for k, e in self._entries.items() if e.tenant == tenant and e.user_id == user_id]
+        for key in gone:
+            del self._entries[key]
+        return len(gone)
+
     def __init__(self) -> None:
         self._entries: dict[str, InboxEntry] = {}
 
@@ -189,6 +221,12 @@ class MemoryInboxStore:
 
 
 class MemoryJourneyStateStore:
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        gone = [k for k, r in self._runs.items() if r.tenant == tenant and r.user_id == user_id]
+        for key in gone:
+            del self._runs[key]
+        return len(gone)
+
     def __init__(self) -> None:
         self._runs: dict[str, JourneyRun] = {}
 

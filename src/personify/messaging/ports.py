@@ -21,6 +21,14 @@ from personify.messaging.records import (
 class OutboxStore(Protocol):
     """Durable queue of messages with leases; the single source of truth for delivery status."""
 
+    def for_user(self, tenant: str, user_id: str) -> list[OutboxMessage]:
+        """Every message queued or sent to the person (data-subject export)."""
+        ...
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: remove every record of the person; returns how many."""
+        ...
+
     def enqueue(self, message: OutboxMessage) -> tuple[OutboxMessage, bool]:
         """Store ``message`` unless one with its (tenant, dedup_key) exists.
 
@@ -73,6 +81,10 @@ class OutboxStore(Protocol):
 class SuppressionStore(Protocol):
     """Who unsubscribed from what (a channel, or ``*`` for every marketing message)."""
 
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: remove every record of the person; returns how many."""
+        ...
+
     def suppress(
         self, tenant: str, user_id: str, channel: str, now: datetime, reason: str
     ) -> None: ...
@@ -85,6 +97,10 @@ class SuppressionStore(Protocol):
 
 
 class InboxStore(Protocol):
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: remove every record of the person; returns how many."""
+        ...
+
     def add(self, entry: InboxEntry) -> InboxEntry: ...
 
     def list(
@@ -100,6 +116,10 @@ class InboxStore(Protocol):
 
 class JourneyStateStore(Protocol):
     """Journey runs: at most one active run per (tenant, journey, user)."""
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: remove every record of the person; returns how many."""
+        ...
 
     def save(self, run: JourneyRun) -> None: ...
 

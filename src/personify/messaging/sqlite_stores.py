@@ -295,6 +295,27 @@ class SqliteOutboxStore:
         )
         return _outbox_row(rows[0]) if rows else None
 
+    def for_user(self, tenant: str, user_id: str) -> list[OutboxMessage]:
+        """Every message queued or sent to the person (data-subject export)."""
+        rows = self._db.query(
+            f"SELECT {_OUTBOX_COLUMNS} FROM msg_outbox WHERE tenant=? AND user_id=? "
+            "ORDER BY created_at", (tenant, user_id),
+        )
+        return [_outbox_row(r) for r in rows]
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: the person's messages and their tracked links."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM msg_links WHERE message_id IN "
+                "(SELECT message_id FROM msg_outbox WHERE tenant=? AND user_id=?)",
+                (tenant, user_id),
+            )
+            cursor = conn.execute(
+                "DELETE FROM msg_outbox WHERE tenant=? AND user_id=?", (tenant, user_id)
+            )
+            return int(cursor.rowcount or 0)
+
     def count_sent(
         self, tenant: str, user_id: str, channel: str, since: datetime, until: datetime
     ) -> int:
@@ -336,6 +357,14 @@ class SqliteOutboxStore:
 class SqliteSuppressionStore:
     def __init__(self, path: str | Path) -> None:
         self._db = _SqliteFile(path)
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: every row of the person."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM msg_suppressions WHERE tenant=? AND user_id=?", (tenant, user_id)
+            )
+            return int(cursor.rowcount or 0)
 
     def close(self) -> None:
         self._db.close()
@@ -381,6 +410,14 @@ def _inbox_row(row: tuple[Any, ...]) -> InboxEntry:
 class SqliteInboxStore:
     def __init__(self, path: str | Path) -> None:
         self._db = _SqliteFile(path)
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: every row of the person."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM msg_inbox WHERE tenant=? AND user_id=?", (tenant, user_id)
+            )
+            return int(cursor.rowcount or 0)
 
     def close(self) -> None:
         self._db.close()
@@ -455,6 +492,14 @@ def _run_row(row: tuple[Any, ...]) -> JourneyRun:
 class SqliteJourneyStateStore:
     def __init__(self, path: str | Path) -> None:
         self._db = _SqliteFile(path)
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        """Erasure: every row of the person."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM msg_journey_runs WHERE tenant=? AND user_id=?", (tenant, user_id)
+            )
+            return int(cursor.rowcount or 0)
 
     def close(self) -> None:
         self._db.close()

@@ -142,6 +142,7 @@ def consent_decisions(user_id: Identifier, key: AdminKey, privacy: PrivacyDep) -
     responses={200: {"content": {"application/json": {}, "application/zip": {}}}},
 )
 def export_user(
+    request: Request,
     user_id: Identifier,
     key: AdminKey,
     privacy: PrivacyDep,
@@ -151,7 +152,9 @@ def export_user(
         bool, Query(description="pseudonymize ids and drop personal fields (for analysts)")
     ] = False,
 ) -> Any:
-    data = export_person(privacy.export_sources(engine.state), key.tenant, user_id)
+    messaging = getattr(request.app.state, "messaging", None)
+    messages = messaging.state.sent_to if messaging is not None else None
+    data = export_person(privacy.export_sources(engine.state, messages), key.tenant, user_id)
     if anonymized:
         data = privacy.pseudonyms.anonymize(key.tenant, data)
     if format == "zip":

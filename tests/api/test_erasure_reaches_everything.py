@@ -1,5 +1,6 @@
-"""Regression: erasing a person also removes their experiment exposures and assignment alias
-(GDPR erasure must reach every capability's data, not only events and profile)."""
+"""Regression: erasing a person reaches every capability — experiment exposures and aliases,
+messages — and replays of an erased anonymous visitor are refused (GDPR erasure must reach every
+capability's data, not only events and profile)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,25 @@ def test_replayed_events_of_an_erased_anonymous_visitor_are_refused(
     assert body["stored"] == 0
     assert body["rejected"][0]["code"] == "erased"
     assert body["rejected"][0]["field"] == "anonymous_id"
+
+
+def test_export_lists_messages_and_erasure_removes_them(
+    client: TestClient, app: FastAPI, tenant_a: TenantKeys
+) -> None:
+    from personify.messaging.outbox import new_message
+
+    stores = app.state.messaging.state
+    for user in ("ana", "bob"):
+        stores.outbox.enqueue(new_message("default", user, "welcome", dedup_key=f"w-{user}"))
+    assert (
+        client.put(
+            "/v1/users/ana", json={"profile": {"name": "Ana"}}, headers=tenant_a.headers()
+        ).status_code
+        == 200
+    )
+    export = client.get("/v1/users/ana/export", headers=tenant_a.headers()).json()
+    items = export["messages"]["items"]
+    assert [m["template"] for m in items if m["kind"] == "message"] == ["welcome"]
+    assert client.delete("/v1/users/ana", headers=tenant_a.headers()).status_code == 200
+    assert stores.outbox.for_user("default", "ana") == []
+    assert len(stores.outbox.for_user("default", "bob")) == 1, "only the erased person's go"
