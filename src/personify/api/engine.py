@@ -194,13 +194,13 @@ def warm_up(
                 continue
             batch.append(event)
             if len(batch) >= 5_000:
-                state.apply(tenant, admit(tenant, batch) if admit else batch)
+                _apply_replayed(state, stores, tenant, admit(tenant, batch) if admit else batch)
                 replayed += len(batch)
                 batch = []
             if replayed >= max_events or (stop is not None and stop.is_set()):
                 break
         if batch:
-            state.apply(tenant, admit(tenant, batch) if admit else batch)
+            _apply_replayed(state, stores, tenant, admit(tenant, batch) if admit else batch)
             replayed += len(batch)
     except Exception:
         log.exception("online state warm-up stopped after %d events", replayed)
@@ -214,3 +214,15 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def _apply_replayed(
+    state: OnlineState, stores: Stores, tenant: str, events: Sequence[Event]
+) -> None:
+    """Apply replayed events, then forget anyone erased while the batch was in flight (an
+    erasure between reading the batch and applying it must not bring the person back)."""
+    state.apply(tenant, events)
+    subjects = {e.subject for e in events}
+    if subjects:
+        for subject in stores.erasures.erased_among(tenant, subjects):
+            state.forget_user(tenant, subject)
