@@ -82,3 +82,25 @@ def test_export_lists_messages_and_erasure_removes_them(
     assert client.delete("/v1/users/ana", headers=tenant_a.headers()).status_code == 200
     assert stores.outbox.for_user("default", "ana") == []
     assert len(stores.outbox.for_user("default", "bob")) == 1, "only the erased person's go"
+
+
+def test_replay_does_not_bring_back_a_person_erased_mid_batch(app: FastAPI) -> None:
+    """Regression (found by CI): the background warm-up read a batch, an erasure ran, then the
+    batch was applied and the person reappeared in the online state."""
+    from personify.api.engine import _apply_replayed
+    from personify.domain.events import Event
+
+    stores = app.state.stores
+    state = app.state.engine.state
+    batch = [
+        Event(
+            event_id=f"w{k}", type="view", user_id=who, item_id=f"i{k}", timestamp=datetime.now(UTC)
+        )
+        for k, who in enumerate(["gone", "kept"])
+    ]
+    stores.erasures.record(
+        "default", stores.erasures.user_id_hash("default", "gone"), datetime.now(UTC), "receipt"
+    )
+    _apply_replayed(state, stores, "default", batch)
+    assert state.user_state("default", "gone").recent == []
+    assert [i.item_id for i in state.user_state("default", "kept").recent] == ["i1"]
