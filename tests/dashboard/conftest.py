@@ -91,6 +91,12 @@ def shop_stores() -> Iterator[Stores]:
 def app(shop_stores: Stores, tmp_path: Path) -> Iterator[FastAPI]:
     train_shop_model(shop_stores, tmp_path / "models")
     built = build_app(shop_stores, tmp_path / "models")
+    # let the engine's background warm-up finish replaying the shop first, so that a test's
+    # erasure is not interleaved with it (that interleaving is covered by
+    # tests/api/test_erasure_reaches_everything.py)
+    for thread in threading.enumerate():
+        if thread.name == WARM_UP_THREAD:
+            thread.join(30)
     yield built
     close_app(built)
 
