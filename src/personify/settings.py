@@ -93,6 +93,17 @@ class Settings(BaseSettings):
         description="the public URL of this API, used in tracking and unsubscribe links",
     )
 
+    def privacy_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``personify.privacy.runtime.open_runtime`` for these settings."""
+        secret = self.pseudonym_secret
+        return {
+            "consent_defaults": self.consent_defaults,
+            "consent_purposes": self.consent_purposes,
+            "demo": self.demo,
+            "pseudonym_secret": secret.get_secret_value().encode() if secret is not None else None,
+            "retention_days": self.retention_days,
+        }
+
     @field_validator("admin_key")
     @classmethod
     def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:

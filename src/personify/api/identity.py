@@ -96,15 +96,7 @@ def merge_traits(
 def open_privacy(settings: Settings, stores: Stores) -> PrivacyRuntime:
     """The privacy services for ``stores`` as ``settings`` configure them (see
     :func:`personify.privacy.runtime.open_runtime`)."""
-    secret = settings.pseudonym_secret
-    return open_runtime(
-        stores,
-        consent_defaults=settings.consent_defaults,
-        consent_purposes=settings.consent_purposes,
-        demo=settings.demo,
-        pseudonym_secret=secret.get_secret_value().encode() if secret is not None else None,
-        retention_days=settings.retention_days,
-    )
+    return open_runtime(stores, **settings.privacy_options())
 
 
 def erase_subjects(

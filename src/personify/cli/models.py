@@ -19,6 +19,7 @@ from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
 from personify.jobs.training import DEFAULT_MODEL, DEFAULT_PARAMS, TrainingConfig, train_tenant
+from personify.privacy.runtime import open_runtime
 from personify.storage.model_files import FileModelStore
 
 app = typer.Typer(help="List, promote and roll back trained model versions.", no_args_is_help=True)
@@ -91,6 +92,7 @@ def train(
             progress=seen,
             catalog=stores.catalog,
             users=stores.users,
+            privacy=open_runtime(stores, **settings.privacy_options()).training(),
         )
     console.print(
         f"[green]trained[/green] {manifest.version} for tenant {tenant}: "

@@ -35,15 +35,7 @@ TenantOption = Annotated[str | None, typer.Option(help="Tenant (default: the def
 
 
 def _runtime(settings: Settings, ctx: typer.Context) -> PrivacyRuntime:
-    secret = settings.pseudonym_secret
-    return open_runtime(
-        state_of(ctx).stores(settings),
-        consent_defaults=settings.consent_defaults,
-        consent_purposes=settings.consent_purposes,
-        demo=settings.demo,
-        pseudonym_secret=secret.get_secret_value().encode() if secret is not None else None,
-        retention_days=settings.retention_days,
-    )
+    return open_runtime(state_of(ctx).stores(settings), **settings.privacy_options())
 
 
 def _online_state(settings: Settings) -> OnlineState | None:

@@ -24,6 +24,7 @@ from personify.jobs.sample_data import (
     sample_loaded,
 )
 from personify.jobs.training import TrainingConfig, train_tenant
+from personify.privacy.runtime import open_runtime
 from personify.settings import DEMO_ADMIN_KEY, Settings
 from personify.storage.model_files import FileModelStore
 from personify.storage.registry import Stores
@@ -107,8 +108,9 @@ def train_demo_model(stores: Stores, settings: Settings) -> None:
     if models.promoted_version(settings.default_tenant) is not None:
         return
     console.print("Training the first model on the sample (first start only) ...")
+    privacy = open_runtime(stores, **settings.privacy_options()).training()
     manifest = train_tenant(stores.events, models, settings.default_tenant, TrainingConfig(),
-                            catalog=stores.catalog, users=stores.users)
+                            catalog=stores.catalog, users=stores.users, privacy=privacy)
     console.print(f"  model {manifest.version}: {manifest.events_used:,} events, "
                   f"{manifest.fit_seconds:.1f}s")
 
