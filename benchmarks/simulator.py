@@ -7,6 +7,7 @@ Run: python benchmarks/simulator.py [--runs 400] [--dataset <online_retail.csv.g
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=400, help="A/A and planted-lift runs each")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    start = time.perf_counter()
+    load_before = os.getloadavg()
+    start, cpu_start = time.perf_counter(), time.process_time()
     cfg = SimulationConfig(
         dataset=args.dataset,
         aa_runs=args.runs,
@@ -39,7 +41,14 @@ def main() -> None:
     )
     metrics = simulate(cfg)
     metrics["seconds"] = round(time.perf_counter() - start, 1)
-    path = write_results("simulator", metrics)
+    metrics["cpu_seconds"] = round(time.process_time() - cpu_start, 1)
+    load_after = os.getloadavg()
+    path = write_results(
+        "simulator",
+        metrics,
+        load_average_before=[round(x, 2) for x in load_before],
+        load_average_after=[round(x, 2) for x in load_after],
+    )
     for key, value in metrics.items():
         print(f"{key:32} {value}")
     print(f"wrote {path}")

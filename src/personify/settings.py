@@ -10,10 +10,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from personify.domain.errors import ConfigurationError
+
+
+class WebhookChannelSetting(BaseModel):
+    """One webhook channel in the settings (fully validated by messaging when it starts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    url: str
+    secret: SecretStr
+    timeout_s: float = 5.0
+    consent_purpose: str | None = "push_marketing"
 
 
 class Settings(BaseSettings):
@@ -91,6 +103,20 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="the public URL of this API, used in tracking and unsubscribe links",
+    )
+    webhook_channels: list[WebhookChannelSetting] = Field(
+        default_factory=list,
+        description='push / chat / CRM webhook channels of every tenant (JSON in env: [{"name": '
+        '"push", "url": "https://...", "secret": "...", "timeout_s": 5}]); checked when '
+        "messaging starts",
+    )
+    webhook_allow_http: bool = Field(
+        default=False, description="development only: allow http:// webhook URLs"
+    )
+    webhook_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="webhook hosts exempt from the private / loopback / link-local refusal "
+        '(an internal CRM; JSON in env: ["crm.internal"])',
     )
 
     def privacy_options(self) -> dict[str, Any]:

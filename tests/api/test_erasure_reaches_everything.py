@@ -5,7 +5,7 @@ capability's data, not only events and profile)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -104,3 +104,104 @@ def test_replay_does_not_bring_back_a_person_erased_mid_batch(app: FastAPI) -> N
     _apply_replayed(state, stores, "default", batch)
     assert state.user_state("default", "gone").recent == []
     assert [i.item_id for i in state.user_state("default", "kept").recent] == ["i1"]
+
+
+def _replay_fixture(app: FastAPI) -> tuple[Any, Any, list[Any]]:
+    """The engine (its own start-up warm-up finished), its stores with one stored view each
+    for "gone" and "kept", and a log of the online-state calls in order."""
+    from personify.domain.events import Event
+
+    engine = app.state.engine
+    if engine.warm_up_thread is not None:
+        engine.warm_up_thread.join(30)
+    stores = app.state.stores
+    stores.events.append("default", [
+        Event(event_id=f"r-{who}", type="view", user_id=who, item_id=f"item-{who}",
+              timestamp=datetime.now(UTC))
+        for who in ("gone", "kept")
+    ])
+    calls: list[Any] = []
+    state = engine.state
+    apply, forget = state.apply, state.forget_user
+
+    def logged_apply(tenant: str, events: Any, **kwargs: Any) -> None:
+        calls.append(("apply", sorted(e.subject for e in events)))
+        apply(tenant, events, **kwargs)
+
+    def logged_forget(tenant: str, user: str) -> None:
+        calls.append(("forget", user))
+        forget(tenant, user)
+
+    state.apply, state.forget_user = logged_apply, logged_forget
+    return engine, stores, calls
+
+
+def test_a_batch_read_before_an_erasure_is_applied_without_the_person(
+    client: TestClient, app: FastAPI, tenant_a: TenantKeys
+) -> None:
+    """Regression (CI, twice): the warm-up read a batch, the erasure deleted the person and
+    forgot their online state, then the warm-up applied the batch it had read and the person was
+    back (until a later check removed them again, if ever). Forced here: the warm-up stops right
+    after reading its batch, the erasure runs to completion, then the warm-up goes on."""
+    import threading
+
+    from personify.api.engine import warm_up
+
+    engine, stores, calls = _replay_fixture(app)
+    batch_read, erased = threading.Event(), threading.Event()
+
+    def pause_after_reading(tenant: str, batch: Any) -> Any:
+        batch_read.set()
+        assert erased.wait(30)
+        return batch
+
+    replay = threading.Thread(target=warm_up, args=(engine.state, stores, "default"),
+                              kwargs={"admit": pause_after_reading, "fence": engine.replay_fence})
+    replay.start()
+    assert batch_read.wait(30)
+    assert client.delete("/v1/users/gone", headers=tenant_a.headers()).status_code == 200
+    erased.set()
+    replay.join(30)
+    assert not replay.is_alive()
+    applied = [subjects for kind, subjects in calls if kind == "apply"]
+    assert applied == [["kept"]], "the erased person never reaches the online state"
+    assert engine.state.user_state("default", "gone").recent == []
+    assert [i.item_id for i in engine.state.user_state("default", "kept").recent] == ["item-kept"]
+
+
+def test_an_erasure_during_a_batch_apply_waits_for_it_then_forgets(
+    client: TestClient, app: FastAPI, tenant_a: TenantKeys
+) -> None:
+    """The other interleaving: the batch is being applied when the erasure reaches the online
+    state; its forget waits for that batch (same fence), so it removes what the batch added."""
+    import threading
+
+    from personify.api.engine import warm_up
+
+    engine, stores, calls = _replay_fixture(app)
+    applying, forgetting = threading.Event(), threading.Event()
+    apply, fence = engine.state.apply, engine.replay_fence
+    enter = fence.forget
+
+    def slow_apply(tenant: str, events: Any, **kwargs: Any) -> None:
+        applying.set()
+        assert forgetting.wait(30), "the erasure forgets through the replay fence"
+        apply(tenant, events, **kwargs)
+
+    def entering_forget(*args: Any, **kwargs: Any) -> None:
+        forgetting.set()  # from here the erasure waits for the batch being applied
+        enter(*args, **kwargs)
+
+    engine.state.apply, fence.forget = slow_apply, entering_forget
+    replay = threading.Thread(target=warm_up, args=(engine.state, stores, "default"),
+                              kwargs={"admit": lambda t, b: b, "fence": fence})
+    replay.start()
+    assert applying.wait(30)
+    assert client.delete("/v1/users/gone", headers=tenant_a.headers()).status_code == 200
+    replay.join(30)
+    assert not replay.is_alive()
+    about_gone = [(kind, subjects) for kind, subjects in calls
+                  if kind == "forget" or "gone" in subjects]
+    assert about_gone[:2] == [("apply", ["gone", "kept"]), ("forget", "gone")]
+    assert engine.state.user_state("default", "gone").recent == []
+    assert [i.item_id for i in engine.state.user_state("default", "kept").recent] == ["item-kept"]

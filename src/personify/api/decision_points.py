@@ -1,22 +1,32 @@
-"""Named bandit decision points: one live policy per (tenant, point) in this process, decisions
-logged with propensities, rewards attributed from ingested events.
+"""Named bandit decision points: one live policy per (tenant, point) in each process, decisions
+logged with propensities, rewards attributed from ingested events, learning shared by every
+process on the database.
 
 Reward attribution: an event whose ``recommendation_id`` is a decision id, whose type is one of
-the point's ``reward_types`` and whose ``item_id`` is a chosen action updates the policy at once
-(the first such event per action counts). A decision *closes* ``reward_window_seconds`` after it
-was made: its chosen actions that earned nothing are then updated with reward 0, so the policy
-learns from misses too. Rewards after the window are ignored (they would count the round twice).
+the point's ``reward_types`` and whose ``item_id`` is a chosen action updates the policy (the
+first such event per action counts). A decision *closes* ``reward_window_seconds`` after it was
+made: its chosen actions that earned nothing are then updated with reward 0, so the policy learns
+from misses too. Rewards after the window are ignored (they would count the round twice).
 
-Policies learn in the process that sees the events; the learned state is saved with the point
-after every update and reloaded on first use, so a restart keeps what was learned. Several
-workers each learn from the rewards they ingest and the last save wins: run decision points in
-one worker for exact learning.
+Shared learning: every update is first *claimed* in the update log
+(``personify_bandit_updates``, unique per point, epoch, decision and action): only the process
+whose insert succeeds applies it at once, so a reward seen by two workers, or a window closed by
+two, counts once. Each process replays the other processes' rows (at most every
+``sync_interval`` seconds, on a decision, and on every ``describe``), so all processes hold the
+same updates and converge on the same policy (up to floating-point order). Every
+``snapshot_every`` updates a process folds the settled part of the log (rows older than
+``settle``) into a state snapshot on the point; the others then reload snapshot + newer rows.
+A restart loads the same way. Reconfiguring a point starts a new epoch: every process drops its
+policy and open decisions and learns from scratch. The log id order assumes a claim commits
+within ``settle`` (10 s) of its insert and that the processes' clocks agree to within it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +51,12 @@ from personify.experiments.bandits import (
     policy_from_dict,
 )
 from personify.experiments.ports import DecisionLogStore
-from personify.storage.sql.experiments import SqlDecisionPointStore
+from personify.storage.sql.experiments import (
+    BanditUpdate,
+    DecisionPointRecord,
+    SqlBanditUpdateLog,
+    SqlDecisionPointStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +64,12 @@ DECISION_ID_PREFIX = "dec-"
 """Decision ids start with this, so the reward listener skips other recommendation ids cheaply."""
 MAX_PENDING = 100_000
 """Open decisions kept per point; the oldest are closed early beyond this."""
+SYNC_INTERVAL_S = 1.0
+"""How often a decision replays the other processes' updates (``describe`` always does)."""
+SETTLE = timedelta(seconds=10)
+"""Update-log rows younger than this are re-read and never compacted (late commits)."""
+SNAPSHOT_EVERY = 500
+"""Updates in the log past the snapshot before a process compacts them into a new one."""
 
 
 class DecisionPointConfig(BaseModel):
@@ -91,11 +112,25 @@ class _Pending:
 
 @dataclass
 class _Live:
+    """A point's live policy in this process and where it stands in the shared update log."""
+
     config: DecisionPointConfig
     policy: BanditPolicy
+    epoch: str = ""
+    base_seq: int = 0
+    """The last log id the snapshot the policy started from includes."""
+    seen: int = 0
+    """The largest log id a sync has read."""
+    read_at: datetime | None = None
+    """The clock time of the last log read (rows created since ``read_at - settle`` are read
+    again: their ids may be below ``seen``)."""
+    applied: set[int] = field(default_factory=set)
+    """Log ids above ``base_seq`` the policy holds."""
+    updates: int = 0
+    """Updates the policy holds, from every process."""
+    synced_at: float = -math.inf
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: OrderedDict[str, _Pending] = field(default_factory=OrderedDict)
-    updates: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,7 +144,8 @@ class DecisionOutcome:
 
 
 class DecisionPoints:
-    """The live policies of this process, backed by the point store and the decision log."""
+    """The live policies of this process, backed by the point store (configuration and state
+    snapshots), its shared update log, and the decision log."""
 
     def __init__(
         self,
@@ -117,22 +153,34 @@ class DecisionPoints:
         decisions: DecisionLogStore,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        updates: SqlBanditUpdateLog | None = None,
+        sync_interval: float = SYNC_INTERVAL_S,
+        settle: timedelta = SETTLE,
+        snapshot_every: int = SNAPSHOT_EVERY,
     ) -> None:
         self._points = points
         self._decisions = decisions
+        self._updates = updates if updates is not None else points.updates
         self._clock = clock
         self._live: dict[tuple[str, str], _Live] = {}
         self._lock = threading.Lock()
+        self.origin = uuid.uuid4().hex
+        """This process's name in the update log."""
+        self.sync_interval = sync_interval
+        self.settle = settle
+        self.snapshot_every = snapshot_every
 
     def configure(self, tenant: str, point: str, config: DecisionPointConfig) -> None:
         """Create or replace a point; a new configuration starts learning from scratch."""
-        self._points.save_config(tenant, point, config.model_dump(mode="json"))
+        epoch = self._points.save_config(tenant, point, config.model_dump(mode="json"))
         with self._lock:
-            self._live[(tenant, point)] = _Live(config, config.build())
+            self._live[(tenant, point)] = _Live(config, config.build(), epoch)
 
     def describe(self, tenant: str, point: str) -> dict[str, Any]:
-        """The configuration and a summary of what the live policy has learned."""
+        """The configuration and a summary of what the live policy has learned (after
+        replaying the other processes' updates)."""
         live = self._get(tenant, point)
+        self.sync(tenant, point, force=True)
         with live.lock:
             state = live.policy.to_dict()
             # linear policies keep "arms"; Bernoulli Thompson per-action "alpha" counts
@@ -143,6 +191,7 @@ class DecisionPoints:
                 "actions_learned": sorted(arms),
                 "updates": live.updates,
                 "open_decisions": len(live.pending),
+                "log_position": live.seen,
             }
 
     def points(self, tenant: str) -> list[str]:
@@ -158,9 +207,10 @@ class DecisionPoints:
     ) -> DecisionOutcome:
         """Rank ``k`` of ``actions`` and log the decision (with its propensities)."""
         live = self._get(tenant, point)
+        self.sync(tenant, point)
         now = self._clock()
         with live.lock:
-            changed = self._close_expired(live, now)
+            due = self._expired(live, now)
             decision = live.policy.choose(
                 context, actions, k, decision_id=f"{DECISION_ID_PREFIX}{uuid.uuid4().hex}"
             )
@@ -171,13 +221,12 @@ class DecisionPoints:
                 record, now + timedelta(seconds=live.config.reward_window_seconds)
             )
             while len(live.pending) > MAX_PENDING:
-                _, oldest = live.pending.popitem(last=False)
-                changed += self._close(live, oldest)
-            state = live.policy.to_dict() if changed else None
+                due.append(live.pending.popitem(last=False)[1])
+            policy = live.config.policy
         self._decisions.record(tenant, record)
-        if state is not None:
-            self._points.save_state(tenant, point, state)
-        return DecisionOutcome(point, decision, record, live.config.policy)
+        if due:
+            self._close(tenant, point, live, due)
+        return DecisionOutcome(point, decision, record, policy)
 
     def on_events(self, tenant: str, events: Sequence[Event]) -> None:
         """Ingestion listener: attribute rewards of events quoting a decision id."""
@@ -190,41 +239,101 @@ class DecisionPoints:
         ]
         if not candidates:
             return
-        touched: set[str] = set()
+        found: dict[str, tuple[_Live, list[BanditUpdate]]] = {}
         for event in candidates:
             try:
-                point = self._reward(tenant, event)
+                got = self._reward(tenant, event)
             except Exception:  # a bad reward never fails ingestion
                 log.exception("could not attribute reward of event %s", event.event_id)
                 continue
-            if point is not None:
-                touched.add(point)
-        for point in touched:
-            live = self._get(tenant, point)
-            with live.lock:
-                state = live.policy.to_dict()
-            self._points.save_state(tenant, point, state)
+            if got is not None:
+                point, live, update = got
+                found.setdefault(point, (live, []))[1].append(update)
+        for point, (live, updates) in found.items():
+            try:
+                self._claim(tenant, point, live, updates)
+            except Exception:
+                log.exception("could not store %d bandit updates of %s", len(updates), point)
 
     def close_expired(self, tenant: str, point: str) -> int:
         """Close the point's decisions whose reward window has passed; returns updates made."""
         live = self._get(tenant, point)
         with live.lock:
-            changed = self._close_expired(live, self._clock())
-            state = live.policy.to_dict() if changed else None
-        if state is not None:
-            self._points.save_state(tenant, point, state)
-        return changed
+            due = self._expired(live, self._clock())
+        return self._close(tenant, point, live, due) if due else 0
 
-    def _reward(self, tenant: str, event: Event) -> str | None:
+    def sync(self, tenant: str, point: str, *, force: bool = False) -> int:
+        """Replay the update-log rows other processes claimed (at most every
+        ``sync_interval`` seconds unless ``force``); reload the point when it was reconfigured
+        or compacted since. Returns the updates applied."""
+        live = self._get(tenant, point)
+        now_m = time.monotonic()
+        if not force and now_m - live.synced_at < self.sync_interval:
+            return 0
+        live.synced_at = now_m
+        version = self._points.version(tenant, point)
+        if version is None:
+            return 0
+        epoch, seq = version
+        if epoch != live.epoch or (seq or 0) > live.base_seq:
+            return self._reload(tenant, point, live)
+        read_at = self._clock()
+        recent = live.read_at - self.settle if live.read_at is not None else None
+        rows = self._updates.read(
+            tenant, point, epoch, after=live.base_seq, seen=live.seen, recent_since=recent
+        )
+        applied = 0
+        with live.lock:
+            if live.epoch == epoch:
+                for row in rows:
+                    applied += self._apply(live, row)
+                    live.seen = max(live.seen, row.id)
+                live.read_at = read_at
+            pending_log = len(live.applied)
+        if pending_log >= self.snapshot_every:
+            self.compact(tenant, point)
+        return applied
+
+    def compact(self, tenant: str, point: str) -> bool:
+        """Fold the settled update-log rows past the point's snapshot into a new snapshot;
+        drop the rows the previous snapshot already held. True when a snapshot was saved."""
+        record = self._points.get(tenant, point)
+        if record is None:
+            return False
+        policy, updates = self._from_snapshot(record)
+        base = record.state_seq or 0
+        rows = self._updates.read(
+            tenant, point, record.epoch, after=base, created_before=self._clock() - self.settle
+        )
+        if not rows:
+            return False
+        for row in rows:
+            policy.update(row.action, row.context, row.reward)
+        saved = self._points.save_snapshot(
+            tenant,
+            point,
+            epoch=record.epoch,
+            state={**policy.to_dict(), "updates": updates + len(rows)},
+            seq=rows[-1].id,
+            expected_seq=record.state_seq,
+        )
+        if saved:
+            if base:
+                self._updates.delete(tenant, point, record.epoch, upto=base)
+            live = self._live.get((tenant, point))
+            if live is not None:
+                live.synced_at = -math.inf  # reload from the new snapshot on the next call
+        return saved
+
+    def _reward(self, tenant: str, event: Event) -> tuple[str, _Live, BanditUpdate] | None:
         assert event.recommendation_id is not None and event.item_id is not None
         decision_id = event.recommendation_id
         for (t, point), live in list(self._live.items()):
             if t == tenant and decision_id in live.pending:
                 with live.lock:
                     pending = live.pending.get(decision_id)
-                    if pending is not None and self._apply(live, pending, event):
-                        return point
-                return None
+                    update = self._rewarded(live, pending, event) if pending else None
+                return (point, live, update) if update is not None else None
         record = self._decisions.get(tenant, decision_id)
         if record is None:
             return None
@@ -237,36 +346,94 @@ class DecisionPoints:
             return None  # the window closed (possibly in another process): already counted
         with live.lock:
             pending = live.pending.setdefault(decision_id, _Pending(record, closes_at))
-            return record.policy if self._apply(live, pending, event) else None
+            update = self._rewarded(live, pending, event)
+        return (record.policy, live, update) if update is not None else None
 
-    def _apply(self, live: _Live, pending: _Pending, event: Event) -> bool:
+    def _rewarded(self, live: _Live, pending: _Pending, event: Event) -> BanditUpdate | None:
+        """The update an event earns (marked as counted here), or None."""
         reward = live.config.reward_types.get(event.type)
         action = event.item_id
         if reward is None or action is None or action not in pending.log.chosen:
-            return False
+            return None
         if action in pending.rewarded or event.timestamp > pending.closes_at:
-            return False
-        live.policy.update(action, pending.log.context, reward)
+            return None
         pending.rewarded.add(action)
-        live.updates += 1
-        return True
+        return BanditUpdate(pending.log.decision_id, action, reward, pending.log.context)
 
-    def _close_expired(self, live: _Live, now: datetime) -> int:
-        changed = 0
+    def _expired(self, live: _Live, now: datetime) -> list[_Pending]:
+        due = []
         while live.pending:
             decision_id, first = next(iter(live.pending.items()))
             if first.closes_at > now:
                 break
             del live.pending[decision_id]
-            changed += self._close(live, first)
-        return changed
+            due.append(first)
+        return due
 
-    def _close(self, live: _Live, pending: _Pending) -> int:
-        missed = [a for a in pending.log.chosen if a not in pending.rewarded]
-        for action in missed:
-            live.policy.update(action, pending.log.context, 0.0)
-        live.updates += len(missed)
-        return len(missed)
+    def _close(self, tenant: str, point: str, live: _Live, due: Sequence[_Pending]) -> int:
+        """Zero rewards for the closed decisions' actions that earned nothing (here)."""
+        zeros = [
+            BanditUpdate(p.log.decision_id, a, 0.0, p.log.context)
+            for p in due
+            for a in p.log.chosen
+            if a not in p.rewarded
+        ]
+        return self._claim(tenant, point, live, zeros)
+
+    def _claim(self, tenant: str, point: str, live: _Live, updates: list[BanditUpdate]) -> int:
+        """Store the updates in the shared log; apply the ones this process claimed first."""
+        if not updates:
+            return 0
+        epoch = live.epoch
+        claimed = self._updates.claim(
+            tenant, point, epoch, updates, origin=self.origin, now=self._clock()
+        )
+        applied = 0
+        with live.lock:
+            if live.epoch == epoch:
+                applied = sum(self._apply(live, row) for row in claimed)
+        return applied
+
+    @staticmethod
+    def _apply(live: _Live, row: BanditUpdate) -> int:
+        """Apply one log row to the live policy unless it holds it already (call locked)."""
+        if row.id <= live.base_seq or row.id in live.applied:
+            return 0
+        live.policy.update(row.action, row.context, row.reward)
+        live.applied.add(row.id)
+        live.updates += 1
+        return 1
+
+    @staticmethod
+    def _from_snapshot(record: DecisionPointRecord) -> tuple[BanditPolicy, int]:
+        config = DecisionPointConfig.model_validate(record.config)
+        if not record.state:
+            return config.build(), 0
+        return policy_from_dict(record.state), int(record.state.get("updates", 0))
+
+    def _reload(self, tenant: str, point: str, live: _Live) -> int:
+        """Rebuild the live policy from the stored snapshot and every newer log row."""
+        record = self._points.get(tenant, point)
+        if record is None:
+            return 0
+        policy, updates = self._from_snapshot(record)
+        base = record.state_seq or 0
+        read_at = self._clock()
+        rows = self._updates.read(tenant, point, record.epoch, after=base)
+        for row in rows:
+            policy.update(row.action, row.context, row.reward)
+        with live.lock:
+            if record.epoch != live.epoch:  # reconfigured: start over
+                live.config = DecisionPointConfig.model_validate(record.config)
+                live.pending.clear()
+                live.epoch = record.epoch
+            live.policy = policy
+            live.base_seq = base
+            live.applied = {row.id for row in rows}
+            live.seen = max(live.applied, default=base)
+            live.read_at = read_at
+            live.updates = updates + len(rows)
+        return len(rows)
 
     def _get(self, tenant: str, point: str) -> _Live:
         with self._lock:
@@ -281,8 +448,9 @@ class DecisionPoints:
                     accepted=f"a configured point (POST /v1/decisions/{point} as admin first)",
                 )
             config = DecisionPointConfig.model_validate(record.config)
-            policy = policy_from_dict(record.state) if record.state else config.build()
-            live = _Live(config, policy)
+            live = _Live(config, config.build(), record.epoch)
+            self._reload(tenant, point, live)
+            live.synced_at = time.monotonic()
             self._live[(tenant, point)] = live
             return live
 

@@ -18,16 +18,18 @@ from personify.domain.consents import Purpose
 from personify.domain.errors import Unavailable
 from personify.domain.events import Event
 from personify.domain.users import User
+from personify.experiments.update_latency import UpdateLatencyTracker
 from personify.ingestion import EventIngestor
 from personify.jobs.scheduler import RetrainScheduler, train_in_subprocess
 from personify.privacy.erasure import Forgetter
+from personify.privacy.model_versions import ErasureAwareModelStore
+from personify.privacy.replay import Replay, ReplayFence
 from personify.privacy.runtime import PrivacyRuntime
 from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
 from personify.serving.chain import RecommendationService
 from personify.serving.impressions import ImpressionLogger
 from personify.serving.model_registry import BundleRegistry
 from personify.settings import Settings
-from personify.storage.model_files import FileModelStore
 from personify.storage.online import open_online_state
 from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Engine:
     state: OnlineState
-    models: FileModelStore
+    models: ErasureAwareModelStore
     bundles: BundleRegistry
     catalogs: CatalogCache
     service: RecommendationService
@@ -52,6 +54,10 @@ class Engine:
     warm_up_thread: threading.Thread | None = None
     forgetters: list[Forgetter] = field(default_factory=list)
     """Other capabilities' erasure hooks ``(tenant, subjects) -> records removed``."""
+    replay_fence: ReplayFence = field(default_factory=ReplayFence)
+    """Erasures forget online state through it, so the warm-up replay cannot undo them."""
+    update_latency: UpdateLatencyTracker = field(default_factory=UpdateLatencyTracker)
+    """Event -> served recommendation latency, stamped on impressions (the KPI)."""
 
     def close(self) -> None:
         """Stop the background threads (waiting for the warm-up, which reads the stores)."""
@@ -89,12 +95,13 @@ def build_engine(
 ) -> Engine:
     warnings: list[str] = []
     state = online_state if online_state is not None else open_state(settings, warnings)
-    models = FileModelStore(settings.model_dir)
-    bundles = BundleRegistry(models)
+    privacy = open_privacy(settings, stores)
+    # promotions, rollbacks and the versions servers load apply every later erasure
+    models = privacy.model_store(settings.model_dir)
+    bundles = BundleRegistry(models, prepare=models.servable, vet_pinned=models.clean)
     catalogs = CatalogCache(stores.catalog)
     stores.catalog = WriteThroughCatalog(stores.catalog, catalogs)  # type: ignore[assignment]
-
-    privacy = open_privacy(settings, stores)
+    fence = ReplayFence()
 
     def personalization_allowed(tenant: str, user_id: str) -> bool:
         return privacy.policy.allows(tenant, user_id, Purpose.PERSONALIZATION.value)
@@ -121,6 +128,7 @@ def build_engine(
         ingestor.ingest(tenant, list(events))
 
     impressions = ImpressionLogger(store_impressions)
+    update_latency = UpdateLatencyTracker()
     service = RecommendationService(
         bundles=bundles.get,
         catalogs=catalogs.get,
@@ -128,7 +136,7 @@ def build_engine(
         users=user,
         personalization_allowed=personalization_allowed,
         muted=muted,
-        log_impression=impressions,
+        log_impression=update_latency.wrap(impressions),
         history=history,
     )
 
@@ -139,6 +147,7 @@ def build_engine(
         allowed = gate.admit(tenant, with_item) if with_item else []
         if allowed:
             state.apply(tenant, allowed)
+            update_latency.acknowledged(tenant, allowed)
 
     ingestor.add_listener(apply_to_state)
     bundles.start()
@@ -161,16 +170,19 @@ def build_engine(
             if not stop.is_set():
                 catalogs.get(tenant)
             if isinstance(state, MemoryOnlineState) and not stop.is_set():
-                warm_up(state, stores, tenant, admit=privacy.gate.admit, stop=stop)
+                warm_up(state, stores, tenant, admit=gate.admit, stop=stop, fence=fence)
         except Exception:
             log.exception("preloading the engine failed; it loads lazily instead")
 
     thread = threading.Thread(target=preload, daemon=True, name="personify-warm-up")
     thread.start()
-    return Engine(
+    engine = Engine(
         state, models, bundles, catalogs, service, impressions, warnings, privacy, scheduler, stop,
-        thread,
+        thread, update_latency=update_latency, replay_fence=fence,
     )
+    engine.forgetters.append(update_latency.forget)
+    engine.forgetters.append(bundles.forget_pinned)
+    return engine
 
 
 def warm_up(
@@ -182,28 +194,38 @@ def warm_up(
     max_events: int = 2_000_000,
     admit: Callable[[str, Sequence[Event]], Sequence[Event]] | None = None,
     stop: threading.Event | None = None,
+    fence: ReplayFence | None = None,
 ) -> int:
     """Rebuild an in-process online state after a restart by replaying recent stored events
-    (Redis keeps its state across restarts and needs no warm-up). Returns events replayed."""
+    (Redis keeps its state across restarts and needs no warm-up). Returns events replayed.
+
+    Each batch is applied through ``fence`` (the one this process's erasures forget through):
+    a person erased after the replay began never reaches the state, even from a batch read
+    before the erasure."""
     since = datetime.now(UTC) - timedelta(days=days)
     batch: list[Event] = []
     replayed = 0
-    try:
-        for event in stores.events.scan(tenant, since=since):
-            if event.item_id is None:
-                continue
-            batch.append(event)
-            if len(batch) >= 5_000:
-                _apply_replayed(state, stores, tenant, admit(tenant, batch) if admit else batch)
+    with (fence or ReplayFence()).replaying() as replay:
+        try:
+            for event in stores.events.scan(tenant, since=since):
+                if event.item_id is None:
+                    continue
+                batch.append(event)
+                if len(batch) >= 5_000:
+                    _apply_replayed(
+                        state, stores, tenant, admit(tenant, batch) if admit else batch, replay
+                    )
+                    replayed += len(batch)
+                    batch = []
+                if replayed >= max_events or (stop is not None and stop.is_set()):
+                    break
+            if batch:
+                _apply_replayed(
+                    state, stores, tenant, admit(tenant, batch) if admit else batch, replay
+                )
                 replayed += len(batch)
-                batch = []
-            if replayed >= max_events or (stop is not None and stop.is_set()):
-                break
-        if batch:
-            _apply_replayed(state, stores, tenant, admit(tenant, batch) if admit else batch)
-            replayed += len(batch)
-    except Exception:
-        log.exception("online state warm-up stopped after %d events", replayed)
+        except Exception:
+            log.exception("online state warm-up stopped after %d events", replayed)
     log.info("online state warmed up with %d events", replayed)
     return replayed
 
@@ -217,12 +239,19 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def _apply_replayed(
-    state: OnlineState, stores: Stores, tenant: str, events: Sequence[Event]
+    state: OnlineState,
+    stores: Stores,
+    tenant: str,
+    events: Sequence[Event],
+    replay: Replay | None = None,
 ) -> None:
-    """Apply replayed events, then forget anyone erased while the batch was in flight (an
-    erasure between reading the batch and applying it must not bring the person back)."""
-    state.apply(tenant, events)
-    subjects = {e.subject for e in events}
+    """Apply replayed events (through ``replay``: without the people this process erased since
+    the replay began), then forget anyone another process erased while the batch was in flight
+    (their tombstone; that process cannot reach this in-process state)."""
+    applied = replay.apply(state, tenant, events) if replay is not None else list(events)
+    if replay is None:
+        state.apply(tenant, applied)
+    subjects = {e.subject for e in applied}
     if subjects:
         for subject in stores.erasures.erased_among(tenant, subjects):
             state.forget_user(tenant, subject)

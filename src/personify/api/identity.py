@@ -18,7 +18,7 @@ from personify.domain.keys import ApiKey
 from personify.domain.privacy import AuditEntry
 from personify.domain.users import Profile, User
 from personify.privacy.erasure import ErasureResult
-from personify.privacy.model_influence import ModelForgetResult, forget_in_served_model
+from personify.privacy.model_influence import ModelForgetResult
 from personify.privacy.runtime import PrivacyRuntime, open_runtime
 from personify.settings import Settings
 from personify.storage.online.port import OnlineState
@@ -114,13 +114,14 @@ def erase_subjects(
     def forget_model(tenant_: str, keys: list[str]) -> ModelForgetResult:
         if engine is None:
             return ModelForgetResult("no_model")
-        return forget_in_served_model(engine.models, engine.bundles, tenant_, keys)
+        return engine.models.forget(engine.bundles, tenant_, keys)
 
     service = privacy.erasure(
         state=engine.state if engine is not None else None,
         forget_model=forget_model,
         mark_erased=check.mark_erased,
         forgetters=engine.forgetters if engine is not None else (),
+        fence=engine.replay_fence if engine is not None else None,
     )
     if anonymous_id is not None:
         results = [service.erase_anonymous(tenant, anonymous_id)]

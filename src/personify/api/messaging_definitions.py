@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC
 from importlib import resources
 from typing import Any, TypeVar
@@ -19,9 +19,10 @@ from personify.domain.errors import InvalidInput
 from personify.messaging.campaigns import Campaign
 from personify.messaging.journey_definitions import JourneyDefinition, parse_journey
 from personify.messaging.templates import PARTS, MessageTemplate, TemplateRenderer
+from personify.messaging.webhook_channels import MIN_SECRET_CHARS, WebhookChannel, parse_channel
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions, StoredDefinition
 
-TEMPLATE, JOURNEY, CAMPAIGN = "template", "journey", "campaign"
+TEMPLATE, JOURNEY, CAMPAIGN, CHANNEL = "template", "journey", "campaign", "channel"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 T = TypeVar("T")
 
@@ -164,6 +165,61 @@ class MessagingDefinitions:
     def journey_tenants(self) -> list[str]:
         """Tenants with at least one enabled journey (the ones the clock must tick)."""
         return self._cache.get(("tenants",), lambda: self.store.tenants(JOURNEY))
+
+    # -- webhook channels -----------------------------------------------------------------------
+
+    def save_channel(
+        self,
+        tenant: str,
+        document: dict[str, Any],
+        *,
+        allow_http: bool,
+        allow_hosts: Collection[str] = (),
+        reserved: Collection[str] = (),
+    ) -> WebhookChannel:
+        """Validate and store a tenant's webhook channel. Without ``secret`` the stored
+        channel's secret is kept (changing the URL or timeout needs no secret). ``reserved``:
+        names configured in the settings, which a tenant cannot shadow."""
+        name = str(document.get("name", ""))
+        if name in reserved:
+            raise InvalidInput(
+                f"channel {name!r} is configured in the settings",
+                field="name",
+                accepted="another name (settings channels change only through the settings)",
+            )
+        if "secret" not in document:
+            stored = self.store.get(tenant, CHANNEL, name)
+            if stored is None:
+                raise InvalidInput(
+                    "a new webhook channel needs a secret",
+                    field="secret",
+                    accepted=f"a string of at least {MIN_SECRET_CHARS} characters",
+                )
+            document = {**document, "secret": stored.body["secret"]}
+        channel = parse_channel(document, allow_http=allow_http, allow_hosts=allow_hosts)
+        body = {
+            "name": channel.name,
+            "url": channel.url,
+            "secret": channel.secret.get_secret_value(),
+            "timeout_s": channel.timeout_s,
+            "consent_purpose": channel.consent_purpose,
+        }
+        self.store.put(tenant, CHANNEL, channel.name, body, enabled=True)
+        self.invalidate()
+        return channel
+
+    def channels(self, tenant: str) -> list[WebhookChannel]:
+        """The tenant's own webhook channels (cached for a few seconds)."""
+
+        def load() -> list[WebhookChannel]:
+            return [WebhookChannel.model_validate(s.body) for s in self.store.list(tenant, CHANNEL)]
+
+        return self._cache.get((CHANNEL, tenant), load)
+
+    def stored_channels(self, tenant: str) -> list[tuple[WebhookChannel, StoredDefinition]]:
+        return [
+            (WebhookChannel.model_validate(s.body), s) for s in self.store.list(tenant, CHANNEL)
+        ]
 
     # -- campaigns and deletion -----------------------------------------------------------------
 

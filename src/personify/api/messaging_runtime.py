@@ -19,17 +19,21 @@ from fastapi import Depends, Request
 
 from personify.api.messaging_definitions import MessagingDefinitions
 from personify.domain.errors import InvalidInput, NotFound
-from personify.domain.events import Event
+from personify.domain.events import Event, EventType
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.ingestion import EventIngestor
 from personify.messaging.campaigns import Campaign, schedule_campaign
+from personify.messaging.item_updates import ItemChange, ItemChangeStore, ItemViewStore
+from personify.messaging.journey_definitions import MAX_VIEWED_WITHIN, JourneyDefinition
 from personify.messaging.journeys import JourneyEngine, SendTime
+from personify.messaging.memory_stores import MemoryItemChangeStore, MemoryItemViewStore
 from personify.messaging.outbox import ConsentCheck, OutboxWorker, Recommend
 from personify.messaging.ports import InboxStore, JourneyStateStore, OutboxStore, SuppressionStore
 from personify.messaging.templates import RenderedMessage, preview
 from personify.messaging.timing import SendTimeModel
 from personify.messaging.tracking import TrackingHandler, TrackingSigner
+from personify.messaging.webhook_channels import ChannelDirectory
 from personify.storage.registry import Stores
 
 log = logging.getLogger(__name__)
@@ -39,16 +43,25 @@ TIMING_DAYS = 30
 """Days of activity the send-time model learns from."""
 TIMING_MAX_EVENTS = 200_000
 USER_PAGE = 1_000
+MAX_ITEM_AUDIENCE = 10_000
+"""At most this many recent viewers are messaged about one item change (per journey)."""
+ITEM_CHANGE_MAX_AGE = timedelta(days=1)
+"""Queued item changes older than this are dropped unhandled (a stale price drop)."""
+MAX_BACKFILL_VIEWS = 2_000_000
+"""The one-time view backfill of a tenant stops after this many view events."""
 
 
 @dataclass
 class MessagingStores:
-    """The operational state of messaging (outbox, unsubscribes, inbox, journey runs)."""
+    """The operational state of messaging (outbox, unsubscribes, inbox, journey runs, the
+    item-change queue and who viewed which item)."""
 
     outbox: OutboxStore
     suppressions: SuppressionStore
     inbox: InboxStore
     runs: JourneyStateStore
+    item_changes: ItemChangeStore = field(default_factory=MemoryItemChangeStore)
+    item_views: ItemViewStore = field(default_factory=MemoryItemViewStore)
     path: str | None = None
 
     def sent_to(self, tenant: str, user_id: str) -> list[dict[str, Any]]:
@@ -84,12 +97,16 @@ class MessagingStores:
         """Erasure hook: the subjects' messages, links, inbox, journey runs and unsubscribes."""
         removed = 0
         for subject in subjects:
-            for store in (self.outbox, self.inbox, self.runs, self.suppressions):
+            for store in (self.outbox, self.inbox, self.runs, self.suppressions, self.item_views):
                 removed += store.delete_user(tenant, subject)
         return removed
 
     def close(self) -> None:
-        for store in (self.outbox, self.suppressions, self.inbox, self.runs):
+        stores = (
+            self.outbox, self.suppressions, self.inbox, self.runs, self.item_changes,
+            self.item_views,
+        )
+        for store in stores:
             close = getattr(store, "close", None)
             if close is not None:
                 close()
@@ -131,6 +148,8 @@ class MessagingRuntime:
     recommend: Recommend
     clock: Clock = lambda: datetime.now(UTC)
     poll_s: float = 1.0
+    channels: ChannelDirectory = field(default_factory=ChannelDirectory)
+    """Webhook channels: the settings' (every tenant) and each tenant's own."""
     tracking: TrackingHandler = field(init=False)
 
     def __post_init__(self) -> None:
@@ -190,6 +209,8 @@ class MessagingRuntime:
         engine = self.engine_for(tenant)
         if engine is None:
             return
+        if any(j.trigger.item_update for j in engine.journeys):
+            self._record_views(tenant, events)
         triggers = self._triggers.get(tenant, frozenset())
         now = self.clock()
         with self._journey_lock:
@@ -199,6 +220,84 @@ class MessagingRuntime:
                 if event.type not in triggers and not self.state.runs.active(tenant, event.user_id):
                     continue
                 engine.handle_event(tenant, event, now)
+
+    # -- item updates: price drops and restocks ---------------------------------------------
+
+    def item_journeys(self, tenant: str) -> list[JourneyDefinition]:
+        """The tenant's enabled journeys triggered by item updates."""
+        return [j for j in self.definitions.enabled_journeys(tenant) if j.trigger.item_update]
+
+    def wants_item_changes(self, tenant: str) -> bool:
+        """Whether item writes of the tenant must be compared (a price-drop or back-in-stock
+        journey is enabled); asked by the catalogue watcher before every write."""
+        return bool(self.item_journeys(tenant))
+
+    def record_item_changes(self, tenant: str, changes: list[ItemChange]) -> None:
+        """Catalogue watcher sink: queue the internal trigger events durably; the messaging
+        loop hands them to the journeys (:meth:`process_item_changes`)."""
+        self.state.item_changes.record(changes)
+        log.info("queued %d item change(s) of tenant %s", len(changes), tenant)
+
+    def _record_views(self, tenant: str, events: Sequence[Event]) -> None:
+        views = [
+            (e.item_id, e.user_id, e.timestamp)
+            for e in events
+            if e.type == EventType.VIEW and e.user_id is not None and e.item_id is not None
+        ]
+        if views:
+            self.state.item_views.record_views(tenant, views)
+
+    def backfill_views(self, tenant: str, now: datetime) -> int:
+        """Once per tenant (the first time an item-update journey is enabled): index the
+        stored view events of the longest ``viewed_within`` window. Returns views indexed."""
+        journeys = self.item_journeys(tenant)
+        if not journeys or self.state.item_views.backfilled(tenant):
+            return 0
+        window = max(j.trigger.viewed_within for j in journeys)
+        batch: list[tuple[str, str, datetime]] = []
+        indexed = 0
+        for event in self.stores.events.scan(
+            tenant, since=now - window, types=[EventType.VIEW.value]
+        ):
+            if event.user_id is None or event.item_id is None:
+                continue
+            batch.append((event.item_id, event.user_id, event.timestamp))
+            if len(batch) >= 5_000:
+                self.state.item_views.record_views(tenant, batch)
+                indexed, batch = indexed + len(batch), []
+            if indexed >= MAX_BACKFILL_VIEWS:
+                break
+        self.state.item_views.record_views(tenant, batch)
+        self.state.item_views.mark_backfilled(tenant, now)
+        return indexed + len(batch)
+
+    def process_item_changes(self, now: datetime | None = None, *, limit: int = 200) -> int:
+        """Hand queued item changes to the journeys: each matching journey starts for the
+        people who viewed the item within its ``viewed_within`` (most recent first, at most
+        :data:`MAX_ITEM_AUDIENCE`). Changes older than :data:`ITEM_CHANGE_MAX_AGE` are dropped
+        unhandled. Returns the runs started."""
+        now = now or self.clock()
+        for tenant in self.definitions.journey_tenants():
+            self.backfill_views(tenant, now)
+        self.state.item_changes.prune(now - ITEM_CHANGE_MAX_AGE)
+        started = 0
+        while True:
+            claimed = self.state.item_changes.claim(now, limit=limit, lease=timedelta(minutes=5))
+            if not claimed:
+                return started
+            for _change_id, change in claimed:
+                engine = self.engine_for(change.tenant)
+                if engine is None:
+                    continue
+
+                def viewers(within: timedelta, change: ItemChange = change) -> list[str]:
+                    return self.state.item_views.viewers(
+                        change.tenant, change.item_id, now - within, limit=MAX_ITEM_AUDIENCE
+                    )
+
+                with self._journey_lock:
+                    started += len(engine.on_item_change(change, viewers, now))
+            self.state.item_changes.done([change_id for change_id, _ in claimed])
 
     def tick(self, now: datetime | None = None) -> int:
         """Advance every due journey run of every tenant; returns how many advanced."""
@@ -334,6 +433,22 @@ class MessagingRuntime:
         for rejection in result.rejected:
             log.info("tracking event %s not stored: %s", event.event_id, rejection.message)
 
+    # -- webhook channels -----------------------------------------------------------------------
+
+    def channel_list(self, tenant: str) -> list[dict[str, Any]]:
+        """Every webhook channel the tenant can send through, without secrets."""
+        found = [c.public("settings") for c in self.channels.configured.values()]
+        for channel, stored in self.definitions.stored_channels(tenant):
+            found.append({**channel.public("api"), "updated_at": stored.updated_at})
+        return found
+
+    def save_channel(self, tenant: str, document: dict[str, Any]) -> dict[str, Any]:
+        channel = self.definitions.save_channel(
+            tenant, document, allow_http=self.channels.allow_http,
+            allow_hosts=self.channels.allow_hosts, reserved=set(self.channels.configured),
+        )
+        return channel.public("api")
+
     # -- the background loop --------------------------------------------------------------------
 
     def run_once(self, *, max_batches: int = 50) -> int:
@@ -345,6 +460,8 @@ class MessagingRuntime:
             for tenant in self.definitions.journey_tenants():
                 self.fit_send_time(tenant, now)
             self.scan_users(now)
+            self.state.item_views.prune(now - MAX_VIEWED_WITHIN)
+        self.process_item_changes(now)
         self.tick(now)
         return self.worker.run_until_idle(max_batches=max_batches)
 
@@ -373,6 +490,7 @@ class MessagingRuntime:
             self._thread.join(timeout=30)
             self._thread = None
         self.worker.close()
+        self.channels.close()
         self.state.close()
 
 

@@ -20,20 +20,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 
 from personify.api.messaging_definitions import MessagingDefinitions
 from personify.api.messaging_runtime import MessagingRuntime, MessagingStores
 from personify.api.routers import messaging as messaging_router
 from personify.api.routers import tracking as tracking_router
-from personify.domain.errors import ConfigurationError
+from personify.domain.errors import ConfigurationError, InvalidInput
 from personify.domain.items import Item
 from personify.ingestion import EventIngestor
 from personify.messaging.channels import Sender
+from personify.messaging.import_watch import messaging_db_path as messaging_file
 from personify.messaging.inbox import InboxSender
+from personify.messaging.item_updates import ItemChangeWatcher
 from personify.messaging.memory_stores import (
     MemoryInboxStore,
+    MemoryItemChangeStore,
+    MemoryItemViewStore,
     MemoryJourneyStateStore,
     MemoryOutboxStore,
     MemorySuppressionStore,
@@ -42,35 +45,27 @@ from personify.messaging.outbox import ConsentCheck, OutboxWorker
 from personify.messaging.smtp import SmtpConfig, SmtpSender
 from personify.messaging.sqlite_stores import (
     SqliteInboxStore,
+    SqliteItemChangeStore,
+    SqliteItemViewStore,
     SqliteJourneyStateStore,
     SqliteOutboxStore,
     SqliteSuppressionStore,
 )
 from personify.messaging.tracking import TrackingSigner
+from personify.messaging.webhook_channels import ChannelDirectory, WebhookChannel, parse_channel
 from personify.privacy.consent import ConsentPolicy
 from personify.serving.chain import RecommendationService
 from personify.serving.request import MAX_RESULTS, RecommendationRequest
 from personify.settings import Settings
 from personify.storage.registry import Stores
-from personify.storage.sql.database import normalize_url
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 log = logging.getLogger(__name__)
-DEFAULT_MESSAGING_DB = "var/messaging.db"
 
 
 def messaging_db_path(settings: Settings) -> str | None:
     """The SQLite file of the messaging state; None means in memory (``memory://``)."""
-    if settings.messaging_db_path:
-        return settings.messaging_db_path
-    url = sa.make_url(normalize_url(settings.database_url))
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in ("", ":memory:"):
-            return None
-        path = Path(database)
-        return str(path.with_name(f"{path.stem}.messaging.db"))
-    return DEFAULT_MESSAGING_DB
+    return messaging_file(settings.database_url, settings.messaging_db_path)
 
 
 def open_messaging_stores(settings: Settings) -> MessagingStores:
@@ -79,12 +74,13 @@ def open_messaging_stores(settings: Settings) -> MessagingStores:
     if path is None:
         return MessagingStores(
             MemoryOutboxStore(), MemorySuppressionStore(), MemoryInboxStore(),
-            MemoryJourneyStateStore(),
+            MemoryJourneyStateStore(), MemoryItemChangeStore(), MemoryItemViewStore(),
         )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return MessagingStores(
         SqliteOutboxStore(path), SqliteSuppressionStore(path), SqliteInboxStore(path),
-        SqliteJourneyStateStore(path), path=path,
+        SqliteJourneyStateStore(path), SqliteItemChangeStore(path), SqliteItemViewStore(path),
+        path=path,
     )
 
 
@@ -155,6 +151,28 @@ def channel_senders(
     return senders
 
 
+def configured_channels(settings: Settings) -> list[WebhookChannel]:
+    """The settings' webhook channels, validated; ConfigurationError names the entry's field
+    (``webhook_channels.0.url``)."""
+    channels: list[WebhookChannel] = []
+    for index, entry in enumerate(settings.webhook_channels):
+        document = {**entry.model_dump(), "secret": entry.secret.get_secret_value()}
+        try:
+            channel = parse_channel(
+                document, allow_http=settings.webhook_allow_http,
+                allow_hosts=settings.webhook_allow_hosts, field_prefix=f"webhook_channels.{index}.",
+            )
+        except InvalidInput as exc:
+            raise ConfigurationError(exc.message, field=exc.field, accepted=exc.accepted) from exc
+        if any(c.name == channel.name for c in channels):
+            raise ConfigurationError(
+                f"webhook channel {channel.name!r} is configured twice",
+                field=f"webhook_channels.{index}.name", accepted="one entry per channel name",
+            )
+        channels.append(channel)
+    return channels
+
+
 def build_runtime(
     app: FastAPI, *, clock: Callable[[], datetime] | None = None
 ) -> MessagingRuntime:
@@ -173,6 +191,10 @@ def build_runtime(
     definitions = MessagingDefinitions(SqlMessagingDefinitions(stores.database))
     consent = marketing_consent(app, stores)
     recommend = recommender(app.state.engine.service, stores)
+    channels = ChannelDirectory(
+        configured_channels(settings), definitions.channels,
+        allow_http=settings.webhook_allow_http, allow_hosts=settings.webhook_allow_hosts,
+    )
     worker = OutboxWorker(
         store=state.outbox,
         templates=definitions.template,
@@ -185,10 +207,11 @@ def build_runtime(
         renderer=definitions.renderer,
         signer=signer,
         worker_id=f"api-{secrets.token_hex(4)}",
+        channels=channels,
     )
     runtime = MessagingRuntime(
         stores=stores, state=state, definitions=definitions, ingestor=ingestor, signer=signer,
-        worker=worker, consent=consent, recommend=recommend,
+        worker=worker, consent=consent, recommend=recommend, channels=channels,
         clock=clock or (lambda: datetime.now(UTC)),
     )
     worker.clock = lambda: runtime.clock()  # one clock: tests swap ``runtime.clock``
@@ -208,6 +231,13 @@ def install_messaging(app: FastAPI, *, clock: Callable[[], datetime] | None = No
     app.include_router(messaging_router.inbox_router)
     app.include_router(tracking_router.router)
     app.state.ingestor.add_listener(runtime.on_events)
+    # price drops and restocks: every catalogue write of the app (PUT / PATCH / :bulk) is
+    # compared with the stored item while a tenant has an item-update journey enabled
+    stores: Stores = app.state.stores
+    stores.catalog = ItemChangeWatcher(
+        stores.catalog, runtime.record_item_changes, wants=runtime.wants_item_changes,
+        clock=lambda: runtime.clock(),
+    )
     enabled = bool(app.state.settings.messaging_enabled)
     inner = app.router.lifespan_context
 

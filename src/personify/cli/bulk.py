@@ -15,6 +15,7 @@ from personify.jobs.bulk_import import DEFAULT_BATCH_SIZE, PRESETS, import_file
 from personify.jobs.column_mapping import parse_assignments
 from personify.jobs.import_report import ImportReport
 from personify.jobs.record_sinks import default_ingestor
+from personify.messaging.import_watch import messaging_db_path, watch_catalog
 
 PARTIAL_IMPORT_EXIT = 1
 """Exit code when the import finished but some rows were rejected (see the error report)."""
@@ -59,11 +60,17 @@ def import_command(
     state = state_of(ctx)
     settings = state.settings()
     stores = state.stores(settings)
+    tenant_id = tenant or settings.default_tenant
+    # price drops / restocks of imported items reach the enabled journeys (docs/messaging.md)
+    close_watch = watch_catalog(
+        stores, messaging_db_path(settings.database_url, settings.messaging_db_path), tenant_id
+    )
+    ctx.call_on_close(close_watch)
     report = import_file(
         file,
         kind,
         stores,
-        tenant or settings.default_tenant,
+        tenant_id,
         ingestor=default_ingestor(stores, settings.custom_event_types),
         format=format,
         mapping=parse_assignments(map_ or [], option="--map"),

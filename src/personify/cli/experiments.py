@@ -19,6 +19,7 @@ from personify.domain.errors import Conflict, InvalidInput, NotFound
 from personify.domain.tenants import validate_tenant_id
 from personify.experiments.analysis import ExperimentResult
 from personify.experiments.definitions import Experiment, ExperimentStatus
+from personify.experiments.models import store_checker
 from personify.experiments.ports import ExposureRecord
 from personify.experiments.service import (
     create_experiment,
@@ -27,6 +28,7 @@ from personify.experiments.service import (
     start_experiment,
     stop_experiment,
 )
+from personify.storage.model_files import FileModelStore
 from personify.storage.registry import Stores
 from personify.storage.sql.experiments import SqlAliasStore, SqlExperimentStore, SqlExposureLog
 
@@ -45,6 +47,7 @@ class _Experiments:
     experiments: SqlExperimentStore[Experiment]
     exposures: SqlExposureLog[ExposureRecord]
     aliases: SqlAliasStore
+    models: FileModelStore
 
 
 def _open(ctx: typer.Context, tenant: str | None) -> _Experiments:
@@ -60,6 +63,7 @@ def _open(ctx: typer.Context, tenant: str | None) -> _Experiments:
         SqlExperimentStore(db, Experiment.model_validate),
         SqlExposureLog(db, ExposureRecord),
         SqlAliasStore(db),
+        FileModelStore(settings.model_dir),
     )
 
 
@@ -89,7 +93,12 @@ def create(
 ) -> None:
     """Create a draft experiment from a definition file (see docs/experiments.md)."""
     ex = _open(ctx, tenant)
-    exp = create_experiment(ex.experiments, ex.tenant, read_definition(file))
+    exp = create_experiment(
+        ex.experiments,
+        ex.tenant,
+        read_definition(file),
+        check_models=store_checker(ex.models, ex.tenant),
+    )
     variants = ", ".join(v.name for v in exp.variants)
     console.print(
         f"Created experiment [bold]{exp.name}[/] (draft; variants {variants}; layer {exp.layer}, "
@@ -136,7 +145,9 @@ def start(
 ) -> None:
     """Start a draft: it takes a free traffic range of its layer and begins assigning."""
     ex = _open(ctx, tenant)
-    exp = start_experiment(ex.experiments, ex.tenant, name)
+    exp = start_experiment(
+        ex.experiments, ex.tenant, name, check_models=store_checker(ex.models, ex.tenant)
+    )
     lo, hi = exp.bucket_range or (0, 0)
     console.print(f"Started {exp.name}: buckets {lo}..{hi - 1} of layer {exp.layer}.")
 

@@ -21,6 +21,7 @@ from personify.cli import (
     evaluate,
     experiments,
     keys,
+    kpis,
     messaging,
     models,
     ope,
@@ -49,9 +50,9 @@ GROUPS: dict[str, typer.Typer] = {
     "messages": messaging.app,
     # "privacy": privacy.app, ...
 }
-COMMANDS = (server, bulk, models, evaluate, ope, simulate)
+COMMANDS = (server, bulk, models, evaluate, ope, simulate, kpis)
 """Modules adding top-level commands: serve, demo (server); import, export (bulk); train
-(models); ope; simulate."""
+(models); ope; simulate; kpis."""
 
 
 @app.callback()

@@ -19,8 +19,8 @@ from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
 from personify.jobs.training import DEFAULT_MODEL, DEFAULT_PARAMS, TrainingConfig, train_tenant
+from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.runtime import open_runtime
-from personify.storage.model_files import FileModelStore
 
 app = typer.Typer(help="List, promote and roll back trained model versions.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -30,8 +30,20 @@ def _tenant(ctx: typer.Context, tenant: str | None) -> str:
     return validate_tenant_id(tenant or state_of(ctx).settings().default_tenant)
 
 
-def _store(ctx: typer.Context) -> FileModelStore:
-    return FileModelStore(state_of(ctx).settings().model_dir)
+def _store(ctx: typer.Context) -> ErasureAwareModelStore:
+    """The model directory; promotions and rollbacks apply the erasures recorded after a
+    version was trained (or refuse it), like the server's."""
+    state = state_of(ctx)
+    settings = state.settings()
+    runtime = open_runtime(state.stores(settings), **settings.privacy_options())
+    return runtime.model_store(settings.model_dir)
+
+
+def _served(requested: str, served: str) -> str:
+    if served == requested:
+        return served
+    return (f"{served} ({requested} without the people erased after its training data was "
+            "read)")
 
 
 def train(
@@ -68,6 +80,7 @@ def train(
     state = state_of(ctx)
     settings = state.settings()
     stores = state.stores(settings)
+    runtime = open_runtime(stores, **settings.privacy_options())
     config = TrainingConfig(
         model=model, params=params, learn_blend=not no_blend, train_ranker=not no_ranker
     )
@@ -85,20 +98,22 @@ def train(
 
         manifest = train_tenant(
             stores.events,
-            FileModelStore(settings.model_dir),
+            runtime.model_store(settings.model_dir),
             tenant,
             config,
             promote=not no_promote,
             progress=seen,
             catalog=stores.catalog,
             users=stores.users,
-            privacy=open_runtime(stores, **settings.privacy_options()).training(),
+            privacy=runtime.training(),
         )
     console.print(
         f"[green]trained[/green] {manifest.version} for tenant {tenant}: "
         f"{manifest.events_used:,} events in {manifest.fit_seconds:.1f}s"
         + (" (promoted)" if manifest.promoted else "")
     )
+    if "promoted_as" in manifest.metrics:
+        console.print(f"  promoted {_served(manifest.version, manifest.metrics['promoted_as'])}")
     for key in ("users", "items", "blend_weights", "ranker"):
         if key in manifest.metrics:
             console.print(f"  {key}: {manifest.metrics[key]}")
@@ -130,9 +145,11 @@ def promote(
     version: Annotated[str, typer.Argument(help="A version from `personify models list`.")],
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
 ) -> None:
-    """Serve ``version`` from now on (servers swap it in within seconds)."""
-    _store(ctx).promote(_tenant(ctx, tenant), version)
-    console.print(f"[green]promoted[/green] {version}")
+    """Serve ``version`` from now on (servers swap it in within seconds). People erased after
+    it was trained are subtracted first (a new derived version is served); a version that
+    cannot be cleaned (no influence index) is refused."""
+    served = _store(ctx).promote(_tenant(ctx, tenant), version)
+    console.print(f"[green]promoted[/green] {_served(version, served)}")
 
 
 @app.command("rollback")
@@ -140,9 +157,14 @@ def rollback(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
 ) -> None:
-    """Go back to the version promoted before the current one."""
-    version = _store(ctx).rollback(_tenant(ctx, tenant))
-    console.print(f"[green]rolled back[/green] to {version}")
+    """Go back to the version promoted before the current one (cleaned of later erasures,
+    or refused, like ``promote``)."""
+    store = _store(ctx)
+    who = _tenant(ctx, tenant)
+    history = store.history(who)
+    served = store.rollback(who)
+    previous = history[-2] if len(history) >= 2 else served
+    console.print(f"[green]rolled back[/green] to {_served(previous, served)}")
 
 
 def register(root: typer.Typer) -> None:

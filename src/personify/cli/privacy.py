@@ -3,25 +3,27 @@ retention from the command line (the same services as the API)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from uvicorn.importer import import_from_string
 
 from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
 from personify.domain.events import BUILTIN_EVENT_TYPES
 from personify.domain.tenants import validate_tenant_id
-from personify.privacy.export import export_archive, export_person
-from personify.privacy.model_influence import ModelForgetResult, forget_in_served_model
+from personify.privacy.export import MessagesReader, export_archive, export_person
+from personify.privacy.model_influence import ModelForgetResult
 from personify.privacy.runtime import PrivacyRuntime, open_runtime
 from personify.serving.model_registry import BundleRegistry
 from personify.settings import Settings
-from personify.storage.model_files import FileModelStore
 from personify.storage.online import open_online_state
 from personify.storage.online.port import OnlineState
 
@@ -32,6 +34,12 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 
 TenantOption = Annotated[str | None, typer.Option(help="Tenant (default: the default one).")]
+
+MESSAGING_DB_PATH = "personify.api.messaging_wiring:messaging_db_path"
+OPEN_MESSAGING_STORES = "personify.api.messaging_wiring:open_messaging_stores"
+"""The API's own wiring of the messaging state, named by import string (as ``cli.asgi`` names
+the app) so the edges ``cli`` and ``api`` stay independent: the export reads the very store the
+server writes for the same settings."""
 
 
 def _runtime(settings: Settings, ctx: typer.Context) -> PrivacyRuntime:
@@ -62,7 +70,8 @@ def export(
     runtime = _runtime(settings, ctx)
     state = _online_state(settings)
     try:
-        data = export_person(runtime.export_sources(state), tenant, user_id)
+        with _messages(settings) as messages:
+            data = export_person(runtime.export_sources(state, messages), tenant, user_id)
     finally:
         if state is not None:
             state.close()
@@ -78,6 +87,35 @@ def export(
     console.print(f"Wrote the export of {len(data['events'])} events to {output}.")
 
 
+@contextmanager
+def _messages(settings: Settings) -> Iterator[MessagesReader | None]:
+    """The person's messages and inbox entries from the messaging state the server keeps for
+    these settings (its SQLite file); an empty reader when that file does not exist (nothing was
+    ever sent), None for ``memory://`` (the state lives only inside a server process)."""
+    path: str | None = _resolve(MESSAGING_DB_PATH)(settings)
+    if path is None:
+        yield None
+        return
+    if not Path(path).exists():
+        yield _no_messages
+        return
+    stores = _resolve(OPEN_MESSAGING_STORES)(settings)
+    try:
+        reader: MessagesReader = stores.sent_to
+        yield reader
+    finally:
+        stores.close()
+
+
+def _no_messages(tenant: str, user_id: str) -> list[dict[str, Any]]:
+    return []
+
+
+def _resolve(name: str) -> Callable[..., Any]:
+    target: Callable[..., Any] = import_from_string(name)
+    return target
+
+
 @app.command("erase")
 def erase(
     ctx: typer.Context,
@@ -91,11 +129,13 @@ def erase(
     settings = state_of(ctx).settings()
     tenant = validate_tenant_id(tenant or settings.default_tenant)
     runtime = _runtime(settings, ctx)
-    models = FileModelStore(settings.model_dir)
+    models = runtime.model_store(settings.model_dir)
     bundles = BundleRegistry(models)
 
     def forget_model(tenant_: str, keys: list[str]) -> ModelForgetResult:
-        return forget_in_served_model(models, bundles, tenant_, keys)
+        # under the tenant's model lock, from the promoted version on disk: an erasure running
+        # in a server at the same time is kept, not overwritten
+        return models.forget(bundles, tenant_, keys)
 
     state = _online_state(settings)
     try:

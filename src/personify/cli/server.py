@@ -26,7 +26,6 @@ from personify.jobs.sample_data import (
 from personify.jobs.training import TrainingConfig, train_tenant
 from personify.privacy.runtime import open_runtime
 from personify.settings import DEMO_ADMIN_KEY, Settings
-from personify.storage.model_files import FileModelStore
 from personify.storage.registry import Stores
 
 console = Console(soft_wrap=True, highlight=False)
@@ -104,13 +103,14 @@ def prepare_demo(stores: Stores, settings: Settings) -> tuple[SampleCounts, bool
 def train_demo_model(stores: Stores, settings: Settings) -> None:
     """Train and promote the first model when none is promoted yet (seconds on the sample);
     afterwards the server retrains in the background as events arrive."""
-    models = FileModelStore(settings.model_dir)
+    runtime = open_runtime(stores, **settings.privacy_options())
+    models = runtime.model_store(settings.model_dir)  # its promotion applies later erasures
     if models.promoted_version(settings.default_tenant) is not None:
         return
     console.print("Training the first model on the sample (first start only) ...")
-    privacy = open_runtime(stores, **settings.privacy_options()).training()
     manifest = train_tenant(stores.events, models, settings.default_tenant, TrainingConfig(),
-                            catalog=stores.catalog, users=stores.users, privacy=privacy)
+                            catalog=stores.catalog, users=stores.users,
+                            privacy=runtime.training())
     console.print(f"  model {manifest.version}: {manifest.events_used:,} events, "
                   f"{manifest.fit_seconds:.1f}s")
 

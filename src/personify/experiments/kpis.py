@@ -3,19 +3,27 @@
 Conventions: a *personalized block* is an impression carrying a ``recommendation_id``; a click
 counts for it when a click has the same ``recommendation_id``. Revenue of a purchase is ``value``
 when set, else ``price * quantity`` (quantity 1 when missing). A session ends after 30 minutes
-without events. Units are ``Event.subject`` (user id, else ``anon:<anonymous id>``).
+without events. Units are ``Event.subject`` (user id, else ``anon:<anonymous id>``). The
+recommendation update latency is read from impressions the engine stamped with
+``properties["update_latency_ms"]`` (see :mod:`personify.experiments.update_latency`).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
+
+from personify.domain.errors import InvalidInput
 from personify.domain.events import Event, EventType
+from personify.experiments.ports import ExposureRecord
+from personify.experiments.update_latency import LATENCY_PROPERTY
 
 SESSION_GAP = timedelta(minutes=30)
 RETENTION_WINDOW = timedelta(days=90)
@@ -73,9 +81,34 @@ class KpiSummary:
     repeat_visit_share: float = 0.0
     emails_sent: int = 0
     personalized_email_share: float = 0.0
+    update_latency_samples: int = 0
+    """Impressions that were a visitor's first personalized recommendation after an event."""
+    update_latency_p50_ms: float | None = None
+    update_latency_p95_ms: float | None = None
+    update_latency_p99_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def update_latencies(events: Iterable[Event]) -> list[float]:
+    """The update-latency samples (milliseconds) stamped on impressions."""
+    out = []
+    for e in events:
+        if e.type != EventType.IMPRESSION:
+            continue
+        value = e.properties.get(LATENCY_PROPERTY)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            out.append(float(value))
+    return out
+
+
+def latency_percentiles(samples: list[float]) -> tuple[float | None, float | None, float | None]:
+    """p50, p95 and p99 (linear interpolation between order statistics); None without samples."""
+    if not samples:
+        return None, None, None
+    p50, p95, p99 = np.percentile(np.asarray(samples, dtype=float), [50, 95, 99])
+    return round(float(p50), 3), round(float(p95), 3), round(float(p99), 3)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -121,6 +154,11 @@ def summarize(events: Iterable[Event]) -> KpiSummary:
     sent = [e for e in evs if e.type in SENT_TYPES and e.context.channel == "email"]
     s.emails_sent = len(sent)
     s.personalized_email_share = _ratio(sum(1 for e in sent if e.recommendation_id), len(sent))
+    latencies = update_latencies(evs)
+    s.update_latency_samples = len(latencies)
+    s.update_latency_p50_ms, s.update_latency_p95_ms, s.update_latency_p99_ms = (
+        latency_percentiles(latencies)
+    )
     return s
 
 
@@ -168,8 +206,6 @@ def group_key(
             return smap.get(e.recommendation_id) if e.recommendation_id else None
 
         return source
-    from personify.domain.errors import InvalidInput
-
     raise InvalidInput(
         f"unknown grouping {by!r}", field="by", accepted="day, variant, channel, source"
     )
@@ -237,3 +273,109 @@ def revenue_lift(
             )
         )
     return out
+
+
+GROUPINGS = ("none", "day", "variant", "channel", "source")
+DEFAULT_DAYS = 30
+MAX_DAYS = 400
+
+
+def kpi_window(
+    since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The window a KPI report reads (default: the last 30 days); UTC when naive; at most
+    ``MAX_DAYS`` long."""
+    until = until or now
+    since = since or until - timedelta(days=DEFAULT_DAYS)
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=now.tzinfo)
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=now.tzinfo)
+    if since >= until:
+        raise InvalidInput("since must be before until", field="since", accepted="since < until")
+    if until - since > timedelta(days=MAX_DAYS):
+        raise InvalidInput(
+            f"the window is longer than {MAX_DAYS} days",
+            field="since",
+            accepted=f"at most {MAX_DAYS} days",
+        )
+    return since, until
+
+
+def variant_maps(
+    exposures: Iterable[ExposureRecord], aliases: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Event subject (user id, or ``anon:<id>``) -> variant, from an experiment's exposures:
+    every subject of a unit (to group events), and one subject per unit (to count units).
+    ``aliases`` is the sticky-assignment map user id -> unit key."""
+    units = {x.unit: x.variant for x in exposures}
+    subjects = {(u[5:] if u.startswith("user:") else u): v for u, v in units.items()}
+    one_per_unit = dict(subjects)
+    for user_id, unit in aliases.items():
+        if unit in units:
+            subjects[user_id] = units[unit]
+            one_per_unit.pop(unit, None)  # a logged-in unit's events carry the user id
+            one_per_unit[user_id] = units[unit]
+    return subjects, one_per_unit
+
+
+@dataclass
+class KpiReport:
+    """What ``/v1/kpis`` and ``personify kpis`` show for one window."""
+
+    group_by: str
+    since: datetime
+    until: datetime
+    events: int
+    truncated: bool
+    total: dict[str, Any]
+    retention_90d: float | None
+    groups: dict[str, dict[str, Any]]
+    revenue_lift: list[RevenueLift] | None = None
+
+
+def kpi_report(
+    events: Iterable[Event],
+    *,
+    group_by: str,
+    since: datetime,
+    until: datetime,
+    max_events: int,
+    assignment: Mapping[str, str] | None = None,
+    per_unit: Mapping[str, str] | None = None,
+    control: str | None = None,
+) -> KpiReport:
+    """Every KPI of the window in total and per group (``assignment``, ``per_unit`` and
+    ``control`` from :func:`variant_maps` for ``group_by="variant"``); reads at most
+    ``max_events`` events (``truncated`` says when there were more)."""
+    if group_by not in GROUPINGS:
+        raise InvalidInput(
+            f"unknown grouping {group_by!r}", field="group_by", accepted=", ".join(GROUPINGS)
+        )
+    read: list[Event] = []
+    truncated = False
+    for event in events:
+        if len(read) >= max_events:
+            truncated = True
+            break
+        read.append(event)
+    groups = (
+        {}
+        if group_by == "none"
+        else {k: v.to_dict() for k, v in kpis_by(read, group_by, assignment=assignment).items()}
+    )
+    lift = None
+    if assignment is not None and control is not None:
+        lift = revenue_lift(read, per_unit if per_unit is not None else assignment, control)
+    long_enough = until - since >= 2 * RETENTION_WINDOW
+    return KpiReport(
+        group_by=group_by,
+        since=since,
+        until=until,
+        events=len(read),
+        truncated=truncated,
+        total=summarize(read).to_dict(),
+        retention_90d=retention(read, as_of=until) if long_enough else None,
+        groups=groups,
+        revenue_lift=lift,
+    )

@@ -6,7 +6,7 @@ settings or chooses adapters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,23 @@ from personify.experiments.exposure import samples_from_events
 from personify.experiments.ports import ExperimentStore, ExposureLog, ExposureRecord
 from personify.experiments.report import write_report
 
+ModelCheck = Callable[[Experiment, bool], Experiment]
+"""``check(experiment, pin)``: reject variant model references that name no stored model and,
+with ``pin``, replace them by the versions they mean (see ``personify.experiments.models``)."""
+
 
 def create_experiment(
-    store: ExperimentStore, tenant: str, definition: Mapping[str, Any] | Experiment
+    store: ExperimentStore,
+    tenant: str,
+    definition: Mapping[str, Any] | Experiment,
+    *,
+    check_models: ModelCheck | None = None,
 ) -> Experiment:
-    """Validate and save a new draft; ``Conflict`` when the name exists."""
+    """Validate and save a new draft; ``Conflict`` when the name exists. With ``check_models``,
+    a variant ``model`` that names no stored model is an ``InvalidInput``."""
     exp = parse_experiment(definition)
+    if check_models is not None:
+        check_models(exp, False)
     if store.get(tenant, exp.name) is not None:
         raise Conflict(f"experiment {exp.name!r} already exists", field="name")
     if exp.status != ExperimentStatus.DRAFT:
@@ -52,12 +63,20 @@ def get_experiment(store: ExperimentStore, tenant: str, name: str) -> Experiment
 
 
 def start_experiment(
-    store: ExperimentStore, tenant: str, name: str, *, now: datetime | None = None
+    store: ExperimentStore,
+    tenant: str,
+    name: str,
+    *,
+    now: datetime | None = None,
+    check_models: ModelCheck | None = None,
 ) -> Experiment:
-    """Draft -> running: take a free bucket range of the layer and stamp ``start_at``."""
+    """Draft -> running: take a free bucket range of the layer and stamp ``start_at``. With
+    ``check_models``, variant model references are checked again and pinned to versions."""
     exp = get_experiment(store, tenant, name)
     if exp.status != ExperimentStatus.DRAFT:
         raise Conflict(f"experiment {name!r} is {exp.status}", field="status", accepted="draft")
+    if check_models is not None:
+        exp = check_models(exp, True)
     others = store.list(tenant, layer=exp.layer, status=ExperimentStatus.RUNNING)
     bucket_range = allocate_buckets(exp, others)
     started = exp.model_copy(

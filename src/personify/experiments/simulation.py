@@ -37,7 +37,7 @@ from personify.experiments.definitions import (
     MetricKind,
     Variant,
 )
-from personify.experiments.stats import Comparison
+from personify.experiments.stats import Comparison, required_units_for_difference
 
 
 def _logit(p: float) -> float:
@@ -289,6 +289,12 @@ def bandit_regret(
     return regret
 
 
+def _unit_variance(ci: tuple[float, float], n: int, alpha: float) -> float:
+    """Per-unit variance behind a symmetric normal interval of a mean or ratio over ``n`` units."""
+    se = (ci[1] - ci[0]) / (2 * st.norm.ppf(1 - alpha / 2))
+    return float(se * se * n)
+
+
 def realized_lift(world: World, policy: Policy, click_multiplier: float, k: int = 5) -> float:
     """The relative CTR lift a click multiplier really plants once probabilities are capped at 1
     (expected over the whole population, no sampling noise)."""
@@ -310,6 +316,8 @@ class SimulationConfig:
     power_runs: int = 200
     planted_lift: float = 0.10
     power: float = 0.8
+    pilot_units: int = 40000
+    """Units of the planted-lift pilot that measures the treatment arm's CTR variance."""
     compare_units: int = 20000
     bandit_rounds: int = 3000
     bandit_arms: int = 10
@@ -338,15 +346,29 @@ def simulate(
         res = ab_test(world, popularity_policy, popularity_policy, cfg.aa_units, rng, run=f"aa{r}")
         aa_hits += res["ctr"].p_value < alpha
         c = res["ctr"]
-        se = (c.diff_ci[1] - c.diff_ci[0]) / (2 * 1.959963984540054)
+        se = (c.diff_ci[1] - c.diff_ci[0]) / (2 * st.norm.ppf(1 - alpha / 2))
         aa_variances.append(se * se * (c.n_control * c.n_variant) / (c.n_control + c.n_variant))
-    # units per arm for the planted lift at the stated power, from the A/A variance of the CTR
-    pilot = ab_test(world, popularity_policy, popularity_policy, 20000, rng, run="pilot")
+    # Units per arm for the planted lift at the stated power. The test is two-sided with an
+    # unpooled standard error sqrt(var_A / n + var_B / n), so the size needs the variance of
+    # *each* arm under the alternative: the control's from the A/A runs, the treatment's from a
+    # pilot with the lift planted (a higher CTR has a larger per-unit variance; sizing with
+    # twice the control's variance under-powered the test: 0.77 measured at a stated 0.80).
+    pilot = ab_test(
+        world,
+        popularity_policy,
+        popularity_policy,
+        cfg.pilot_units,
+        rng,
+        run="pilot",
+        click_multiplier=1 + cfg.planted_lift,
+    )
     base = pilot["ctr"].control_value
-    unit_var = float(np.mean(aa_variances))  # per-unit variance of the CTR ratio
-    za, zb = st.norm.ppf(1 - alpha / 2), st.norm.ppf(cfg.power)
+    var_control = float(np.mean(aa_variances))  # per-unit variance of the CTR ratio
+    var_treatment = _unit_variance(pilot["ctr"].variant_ci, pilot["ctr"].n_variant, alpha)
     realized = realized_lift(world, popularity_policy, 1 + cfg.planted_lift)
-    n_arm = math.ceil((za + zb) ** 2 * 2 * unit_var / (base * realized) ** 2)
+    n_arm = required_units_for_difference(
+        var_control, var_treatment, base * realized, alpha=alpha, power=cfg.power
+    )
     hits = 0
     for r in range(cfg.power_runs):
         res = ab_test(
@@ -391,6 +413,7 @@ def simulate(
         "planted_lift": cfg.planted_lift,
         "planted_lift_realized": realized,
         "planted_lift_units_per_arm": n_arm,
+        "planted_lift_variance_ratio": var_treatment / var_control,
         "planted_lift_stated_power": cfg.power,
         "planted_lift_power": hits / cfg.power_runs,
         "ctr_control": cmp["ctr"].control_value,

@@ -341,3 +341,34 @@ def required_sample_size(
     pbar = (p1 + p2) / 2
     num = za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
     return math.ceil(num * num / (p2 - p1) ** 2)
+
+
+def required_units_for_difference(
+    var_control: float,
+    var_variant: float,
+    difference: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> int:
+    """Units per variant for a two-sided z-test of a difference of means or ratios whose
+    standard error is unpooled, ``sqrt(var_control / n + var_variant / n)`` (what
+    ``compare_means`` and ``compare_ratios`` use): ``(z_{1-alpha/2} + z_power)^2
+    (var_control + var_variant) / difference^2``.
+
+    ``var_*`` are per-unit variances (for a ratio metric, of its delta-method linearization)
+    *under the alternative*: an effect usually changes the variant's variance too, and sizing
+    with twice the control's variance then under-powers the test.
+    """
+    if difference == 0 or not math.isfinite(difference):
+        raise InvalidInput(
+            "difference must be a non-zero number", field="difference", accepted="!= 0"
+        )
+    if var_control < 0 or var_variant < 0 or var_control + var_variant == 0:
+        raise InvalidInput(
+            "variances must be non-negative and not both 0",
+            field="var_control",
+            accepted=">= 0, sum > 0",
+        )
+    za, zb = _z(alpha), float(stats.norm.ppf(power))
+    return math.ceil((za + zb) ** 2 * (var_control + var_variant) / difference**2)

@@ -85,12 +85,19 @@ def decayed_popularity(data: Interactions, half_life_days: float) -> NDArray[np.
 
 
 def train_bundle(
-    events: Iterable[Event], config: TrainingConfig | None = None, *, version: str | None = None
+    events: Iterable[Event],
+    config: TrainingConfig | None = None,
+    *,
+    version: str | None = None,
+    on_data: Callable[[Interactions], None] | None = None,
 ) -> tuple[ModelBundle, ModelManifest]:
-    """Fit the configured model on ``events`` and package it for serving."""
+    """Fit the configured model on ``events`` and package it for serving (``on_data``
+    receives the interactions the bundle is fitted on)."""
     config = config or TrainingConfig()
     started = time.perf_counter()
     data = interactions_from_events(events, config.weights)
+    if on_data is not None:
+        on_data(data)
     if len(data.item_idx) < config.min_events or data.n_items == 0:
         raise InvalidInput(
             f"not enough events to train: {len(data.item_idx)} usable item events",
@@ -193,20 +200,24 @@ def train_tenant(
             yield event
 
     config = config or TrainingConfig()
-    bundle, manifest = train_bundle(stream(), config)
+    fitted: list[Interactions] = []
+    bundle, manifest = train_bundle(stream(), config, on_data=fitted.append)
     manifest.tenant = tenant
+    manifest.data_as_of = started.isoformat()
     if config.train_ranker and catalog is not None and users is not None:
         ranker_types = ["impression", *LABELS]
         manifest.metrics["ranker"] = attach_ranker(
             bundle, usable(events.scan(tenant, types=ranker_types)), catalog, users, tenant, config
         )
     models.save(tenant, bundle, manifest)
-    if privacy is not None:
-        privacy.record_influence(
-            models, tenant, bundle.version, bundle.items, usable(events.scan(tenant)),
-            weights=config.weights, half_life_days=config.popularity_half_life_days,
+    if privacy is not None:  # from the training pass: exactly the people the model saw
+        privacy.record_influence_of(
+            models, tenant, bundle.version, fitted[0],
+            half_life_days=config.popularity_half_life_days,
         )
     if promote:
-        models.promote(tenant, manifest.version)
-        manifest.promoted = True
+        served = models.promote(tenant, manifest.version)
+        manifest.promoted = served == manifest.version
+        if not manifest.promoted:  # people erased while it trained were subtracted
+            manifest.metrics["promoted_as"] = served
     return manifest

@@ -66,14 +66,25 @@ class FrequencyCap:
     per_day: Mapping[str, int] = field(default_factory=lambda: {"email": 2, "push": 3})
 
     def defer_until(
-        self, outbox: OutboxStore, tenant: str, user: User, channel: str, now: datetime
+        self,
+        outbox: OutboxStore,
+        tenant: str,
+        user: User,
+        channel: str,
+        now: datetime,
+        *,
+        sent_today: int | None = None,
     ) -> datetime | None:
-        """The start of the next local day when today's cap is reached, else None."""
+        """The start of the next local day when today's cap is reached, else None.
+        ``sent_today`` is today's count when the caller already knows it (a worker loads them
+        per batch); otherwise the outbox is asked."""
         limit = self.per_day.get(channel)
         if limit is None:
             return None
         start, end = local_day_bounds(user, now)
-        if outbox.count_sent(tenant, user.user_id, channel, start, end) < limit:
+        if sent_today is None:
+            sent_today = outbox.count_sent(tenant, user.user_id, channel, start, end)
+        if sent_today < limit:
             return None
         return end
 
@@ -114,14 +125,21 @@ class Guardrails:
     rate_limits: dict[str, TokenBucket] = field(default_factory=dict)
 
     def defer_until(
-        self, outbox: OutboxStore, tenant: str, user: User, channel: str, now: datetime
+        self,
+        outbox: OutboxStore,
+        tenant: str,
+        user: User,
+        channel: str,
+        now: datetime,
+        *,
+        sent_today: int | None = None,
     ) -> datetime | None:
         """When a message should be retried instead of sent now, or None to send now."""
         if self.quiet_hours is not None:
             until = self.quiet_hours.defer_until(user, now)
             if until is not None:
                 return until
-        return self.caps.defer_until(outbox, tenant, user, channel, now)
+        return self.caps.defer_until(outbox, tenant, user, channel, now, sent_today=sent_today)
 
     def throttle(self, channel: str) -> None:
         bucket = self.rate_limits.get(channel)

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from personify.domain.errors import InvalidInput
 from personify.messaging.conditions import Condition, Duration
 
+MAX_VIEWED_WITHIN = timedelta(days=90)
+"""The longest ``viewed_within`` of an item-update trigger (views are kept this long)."""
+
 StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -33,6 +36,10 @@ class Trigger(_Strict):
     same_item: bool = False
     item_update: Literal["price_drop", "back_in_stock"] | None = None
     min_drop_percent: float = Field(default=0.0, ge=0, le=100)
+    viewed_within: Duration = Field(
+        default=timedelta(days=14), description="item updates reach people who viewed the item"
+        " this recently"
+    )
     inactive_for: Duration | None = None
     birthday: bool = False
     segment: str | None = None
@@ -50,6 +57,10 @@ class Trigger(_Strict):
             raise ValueError(
                 "a trigger needs exactly one of: event, item_update, inactive_for, birthday,"
                 " segment"
+            )
+        if not timedelta(minutes=1) <= self.viewed_within <= MAX_VIEWED_WITHIN:
+            raise ValueError(
+                f"viewed_within must be between 1m and {MAX_VIEWED_WITHIN.days}d"
             )
         return self
 

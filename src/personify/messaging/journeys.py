@@ -19,6 +19,12 @@ from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.messaging.conditions import all_hold, record_of
+from personify.messaging.item_updates import (
+    PRICE_DROPPED,
+    TRIGGER_KINDS,
+    ItemChange,
+    detect_item_changes,
+)
 from personify.messaging.journey_definitions import (
     ConditionStep,
     JourneyDefinition,
@@ -98,35 +104,35 @@ class JourneyEngine:
     def on_item_update(
         self, tenant: str, before: Item, after: Item, viewers: Iterable[str], now: datetime
     ) -> list[JourneyRun]:
-        """Price drop / back in stock on an item: start the matching journeys for its viewers."""
-        kinds = set()
-        if before.price and after.price is not None and after.price < before.price:
-            kinds.add(("price_drop", 100.0 * (before.price - after.price) / before.price))
-        if not before.available and after.available:
-            kinds.add(("back_in_stock", 0.0))
+        """Price drop / back in stock on an item: start the matching journeys for ``viewers``
+        (people known to have viewed it; see :meth:`on_item_change` for a windowed lookup)."""
+        audience = list(viewers)
         started = []
-        for kind, drop in kinds:
-            for journey in self.journeys:
-                trigger = journey.trigger
-                if trigger.item_update != kind or drop < trigger.min_drop_percent:
-                    continue
-                context = {
-                    "event": {
-                        "item_id": after.item_id,
-                        "item_title": after.title,
-                        "old_price": before.price,
-                        "new_price": after.price,
-                        "currency": after.currency,
-                        "drop_percent": round(drop, 1),
-                    },
-                    "trigger_item_id": after.item_id,
-                }
-                for user_id in viewers:
-                    user = self.users(tenant, user_id)
-                    if user is not None:
-                        run = self._start(tenant, journey, user, now, dict(context))
-                        if run is not None:
-                            started.append(run)
+        for change in detect_item_changes(tenant, before, after, now):
+            started += self.on_item_change(change, lambda _within: audience, now)
+        return started
+
+    def on_item_change(
+        self, change: ItemChange, viewers: Callable[[timedelta], Iterable[str]], now: datetime
+    ) -> list[JourneyRun]:
+        """An internal trigger event (``item.price_dropped`` / ``item.back_in_stock``): start
+        every journey listening to it for the people ``viewers(trigger.viewed_within)`` names;
+        consent, re-entry and cooldowns apply as for any trigger (caps and quiet hours when the
+        message is sent)."""
+        started = []
+        for journey in self.journeys:
+            trigger = journey.trigger
+            if trigger.item_update is None or TRIGGER_KINDS[trigger.item_update] != change.kind:
+                continue
+            if change.kind == PRICE_DROPPED and change.drop_percent < trigger.min_drop_percent:
+                continue
+            context = {"event": change.event_context(), "trigger_item_id": change.item_id}
+            for user_id in viewers(trigger.viewed_within):
+                user = self.users(change.tenant, user_id)
+                if user is not None:
+                    run = self._start(change.tenant, journey, user, now, dict(context))
+                    if run is not None:
+                        started.append(run)
         return started
 
     def on_segment_entered(

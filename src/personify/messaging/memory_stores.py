@@ -6,9 +6,10 @@ import copy
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from personify.messaging.item_updates import ItemChange
 from personify.messaging.records import (
     DeliveryStatus,
     InboxEntry,
@@ -76,12 +77,19 @@ class MemoryOutboxStore:
                 claimed.append(copy.deepcopy(message))
         return claimed
 
-    def begin_send(self, message_id: str, claim_token: str) -> bool:
+    def begin_send(
+        self,
+        message_id: str,
+        claim_token: str,
+        links: Mapping[str, TrackedLink] | None = None,
+    ) -> bool:
         with self._lock:
             message = self._messages.get(message_id)
             if message is None or message.claim_token != claim_token:
                 return False
             message.send_started = True
+            for link_id, link in (links or {}).items():
+                self._links[(message_id, link_id)] = link
             return True
 
     def mark(
@@ -132,6 +140,14 @@ class MemoryOutboxStore:
                 and m.sent_at is not None
                 and since <= m.sent_at < until
             )
+
+    def count_sent_many(
+        self, tenant: str, channel: str, windows: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, int]:
+        return {
+            user_id: self.count_sent(tenant, user_id, channel, since, until)
+            for user_id, (since, until) in windows.items()
+        }
 
     def counts(self, tenant: str | None = None) -> dict[str, int]:
         with self._lock:
@@ -261,3 +277,88 @@ class MemoryJourneyStateStore:
         ]
         runs.sort(key=lambda r: (r.wake_at or now, r.run_id))
         return [copy.deepcopy(r) for r in runs[:limit]]
+
+
+class MemoryItemChangeStore:
+    """The item-change queue in a list (see :class:`personify.messaging.item_updates`)."""
+
+    def __init__(self) -> None:
+        self._changes: dict[int, tuple[ItemChange, datetime | None]] = {}
+        self._next = 1
+        self._lock = threading.Lock()
+
+    def record(self, changes: Sequence[ItemChange]) -> None:
+        with self._lock:
+            for change in changes:
+                self._changes[self._next] = (change, None)
+                self._next += 1
+
+    def claim(self, now: datetime, *, limit: int, lease: timedelta) -> list[tuple[int, ItemChange]]:
+        with self._lock:
+            free = [
+                (change_id, change)
+                for change_id, (change, until) in sorted(self._changes.items())
+                if until is None or until <= now
+            ][:limit]
+            for change_id, change in free:
+                self._changes[change_id] = (change, now + lease)
+            return free
+
+    def done(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            for change_id in ids:
+                self._changes.pop(change_id, None)
+
+    def prune(self, before: datetime) -> int:
+        with self._lock:
+            old = [k for k, (change, _) in self._changes.items() if change.at < before]
+            for change_id in old:
+                del self._changes[change_id]
+            return len(old)
+
+
+class MemoryItemViewStore:
+    """Latest view time per (tenant, item, person)."""
+
+    def __init__(self) -> None:
+        self._views: dict[tuple[str, str, str], datetime] = {}
+        self._backfilled: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def record_views(self, tenant: str, views: Sequence[tuple[str, str, datetime]]) -> None:
+        with self._lock:
+            for item_id, user_id, at in views:
+                key = (tenant, item_id, user_id)
+                seen = self._views.get(key)
+                if seen is None or at > seen:
+                    self._views[key] = at
+
+    def viewers(self, tenant: str, item_id: str, since: datetime, *, limit: int) -> list[str]:
+        with self._lock:
+            found = [
+                (at, user_id)
+                for (t, i, user_id), at in self._views.items()
+                if t == tenant and i == item_id and at >= since
+            ]
+        found.sort(key=lambda view: (-view[0].timestamp(), view[1]))
+        return [user_id for _, user_id in found[:limit]]
+
+    def prune(self, before: datetime) -> int:
+        with self._lock:
+            old = [key for key, at in self._views.items() if at < before]
+            for key in old:
+                del self._views[key]
+            return len(old)
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        with self._lock:
+            gone = [k for k in self._views if k[0] == tenant and k[2] == user_id]
+            for key in gone:
+                del self._views[key]
+            return len(gone)
+
+    def backfilled(self, tenant: str) -> bool:
+        return tenant in self._backfilled
+
+    def mark_backfilled(self, tenant: str, at: datetime) -> None:
+        self._backfilled[tenant] = at

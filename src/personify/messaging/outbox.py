@@ -18,13 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from personify.domain.errors import InvalidInput, PersonifyError
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.messaging.channels import Sender, SendError
-from personify.messaging.guardrails import Guardrails
+from personify.messaging.guardrails import Guardrails, local_day_bounds
 from personify.messaging.ports import OutboxStore, SuppressionStore
 from personify.messaging.records import DeliveryStatus, OutboxMessage, TrackedLink
 from personify.messaging.templates import MessageInputs, MessageTemplate, TemplateRenderer
@@ -100,6 +100,16 @@ def enqueue(store: OutboxStore, message: OutboxMessage) -> tuple[OutboxMessage, 
     return store.enqueue(message)
 
 
+class ChannelLookup(Protocol):
+    """Channels configured at run time (webhook channels per tenant), beside ``senders``."""
+
+    def sender(self, tenant: str, name: str) -> Sender | None: ...
+
+    def purpose(self, tenant: str, name: str) -> tuple[bool, str | None]:
+        """(is one of these channels, the consent purpose its marketing messages need)."""
+        ...
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter: ``base * factor**(attempt-1)`` capped, +-``jitter``."""
@@ -117,6 +127,15 @@ class RetryPolicy:
         )
         spread = seconds * self.jitter
         return timedelta(seconds=max(0.0, seconds + rng.uniform(-spread, spread)))
+
+
+@dataclass
+class _CapCount:
+    """Capped messages one person got in their current local day ``[start, end)``."""
+
+    start: datetime
+    end: datetime
+    count: int
 
 
 @dataclass
@@ -155,8 +174,12 @@ class OutboxWorker:
     concurrency: int = 1
     """Threads sending one claimed batch; each needs its own senders from ``make_senders``."""
     make_senders: Callable[[], Mapping[str, Sender]] | None = None
+    channels: ChannelLookup | None = None
+    """Channels beyond ``senders`` (webhook channels from the settings and the API)."""
 
     def __post_init__(self) -> None:
+        self._sent_today: dict[tuple[str, str, str], _CapCount] = {}
+        self._batch_users: dict[tuple[str, str], User | None] = {}
         self._local = threading.local()
         self._stats_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -182,15 +205,71 @@ class OutboxWorker:
 
     def run_once(self) -> int:
         """Claim one batch and process it; returns how many messages were handled."""
-        batch = self.store.claim(
-            self.worker_id, self.clock(), limit=self.batch_size, lease=self.lease
-        )
-        if self._pool is None:
-            for message in batch:
-                self.process(message)
-        else:
-            list(self._pool.map(self.process, batch))
+        now = self.clock()
+        batch = self.store.claim(self.worker_id, now, limit=self.batch_size, lease=self.lease)
+        if not batch:
+            return 0
+        self._batch_users = {}
+        self._sent_today = self._prefetch_caps(batch, now)
+        try:
+            if self._pool is None:
+                for message in batch:
+                    self.process(message)
+            else:  # one task per thread (a slice of the batch), not one per message
+                slices = [batch[k :: self.concurrency] for k in range(self.concurrency)]
+                list(self._pool.map(self._process_all, slices))
+        finally:
+            self._sent_today, self._batch_users = {}, {}
         return len(batch)
+
+    def _process_all(self, messages: Sequence[OutboxMessage]) -> None:
+        for message in messages:
+            self.process(message)
+
+    def _user(self, tenant: str, user_id: str) -> User | None:
+        """The person: looked up once per claimed batch (see :meth:`_prefetch_caps`)."""
+        key = (tenant, user_id)
+        if key in self._batch_users:
+            return self._batch_users[key]
+        return self.users(tenant, user_id)
+
+    def _prefetch_caps(
+        self, batch: Sequence[OutboxMessage], now: datetime
+    ) -> dict[tuple[str, str, str], _CapCount]:
+        """Look up the batch's people once, and how many capped messages each got today (their
+        local day) in one query per (tenant, channel) instead of one per message. Sends made
+        while the batch runs are added as they happen (see :meth:`_sent`)."""
+        caps = self.guardrails.caps.per_day
+        wanted: dict[tuple[str, str], dict[str, tuple[datetime, datetime]]] = {}
+        for message in batch:
+            key = (message.tenant, message.user_id)
+            if key not in self._batch_users:
+                self._batch_users[key] = self.users(*key)
+            user = self._batch_users[key]
+            if user is None or message.transactional or message.channel not in caps:
+                continue
+            windows = wanted.setdefault((message.tenant, message.channel), {})
+            windows[message.user_id] = local_day_bounds(user, now)
+        found: dict[tuple[str, str, str], _CapCount] = {}
+        for (tenant, channel), windows in wanted.items():
+            counts = self.store.count_sent_many(tenant, channel, windows)
+            for user_id, (start, end) in windows.items():
+                found[(tenant, channel, user_id)] = _CapCount(start, end, counts.get(user_id, 0))
+        return found
+
+    def _sent_today_for(self, message: OutboxMessage, user: User, now: datetime) -> int | None:
+        """The prefetched count of today's capped sends, or None (then the store is asked)."""
+        cached = self._sent_today.get((message.tenant, message.channel, message.user_id))
+        if cached is None or not cached.start <= now < cached.end:
+            return None
+        with self._stats_lock:
+            return cached.count
+
+    def _sent(self, message: OutboxMessage) -> None:
+        cached = self._sent_today.get((message.tenant, message.channel, message.user_id))
+        if cached is not None and not message.transactional:
+            with self._stats_lock:
+                cached.count += 1
 
     def run_until_idle(self, *, max_batches: int = 1_000_000) -> int:
         """Process batches until nothing is due; returns the number of messages handled."""
@@ -221,7 +300,7 @@ class OutboxWorker:
     def process(self, message: OutboxMessage) -> DeliveryStatus:
         """Decide and perform the fate of one claimed message; returns its new status."""
         now = self.clock()
-        user = self.users(message.tenant, message.user_id)
+        user = self._user(message.tenant, message.user_id)
         if user is None or user.restricted:
             return self._finish(message, DeliveryStatus.SUPPRESSED, "unknown or restricted user")
         if not message.transactional:
@@ -229,13 +308,20 @@ class OutboxWorker:
             if reason:
                 return self._finish(message, DeliveryStatus.SUPPRESSED, reason)
             until = self.guardrails.defer_until(
-                self.store, message.tenant, user, message.channel, now
+                self.store,
+                message.tenant,
+                user,
+                message.channel,
+                now,
+                sent_today=self._sent_today_for(message, user, now),
             )
             if until is not None:
                 self._count("deferred")
                 self._mark(message, DeliveryStatus.DEFERRED, not_before=until, error="guardrail")
                 return DeliveryStatus.DEFERRED
         sender = self._senders().get(message.channel)
+        if sender is None and self.channels is not None:
+            sender = self.channels.sender(message.tenant, message.channel)
         template = self.templates(message.tenant, message.template)
         if sender is None or template is None:
             missing = "channel" if sender is None else "template"
@@ -248,10 +334,10 @@ class OutboxWorker:
             )
         except PersonifyError as exc:
             return self._finish(message, DeliveryStatus.FAILED, f"render: {exc.message}")
-        if rendered.links:
-            self.store.save_links(message.message_id, rendered.links)
         self.guardrails.throttle(message.channel)
-        if not self.store.begin_send(message.message_id, message.claim_token or ""):
+        if not self.store.begin_send(
+            message.message_id, message.claim_token or "", rendered.links or None
+        ):
             self._count("fenced")
             return DeliveryStatus.SENDING
         if message.in_doubt:
@@ -272,15 +358,23 @@ class OutboxWorker:
                 attempts=attempts,
             )
             return DeliveryStatus.DEFERRED
+        self._sent(message)
         return self._finish(message, DeliveryStatus.SENT, None, attempts=attempts)
 
     def _suppression_reason(self, message: OutboxMessage) -> str | None:
         if self.suppressions.is_suppressed(message.tenant, message.user_id, message.channel):
             return "unsubscribed"
-        purpose = message.purpose or CONSENT_PURPOSES.get(message.channel)
+        purpose = message.purpose or self._channel_purpose(message.tenant, message.channel)
         if purpose and not self.consent(message.tenant, message.user_id, purpose):
             return f"no consent for {purpose}"
         return None
+
+    def _channel_purpose(self, tenant: str, channel: str) -> str | None:
+        if channel not in self.senders and self.channels is not None:
+            known, purpose = self.channels.purpose(tenant, channel)
+            if known:
+                return purpose
+        return CONSENT_PURPOSES.get(channel)
 
     def _inputs(
         self, message: OutboxMessage, user: User, template: MessageTemplate

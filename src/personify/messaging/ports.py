@@ -5,7 +5,7 @@ Every method takes the tenant (or an id issued by the store) explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -43,8 +43,14 @@ class OutboxStore(Protocol):
         or ``sending`` whose lease expired (``in_doubt=True`` when their send had started)."""
         ...
 
-    def begin_send(self, message_id: str, claim_token: str) -> bool:
-        """Durably note that the channel is about to be called ("mark before")."""
+    def begin_send(
+        self,
+        message_id: str,
+        claim_token: str,
+        links: Mapping[str, TrackedLink] | None = None,
+    ) -> bool:
+        """Durably note that the channel is about to be called ("mark before"), together with
+        the message's tracked ``links`` (one transaction); False when fenced off."""
         ...
 
     def mark(
@@ -67,6 +73,12 @@ class OutboxStore(Protocol):
         self, tenant: str, user_id: str, channel: str, since: datetime, until: datetime
     ) -> int:
         """Non-transactional messages sent to one person on one channel in [since, until)."""
+        ...
+
+    def count_sent_many(
+        self, tenant: str, channel: str, windows: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, int]:
+        """:meth:`count_sent` for many people, each with their own ``(since, until)``."""
         ...
 
     def counts(self, tenant: str | None = None) -> dict[str, int]:

@@ -35,6 +35,19 @@ class SmtpConfig:
     timeout_s: float = 10.0
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date_header() -> str:
+    """The RFC 5322 ``Date`` of now, formatted once per second."""
+    global _date_cache
+    now = datetime.now(UTC)
+    second = int(now.timestamp())
+    if _date_cache[0] != second:
+        _date_cache = (second, format_datetime(now.replace(microsecond=0)))
+    return _date_cache[1]
+
+
 def message_id_header(message_id: str, domain: str) -> str:
     """The RFC 5322 Message-ID of an outbox message: the same on every (re)send."""
     return f"<{message_id}@{domain}>"
@@ -71,7 +84,7 @@ class SmtpSender:
             ("From", format_address(self.config.sender, self.config.sender_name)),
             ("To", format_address(user.profile.email or "", user.profile.name or "")),
             ("Subject", encode_header("Subject", rendered.subject)),
-            ("Date", format_datetime(datetime.now(UTC))),
+            ("Date", _date_header()),
             ("Message-ID", message_id_header(message.message_id, self.config.message_id_domain)),
             ("X-Personify-Message", message.message_id),
         ]
@@ -106,8 +119,36 @@ class SmtpSender:
                 smtp.starttls()
             if self.config.username:
                 smtp.login(self.config.username, self.config.password or "")
+            smtp.ehlo_or_helo_if_needed()
             self._smtp = smtp
         return self._smtp
+
+    def _transaction(self, smtp: smtplib.SMTP, recipient: str, data: bytes) -> None:
+        """MAIL, RCPT, DATA for one recipient. ``smtplib.SMTP.sendmail`` does the same but
+        re-parses both addresses on every call; these were checked when the message was built
+        (:func:`personify.messaging.mime.format_address`)."""
+        code, reply = smtp.docmd("mail", f"FROM:<{self.config.sender}>")
+        if code != 250:
+            self._reset(smtp, code)
+            raise smtplib.SMTPSenderRefused(code, reply, self.config.sender)
+        code, reply = smtp.docmd("rcpt", f"TO:<{recipient}>")
+        if code not in (250, 251):
+            self._reset(smtp, code)
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        code, reply = smtp.data(data)
+        if code != 250:
+            self._reset(smtp, code)
+            raise smtplib.SMTPDataError(code, reply)
+
+    def _reset(self, smtp: smtplib.SMTP, code: int) -> None:
+        """After a refusal: RSET (or close, when the server said it is closing)."""
+        if code == 421:
+            self._drop()
+            return
+        try:
+            smtp.rset()
+        except smtplib.SMTPServerDisconnected:
+            self._drop()
 
     def send(self, message: OutboxMessage, rendered: RenderedMessage, user: User) -> None:
         if not user.profile.email:
@@ -118,8 +159,10 @@ class SmtpSender:
             raise PermanentSendError(exc.message) from exc
         for attempt in (1, 2):
             try:
-                self._connection().sendmail(self.config.sender, [user.profile.email], data)
+                self._transaction(self._connection(), user.profile.email, data)
                 return
+            except UnicodeEncodeError as exc:  # a non-ASCII address without SMTPUTF8
+                raise PermanentSendError(f"address not sendable: {exc}") from exc
             except smtplib.SMTPServerDisconnected as exc:
                 self._drop()
                 if attempt == 2:

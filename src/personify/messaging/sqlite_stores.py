@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from personify.messaging.item_updates import ChangeKind, ItemChange
 from personify.messaging.records import (
     DeliveryStatus,
     InboxEntry,
@@ -95,7 +96,34 @@ CREATE TABLE IF NOT EXISTS msg_journey_runs (
 );
 CREATE INDEX IF NOT EXISTS msg_runs_user ON msg_journey_runs (tenant, user_id, status);
 CREATE INDEX IF NOT EXISTS msg_runs_due ON msg_journey_runs (tenant, status, wake_at);
+CREATE TABLE IF NOT EXISTS msg_item_changes (
+    change_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL,
+    data BLOB NOT NULL,
+    lease_until REAL
+);
+CREATE INDEX IF NOT EXISTS msg_item_changes_at ON msg_item_changes (at);
+CREATE TABLE IF NOT EXISTS msg_item_views (
+    tenant TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    viewed_at REAL NOT NULL,
+    PRIMARY KEY (tenant, item_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS msg_item_views_at ON msg_item_views (viewed_at);
+CREATE INDEX IF NOT EXISTS msg_item_views_user ON msg_item_views (tenant, user_id);
+CREATE TABLE IF NOT EXISTS msg_item_view_backfills (
+    tenant TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
 """
+
+
+_IN_CHUNK = 500
+"""People per ``IN (...)`` list (SQLite allows 999 parameters by default in old builds)."""
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -259,13 +287,29 @@ class SqliteOutboxStore:
             )
         return claimed
 
-    def begin_send(self, message_id: str, claim_token: str) -> bool:
+    def begin_send(
+        self,
+        message_id: str,
+        claim_token: str,
+        links: Mapping[str, TrackedLink] | None = None,
+    ) -> bool:
+        """"Send started" and the message's tracked links, in one transaction."""
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE msg_outbox SET send_started=1 WHERE message_id=? AND claim_token=?",
                 (message_id, claim_token),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            if links:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO msg_links VALUES (?,?,?,?,?)",
+                    [
+                        (message_id, link_id, link.url, link.item_id, link.recommendation_id)
+                        for link_id, link in links.items()
+                    ],
+                )
+            return True
 
     def mark(
         self,
@@ -325,6 +369,29 @@ class SqliteOutboxStore:
             (tenant, user_id, channel, since.timestamp(), until.timestamp()),
         )
         return int(rows[0][0])
+
+    def count_sent_many(
+        self, tenant: str, channel: str, windows: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, int]:
+        """:meth:`count_sent` for many people at once (one query per chunk of people), each
+        with their own [since, until) window."""
+        counts = dict.fromkeys(windows, 0)
+        ids = list(windows)
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            since = min(windows[u][0] for u in chunk).timestamp()
+            until = max(windows[u][1] for u in chunk).timestamp()
+            rows = self._db.query(
+                "SELECT user_id, sent_at FROM msg_outbox WHERE tenant=? AND channel=?"
+                f" AND user_id IN ({','.join('?' * len(chunk))})"
+                " AND sent_at >= ? AND sent_at < ? AND status='sent' AND transactional=0",
+                (tenant, channel, *chunk, since, until),
+            )
+            for user_id, sent_at in rows:
+                low, high = windows[user_id]
+                if low.timestamp() <= sent_at < high.timestamp():
+                    counts[user_id] += 1
+        return counts
 
     def counts(self, tenant: str | None = None) -> dict[str, int]:
         if tenant is None:
@@ -547,3 +614,127 @@ class SqliteJourneyStateStore:
             (tenant, now.timestamp(), limit),
         )
         return [_run_row(r) for r in rows]
+
+
+class SqliteItemChangeStore:
+    """The item-change queue: leased claims, so several processes can drain one file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = _SqliteFile(path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record(self, changes: Sequence[ItemChange]) -> None:
+        if not changes:
+            return
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO msg_item_changes (tenant, item_id, kind, at, data)"
+                " VALUES (?,?,?,?,?)",
+                [
+                    (c.tenant, c.item_id, c.kind, c.at.timestamp(), orjson.dumps(c.to_record()))
+                    for c in changes
+                ],
+            )
+
+    def claim(self, now: datetime, *, limit: int, lease: timedelta) -> list[tuple[int, ItemChange]]:
+        t = now.timestamp()
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT change_id, tenant, item_id, kind, at, data FROM msg_item_changes"
+                " WHERE lease_until IS NULL OR lease_until <= ? ORDER BY change_id LIMIT ?",
+                (t, limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE msg_item_changes SET lease_until=? WHERE change_id=?",
+                [(t + lease.total_seconds(), row[0]) for row in rows],
+            )
+        claimed = []
+        for change_id, tenant, item_id, kind, at, data in rows:
+            extra = orjson.loads(data)
+            kind_: ChangeKind = kind
+            claimed.append(
+                (
+                    int(change_id),
+                    ItemChange(
+                        tenant=tenant,
+                        item_id=item_id,
+                        kind=kind_,
+                        at=datetime.fromtimestamp(at, UTC),
+                        title=extra.get("title") or "",
+                        old_price=extra.get("old_price"),
+                        new_price=extra.get("new_price"),
+                        currency=extra.get("currency"),
+                    ),
+                )
+            )
+        return claimed
+
+    def done(self, ids: Sequence[int]) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "DELETE FROM msg_item_changes WHERE change_id=?", [(i,) for i in ids]
+            )
+
+    def prune(self, before: datetime) -> int:
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM msg_item_changes WHERE at < ?", (before.timestamp(),)
+            )
+            return int(cursor.rowcount or 0)
+
+
+class SqliteItemViewStore:
+    """Latest view time per (tenant, item, person), for price-drop / restock audiences."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = _SqliteFile(path)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record_views(self, tenant: str, views: Sequence[tuple[str, str, datetime]]) -> None:
+        if not views:
+            return
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO msg_item_views VALUES (?,?,?,?)"
+                " ON CONFLICT (tenant, item_id, user_id)"
+                " DO UPDATE SET viewed_at = MAX(viewed_at, excluded.viewed_at)",
+                [(tenant, item_id, user_id, at.timestamp()) for item_id, user_id, at in views],
+            )
+
+    def viewers(self, tenant: str, item_id: str, since: datetime, *, limit: int) -> list[str]:
+        rows = self._db.query(
+            "SELECT user_id FROM msg_item_views WHERE tenant=? AND item_id=? AND viewed_at >= ?"
+            " ORDER BY viewed_at DESC, user_id LIMIT ?",
+            (tenant, item_id, since.timestamp(), limit),
+        )
+        return [str(row[0]) for row in rows]
+
+    def prune(self, before: datetime) -> int:
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM msg_item_views WHERE viewed_at < ?", (before.timestamp(),)
+            )
+            return int(cursor.rowcount or 0)
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM msg_item_views WHERE tenant=? AND user_id=?", (tenant, user_id)
+            )
+            return int(cursor.rowcount or 0)
+
+    def backfilled(self, tenant: str) -> bool:
+        return bool(
+            self._db.query("SELECT 1 FROM msg_item_view_backfills WHERE tenant=?", (tenant,))
+        )
+
+    def mark_backfilled(self, tenant: str, at: datetime) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO msg_item_view_backfills VALUES (?,?)",
+                (tenant, at.timestamp()),
+            )

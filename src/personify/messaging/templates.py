@@ -8,7 +8,7 @@ default). Variables: ``user``, ``recommendations`` (with tracked links), ``cart`
 
 from __future__ import annotations
 
-import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -172,6 +172,7 @@ class TemplateRenderer:
         self._html_env = self._environment(autoescape=True)
         self._text_env = self._environment(autoescape=False)
         self._cache: dict[tuple[bool, str], JinjaTemplate] = {}
+        self._cache_lock = threading.Lock()
 
     @staticmethod
     def _environment(*, autoescape: bool) -> LimitedSandbox:
@@ -186,7 +187,7 @@ class TemplateRenderer:
             raise TemplateRenderError(
                 "template source is too long", field="template", accepted=f"<= {MAX_TEMPLATE_CHARS}"
             )
-        key = (html, hashlib.sha1(source.encode("utf-8")).hexdigest())
+        key = (html, source)  # a str caches its hash: no digest per render
         compiled = self._cache.get(key)
         if compiled is None:
             env = self._html_env if html else self._text_env
@@ -198,13 +199,18 @@ class TemplateRenderer:
                     field="template",
                     accepted="Jinja2 syntax",
                 ) from exc
-            if len(self._cache) > 2_000:
-                self._cache.clear()
-            self._cache[key] = compiled
+            with self._cache_lock:
+                if len(self._cache) > 2_000:
+                    self._cache.clear()
+                self._cache[key] = compiled
         return compiled
 
     def render_source(self, source: str, variables: dict[str, Any], *, html: bool = False) -> str:
         """Render one template string; every failure is a :class:`TemplateRenderError`."""
+        if "{" not in source and "\r" not in source:
+            # no expression, statement or comment: the text is the output (Jinja drops one
+            # trailing newline)
+            return source[:-1] if source.endswith("\n") else source
         compiled = self.compile(source, html=html)
         budget = RenderBudget(seconds=self.seconds, max_output_chars=self.max_output_chars)
         try:

@@ -26,6 +26,7 @@ EventSink = Callable[[str, Event], None]
 """(tenant, event) -> None: hands a tracking event to ingestion."""
 
 _OPEN, _CLICK, _UNSUBSCRIBE = "o", "c", "u"
+_RECENT_TOKENS = 4_096
 
 
 def _b64(data: bytes) -> str:
@@ -48,6 +49,18 @@ class TrackingSigner:
         self._key = key
         self.base_url = base_url.rstrip("/")
         self.mailto_domain = mailto_domain
+        self._recent: dict[tuple[str, ...], str] = {}
+        """Recently made open / unsubscribe tokens: a message needs each of them in its
+        variables and again in its headers."""
+
+    def _remembered(self, payload: list[str]) -> str:
+        key = tuple(payload)
+        token = self._recent.get(key)
+        if token is None:
+            if len(self._recent) >= _RECENT_TOKENS:
+                self._recent.clear()
+            token = self._recent[key] = self.sign(payload)
+        return token
 
     def sign(self, payload: list[Any]) -> str:
         body = _b64(orjson.dumps(payload))
@@ -69,13 +82,13 @@ class TrackingSigner:
         return payload
 
     def open_url(self, tenant: str, message_id: str, user_id: str) -> str:
-        return f"{self.base_url}/t/o/{self.sign([_OPEN, tenant, message_id, user_id])}"
+        return f"{self.base_url}/t/o/{self._remembered([_OPEN, tenant, message_id, user_id])}"
 
     def click_url(self, tenant: str, message_id: str, user_id: str, link_id: str) -> str:
         return f"{self.base_url}/t/c/{self.sign([_CLICK, tenant, message_id, user_id, link_id])}"
 
     def unsubscribe_token(self, tenant: str, user_id: str, channel: str) -> str:
-        return self.sign([_UNSUBSCRIBE, tenant, user_id, channel])
+        return self._remembered([_UNSUBSCRIBE, tenant, user_id, channel])
 
     def unsubscribe_url(self, tenant: str, user_id: str, channel: str) -> str:
         return f"{self.base_url}/u/{self.unsubscribe_token(tenant, user_id, channel)}"

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 from personify.privacy.model_influence import ModelForgetResult
 from personify.privacy.preferences import PreferenceStore
-from personify.privacy.pseudonyms import Pseudonymizer
+from personify.privacy.pseudonyms import Pseudonymizer, tombstone_key
+from personify.privacy.replay import ReplayFence
 from personify.storage.online.port import OnlineState
 from personify.storage.ports import ConsentStore, ErasureStore, EventStore, UserStore
 
@@ -69,6 +70,7 @@ class ErasureService:
         forget_model: ModelForgetter | None = None,
         mark_erased: Callable[[str, str], None] | None = None,
         forgetters: Sequence[Forgetter] = (),
+        fence: ReplayFence | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.users = users
@@ -81,6 +83,7 @@ class ErasureService:
         self.forget_model = forget_model
         self.mark_erased = mark_erased
         self.forgetters = list(forgetters)
+        self.fence = fence
         self.clock = clock
 
     def erase_user(self, tenant: str, user_id: str) -> ErasureResult:
@@ -103,7 +106,7 @@ class ErasureService:
             anonymous = list(user.anonymous_ids) if user is not None else []
             result, subjects = self._erase(tenant, user_id, user_id, anonymous, model=False)
             results.append(result)
-            keys.extend(self.pseudonyms.pseudonym(tenant, s) for s in subjects)
+            keys.extend(self._model_keys(tenant, subjects))
         started = time.perf_counter()
         outcome = self._forget_model(tenant, keys)
         for result in results:
@@ -139,21 +142,32 @@ class ErasureService:
             )
         if self.state is not None:
             for who in subjects:
-                self.state.forget_user(tenant, who)
+                if self.fence is not None:  # a replay in flight must not bring them back
+                    self.fence.forget(self.state, tenant, who)
+                else:
+                    self.state.forget_user(tenant, who)
             result.online_subjects_forgotten = len(subjects)
         for forget in self.forgetters:
             result.other_records_deleted += forget(tenant, subjects)
         if user_id is not None:
             result.profile_deleted = self.users.delete(tenant, user_id)
         if model:
-            keys = [self.pseudonyms.pseudonym(tenant, s) for s in subjects]
-            result.model = self._forget_model(tenant, keys)
+            result.model = self._forget_model(tenant, self._model_keys(tenant, subjects))
         result.seconds = time.perf_counter() - started
         log.info(
             "erased subject %s (receipt %s) in %.3fs",
             self.pseudonyms.pseudonym(tenant, subject), result.receipt_id, result.seconds,
         )
         return result, subjects
+
+    def _model_keys(self, tenant: str, subjects: Sequence[str]) -> list[str]:
+        """The subjects' row keys in a model influence index: the tombstone key (current
+        indexes) and the pseudonym (indexes written under a ``pseudonym_secret`` before)."""
+        keys: list[str] = []
+        for s in subjects:
+            keys.append(tombstone_key(self.erasures.user_id_hash(tenant, s)))
+            keys.append(self.pseudonyms.pseudonym(tenant, s))
+        return list(dict.fromkeys(keys))
 
     def _forget_model(self, tenant: str, keys: list[str]) -> ModelForgetResult:
         if self.forget_model is None or not keys:

@@ -140,11 +140,14 @@ CSV_TABLES: Mapping[str, tuple[str, ...]] = {
     "recommendations": ("recommendation_id", "shown_at", "items", "sources", "explanations",
                         "personalized", "model_version"),
     "recent_items": ("item_id", "type", "at"),
+    "messages": ("kind", "message_id", "entry_id", "channel", "template", "purpose", "status",
+                 "subject", "text", "created_at", "sent_at", "read_at"),
 }
 
 
 def export_archive(data: Mapping[str, Any]) -> bytes:
-    """A ZIP: ``export.json`` (everything) and one CSV per list (events, consents ...)."""
+    """A ZIP: ``export.json`` (everything) and one CSV per list (events, consents, messages
+    ...)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("export.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
@@ -153,6 +156,7 @@ def export_archive(data: Mapping[str, Any]) -> bytes:
             "consents": data.get("consents", []),
             "recommendations": data.get("recommendations", []),
             "recent_items": data.get("inferred", {}).get("recent_items", []),
+            "messages": (data.get("messages") or {}).get("items", []),
         }
         for name, columns in CSV_TABLES.items():
             archive.writestr(f"{name}.csv", _csv(rows_of[name], columns))

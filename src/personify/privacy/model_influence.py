@@ -1,10 +1,10 @@
 """Erasure from the served model: subtract a person's contribution at once, exactly where the
 model allows it.
 
-At training time :func:`build_influence` records, per training row (a person, keyed by
-pseudonym), the binarised interactions the item-item model was fitted on and the decayed
-popularity the row added. :func:`forget_rows` then produces the bundle that training *without*
-those rows would have produced:
+At training time :func:`influence_of` records, from the training pass itself, per training
+row (a person, keyed by pseudonym), the binarised interactions the item-item model was fitted on
+and the decayed popularity the row added. :func:`forget_rows` then produces the bundle that
+training *without* those rows would have produced:
 
 * popularity — exact: the sum of the remaining rows' contributions, re-referenced to the newest
   remaining event exactly as ``decayed_popularity`` does;
@@ -19,6 +19,9 @@ those rows would have produced:
 
 An item known only through the erased person keeps its index with no neighbours and zero
 popularity: it can never be recommended through them, the same outcome as it being absent.
+
+:mod:`personify.privacy.model_versions` applies this to the served version at erasure time and
+to any version being promoted, rolled back to or loaded by a server.
 """
 
 from __future__ import annotations
@@ -26,10 +29,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -41,12 +42,15 @@ from personify.algorithms._sparse import positive_matrix, row_normalize, topk_ro
 from personify.algorithms.itemknn import ItemKNN
 from personify.algorithms.rp3beta import RP3beta
 from personify.data.events import EventWeights, interactions_from_events
+from personify.data.interactions import Interactions
 from personify.data.vocabulary import Vocabulary
 from personify.domain.events import Event
-from personify.storage.model_files import FileModelStore, ModelManifest, new_version
+from personify.storage.model_files import FileModelStore
 
 INFLUENCE_FILE = "influence.npz"
 EXACT_MODELS = frozenset({"itemknn", "rp3beta"})
+TOMBSTONE_KEYS = "tombstone"
+"""``InfluenceIndex.key_scheme`` of rows keyed like the erasure tombstones."""
 BLOCK = 512
 
 
@@ -76,6 +80,9 @@ class InfluenceIndex:
     row_last: NDArray[np.float64]
     t_max: float
     half_life_days: float
+    key_scheme: str = ""
+    """``tombstone`` when the keys are :func:`~personify.privacy.pseudonyms.tombstone_key` of
+    the erasure tombstones (so a tombstone names its row); empty in older indexes."""
 
     def rows_of(self, keys: Iterable[str]) -> NDArray[np.int64]:
         wanted = set(keys)
@@ -89,9 +96,23 @@ def build_influence(
     key: Callable[[str], str],
     weights: EventWeights | None = None,
     half_life_days: float = 30.0,
+    key_scheme: str = "",
 ) -> InfluenceIndex:
     """Replay the training events (same filter, same weights, the bundle's item vocabulary)."""
     data = interactions_from_events(events, weights or EventWeights(), items=items)
+    return influence_of(data, key=key, half_life_days=half_life_days, key_scheme=key_scheme)
+
+
+def influence_of(
+    data: Interactions,
+    *,
+    key: Callable[[str], str],
+    half_life_days: float = 30.0,
+    key_scheme: str = "",
+) -> InfluenceIndex:
+    """The index of the very interactions a bundle was fitted on (``data.items`` must be the
+    bundle's item vocabulary): built from the training pass itself, it holds exactly the people
+    the model saw, even one erased while training ran."""
     x = positive_matrix(data, binary=True)
     ts = data.timestamps if data.timestamps is not None else np.zeros(0)
     t_max = float(ts.max()) if ts.size else 0.0
@@ -106,7 +127,7 @@ def build_influence(
     if ts.size:
         np.maximum.at(last, data.user_idx, ts)
     return InfluenceIndex(
-        [key(u) for u in data.users.ids], x, pop, last, t_max, half_life_days
+        [key(u) for u in data.users.ids], x, pop, last, t_max, half_life_days, key_scheme
     )
 
 
@@ -123,7 +144,8 @@ def save_influence(directory: Path, index: InfluenceIndex) -> None:
             x_row=x.row, x_col=x.col, shape=np.asarray(x.shape),
             p_row=p.row, p_col=p.col, p_val=p.data,
             row_last=index.row_last,
-            meta=np.asarray(json.dumps({"t_max": index.t_max, "half_life": index.half_life_days})),
+            meta=np.asarray(json.dumps({"t_max": index.t_max, "half_life": index.half_life_days,
+                                        "key_scheme": index.key_scheme})),
         )
         os.replace(tmp, directory / INFLUENCE_FILE)
     except BaseException:
@@ -143,7 +165,7 @@ def load_influence(directory: Path) -> InfluenceIndex | None:
         meta = json.loads(str(f["meta"]))
         return InfluenceIndex(
             [str(k) for k in f["keys"]], x, pop, np.asarray(f["row_last"]),
-            float(meta["t_max"]), float(meta["half_life"]),
+            float(meta["t_max"]), float(meta["half_life"]), str(meta.get("key_scheme", "")),
         )
 
 
@@ -172,7 +194,7 @@ def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], versi
                          popularity=popularity)
     new_index = InfluenceIndex(
         [index.keys[i] for i in keep], x, sp.csr_matrix(pop_rows), last, t_max,
-        index.half_life_days,
+        index.half_life_days, index.key_scheme,
     )
     return new_bundle, new_index
 
@@ -253,14 +275,6 @@ def _rp3beta_without(
     return w
 
 
-class BundleHolder(Protocol):
-    """The served-bundle registry (``personify.serving.model_registry.BundleRegistry``)."""
-
-    def get(self, tenant: str) -> Any: ...
-
-    def set(self, tenant: str, bundle: Any) -> None: ...
-
-
 @dataclass(frozen=True)
 class ModelForgetResult:
     """What happened to the served model: ``status`` is ``subtracted`` (with ``exact``
@@ -272,57 +286,5 @@ class ModelForgetResult:
     rows: int = 0
 
 
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def _tenant_lock(tenant: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(tenant, threading.Lock())
-
-
 def version_dir(models: FileModelStore, tenant: str, version: str) -> Path:
     return Path(models.root) / tenant / version
-
-
-def forget_in_served_model(
-    models: FileModelStore, bundles: BundleHolder, tenant: str, keys: Iterable[str]
-) -> ModelForgetResult:
-    """Subtract the rows of ``keys`` from the served bundle, save it as a new promoted version
-    (other processes pick it up through the registry's refresh) and swap it in here at once."""
-    with _tenant_lock(tenant):
-        bundle = bundles.get(tenant)
-        if bundle is None:
-            return ModelForgetResult("no_model")
-        index = load_influence(version_dir(models, tenant, bundle.version))
-        if index is None:
-            return ModelForgetResult("no_influence_index", bundle.version)
-        rows = index.rows_of(keys)
-        if rows.size == 0:
-            return ModelForgetResult("not_in_model", bundle.version)
-        version = new_version()
-        new_bundle, new_index = forget_rows(bundle, index, rows, version)
-        manifest = _derived_manifest(models, tenant, bundle.version, version)
-        manifest.metrics = {**manifest.metrics, "derived_from": bundle.version,
-                            "erased_rows": int(rows.size)}
-        models.save(tenant, new_bundle, manifest)
-        save_influence(version_dir(models, tenant, version), new_index)
-        models.promote(tenant, version)
-        bundles.set(tenant, new_bundle)
-        return ModelForgetResult(
-            "subtracted", version, exact_neighbours(bundle.model_name, bundle.params),
-            int(rows.size),
-        )
-
-
-def _derived_manifest(
-    models: FileModelStore, tenant: str, base: str, version: str
-) -> ModelManifest:
-    """The base version's manifest under the new version (a fresh one if it is unreadable)."""
-    now = datetime.now(UTC).isoformat()
-    path = version_dir(models, tenant, base) / "manifest.json"
-    try:
-        data = json.loads(path.read_text())
-        return replace(ModelManifest(**data), version=version, created_at=now, promoted=False)
-    except (OSError, ValueError, TypeError):
-        return ModelManifest(version=version, tenant=tenant, created_at=now)

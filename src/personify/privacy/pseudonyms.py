@@ -70,6 +70,12 @@ class Pseudonymizer:
         return None
 
 
+def tombstone_key(user_id_hash: str) -> str:
+    """The pseudonym of the person whose erasure tombstone carries ``user_id_hash`` under
+    :class:`TombstoneKeyPseudonyms` (how model influence indexes are keyed)."""
+    return PREFIX + user_id_hash[:DIGEST_CHARS]
+
+
 class TombstoneKeyPseudonyms(Pseudonymizer):
     """Pseudonyms keyed by the erasure store's per-database HMAC key, for installations that
     set no ``pseudonym_secret`` (the key is generated once and kept in the database)."""
@@ -78,4 +84,4 @@ class TombstoneKeyPseudonyms(Pseudonymizer):
         self._hash = user_id_hash
 
     def pseudonym(self, tenant: str, user_id: str) -> str:
-        return PREFIX + self._hash(tenant, user_id)[:DIGEST_CHARS]
+        return tombstone_key(self._hash(tenant, user_id))

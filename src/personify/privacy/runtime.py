@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from personify.domain.consents import Purpose
 from personify.privacy.audit import AuditLog, MemoryAuditLog
 from personify.privacy.consent import ConsentDefaults, ConsentPolicy, Regime
 from personify.privacy.erasure import ErasureService, Forgetter, ModelForgetter
 from personify.privacy.export import ExportSources, MessagesReader
+from personify.privacy.model_lock import ModelLock
+from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.preferences import (
     MemoryPreferenceStore,
     PreferenceService,
@@ -17,6 +20,7 @@ from personify.privacy.preferences import (
 )
 from personify.privacy.processing import ProcessingGate
 from personify.privacy.pseudonyms import Pseudonymizer, TombstoneKeyPseudonyms
+from personify.privacy.replay import ReplayFence
 from personify.privacy.retention import RetentionPolicy
 from personify.privacy.training import TrainingPrivacy
 from personify.storage.online.port import OnlineState
@@ -28,6 +32,7 @@ from personify.storage.ports import (
     UserStore,
 )
 from personify.storage.registry import Stores
+from personify.storage.sql.database import Database
 from personify.storage.sql.privacy_audit import SqlAuditLog
 from personify.storage.sql.privacy_preferences import SqlPreferenceStore
 
@@ -48,10 +53,25 @@ class PrivacyRuntime:
     audit: AuditLog
     pseudonyms: Pseudonymizer
     retention: RetentionPolicy
+    database: Database | None = None
 
     def training(self) -> TrainingPrivacy:
-        """The argument for ``train_tenant(privacy=...)``."""
-        return TrainingPrivacy(self.gate, self.pseudonyms, self.retention)
+        """The argument for ``train_tenant(privacy=...)`` (influence rows keyed like the
+        erasure tombstones)."""
+        return TrainingPrivacy(
+            self.gate, self.pseudonyms, self.retention,
+            influence_keys=TombstoneKeyPseudonyms(self.erasures.user_id_hash),
+        )
+
+    def model_store(self, root: str | Path) -> ErasureAwareModelStore:
+        """The model directory ``root`` with promotions that apply later erasures and the
+        cross-process model lock (PostgreSQL advisory lock, else a file lock)."""
+        return ErasureAwareModelStore(
+            root,
+            erasures=self.erasures,
+            lock=ModelLock(root, self.database),
+            legacy_keys_are_tombstone_keys=isinstance(self.pseudonyms, TombstoneKeyPseudonyms),
+        )
 
     def export_sources(
         self, state: OnlineState | None = None, messages: MessagesReader | None = None
@@ -68,12 +88,13 @@ class PrivacyRuntime:
         forget_model: ModelForgetter | None = None,
         mark_erased: Callable[[str, str], None] | None = None,
         forgetters: Sequence[Forgetter] = (),
+        fence: ReplayFence | None = None,
     ) -> ErasureService:
         return ErasureService(
             users=self.users, events=self.events, consents=self.consents,
             erasures=self.erasures, pseudonyms=self.pseudonyms,
             preferences=self.preferences.store, state=state, forget_model=forget_model,
-            mark_erased=mark_erased, forgetters=forgetters,
+            mark_erased=mark_erased, forgetters=forgetters, fence=fence,
         )
 
 
@@ -120,4 +141,5 @@ def open_runtime(
         audit=audit,
         pseudonyms=pseudonyms,
         retention=RetentionPolicy(retention_days or {}),
+        database=stores.database,
     )

@@ -8,11 +8,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from personify.data.events import EventWeights
+from personify.data.interactions import Interactions
 from personify.data.vocabulary import Vocabulary
 from personify.domain.events import Event
-from personify.privacy.model_influence import build_influence, save_influence, version_dir
+from personify.privacy.model_influence import (
+    TOMBSTONE_KEYS,
+    build_influence,
+    influence_of,
+    save_influence,
+    version_dir,
+)
 from personify.privacy.processing import ProcessingGate
-from personify.privacy.pseudonyms import Pseudonymizer
+from personify.privacy.pseudonyms import Pseudonymizer, TombstoneKeyPseudonyms
 from personify.privacy.retention import RetentionPolicy
 from personify.storage.model_files import FileModelStore
 
@@ -23,11 +30,14 @@ class TrainingPrivacy:
 
     ``event_filter`` drops events of people without profiling consent, restricted or erased
     people, and events past their retention; ``record_influence`` writes the version's index.
+    Its rows are keyed by ``influence_keys`` (the erasure tombstones' keys, so that a later
+    tombstone names its row: see ``personify.privacy.model_versions``), else by ``pseudonyms``.
     """
 
     gate: ProcessingGate | None
     pseudonyms: Pseudonymizer
     retention: RetentionPolicy | None = None
+    influence_keys: Pseudonymizer | None = None
 
     def event_filter(self, tenant: str, now: datetime | None = None) -> Callable[[Event], bool]:
         allowed = self.gate.event_filter(tenant) if self.gate is not None else None
@@ -40,6 +50,11 @@ class TrainingPrivacy:
 
         return keep
 
+    def _key(self, tenant: str) -> tuple[Callable[[str], str], str]:
+        keys = self.influence_keys or self.pseudonyms
+        scheme = TOMBSTONE_KEYS if isinstance(keys, TombstoneKeyPseudonyms) else ""
+        return (lambda subject: keys.pseudonym(tenant, subject)), scheme
+
     def record_influence(
         self,
         models: FileModelStore,
@@ -51,8 +66,18 @@ class TrainingPrivacy:
         weights: EventWeights,
         half_life_days: float,
     ) -> None:
-        index = build_influence(
-            events, items, key=lambda subject: self.pseudonyms.pseudonym(tenant, subject),
-            weights=weights, half_life_days=half_life_days,
-        )
+        """The index of ``version`` from a second pass over ``events`` (prefer
+        :meth:`record_influence_of` with the training pass's interactions)."""
+        key, scheme = self._key(tenant)
+        index = build_influence(events, items, key=key, weights=weights,
+                                half_life_days=half_life_days, key_scheme=scheme)
+        save_influence(version_dir(models, tenant, version), index)
+
+    def record_influence_of(
+        self, models: FileModelStore, tenant: str, version: str, data: Interactions, *,
+        half_life_days: float,
+    ) -> None:
+        """The index of ``version`` from the interactions it was fitted on."""
+        key, scheme = self._key(tenant)
+        index = influence_of(data, key=key, half_life_days=half_life_days, key_scheme=scheme)
         save_influence(version_dir(models, tenant, version), index)

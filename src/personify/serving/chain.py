@@ -108,10 +108,13 @@ class RecommendationService:
         self.clock = clock
         self.history = history
 
-    def recommend(self, tenant: str, request: RecommendationRequest) -> RecommendationResult:
+    def recommend(
+        self, tenant: str, request: RecommendationRequest, *, bundle: ModelBundle | None = None
+    ) -> RecommendationResult:
+        """``bundle`` overrides the tenant's live bundle (a model-vs-model experiment)."""
         now = self.clock()
         catalog = self.catalogs(tenant)
-        bundle = self.bundles(tenant)
+        bundle = bundle if bundle is not None else self.bundles(tenant)
         warnings: list[str] = []
         subject = request.subject
         personalized = subject is not None and (

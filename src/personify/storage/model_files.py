@@ -32,6 +32,9 @@ class ModelManifest:
     events_used: int = 0
     fit_seconds: float = 0.0
     promoted: bool = False
+    data_as_of: str = ""
+    """When the training data was read (ISO time; a derived version keeps its base's): an
+    erasure recorded after it may still be in the version. Empty in older manifests."""
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -81,25 +84,48 @@ class FileModelStore:
         pointer = self._dir(tenant) / "PROMOTED"
         return pointer.read_text().strip() if pointer.exists() else None
 
-    def promote(self, tenant: str, version: str) -> None:
+    def promote(self, tenant: str, version: str) -> str:
+        """Serve ``version`` from now on; returns the version actually promoted (a subclass may
+        serve a cleaned derivative instead, see :meth:`_servable`)."""
         if not (self._dir(tenant) / version / "artifact.pkl").exists():
             raise NotFound(f"no model version {version!r} for tenant {tenant!r}", field="version")
+        served = self._servable(tenant, version)
+        self._point(tenant, served)
+        return served
+
+    def rollback(self, tenant: str) -> str:
+        """Promote the version promoted before the current one; returns the version served."""
+        history = self._history(tenant)
+        if len(history) < 2:
+            raise NotFound("no earlier promoted version to roll back to", field="version")
+        history.pop()
+        served = self._servable(tenant, history[-1])
+        history[-1] = served
+        _atomic_write(self._dir(tenant) / "HISTORY", "\n".join(history).encode())
+        _atomic_write(self._dir(tenant) / "PROMOTED", served.encode())
+        return served
+
+    def _servable(self, tenant: str, version: str) -> str:
+        """The version to serve when ``version`` is promoted (here: itself)."""
+        return version
+
+    def _point(self, tenant: str, version: str) -> None:
+        """Make ``version`` the promoted one and append it to the history (no checks)."""
         history = self._history(tenant)
         if not history or history[-1] != version:
             history.append(version)
         _atomic_write(self._dir(tenant) / "HISTORY", "\n".join(history).encode())
         _atomic_write(self._dir(tenant) / "PROMOTED", version.encode())
 
-    def rollback(self, tenant: str) -> str:
-        """Promote the version promoted before the current one; returns it."""
+    def _repoint(self, tenant: str, version: str) -> None:
+        """Replace the promoted version by ``version`` (a cleaned derivative of it)."""
         history = self._history(tenant)
-        if len(history) < 2:
-            raise NotFound("no earlier promoted version to roll back to", field="version")
-        history.pop()
-        previous = history[-1]
+        if history:
+            history[-1] = version
+        else:
+            history = [version]
         _atomic_write(self._dir(tenant) / "HISTORY", "\n".join(history).encode())
-        _atomic_write(self._dir(tenant) / "PROMOTED", previous.encode())
-        return previous
+        _atomic_write(self._dir(tenant) / "PROMOTED", version.encode())
 
     def load(self, tenant: str, version: str | None = None) -> tuple[ModelManifest, Any]:
         """The artifact of ``version`` (default: the promoted one)."""
@@ -112,6 +138,10 @@ class FileModelStore:
         manifest = ModelManifest(**json.loads((directory / "manifest.json").read_text()))
         with open(directory / "artifact.pkl", "rb") as fh:
             return manifest, pickle.load(fh)
+
+    def history(self, tenant: str) -> builtins.list[str]:
+        """The promoted versions, oldest first (the last one is served)."""
+        return self._history(tenant)
 
     def _history(self, tenant: str) -> builtins.list[str]:
         path = self._dir(tenant) / "HISTORY"

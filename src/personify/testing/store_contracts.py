@@ -709,6 +709,18 @@ class ErasureStoreContract:
         assert erasures.erased_among(B, ids) == set()
         assert erasures.erased_among(A, []) == set()
 
+    def test_erased_since(self, stores: Stores) -> None:
+        erasures = stores.erasures
+        t0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
+        for k, user_id in enumerate(["u1", "u2", "u3"]):
+            erasures.record(A, erasures.user_id_hash(A, user_id), t0 + timedelta(hours=k), f"r{k}")
+        erasures.record(B, erasures.user_id_hash(B, "u9"), t0 + timedelta(hours=5), "rb")
+        found = erasures.erased_since(A, t0 + timedelta(hours=1))
+        assert [t.receipt_id for t in found] == ["r1", "r2"]
+        assert found[0].user_id_hash == erasures.user_id_hash(A, "u2")
+        assert found[0].erased_at == t0 + timedelta(hours=1)
+        assert erasures.erased_since(A, t0 + timedelta(hours=3)) == []
+
     def test_tenant_isolation(self, stores: Stores) -> None:
         erasures = stores.erasures
         erasures.record(A, erasures.user_id_hash(A, "u1"), datetime.now(UTC), "r")

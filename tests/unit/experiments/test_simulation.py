@@ -58,3 +58,5 @@ def test_simulate_reports_every_metric() -> None:
         "bandit_regret_ratio",
     ):
         assert np.isfinite(out[key]), key
+    # the planted lift raises the treatment arm's CTR variance, and the sizing accounts for it
+    assert out["planted_lift_variance_ratio"] > 1

@@ -14,12 +14,12 @@ from personify.domain.events import Event
 from personify.jobs.training import TrainingConfig, train_bundle
 from personify.privacy.model_influence import (
     build_influence,
-    forget_in_served_model,
     forget_rows,
     load_influence,
     save_influence,
     version_dir,
 )
+from personify.privacy.model_versions import forget_in_served_model
 from personify.serving.bundle import ModelBundle
 from personify.storage.model_files import FileModelStore
 

@@ -1,7 +1,8 @@
 """``/v1/decisions``: rank a few actions (offers, creatives, layouts) for a context with a
 contextual bandit, with logged propensities. Rewards are ordinary events whose
 ``recommendation_id`` is the returned ``decision_id`` (see :mod:`personify.api.decision_points`).
-Configuring a decision point needs the ``admin`` scope; deciding needs ``serve``."""
+Configuring a decision point needs the ``admin`` scope; deciding needs ``serve``. Every API
+process on the same database learns from every reward (a shared update log)."""
 
 from __future__ import annotations
 
@@ -73,8 +74,16 @@ class DecisionPointOut(BaseModel):
     point: str
     config: DecisionPointConfig
     actions_learned: list[str]
-    updates: int = Field(description="policy updates made in this process since it loaded")
-    open_decisions: int = Field(description="decisions still inside their reward window")
+    updates: int = Field(
+        description="policy updates the live policy holds, claimed by any process on the "
+        "database (each decision's action counts once: its reward, or 0 when the window closed)"
+    )
+    open_decisions: int = Field(
+        description="decisions this process holds still inside their reward window"
+    )
+    log_position: int = Field(
+        0, description="the newest shared update-log row this process has replayed"
+    )
 
 
 class DecisionPointsOut(BaseModel):

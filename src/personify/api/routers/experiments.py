@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from personify.api.deps import AdminKey, ServeKey, StoresDep
+from personify.api.engine import EngineDep
 from personify.api.experiments_runtime import (
     ExperimentsDep,
     ExperimentsRuntime,
@@ -26,6 +27,7 @@ from personify.experiments.definitions import (
     Targeting,
     UnitAttributes,
 )
+from personify.experiments.models import pinned_versions, store_checker
 from personify.experiments.service import (
     create_experiment,
     experiment_report,
@@ -220,6 +222,7 @@ def _pair(pair: tuple[float, float]) -> tuple[float | None, float | None]:
 def create(
     key: AdminKey,
     runtime: ExperimentsDep,
+    engine: EngineDep,
     body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
 ) -> Experiment:
     for name in SERVER_MANAGED:
@@ -227,7 +230,12 @@ def create(
             raise InvalidInput(
                 f"{name} is set by the server", field=name, accepted="omit it; use start / stop"
             )
-    return create_experiment(runtime.experiments, key.tenant, body)
+    return create_experiment(
+        runtime.experiments,
+        key.tenant,
+        body,
+        check_models=store_checker(engine.models, key.tenant),
+    )
 
 
 @router.get("/experiments", response_model=ExperimentsOut, summary="List experiments")
@@ -253,11 +261,20 @@ def get_one(name: Name, key: AdminKey, runtime: ExperimentsDep) -> ExperimentOut
 @router.post(
     "/experiments/{name}/start",
     response_model=Experiment,
-    summary="Start: take a free traffic range of the layer and begin assigning",
+    summary="Start: take a free traffic range of the layer and begin assigning (variant model "
+    "names are pinned to their newest stored version)",
 )
-def start(name: Name, key: AdminKey, runtime: ExperimentsDep) -> Experiment:
-    started = start_experiment(runtime.experiments, key.tenant, name)
+def start(name: Name, key: AdminKey, runtime: ExperimentsDep, engine: EngineDep) -> Experiment:
+    started = start_experiment(
+        runtime.experiments,
+        key.tenant,
+        name,
+        check_models=store_checker(engine.models, key.tenant),
+    )
     runtime.forget_running(key.tenant)
+    versions = pinned_versions(started)
+    if versions:  # load the variants' models now rather than on their first request
+        engine.bundles.preload(key.tenant, versions)
     return started
 
 

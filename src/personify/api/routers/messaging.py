@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from personify.api.deps import AdminKey, ServeKey, SettingsDep
 from personify.api.messaging_definitions import (
+    CHANNEL,
     JOURNEY,
     TEMPLATE,
     builtin_journey_documents,
@@ -24,6 +25,9 @@ from personify.api.openapi import documented_body
 from personify.api.schemas.messaging import (
     CampaignList,
     CampaignOut,
+    ChannelIn,
+    ChannelList,
+    ChannelOut,
     InboxEntryOut,
     InboxList,
     JourneyList,
@@ -39,7 +43,7 @@ from personify.api.schemas.messaging import (
     TemplateSummary,
 )
 from personify.domain._fields import Identifier
-from personify.domain.errors import InvalidInput, LimitExceeded, NotFound
+from personify.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from personify.messaging.campaigns import Campaign
 from personify.messaging.inbox import list_inbox, mark_read
 from personify.messaging.journey_definitions import JourneyDefinition, SendStep
@@ -287,6 +291,51 @@ def outbox_message(
             f"no message {message_id!r}", field="message_id", accepted="an outbox message id"
         )
     return MessageStatusOut.of(message)
+
+
+# -- webhook channels ------------------------------------------------------------------------
+
+
+@router.get("/channels", response_model=ChannelList, summary="List webhook channels (no secrets)")
+def list_channels(key: AdminKey, messaging: MessagingDep) -> ChannelList:
+    return ChannelList(
+        channels=[ChannelOut.model_validate(c) for c in messaging.channel_list(key.tenant)]
+    )
+
+
+@router.put(
+    "/channels/{name}",
+    response_model=ChannelOut,
+    summary="Create or replace a webhook channel of this tenant (the secret is never returned)",
+    openapi_extra=documented_body(ChannelIn, many=False),
+)
+async def put_channel(
+    name: DefinitionName, request: Request, key: AdminKey, messaging: MessagingDep,
+    settings: SettingsDep,
+) -> ChannelOut:
+    document = await _document(request, name, "channel", settings.max_request_bytes)
+    saved = await run_in_threadpool(messaging.save_channel, key.tenant, document)
+    return ChannelOut.model_validate(saved)
+
+
+@router.get("/channels/{name}", response_model=ChannelOut, summary="Get a webhook channel")
+def get_channel(name: DefinitionName, key: AdminKey, messaging: MessagingDep) -> ChannelOut:
+    for channel in messaging.channel_list(key.tenant):
+        if channel["name"] == name:
+            return ChannelOut.model_validate(channel)
+    raise _missing("channel", name)
+
+
+@router.delete("/channels/{name}", status_code=204, summary="Delete a webhook channel")
+def delete_channel(name: DefinitionName, key: AdminKey, messaging: MessagingDep) -> Response:
+    if name in messaging.channels.configured:
+        raise Conflict(
+            f"channel {name!r} is configured in the settings", field="name",
+            accepted="a channel created through the API (settings channels: edit the settings)",
+        )
+    if not messaging.definitions.delete(key.tenant, CHANNEL, name):
+        raise _missing("channel", name)
+    return Response(status_code=204)
 
 
 def _missing(kind: str, name: str, accepted: str | None = None) -> NotFound:

@@ -40,7 +40,10 @@ class RecommendationsOut(BaseModel):
         description="quote it on later events (recommendation_id) to attribute clicks and buys"
     )
     personalized: bool
-    model_version: str | None
+    model_version: str | None = Field(
+        description="the model bundle version that served this (a model-vs-model experiment's "
+        "pinned version for units in its variants)"
+    )
     sources: list[str]
     warnings: list[str] = Field(default_factory=list)
     items: list[RecommendedItemOut]
@@ -84,7 +87,9 @@ class RerankIn(BaseModel):
 def recommend(
     body: RecommendationRequest, key: ServeKey, engine: EngineDep, experiments: ExperimentsDep
 ) -> RecommendationsOut:
-    result, _ = recommend_in_experiments(experiments, engine.service, key.tenant, body)
+    result, _ = recommend_in_experiments(
+        experiments, engine.service, key.tenant, body, pinned=engine.bundles.pinned
+    )
     return RecommendationsOut.of(result)
 
 
@@ -121,7 +126,9 @@ def recommend_get(
         language=language,
         context=Context(location=location, device=device, channel=channel),
     )
-    result, _ = recommend_in_experiments(experiments, engine.service, key.tenant, request)
+    result, _ = recommend_in_experiments(
+        experiments, engine.service, key.tenant, request, pinned=engine.bundles.pinned
+    )
     return RecommendationsOut.of(result, include_items=include_items)
 
 

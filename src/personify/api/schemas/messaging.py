@@ -95,6 +95,40 @@ class CampaignList(BaseModel):
     campaigns: list[dict[str, Any]]
 
 
+class ChannelIn(BaseModel):
+    """A tenant's webhook channel (the name comes from the URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="optional; must match the URL")
+    url: str = Field(description="https://... (private and link-local addresses are refused)")
+    secret: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 signing key, >= 16 characters; never returned. Leave it out "
+        "to keep the stored secret when changing another field",
+    )
+    timeout_s: float = Field(default=5.0, description="seconds, > 0 and <= 30")
+    consent_purpose: str | None = Field(
+        default="push_marketing", description="consent a marketing message on it needs"
+    )
+
+
+class ChannelOut(BaseModel):
+    """A webhook channel as shown: never its secret."""
+
+    name: str
+    url: str
+    timeout_s: float
+    consent_purpose: str | None
+    secret_set: bool = Field(description="always true: the secret is stored, never shown")
+    source: str = Field(description="settings (every tenant, read-only) or api (this tenant)")
+    updated_at: datetime | None = None
+
+
+class ChannelList(BaseModel):
+    channels: list[ChannelOut]
+
+
 class OutboxCounts(BaseModel):
     counts: dict[str, int] = Field(description="messages per delivery status")
 

@@ -13,7 +13,7 @@ from personify.dashboard.pages.common import page_router, tenant
 from personify.dashboard.ports import EngineView
 from personify.dashboard.rendering import render
 from personify.dashboard.state import dashboard, engine
-from personify.domain.errors import PersonifyError
+from personify.domain.errors import NotFound, PersonifyError
 
 router = page_router()
 
@@ -55,8 +55,9 @@ async def promote(request: Request, version: str) -> Response:
         return _page(request, error="not_configured_engine", status_code=409)
     try:
         await run_in_threadpool(eng.models.promote, tenant(request), version)
-    except PersonifyError as exc:
-        return _page(request, error=exc.message, status_code=404)
+    except PersonifyError as exc:  # unknown version, or refused: an erasure came after it
+        return _page(request, error=exc.message,
+                     status_code=404 if isinstance(exc, NotFound) else 409)
     await run_in_threadpool(_refresh, eng)
     return _page(request, flash=f"promoted:{version}")
 

@@ -87,6 +87,16 @@ class SqlErasureStore:
             return None
         return Tombstone(user_id_hash=digest, erased_at=row.erased_at, receipt_id=row.receipt_id)
 
+    def erased_since(self, tenant: str, since: datetime) -> list[Tombstone]:
+        query = (
+            sa.select(_E.user_id_hash, _E.erased_at, _E.receipt_id)
+            .where(_E.tenant == tenant, _E.erased_at >= to_utc(since))
+            .order_by(_E.erased_at, _E.user_id_hash)
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(query).all()
+        return [Tombstone(r.user_id_hash, to_utc(r.erased_at), r.receipt_id) for r in rows]
+
     def _hash_key(self) -> bytes:
         if self._key is None:
             with self._db.write() as conn:

@@ -1,5 +1,6 @@
 """SQL adapters of the experiment ports: definitions, first exposures, bandit decisions, the
-sticky-assignment alias map and the decision points (bandit configuration and learned state).
+sticky-assignment alias map, the decision points (bandit configuration and learned-state
+snapshots) and the bandit update log every process appends to and replays.
 
 Storage sits below ``personify.experiments`` in the layering, so these adapters never import it:
 they store JSON documents plus the few columns they filter on, and the caller hands in how to
@@ -12,6 +13,7 @@ Each adapter then satisfies the matching protocol of ``personify.experiments.por
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from personify.storage.sql._dialect import upsert_insert
 from personify.storage.sql.database import Database
 from personify.storage.sql.experiment_tables import (
     bandit_decisions,
+    bandit_updates,
     decision_points,
     experiment_aliases,
     experiment_exposures,
@@ -98,6 +101,7 @@ _X = experiment_exposures.c
 _A = experiment_aliases.c
 _B = bandit_decisions.c
 _P = decision_points.c
+_U = bandit_updates.c
 
 
 class SqlExperimentStore(Generic[D]):
@@ -378,34 +382,54 @@ class TenantAliases(MutableMapping[str, str]):
 
 @dataclass(frozen=True)
 class DecisionPointRecord:
-    """A named decision point: its bandit configuration and, once it learned, the policy state."""
+    """A named decision point: its bandit configuration and, once it learned, the policy state.
+
+    ``epoch`` changes with every configuration (the update log is kept per epoch);
+    ``state_seq`` is the id of the last update-log row the state snapshot includes."""
 
     point: str
     config: dict[str, Any]
     state: dict[str, Any] | None
     updated_at: datetime
+    epoch: str = ""
+    state_seq: int | None = None
 
 
 class SqlDecisionPointStore:
-    """Decision points per tenant; ``save_config`` resets the learned state."""
+    """Decision points per tenant; ``save_config`` resets the learned state and starts a new
+    epoch (and drops the update log of the earlier ones)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.updates = SqlBanditUpdateLog(db)
+        """The points' shared update log (same database)."""
 
-    def save_config(self, tenant: str, point: str, config: Mapping[str, Any]) -> None:
+    def save_config(self, tenant: str, point: str, config: Mapping[str, Any]) -> str:
+        """Create or replace the point's configuration; returns the new epoch."""
+        epoch = uuid.uuid4().hex
         insert = upsert_insert(self._db.dialect, decision_points).values(
             tenant=tenant,
             point=point,
             updated_at=datetime.now(UTC),
             config=_dumps(config),
             state=None,
+            epoch=epoch,
+            state_seq=None,
         )
         statement = insert.on_conflict_do_update(
             index_elements=["tenant", "point"],
-            set_={k: insert.excluded[k] for k in ("updated_at", "config", "state")},
+            set_={
+                k: insert.excluded[k]
+                for k in ("updated_at", "config", "state", "epoch", "state_seq")
+            },
+        )
+        drop = sa.delete(bandit_updates).where(
+            _U.tenant == tenant, _U.point == point, _U.epoch != epoch
         )
         with self._db.write() as conn:
             conn.execute(statement)
+            conn.execute(drop)
+        return epoch
 
     def save_state(self, tenant: str, point: str, state: Mapping[str, Any]) -> bool:
         """Store the learned state of an existing point; False when the point is unknown."""
@@ -416,6 +440,35 @@ class SqlDecisionPointStore:
         )
         with self._db.write() as conn:
             return _rowcount(conn.execute(statement)) > 0
+
+    def save_snapshot(
+        self,
+        tenant: str,
+        point: str,
+        *,
+        epoch: str,
+        state: Mapping[str, Any],
+        seq: int,
+        expected_seq: int | None,
+    ) -> bool:
+        """Store a state that includes the update log up to ``seq``, only when the point is
+        still at ``epoch`` and its snapshot still at ``expected_seq`` (optimistic: two
+        processes compacting at once never overwrite a newer snapshot with an older one)."""
+        current = _P.state_seq.is_(None) if expected_seq is None else _P.state_seq == expected_seq
+        statement = (
+            sa.update(decision_points)
+            .where(_P.tenant == tenant, _P.point == point, _epoch_is(epoch), current)
+            .values(state=_dumps(state), state_seq=seq, updated_at=datetime.now(UTC))
+        )
+        with self._db.write() as conn:
+            return _rowcount(conn.execute(statement)) > 0
+
+    def version(self, tenant: str, point: str) -> tuple[str, int | None] | None:
+        """``(epoch, state_seq)`` without the state (the cheap check of every sync)."""
+        query = sa.select(_P.epoch, _P.state_seq).where(_P.tenant == tenant, _P.point == point)
+        with self._db.read() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else (row.epoch or "", row.state_seq)
 
     def get(self, tenant: str, point: str) -> DecisionPointRecord | None:
         query = sa.select(decision_points).where(_P.tenant == tenant, _P.point == point)
@@ -430,8 +483,15 @@ class SqlDecisionPointStore:
 
     def delete(self, tenant: str, point: str) -> bool:
         statement = sa.delete(decision_points).where(_P.tenant == tenant, _P.point == point)
+        drop = sa.delete(bandit_updates).where(_U.tenant == tenant, _U.point == point)
         with self._db.write() as conn:
+            conn.execute(drop)
             return _rowcount(conn.execute(statement)) > 0
+
+
+def _epoch_is(epoch: str) -> Any:
+    """Points configured before epochs existed have none: they are epoch ``""``."""
+    return sa.or_(_P.epoch.is_(None), _P.epoch == "") if epoch == "" else _P.epoch == epoch
 
 
 def _point(row: Any) -> DecisionPointRecord:
@@ -440,4 +500,126 @@ def _point(row: Any) -> DecisionPointRecord:
         orjson.loads(row.config),
         None if row.state is None else orjson.loads(row.state),
         row.updated_at,
+        row.epoch or "",
+        row.state_seq,
     )
+
+
+@dataclass(frozen=True)
+class BanditUpdate:
+    """One policy update: ``action`` of decision ``decision_id`` earned ``reward`` in
+    ``context``. ``id`` orders the log (0 before it is stored)."""
+
+    decision_id: str
+    action: str
+    reward: float
+    context: list[float]
+    id: int = 0
+    created_at: datetime | None = None
+    origin: str = ""
+
+
+class SqlBanditUpdateLog:
+    """The shared log of bandit updates per (tenant, point, epoch). Each (decision, action) is
+    *claimed* once: the first process to store its update applies it, every other process
+    replays it from the log, so all of them converge on the same policy."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(
+        self,
+        tenant: str,
+        point: str,
+        epoch: str,
+        updates: Sequence[BanditUpdate],
+        *,
+        origin: str,
+        now: datetime,
+    ) -> list[BanditUpdate]:
+        """Store the updates whose (decision, action) nobody stored yet; returns those, with
+        their log ids (the caller applies exactly these)."""
+        claimed: list[BanditUpdate] = []
+        if not updates:
+            return claimed
+        at = to_utc(now)
+        with self._db.write() as conn:
+            for u in updates:  # one row per statement: RETURNING with ON CONFLICT everywhere
+                statement = (
+                    upsert_insert(self._db.dialect, bandit_updates)
+                    .values(
+                        tenant=tenant,
+                        point=point,
+                        epoch=epoch,
+                        decision_id=u.decision_id,
+                        action=u.action,
+                        reward=float(u.reward),
+                        context=_dumps({"x": u.context}),
+                        created_at=at,
+                        origin=origin,
+                    )
+                    .on_conflict_do_nothing(
+                        index_elements=["tenant", "point", "epoch", "decision_id", "action"]
+                    )
+                    .returning(_U.id)
+                )
+                got = conn.execute(statement).scalar_one_or_none()
+                if got is not None:
+                    claimed.append(
+                        BanditUpdate(
+                            u.decision_id, u.action, u.reward, u.context, int(got), at, origin
+                        )
+                    )
+        return claimed
+
+    def read(
+        self,
+        tenant: str,
+        point: str,
+        epoch: str,
+        *,
+        after: int,
+        seen: int | None = None,
+        recent_since: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[BanditUpdate]:
+        """Updates with ``id > after``, oldest id first. With ``seen``, ids up to it are read
+        again only when created at or after ``recent_since`` (a row can commit after a larger
+        id was read); with ``created_before``, only rows created before it."""
+        query = (
+            sa.select(_U.id, _U.decision_id, _U.action, _U.reward, _U.context, _U.created_at,
+                      _U.origin)
+            .where(_U.tenant == tenant, _U.point == point, _U.epoch == epoch, _U.id > after)
+            .order_by(_U.id)
+        )
+        if seen is not None and recent_since is not None and seen > after:
+            query = query.where(sa.or_(_U.id > seen, _U.created_at >= to_utc(recent_since)))
+        if created_before is not None:
+            query = query.where(_U.created_at < to_utc(created_before))
+        with self._db.read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            BanditUpdate(
+                r.decision_id,
+                r.action,
+                float(r.reward),
+                [float(v) for v in orjson.loads(r.context)["x"]],
+                int(r.id),
+                r.created_at,
+                r.origin,
+            )
+            for r in rows
+        ]
+
+    def delete(self, tenant: str, point: str, epoch: str, *, upto: int) -> int:
+        """Drop the updates with ``id <= upto`` (compacted into a snapshot long enough ago)."""
+        statement = sa.delete(bandit_updates).where(
+            _U.tenant == tenant, _U.point == point, _U.epoch == epoch, _U.id <= upto
+        )
+        with self._db.write() as conn:
+            return _rowcount(conn.execute(statement))
+
+    def count(self, tenant: str, point: str) -> int:
+        query = sa.select(sa.func.count()).where(_U.tenant == tenant, _U.point == point)
+        with self._db.read() as conn:
+            return int(conn.execute(query).scalar_one())
