@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         description="SQLite file of the outbox, journey runs, unsubscribes and inbox; unset = "
         "next to a SQLite database (<name>.messaging.db), var/messaging.db otherwise",
     )
+    messaging_worker_threads: int = Field(
+        default=1, ge=1, le=16,
+        description="threads of the outbox worker, each with its own SMTP connection (more "
+        "overlap the relay's round trips)",
+    )
     smtp_host: str | None = Field(default=None, description="SMTP relay; unset = no email channel")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = "personify@localhost"

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from personify.api.messaging_runtime import MessagingRuntime
+from personify.messaging.item_updates import BACK_IN_STOCK, ItemChange
 from personify.settings import Settings
 
 pytest.importorskip("aiosmtpd")
@@ -194,3 +195,21 @@ def test_erasure_forgets_the_persons_views(
     assert messaging.state.item_views.viewers("default", "i1", since, limit=10) == ["ann"]
     messaging.state.forget("default", ["ann"])
     assert messaging.state.item_views.viewers("default", "i1", since, limit=10) == []
+
+
+def test_a_change_older_than_a_day_is_dropped_unhandled(
+    client: TestClient, tenant_a: TenantKeys, messaging: MessagingRuntime, clock: list[datetime],
+) -> None:
+    admin = tenant_a.headers("admin")
+    _shop(client, tenant_a, ("ann",))
+    assert client.post("/v1/messaging/journeys/back_in_stock/enable",
+                       headers=admin).status_code == 200
+    _view(client, tenant_a, "ann", "i2", clock[0] - timedelta(hours=1))
+    messaging.state.item_changes.record([ItemChange(
+        "default", "i2", BACK_IN_STOCK, clock[0] - timedelta(days=1, minutes=1), title="Lamp 2")])
+    messaging.run_once()
+    assert _run(client, admin, "back_in_stock", "ann") is None
+    fresh = ItemChange("default", "i2", BACK_IN_STOCK, clock[0], title="Lamp 2")
+    messaging.state.item_changes.record([fresh])
+    messaging.run_once()
+    assert _run(client, admin, "back_in_stock", "ann")["status"] == "completed"

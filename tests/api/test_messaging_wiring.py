@@ -64,3 +64,37 @@ def test_consent_follows_records_and_an_installed_policy() -> None:
     app.state.messaging.close()
     app.state.engine.close()
     stores.close()
+
+
+def test_worker_threads_each_get_their_own_smtp_connection() -> None:
+    pytest.importorskip("aiosmtpd")
+    from personify.domain.users import User
+    from personify.messaging.campaigns import Campaign
+    from personify.messaging.smtp import SmtpSender
+    from personify.messaging.smtp_sink import SmtpSink
+
+    stores = open_stores("memory://")
+    with SmtpSink() as sink:
+        settings = Settings(database_url="memory://", demo=True, smtp_host=sink.host,
+                            smtp_port=sink.port, messaging_worker_threads=3)
+        app: FastAPI = create_app(settings, stores=stores)
+        runtime = app.state.messaging
+        runtime.worker.guardrails.quiet_hours = None
+        stores.users.upsert("default", [
+            User(user_id=f"u{k}", profile={"email": f"u{k}@example.com"}) for k in range(6)])
+        for k in range(6):
+            stores.consents.append("default", ConsentRecord(
+                user_id=f"u{k}", purpose="email_marketing", state=ConsentState.GRANTED))
+        runtime.definitions.save_template("default", {
+            "name": "hi", "recommendations": 0, "variants": [{"subject": "Hi", "text": "x"}]})
+        campaign = Campaign(name="c", template="hi", send_at=runtime.clock())
+        assert runtime.schedule_campaign("default", campaign) == 6
+        assert runtime.worker.concurrency == 3
+        assert runtime.worker.run_until_idle() == 6
+        assert len(set(sink.handler.message_ids)) == 6 == len(sink.handler.message_ids)
+        connections = {id(s["email"]) for s in runtime.worker._thread_senders}
+        assert len(connections) == 3
+        assert all(isinstance(s["email"], SmtpSender) for s in runtime.worker._thread_senders)
+        runtime.close()
+        app.state.engine.close()
+    stores.close()

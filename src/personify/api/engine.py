@@ -34,6 +34,15 @@ from personify.storage.online import open_online_state
 from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.online.port import OnlineState
+from personify.storage.person_cache import (
+    CachedConsentStore,
+    CachedPreferenceStore,
+    CachedUserStore,
+    Generations,
+    LocalGenerations,
+    PersonCache,
+    RedisGenerations,
+)
 from personify.storage.registry import Stores
 
 log = logging.getLogger(__name__)
@@ -86,6 +95,16 @@ def open_state(settings: Settings, warnings: list[str]) -> OnlineState:
     return FallbackOnlineState(primary, MemoryOnlineState())
 
 
+def person_generations(state: OnlineState) -> Generations:
+    """Where the person cache's generations live: the Redis of a shared online state (several
+    server processes), else this process."""
+    primary = state.primary if isinstance(state, FallbackOnlineState) else state
+    client = getattr(primary, "client", None)  # RedisOnlineState (redis is an optional extra)
+    if client is not None:
+        return RedisGenerations(client, str(getattr(primary, "prefix", "personify")))
+    return LocalGenerations()
+
+
 def build_engine(
     settings: Settings,
     stores: Stores,
@@ -95,7 +114,13 @@ def build_engine(
 ) -> Engine:
     warnings: list[str] = []
     state = online_state if online_state is not None else open_state(settings, warnings)
+    # profile, consent log and preferences are read on every recommendation: cached per
+    # person, invalidated by every write through these stores (across processes via Redis)
+    people = PersonCache(person_generations(state))
+    stores.users = CachedUserStore(stores.users, people)
+    stores.consents = CachedConsentStore(stores.consents, people)
     privacy = open_privacy(settings, stores)
+    privacy.preferences.store = CachedPreferenceStore(privacy.preferences.store, people)
     # promotions, rollbacks and the versions servers load apply every later erasure
     models = privacy.model_store(settings.model_dir)
     bundles = BundleRegistry(models, prepare=models.servable, vet_pinned=models.clean)

@@ -164,6 +164,7 @@ class MessagingRuntime:
         self._triggers: dict[str, frozenset[str]] = {}
         self._timing: dict[str, tuple[datetime, SendTimeModel]] = {}
         self._last_scan: datetime | None = None
+        self._backfilled: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._journey_lock = threading.RLock()
@@ -251,7 +252,10 @@ class MessagingRuntime:
         """Once per tenant (the first time an item-update journey is enabled): index the
         stored view events of the longest ``viewed_within`` window. Returns views indexed."""
         journeys = self.item_journeys(tenant)
-        if not journeys or self.state.item_views.backfilled(tenant):
+        if not journeys or tenant in self._backfilled:
+            return 0
+        if self.state.item_views.backfilled(tenant):  # by this or another process
+            self._backfilled.add(tenant)
             return 0
         window = max(j.trigger.viewed_within for j in journeys)
         batch: list[tuple[str, str, datetime]] = []
@@ -269,6 +273,7 @@ class MessagingRuntime:
                 break
         self.state.item_views.record_views(tenant, batch)
         self.state.item_views.mark_backfilled(tenant, now)
+        self._backfilled.add(tenant)
         return indexed + len(batch)
 
     def process_item_changes(self, now: datetime | None = None, *, limit: int = 200) -> int:
@@ -279,7 +284,6 @@ class MessagingRuntime:
         now = now or self.clock()
         for tenant in self.definitions.journey_tenants():
             self.backfill_views(tenant, now)
-        self.state.item_changes.prune(now - ITEM_CHANGE_MAX_AGE)
         started = 0
         while True:
             claimed = self.state.item_changes.claim(now, limit=limit, lease=timedelta(minutes=5))
@@ -287,7 +291,7 @@ class MessagingRuntime:
                 return started
             for _change_id, change in claimed:
                 engine = self.engine_for(change.tenant)
-                if engine is None:
+                if engine is None or change.at < now - ITEM_CHANGE_MAX_AGE:
                     continue
 
                 def viewers(within: timedelta, change: ItemChange = change) -> list[str]:
@@ -461,6 +465,7 @@ class MessagingRuntime:
                 self.fit_send_time(tenant, now)
             self.scan_users(now)
             self.state.item_views.prune(now - MAX_VIEWED_WITHIN)
+            self.state.item_changes.prune(now - ITEM_CHANGE_MAX_AGE)
         self.process_item_changes(now)
         self.tick(now)
         return self.worker.run_until_idle(max_batches=max_batches)

@@ -208,6 +208,12 @@ def build_runtime(
         signer=signer,
         worker_id=f"api-{secrets.token_hex(4)}",
         channels=channels,
+        concurrency=settings.messaging_worker_threads,
+        make_senders=(
+            (lambda: channel_senders(settings, signer, state))
+            if settings.messaging_worker_threads > 1
+            else None
+        ),
     )
     runtime = MessagingRuntime(
         stores=stores, state=state, definitions=definitions, ingestor=ingestor, signer=signer,

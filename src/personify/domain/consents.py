@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -36,3 +37,19 @@ class ConsentRecord(BaseModel):
     expires_at: datetime | None = None
     recorded_at: datetime | None = None
     record_id: int | None = Field(default=None, description="assigned by the store")
+
+
+def current_consents(
+    history: Iterable[ConsentRecord], moment: datetime
+) -> dict[str, ConsentRecord]:
+    """Per purpose, the latest record made by ``moment``, unless it has expired by then (an
+    expired latest record never falls back to an older one: no consent)."""
+    latest: dict[str, ConsentRecord] = {}
+    for record in history:
+        if record.recorded_at is not None and record.recorded_at <= moment:
+            latest[record.purpose] = record
+    return {
+        purpose: record
+        for purpose, record in latest.items()
+        if record.expires_at is None or record.expires_at > moment
+    }

@@ -640,6 +640,9 @@ class SqliteItemChangeStore:
 
     def claim(self, now: datetime, *, limit: int, lease: timedelta) -> list[tuple[int, ItemChange]]:
         t = now.timestamp()
+        free = "lease_until IS NULL OR lease_until <= ?"
+        if not self._db.query(f"SELECT 1 FROM msg_item_changes WHERE {free} LIMIT 1", (t,)):
+            return []  # the usual case: no write lock taken every round for nothing
         with self._db.transaction() as conn:
             rows = conn.execute(
                 "SELECT change_id, tenant, item_id, kind, at, data FROM msg_item_changes"

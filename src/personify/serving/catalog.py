@@ -24,6 +24,8 @@ class CatalogSnapshot:
         self.version = 0
         """Incremented by every change, so readers can cache derived views."""
         self._newest: tuple[int, list[Item]] | None = None
+        self._json: dict[str, bytes] = {}
+        """Item id -> the item serialized as JSON, filled on first use (responses embed it)."""
         self.upsert(items)
 
     def upsert(self, items: Iterable[Item]) -> None:
@@ -38,6 +40,7 @@ class CatalogSnapshot:
                 for label in _labels(item):
                     self._by_label.setdefault(label, set()).add(item.item_id)
                 self._items[item.item_id] = item
+                self._json.pop(item.item_id, None)
                 self.version += 1
                 if item.author_id:
                     self._by_author.setdefault(item.author_id, set()).add(item.item_id)
@@ -45,6 +48,7 @@ class CatalogSnapshot:
     def remove(self, item_id: str) -> None:
         with self._lock:
             old = self._items.pop(item_id, None)
+            self._json.pop(item_id, None)
             self.version += 1
             for label in _labels(old) if old is not None else ():
                 self._by_label.get(label, set()).discard(item_id)
@@ -53,6 +57,19 @@ class CatalogSnapshot:
 
     def get(self, item_id: str) -> Item | None:
         return self._items.get(item_id)
+
+    def item_json(self, item_id: str) -> bytes | None:
+        """The item as JSON (``Item.model_dump_json``), serialized once per item version."""
+        found = self._json.get(item_id)
+        if found is None:
+            item = self._items.get(item_id)
+            if item is None:
+                return None
+            found = item.model_dump_json().encode()
+            with self._lock:
+                if self._items.get(item_id) is item:
+                    self._json[item_id] = found
+        return found
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._items

@@ -1,8 +1,9 @@
-"""``/health`` (the process answers) and ``/ready`` (the database answers). No key needed."""
+"""``/health`` (the process answers) and ``/ready`` (the database answers; whether the online
+state is still warming up). No key needed."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from personify.api.deps import SettingsDep, StoresDep
@@ -17,10 +18,16 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", summary="Readiness: the database answers a query")
-def ready(stores: StoresDep, settings: SettingsDep) -> Response:
+def ready(stores: StoresDep, settings: SettingsDep, request: Request) -> Response:
     try:
         stores.keys.list(settings.default_tenant)
     except Exception as exc:  # any failure means "not ready"; the reason is reported
         body = {"status": "unavailable", "checks": {"database": type(exc).__name__}}
         return JSONBody(body, status_code=503)
-    return JSONBody({"status": "ready", "checks": {"database": "ok"}})
+    checks = {"database": "ok"}
+    engine = getattr(request.app.state, "engine", None)
+    thread = getattr(engine, "warm_up_thread", None)
+    # the in-process online state replays recent history in the background after a start;
+    # until then a user's stored history stands in (served, but not yet from live state)
+    checks["online_state"] = "warming up" if thread is not None and thread.is_alive() else "ok"
+    return JSONBody({"status": "ready", "checks": checks})

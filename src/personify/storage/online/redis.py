@@ -179,6 +179,11 @@ class RedisOnlineState:
         self._lam = decay_rate(self.config.half_life)
         self._ttl_ms = int(self.config.user_ttl.total_seconds() * 1000)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis connection (shared with the person cache's generations)."""
+        return self._client
+
     @classmethod
     def from_url(
         cls,

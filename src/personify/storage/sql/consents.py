@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from personify.domain.consents import ConsentRecord
+from personify.domain.consents import ConsentRecord, current_consents
 from personify.storage.sql._columns import to_utc
 from personify.storage.sql.database import Database
 from personify.storage.sql.schema import consents
@@ -67,7 +67,7 @@ class SqlConsentStore:
         consent, whatever was granted before.
         """
         moment = to_utc(now) if now else datetime.now(UTC)
-        return _current(self.history(tenant, user_id), moment)
+        return current_consents(self.history(tenant, user_id), moment)
 
     def current_many(
         self, tenant: str, user_ids: Sequence[str], *, now: datetime | None = None
@@ -85,7 +85,7 @@ class SqlConsentStore:
                 )
                 for row in conn.execute(query):
                     histories.setdefault(row.user_id, []).append(_record(row))
-        return {user_id: _current(records, moment) for user_id, records in histories.items()}
+        return {u: current_consents(records, moment) for u, records in histories.items()}
 
     def delete_user(self, tenant: str, user_id: str) -> int:
         statement = sa.delete(consents).where(_C.tenant == tenant, _C.user_id == user_id)
@@ -104,16 +104,3 @@ def _record(row: Any) -> ConsentRecord:
         recorded_at=row.recorded_at,
         record_id=row.id,
     )
-
-
-def _current(history: Iterable[ConsentRecord], moment: datetime) -> dict[str, ConsentRecord]:
-    """Per purpose, the latest record made by ``moment``, unless it has expired by then."""
-    latest: dict[str, ConsentRecord] = {}
-    for record in history:
-        if record.recorded_at is not None and record.recorded_at <= moment:
-            latest[record.purpose] = record
-    return {
-        purpose: record
-        for purpose, record in latest.items()
-        if record.expires_at is None or record.expires_at > moment
-    }

@@ -1,0 +1,236 @@
+"""Per-person reads the serving chain makes on every request — the profile, the consent log and
+the privacy preferences — cached in the process and never stale.
+
+Each cached entry carries the person's *generation*; every write through the wrapped stores
+(profile upsert / patch / delete, consent append, preference change, erasure) bumps it before
+returning, and a read serves the cached value only while the generation is unchanged. In one
+process the generations live in a dict; when several server processes share a Redis, they live
+there (one ``GET`` per read instead of a database query), so a consent withdrawn through one
+worker holds on the very next call to any other.
+
+Writes made outside the server processes (the CLI on the database directly) are seen within
+``max_age_s`` (default 5 s), the longest an entry is trusted without a write through a server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from personify.domain.consents import ConsentRecord, current_consents
+from personify.domain.errors import Unavailable
+from personify.domain.users import User, UserPatch
+from personify.storage.ports import ConsentStore, UserStore
+
+log = logging.getLogger(__name__)
+
+
+class Generations(Protocol):
+    """A counter per (tenant, person), bumped by every write about that person."""
+
+    def get(self, tenant: str, person: str) -> int: ...
+
+    def bump(self, tenant: str, person: str) -> None: ...
+
+
+class LocalGenerations:
+    """Generations of one process (enough when one process serves)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str, person: str) -> int:
+        return self._values.get((tenant, person), 0)
+
+    def bump(self, tenant: str, person: str) -> None:
+        with self._lock:
+            key = (tenant, person)
+            self._values[key] = self._values.get(key, 0) + 1
+
+
+class RedisGenerations:
+    """Generations shared by every process on one Redis (``{prefix}:gen:{tenant}:{person}``,
+    expiring after a day without writes — a missing counter reads as a fresh generation, which
+    at worst costs one database read)."""
+
+    TTL_S = 86_400
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.client, self.prefix = client, prefix
+
+    def _key(self, tenant: str, person: str) -> str:
+        return f"{self.prefix}:gen:{tenant}:{person}"
+
+    def get(self, tenant: str, person: str) -> int:
+        try:
+            raw = self.client.get(self._key(tenant, person))
+        except Exception as exc:  # a Redis outage: the caller reads the database
+            raise Unavailable(f"Redis: {exc}", field="redis_url") from exc
+        return int(raw) if raw is not None else 0
+
+    def bump(self, tenant: str, person: str) -> None:
+        key = self._key(tenant, person)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, self.TTL_S)
+        pipe.execute()
+
+
+
+class PersonCache:
+    """A bounded LRU of (kind, tenant, person) -> (generation, stored at, value)."""
+
+    def __init__(
+        self,
+        generations: Generations | None = None,
+        *,
+        max_entries: int = 100_000,
+        max_age_s: float = 5.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.generations = generations or LocalGenerations()
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._entries: OrderedDict[tuple[str, str, str], tuple[int, float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def read(self, kind: str, tenant: str, person: str, load: Any) -> Any:
+        """The cached value, or ``load()`` stored under the generation read *before* loading
+        (a write racing the load bumps it, so the stale value is never served twice)."""
+        try:
+            generation = self.generations.get(tenant, person)
+        except Unavailable:
+            return load()
+        key = (kind, tenant, person)
+        now = self.clock()
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found[0] == generation and now - found[1] < self.max_age_s:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return found[2]
+        self.misses += 1
+        value = load()
+        with self._lock:
+            self._entries[key] = (generation, now, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value
+
+    def invalidate(self, tenant: str, person: str) -> None:
+        """A write about ``person``: bump the generation (every process) and drop local entries."""
+        with self._lock:
+            for kind in ("user", "consents", "preferences"):
+                self._entries.pop((kind, tenant, person), None)
+        try:
+            self.generations.bump(tenant, person)
+        except Exception as exc:  # Redis down: other processes read the database meanwhile
+            log.warning("could not publish a person-cache invalidation: %s", type(exc).__name__)
+
+
+class CachedUserStore:
+    """A :class:`UserStore` whose ``get`` is cached; every write invalidates its people."""
+
+    def __init__(self, inner: UserStore, cache: PersonCache) -> None:
+        self.inner, self.cache = inner, cache
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get(self, tenant: str, user_id: str) -> User | None:
+        found: User | None = self.cache.read(
+            "user", tenant, user_id, lambda: self.inner.get(tenant, user_id)
+        )
+        return found
+
+    def upsert(self, tenant: str, users: Sequence[User]) -> list[User]:
+        try:
+            return self.inner.upsert(tenant, users)
+        finally:
+            for user in users:
+                self.cache.invalidate(tenant, user.user_id)
+
+    def patch(self, tenant: str, user_id: str, patch: UserPatch) -> User:
+        try:
+            return self.inner.patch(tenant, user_id, patch)
+        finally:
+            self.cache.invalidate(tenant, user_id)
+
+    def delete(self, tenant: str, user_id: str) -> bool:
+        try:
+            return self.inner.delete(tenant, user_id)
+        finally:
+            self.cache.invalidate(tenant, user_id)
+
+
+class CachedConsentStore:
+    """A :class:`ConsentStore` whose per-person history is cached (``current`` is folded from
+    it at the asked moment, so expiries need no invalidation)."""
+
+    def __init__(self, inner: ConsentStore, cache: PersonCache) -> None:
+        self.inner, self.cache = inner, cache
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def history(self, tenant: str, user_id: str) -> list[ConsentRecord]:
+        found: list[ConsentRecord] = self.cache.read(
+            "consents", tenant, user_id, lambda: self.inner.history(tenant, user_id)
+        )
+        return list(found)
+
+    def current(
+        self, tenant: str, user_id: str, *, now: datetime | None = None
+    ) -> dict[str, ConsentRecord]:
+        moment = now if now is not None else datetime.now(UTC)
+        return current_consents(self.history(tenant, user_id), moment)
+
+    def append(self, tenant: str, record: ConsentRecord) -> ConsentRecord:
+        try:
+            return self.inner.append(tenant, record)
+        finally:
+            self.cache.invalidate(tenant, record.user_id)
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        try:
+            return self.inner.delete_user(tenant, user_id)
+        finally:
+            self.cache.invalidate(tenant, user_id)
+
+
+class CachedPreferenceStore:
+    """A preference store (``get`` / ``put`` / ``delete_user``) with ``get`` cached."""
+
+    def __init__(self, inner: Any, cache: PersonCache) -> None:
+        self.inner, self.cache = inner, cache
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get(self, tenant: str, user_id: str) -> Any:
+        return self.cache.read(
+            "preferences", tenant, user_id, lambda: self.inner.get(tenant, user_id)
+        )
+
+    def put(self, tenant: str, user_id: str, preferences: Any) -> Any:
+        try:
+            return self.inner.put(tenant, user_id, preferences)
+        finally:
+            self.cache.invalidate(tenant, user_id)
+
+    def delete_user(self, tenant: str, user_id: str) -> bool:
+        try:
+            return bool(self.inner.delete_user(tenant, user_id))
+        finally:
+            self.cache.invalidate(tenant, user_id)
+

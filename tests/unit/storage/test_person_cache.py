@@ -1,0 +1,169 @@
+"""The per-person read cache: hits skip the store, every write (in this or another process)
+invalidates, and it stays bounded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from personify.domain.consents import ConsentRecord, ConsentState
+from personify.domain.privacy import Preferences
+from personify.domain.users import User, UserPatch
+from personify.privacy.preferences import MemoryPreferenceStore
+from personify.storage.person_cache import (
+    CachedConsentStore,
+    CachedPreferenceStore,
+    CachedUserStore,
+    LocalGenerations,
+    PersonCache,
+    RedisGenerations,
+)
+from personify.storage.registry import open_stores
+
+T = "default"
+
+
+class Counting:
+    """Counts calls to the wrapped store's reads."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name in ("get", "history") and callable(attr):
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                self.calls += 1
+                return attr(*args, **kwargs)
+            return counted
+        return attr
+
+
+def _grant(user: str, state: ConsentState = ConsentState.GRANTED, **extra: Any) -> ConsentRecord:
+    return ConsentRecord(user_id=user, purpose="personalization", state=state, source="test",
+                         **extra)
+
+
+def test_reads_are_cached_until_a_write(tmp_path: Any) -> None:
+    stores = open_stores(f"sqlite:///{tmp_path / 'p.db'}")
+    cache = PersonCache()
+    raw_users, raw_consents = Counting(stores.users), Counting(stores.consents)
+    users = CachedUserStore(raw_users, cache)
+    consents = CachedConsentStore(raw_consents, cache)
+    users.upsert(T, [User(user_id="ann", properties={"tier": "gold"})])
+    assert users.get(T, "ann").properties["tier"] == "gold"  # type: ignore[union-attr]
+    assert users.get(T, "ann") is not None and raw_users.calls == 1
+    users.patch(T, "ann", UserPatch(properties={"tier": "silver"}))
+    assert users.get(T, "ann").properties["tier"] == "silver"  # type: ignore[union-attr]
+    assert raw_users.calls == 2
+
+    assert consents.current(T, "ann") == {}
+    consents.append(T, _grant("ann"))
+    assert consents.current(T, "ann")["personalization"].state == ConsentState.GRANTED
+    consents.current(T, "ann")
+    assert raw_consents.calls == 2
+    consents.append(T, _grant("ann", ConsentState.WITHDRAWN))
+    assert consents.current(T, "ann")["personalization"].state == ConsentState.WITHDRAWN
+    assert users.delete(T, "ann") and users.get(T, "ann") is None
+    assert consents.delete_user(T, "ann") == 2 and consents.current(T, "ann") == {}
+    stores.close()
+
+
+def test_expiry_is_evaluated_at_read_time(tmp_path: Any) -> None:
+    stores = open_stores(f"sqlite:///{tmp_path / 'p.db'}")
+    consents = CachedConsentStore(stores.consents, PersonCache())
+    now = datetime.now(UTC)
+    consents.append(T, _grant("bo", expires_at=now + timedelta(hours=1)))
+    assert "personalization" in consents.current(T, "bo", now=now + timedelta(minutes=1))
+    assert consents.current(T, "bo", now=now + timedelta(hours=2)) == {}
+    stores.close()
+
+
+def test_preferences_and_bounds() -> None:
+    inner = Counting(MemoryPreferenceStore())
+    cache = PersonCache(max_entries=2)
+    prefs = CachedPreferenceStore(inner, cache)
+    prefs.put(T, "a", Preferences(muted_items=["x"]))
+    assert prefs.get(T, "a").muted_items == ["x"]
+    prefs.get(T, "a")
+    assert inner.calls == 1
+    prefs.get(T, "b"), prefs.get(T, "c")  # evicts "a" (least recently used)
+    prefs.get(T, "a")
+    assert inner.calls == 4
+    assert prefs.delete_user(T, "a") and prefs.get(T, "a") is None
+
+
+def test_entries_are_trusted_for_max_age_only() -> None:
+    clock = [0.0]
+    inner = Counting(MemoryPreferenceStore())
+    prefs = CachedPreferenceStore(inner, PersonCache(max_age_s=5, clock=lambda: clock[0]))
+    prefs.get(T, "a")
+    clock[0] = 4.0
+    prefs.get(T, "a")
+    assert inner.calls == 1
+    clock[0] = 6.0
+    prefs.get(T, "a")  # a write made outside the servers is seen after max_age_s
+    assert inner.calls == 2
+
+
+def test_a_write_racing_a_load_is_never_served_twice() -> None:
+    generations = LocalGenerations()
+    cache = PersonCache(generations)
+    values = ["old"]
+
+    def load() -> str:
+        value = values[0]
+        values[0] = "new"
+        generations.bump(T, "a")  # a write lands while the old value is being read
+        return value
+
+    assert cache.read("user", T, "a", load) == "old"
+    assert cache.read("user", T, "a", lambda: values[0]) == "new"
+
+
+def test_processes_sharing_redis_see_each_others_writes(
+    tmp_path: Any, redis_url: str, redis_prefix: str
+) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    stores = open_stores(f"sqlite:///{tmp_path / 'shared.db'}")
+    # two server processes: separate caches over one database and one Redis
+    a = CachedConsentStore(stores.consents, PersonCache(RedisGenerations(client, redis_prefix)))
+    raw = Counting(stores.consents)
+    b = CachedConsentStore(raw, PersonCache(RedisGenerations(client, redis_prefix)))
+    a.append(T, _grant("cy"))
+    assert b.current(T, "cy")["personalization"].state == ConsentState.GRANTED
+    b.current(T, "cy")
+    assert raw.calls == 1
+    a.append(T, _grant("cy", ConsentState.WITHDRAWN))  # withdrawn through process A
+    assert b.current(T, "cy")["personalization"].state == ConsentState.WITHDRAWN
+    assert client.exists(f"{redis_prefix}:gen:{T}:cy")
+    stores.close()
+    client.close()
+
+
+def test_redis_outage_reads_the_store() -> None:
+    class Down:
+        def get(self, key: str) -> None:
+            raise ConnectionError("down")
+
+        def pipeline(self, transaction: bool = True) -> Any:
+            raise ConnectionError("down")
+
+    inner = Counting(MemoryPreferenceStore())
+    prefs = CachedPreferenceStore(inner, PersonCache(RedisGenerations(Down(), "p")))
+    prefs.put(T, "a", Preferences(muted_items=["x"]))  # the bump fails: logged, not raised
+    assert prefs.get(T, "a").muted_items == ["x"]
+    prefs.get(T, "a")
+    assert inner.calls == 2  # nothing is trusted without the shared generation
+
+
+@pytest.mark.parametrize("kind", ["user", "consents", "preferences"])
+def test_invalidate_drops_every_kind(kind: str) -> None:
+    cache = PersonCache()
+    cache.read(kind, T, "a", lambda: 1)
+    cache.invalidate(T, "a")
+    assert cache.read(kind, T, "a", lambda: 2) == 2
