@@ -155,3 +155,31 @@ def test_startup_opens_its_own_stores_when_a_key_exists(tmp_path: object) -> Non
     app = create_app(Settings(database_url=url))
     with TestClient(app) as client:
         assert client.get("/ready").json()["status"] == "ready"
+
+
+def test_verified_keys_are_trusted_briefly_and_revocation_here_is_immediate() -> None:
+    from personify.api.auth import Authenticator, ForgettingKeyStore
+    from personify.domain.errors import Unauthorized
+    from personify.domain.keys import Scope
+    from personify.storage.registry import open_stores
+
+    stores = open_stores("memory://")
+    clock = [100.0]
+    auth = Authenticator(stores.keys, default_tenant="default", cache_seconds=2.0,
+                         clock=lambda: clock[0])
+    keys = ForgettingKeyStore(stores.keys, auth)
+    first, secret1 = keys.create("default", "a", [Scope.SERVE])
+    second, secret2 = keys.create("default", "b", [Scope.SERVE])
+    assert auth.authenticate(secret1).key_id == first.key_id
+    assert auth.authenticate(secret2).key_id == second.key_id
+    # revoked elsewhere (another worker, the CLI): trusted until the cache time runs out
+    stores.keys.revoke(second.key_id)
+    assert auth.authenticate(secret2).key_id == second.key_id
+    clock[0] += 2.5
+    with pytest.raises(Unauthorized):
+        auth.authenticate(secret2)
+    # revoked through this process: refused on the very next request
+    assert keys.revoke(first.key_id)
+    with pytest.raises(Unauthorized):
+        auth.authenticate(secret1)
+    stores.close()

@@ -92,8 +92,10 @@ def test_worker_threads_each_get_their_own_smtp_connection() -> None:
         assert runtime.worker.concurrency == 3
         assert runtime.worker.run_until_idle() == 6
         assert len(set(sink.handler.message_ids)) == 6 == len(sink.handler.message_ids)
-        connections = {id(s["email"]) for s in runtime.worker._thread_senders}
-        assert len(connections) == 3
+        # every thread that sent holds its own connection (how many threads got work varies)
+        senders = runtime.worker._thread_senders
+        connections = {id(s["email"]) for s in senders}
+        assert 1 <= len(connections) == len(senders) <= 3
         assert all(isinstance(s["email"], SmtpSender) for s in runtime.worker._thread_senders)
         runtime.close()
         app.state.engine.close()

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import personify
-from personify.api.auth import Authenticator
+from personify.api.auth import Authenticator, ForgettingKeyStore
 from personify.api.engine import build_engine
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.errors import install_error_handlers
@@ -123,6 +123,8 @@ def create_app(
         stores.keys, bootstrap_secrets=bootstrap_secrets(settings),
         default_tenant=settings.default_tenant,
     )
+    # verified keys are cached for a moment; a revocation through this process ends it at once
+    stores.keys = ForgettingKeyStore(stores.keys, app.state.authenticator)
     track_map = {**settings.segment_track_map, **(segment_track_map or {})}
     app.state.segment_mapper = SegmentMapper(track_map, event_types.accepted)
     install_error_handlers(app)

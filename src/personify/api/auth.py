@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from personify.domain.errors import Forbidden, Unauthorized
 from personify.domain.keys import ApiKey, Scope
@@ -27,9 +30,20 @@ class Authenticator:
     """Turns a presented secret into the :class:`ApiKey` it belongs to, or raises Unauthorized."""
 
     def __init__(
-        self, keys: KeyStore, *, bootstrap_secrets: Sequence[str] = (), default_tenant: str
+        self,
+        keys: KeyStore,
+        *,
+        bootstrap_secrets: Sequence[str] = (),
+        default_tenant: str,
+        cache_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
+        self.cache_seconds = cache_seconds
+        """How long a verified stored key is trusted without asking the store again (a key
+        revoked elsewhere — another worker, the CLI — stops working within this time)."""
+        self._clock = clock
+        self._verified: dict[bytes, tuple[ApiKey, float]] = {}
         self._bootstrap = [s.encode() for s in bootstrap_secrets if s]
         self._bootstrap_key = ApiKey(
             key_id=BOOTSTRAP_KEY_ID,
@@ -48,11 +62,43 @@ class Authenticator:
         for candidate in self._bootstrap:
             if hmac.compare_digest(presented, candidate):
                 return self._bootstrap_key
+        digest = hashlib.sha256(presented).digest()
+        now = self._clock()
+        cached = self._verified.get(digest)
+        if cached is not None and now - cached[1] < self.cache_seconds:
+            return cached[0]
         key = self.keys.verify(secret)
         if key is None or key.revoked_at is not None:
+            self._verified.pop(digest, None)
             raise Unauthorized("the API key is unknown or revoked", field="Authorization",
                                accepted=ACCEPTED_CREDENTIALS)
+        if len(self._verified) >= 10_000:
+            self._verified.clear()
+        self._verified[digest] = (key, now)
         return key
+
+    def forget(self, key_id: str) -> None:
+        """Stop trusting a cached verification of ``key_id`` (it was revoked here)."""
+        for digest, (key, _) in list(self._verified.items()):
+            if key.key_id == key_id:
+                self._verified.pop(digest, None)
+
+
+class ForgettingKeyStore:
+    """A :class:`KeyStore` whose ``revoke`` also drops the authenticator's cached verification,
+    so a key revoked through this process stops working on its very next request."""
+
+    def __init__(self, inner: KeyStore, authenticator: Authenticator) -> None:
+        self.inner, self.authenticator = inner, authenticator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def revoke(self, key_id: str) -> bool:
+        try:
+            return self.inner.revoke(key_id)
+        finally:
+            self.authenticator.forget(key_id)
 
 
 def require_scope(key: ApiKey, scope: Scope) -> ApiKey:

@@ -48,8 +48,13 @@ async def _documented(
     """Only makes the security schemes appear in OpenAPI."""
 
 
-def authenticated_key(request: Request, _: Annotated[None, Depends(_documented)]) -> ApiKey:
-    """The key presented by ``Authorization: Bearer`` or ``X-API-Key`` (401 if none / unknown)."""
+async def authenticated_key(
+    request: Request, _: Annotated[None, Depends(_documented)]
+) -> ApiKey:
+    """The key presented by ``Authorization: Bearer`` or ``X-API-Key`` (401 if none / unknown).
+
+    Runs on the event loop: the bootstrap key and recently verified keys are answered from
+    memory; otherwise one indexed key lookup."""
     secret = secret_from_headers(
         request.headers.get("authorization"), request.headers.get("x-api-key")
     )

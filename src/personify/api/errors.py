@@ -7,6 +7,7 @@ where ``field`` is the offending field path and ``accepted`` says what would be 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,6 +26,7 @@ from personify.domain.errors import (
     NotFitted,
     NotFound,
     PersonifyError,
+    RateLimited,
     Unauthorized,
     Unavailable,
 )
@@ -46,6 +48,7 @@ STATUS_BY_ERROR: tuple[tuple[type[PersonifyError], int], ...] = (
     (Conflict, 409),
     (Unauthorized, 401),
     (Forbidden, 403),
+    (RateLimited, 429),
     (Erased, 410),
     (Unavailable, 503),
     (NotFitted, 503),
@@ -137,6 +140,8 @@ def _personify_error(_request: Request, exc: Exception) -> Response:
     if status >= 500:
         log.error("request failed: %s", exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, RateLimited):  # whole seconds, at least 1 (RFC 9110 delay-seconds)
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
     return JSONBody(error_body(**exc.to_dict()), status_code=status, headers=headers)
 
 

@@ -90,3 +90,21 @@ class Unavailable(PersonifyError):
 
 class ConfigurationError(PersonifyError):
     code = "configuration_error"
+
+
+class RateLimited(PersonifyError):
+    """Too many requests for a key's (or a tenant's) rate limit; retry after ``retry_after_s``."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float,
+        field: str | None = None,
+        accepted: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, field=field, accepted=accepted, details=details)
+        self.retry_after_s = retry_after_s

@@ -20,7 +20,7 @@ from personify.serving.catalog import CatalogSnapshot
 from personify.serving.diversity import diversify
 from personify.serving.explanations import Reason, explain
 from personify.serving.features import SOURCE_FEATURES
-from personify.serving.filters import apply_boosts, passes_filters
+from personify.serving.filters import apply_boosts, item_filter, passes_filters
 from personify.serving.request import RecommendationRequest
 from personify.serving.sources import (
     BUILTIN_SOURCES,
@@ -162,34 +162,50 @@ class RecommendationService:
         want = max(request.n * 3, 30)
         used: list[str] = []
         restrict = set(request.filters.item_ids) if request.filters.item_ids is not None else None
+        allowed = item_filter(request.filters, request.item_types, now)
+        decided: dict[str, bool] = {}  # one filter decision per item, however many sources
+        # fallback sources are asked for as many as the answer can use unless filters thin
+        # them out; the personal sources always for their full list (the ranker's candidates)
+        narrow = restrict is None and not _filters_thin(request)
         for name in order:
             source = self.sources[name]
             if source.personal and not personalized:
                 continue
+            asked = (
+                self.candidates_per_source
+                if source.personal or not narrow
+                else min(self.candidates_per_source, want)
+            )
             try:
-                found = source.candidates(scope, self.candidates_per_source)
+                found = source.candidates(scope, asked)
             except Unavailable as exc:
                 warnings.append(f"source {name} unavailable: {exc.message}")
                 continue
             if not found:
                 continue
             top = max(abs(s.score) for s in found) or 1.0
+            weight = weights.get(name, 0.1)
             added = False
             for scored in found:
-                if scored.item_id in excluded or (
-                    restrict is not None and scored.item_id not in restrict
-                ):
+                item_id = scored.item_id
+                ok = decided.get(item_id)
+                if ok is None:
+                    item = catalog.get(item_id)
+                    ok = decided[item_id] = (
+                        item_id not in excluded
+                        and (restrict is None or item_id in restrict)
+                        and item is not None
+                        and allowed(item)
+                    )
+                if not ok:
                     continue
-                item = catalog.get(scored.item_id)
-                if item is None or not passes_filters(
-                    item, request.filters, request.item_types, now
-                ):
-                    continue
-                cand = pool.setdefault(scored.item_id, _Candidate(scored.item_id))
-                cand.scores[name] = max(cand.scores.get(name, 0.0), scored.score / top)
-                contribution = weights.get(name, 0.1) * scored.score / top
+                cand = pool.get(item_id)
+                if cand is None:
+                    cand = pool[item_id] = _Candidate(item_id)
+                share = scored.score / top
+                cand.scores[name] = max(cand.scores.get(name, 0.0), share)
                 cand.reasons.append(scored.reason)
-                cand.contributions.append(contribution)
+                cand.contributions.append(weight * share)
                 added = True
             if added:
                 used.append(name)
@@ -198,9 +214,7 @@ class RecommendationService:
         if restrict is not None:
             for item_id in restrict - set(pool) - excluded:
                 item = catalog.get(item_id)
-                if item is not None and passes_filters(
-                    item, request.filters, request.item_types, now
-                ):
+                if item is not None and allowed(item):
                     pool[item_id] = _Candidate(
                         item_id, {"requested": 0.0}, [Reason("requested_list", "requested", 0.0)]
                     )
@@ -462,6 +476,16 @@ class RecommendationService:
             self.log_impression(tenant, event)
         except Exception:  # logging never fails a response
             log.exception("could not log impression %s", result.recommendation_id)
+
+
+def _filters_thin(request: RecommendationRequest) -> bool:
+    """Whether the request's filters may drop many candidates (types, categories, tags, price,
+    property conditions), so that every source should offer its full list."""
+    f = request.filters
+    return bool(
+        request.item_types or f.categories or f.exclude_categories or f.tags
+        or f.price_min is not None or f.price_max is not None or f.conditions
+    )
 
 
 BOUGHT_TYPES = frozenset({"purchase"})

@@ -4,7 +4,7 @@ boosts and buries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,24 +50,47 @@ def matches(item: Item, condition: PropertyCondition) -> bool:
 
 def passes_filters(item: Item, filters: Filters, item_types: Iterable[str], now: datetime) -> bool:
     """Whether one item may be shown under ``filters``."""
-    types = list(item_types)
-    if item.hidden or (types and item.type not in types):
-        return False
-    if filters.available_only and not item.available:
-        return False
-    if item.expires_at is not None and item.expires_at <= now:
-        return False
-    if filters.categories and not set(filters.categories) & set(item.categories):
-        return False
-    if filters.exclude_categories and set(filters.exclude_categories) & set(item.categories):
-        return False
-    if filters.tags and not set(filters.tags) & set(item.tags):
-        return False
-    if filters.price_min is not None and (item.price is None or item.price < filters.price_min):
-        return False
-    if filters.price_max is not None and (item.price is None or item.price > filters.price_max):
-        return False
-    return all(matches(item, c) for c in filters.conditions)
+    return item_filter(filters, item_types, now)(item)
+
+
+def item_filter(
+    filters: Filters, item_types: Iterable[str], now: datetime
+) -> Callable[[Item], bool]:
+    """``passes_filters`` for one request, compiled once: the checks the request does not ask
+    for are left out (a request without filters only checks visibility, stock and expiry)."""
+    types = frozenset(item_types)
+    available_only = filters.available_only
+
+    def visible(item: Item) -> bool:
+        if item.hidden or (available_only and not item.available):
+            return False
+        return item.expires_at is None or item.expires_at > now
+
+    if not (types or filters.categories or filters.exclude_categories or filters.tags
+            or filters.price_min is not None or filters.price_max is not None
+            or filters.conditions):
+        return visible
+    categories = frozenset(filters.categories)
+    excluded = frozenset(filters.exclude_categories)
+    tags = frozenset(filters.tags)
+    low, high, conditions = filters.price_min, filters.price_max, list(filters.conditions)
+
+    def passes(item: Item) -> bool:
+        if not visible(item) or (types and item.type not in types):
+            return False
+        if categories and categories.isdisjoint(item.categories):
+            return False
+        if excluded and not excluded.isdisjoint(item.categories):
+            return False
+        if tags and tags.isdisjoint(item.tags):
+            return False
+        if low is not None and (item.price is None or item.price < low):
+            return False
+        if high is not None and (item.price is None or item.price > high):
+            return False
+        return all(matches(item, c) for c in conditions)
+
+    return passes
 
 
 def excluded_ids(

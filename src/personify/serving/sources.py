@@ -4,6 +4,7 @@ and the non-personal ones (trending, new, popular) are the fallbacks."""
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -176,17 +177,19 @@ class InterestsSource:
         interests = list(dict.fromkeys(interests))
         if not interests:
             return []
-        out: dict[str, Scored] = {}
+        best: dict[str, tuple[float, str]] = {}
         for rank, interest in enumerate(interests[:8]):
+            factor = 1.0 / (1 + rank)
             for item_id, p in self._top_of_label(scope, interest, n):
-                score = (1.0 / (1 + rank)) * (0.5 + 0.5 * p)
-                if item_id not in out or out[item_id].score < score:
-                    out[item_id] = Scored(
-                        item_id,
-                        score,
-                        Reason("matches_interest", self.name, score, {"interest": interest}),
-                    )
-        return sorted(out.values(), key=lambda s: -s.score)[:n]
+                score = factor * (0.5 + 0.5 * p)
+                old = best.get(item_id)
+                if old is None or old[0] < score:
+                    best[item_id] = (score, interest)
+        top = heapq.nlargest(n, best.items(), key=lambda kv: kv[1][0])
+        return [
+            Scored(i, score, Reason("matches_interest", self.name, score, {"interest": interest}))
+            for i, (score, interest) in top
+        ]
 
     def _top_of_label(self, scope: RequestScope, label: str, n: int) -> list[tuple[str, float]]:
         """The label's most popular visible items with normalized popularity, cached per

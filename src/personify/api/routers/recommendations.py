@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from personify.api.deps import ServeKey
-from personify.api.engine import EngineDep
-from personify.api.experiment_serving import recommend_in_experiments
-from personify.api.experiments_runtime import ExperimentsDep
+from personify.api.engine import Engine, EngineDep
+from personify.api.experiment_serving import affects_serving, recommend_in_experiments
+from personify.api.experiments_runtime import ExperimentsDep, ExperimentsRuntime
 from personify.api.responses import JSONBody
 from personify.domain._fields import Identifier, Name
 from personify.domain.events import Context, Location
@@ -122,13 +123,36 @@ class RerankIn(BaseModel):
     response_model=RecommendationsOut,
     summary="Recommendations for a user or an anonymous session",
 )
-def recommend(
+async def recommend(
     body: RecommendationRequest, key: ServeKey, engine: EngineDep, experiments: ExperimentsDep
 ) -> JSONBody:
-    result, _ = recommend_in_experiments(
-        experiments, engine.service, key.tenant, body, pinned=engine.bundles.pinned
-    )
-    return render(result, engine.catalogs.get(key.tenant))
+    return await serve(engine, experiments, key.tenant, body)
+
+
+async def serve(
+    engine: Engine,
+    experiments: ExperimentsRuntime,
+    tenant: str,
+    request: RecommendationRequest,
+    *,
+    include_items: bool = True,
+) -> JSONBody:
+    """Serve one request on the event loop: the chain is CPU work over in-memory state (a few
+    milliseconds), and a thread hop per request would cost more than it saves. Requests under
+    a running serving experiment write exposures and may load a pinned model, so they run in
+    the thread pool instead."""
+
+    def work() -> JSONBody:
+        result, _ = recommend_in_experiments(
+            experiments, engine.service, tenant, request, pinned=engine.bundles.pinned
+        )
+        return render(result, engine.catalogs.get(tenant), include_items=include_items)
+
+    if request.subject is not None and any(
+        affects_serving(e) for e in experiments.running(tenant)
+    ):
+        return await run_in_threadpool(work)
+    return work()
 
 
 @router.get(
@@ -136,7 +160,7 @@ def recommend(
     response_model=RecommendationsOut,
     summary="Recommendations (simple query-string form)",
 )
-def recommend_get(
+async def recommend_get(
     key: ServeKey,
     engine: EngineDep,
     experiments: ExperimentsDep,
@@ -164,10 +188,7 @@ def recommend_get(
         language=language,
         context=Context(location=location, device=device, channel=channel),
     )
-    result, _ = recommend_in_experiments(
-        experiments, engine.service, key.tenant, request, pinned=engine.bundles.pinned
-    )
-    return render(result, engine.catalogs.get(key.tenant), include_items=include_items)
+    return await serve(engine, experiments, key.tenant, request, include_items=include_items)
 
 
 @router.post(
