@@ -6,11 +6,13 @@ objects. See ``personify.example.toml`` for every option with a comment.
 
 from __future__ import annotations
 
+import json
 import os
+import types
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from personify.domain.errors import ConfigurationError
@@ -29,7 +31,11 @@ class WebhookChannelSetting(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PERSONIFY_", extra="ignore")
+    # Environment values of list / mapping settings arrive as text and are parsed by
+    # ``_parse_text`` below: JSON, or (lists of names) comma-separated values.
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONIFY_", extra="ignore", enable_decoding=False
+    )
 
     database_url: str = Field(
         default="sqlite:///var/personify.db",
@@ -62,7 +68,19 @@ class Settings(BaseSettings):
     retrain_every_events: int = Field(default=10_000, ge=1)
     log_level: str = "info"
     max_request_bytes: int = 16 * 1024 * 1024
-    rate_limit_per_minute: int = Field(default=0, description="per key; 0 disables")
+    rate_limit_per_minute: int = Field(
+        default=0, ge=0,
+        description="requests per minute per API key (a token bucket holding a minute's worth); "
+        "0 disables",
+    )
+    rate_limit_tenant_per_minute: int = Field(
+        default=0, ge=0, description="requests per minute of all keys of one tenant; 0 disables"
+    )
+    rate_limit_overrides: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="key id or key name -> that key's requests per minute instead of "
+        'rate_limit_per_minute, 0 = unlimited (JSON in env: {"mobile-app": 6000})',
+    )
     pseudonym_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key (>= 16 characters) for pseudonymized user ids in logs, analytics "
@@ -149,12 +167,70 @@ class Settings(BaseSettings):
             raise ValueError("PERSONIFY_TRACKING_SECRET must have at least 24 characters")
         return value
 
-    @field_validator("custom_event_types", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _split_types(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    def _parse_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """A list or mapping setting given as text (the environment): see :func:`parse_text`."""
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        shape = _shapes().get(info.field_name)
+        return value if shape is None else parse_text(info.field_name, value, shape)
+
+
+Shape = Literal["names", "list", "mapping"]
+"""How a setting's text is read: ``names`` (a list of strings: JSON or comma-separated), ``list``
+(JSON list), ``mapping`` (JSON object)."""
+
+_SHAPES: dict[str, Shape] = {}
+
+
+def _shape_of(annotation: Any) -> Shape | None:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _shape_of(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:  # X | None
+        shapes = [_shape_of(arg) for arg in get_args(annotation) if arg is not type(None)]
+        return next((shape for shape in shapes if shape is not None), None)
+    if origin in (list, set, frozenset, tuple):
+        args = get_args(annotation)
+        return "names" if args and args[0] is str else "list"
+    if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return "mapping"
+    return None
+
+
+def _shapes() -> dict[str, Shape]:
+    """Setting name -> shape, for every list / mapping setting (computed once)."""
+    if not _SHAPES:
+        for name, info in Settings.model_fields.items():
+            shape = _shape_of(info.annotation)
+            if shape is not None:
+                _SHAPES[name] = shape
+    return _SHAPES
+
+
+def parse_text(name: str, text: str, shape: Shape) -> Any:
+    """The value of list / mapping setting ``name`` written as text, as in the environment:
+    JSON (``["a", "b"]``, ``{"a": 1}``); for lists of names also ``a,b`` (blanks around the
+    commas and empty parts are dropped); blank text is an empty list / mapping."""
+    env = f"PERSONIFY_{name.upper()}"
+    stripped = text.strip()
+    if not stripped:
+        return {} if shape == "mapping" else []
+    if shape == "names" and not stripped.startswith("["):
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    accepted = {
+        "names": 'a JSON list such as ["a", "b"], or comma-separated values such as a,b',
+        "list": "a JSON list such as [{...}, {...}]",
+        "mapping": 'a JSON object such as {"name": value}',
+    }[shape]
+    try:
+        value = json.loads(stripped)
+    except ValueError as exc:
+        raise ValueError(f"{env} is not valid JSON ({exc}); accepted: {accepted}") from None
+    if not isinstance(value, dict if shape == "mapping" else list):
+        raise ValueError(f"{env} holds JSON of the wrong kind; accepted: {accepted}")
+    return value
 
 
 DEMO_ADMIN_KEY = "demo-admin-key-not-for-production"

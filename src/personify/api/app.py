@@ -25,6 +25,8 @@ from personify.api.identity import erase_subjects
 from personify.api.limits import BodySizeLimit
 from personify.api.messaging_wiring import install_messaging
 from personify.api.openapi import install_openapi
+from personify.api.path_ids import EncodedSlashes, UnescapedPathIds
+from personify.api.rate_limit import build_rate_limiter
 from personify.api.routers import register_routers
 from personify.api.segment.mapping import SegmentMapper
 from personify.domain.errors import ConfigurationError
@@ -106,6 +108,7 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[UnescapedPathIds],  # ids with an encoded "/" in /v1 paths (path_ids.py)
     )
     app.state.settings = settings
     app.state.closers = []
@@ -125,10 +128,13 @@ def create_app(
     )
     # verified keys are cached for a moment; a revocation through this process ends it at once
     stores.keys = ForgettingKeyStore(stores.keys, app.state.authenticator)
+    app.state.rate_limiter = build_rate_limiter(settings)  # used by the key dependencies
+    app.state.closers.append(app.state.rate_limiter.close)
     track_map = {**settings.segment_track_map, **(segment_track_map or {})}
     app.state.segment_mapper = SegmentMapper(track_map, event_types.accepted)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(EncodedSlashes)
     register_routers(app)
     install_experiments(app)
     install_messaging(app)

@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 
 from personify.api.auth import Authenticator, require_scope, secret_from_headers
 from personify.api.erasure_check import CachedErasureCheck
+from personify.api.rate_limit import within_rate_limit, within_rate_limit_sync
 from personify.domain.keys import ApiKey, Scope
 from personify.ingestion import EventIngestor
 from personify.settings import Settings
@@ -59,7 +60,7 @@ async def authenticated_key(
         request.headers.get("authorization"), request.headers.get("x-api-key")
     )
     auth: Authenticator = request.app.state.authenticator
-    return auth.authenticate(secret)
+    return await within_rate_limit(request, auth.authenticate(secret))
 
 
 def segment_key(request: Request) -> ApiKey:
@@ -69,7 +70,7 @@ def segment_key(request: Request) -> ApiKey:
         request.headers.get("authorization"), request.headers.get("x-api-key"), allow_basic=True
     )
     auth: Authenticator = request.app.state.authenticator
-    return require_scope(auth.authenticate(secret), Scope.INGEST)
+    return require_scope(within_rate_limit_sync(request, auth.authenticate(secret)), Scope.INGEST)
 
 
 async def _ingest(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:

@@ -3,6 +3,7 @@ the recommendation chain and impression logging, built from settings and the ope
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from personify.privacy.replay import Replay, ReplayFence
 from personify.privacy.runtime import PrivacyRuntime
 from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
 from personify.serving.chain import RecommendationService
+from personify.serving.factor_source import UserVectorUpdater
 from personify.serving.impressions import ImpressionLogger
 from personify.serving.model_registry import BundleRegistry
 from personify.settings import Settings
@@ -150,6 +152,10 @@ def build_engine(
         return list(privacy.gate.admit(tenant, events))
 
     def store_impressions(tenant: str, events: Sequence[Event]) -> None:
+        prefetch = getattr(ingestor.is_erased, "prefetch", None)
+        if prefetch is not None:  # one erasure query per logged batch, not one per person
+            prefetch(tenant, [e.user_id for e in events]
+                     + [f"anon:{e.anonymous_id}" for e in events if e.anonymous_id])
         ingestor.ingest(tenant, list(events))
 
     impressions = ImpressionLogger(store_impressions)
@@ -166,12 +172,14 @@ def build_engine(
     )
 
     gate = BatchGate(privacy.gate, stores.users, stores.consents, stores.erasures)
+    user_vectors = UserVectorUpdater(state, bundles.peek)  # ALS fold-in of the live history
 
     def apply_to_state(tenant: str, events: Sequence[Event]) -> None:
         with_item = [e for e in events if e.item_id is not None]
         allowed = gate.admit(tenant, with_item) if with_item else []
         if allowed:
             state.apply(tenant, allowed)
+            user_vectors(tenant, allowed)
             update_latency.acknowledged(tenant, allowed)
 
     ingestor.add_listener(apply_to_state)
@@ -196,6 +204,9 @@ def build_engine(
                 catalogs.get(tenant)
             if isinstance(state, MemoryOnlineState) and not stop.is_set():
                 warm_up(state, stores, tenant, admit=gate.admit, stop=stop, fence=fence)
+            # the catalogue, the model and the replayed state are millions of long-lived
+            # objects: keep them out of the collector's full passes (tail-latency pauses)
+            gc.freeze()
         except Exception:
             log.exception("preloading the engine failed; it loads lazily instead")
 

@@ -7,6 +7,7 @@ request; servers pick up the promoted version and swap it in.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -61,6 +62,11 @@ def train(
     no_promote: Annotated[
         bool, typer.Option(help="Save the version without promoting it.")
     ] = False,
+    factors: Annotated[
+        int | None,
+        typer.Option(help="ALS latent factors for the 'factors' source, 0 = none (default: 64 "
+                     "when the implicit library is installed)."),
+    ] = None,
 ) -> None:
     """Train on the event store, save a new model version and promote it."""
     tenant = _tenant(ctx, tenant)
@@ -84,6 +90,8 @@ def train(
     config = TrainingConfig(
         model=model, params=params, learn_blend=not no_blend, train_ranker=not no_ranker
     )
+    if factors is not None:  # validated like the config's own default
+        config = replace(config, factors=factors or None)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

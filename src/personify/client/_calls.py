@@ -4,6 +4,7 @@ client: method, path, body, and how to decode the answer. Also turns error bodie
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,11 +43,12 @@ _ERRORS_BY_CODE: dict[str, type[errors.PersonifyError]] = {
     "erased": errors.Erased,
     "unavailable": errors.Unavailable,
     "not_fitted": errors.NotFitted,
+    "rate_limited": errors.RateLimited,
 }
 _ERRORS_BY_STATUS: dict[int, type[errors.PersonifyError]] = {
     400: errors.InvalidInput, 401: errors.Unauthorized, 403: errors.Forbidden,
     404: errors.NotFound, 409: errors.Conflict, 410: errors.Erased, 413: errors.LimitExceeded,
-    422: errors.InvalidInput, 503: errors.Unavailable,
+    422: errors.InvalidInput, 429: errors.RateLimited, 503: errors.Unavailable,
 }
 
 
@@ -81,8 +83,12 @@ def error_from(response: httpx.Response) -> errors.PersonifyError:
         body, code, message = {}, "", response.text[:500] or response.reason_phrase
     cls = _ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(response.status_code)
     cls = cls or errors.PersonifyError
-    return cls(message, field=body.get("field"), accepted=body.get("accepted"),
-               details={"status": response.status_code, "code": code})
+    error = cls(message, field=body.get("field"), accepted=body.get("accepted"),
+                details={"status": response.status_code, "code": code})
+    if isinstance(error, errors.RateLimited):
+        with contextlib.suppress(ValueError):  # an HTTP date: not sent by Personify
+            error.retry_after_s = float(response.headers.get("retry-after", 0))
+    return error
 
 
 def _id(value: str) -> str:

@@ -101,7 +101,7 @@ class RateLimited(PersonifyError):
         self,
         message: str,
         *,
-        retry_after_s: float,
+        retry_after_s: float = 0.0,
         field: str | None = None,
         accepted: str | None = None,
         details: dict[str, Any] | None = None,

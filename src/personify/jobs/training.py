@@ -6,9 +6,10 @@ Training never runs inside a request; the server picks the new version up and sw
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from personify.jobs.blend_training import learn_source_weights
 from personify.jobs.ranker_training import LABELS, ranking_data, train_ranker
 from personify.privacy.training import TrainingPrivacy
 from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
+from personify.serving.factors import FactorModel
 from personify.storage.model_files import FileModelStore, ModelManifest, new_version
 from personify.storage.ports import CatalogStore, EventStore, UserStore
 
@@ -34,6 +36,15 @@ DEFAULT_PARAMS: dict[str, Any] = {"k": 200, "alpha": 0.8, "beta": 0.3}
 """The best item-neighbour model of the Gowalla evaluation (tuned on a validation split carved
 from train; see docs/benchmarks.md): the serving chain folds live histories through its sparse
 item x item matrix, and erasure subtracts a person from it exactly."""
+DEFAULT_FACTORS = 64
+DEFAULT_FACTOR_PARAMS: dict[str, Any] = {"regularization": 0.05, "alpha": 10.0, "iterations": 15}
+"""Implicit ALS for the ``factors`` source (the Gowalla evaluation's ALS settings)."""
+MAX_FACTORS = 256
+
+
+def default_factors() -> int | None:
+    """ALS factors by default when the ``implicit`` library (training extra) is installed."""
+    return DEFAULT_FACTORS if importlib.util.find_spec("implicit") is not None else None
 
 
 @dataclass
@@ -50,6 +61,28 @@ class TrainingConfig:
     blend_users: int = 2000
     train_ranker: bool = True
     ranker_min_groups: int = 50
+    factors: int | None = field(default_factory=default_factors)
+    """Latent dimensions of the ALS model behind the ``factors`` source; None = no factors."""
+    factor_params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FACTOR_PARAMS))
+    """Other ``personify.algorithms.als.ALS`` parameters (regularization, alpha, iterations)."""
+
+    def __post_init__(self) -> None:
+        if self.factors is not None and not (
+            isinstance(self.factors, int) and 2 <= self.factors <= MAX_FACTORS
+        ):
+            raise InvalidInput(
+                f"invalid number of factors {self.factors!r}",
+                field="factors",
+                accepted=f"an integer from 2 to {MAX_FACTORS}, or none (0) for no factor model",
+            )
+        allowed = {"regularization", "alpha", "iterations", "binary", "seed", "num_threads"}
+        unknown = sorted(set(self.factor_params) - allowed)
+        if unknown:
+            raise InvalidInput(
+                f"unknown factor parameter {unknown[0]!r}",
+                field="factor_params",
+                accepted=", ".join(sorted(allowed)),
+            )
 
 
 def neighbour_matrix(model: Recommender, n_items: int, k: int) -> sp.csr_matrix:
@@ -109,7 +142,8 @@ def train_bundle(
     if config.learn_blend:
         fitted = learn_source_weights(
             data,
-            lambda reduced: fit_bundle(reduced, config, "validation"),
+            # the blend weighs collaborative vs popular only: no factors to fit for it
+            lambda reduced: fit_bundle(reduced, replace(config, factors=None), "validation"),
             max_users=config.blend_users,
         )
         bundle.source_weights.update(fitted.weights)
@@ -127,6 +161,9 @@ def train_bundle(
         fit_seconds=round(time.perf_counter() - started, 3),
         metrics={"users": data.n_users, "items": data.n_items, **blend_metrics},
     )
+    if bundle.factors is not None:
+        manifest.params["factors"] = {"k": bundle.factors.dimensions, **bundle.factors.params}
+        manifest.metrics["factors_fit_seconds"] = bundle.factors.params.get("fit_seconds")
     return bundle, manifest
 
 
@@ -141,6 +178,28 @@ def fit_bundle(data: Interactions, config: TrainingConfig, version: str) -> Mode
         model_name=config.model,
         params=dict(config.params),
         source_weights=dict(DEFAULT_SOURCE_WEIGHTS),
+        factors=fit_factors(data, config, version) if config.factors else None,
+    )
+
+
+def fit_factors(data: Interactions, config: TrainingConfig, version: str) -> FactorModel:
+    """Fit implicit ALS (the ``implicit`` library) on ``data`` and keep what serving needs:
+    the item factors (float32) and the fold-in's regularization, confidence scale and weights."""
+    started = time.perf_counter()
+    params = {**DEFAULT_FACTOR_PARAMS, **config.factor_params}
+    model = create_model("als", factors=config.factors, **params).fit(data)
+    weights = dict(config.weights.weights)
+    # the online log keeps no rating values: a rating counts as one point above neutral
+    weights.setdefault("rating", config.weights.rating_scale)
+    item_factors: NDArray[np.float32] = getattr(model, "item_factors_")  # noqa: B009
+    return FactorModel.build(
+        version,
+        item_factors,
+        regularization=float(params["regularization"]),
+        alpha=float(params["alpha"]),
+        event_weights=weights,
+        binary=bool(params.get("binary", False)),
+        params={**params, "fit_seconds": round(time.perf_counter() - started, 3)},
     )
 
 

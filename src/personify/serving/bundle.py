@@ -16,9 +16,11 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from personify.data.vocabulary import Vocabulary
+from personify.serving.factors import FactorModel
 
 DEFAULT_SOURCE_WEIGHTS: dict[str, float] = {
     "collaborative": 1.0,
+    "factors": 0.25,
     "session": 1.2,
     "interests": 0.4,
     "trending": 0.3,
@@ -43,6 +45,9 @@ class ModelBundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     ranker: Any = None
     """An optional learned ranker (see ``personify.serving.ranking``)."""
+    factors: FactorModel | None = None
+    """Optional ALS item factors for the ``factors`` source (bundles saved before they existed
+    unpickle without the attribute and read the class default, None)."""
 
     def history_scores(
         self, item_ids: Sequence[str], weights: Sequence[float], n: int

@@ -7,7 +7,7 @@ items change, so filters never hit the database per candidate.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from personify.domain.items import Item
@@ -19,6 +19,8 @@ class CatalogSnapshot:
     def __init__(self, items: Iterable[Item] = ()) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, Item] = {}
+        self.get: Callable[[str], Item | None] = self._items.get
+        """Item by id, or None (the dict's own lookup: the serving loops call it per candidate)."""
         self._by_author: dict[str, set[str]] = {}
         self._by_label: dict[str, set[str]] = {}
         self.version = 0
@@ -55,8 +57,6 @@ class CatalogSnapshot:
             if old is not None and old.author_id:
                 self._by_author.get(old.author_id, set()).discard(item_id)
 
-    def get(self, item_id: str) -> Item | None:
-        return self._items.get(item_id)
 
     def item_json(self, item_id: str) -> bytes | None:
         """The item as JSON (``Item.model_dump_json``), serialized once per item version."""
@@ -88,15 +88,23 @@ class CatalogSnapshot:
         return list(self._items)
 
     def newest(self, n: int, *, now: datetime | None = None) -> list[Item]:
-        """Up to ``n`` visible items ordered by ``created_at``, newest first."""
+        """Up to ``n`` visible items ordered by ``created_at``, newest first (the order is
+        sorted once per catalogue version; a call walks it from the top)."""
         now = now or datetime.now(UTC)
-        dated = [
-            i
-            for i in self._items.values()
-            if i.created_at is not None and i.created_at <= now and not i.hidden
-        ]
-        dated.sort(key=lambda i: i.created_at or now, reverse=True)
-        return dated[:n]
+        cached = self._newest
+        if cached is None or cached[0] != self.version:
+            version = self.version
+            dated = [i for i in list(self._items.values()) if i.created_at is not None]
+            dated.sort(key=lambda i: i.created_at or now, reverse=True)
+            cached = self._newest = (version, dated)
+        out: list[Item] = []
+        for item in cached[1]:
+            if item.hidden or item.created_at is None or item.created_at > now:
+                continue
+            out.append(item)
+            if len(out) >= n:
+                break
+        return out
 
 
 def _labels(item: Item) -> set[str]:

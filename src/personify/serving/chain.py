@@ -54,7 +54,7 @@ class RecommendationResult:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     item_id: str
     scores: dict[str, float] = field(default_factory=dict)
@@ -209,8 +209,8 @@ class RecommendationService:
                 added = True
             if added:
                 used.append(name)
-            if len(pool) >= want * 4 and name not in ("session", "collaborative"):
-                break
+            if len(pool) >= want * 2 and not source.personal:
+                break  # enough to rank and diversify; later fallbacks would not place
         if restrict is not None:
             for item_id in restrict - set(pool) - excluded:
                 item = catalog.get(item_id)

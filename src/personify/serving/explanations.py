@@ -15,6 +15,10 @@ SENTENCES: dict[str, dict[str, str]] = {
         "en": "Because you bought {title}",
         "ru": "Потому что вы купили «{title}»",
     },
+    "matches_your_taste": {
+        "en": "Matches your taste",
+        "ru": "Соответствует вашему вкусу",
+    },
     "in_your_session": {
         "en": "Goes with {title}, which you are looking at now",
         "ru": "Подходит к «{title}», который вы смотрите сейчас",
@@ -58,9 +62,10 @@ SENTENCES: dict[str, dict[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reason:
-    """One machine-readable reason; ``params`` fill the sentence (titles, places, interests)."""
+    """One machine-readable reason; ``params`` fill the sentence (titles, places, interests).
+    Treated as immutable (not frozen: a frozen init costs several times more, per candidate)."""
 
     type: str
     source: str

@@ -16,6 +16,7 @@ that "explains" a recommendation.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,14 +124,35 @@ class FactorModel:
         a, b, _ = self.system(idx, weights)
         return np.linalg.solve(a, b).astype(np.float32)
 
-    def fold_in_history(
-        self, items: Vocabulary, history: Sequence[Interaction]
+    # -- stored form: the vector and the fingerprint of the row it was folded from ------------
+
+    @staticmethod
+    def fingerprint(idx: NDArray[np.int64], weights: NDArray[np.float64]) -> NDArray[np.float32]:
+        """CRC-32 of the history row (items in index order and their weights) as two float32
+        halves, both exact."""
+        order = np.argsort(idx, kind="stable")
+        data = np.ascontiguousarray(idx[order], np.int64).tobytes()
+        data += np.ascontiguousarray(np.asarray(weights)[order], np.float64).tobytes()
+        crc = zlib.crc32(data)
+        return np.array([crc >> 16, crc & 0xFFFF], np.float32)
+
+    def pack(
+        self, vector: NDArray[np.float32], idx: NDArray[np.int64], weights: NDArray[np.float64]
+    ) -> NDArray[np.float32]:
+        """What the online state stores: the vector followed by the row's fingerprint."""
+        return np.concatenate([vector.astype(np.float32), self.fingerprint(idx, weights)])
+
+    def unpack(
+        self, stored: NDArray[np.float32], idx: NDArray[np.int64], weights: NDArray[np.float64]
     ) -> NDArray[np.float32] | None:
-        """The user vector of a live history, or None when it names no known item."""
-        idx, weights = self.history_row(items, history)
-        if idx.size == 0 and not any(i.item_id in items for i in history):
+        """The stored vector when it was folded in from exactly this history row, else None
+        (the history changed since: a batch not folded in, a merge, a race between servers)."""
+        k = self.dimensions
+        if stored.shape != (k + 2,) or not np.array_equal(
+            stored[k:], self.fingerprint(idx, weights)
+        ):
             return None
-        return self.fold_in(idx, weights)
+        return stored[:k]
 
     def explained(
         self, idx: NDArray[np.int64], weights: NDArray[np.float64]

@@ -15,6 +15,7 @@ from personify.domain.users import User
 from personify.serving.bundle import ModelBundle
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.explanations import Reason
+from personify.serving.factor_source import FactorSource
 from personify.serving.request import RecommendationRequest
 from personify.storage.online.port import Interaction, OnlineState, UserState
 
@@ -48,7 +49,7 @@ class RequestScope:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Scored:
     item_id: str
     score: float
@@ -296,6 +297,7 @@ BUILTIN_SOURCES: dict[str, CandidateSource] = {
     s.name: s
     for s in (
         CollaborativeSource(),
+        FactorSource(),
         SessionSource(),
         InterestsSource(),
         TrendingSource(),
@@ -306,6 +308,7 @@ BUILTIN_SOURCES: dict[str, CandidateSource] = {
 DEFAULT_SOURCE_ORDER: tuple[str, ...] = (
     "session",
     "collaborative",
+    "factors",
     "interests",
     "trending",
     "new_items",

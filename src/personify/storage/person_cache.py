@@ -8,8 +8,9 @@ process the generations live in a dict; when several server processes share a Re
 there (one ``GET`` per read instead of a database query), so a consent withdrawn through one
 worker holds on the very next call to any other.
 
-Writes made outside the server processes (the CLI on the database directly) are seen within
-``max_age_s`` (default 5 s), the longest an entry is trusted without a write through a server.
+Consent, restriction and preferences change only through the API and the dashboard (server
+processes), so they always invalidate. Profile rows the CLI imports straight into the database
+are seen within ``max_age_s`` (default 5 minutes), the longest an entry is trusted.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class PersonCache:
         generations: Generations | None = None,
         *,
         max_entries: int = 100_000,
-        max_age_s: float = 5.0,
+        max_age_s: float = 300.0,
         clock: Any = time.monotonic,
     ) -> None:
         self.generations = generations or LocalGenerations()

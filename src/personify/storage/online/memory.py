@@ -71,6 +71,11 @@ class _Tenant:
     popularity: dict[str, dict[str, float]] = field(default_factory=dict)
     tops: dict[str, _Top] = field(default_factory=dict)
     co: dict[str, dict[str, float]] = field(default_factory=dict)
+    popularity_version: int = 0
+    """Bumped by every change of a popularity counter (``trending`` caches by it)."""
+    trending: dict[tuple[str, int], tuple[int, list[tuple[str, float]]]] = field(
+        default_factory=dict
+    )
 
 
 class MemoryOnlineState:
@@ -140,6 +145,8 @@ class MemoryOnlineState:
                     del marks[item]
 
     def _add_popularity(self, state: _Tenant, increments: Mapping[ch.PopKey, float]) -> None:
+        if increments:
+            state.popularity_version += 1
         touched: set[str] = set()
         for (segment, item), score in increments.items():
             counters = state.popularity.get(segment)
@@ -185,6 +192,7 @@ class MemoryOnlineState:
             gone = [u for u, r in state.users.items() if ch.expired(r.last_active, now, cfg)]
             for user in gone:
                 del state.users[user]
+            state.popularity_version += 1
             for segment, counters in list(state.popularity.items()):
                 for item in [i for i, s in counters.items() if s < floor]:
                     del counters[item]
@@ -218,15 +226,22 @@ class MemoryOnlineState:
         name = segment or GLOBAL_SEGMENT
         with self._lock:
             state = self._tenant(tenant)
-            counters = state.popularity.get(name, {})
-            if n <= TOP_CACHE_SIZE:
-                top = state.tops.get(name)
-                if top is None:
-                    top = state.tops[name] = _Top(counters, TOP_CACHE_SIZE)
-                pool: Mapping[str, float] = top.members
+            cached = state.trending.get((name, n))
+            if cached is not None and cached[0] == state.popularity_version:
+                best = cached[1]
             else:
-                pool = counters
-            best = heapq.nlargest(n, pool.items(), key=_by_score_item)
+                counters = state.popularity.get(name, {})
+                if n <= TOP_CACHE_SIZE:
+                    top = state.tops.get(name)
+                    if top is None:
+                        top = state.tops[name] = _Top(counters, TOP_CACHE_SIZE)
+                    pool: Mapping[str, float] = top.members
+                else:
+                    pool = counters
+                best = heapq.nlargest(n, pool.items(), key=_by_score_item)
+                if len(state.trending) >= 256:
+                    state.trending.clear()
+                state.trending[(name, n)] = (state.popularity_version, best)
         return [(item, value_at(s, at, self._lam)) for item, s in best if s >= floor]
 
     def item_popularity(
@@ -298,6 +313,7 @@ class MemoryOnlineState:
             if record is None:
                 return
             log = list(record.log)
+            state.popularity_version += 1
             for (segment, item), score in ch.popularity_of(log, self.config).items():
                 counters = state.popularity.get(segment)
                 if counters is None or item not in counters:

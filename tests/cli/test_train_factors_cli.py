@@ -1,0 +1,54 @@
+"""``personify train --factors N``: ALS item factors in the served artifact, 0 for none,
+invalid counts refused naming the field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+from personify.domain.events import Event
+from personify.serving.bundle import ModelBundle
+from personify.storage.model_files import FileModelStore
+from personify.storage.registry import open_stores
+
+T = "default"
+Personify = Callable[..., Result]
+
+
+@pytest.fixture
+def shop(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events of 20 people who may be profiled (so they train)."""
+    monkeypatch.setenv("PERSONIFY_CONSENT_DEFAULTS", '{"profiling": "opt-out"}')
+    now = datetime.now(UTC)
+    events = [
+        Event(event_id=f"e{u}-{j}", type="view", user_id=f"u{u}", item_id=f"i{(u * 7 + j) % 25}",
+              timestamp=now - timedelta(hours=u + j))
+        for u in range(20) for j in range(5)
+    ]
+    with open_stores(database_url) as stores:
+        stores.events.append(T, events)
+
+
+def _served(tmp_path: Path) -> ModelBundle:
+    bundle = FileModelStore(tmp_path / "var" / "models").load(T)[1]
+    assert isinstance(bundle, ModelBundle)
+    return bundle
+
+
+def test_train_with_and_without_factors(personify: Personify, shop: None, tmp_path: Path) -> None:
+    pytest.importorskip("implicit")
+    result = personify("train", "--no-blend", "--no-ranker", "--factors", "4")
+    assert result.exit_code == 0, result.output
+    bundle = _served(tmp_path)
+    assert bundle.factors is not None and bundle.factors.item_factors.shape[1] == 4
+    assert personify("train", "--no-blend", "--no-ranker", "--factors", "0").exit_code == 0
+    assert _served(tmp_path).factors is None
+
+
+def test_invalid_factor_count_is_refused(personify: Personify, shop: None) -> None:
+    result = personify("train", "--no-blend", "--no-ranker", "--factors", "1")
+    assert result.exit_code != 0 and "factors" in result.output, result.output
