@@ -13,8 +13,19 @@ from personify.dashboard import mount_dashboard
 from personify.settings import Settings, load_settings
 
 
+def single_threaded_blas() -> None:
+    """Serving computes small matrix products per request (a user vector against the item
+    factors): BLAS's own thread pool only adds hand-offs between the request's thread and its
+    workers, and on a busy machine it multiplies the latency. Training runs with its defaults
+    (``personify train``, and the scheduler's child processes, which are started fresh)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def create_app(settings: Settings, **kwargs: Any) -> FastAPI:
     """The API plus the dashboard under ``/dashboard``."""
+    single_threaded_blas()
     app = create_api(settings, **kwargs)
     dashboard = mount_dashboard(app)
     app.state.closers.append(dashboard.close)

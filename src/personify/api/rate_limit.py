@@ -158,8 +158,8 @@ class LocalRateLimiter:
 
 
 # KEYS: bucket keys; ARGV: per bucket, the emission interval and the capacity in microseconds.
-# Returns 0 (allowed; every bucket advanced) or -(index of the refusing bucket) and the wait in
-# microseconds as {index, wait}. Integers are formatted with %d: Lua's tostring would round them.
+# Returns {0, 0} (allowed; every bucket advanced) or {index of the first refusing bucket, wait in
+# microseconds} (nothing spent). Integers are written with %d: Lua's tostring would round them.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])

@@ -67,6 +67,11 @@ def serve(
         f"Personify API on http://{settings.host}:{settings.port}  "
         f"(docs: http://{settings.host}:{settings.port}/docs)"
     )
+    if settings.workers > 1 and not settings.redis_url:
+        console.print(
+            "[yellow]warning:[/] several workers without PERSONIFY_REDIS_URL keep separate "
+            "online states: a click reaches only the worker that received it"
+        )
     if settings.workers > 1 or reload:
         app.state.stores.close()
         _export_environment(state, settings)

@@ -175,8 +175,36 @@ class FactorModel:
         scores = self.item_factors @ vector.astype(np.float32, copy=False)
         if exclude is not None and exclude.size:
             scores[exclude] = -np.inf
-        k = min(n, scores.size)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_indices(scores, n)
         top = top[scores[top] > 0]
         return top.astype(np.int64), scores[top]
+
+
+SAMPLE = 2048
+"""Scores sampled to place the threshold of :func:`top_indices`."""
+
+
+def top_indices(scores: NDArray[np.float32], n: int) -> NDArray[np.intp]:
+    """Indices of the ``n`` largest scores, best first (which of several items tied at the
+    n-th score are kept is unspecified, as with ``argpartition``).
+
+    A full ``argpartition`` of a 41k-item catalogue costs ~0.4 ms; instead a threshold taken
+    from a strided sample of 2,048 scores (aimed at ~4n survivors) keeps the candidates, and
+    only they are partitioned. If fewer than ``n`` pass, the full partition runs; when at least
+    ``n`` pass, the true top ``n`` are among them (the n-th best score is >= the threshold).
+    """
+    size = scores.size
+    n = min(n, size)
+    if n <= 0:
+        return np.zeros(0, np.intp)
+    if size >= 4 * SAMPLE and 16 * n <= size:
+        sample = scores[:: size // SAMPLE]
+        rank = min(sample.size - 1, 4 * n * sample.size // size + 1)
+        threshold = np.partition(sample, sample.size - 1 - rank)[sample.size - 1 - rank]
+        pool = np.flatnonzero(scores >= threshold)
+        if pool.size >= n:
+            best = pool[np.argpartition(-scores[pool], n - 1)[:n]]
+            return best[np.lexsort((best, -scores[best]))]
+    best = np.argpartition(-scores, n - 1)[:n]
+    return best[np.lexsort((best, -scores[best]))]
+

@@ -29,6 +29,8 @@ class ImpressionLogger:
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[str, Event]] = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
+        self._draining = threading.Lock()
+        """Held while a batch is taken and stored, so ``flush`` also waits for one in flight."""
         self._thread = threading.Thread(target=self._run, name="personify-impressions", daemon=True)
         self._thread.start()
         self.dropped = 0
@@ -40,6 +42,10 @@ class ImpressionLogger:
             self.dropped += 1
 
     def _drain(self) -> None:
+        with self._draining:
+            self._drain_locked()
+
+    def _drain_locked(self) -> None:
         batch: dict[str, list[Event]] = {}
         taken = 0
         while taken < self.max_batch:
@@ -63,7 +69,9 @@ class ImpressionLogger:
             self._drain()
 
     def flush(self) -> None:
-        """Store everything queued so far (tests, shutdown)."""
+        """Store everything queued so far, including a batch the background thread is storing
+        right now (tests, shutdown)."""
+        self._drain()
         while not self._queue.empty():
             self._drain()
 

@@ -26,7 +26,7 @@ from personify.serving.catalog import CatalogSnapshot
 from personify.serving.chain import RecommendationService
 from personify.serving.explanations import sentence
 from personify.serving.factor_source import FactorSource, UserVectorUpdater
-from personify.serving.factors import FactorModel
+from personify.serving.factors import FactorModel, top_indices
 from personify.serving.request import RecommendationRequest
 from personify.serving.sources import BUILTIN_SOURCES, DEFAULT_SOURCE_ORDER
 from personify.storage.model_files import FileModelStore, ModelManifest
@@ -259,6 +259,21 @@ def test_fingerprint_ties_a_stored_vector_to_its_history_row() -> None:
     assert factors.unpack(stored, idx, np.array([1.0, 2.0, 9.0])) is None
     assert factors.unpack(stored, idx[:2], w[:2]) is None
     assert factors.unpack(stored[:-1], idx, w) is None
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_top_indices_is_exact(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    size, n = int(rng.integers(1, 60_000)), int(rng.integers(1, 400))
+    scores = rng.standard_normal(size).astype(np.float32)
+    if seed % 3 == 0:
+        scores = np.round(scores, 1)  # many ties
+    if seed % 4 == 0:
+        scores[rng.integers(0, size, size // 3)] = -np.inf
+    got = top_indices(scores, n)
+    want = np.argsort(-scores, kind="stable")[: min(n, size)]
+    assert len(set(got.tolist())) == len(want)
+    np.testing.assert_array_equal(scores[got], scores[want])
 
 
 def test_score_splits_exactly_into_history_contributions() -> None:
