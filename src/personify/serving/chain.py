@@ -164,18 +164,14 @@ class RecommendationService:
         restrict = set(request.filters.item_ids) if request.filters.item_ids is not None else None
         allowed = item_filter(request.filters, request.item_types, now)
         decided: dict[str, bool] = {}  # one filter decision per item, however many sources
-        # fallback sources are asked for as many as the answer can use unless filters thin
-        # them out; the personal sources always for their full list (the ranker's candidates)
+        # each source is asked for as many candidates as the answer can use (3 x n, at least
+        # 30), unless filters may thin them out: then for its full list
         narrow = restrict is None and not _filters_thin(request)
+        asked = min(self.candidates_per_source, want) if narrow else self.candidates_per_source
         for name in order:
             source = self.sources[name]
             if source.personal and not personalized:
                 continue
-            asked = (
-                self.candidates_per_source
-                if source.personal or not narrow
-                else min(self.candidates_per_source, want)
-            )
             try:
                 found = source.candidates(scope, asked)
             except Unavailable as exc:
