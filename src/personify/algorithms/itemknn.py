@@ -7,7 +7,7 @@ Built block by block, so memory is ``O(block x n_items + n_items x k)``; scores 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Self
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,22 +15,19 @@ from numpy.typing import NDArray
 
 from personify.algorithms._sparse import (
     blockwise_topk,
-    history_rows,
     positive_matrix,
-    similar_from_rows,
 )
-from personify.algorithms.base import IdArray, Recommender, ScoreArray
+from personify.algorithms.neighbours import ItemNeighbourModel
 from personify.data.interactions import Interactions
 from personify.domain.errors import ConfigurationError
 
 SIMILARITIES = ("cosine", "asymmetric", "cooccurrence")
 
 
-class ItemKNN(Recommender):
+class ItemKNN(ItemNeighbourModel):
     """Top-``k`` item-item neighbourhood model over the (binarised) interaction matrix."""
 
     name: ClassVar[str] = "itemknn"
-    fitted_attribute: ClassVar[str] = "W_"
 
     def __init__(
         self,
@@ -53,9 +50,7 @@ class ItemKNN(Recommender):
         if self.similarity not in SIMILARITIES:
             raise ConfigurationError(f"unknown similarity {self.similarity!r}",
                                      field="similarity", accepted=", ".join(SIMILARITIES))
-        if self.k <= 0:
-            raise ConfigurationError(f"k must be positive, got {self.k}", field="k",
-                                     accepted="an integer >= 1")
+        self._check_k()
         x = positive_matrix(data, binary=self.binary)
         norms = np.asarray(x.multiply(x).sum(axis=0)).ravel().astype(np.float32)
         alpha = 0.5 if self.similarity == "cosine" else self.alpha
@@ -72,17 +67,7 @@ class ItemKNN(Recommender):
         wt = blockwise_topk(sp.csr_matrix(x.T), sp.csc_matrix(x), transform, self.k,
                             block_size=self.block_size)
         self.WT_: sp.csr_matrix = wt
-        self.W_: sp.csr_matrix = sp.csr_matrix(wt.T)
-        self.X_ = x
-        self.n_items_ = x.shape[1]
-        return self
+        return self._fitted(sp.csr_matrix(wt.T), x)
 
-    def score(self, user_indices: IdArray, history: sp.csr_matrix | None = None) -> NDArray[Any]:
-        self.check_fitted()
-        rows = history_rows(self.X_, np.asarray(user_indices), history, binary=self.binary)
-        return np.asarray((rows @ self.W_).toarray(), dtype=np.float32)
-
-    def similar_items(self, item_indices: IdArray | list[int], n: int = 10
-                      ) -> tuple[IdArray, ScoreArray]:
-        self.check_fitted()
-        return similar_from_rows(self.WT_, np.asarray(item_indices, dtype=np.int64), n)
+    def _similarity_rows(self) -> sp.csr_matrix:
+        return self.WT_

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,21 +14,17 @@ from numpy.typing import NDArray
 
 from personify.algorithms._sparse import (
     blockwise_topk,
-    history_rows,
     positive_matrix,
     row_normalize,
-    similar_from_rows,
 )
-from personify.algorithms.base import IdArray, Recommender, ScoreArray
+from personify.algorithms.neighbours import ItemNeighbourModel
 from personify.data.interactions import Interactions
-from personify.domain.errors import ConfigurationError
 
 
-class RP3beta(Recommender):
+class RP3beta(ItemNeighbourModel):
     """Graph random-walk item-item model with a popularity penalty ``beta``."""
 
     name: ClassVar[str] = "rp3beta"
-    fitted_attribute: ClassVar[str] = "W_"
 
     def __init__(
         self,
@@ -46,9 +42,7 @@ class RP3beta(Recommender):
         self.block_size = block_size
 
     def fit(self, data: Interactions) -> Self:
-        if self.k <= 0:
-            raise ConfigurationError(f"k must be positive, got {self.k}", field="k",
-                                     accepted="an integer >= 1")
+        self._check_k()
         x = positive_matrix(data, binary=self.binary)
         p_ui = row_normalize(x)
         p_iu = row_normalize(sp.csr_matrix(x.T))
@@ -64,18 +58,6 @@ class RP3beta(Recommender):
             dense[np.arange(len(sources)), sources] = 0.0
             return dense
 
-        self.W_: sp.csr_matrix = blockwise_topk(p_iu, sp.csc_matrix(p_ui), transform, self.k,
-                                                block_size=self.block_size)
-        self.X_ = x
-        self.n_items_ = x.shape[1]
-        return self
-
-    def score(self, user_indices: IdArray, history: sp.csr_matrix | None = None) -> NDArray[Any]:
-        self.check_fitted()
-        rows = history_rows(self.X_, np.asarray(user_indices), history, binary=self.binary)
-        return np.asarray((rows @ self.W_).toarray(), dtype=np.float32)
-
-    def similar_items(self, item_indices: IdArray | list[int], n: int = 10
-                      ) -> tuple[IdArray, ScoreArray]:
-        self.check_fitted()
-        return similar_from_rows(self.W_, np.asarray(item_indices, dtype=np.int64), n)
+        w = blockwise_topk(p_iu, sp.csc_matrix(p_ui), transform, self.k,
+                           block_size=self.block_size)
+        return self._fitted(w, x)
