@@ -161,7 +161,6 @@ class MessagingRuntime:
             clock=lambda: self.ingestor.clock(),
         )
         self._engines: dict[str, tuple[object, JourneyEngine]] = {}
-        self._triggers: dict[str, frozenset[str]] = {}
         self._timing: dict[str, tuple[datetime, SendTimeModel]] = {}
         self._last_scan: datetime | None = None
         self._backfilled: set[str] = set()
@@ -198,29 +197,23 @@ class MessagingRuntime:
             suppressions=self.state.suppressions,
             history=history,
             send_time=self.send_time_for(tenant),
+            users_many=getattr(self.stores.users, "get_many", None),
         )
         self._engines[tenant] = (journeys, engine)
-        self._triggers[tenant] = frozenset(j.trigger.event for j in journeys if j.trigger.event)
         return engine
 
     def on_events(self, tenant: str, events: Sequence[Event]) -> None:
-        """Ingestion listener: hand every stored event to the tenant's journeys. An event
-        that triggers nothing matters only to people already in a run, so for anyone else it
-        is skipped before the engine looks the person up."""
+        """Ingestion listener: hand the stored batch to the tenant's journeys at once
+        (:meth:`JourneyEngine.handle_events`: one read of the batch's active runs, one write
+        transaction; an event that triggers nothing is skipped for people without a run)."""
         engine = self.engine_for(tenant)
         if engine is None:
             return
         if any(j.trigger.item_update for j in engine.journeys):
             self._record_views(tenant, events)
-        triggers = self._triggers.get(tenant, frozenset())
         now = self.clock()
         with self._journey_lock:
-            for event in events:
-                if event.user_id is None:
-                    continue
-                if event.type not in triggers and not self.state.runs.active(tenant, event.user_id):
-                    continue
-                engine.handle_event(tenant, event, now)
+            engine.handle_events(tenant, events, now)
 
     # -- item updates: price drops and restocks ---------------------------------------------
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,8 @@ History = Callable[[str, str], Sequence[Event]]
 """(tenant, user_id) -> the person's recent events (any order)."""
 SendTime = Callable[[User, datetime, timedelta], datetime]
 """(user, now, within) -> when to send (e.g. ``SendTimeModel.next_send_time``)."""
+UsersMany = Callable[[str, Sequence[str]], Mapping[str, User]]
+"""(tenant, user_ids) -> the existing users among them, by id (bulk lookup)."""
 
 MAX_TRACKED_EVENTS = 200
 _MAX_STEPS_PER_ADVANCE = 200
@@ -56,11 +58,55 @@ class JourneyEngine:
     suppressions: SuppressionStore | None = None
     history: History | None = None
     send_time: SendTime | None = None
+    users_many: UsersMany | None = None
 
     def __post_init__(self) -> None:
         self._by_name = {j.name: j for j in self.journeys}
+        self._triggers = frozenset(j.trigger.event for j in self.journeys if j.trigger.event)
 
     # -- entry points -------------------------------------------------------------------------
+
+    def handle_events(
+        self, tenant: str, events: Sequence[Event], now: datetime
+    ) -> list[JourneyRun]:
+        """:meth:`handle_event` for a batch (what ingestion hands over), in timestamp order
+        (stable for ties), with the same outcome as feeding the events one by one: the active
+        runs of all the batch's people are read in one query, every event is decided in memory
+        and the runs started, updated or ended are written in one transaction at the end. An
+        event that triggers nothing is skipped for people without an active run; people,
+        consent decisions and histories are looked up once per person per batch. Returns the
+        runs started (as they stand at the end of the batch)."""
+        ordered = sorted((e for e in events if e.user_id is not None), key=lambda e: e.timestamp)
+        if not ordered:
+            return []
+        subjects = list(dict.fromkeys(e.user_id for e in ordered if e.user_id is not None))
+        runs = _BatchRuns(self.runs, tenant, self.runs.active_many(tenant, subjects))
+        triggered = list(
+            dict.fromkeys(e.user_id for e in ordered if e.type in self._triggers and e.user_id)
+        )
+        if triggered:
+            names = [j.name for j in self.journeys if j.trigger.event]
+            runs.preload_latest(names, triggered)
+        has_trigger = set(triggered)
+        wanted = [s for s in subjects if s in has_trigger or runs.has_active(s)]
+        users = _BatchUsers(self.users, self.users_many, tenant, wanted)
+        batch = replace(
+            self,
+            runs=runs,
+            users=users,
+            consent=_memo3(self.consent) if self.consent is not None else None,
+            history=_memo2(self.history) if self.history is not None else None,
+        )
+        started: list[JourneyRun] = []
+        try:
+            for event in ordered:
+                assert event.user_id is not None
+                if event.type not in self._triggers and not runs.has_active(event.user_id):
+                    continue
+                started += batch.handle_event(tenant, event, now)
+        finally:
+            runs.flush()
+        return started
 
     def handle_event(self, tenant: str, event: Event, now: datetime) -> list[JourneyRun]:
         """Record the event on the person's active runs (goal events end them), then start the
@@ -354,6 +400,143 @@ class JourneyEngine:
         run.wake_at = None
         run.updated_at = now
         self.runs.save(run)
+
+
+class _BatchRuns:
+    """The journey runs of one batch's people, in memory; writes are collected and flushed
+    to ``base`` in one :meth:`JourneyStateStore.save_many` call. Only what
+    :meth:`JourneyEngine.handle_event` asks (``active``, ``latest``, ``save``) is served from
+    memory; anything else goes to ``base``."""
+
+    def __init__(
+        self, base: JourneyStateStore, tenant: str, active: Mapping[str, list[JourneyRun]]
+    ) -> None:
+        self._base, self._tenant = base, tenant
+        self._runs: dict[str, JourneyRun] = {}
+        self._by_user: dict[str, list[JourneyRun]] = {}
+        self._latest: dict[tuple[str, str], JourneyRun | None] = {}
+        self._dirty: dict[str, JourneyRun] = {}
+        for loaded in active.values():
+            for run in loaded:
+                self._remember(run)
+
+    def _remember(self, run: JourneyRun) -> None:
+        if run.run_id not in self._runs:
+            self._by_user.setdefault(run.user_id, []).append(run)
+        else:
+            mine = self._by_user[run.user_id]
+            mine[mine.index(self._runs[run.run_id])] = run
+        self._runs[run.run_id] = run
+        key = (run.journey, run.user_id)
+        if key in self._latest:
+            known = self._latest[key]
+            if known is None or (run.entered_at, run.run_id) >= (known.entered_at, known.run_id):
+                self._latest[key] = run
+
+    def preload_latest(self, journeys: Sequence[str], user_ids: Sequence[str]) -> None:
+        found = self._base.latest_many(self._tenant, journeys, user_ids)
+        for journey in journeys:
+            for user_id in user_ids:
+                run = found.get((journey, user_id))
+                if run is not None and run.run_id in self._runs:
+                    run = self._runs[run.run_id]  # the copy this batch works on
+                self._latest[(journey, user_id)] = run
+
+    def has_active(self, user_id: str) -> bool:
+        return any(r.status == RunStatus.ACTIVE for r in self._by_user.get(user_id, ()))
+
+    def active(self, tenant: str, user_id: str) -> list[JourneyRun]:
+        if tenant != self._tenant:
+            return self._base.active(tenant, user_id)
+        runs = [r for r in self._by_user.get(user_id, ()) if r.status == RunStatus.ACTIVE]
+        return sorted(runs, key=lambda r: r.entered_at)
+
+    def latest(self, tenant: str, journey: str, user_id: str) -> JourneyRun | None:
+        key = (journey, user_id)
+        if tenant != self._tenant:
+            return self._base.latest(tenant, journey, user_id)
+        if key not in self._latest:
+            stored = self._base.latest(tenant, journey, user_id)
+            candidates = [r for r in self._by_user.get(user_id, ()) if r.journey == journey]
+            if stored is not None and stored.run_id not in self._runs:
+                candidates.append(stored)
+            self._latest[key] = max(
+                candidates, key=lambda r: (r.entered_at, r.run_id), default=None
+            )
+        return self._latest[key]
+
+    def save(self, run: JourneyRun) -> None:
+        if run.tenant != self._tenant:
+            self._base.save(run)
+            return
+        self._remember(run)
+        self._dirty[run.run_id] = run
+
+    def save_many(self, runs: Sequence[JourneyRun]) -> None:
+        for run in runs:
+            self.save(run)
+
+    def active_many(self, tenant: str, user_ids: Sequence[str]) -> dict[str, list[JourneyRun]]:
+        found = {u: self.active(tenant, u) for u in user_ids}
+        return {u: runs for u, runs in found.items() if runs}
+
+    def latest_many(
+        self, tenant: str, journeys: Sequence[str], user_ids: Sequence[str]
+    ) -> dict[tuple[str, str], JourneyRun]:
+        found = {(j, u): self.latest(tenant, j, u) for j in journeys for u in user_ids}
+        return {k: run for k, run in found.items() if run is not None}
+
+    def due(self, tenant: str, now: datetime, *, limit: int = 1000) -> list[JourneyRun]:
+        return self._base.due(tenant, now, limit=limit)
+
+    def delete_user(self, tenant: str, user_id: str) -> int:
+        return self._base.delete_user(tenant, user_id)
+
+    def flush(self) -> None:
+        dirty, self._dirty = list(self._dirty.values()), {}
+        self._base.save_many(dirty)
+
+
+class _BatchUsers:
+    """A user lookup memoized for one batch, prefilled with one bulk read when possible."""
+
+    def __init__(
+        self, one: UserLookup, many: UsersMany | None, tenant: str, user_ids: Sequence[str]
+    ) -> None:
+        self._one, self._tenant = one, tenant
+        self._seen: dict[str, User | None] = {}
+        if many is not None and user_ids:
+            found = many(tenant, user_ids)
+            self._seen = {u: found.get(u) for u in user_ids}
+
+    def __call__(self, tenant: str, user_id: str) -> User | None:
+        if tenant != self._tenant:
+            return self._one(tenant, user_id)
+        if user_id not in self._seen:
+            self._seen[user_id] = self._one(tenant, user_id)
+        return self._seen[user_id]
+
+
+def _memo2(fn: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
+    seen: dict[tuple[str, str], Any] = {}
+
+    def memo(a: str, b: str) -> Any:
+        if (a, b) not in seen:
+            seen[(a, b)] = fn(a, b)
+        return seen[(a, b)]
+
+    return memo
+
+
+def _memo3(fn: Callable[[str, str, str], bool]) -> Callable[[str, str, str], bool]:
+    seen: dict[tuple[str, str, str], bool] = {}
+
+    def memo(a: str, b: str, c: str) -> bool:
+        if (a, b, c) not in seen:
+            seen[(a, b, c)] = fn(a, b, c)
+        return seen[(a, b, c)]
+
+    return memo
 
 
 def _event_context(event: Event) -> dict[str, Any]:

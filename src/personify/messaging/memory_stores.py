@@ -266,6 +266,29 @@ class MemoryJourneyStateStore:
             return None
         return copy.deepcopy(max(runs, key=lambda r: (r.entered_at, r.run_id)))
 
+    def save_many(self, runs: Sequence[JourneyRun]) -> None:
+        for run in runs:
+            self.save(run)
+
+    def active_many(self, tenant: str, user_ids: Sequence[str]) -> dict[str, list[JourneyRun]]:
+        found: dict[str, list[JourneyRun]] = {}
+        for user_id in dict.fromkeys(user_ids):
+            runs = sorted(self.active(tenant, user_id), key=lambda r: r.entered_at)
+            if runs:
+                found[user_id] = runs
+        return found
+
+    def latest_many(
+        self, tenant: str, journeys: Sequence[str], user_ids: Sequence[str]
+    ) -> dict[tuple[str, str], JourneyRun]:
+        found: dict[tuple[str, str], JourneyRun] = {}
+        for journey in dict.fromkeys(journeys):
+            for user_id in dict.fromkeys(user_ids):
+                run = self.latest(tenant, journey, user_id)
+                if run is not None:
+                    found[(journey, user_id)] = run
+        return found
+
     def due(self, tenant: str, now: datetime, *, limit: int = 1000) -> list[JourneyRun]:
         runs = [
             r

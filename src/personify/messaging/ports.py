@@ -135,9 +135,26 @@ class JourneyStateStore(Protocol):
 
     def save(self, run: JourneyRun) -> None: ...
 
-    def active(self, tenant: str, user_id: str) -> list[JourneyRun]: ...
+    def save_many(self, runs: Sequence[JourneyRun]) -> None:
+        """:meth:`save` for many runs, in one transaction."""
+        ...
+
+    def active(self, tenant: str, user_id: str) -> list[JourneyRun]:
+        """The person's active runs, oldest entry first."""
+        ...
+
+    def active_many(self, tenant: str, user_ids: Sequence[str]) -> dict[str, list[JourneyRun]]:
+        """:meth:`active` for many people (those without an active run are left out)."""
+        ...
 
     def latest(self, tenant: str, journey: str, user_id: str) -> JourneyRun | None: ...
+
+    def latest_many(
+        self, tenant: str, journeys: Sequence[str], user_ids: Sequence[str]
+    ) -> dict[tuple[str, str], JourneyRun]:
+        """:meth:`latest` for every (journey, user) pair, keyed so; pairs without a run are
+        left out."""
+        ...
 
     def due(self, tenant: str, now: datetime, *, limit: int = 1000) -> list[JourneyRun]:
         """Active runs whose ``wake_at`` is at or before ``now``."""

@@ -572,23 +572,32 @@ class SqliteJourneyStateStore:
         self._db.close()
 
     def save(self, run: JourneyRun) -> None:
+        self.save_many([run])
+
+    def save_many(self, runs: Sequence[JourneyRun]) -> None:
+        """Insert or replace every run in one transaction."""
+        if not runs:
+            return
         with self._db.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 f"INSERT OR REPLACE INTO msg_journey_runs ({_RUN_COLUMNS})"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run.run_id,
-                    run.tenant,
-                    run.journey,
-                    run.user_id,
-                    run.entered_at.timestamp(),
-                    run.step_index,
-                    str(run.status),
-                    _ts(run.wake_at),
-                    run.exit_reason,
-                    orjson.dumps(run.context),
-                    _ts(run.updated_at),
-                ),
+                [
+                    (
+                        run.run_id,
+                        run.tenant,
+                        run.journey,
+                        run.user_id,
+                        run.entered_at.timestamp(),
+                        run.step_index,
+                        str(run.status),
+                        _ts(run.wake_at),
+                        run.exit_reason,
+                        orjson.dumps(run.context),
+                        _ts(run.updated_at),
+                    )
+                    for run in runs
+                ],
             )
 
     def active(self, tenant: str, user_id: str) -> list[JourneyRun]:
@@ -606,6 +615,42 @@ class SqliteJourneyStateStore:
             (tenant, journey, user_id),
         )
         return _run_row(rows[0]) if rows else None
+
+    def active_many(self, tenant: str, user_ids: Sequence[str]) -> dict[str, list[JourneyRun]]:
+        ids = list(dict.fromkeys(user_ids))
+        found: dict[str, list[JourneyRun]] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            rows = self._db.query(
+                f"SELECT {_RUN_COLUMNS} FROM msg_journey_runs WHERE tenant=? AND status='active'"
+                f" AND user_id IN ({','.join('?' * len(chunk))}) ORDER BY entered_at",
+                (tenant, *chunk),
+            )
+            for row in rows:
+                found.setdefault(row[3], []).append(_run_row(row))
+        return found
+
+    def latest_many(
+        self, tenant: str, journeys: Sequence[str], user_ids: Sequence[str]
+    ) -> dict[tuple[str, str], JourneyRun]:
+        names, ids = list(dict.fromkeys(journeys)), list(dict.fromkeys(user_ids))
+        found: dict[tuple[str, str], JourneyRun] = {}
+        if not names:
+            return found
+        step = max(1, _IN_CHUNK - len(names))
+        for start in range(0, len(ids), step):
+            chunk = ids[start : start + step]
+            rows = self._db.query(
+                f"SELECT {_RUN_COLUMNS} FROM (SELECT {_RUN_COLUMNS}, ROW_NUMBER() OVER"
+                " (PARTITION BY journey, user_id ORDER BY entered_at DESC, run_id DESC) AS rn"
+                " FROM msg_journey_runs WHERE tenant=?"
+                f" AND journey IN ({','.join('?' * len(names))})"
+                f" AND user_id IN ({','.join('?' * len(chunk))})) WHERE rn=1",
+                (tenant, *names, *chunk),
+            )
+            for row in rows:
+                found[(row[2], row[3])] = _run_row(row)
+        return found
 
     def due(self, tenant: str, now: datetime, *, limit: int = 1000) -> list[JourneyRun]:
         rows = self._db.query(
