@@ -61,6 +61,21 @@ def topk_rows(dense: NDArray[np.float32], k: int) -> sp.csr_matrix:
     )
 
 
+def sparse_topk_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the ``k`` largest positive values of every row of a sparse matrix (ties broken by
+    the smaller column, as ``topk_rows`` does for equal scores)."""
+    m = sp.csr_matrix(m, dtype=np.float32)
+    m.sum_duplicates()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, rows))
+    start = m.indptr[rows[order]]
+    rank = np.arange(order.size) - start
+    keep = order[(rank < k) & (m.data[order] > 0)]
+    return sp.csr_matrix(
+        (m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape, dtype=np.float32
+    )
+
+
 def blockwise_topk(
     left: sp.csr_matrix,
     right: sp.csc_matrix,

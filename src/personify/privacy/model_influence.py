@@ -38,7 +38,12 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from personify.algorithms._sparse import positive_matrix, row_normalize, topk_rows
+from personify.algorithms._sparse import (
+    positive_matrix,
+    row_normalize,
+    sparse_topk_rows,
+    topk_rows,
+)
 from personify.algorithms.itemknn import ItemKNN
 from personify.algorithms.rp3beta import RP3beta
 from personify.data.events import EventWeights, interactions_from_events
@@ -239,14 +244,19 @@ def _rp3beta_without(
     neighbours: sp.csr_matrix, old_x: sp.csr_matrix, new_x: sp.csr_matrix,
     touched: NDArray[np.int64], params: dict[str, Any],
 ) -> sp.csr_matrix:
-    """``RP3beta.fit`` rows (source items) recomputed for every item whose row can change: the
-    person's items (their user-normalised transitions change) and every item co-occurring with
-    one of them (the popularity penalty of a target changes)."""
+    """``RP3beta.fit`` rows (source items) as if the person had never been trained on.
+
+    The person's own items (``touched``) change their transitions: those rows are recomputed
+    in full. Every other source ``i`` keeps its walk scores — the person is not among its users —
+    and only the popularity penalty of the touched *targets* changes (one interaction fewer, a
+    higher score). So its new row is the top-k of its old top-k entries with the touched columns
+    recomputed: an entry outside the old top-k of an untouched column was below the old k-th
+    score and stays below the new one, which can only be higher.
+    """
     if touched.size == 0:
         return neighbours
     model = RP3beta(**params)
-    co_items = sp.csr_matrix(old_x[:, touched].T @ old_x)
-    sources = np.union1d(touched, np.unique(co_items.indices))
+    n = neighbours.shape[0]
     p_ui = row_normalize(new_x)
     p_iu = row_normalize(sp.csr_matrix(new_x.T))
     if model.alpha != 1.0:
@@ -254,15 +264,26 @@ def _rp3beta_without(
     pop = np.asarray((new_x > 0).sum(axis=0)).ravel().astype(np.float32)
     penalty = np.divide(1.0, pop ** model.beta, out=np.zeros_like(pop), where=pop > 0)
     right = sp.csc_matrix(p_ui)
-    parts = []
-    for start in range(0, sources.size, BLOCK):
-        block = sources[start:start + BLOCK]
-        dense = np.asarray((p_iu[block] @ right).toarray(), dtype=np.float32)
-        dense *= penalty[None, :]
-        dense[np.arange(block.size), block] = 0.0
-        parts.append(topk_rows(dense, model.k))
-    fresh = sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float32)
-    n = neighbours.shape[0]
+    # the person's items: full rows
+    dense = np.asarray((p_iu[touched] @ right).toarray(), dtype=np.float32)
+    dense *= penalty[None, :]
+    dense[np.arange(touched.size), touched] = 0.0
+    own = topk_rows(dense, model.k)
+    # every other item reaching a touched item: old row, touched columns recomputed
+    co_items = sp.csr_matrix(old_x[:, touched].T @ old_x)
+    others = np.setdiff1d(np.unique(co_items.indices), touched)
+    keep_cols = np.ones(n, dtype=np.float32)
+    keep_cols[touched] = 0.0
+    old_rows = sp.csr_matrix(neighbours[others]) @ sp.diags(keep_cols)
+    fresh_cols = sp.csr_matrix(p_iu[others] @ sp.csc_matrix(p_ui[:, touched]))
+    fresh_cols = fresh_cols @ sp.diags(penalty[touched])
+    spread = sp.csr_matrix(
+        (np.ones(touched.size, dtype=np.float32), (np.arange(touched.size), touched)),
+        shape=(touched.size, n),
+    )
+    refreshed = sparse_topk_rows(sp.csr_matrix(old_rows + fresh_cols @ spread), model.k)
+    sources = np.concatenate([touched, others])
+    fresh = sp.vstack([own, refreshed], format="csr")
     mask = np.ones(n, dtype=np.float32)
     mask[sources] = 0.0
     place = sp.csr_matrix(

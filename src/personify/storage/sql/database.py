@@ -129,4 +129,8 @@ class Database:
         return self._lock if self._lock is not None else nullcontext()
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        """Close the pool; with the single shared ``memory://`` connection, only once no other
+        thread is inside a unit of work on it (closing it under a running query crashes
+        SQLite's C library, e.g. a background warm-up still scanning at shutdown)."""
+        with self._guard():
+            self.engine.dispose()
