@@ -62,17 +62,32 @@ def topk_rows(dense: NDArray[np.float32], k: int) -> sp.csr_matrix:
 
 
 def sparse_topk_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the ``k`` largest positive values of every row of a sparse matrix (ties broken by
-    the smaller column, as ``topk_rows`` does for equal scores)."""
+    """Keep the ``k`` largest positive values of every row of a sparse matrix (rows with at most
+    ``k`` entries keep them all). The rows are padded to the longest one and partitioned at once,
+    as ``topk_rows`` does for dense blocks (ties at the k-th value may pick either item)."""
     m = sp.csr_matrix(m, dtype=np.float32)
     m.sum_duplicates()
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((m.indices, -m.data, rows))
-    start = m.indptr[rows[order]]
-    rank = np.arange(order.size) - start
-    keep = order[(rank < k) & (m.data[order] > 0)]
+    n_rows = m.shape[0]
+    lengths = np.diff(m.indptr)
+    width = int(lengths.max()) if n_rows else 0
+    if width <= k:
+        kept = m.copy()
+        kept.data[kept.data <= 0] = 0.0
+        kept.eliminate_zeros()
+        return kept
+    rows = np.repeat(np.arange(n_rows), lengths)
+    slot = np.arange(m.data.size) - m.indptr[rows]
+    values = np.full((n_rows, width), -np.inf, dtype=np.float32)
+    columns = np.zeros((n_rows, width), dtype=m.indices.dtype)
+    values[rows, slot] = m.data
+    columns[rows, slot] = m.indices
+    best = np.argpartition(-values, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(values, best, axis=1).ravel()
+    cols = np.take_along_axis(columns, best, axis=1).ravel()
+    row_ids = np.repeat(np.arange(n_rows), k)
+    keep = top > 0
     return sp.csr_matrix(
-        (m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape, dtype=np.float32
+        (top[keep], (row_ids[keep], cols[keep])), shape=m.shape, dtype=np.float32
     )
 
 

@@ -10,6 +10,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from personify.domain.errors import InvalidInput
 from personify.domain.events import Event
 from personify.storage.ports import AppendResult
 from personify.storage.sql._event_inserts import insert_postgres, insert_sqlite
@@ -17,6 +18,8 @@ from personify.storage.sql.database import Database
 from personify.storage.sql.schema import events, user_anonymous_ids
 
 _T = events.c
+RECENT_CHUNK = 500
+"""Ids per query of :meth:`SqlEventStore.recent_for_users` (twice that many bound values)."""
 
 
 class SqlEventStore:
@@ -94,6 +97,47 @@ class SqlEventStore:
         rows.sort(key=lambda row: (row.timestamp, row.id), reverse=True)
         return [Event.model_validate_json(row.payload) for row in rows[:limit]]
 
+    def recent_for_users(
+        self,
+        tenant: str,
+        user_ids: Iterable[str],
+        *,
+        types: Iterable[str] | None = None,
+        since: datetime | None = None,
+        limit_per_user: int = 100,
+    ) -> dict[str, list[Event]]:
+        """:meth:`for_user` for many people: one query per :data:`RECENT_CHUNK` ids.
+
+        The person's own rows (index ``tenant, user_id, timestamp``) and the rows still under
+        their linked anonymous ids (index ``tenant, anonymous_id, timestamp``) are ranked per
+        person by ``ROW_NUMBER() OVER (PARTITION BY person ORDER BY timestamp DESC, id DESC)``
+        on the narrow columns only; the payloads of the kept rows are read by primary key.
+        """
+        if isinstance(limit_per_user, bool) or not isinstance(limit_per_user, int):
+            raise InvalidInput(
+                f"limit_per_user must be an integer, got {limit_per_user!r}",
+                field="limit_per_user",
+                accepted="an integer >= 0",
+            )
+        if limit_per_user < 0:
+            raise InvalidInput(
+                f"limit_per_user must be >= 0, got {limit_per_user}",
+                field="limit_per_user",
+                accepted="an integer >= 0",
+            )
+        wanted = list(dict.fromkeys(user_ids))
+        found: dict[str, list[Event]] = {user_id: [] for user_id in wanted}
+        if not wanted or limit_per_user == 0:
+            return found
+        type_list = None if types is None else list(types)
+        with self._db.read() as conn:
+            for start in range(0, len(wanted), RECENT_CHUNK):
+                chunk = wanted[start : start + RECENT_CHUNK]
+                query = _recent_query(tenant, chunk, type_list, since, limit_per_user)
+                for row in conn.execute(query):
+                    found[row.person].append(Event.model_validate_json(row.payload))
+        return found
+
     def for_anonymous(self, tenant: str, anonymous_id: str, *, limit: int = 100) -> list[Event]:
         query = _newest(tenant, _T.anonymous_id == anonymous_id, limit, None, None)
         with self._db.read() as conn:
@@ -160,12 +204,16 @@ class SqlEventStore:
         linked = sa.select(user_anonymous_ids.c.anonymous_id).where(
             user_anonymous_ids.c.tenant == tenant, user_anonymous_ids.c.user_id == user_id
         )
+        # one statement per identity kind, each on its own index (an OR of them scans the
+        # tenant's whole event log), in one transaction
         who = [_T.user_id == user_id, _T.anonymous_id.in_(linked.scalar_subquery())]
         if anonymous_ids:
             who.append(_T.anonymous_id.in_(list(anonymous_ids)))
-        statement = sa.delete(events).where(_T.tenant == tenant, sa.or_(*who))
         with self._db.write() as conn:
-            return _rowcount(conn, statement)
+            return sum(
+                _rowcount(conn, sa.delete(events).where(_T.tenant == tenant, condition))
+                for condition in who
+            )
 
     def delete_older_than(self, tenant: str, event_type: str, cutoff: datetime) -> int:
         statement = sa.delete(events).where(
@@ -188,6 +236,55 @@ def _newest(
     if types is not None:
         query = query.where(_T.type.in_(types))
     return query.order_by(_T.timestamp.desc(), _T.id.desc()).limit(limit)
+
+
+def _recent_query(
+    tenant: str,
+    user_ids: list[str],
+    types: list[str] | None,
+    since: datetime | None,
+    limit: int,
+) -> sa.Select[Any]:
+    links = user_anonymous_ids.c
+    own = sa.select(_T.user_id.label("person"), _T.id, _T.timestamp).where(
+        _T.tenant == tenant, _T.user_id.in_(user_ids)
+    )
+    anonymous_ids = sa.select(links.anonymous_id).where(
+        links.tenant == tenant, links.user_id.in_(user_ids)
+    )
+    owner = (
+        sa.select(links.user_id)
+        .where(links.tenant == tenant, links.anonymous_id == _T.anonymous_id)
+        .scalar_subquery()
+    )
+    linked = sa.select(owner.label("person"), _T.id, _T.timestamp).where(
+        _T.tenant == tenant,
+        _T.user_id.is_(None),
+        _T.anonymous_id.in_(anonymous_ids.scalar_subquery()),
+    )
+    if since is not None:
+        own = own.where(_T.timestamp >= since)
+        linked = linked.where(_T.timestamp >= since)
+    if types is not None:
+        # ``type || ''`` keeps the planner off the (tenant, type, timestamp) index: without
+        # statistics SQLite prefers it to the per-person one for ``user_id IN (...)``, which
+        # would read every event of the type in the tenant
+        untyped = (_T.type + "").in_(types)
+        own = own.where(untyped)
+        linked = linked.where(untyped)
+    both = sa.union_all(own, linked).subquery("candidates")
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=both.c.person, order_by=(both.c.timestamp.desc(), both.c.id.desc()))
+        .label("rank")
+    )
+    ranked = sa.select(both.c.person, both.c.id, rank).subquery("ranked")
+    return (
+        sa.select(ranked.c.person, _T.payload)
+        .join_from(ranked, events, _T.id == ranked.c.id)
+        .where(ranked.c.rank <= limit)
+        .order_by(ranked.c.person, ranked.c.rank)
+    )
 
 
 def _with_user(payload: str, user_id: str) -> str:
