@@ -21,6 +21,7 @@ _REGISTRY: dict[str, str] = {
     "ease": "personify.algorithms.ease:EASE",
     "als": "personify.algorithms.als:ALS",
     "gfcf": "personify.algorithms.gfcf:GFCF",
+    "bspm": "personify.algorithms.bspm:BSPM",
     "blend": "personify.algorithms.blend:ScoreBlend",
 }
 

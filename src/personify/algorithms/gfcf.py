@@ -32,6 +32,33 @@ def _inv_sqrt(values: NDArray[Any]) -> NDArray[np.float32]:
     return out.astype(np.float32)
 
 
+def normalized_matrix(x: sp.csr_matrix, user_exponent: float = 0.5, item_exponent: float = 0.5
+                      ) -> tuple[sp.csr_matrix, NDArray[np.float64]]:
+    """``R~ = D_u^-user_exponent X D_i^-item_exponent`` (float32 CSR) and the item scaling
+    ``D_i^-item_exponent`` (zero for items without interactions)."""
+    du = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+    di = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
+    du_s = np.divide(1.0, du ** user_exponent, out=np.zeros_like(du), where=du > 0)
+    di_s = np.divide(1.0, di ** item_exponent, out=np.zeros_like(di), where=di > 0)
+    norm = sp.csr_matrix(sp.diags(du_s.astype(np.float32)) @ x
+                         @ sp.diags(di_s.astype(np.float32)), dtype=np.float32)
+    return norm, di_s
+
+
+def top_right_singular_vectors(norm: sp.spmatrix, k: int, *, n_iter: int = 6, seed: int = 0
+                               ) -> NDArray[np.float32]:
+    """The top ``k`` right singular vectors (rows, largest singular value first): randomised
+    SVD (scikit-learn, fast) when installed, else ARPACK."""
+    try:
+        from sklearn.utils.extmath import randomized_svd
+    except ImportError:  # pragma: no cover - depends on the install
+        v0 = np.random.default_rng(seed).random(min(norm.shape))
+        _, s, vt = spla.svds(norm.astype(np.float64), k=k, v0=v0)
+        return np.asarray(vt[np.argsort(-s)], dtype=np.float32)
+    _, _, vt = randomized_svd(norm, k, n_iter=n_iter, random_state=seed)
+    return np.asarray(vt, dtype=np.float32)
+
+
 class GFCF(Recommender):
     """Normalised item-item linear filter + ideal low-pass filter (no training loop)."""
 
@@ -64,12 +91,7 @@ class GFCF(Recommender):
     def fit(self, data: Interactions) -> Self:
         x = positive_matrix(data, binary=True)
         n_users, n_items = x.shape
-        du = np.asarray(x.sum(axis=1)).ravel()
-        di = np.asarray(x.sum(axis=0)).ravel()
-        du_s = np.divide(1.0, du ** self.user_exponent, out=np.zeros_like(du), where=du > 0)
-        di_s = np.divide(1.0, di ** self.item_exponent, out=np.zeros_like(di), where=di > 0)
-        norm = sp.csr_matrix(sp.diags(du_s.astype(np.float32)) @ x
-                             @ sp.diags(di_s.astype(np.float32)), dtype=np.float32)
+        norm, di_s = normalized_matrix(x, self.user_exponent, self.item_exponent)
         if self.topk is None:
             p = sp.csr_matrix(norm.T @ norm, dtype=np.float32)
         else:
@@ -92,15 +114,7 @@ class GFCF(Recommender):
         return self
 
     def _top_right_singular_vectors(self, norm: sp.csr_matrix, k: int) -> NDArray[np.float32]:
-        """Randomised SVD (scikit-learn, fast) when installed, else ARPACK."""
-        try:
-            from sklearn.utils.extmath import randomized_svd
-        except ImportError:  # pragma: no cover - depends on the install
-            v0 = np.random.default_rng(self.seed).random(min(norm.shape))
-            _, _, vt = spla.svds(norm.astype(np.float64), k=k, v0=v0)
-            return np.asarray(vt, dtype=np.float32)
-        _, _, vt = randomized_svd(norm, k, n_iter=self.svd_iterations, random_state=self.seed)
-        return np.asarray(vt, dtype=np.float32)
+        return top_right_singular_vectors(norm, k, n_iter=self.svd_iterations, seed=self.seed)
 
     def score(self, user_indices: IdArray, history: sp.csr_matrix | None = None) -> NDArray[Any]:
         self.check_fitted()

@@ -42,6 +42,8 @@ Clock = Callable[[], datetime]
 TIMING_DAYS = 30
 """Days of activity the send-time model learns from."""
 TIMING_MAX_EVENTS = 200_000
+HISTORY_LIMIT = 200
+"""Newest events of a person that repeated-event triggers ("viewed 3 times") count in."""
 USER_PAGE = 1_000
 MAX_ITEM_AUDIENCE = 10_000
 """At most this many recent viewers are messaged about one item change (per journey)."""
@@ -186,7 +188,13 @@ class MessagingRuntime:
 
         def history(t: str, user_id: str) -> list[Event]:
             # only repeated-event triggers ("viewed 3 times") read it: fetch just those types
-            return self.stores.events.for_user(t, user_id, limit=200, types=counted)
+            return self.stores.events.for_user(t, user_id, limit=HISTORY_LIMIT, types=counted)
+
+        def history_many(t: str, user_ids: Sequence[str]) -> dict[str, list[Event]]:
+            # the same reads for a whole batch's people at once (one query per chunk of ids)
+            return self.stores.events.recent_for_users(
+                t, user_ids, types=counted, limit_per_user=HISTORY_LIMIT
+            )
 
         engine = JourneyEngine(
             journeys,
@@ -198,6 +206,7 @@ class MessagingRuntime:
             history=history,
             send_time=self.send_time_for(tenant),
             users_many=getattr(self.stores.users, "get_many", None),
+            history_many=history_many,
         )
         self._engines[tenant] = (journeys, engine)
         return engine

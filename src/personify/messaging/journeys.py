@@ -41,6 +41,8 @@ SendTime = Callable[[User, datetime, timedelta], datetime]
 """(user, now, within) -> when to send (e.g. ``SendTimeModel.next_send_time``)."""
 UsersMany = Callable[[str, Sequence[str]], Mapping[str, User]]
 """(tenant, user_ids) -> the existing users among them, by id (bulk lookup)."""
+HistoryMany = Callable[[str, Sequence[str]], Mapping[str, Sequence[Event]]]
+"""(tenant, user_ids) -> what :data:`History` gives for each of them (bulk lookup)."""
 
 MAX_TRACKED_EVENTS = 200
 _MAX_STEPS_PER_ADVANCE = 200
@@ -59,10 +61,14 @@ class JourneyEngine:
     history: History | None = None
     send_time: SendTime | None = None
     users_many: UsersMany | None = None
+    history_many: HistoryMany | None = None
 
     def __post_init__(self) -> None:
         self._by_name = {j.name: j for j in self.journeys}
         self._triggers = frozenset(j.trigger.event for j in self.journeys if j.trigger.event)
+        self._counted = frozenset(
+            j.trigger.event for j in self.journeys if j.trigger.event and j.trigger.min_count > 1
+        )
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -90,12 +96,25 @@ class JourneyEngine:
         has_trigger = set(triggered)
         wanted = [s for s in subjects if s in has_trigger or runs.has_active(s)]
         users = _BatchUsers(self.users, self.users_many, tenant, wanted)
+        history = None
+        if self.history is not None:
+            # the batch is already stored: reading the histories up front (one bulk read for
+            # the known people with a repeated-event trigger) sees what reading each one
+            # lazily would
+            counted = [
+                s
+                for s in dict.fromkeys(
+                    e.user_id for e in ordered if e.type in self._counted and e.user_id
+                )
+                if users(tenant, s) is not None
+            ]
+            history = _BatchHistory(self.history, self.history_many, tenant, counted)
         batch = replace(
             self,
             runs=runs,
             users=users,
             consent=_memo3(self.consent) if self.consent is not None else None,
-            history=_memo2(self.history) if self.history is not None else None,
+            history=history,
         )
         started: list[JourneyRun] = []
         try:
@@ -517,15 +536,24 @@ class _BatchUsers:
         return self._seen[user_id]
 
 
-def _memo2(fn: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
-    seen: dict[tuple[str, str], Any] = {}
+class _BatchHistory:
+    """A history lookup memoized for one batch, prefilled with one bulk read when possible."""
 
-    def memo(a: str, b: str) -> Any:
-        if (a, b) not in seen:
-            seen[(a, b)] = fn(a, b)
-        return seen[(a, b)]
+    def __init__(
+        self, one: History, many: HistoryMany | None, tenant: str, user_ids: Sequence[str]
+    ) -> None:
+        self._one, self._tenant = one, tenant
+        self._seen: dict[str, Sequence[Event]] = {}
+        if many is not None and user_ids:
+            found = many(tenant, user_ids)
+            self._seen = {u: found.get(u, ()) for u in user_ids}
 
-    return memo
+    def __call__(self, tenant: str, user_id: str) -> Sequence[Event]:
+        if tenant != self._tenant:
+            return self._one(tenant, user_id)
+        if user_id not in self._seen:
+            self._seen[user_id] = self._one(tenant, user_id)
+        return self._seen[user_id]
 
 
 def _memo3(fn: Callable[[str, str, str], bool]) -> Callable[[str, str, str], bool]:

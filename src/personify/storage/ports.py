@@ -49,6 +49,20 @@ class EventStore(Protocol):
         """The user's events (and those of their linked anonymous ids), newest first."""
         ...
 
+    def recent_for_users(
+        self,
+        tenant: str,
+        user_ids: Iterable[str],
+        *,
+        types: Iterable[str] | None = None,
+        since: datetime | None = None,
+        limit_per_user: int = 100,
+    ) -> dict[str, list[Event]]:
+        """:meth:`for_user` for many people at once: every given id maps to its newest
+        ``limit_per_user`` events (and those of its linked anonymous ids) with
+        ``timestamp >= since``, newest first; ``[]`` for an id without events."""
+        ...
+
     def for_anonymous(self, tenant: str, anonymous_id: str, *, limit: int = 100) -> list[Event]: ...
 
     def scan(

@@ -187,6 +187,76 @@ class EventStoreContract:
         assert [e.event_id for e in stores.events.for_user(A, "u1", types=["click"])] == ["mid"]
         assert stores.events.for_user(A, "nobody") == []
 
+    def test_recent_for_users_is_for_user_per_person(self, stores: Stores) -> None:
+        stores.users.upsert(A, [User(user_id="u1", anonymous_ids=["anon-1"])])
+        stores.users.upsert(B, [User(user_id="u2", anonymous_ids=["anon-2"])])
+        batch = [
+            # same-second ties (ordered by insertion), both types, a linked anonymous id,
+            # SQL-looking and Cyrillic ids
+            event(f"e{i}", at=i // 3, type="view" if i % 4 else "click", user_id=person)
+            for i, person in enumerate(["u1", "u2", SQLISH, CYRILLIC] * 12)
+        ]
+        batch += [
+            event("anon-a", at=5, user_id=None, anonymous_id="anon-1"),
+            event("anon-b", at=50, user_id=None, anonymous_id="anon-1"),
+            event("stray", at=6, user_id=None, anonymous_id="anon-9"),
+            event("both-ids", at=7, user_id="u2", anonymous_id="anon-1"),
+        ]
+        stores.events.append(A, batch)
+        # another tenant: same people, same anonymous id, more recent events
+        stores.events.append(
+            B,
+            [
+                event("b-u1", at=99, user_id="u1"),
+                event("b-anon", at=99, user_id=None, anonymous_id="anon-1"),
+                event("b-u2", at=99, user_id=None, anonymous_id="anon-2"),
+            ],
+        )
+        people = ["u1", "u2", SQLISH, CYRILLIC, "nobody", "anon-1"]
+        for limit in (1, 5, 100):
+            for types in (None, ["view"], ["click", "view"], []):
+                found = stores.events.recent_for_users(
+                    A, [*people, "u1"], types=types, limit_per_user=limit
+                )
+                assert list(found) == people, "every asked id once, in the order asked"
+                for person in people:
+                    expected = stores.events.for_user(A, person, limit=limit, types=types)
+                    assert [e.event_id for e in found[person]] == [
+                        e.event_id for e in expected
+                    ], (person, limit, types)
+                    assert found[person] == expected
+        everything = stores.events.recent_for_users(A, people)
+        assert [e.event_id for e in everything["u1"]][:2] == ["anon-b", "e44"]
+        assert "anon-a" in {e.event_id for e in everything["u1"]}
+        assert not {"stray", "b-u1", "b-anon"} & {e.event_id for e in everything["u1"]}
+        assert "both-ids" in {e.event_id for e in everything["u2"]}
+        assert everything["nobody"] == [] and everything["anon-1"] == []
+        in_b = stores.events.recent_for_users(B, ["u1", "u2", SQLISH])
+        assert {p: [e.event_id for e in v] for p, v in in_b.items()} == {
+            "u1": ["b-u1"],
+            "u2": ["b-u2"],
+            SQLISH: [],
+        }
+        since = T0 + timedelta(seconds=8)
+        recent = stores.events.recent_for_users(A, people, since=since, limit_per_user=3)
+        for person in people:
+            expected = [e for e in stores.events.for_user(A, person) if e.timestamp >= since]
+            assert recent[person] == expected[:3]
+        assert stores.events.recent_for_users(A, []) == {}
+        assert stores.events.recent_for_users(A, ["u1"], limit_per_user=0) == {"u1": []}
+        with pytest.raises(InvalidInput) as error:
+            stores.events.recent_for_users(A, ["u1"], limit_per_user=-1)
+        assert error.value.field == "limit_per_user"
+
+    def test_recent_for_users_in_chunks(self, stores: Stores) -> None:
+        people = [f"p{i}" for i in range(1_234)]
+        stores.events.append(
+            A, [event(f"{p}-{k}", at=k, user_id=p) for p in people for k in range(2)]
+        )
+        found = stores.events.recent_for_users(A, people, limit_per_user=1)
+        assert len(found) == len(people)
+        assert all([e.event_id for e in found[p]] == [f"{p}-1"] for p in people)
+
     def test_for_anonymous(self, stores: Stores) -> None:
         stores.events.append(
             A,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from personify.algorithms.als import ALS
 from personify.algorithms.base import Recommender
 from personify.algorithms.blend import ScoreBlend
+from personify.algorithms.bspm import BSPM
 from personify.algorithms.ease import EASE
 from personify.algorithms.gfcf import GFCF
 from personify.algorithms.itemknn import ItemKNN
@@ -74,6 +75,17 @@ class TestGFCF(RecommenderContract):
 class TestGFCFPruned(RecommenderContract):
     def make_model(self) -> Recommender:
         return GFCF(alpha=0.0, topk=40, block_size=33)
+
+
+class TestBSPM(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return BSPM(factor_dim=16, idl_beta=0.2, T_s=1.0)
+
+
+class TestBSPMLateMergeEuler(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return BSPM(factor_dim=16, idl_beta=0.3, T_s=0.5, K_s=2, K_b=2, solver="euler",
+                    merge="late", t_point_combination=True)
 
 
 class TestScoreBlend(RecommenderContract):

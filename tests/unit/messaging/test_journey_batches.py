@@ -4,19 +4,21 @@ that feeding the same events one by one (``handle_event``, in timestamp order) g
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from personify.api.messaging_runtime import HISTORY_LIMIT
 from personify.domain.events import Event
 from personify.domain.users import User
 from personify.messaging import memory_stores, sqlite_stores
 from personify.messaging.journey_definitions import builtin_journeys
 from personify.messaging.journeys import JourneyEngine
 from personify.messaging.records import JourneyRun
+from personify.storage.registry import Stores, open_stores
 
 T = "shop"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -223,3 +225,110 @@ def test_an_empty_or_anonymous_batch_touches_nothing(worlds: tuple[_World, _Worl
     assert batch.engine.handle_events(T, [], T0) == []
     assert batch.runs.calls == []
     assert batch.runs.inner.active(T, "x") == []
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def event_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'events.db'}"
+    opened = open_stores(url)
+    yield opened
+    opened.close()
+
+
+def test_abandoned_browse_batch_history_is_the_one_by_one_history(event_stores: Stores) -> None:
+    """The batch path prefetches every counted person's history with ``recent_for_users``;
+    one by one, each person's history is ``for_user`` (what the runtime wires). Both read the
+    store after the batch was stored, so they count the same views and start the same runs."""
+    stores, other = event_stores, "other-shop"
+    stores.users.upsert(
+        T,
+        [
+            User(user_id="ann"),
+            User(user_id="bob"),
+            User(user_id="eve"),
+            User(user_id="lin", anonymous_ids=["anon-lin"]),
+        ],
+    )
+    earlier = [  # stored by previous batches
+        _ev("view", "ann", 1, "a"),
+        _ev("view", "ann", 2, "a"),
+        _ev("view", "bob", 3, "b"),
+        _ev("view", "bob", 4, "b"),
+        *(
+            Event(
+                event_id=f"bob-x-{k}",
+                type="view",
+                user_id="bob",
+                item_id="x",
+                timestamp=T0 + timedelta(minutes=5, seconds=k),
+            )
+            for k in range(HISTORY_LIMIT)
+        ),  # pushes bob's views of "b" out of the newest HISTORY_LIMIT
+        *(
+            Event(
+                event_id=f"anon-lin-{k}",
+                type="view",
+                anonymous_id="anon-lin",
+                item_id="c",
+                timestamp=T0 + timedelta(minutes=6 + k),
+            )
+            for k in range(2)
+        ),  # lin's views before logging in, under a linked anonymous id
+    ]
+    stores.events.append(T, earlier)
+    stores.events.append(other, [_ev("view", "eve", m, "e") for m in (1, 2, 3)])
+    batch_events = [
+        _ev("view", "ann", 20, "a"),  # third view of "a": starts
+        _ev("view", "bob", 21, "b"),  # third of "b", but only one in the newest 200
+        _ev("view", "lin", 22, "c"),  # third with the linked anonymous views: starts
+        _ev("view", "eve", 23, "e"),  # her other views are another tenant's
+        _ev("view", "eve", 24, "e"),
+        _ev("view", "zed", 25, "a"),  # unknown person
+        _ev("add_to_cart", "bob", 26, "b"),
+    ]
+    stores.events.append(T, batch_events)  # ingestion stores the batch before the listener
+    calls: list[str] = []
+
+    def history(tenant: str, user_id: str) -> list[Event]:
+        calls.append(f"for_user:{user_id}")
+        return stores.events.for_user(tenant, user_id, limit=HISTORY_LIMIT, types=["view"])
+
+    def history_many(tenant: str, user_ids: Sequence[str]) -> dict[str, list[Event]]:
+        calls.append(f"recent_for_users:{','.join(user_ids)}")
+        return stores.events.recent_for_users(
+            tenant, user_ids, types=["view"], limit_per_user=HISTORY_LIMIT
+        )
+
+    def engine(bulk: bool) -> JourneyEngine:
+        return JourneyEngine(
+            [builtin_journeys()["abandoned_browse"]],
+            memory_stores.MemoryJourneyStateStore(),
+            memory_stores.MemoryOutboxStore(),
+            users=stores.users.get,
+            users_many=getattr(stores.users, "get_many", None),  # as the runtime wires it
+            consent=lambda t, uid, purpose: True,
+            suppressions=memory_stores.MemorySuppressionStore(),
+            history=history,
+            history_many=history_many if bulk else None,
+            send_time=lambda user, now, within: now + timedelta(hours=1),
+        )
+
+    now = T0 + timedelta(minutes=30)
+    batched, single = engine(bulk=True), engine(bulk=False)
+    started = batched.handle_events(T, list(reversed(batch_events)), now)
+    assert calls == ["recent_for_users:ann,bob,lin,eve"], "one bulk read, no per-person read"
+    calls.clear()
+    started_single = [
+        run
+        for event in sorted(batch_events, key=lambda e: e.timestamp)
+        for run in single.handle_event(T, event, now)
+    ]
+    assert sorted(calls) == sorted(
+        ["for_user:ann", "for_user:bob", "for_user:lin", "for_user:eve", "for_user:eve"]
+    )
+    assert sorted(r.user_id for r in started) == ["ann", "lin"]
+    assert sorted(map(_comparable, started)) == sorted(map(_comparable, started_single))
+    for user in ("ann", "bob", "eve", "lin", "zed"):
+        mine = batched.runs.latest(T, "abandoned_browse", user)
+        theirs = single.runs.latest(T, "abandoned_browse", user)
+        assert (mine and _comparable(mine)) == (theirs and _comparable(theirs))

@@ -90,6 +90,7 @@ class SqlEventStore:
                 limit,
                 before,
                 type_list,
+                by_person=True,
             ),
         ]
         with self._db.read() as conn:
@@ -229,13 +230,20 @@ def _newest(
     limit: int,
     before: datetime | None,
     types: list[str] | None,
+    *,
+    by_person: bool = False,
 ) -> sa.Select[Any]:
+    """The newest ``limit`` rows of ``who``. ``by_person`` keeps SQLite (no statistics) on the
+    index of the person column when ``who`` is an ``IN``: the order and the type filter go
+    through expressions no index provides, else it walks the whole tenant's (type's) events
+    newest first looking for the person's."""
     query = sa.select(_T.id, _T.timestamp, _T.payload).where(_T.tenant == tenant, who)
     if before is not None:
         query = query.where(_T.timestamp < before)
     if types is not None:
-        query = query.where(_T.type.in_(types))
-    return query.order_by(_T.timestamp.desc(), _T.id.desc()).limit(limit)
+        query = query.where((_T.type + "" if by_person else _T.type).in_(types))
+    newest = sa.func.coalesce(_T.timestamp, _T.timestamp) if by_person else _T.timestamp
+    return query.order_by(newest.desc(), _T.id.desc()).limit(limit)
 
 
 def _recent_query(
