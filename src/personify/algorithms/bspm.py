@@ -178,15 +178,20 @@ class BSPM(Recommender):
 
     def similar_items(self, item_indices: IdArray | list[int], n: int = 10
                       ) -> tuple[IdArray, ScoreArray]:
-        """Neighbours by the item filter ``P~`` (only the requested rows are computed)."""
+        """The items the whole model (blur, low-pass, sharpening) scores highest for a history
+        of item ``i`` alone: row ``i`` of BSPM's operator, which is linear in the history. These
+        rows are what the serving bundle keeps (``personify train --model bspm``) to fold live
+        histories through; truncated to the top 200 they scored 0.1888 / 0.1583 Recall / NDCG@20
+        on Gowalla against 0.1919 / 0.1604 for the full model (docs/benchmarks/gowalla.md)."""
         self.check_fitted()
         items = np.asarray(item_indices, dtype=np.int64)
-        rows = sp.csr_matrix(self.normT_[items] @ self.norm_, dtype=np.float32)
-        full = sp.csr_matrix((rows.data, rows.indices, rows.indptr),
-                             shape=(len(items), self.n_items_))
-        dense = np.asarray(full.toarray(), dtype=np.float32)
-        dense[dense == 0] = -np.inf
-        dense[np.arange(len(items)), items] = -np.inf
+        eye = sp.csr_matrix(
+            (np.ones(items.size, dtype=np.float32), (np.arange(items.size), items)),
+            shape=(items.size, self.n_items_),
+        )
+        dense = np.asarray(self.score(items, history=eye), dtype=np.float32)
+        dense[dense <= 0] = -np.inf
+        dense[np.arange(items.size), items] = -np.inf
         return top_n(dense, n)
 
 

@@ -111,3 +111,29 @@ def test_registered_and_validated() -> None:
         with pytest.raises(ConfigurationError) as err:
             BSPM(**bad).fit(x)
         assert err.value.field == next(iter(bad))
+
+
+def test_similar_items_are_the_operator_rows_the_serving_bundle_keeps() -> None:
+    import scipy.sparse as sp
+
+    from personify.jobs.training import neighbour_matrix
+
+    x = _matrix(3)
+    model = BSPM(factor_dim=6, idl_beta=0.2, T_s=1.0).fit(_data(x))
+    n_items = x.shape[1]
+    eye = sp.identity(n_items, dtype=np.float32, format="csr")
+    operator = model.score(np.arange(n_items), history=eye)
+    ids, scores = model.similar_items([0, 5], 4)
+    for row, item in enumerate((0, 5)):
+        expected = operator[item].copy()
+        expected[item] = -np.inf
+        order = np.argsort(-expected, kind="stable")[:4]
+        assert set(ids[row]) == set(order)
+        assert np.allclose(scores[row], np.sort(expected[order])[::-1], rtol=1e-5)
+    # a live history folded through the kept rows: the positive part of each item's row
+    w = neighbour_matrix(model, n_items, n_items).toarray()
+    history = [1, 7, 9]
+    folded = w[history].sum(axis=0)
+    expected = np.clip(operator[history], 0, None)
+    expected[np.arange(3), history] = 0.0
+    assert np.allclose(folded, expected.sum(axis=0), atol=1e-5)
