@@ -40,19 +40,28 @@ class Generations(Protocol):
 
 
 class LocalGenerations:
-    """Generations of one process (enough when one process serves)."""
+    """Generations of one process (enough when one process serves), bounded: the least
+    recently written people are forgotten beyond ``max_people``, and a forgotten or never
+    written person reads as a *floor* raised above every forgotten value, so an entry cached
+    under a forgotten generation can never match again (at worst one extra database read)."""
 
-    def __init__(self) -> None:
-        self._values: dict[tuple[str, str], int] = {}
+    def __init__(self, max_people: int = 500_000) -> None:
+        self.max_people = max_people
+        self._values: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._floor = 0
         self._lock = threading.Lock()
 
     def get(self, tenant: str, person: str) -> int:
-        return self._values.get((tenant, person), 0)
+        return self._values.get((tenant, person), self._floor)
 
     def bump(self, tenant: str, person: str) -> None:
         with self._lock:
             key = (tenant, person)
-            self._values[key] = self._values.get(key, 0) + 1
+            self._values[key] = max(self._values.get(key, self._floor), self._floor) + 1
+            self._values.move_to_end(key)
+            while len(self._values) > self.max_people:
+                _, forgotten = self._values.popitem(last=False)
+                self._floor = max(self._floor, forgotten + 1)
 
 
 class RedisGenerations:

@@ -167,3 +167,15 @@ def test_invalidate_drops_every_kind(kind: str) -> None:
     cache.read(kind, T, "a", lambda: 1)
     cache.invalidate(T, "a")
     assert cache.read(kind, T, "a", lambda: 2) == 2
+
+
+def test_local_generations_stay_bounded_and_never_match_a_forgotten_one() -> None:
+    generations = LocalGenerations(max_people=2)
+    cache = PersonCache(generations)
+    assert cache.read("user", T, "a", lambda: "old") == "old"  # cached under the floor (0)
+    generations.bump(T, "a")  # a write racing nothing: the entry no longer matches
+    for person in ("b", "c", "d"):
+        generations.bump(T, person)  # "a" is forgotten
+    assert len(generations._values) == 2
+    assert generations.get(T, "a") > 1  # the floor rose above every forgotten generation
+    assert cache.read("user", T, "a", lambda: "new") == "new"
