@@ -4,6 +4,7 @@ the only place that joins them, and what ``personify serve`` / ``personify demo`
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,9 +24,18 @@ def single_threaded_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+def fewer_collections() -> None:
+    """A request allocates thousands of short-lived objects; with the default thresholds the
+    collector runs several young-generation passes per request. Fewer, larger passes cost
+    about 9 % less CPU per recommendation (in-process A/B, 4 alternating blocks of 300 calls
+    at Gowalla scale: 5.5 vs 5.0 ms); long-lived state is frozen after the warm-up."""
+    gc.set_threshold(20_000, 50, 50)
+
+
 def create_app(settings: Settings, **kwargs: Any) -> FastAPI:
     """The API plus the dashboard under ``/dashboard``."""
     single_threaded_blas()
+    fewer_collections()
     app = create_api(settings, **kwargs)
     dashboard = mount_dashboard(app)
     app.state.closers.append(dashboard.close)
