@@ -152,10 +152,6 @@ def build_engine(
         return list(privacy.gate.admit(tenant, events))
 
     def store_impressions(tenant: str, events: Sequence[Event]) -> None:
-        prefetch = getattr(ingestor.is_erased, "prefetch", None)
-        if prefetch is not None:  # one erasure query per logged batch, not one per person
-            prefetch(tenant, [e.user_id for e in events]
-                     + [f"anon:{e.anonymous_id}" for e in events if e.anonymous_id])
         ingestor.ingest(tenant, list(events))
 
     impressions = ImpressionLogger(store_impressions)

@@ -6,7 +6,6 @@ event is reported by index and never fails the good ones beside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,13 +16,11 @@ from starlette.responses import Response
 from personify.api.bodies import read_json
 from personify.api.deps import (
     AdminKey,
-    ErasureCheckDep,
     IngestKey,
     IngestorDep,
     SettingsDep,
     StoresDep,
 )
-from personify.api.erasure_check import CachedErasureCheck
 from personify.api.openapi import documented_body
 from personify.api.responses import JSONBody
 from personify.api.routers._bulk import records_of
@@ -39,15 +36,14 @@ router = APIRouter(tags=["events"])
 
 
 def ingest_raw(
-    ingestor: EventIngestor, erased: CachedErasureCheck, tenant: str, raws: list[Any]
+    ingestor: EventIngestor, tenant: str, raws: list[Any]
 ) -> BatchResult:
-    """Stamp the server receive time (a client cannot set it), answer the erasure question for
-    the whole batch in one query, then ingest event by event."""
+    """Stamp the server receive time (a client cannot set it), then ingest event by event (the
+    ingestor answers the erasure question for the whole batch in one query)."""
     now = datetime.now(UTC)
     for raw in raws:
         if isinstance(raw, dict):
             raw["received_at"] = now
-    erased.prefetch(tenant, _subjects(raws))
     return ingestor.ingest(tenant, raws)
 
 
@@ -65,14 +61,13 @@ def _error_of(rejection: Rejection) -> PersonifyError:
     openapi_extra=documented_body(Event, many=False),
 )
 async def post_event(
-    request: Request, key: IngestKey, ingestor: IngestorDep, erased: ErasureCheckDep,
-    settings: SettingsDep,
+    request: Request, key: IngestKey, ingestor: IngestorDep, settings: SettingsDep,
 ) -> EventAck:
     body = await read_json(request, max_bytes=settings.max_request_bytes)
     if not isinstance(body, dict):
         raise InvalidInput("the body must be one event object", field="body",
                            accepted="a JSON object with the documented event fields")
-    result = await run_in_threadpool(ingest_raw, ingestor, erased, key.tenant, [body])
+    result = await run_in_threadpool(ingest_raw, ingestor, key.tenant, [body])
     if result.rejected:
         raise _error_of(result.rejected[0])
     if result.stored:
@@ -88,12 +83,11 @@ async def post_event(
     openapi_extra=documented_body(Event, many=True, key="events"),
 )
 async def post_events(
-    request: Request, key: IngestKey, ingestor: IngestorDep, erased: ErasureCheckDep,
-    settings: SettingsDep,
+    request: Request, key: IngestKey, ingestor: IngestorDep, settings: SettingsDep,
 ) -> Response:
     body = await read_json(request, max_bytes=settings.max_request_bytes)
     raws = records_of(body, key="events", limit=limits.MAX_BATCH_EVENTS)
-    result = await run_in_threadpool(ingest_raw, ingestor, erased, key.tenant, raws)
+    result = await run_in_threadpool(ingest_raw, ingestor, key.tenant, raws)
     return JSONBody(result.to_dict(), status_code=207 if result.rejected else 200)
 
 
@@ -115,11 +109,3 @@ def user_events(
     return EventList(events=events)
 
 
-def _subjects(raws: list[Any]) -> Iterator[str]:
-    """The identities a batch names (user ids and ``anon:<id>``), for one erasure prefetch."""
-    for raw in raws:
-        if isinstance(raw, dict):
-            if isinstance(raw.get("user_id"), str):
-                yield raw["user_id"]
-            if isinstance(raw.get("anonymous_id"), str):
-                yield f"anon:{raw['anonymous_id']}"

@@ -33,10 +33,10 @@ def apply_batch(
     """Apply ``mapped`` for ``tenant``; returns the response body (Segment's ``success`` plus
     Personify's counts and rejections by message index)."""
     rejected = list(mapped.rejected)
+    # the ingestor prefetches the events' identities itself; profiles and aliases here
     erased.prefetch(
         tenant,
         [
-            *(event.get("user_id") for event in mapped.events),
             *(update.user_id for update in mapped.profiles),
             *(alias.user_id for alias in mapped.aliases),
         ],
