@@ -20,7 +20,7 @@ from personify.serving.catalog import CatalogSnapshot
 from personify.serving.diversity import diversify
 from personify.serving.explanations import Reason, explain
 from personify.serving.features import SOURCE_FEATURES
-from personify.serving.filters import apply_boosts, item_filter, passes_filters
+from personify.serving.filters import apply_boosts, item_filter, narrowing
 from personify.serving.request import RecommendationRequest
 from personify.serving.sources import (
     BUILTIN_SOURCES,
@@ -166,7 +166,7 @@ class RecommendationService:
         decided: dict[str, bool] = {}  # one filter decision per item, however many sources
         # each source is asked for as many candidates as the answer can use (3 x n, at least
         # 30), unless filters may thin them out: then for its full list
-        narrow = restrict is None and not _filters_thin(request)
+        narrow = restrict is None and not narrowing(request.filters, request.item_types)
         asked = min(self.candidates_per_source, want) if narrow else self.candidates_per_source
         for name in order:
             source = self.sources[name]
@@ -278,9 +278,10 @@ class RecommendationService:
                         scores[i] += 0.5 * float(lookup.get(i, 0.0))
         request = RecommendationRequest(n=n, explain=explain, language=language, user_id=user_id)  # type: ignore[arg-type]
         ranked = []
+        allowed = item_filter(request.filters, [], now)
         for i, s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
             item = catalog.get(i)
-            if i in excluded or item is None or not passes_filters(item, request.filters, [], now):
+            if i in excluded or item is None or not allowed(item):
                 continue
             reason = Reason("similar_to", "similar", s, {"item_id": item_id, "title": title})
             ranked.append(_Candidate(i, {"similar": s}, [reason], s))
@@ -376,13 +377,11 @@ class RecommendationService:
         n = request.n
         rules = request.rules
 
+        allowed = item_filter(request.filters, request.item_types, now)
+
         def usable(item_id: str) -> bool:
             item = catalog.get(item_id)
-            return (
-                item is not None
-                and item_id not in excluded
-                and passes_filters(item, request.filters, request.item_types, now)
-            )
+            return item is not None and item_id not in excluded and allowed(item)
 
         pinned = [
             _Candidate(i, {"pinned": 1.0}, [Reason("pinned", "rules", 10.0)], float("inf"))
@@ -472,16 +471,6 @@ class RecommendationService:
             self.log_impression(tenant, event)
         except Exception:  # logging never fails a response
             log.exception("could not log impression %s", result.recommendation_id)
-
-
-def _filters_thin(request: RecommendationRequest) -> bool:
-    """Whether the request's filters may drop many candidates (types, categories, tags, price,
-    property conditions), so that every source should offer its full list."""
-    f = request.filters
-    return bool(
-        request.item_types or f.categories or f.exclude_categories or f.tags
-        or f.price_min is not None or f.price_max is not None or f.conditions
-    )
 
 
 BOUGHT_TYPES = frozenset({"purchase"})

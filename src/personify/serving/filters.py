@@ -53,6 +53,16 @@ def passes_filters(item: Item, filters: Filters, item_types: Iterable[str], now:
     return item_filter(filters, item_types, now)(item)
 
 
+def narrowing(filters: Filters, item_types: Iterable[str]) -> bool:
+    """Whether ``filters`` go beyond visibility, stock and expiry (types, categories, tags,
+    price, property conditions), i.e. may drop many candidates."""
+    return bool(
+        any(True for _ in item_types) or filters.categories or filters.exclude_categories
+        or filters.tags or filters.price_min is not None or filters.price_max is not None
+        or filters.conditions
+    )
+
+
 def item_filter(
     filters: Filters, item_types: Iterable[str], now: datetime
 ) -> Callable[[Item], bool]:
@@ -66,9 +76,7 @@ def item_filter(
             return False
         return item.expires_at is None or item.expires_at > now
 
-    if not (types or filters.categories or filters.exclude_categories or filters.tags
-            or filters.price_min is not None or filters.price_max is not None
-            or filters.conditions):
+    if not narrowing(filters, types):
         return visible
     categories = frozenset(filters.categories)
     excluded = frozenset(filters.exclude_categories)
