@@ -61,6 +61,10 @@ def topk_rows(dense: NDArray[np.float32], k: int) -> sp.csr_matrix:
     )
 
 
+PAD_CELLS = 8_000_000
+"""At most this many padded cells (32 MB of scores) per partition in :func:`sparse_topk_rows`."""
+
+
 def sparse_topk_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     """Keep the ``k`` largest positive values of every row of a sparse matrix (rows with at most
     ``k`` entries keep them all). The rows are padded to the longest one and partitioned at once,
@@ -75,6 +79,12 @@ def sparse_topk_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
         kept.data[kept.data <= 0] = 0.0
         kept.eliminate_zeros()
         return kept
+    if n_rows * width > PAD_CELLS and n_rows > 1:  # bound the padded block's memory
+        step = max(1, PAD_CELLS // width)
+        return sp.csr_matrix(sp.vstack(
+            [sparse_topk_rows(m[start:start + step], k) for start in range(0, n_rows, step)],
+            format="csr",
+        ), dtype=np.float32)
     rows = np.repeat(np.arange(n_rows), lengths)
     slot = np.arange(m.data.size) - m.indptr[rows]
     values = np.full((n_rows, width), -np.inf, dtype=np.float32)

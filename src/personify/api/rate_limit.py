@@ -251,36 +251,43 @@ class RedisRateLimiter:
                 "tried again every %.0f s", type(exc).__name__, exc, self._retry_s,
             )
 
-    def check(self, key: ApiKey) -> None:
+    def _shared_plan(
+        self, key: ApiKey
+    ) -> tuple[list[str], list[int], list[tuple[int, bool]]] | None:
+        """The Redis script's arguments, or None when this key is not limited or Redis is
+        known to be down (then the in-process bucket has decided)."""
         plan = self._plan(key)
-        if plan is None:
-            return
-        if self._down and self._clock() < self._down_until:
+        if plan is not None and self._down and self._clock() < self._down_until:
             self.fallback.check(key)
+            return None
+        return plan
+
+    def _fall_back(self, key: ApiKey, exc: Exception) -> None:
+        """Any Redis / network failure: never fail the request, limit in this process."""
+        self._failed(exc)
+        self.fallback.check(key)
+
+    def check(self, key: ApiKey) -> None:
+        plan = self._shared_plan(key)
+        if plan is None:
             return
         keys, args, meta = plan
         try:
             reply = self._script(keys=keys, args=args)
-        except Exception as exc:  # any Redis / network failure: never fail the request
-            self._failed(exc)
-            self.fallback.check(key)
+        except Exception as exc:
+            self._fall_back(key, exc)
             return
         self._verdict(key, meta, reply)
 
     async def acheck(self, key: ApiKey) -> None:
-        plan = self._plan(key)
+        plan = self._shared_plan(key)
         if plan is None:
-            return
-        if self._down and self._clock() < self._down_until:
-            self.fallback.check(key)
             return
         keys, args, meta = plan
         try:
-            script = self._async_script()
-            reply = await script(keys=keys, args=args)
-        except Exception as exc:  # any Redis / network failure: never fail the request
-            self._failed(exc)
-            self.fallback.check(key)
+            reply = await self._async_script()(keys=keys, args=args)
+        except Exception as exc:
+            self._fall_back(key, exc)
             return
         self._verdict(key, meta, reply)
 
