@@ -48,6 +48,8 @@ def ping() -> dict:
 
 
 RATES = (25, 50, 100, 150, 200, 250, 300, 400, 500)
+BODIES = 2000
+"""Distinct request bodies (one user each); one pass through them warms the caches."""
 
 
 def free_port() -> int:
@@ -255,7 +257,7 @@ def ladder(port: int, bodies: Path, secs: float, rates: tuple[int, ...]) -> tupl
     return best, steps
 
 
-def write_bodies(path: Path, users: list[str], n: int = 2000) -> Path:
+def write_bodies(path: Path, users: list[str], n: int = BODIES) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
         for _ in range(n):
             fh.write(
@@ -310,7 +312,6 @@ def main() -> None:
     user_ids = [f"u{u}" for u in users_data]
     item_ids = [f"p{i}" for i in range(1 + max(i for v in users_data.values() for i in v))]
     bodies = write_bodies(work / "bodies.jsonl", user_ids)
-    len_bodies = 2000
     results: dict[str, Any] = {"events": n_events, "fit_seconds": round(fit_s, 1)}
     try:
         # the in-process online state replays the stored history in the background after a
@@ -319,7 +320,7 @@ def main() -> None:
         wait_warm(port)
         results["warm_up_seconds"] = round(time.perf_counter() - t0, 1)
         # every request body once: the per-person caches hold what returning visitors need
-        load(port, 100, len_bodies / 100, bodies)
+        load(port, 100, BODIES / 100, bodies)
         p50, p99, misses = freshness(port, port, user_ids, item_ids, 100 if args.quick else 300)
         results |= {
             "freshness_p50_ms_inprocess": p50,
@@ -463,7 +464,7 @@ def main() -> None:
         w_port = free_port()
         workers = start_server(w_port, renv, workers=2)
         try:
-            load(w_port, 100, len_bodies / 100, bodies)
+            load(w_port, 100, BODIES / 100, bodies)
             best2, steps2 = ladder(w_port, bodies, secs, RATES)
             results["rate_ladder_two_workers_redis"] = steps2
             results["max_rps_at_p99_100ms_two_workers_redis"] = best2
