@@ -262,7 +262,9 @@ def warm_up(
     return replayed
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
+    """Async, so FastAPI resolves it on the event loop (a sync dependency costs a thread hop
+    per request)."""
     engine: Engine = request.app.state.engine
     return engine
 

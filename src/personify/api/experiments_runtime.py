@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 
 from personify.api.decision_points import DecisionPoints
 from personify.domain.errors import ConfigurationError
@@ -108,10 +109,13 @@ def install_experiments(app: FastAPI) -> ExperimentsRuntime:
         return runtime
 
 
-def get_experiments(request: Request) -> ExperimentsRuntime:
-    """The runtime, installed on first use when ``create_app`` did not install it."""
+async def get_experiments(request: Request) -> ExperimentsRuntime:
+    """The runtime, installed on first use when ``create_app`` did not install it (in the
+    thread pool: it opens stores); async so the usual case costs no thread hop."""
     runtime: ExperimentsRuntime | None = getattr(request.app.state, "experiments", None)
-    return runtime if runtime is not None else install_experiments(request.app)
+    if runtime is not None:
+        return runtime
+    return await run_in_threadpool(install_experiments, request.app)
 
 
 ExperimentsDep = Annotated[ExperimentsRuntime, Depends(get_experiments)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from personify.domain.errors import InvalidInput
 from personify.domain.events import Event
 from personify.jobs.blend_training import learn_source_weights
 from personify.jobs.ranker_training import LABELS, ranking_data, train_ranker
+from personify.jobs.user_lists import build_user_lists, listed_users
 from personify.privacy.training import TrainingPrivacy
 from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
 from personify.serving.factors import FactorModel
@@ -40,6 +41,16 @@ DEFAULT_FACTORS = 64
 DEFAULT_FACTOR_PARAMS: dict[str, Any] = {"regularization": 0.05, "alpha": 10.0, "iterations": 15}
 """Implicit ALS for the ``factors`` source (the Gowalla evaluation's ALS settings)."""
 MAX_FACTORS = 256
+DEFAULT_USER_MODEL = "bspm"
+DEFAULT_USER_PARAMS: dict[str, Any] = {
+    "factor_dim": 576, "idl_beta": 0.2, "T_b": 1.0, "K_b": 1, "T_s": 2.5, "K_s": 1,
+    "solver": "rk4", "merge": "early",
+}
+"""The best model of the Gowalla evaluation (BSPM, tuned on a validation split carved from train;
+docs/benchmarks/gowalla.md): too slow to score one person inside a request, it scores every
+trained person in batch at training time (``personify.serving.user_lists``)."""
+DEFAULT_LIST_LENGTH = 100
+DEFAULT_LIST_USERS = 200_000
 
 
 def default_factors() -> int | None:
@@ -65,6 +76,13 @@ class TrainingConfig:
     """Latent dimensions of the ALS model behind the ``factors`` source; None = no factors."""
     factor_params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FACTOR_PARAMS))
     """Other ``personify.algorithms.als.ALS`` parameters (regularization, alpha, iterations)."""
+    user_model: str | None = DEFAULT_USER_MODEL
+    """The model whose batch scores become each trained person's list; None = no lists (the
+    ``collaborative`` source folds histories through the neighbours only)."""
+    user_params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_USER_PARAMS))
+    list_length: int = DEFAULT_LIST_LENGTH
+    list_users: int = DEFAULT_LIST_USERS
+    """At most this many people get a list (the most recently active)."""
 
     def __post_init__(self) -> None:
         if self.factors is not None and not (
@@ -75,6 +93,13 @@ class TrainingConfig:
                 field="factors",
                 accepted=f"an integer from 2 to {MAX_FACTORS}, or none (0) for no factor model",
             )
+        for name, value, top in (("list_length", self.list_length, 1000),
+                                 ("list_users", self.list_users, 10**8)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+                raise InvalidInput(
+                    f"invalid {name} {value!r}", field=name,
+                    accepted=f"an integer from 0 to {top} (0 = no per-person lists)",
+                )
         allowed = {"regularization", "alpha", "iterations", "binary", "seed", "num_threads"}
         unknown = sorted(set(self.factor_params) - allowed)
         if unknown:
@@ -142,15 +167,16 @@ def train_bundle(
     if config.learn_blend:
         fitted = learn_source_weights(
             data,
-            # the blend weighs collaborative vs popular only: no factors to fit for it
-            lambda reduced: fit_bundle(reduced, replace(config, factors=None), "validation"),
+            lambda reduced, users: fit_bundle(
+                reduced, config, "validation", list_users=users
+            ),
             max_users=config.blend_users,
         )
         bundle.source_weights.update(fitted.weights)
         blend_metrics = {
             "blend_weights": fitted.weights,
             "blend_users": fitted.users,
-            "blend_hit_rate@20": {str(k): v for k, v in fitted.hit_rate.items()},
+            "blend_hit_rate@20": fitted.hit_rate,
         }
     manifest = ModelManifest(
         version=bundle.version,
@@ -161,24 +187,50 @@ def train_bundle(
         fit_seconds=round(time.perf_counter() - started, 3),
         metrics={"users": data.n_users, "items": data.n_items, **blend_metrics},
     )
+    if bundle.user_lists is not None:
+        manifest.params["user_model"] = {"model": config.user_model, **config.user_params,
+                                         "list_length": config.list_length}
+        manifest.metrics["listed_users"] = int(np.count_nonzero(np.diff(bundle.user_lists.indptr)))
+        manifest.metrics["user_lists_mb"] = round(bundle.user_lists.nbytes / 2**20, 1)
     if bundle.factors is not None:
         manifest.params["factors"] = {"k": bundle.factors.dimensions, **bundle.factors.params}
         manifest.metrics["factors_fit_seconds"] = bundle.factors.params.get("fit_seconds")
     return bundle, manifest
 
 
-def fit_bundle(data: Interactions, config: TrainingConfig, version: str) -> ModelBundle:
-    """Fit the configured model on ``data`` and package neighbours and popularity."""
+def fit_bundle(
+    data: Interactions,
+    config: TrainingConfig,
+    version: str,
+    *,
+    list_users: NDArray[np.int64] | None = None,
+) -> ModelBundle:
+    """Fit the configured model on ``data`` and package neighbours, popularity and the user
+    model's lists (for ``list_users``, default the most recently active ``config.list_users``)."""
     model = create_model(config.model, **config.params).fit(data)
+    neighbours = neighbour_matrix(model, data.n_items, config.neighbours)
+    user_lists = None
+    if config.user_model is not None and config.list_length > 0:
+        scorer = (
+            model
+            if config.user_model == config.model and config.user_params == config.params
+            else create_model(config.user_model, **config.user_params).fit(data)
+        )
+        users = list_users if list_users is not None else listed_users(data, config.list_users)
+        user_lists = build_user_lists(
+            scorer, data, neighbours, k=config.list_length, users=users
+        )
+        del scorer
     return ModelBundle(
         version=version,
         items=data.items,
-        neighbours=neighbour_matrix(model, data.n_items, config.neighbours),
+        neighbours=neighbours,
         popularity=decayed_popularity(data, config.popularity_half_life_days),
         model_name=config.model,
         params=dict(config.params),
         source_weights=dict(DEFAULT_SOURCE_WEIGHTS),
         factors=fit_factors(data, config, version) if config.factors else None,
+        user_lists=user_lists,
     )
 
 

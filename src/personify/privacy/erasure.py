@@ -50,7 +50,9 @@ class ErasureResult:
     def retrain_pending(self) -> bool:
         """True when some model influence waits for the next retrain (see docs/privacy.md)."""
         return self.model.status in ("subtracted", "no_influence_index") and not (
-            self.model.status == "subtracted" and self.model.exact_neighbours
+            self.model.status == "subtracted"
+            and self.model.exact_neighbours
+            and not self.model.lists_dropped
         )
 
 

@@ -13,6 +13,9 @@ training *without* those rows would have produced:
   transition probabilities and popularity penalty (rp3beta) are recomputed without the rows for
   every item whose row can change (the person's items and every item co-occurring with them),
   then the same top-k;
+* the per-person lists of the user model (``personify.serving.user_lists``) — dropped: every
+  list was scored through the erased rows, so the derived version serves everyone by the exact
+  neighbour fold-in until the retrain the erasure requests restores them;
 * any other model, the learned blend weights and the impression ranker — not subtractable; they
   keep the person's (aggregate, non-identifying) influence until the next retrain, which no
   longer sees their events (deleted and tombstoned).
@@ -197,8 +200,13 @@ def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], versi
         touched = np.unique(sp.csr_matrix(index.x[rows]).indices)
         recompute = _rp3beta_without if bundle.model_name == "rp3beta" else _itemknn_without
         neighbours = recompute(bundle.neighbours, index.x, x, touched, bundle.params)
-    new_bundle = replace(bundle, version=version, neighbours=neighbours,  # type: ignore[type-var]
-                         popularity=popularity)
+    changes: dict[str, Any] = {"version": version, "neighbours": neighbours,
+                               "popularity": popularity}
+    if getattr(bundle, "user_lists", None) is not None:
+        # the user model's lists of everyone were scored through the erased people: the version
+        # serves without lists (neighbour fold-in, exact) until the retrain the erasure asks for
+        changes["user_lists"] = None
+    new_bundle = replace(bundle, **changes)  # type: ignore[type-var]
     new_index = InfluenceIndex(
         [index.keys[i] for i in keep], x, sp.csr_matrix(pop_rows), last, t_max,
         index.half_life_days, index.key_scheme,
@@ -307,6 +315,8 @@ class ModelForgetResult:
     version: str | None = None
     exact_neighbours: bool = False
     rows: int = 0
+    lists_dropped: bool = False
+    """The version served without its per-person lists until the next retrain."""
 
 
 def version_dir(models: FileModelStore, tenant: str, version: str) -> Path:

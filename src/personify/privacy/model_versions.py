@@ -202,6 +202,7 @@ class ErasureAwareModelStore(FileModelStore):
             return ModelForgetResult(
                 "subtracted" if own.size else "not_in_model", new_bundle.version,
                 exact_neighbours(bundle.model_name, bundle.params), int(own.size),
+                lists_dropped=getattr(bundle, "user_lists", None) is not None,
             )
 
     # -- helpers --------------------------------------------------------------------------------

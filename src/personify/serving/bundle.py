@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from personify.data.vocabulary import Vocabulary
 from personify.serving.factors import FactorModel
+from personify.serving.user_lists import UserLists
 
 DEFAULT_SOURCE_WEIGHTS: dict[str, float] = {
     "collaborative": 1.0,
@@ -48,6 +49,9 @@ class ModelBundle:
     factors: FactorModel | None = None
     """Optional ALS item factors for the ``factors`` source (bundles saved before they existed
     unpickle without the attribute and read the class default, None)."""
+    user_lists: UserLists | None = None
+    """Optional per-person top lists of the user model, precomputed at training time (the
+    ``collaborative`` source reads them and folds only newer interactions live)."""
 
     def history_scores(
         self, item_ids: Sequence[str], weights: Sequence[float], n: int

@@ -168,9 +168,16 @@ class RecommendationService:
         # 30), unless filters may thin them out: then for its full list
         narrow = restrict is None and not narrowing(request.filters, request.item_types)
         asked = min(self.candidates_per_source, want) if narrow else self.candidates_per_source
+        # a personal source the learned blend weighs 0 cannot move the order (a fallback can
+        # still fill a short list): without a ranker that reads its scores, it is not asked
+        learned_out = (
+            {n for n, w in bundle.source_weights.items() if w == 0}
+            if bundle is not None and bundle.ranker is None
+            else set()
+        )
         for name in order:
             source = self.sources[name]
-            if source.personal and not personalized:
+            if source.personal and (not personalized or name in learned_out):
                 continue
             try:
                 found = source.candidates(scope, asked)

@@ -7,9 +7,12 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
 
 from personify.domain.users import User
 from personify.serving.bundle import ModelBundle
@@ -89,15 +92,69 @@ def _weighted_history(
 
 
 class CollaborativeSource:
-    """Neighbours of the user's recent history in the trained item-item model (fold-in)."""
+    """The user model's list for a trained person (precomputed at training time) plus their
+    newer interactions folded through the item neighbours; for anyone else, their recent
+    history folded through the neighbours."""
 
     name = "collaborative"
     personal = True
 
     def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
-        if scope.bundle is None or scope.user_state is None or not scope.user_state.recent:
+        if scope.bundle is None or scope.user_state is None:
             return []
-        ids, weights, kinds = _weighted_history(scope.user_state.recent, scope.now)
+        lists = scope.bundle.user_lists
+        listed = lists.row(scope.subject) if lists is not None and scope.subject else None
+        if listed is None:
+            return self._folded(scope, scope.user_state.recent, n) if scope.user_state.recent \
+                else []
+        assert lists is not None
+        through = lists.trained_through
+        fresh = [i for i in scope.user_state.recent if i.timestamp.timestamp() > through]
+        return self._listed(scope, listed, self._folded(scope, fresh, n) if fresh else [], n)
+
+    def _listed(
+        self,
+        scope: RequestScope,
+        listed: tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.int32]],
+        fresh: list[Scored],
+        n: int,
+    ) -> list[Scored]:
+        """The list (scores relative to its best) merged with the fresh fold-in (relative to its
+        best): a click since training counts as much as the whole trained history."""
+        assert scope.bundle is not None and scope.user_state is not None
+        items, scores, anchors = listed
+        ids = scope.bundle.items.ids
+        bought = scope.user_state.bought
+        top = float(scores[0]) or 1.0
+        out: dict[str, Scored] = {}
+        for item, score, anchor in zip(items[:n].tolist(), scores[:n].tolist(),
+                                       anchors[:n].tolist(), strict=True):
+            value = score / top
+            if anchor < 0:
+                reason = Reason("people_like_you", self.name, value)
+            else:
+                anchor_id = ids[anchor]
+                kind = "because_you_bought" if anchor_id in bought else "because_you_viewed"
+                reason = Reason(kind, self.name, value,
+                                {"item_id": anchor_id, "title": _title(scope.catalog, anchor_id)})
+            out[ids[item]] = Scored(ids[item], value, reason)
+        if fresh:
+            best = max(s.score for s in fresh) or 1.0
+            for s in fresh:
+                value = s.score / best
+                old = out.get(s.item_id)
+                if old is None:
+                    out[s.item_id] = Scored(s.item_id, value, replace(s.reason, weight=value))
+                else:
+                    reason = old.reason if old.score >= value else replace(s.reason, weight=value)
+                    out[s.item_id] = Scored(s.item_id, old.score + value, reason)
+            return heapq.nlargest(n, out.values(), key=lambda s: s.score)
+        return list(out.values())
+
+    def _folded(self, scope: RequestScope, interactions: Sequence[Interaction],
+                n: int) -> list[Scored]:
+        assert scope.bundle is not None
+        ids, weights, kinds = _weighted_history(interactions, scope.now)
         if not ids:
             return []
         found, scores, best = scope.bundle.history_scores(ids, weights, n)

@@ -137,3 +137,85 @@ def test_similar_items_are_the_operator_rows_the_serving_bundle_keeps() -> None:
     expected = np.clip(operator[history], 0, None)
     expected[np.arange(3), history] = 0.0
     assert np.allclose(folded, expected.sum(axis=0), atol=1e-5)
+
+
+def _reference_score(model: BSPM, users: np.ndarray) -> np.ndarray:
+    """The straightforward formulation of ``BSPM.score`` (whole-batch products, RK4 with its
+    four stages, float64) from the fitted state, to check the panelled, threaded one."""
+    rows = model.X_[users]
+    x = rows.T.toarray().astype(np.float64)
+    norm = model.norm_.astype(np.float64)
+
+    def filt(s: np.ndarray) -> np.ndarray:
+        return np.asarray(norm.T @ (norm @ s))
+
+    s = x
+    h = model.T_b / model.K_b
+    for _ in range(model.K_b if h else 0):
+        s = s + h * (filt(s) - s)
+    blurred = s
+    idl = None
+    if model.idl_beta != 0 and len(model.vt_):
+        vt = model.vt_.astype(np.float64)
+        low = (rows.toarray() * model.di_inv_sqrt_[None, :]) @ vt.T
+        idl = model.idl_beta * (vt.T @ low.T) * model.di_sqrt_[:, None]
+    start = blurred + idl if (idl is not None and model.merge == "early") else blurred
+    steps = []
+    s = start
+    h = model.T_s / model.K_s
+    for _ in range(model.K_s if h else 0):
+        if model.solver == "euler":
+            s = s - h * filt(s)
+        else:
+            k1 = -filt(s)
+            k2 = -filt(s + h / 2 * k1)
+            k3 = -filt(s + h / 2 * k2)
+            k4 = -filt(s + h * k3)
+            s = s + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        steps.append(s)
+    if model.t_point_combination and steps:
+        out = (blurred + sum(steps)) / (1 + len(steps))
+    else:
+        out = steps[-1] if steps else start
+    if idl is not None and model.merge == "late":
+        out = out + idl
+    return np.asarray(out.T)
+
+
+@pytest.mark.parametrize("solver", ["rk4", "euler"])
+@pytest.mark.parametrize("merge", ["early", "late"])
+@pytest.mark.parametrize("t_point", [False, True])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_score_equals_the_straightforward_formulation(
+    solver: str, merge: str, t_point: bool, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import personify.algorithms.bspm as bspm_module
+
+    monkeypatch.setattr(bspm_module, "_n_workers", lambda: workers)
+    x = _matrix(5, (90, 50))
+    users = np.r_[np.arange(x.shape[0]), [3, 3, 7]]  # 93 users: panels of 32 with padding
+    for t_b, k_b, t_s, k_s in ((1.0, 1, 2.5, 1), (0.6, 2, 1.5, 3)):
+        model = BSPM(factor_dim=8, idl_beta=0.3, T_b=t_b, K_b=k_b, T_s=t_s, K_s=k_s,
+                     solver=solver, merge=merge, t_point_combination=t_point).fit(_data(x))
+        expected = _reference_score(model, users)
+        got = model.score(users)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * np.abs(expected).max())
+        np.testing.assert_allclose(model.score(users[:1]), got[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_building_blocks_match_their_definitions() -> None:
+    x = _matrix(6, (40, 36))
+    model = BSPM(factor_dim=5, idl_beta=0.2, T_b=0.5, K_b=2).fit(_data(x))
+    rng = np.random.default_rng(0)
+    s = rng.random((x.shape[1], 45)).astype(np.float32)
+    norm = model.norm_.toarray().astype(np.float64)
+    p = norm.T @ norm
+    np.testing.assert_allclose(model.apply_filter(s), p @ s, rtol=1e-5, atol=1e-6)
+    blur = np.linalg.matrix_power(0.75 * np.eye(p.shape[0]) + 0.25 * p, 2)
+    np.testing.assert_allclose(model.blur(s), blur @ s, rtol=1e-5, atol=1e-6)
+    rows = model.X_[:7]
+    vt = model.vt_.astype(np.float64)
+    ideal = (rows.toarray() * model.di_inv_sqrt_) @ vt.T @ vt * model.di_sqrt_
+    np.testing.assert_allclose(model.ideal_low_pass(rows), ideal.T, rtol=1e-5, atol=1e-6)
+    assert model.score(np.zeros(0, dtype=np.int64)).shape == (0, x.shape[1])

@@ -154,3 +154,17 @@ def test_scheduler_triggers_on_event_count_and_on_time() -> None:
     sched.on_events("default", [impression] * 10)
     clock[0] = 200.0
     assert sched.tick() == [], "impressions alone never trigger training"
+
+
+def test_blend_learns_the_factor_weight_with_the_popular_one() -> None:
+    pytest.importorskip("implicit")
+    from personify.jobs.blend_training import FACTOR_GRID, POPULAR_GRID
+
+    bundle, manifest = train_bundle(_clustered_events(), TrainingConfig(params={"k": 10}))
+    learned = manifest.metrics["blend_weights"]
+    assert learned["factors"] in FACTOR_GRID and learned["popular"] in POPULAR_GRID
+    assert bundle.source_weights["factors"] == learned["factors"]
+    rates = manifest.metrics["blend_hit_rate@20"]
+    assert len(rates) == len(FACTOR_GRID) * len(POPULAR_GRID)
+    best = rates[f"popular={learned['popular']},factors={learned['factors']}"]
+    assert best == max(rates.values())

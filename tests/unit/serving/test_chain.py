@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -275,3 +276,38 @@ def test_stored_history_stands_in_when_the_live_state_forgot_the_user(service) -
     ids = [i.item_id for i in result.items]
     assert not {"i20", "i21", "i22"} & set(ids), "bought items stay excluded"
     assert sum(int(i[1:]) >= 20 for i in ids) >= 4, ids
+
+
+class _Spy:
+    """A personal source that records whether the chain asked it."""
+
+    name = "spy"
+    personal = True
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def candidates(self, scope, n):  # type: ignore[no-untyped-def]
+        self.asked += 1
+        return []
+
+
+def test_a_source_the_learned_blend_weighs_zero_is_not_asked(service) -> None:
+    svc, _, _ = service
+    bundle = svc.bundles(T)
+    assert bundle is not None
+    spy = _Spy()
+    svc.sources["spy"] = spy
+    svc.source_order = ["spy", *svc.source_order]
+    bundle.source_weights["spy"] = 0.0
+    svc.recommend(T, RecommendationRequest(user_id="u0", n=5))
+    assert spy.asked == 0
+    bundle.source_weights["spy"] = 0.3
+    svc.recommend(T, RecommendationRequest(user_id="u0", n=5))
+    assert spy.asked == 1
+    bundle.source_weights["spy"] = 0.0
+    bundle.ranker = object()  # a ranker reads every source's score: all are asked
+    # the stand-in ranker cannot score; the source was asked before ranking
+    with contextlib.suppress(AttributeError):
+        svc.recommend(T, RecommendationRequest(user_id="u0", n=5))
+    assert spy.asked == 2

@@ -20,9 +20,11 @@ from personify.api.routers import (
 )
 
 ROUTERS: list[APIRouter] = [
+    # the hot paths first: a request is matched against the routes in order
+    recommendations.router,
+    events.router,
     health.router,
     users.router,
-    events.router,
     consents.router,
     items.router,
     keys.router,
@@ -30,7 +32,6 @@ ROUTERS: list[APIRouter] = [
     experiments.router,
     decisions.router,
     kpis.router,
-    recommendations.router,
     privacy.router,
     # messaging.router ...
 ]

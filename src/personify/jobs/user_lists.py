@@ -1,0 +1,106 @@
+"""Building the per-person lists a bundle serves from (``personify.serving.user_lists``): the user
+model scores every trained person in batches, their history is excluded, and each listed item gets
+the history item that explains it (the one whose neighbours raise it most)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from personify.algorithms._sparse import positive_matrix
+from personify.algorithms.base import Recommender
+from personify.data.interactions import Interactions
+from personify.serving.user_lists import UserLists
+
+BATCH = 1024
+
+
+def listed_users(data: Interactions, max_users: int) -> NDArray[np.int64]:
+    """Indices of the people to list: those with a positive interaction, the most recently
+    active first when there are more than ``max_users``."""
+    positive = np.unique(data.user_idx[data.weights > 0])
+    if positive.size <= max_users:
+        return positive
+    last = np.full(data.n_users, -np.inf)
+    stamps = data.timestamps if data.timestamps is not None else np.arange(len(data.user_idx))
+    np.maximum.at(last, data.user_idx, stamps.astype(np.float64))
+    order = positive[np.argsort(-last[positive], kind="stable")]
+    return np.sort(order[:max_users])
+
+
+def build_user_lists(
+    model: Recommender,
+    data: Interactions,
+    neighbours: sp.csr_matrix,
+    *,
+    k: int,
+    users: NDArray[np.int64] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> UserLists:
+    """Top-``k`` of ``model`` for ``users`` (default: every person with a positive interaction)
+    with anchors from ``neighbours`` (items x items, source -> target); rows follow
+    ``data.users``."""
+    history = positive_matrix(data, binary=True).tocsr()
+    if users is None:
+        users = listed_users(data, len(data.users))
+    chosen = np.unique(np.asarray(users, dtype=np.int64))
+    counts = np.zeros(data.n_users, dtype=np.int64)
+    parts_items: list[NDArray[np.int32]] = []
+    parts_scores: list[NDArray[np.float32]] = []
+    parts_anchors: list[NDArray[np.int32]] = []
+    by_user: dict[int, int] = {}
+    for start in range(0, chosen.size, BATCH):
+        batch = chosen[start:start + BATCH]
+        ids, scores = model.recommend(batch, k, exclude=history)
+        for row, u in enumerate(batch):
+            ok = (ids[row] >= 0) & np.isfinite(scores[row]) & (scores[row] > 0)
+            top = ids[row][ok].astype(np.int32)
+            if top.size == 0:
+                continue
+            by_user[int(u)] = len(parts_items)
+            parts_items.append(top)
+            parts_scores.append(scores[row][ok].astype(np.float32))
+            parts_anchors.append(_anchors(history, neighbours, int(u), top))
+            counts[u] = top.size
+        if progress is not None:
+            progress(min(chosen.size, start + BATCH), chosen.size)
+    indptr = np.zeros(data.n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    order = [by_user[u] for u in range(data.n_users) if u in by_user]
+
+    def joined(parts: list[NDArray], dtype: type) -> NDArray:
+        return (np.concatenate([parts[j] for j in order]) if order
+                else np.zeros(0, dtype=dtype)).astype(dtype)
+
+    stamps = data.timestamps
+    through = float(stamps.max()) if stamps is not None and stamps.size else 0.0
+    return UserLists(
+        model.name,
+        data.users,
+        indptr,
+        joined(parts_items, np.int32),
+        joined(parts_scores, np.float32),
+        joined(parts_anchors, np.int32),
+        through,
+    )
+
+
+def _anchors(
+    history: sp.csr_matrix, neighbours: sp.csr_matrix, user: int, top: NDArray[np.int32]
+) -> NDArray[np.int32]:
+    """Per listed item, the person's history item with the largest neighbour weight towards it
+    (-1 when no history item reaches it)."""
+    owned = history.indices[history.indptr[user]:history.indptr[user + 1]]
+    if owned.size == 0:
+        return np.full(top.size, -1, dtype=np.int32)
+    sub = neighbours[owned][:, top].toarray()
+    best = np.argmax(sub, axis=0)
+    anchors = owned[best].astype(np.int32)
+    anchors[sub[best, np.arange(top.size)] <= 0] = -1
+    return anchors
+
+
+__all__ = ["build_user_lists", "listed_users"]
