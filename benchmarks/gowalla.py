@@ -6,6 +6,8 @@ Phases (run one heavy phase at a time; each merges its figures into results/gowa
     python benchmarks/gowalla.py models          # every model: quality, fit time, memory, speed
     python benchmarks/gowalla.py best            # tune on a validation split, then test once
     python benchmarks/gowalla.py bspm            # BSPM: 8-point validation grid, then test once
+    python benchmarks/gowalla.py bspm-served     # BSPM through truncated neighbour rows
+    python benchmarks/gowalla.py served-default  # `personify train` default, served by the chain
 
 Protocol: ../shared/docs/BENCHMARKS.md (full ranking, train masked, all 29,858 users).
 """
@@ -360,11 +362,206 @@ def bspm_served(k: int = 200) -> None:
     merge({"bspm_served": out})
 
 
+SERVED_VARIANTS: list[tuple[str, list[str] | None]] = [
+    ("default", None),
+    ("collaborative", ["collaborative"]),
+    ("collaborative+factors", ["collaborative", "factors"]),
+    ("collaborative+factors+popular", ["collaborative", "factors", "popular"]),
+    ("collaborative+factors+trending", ["collaborative", "factors", "trending"]),
+]
+"""``request.sources`` per pass: None = the service's default order (every built-in source)."""
+
+
+def _gowalla_rows(path: Path, max_users: int | None) -> list[tuple[int, list[int]]]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            parts = [int(x) for x in line.split()]
+            if len(parts) >= 2 and (max_users is None or parts[0] < max_users):
+                rows.append((parts[0], parts[1:]))
+    return rows
+
+
+def _ranked_metrics(ranked: Any, test: Any, users: Any) -> dict[str, float]:
+    """Recall@20 / NDCG@20 (personify.evaluation.metrics) of ``ranked`` (users x 20 item ids,
+    -1 padded) against the test rows of ``users``."""
+    import numpy as np
+
+    from personify.evaluation import metrics
+
+    relevant = test[users]
+    n_rel = np.diff(relevant.indptr)
+    hits = metrics.hit_matrix(ranked, relevant)
+    return {"recall@20": round(float(metrics.recall(hits, n_rel, 20).mean()), 5),
+            "ndcg@20": round(float(metrics.ndcg(hits, n_rel, 20).mean()), 5)}
+
+
+def served_default(max_users: int | None, variants: list[str] | None) -> None:
+    """What the service serves with the default ``personify train`` configuration: train a
+    bundle with ``train_bundle(events, TrainingConfig())`` from view events of the train split,
+    then ask a real ``RecommendationService`` (in-memory online state holding the same events)
+    for 20 items per test user, and score the answers with the evaluation's metrics.
+
+    Synthetic timestamps: every user's events one second apart, in file order, all starting
+    six hours before the request clock, so the request's default exclusion of items seen in
+    the last day masks the whole train history (the protocol's full ranking) and no visit is
+    still open (no session)."""
+    import resource
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from personify.domain.events import Event
+    from personify.domain.items import Item
+    from personify.jobs.training import TrainingConfig, train_bundle
+    from personify.serving.catalog import CatalogSnapshot
+    from personify.serving.chain import RecommendationService
+    from personify.serving.request import RecommendationRequest
+    from personify.storage.online.memory import MemoryOnlineState
+
+    tenant = "gowalla"
+    now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    start_at = now - timedelta(hours=6)
+    train_rows = _gowalla_rows(DATASET / "train.txt", max_users)
+    test_rows = _gowalla_rows(DATASET / "test.txt", max_users)
+    n_items = 1 + max(max(items) for _, items in train_rows + test_rows)
+    started = time.perf_counter()
+    events = [
+        Event(event_id=f"e{u}-{j}", type="view", user_id=f"u{u}", item_id=f"p{item}",
+              timestamp=start_at + timedelta(seconds=j))
+        for u, items in train_rows for j, item in enumerate(items)
+    ]
+    events_seconds = time.perf_counter() - started
+    print(f"{len(events)} events built in {events_seconds:.1f}s", flush=True)
+
+    gc.collect()
+    load_fit = os.getloadavg()
+    cpu = time.process_time()
+    started = time.perf_counter()
+    bundle, manifest = train_bundle(events, TrainingConfig())
+    fit_seconds = time.perf_counter() - started
+    fit_cpu = time.process_time() - cpu
+    load_fit_end = os.getloadavg()
+    rss_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(f"train_bundle: {fit_seconds:.0f}s, weights {bundle.source_weights}", flush=True)
+    assert bundle.user_lists is not None, "the default configuration builds per-person lists"
+
+    state = MemoryOnlineState()
+    started = time.perf_counter()
+    for lo in range(0, len(events), 50_000):
+        state.apply(tenant, events[lo:lo + 50_000], now=start_at + timedelta(hours=1))
+    state_seconds = time.perf_counter() - started
+    print(f"online state filled in {state_seconds:.0f}s", flush=True)
+    del events
+    gc.collect()
+    catalog = CatalogSnapshot(Item(item_id=f"p{i}") for i in range(n_items))
+    service = RecommendationService(bundles=lambda t: bundle, catalogs=lambda t: catalog,
+                                    state=state, log_impression=None, clock=lambda: now)
+
+    rows, cols = [], []
+    for u, items in test_rows:
+        rows += [u] * len(items)
+        cols += items
+    n_users = 1 + max(u for u, _ in train_rows + test_rows)
+    test = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
+    train_sets = {u: set(items) for u, items in train_rows}
+    users = np.asarray([u for u, _ in test_rows], dtype=np.int64)
+
+    def item_index(item_id: str) -> int:
+        return int(item_id[1:])
+
+    lists = np.full((len(users), 20), -1, dtype=np.int64)
+    listed = 0
+    for r, u in enumerate(users):
+        row = bundle.user_lists.row(f"u{u}")
+        if row is None:
+            continue
+        listed += 1
+        top = [item_index(bundle.items.ids[int(i)]) for i in row[0][:20]]
+        lists[r, :len(top)] = top
+    out: dict[str, Any] = {
+        "protocol": "train split as one view event per (user, item), one second apart per user "
+                    "in file order; trained with train_bundle(events, TrainingConfig()); every "
+                    "test user asked RecommendationRequest(user_id, n=20) of an in-process "
+                    "RecommendationService (MemoryOnlineState holding the train events, catalogue "
+                    "p0..pN without categories, no impression log); the request's default "
+                    "seen_days=1 excludes the whole train history",
+        "users": len(users),
+        "events": int(sum(len(items) for _, items in train_rows)),
+        "events_build_seconds": round(events_seconds, 1),
+        "fit_seconds": round(fit_seconds, 1),
+        "fit_cpu_seconds": round(fit_cpu, 1),
+        "fit_loadavg_start": [round(v, 2) for v in load_fit],
+        "fit_loadavg_end": [round(v, 2) for v in load_fit_end],
+        "peak_rss_mb_after_fit": round(rss_fit, 1),
+        "online_state_fill_seconds": round(state_seconds, 1),
+        "manifest_params": manifest.params,
+        "manifest_metrics": manifest.metrics,
+        "manifest_fit_seconds": manifest.fit_seconds,
+        "source_weights": dict(bundle.source_weights),
+        "user_lists_mb": round(bundle.user_lists.nbytes / 2**20, 2),
+        "neighbours_mb": round((bundle.neighbours.data.nbytes + bundle.neighbours.indices.nbytes
+                                + bundle.neighbours.indptr.nbytes) / 2**20, 2),
+        "factors_mb": round(bundle.factors.item_factors.nbytes / 2**20, 2)
+        if bundle.factors is not None else 0.0,
+        "lists_only": {**_ranked_metrics(lists, test, users), "users_with_list": listed},
+    }
+    print("lists only", json.dumps(out["lists_only"]), flush=True)
+
+    passes: dict[str, Any] = {}
+    for label, sources in SERVED_VARIANTS:
+        if variants and label not in variants:
+            continue
+        ranked = np.full((len(users), 20), -1, dtype=np.int64)
+        served_from: dict[str, int] = {}
+        leaks = short = 0
+        load_start = os.getloadavg()
+        cpu = time.process_time()
+        started = time.perf_counter()
+        for r, u in enumerate(users):
+            request = RecommendationRequest(user_id=f"u{u}", n=20, explain=False,
+                                            sources=sources)
+            result = service.recommend(tenant, request)
+            got = [item_index(i.item_id) for i in result.items]
+            ranked[r, :len(got)] = got
+            short += len(got) < 20
+            leaks += len(train_sets.get(int(u), set()).intersection(got))
+            for i in result.items:
+                served_from[i.source] = served_from.get(i.source, 0) + 1
+        seconds = time.perf_counter() - started
+        passes[label] = {
+            "sources": sources, **_ranked_metrics(ranked, test, users),
+            "requests_per_second": round(len(users) / seconds, 1),
+            "seconds": round(seconds, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
+            "loadavg_start": [round(v, 2) for v in load_start],
+            "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+            "short_lists": short, "train_items_served": leaks,
+            "items_by_top_source": served_from,
+        }
+        print(label, json.dumps(passes[label]), flush=True)
+    out["passes"] = passes
+    if "default" in passes:
+        out["recall@20"] = passes["default"]["recall@20"]
+        out["ndcg@20"] = passes["default"]["ndcg@20"]
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    if max_users is not None:
+        print("subset run (--max-users): not merged into results/gowalla.json", flush=True)
+        return
+    merge({"served_default": out})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("phase",
-                        choices=["ease-check", "models", "best", "bspm", "bspm-served"])
-    parser.add_argument("--only", nargs="*", help="models phase: only these labels")
+                        choices=["ease-check", "models", "best", "bspm", "bspm-served",
+                                 "served-default"])
+    parser.add_argument("--only", nargs="*",
+                        help="models phase: only these labels; served-default: only these "
+                             "source variants")
+    parser.add_argument("--max-users", type=int, default=None,
+                        help="served-default: only users below this id (a quick check; "
+                             "nothing is written)")
     args = parser.parse_args()
     if args.phase == "ease-check":
         ease_check()
@@ -374,6 +571,8 @@ def main() -> None:
         bspm()
     elif args.phase == "bspm-served":
         bspm_served()
+    elif args.phase == "served-default":
+        served_default(args.max_users, args.only)
     else:
         best()
 

@@ -3,7 +3,7 @@ training events (each sampled user's last interaction held out), instead of hand
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +14,7 @@ from personify.serving.bundle import ModelBundle
 
 POPULAR_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 FACTOR_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
+INTEREST_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8)
 SOURCE_LENGTH = 100
 """Candidates per source, as the chain asks for them."""
 
@@ -55,15 +56,21 @@ def learn_source_weights(
     data: Interactions,
     build: Callable[[Interactions, NDArray[np.int64]], ModelBundle],
     *,
+    labels: Mapping[str, Sequence[str]] | None = None,
     max_users: int = 2000,
     k: int = 20,
     seed: int = 0,
 ) -> BlendFit:
-    """Choose the weights of ``popular`` and ``factors`` (when the bundle has factors) relative
-    to ``collaborative`` (= 1) jointly, by hit rate at ``k``
-    on held-out last interactions; ``build`` trains a bundle on the reduced log (with lists for
-    the given people when it has a user model). A person's collaborative scores are what serving
-    uses: their list when the bundle has one, else their history folded through the neighbours."""
+    """Choose the weights of ``popular``, ``factors`` (when the bundle has factors) and
+    ``interests`` (when ``labels`` gives items' categories) relative to ``collaborative`` (= 1)
+    jointly, by hit rate at ``k`` on held-out last interactions.
+
+    ``build`` trains a bundle on the reduced log (with lists for the given people when it has a
+    user model). Each source scores a person as the serving chain does, relative to its best:
+    collaborative = their list (else their history folded through the neighbours), factors =
+    the top of their folded-in vector, interests = the most popular items of their three most
+    frequent categories. Only candidates of some source (and the most popular items) can reach
+    the top ``k``, so the grid ranks just those."""
     users, held, keep = holdout_last(data, max_users=max_users, seed=seed)
     if users.size == 0:
         return BlendFit({}, {}, 0)
@@ -76,64 +83,119 @@ def learn_source_weights(
         items=data.items,
     )
     bundle = build(reduced, np.unique(users))
-    pop = bundle.popularity / (bundle.popularity.max() or 1.0)
-    matrix = reduced.matrix.tocsr()
+    pop = (bundle.popularity / (bundle.popularity.max() or 1.0)).astype(np.float32)
+    pop_order = np.argsort(-pop, kind="stable")
+    interests = _LabelIndex(bundle, labels) if labels else None
     factor_grid = FACTOR_GRID if bundle.factors is not None else (0.0,)
-    grid = [(p, f) for p in POPULAR_GRID for f in factor_grid]
-    hits = dict.fromkeys(grid, 0)
+    interest_grid = INTEREST_GRID if interests is not None else (0.0,)
+    grid = [(p, f, i) for p in POPULAR_GRID for f in factor_grid for i in interest_grid]
+    weights_grid = np.asarray(grid, dtype=np.float32)  # combos x (popular, factors, interests)
+    hits = np.zeros(len(grid), dtype=np.int64)
+    matrix = reduced.matrix.tocsr()
     for u, target in zip(users, held, strict=True):
         row = matrix.getrow(int(u))
         history = row.indices[row.data > 0]
         weights = row.data[row.data > 0].astype(np.float64)
-        collab = _collaborative(bundle, data.users.ids[int(u)], history, weights, len(pop))
-        factor = _factor_scores(bundle, history, weights, len(pop))
-        for w_pop, w_factor in grid:
-            total = collab + w_pop * pop
-            if w_factor:
-                total = total + w_factor * factor
-            total[history] = -np.inf
-            top = np.argpartition(-total, k)[:k]
-            hits[(w_pop, w_factor)] += int(target in top)
-    rates = {combo: hits[combo] / users.size for combo in grid}
-    best_pop, best_factor = max(grid, key=lambda c: (rates[c], -c[0], -c[1]))
-    weights_out = {"collaborative": 1.0, "popular": best_pop}
+        parts = [
+            _collaborative(bundle, data.users.ids[int(u)], history, weights),
+            _factor_scores(bundle, history, weights),
+            interests.scores(history) if interests is not None else {},
+        ]
+        # the k most popular items the person has not interacted with are always in reach
+        support = np.union1d(
+            np.fromiter((i for part in parts for i in part), np.int64),
+            pop_order[:k + history.size],
+        )
+        support = support[~np.isin(support, history)]
+        if support.size == 0:
+            continue
+        # support x (collaborative, popular, factors, interests)
+        table = np.zeros((support.size, 4), dtype=np.float32)
+        table[:, 1] = pop[support]
+        for col, part in ((0, parts[0]), (2, parts[1]), (3, parts[2])):
+            for j, item in enumerate(support.tolist()):
+                table[j, col] = part.get(item, 0.0)
+        totals = table[:, :1] + table[:, 1:] @ weights_grid.T  # support x combos
+        kk = min(k, support.size)
+        top = np.argpartition(-totals, kk - 1, axis=0)[:kk]
+        hits += (support[top] == target).any(axis=0)
+    rates = {combo: float(h) / users.size for combo, h in zip(grid, hits, strict=True)}
+    best_pop, best_factor, best_interest = max(
+        grid, key=lambda c: (rates[c], -c[0], -c[1], -c[2])
+    )
+    learned = {"collaborative": 1.0, "popular": best_pop}
     if bundle.factors is not None:
-        weights_out["factors"] = best_factor
+        learned["factors"] = best_factor
+    if interests is not None:
+        learned["interests"] = best_interest
     return BlendFit(
-        weights_out,
-        {f"popular={p},factors={f}" if bundle.factors is not None else str(p): r
-         for (p, f), r in rates.items()},
+        learned,
+        {f"popular={p},factors={f},interests={i}": r for (p, f, i), r in rates.items()},
         int(users.size),
     )
 
 
 def _collaborative(bundle: ModelBundle, user_id: str, history: NDArray[np.int32],
-                   weights: NDArray[np.float64], n_items: int) -> NDArray[np.float32]:
+                   weights: NDArray[np.float64]) -> dict[int, float]:
     """As the ``collaborative`` source scores: the person's list when the bundle has one, else
     the history folded through the neighbours; relative to the best."""
-    out = np.zeros(n_items, dtype=np.float32)
     listed = bundle.user_lists.row(user_id) if bundle.user_lists is not None else None
     if listed is not None:
-        items, scores = listed[0], listed[1]
-        out[items] = scores / (scores.max() or 1.0)
-        return out
+        items, scores = listed[0][:SOURCE_LENGTH], listed[1][:SOURCE_LENGTH]
+        return dict(zip(items.tolist(), (scores / (scores.max() or 1.0)).tolist(), strict=True))
     ids, found, _ = bundle.history_scores(
         bundle.items.lookup(history), list(weights), SOURCE_LENGTH
     )
-    if ids:
-        out[bundle.items.indices(ids)] = found / (found.max() or 1.0)
-    return out
+    if not ids:
+        return {}
+    return dict(zip(bundle.items.indices(ids).tolist(),
+                    (found / (found.max() or 1.0)).tolist(), strict=True))
 
 
 def _factor_scores(bundle: ModelBundle, history: NDArray[np.int32],
-                   weights: NDArray[np.float64], n_items: int) -> NDArray[np.float32]:
+                   weights: NDArray[np.float64]) -> dict[int, float]:
     """As the ``factors`` source scores: the top of the folded-in vector, relative to the best."""
-    out = np.zeros(n_items, dtype=np.float32)
     if bundle.factors is None or history.size == 0:
-        return out
+        return {}
     idx = history.astype(np.int64)
     top, scores = bundle.factors.top(bundle.factors.fold_in(idx, weights), SOURCE_LENGTH,
                                      exclude=idx)
-    if top.size:
-        out[top] = np.clip(scores, 0, None) / (float(np.max(scores)) or 1.0)
-    return out
+    if top.size == 0:
+        return {}
+    best = float(np.max(scores)) or 1.0
+    return dict(zip(top.tolist(), (np.clip(scores, 0, None) / best).tolist(), strict=True))
+
+
+class _LabelIndex:
+    """Items per category, most popular first, for the ``interests`` source's scores."""
+
+    def __init__(self, bundle: ModelBundle, labels: Mapping[str, Sequence[str]]) -> None:
+        self.popularity = bundle.popularity
+        self.item_labels: list[tuple[str, ...]] = [
+            tuple(dict.fromkeys(c.lower() for c in labels.get(item_id, ())))
+            for item_id in bundle.items.ids
+        ]
+        members: dict[str, list[int]] = {}
+        for i, cats in enumerate(self.item_labels):
+            for c in cats:
+                members.setdefault(c, []).append(i)
+        self.top: dict[str, list[tuple[int, float]]] = {}
+        for label, items in members.items():
+            arr = np.asarray(items, dtype=np.int64)
+            order = arr[np.argsort(-self.popularity[arr], kind="stable")][:SOURCE_LENGTH]
+            best = float(self.popularity[order[0]]) or 1.0 if order.size else 1.0
+            self.top[label] = [(int(i), float(self.popularity[i]) / best) for i in order]
+
+    def scores(self, history: NDArray[np.int32]) -> dict[int, float]:
+        counts: dict[str, int] = {}
+        for i in history.tolist():
+            for c in self.item_labels[i]:
+                counts[c] = counts.get(c, 0) + 1
+        chosen = sorted(counts, key=lambda c: -counts[c])[:3]
+        out: dict[int, float] = {}
+        for rank, label in enumerate(chosen):
+            for item, p in self.top.get(label, ()):
+                score = (0.5 + 0.5 * p) / (1 + rank)
+                if score > out.get(item, 0.0):
+                    out[item] = score
+        return out

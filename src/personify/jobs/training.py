@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -148,9 +148,11 @@ def train_bundle(
     *,
     version: str | None = None,
     on_data: Callable[[Interactions], None] | None = None,
+    labels: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[ModelBundle, ModelManifest]:
     """Fit the configured model on ``events`` and package it for serving (``on_data``
-    receives the interactions the bundle is fitted on)."""
+    receives the interactions the bundle is fitted on; ``labels``, item id -> categories, lets
+    the blend learn the ``interests`` weight)."""
     config = config or TrainingConfig()
     started = time.perf_counter()
     data = interactions_from_events(events, config.weights)
@@ -170,6 +172,7 @@ def train_bundle(
             lambda reduced, users: fit_bundle(
                 reduced, config, "validation", list_users=users
             ),
+            labels=labels,
             max_users=config.blend_users,
         )
         bundle.source_weights.update(fitted.weights)
@@ -312,7 +315,12 @@ def train_tenant(
 
     config = config or TrainingConfig()
     fitted: list[Interactions] = []
-    bundle, manifest = train_bundle(stream(), config, on_data=fitted.append)
+    labels = (
+        {item.item_id: item.categories for item in catalog.scan(tenant) if item.categories}
+        if catalog is not None and config.learn_blend
+        else None
+    )
+    bundle, manifest = train_bundle(stream(), config, on_data=fitted.append, labels=labels)
     manifest.tenant = tenant
     manifest.data_as_of = started.isoformat()
     if config.train_ranker and catalog is not None and users is not None:

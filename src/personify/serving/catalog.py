@@ -28,6 +28,12 @@ class CatalogSnapshot:
         self._newest: tuple[int, list[Item]] | None = None
         self._json: dict[str, bytes] = {}
         """Item id -> the item serialized as JSON, filled on first use (responses embed it)."""
+        self.hidden: set[str] = set()
+        """Ids of hidden items (the serving loop checks ids against these views, not items)."""
+        self.unavailable: set[str] = set()
+        """Ids of items out of stock / unavailable."""
+        self.expiring: dict[str, datetime] = {}
+        """Id -> expiry of the items that have one."""
         self.upsert(items)
 
     def upsert(self, items: Iterable[Item]) -> None:
@@ -43,6 +49,7 @@ class CatalogSnapshot:
                     self._by_label.setdefault(label, set()).add(item.item_id)
                 self._items[item.item_id] = item
                 self._json.pop(item.item_id, None)
+                self._index_state(item.item_id, item)
                 self.version += 1
                 if item.author_id:
                     self._by_author.setdefault(item.author_id, set()).add(item.item_id)
@@ -51,12 +58,25 @@ class CatalogSnapshot:
         with self._lock:
             old = self._items.pop(item_id, None)
             self._json.pop(item_id, None)
+            self._index_state(item_id, None)
             self.version += 1
             for label in _labels(old) if old is not None else ():
                 self._by_label.get(label, set()).discard(item_id)
             if old is not None and old.author_id:
                 self._by_author.get(old.author_id, set()).discard(item_id)
 
+
+    def _index_state(self, item_id: str, item: Item | None) -> None:
+        for view, member in ((self.hidden, item is not None and item.hidden),
+                             (self.unavailable, item is not None and not item.available)):
+            if member:
+                view.add(item_id)
+            else:
+                view.discard(item_id)
+        if item is not None and item.expires_at is not None:
+            self.expiring[item_id] = item.expires_at
+        else:
+            self.expiring.pop(item_id, None)
 
     def item_json(self, item_id: str) -> bytes | None:
         """The item as JSON (``Item.model_dump_json``), serialized once per item version."""

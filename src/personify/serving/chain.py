@@ -168,6 +168,8 @@ class RecommendationService:
         # 30), unless filters may thin them out: then for its full list
         narrow = restrict is None and not narrowing(request.filters, request.item_types)
         asked = min(self.candidates_per_source, want) if narrow else self.candidates_per_source
+        hidden, unavailable, expiring = catalog.hidden, catalog.unavailable, catalog.expiring
+        available_only = request.filters.available_only
         # a personal source the learned blend weighs 0 cannot move the order (a fallback can
         # still fill a short list): without a ranker that reads its scores, it is not asked
         learned_out = (
@@ -193,20 +195,36 @@ class RecommendationService:
                 item_id = scored.item_id
                 ok = decided.get(item_id)
                 if ok is None:
-                    item = catalog.get(item_id)
-                    ok = decided[item_id] = (
-                        item_id not in excluded
-                        and (restrict is None or item_id in restrict)
-                        and item is not None
-                        and allowed(item)
-                    )
+                    if narrow:  # visibility only: by id, against the snapshot's views
+                        ok = item_id not in excluded and item_id in catalog and not (
+                            item_id in hidden
+                            or (available_only and item_id in unavailable)
+                            or ((expiry := expiring.get(item_id)) is not None and expiry <= now)
+                        )
+                    else:
+                        item = catalog.get(item_id)
+                        ok = (
+                            item_id not in excluded
+                            and (restrict is None or item_id in restrict)
+                            and item is not None
+                            and allowed(item)
+                        )
+                    decided[item_id] = ok
                 if not ok:
                     continue
                 cand = pool.get(item_id)
                 if cand is None:
                     cand = pool[item_id] = _Candidate(item_id)
                 share = scored.score / top
-                cand.scores[name] = max(cand.scores.get(name, 0.0), share)
+                # the blend (sum over sources of weight x the source's best share), kept
+                # current here instead of summed again per candidate when ranking
+                before = cand.scores.get(name)
+                if before is None:
+                    cand.scores[name] = share
+                    cand.final += weight * share
+                elif share > before:
+                    cand.scores[name] = share
+                    cand.final += weight * (share - before)
                 cand.reasons.append(scored.reason)
                 cand.contributions.append(weight * share)
                 added = True
@@ -221,7 +239,7 @@ class RecommendationService:
                     pool[item_id] = _Candidate(
                         item_id, {"requested": 0.0}, [Reason("requested_list", "requested", 0.0)]
                     )
-        ranked = self._rank(pool, weights, catalog, request, bundle, scope)
+        ranked = self._rank(pool, catalog, request, bundle, scope)
         chosen = self._arrange(ranked, catalog, request, excluded, now)
         if len(chosen) < request.n:
             warnings.append(f"only {len(chosen)} items satisfy the filters (asked for {request.n})")
@@ -350,7 +368,6 @@ class RecommendationService:
     def _rank(
         self,
         pool: dict[str, _Candidate],
-        weights: dict[str, float],
         catalog: CatalogSnapshot,
         request: RecommendationRequest,
         bundle: ModelBundle | None,
@@ -362,9 +379,7 @@ class RecommendationService:
             scores = ranker.score(scope, [(c.item_id, c.scores) for c in candidates])
             for cand, s in zip(candidates, scores, strict=True):
                 cand.final = float(s)
-        else:
-            for cand in candidates:
-                cand.final = sum(weights.get(name, 0.1) * s for name, s in cand.scores.items())
+        # else: the pool kept each candidate's blend in ``final``
         if request.rules.boosts:
             for cand in candidates:
                 item = catalog.get(cand.item_id)
