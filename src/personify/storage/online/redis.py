@@ -18,6 +18,7 @@ Every Redis failure surfaces as :class:`personify.domain.errors.Unavailable`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -164,6 +165,11 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
+TRENDING_REFRESH_S = 1.0
+"""How stale the shared trending ranking may be in one process (it moves with everyone's
+events; what the person themself did is read fresh on every request)."""
+
+
 class RedisOnlineState:
     """The shared :class:`~personify.storage.online.port.OnlineState` on Redis."""
 
@@ -178,6 +184,9 @@ class RedisOnlineState:
         self._client = client
         self._lam = decay_rate(self.config.half_life)
         self._ttl_ms = int(self.config.user_ttl.total_seconds() * 1000)
+        self._trending: dict[tuple[str, str, int], tuple[float, list[tuple[bytes, float]]]] = {}
+        """(tenant, segment, n) -> (read at, rows): the shared ranking read at most every
+        ``TRENDING_REFRESH_S`` per process (a person's own events are read per request)."""
 
     @property
     def client(self) -> redis.Redis:
@@ -288,6 +297,7 @@ class RedisOnlineState:
     def _write_popularity(
         self, pipe: Any, tenant: str, amounts: Mapping[ch.PopKey, float], sign: str, at: float
     ) -> None:
+        self._trending.clear()  # this process reads its own writes at once
         if not amounts:
             return
         sets: dict[str, list[Any]] = {}
@@ -350,8 +360,17 @@ class RedisOnlineState:
         at = ch.to_epoch(now)
         floor = score_floor(self.config.min_popularity, at, self._lam)
         key = self._key(tenant, "pop", segment or GLOBAL_SEGMENT)
-        with _translated("trending"):
-            rows = cast(list[tuple[bytes, float]], self._client.zrevrange(key, 0, n - 1, True))
+        memo = (tenant, segment or GLOBAL_SEGMENT, n)
+        tick = time.monotonic()
+        cached = self._trending.get(memo)
+        if cached is not None and tick - cached[0] < TRENDING_REFRESH_S:
+            rows = cached[1]
+        else:
+            with _translated("trending"):
+                rows = cast(list[tuple[bytes, float]], self._client.zrevrange(key, 0, n - 1, True))
+            if len(self._trending) >= 1024:
+                self._trending.clear()
+            self._trending[memo] = (tick, rows)
         return [(_text(i), value_at(s, at, self._lam)) for i, s in rows if s >= floor]
 
     def item_popularity(

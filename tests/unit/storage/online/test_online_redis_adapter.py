@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -50,6 +51,26 @@ def test_a_write_through_one_client_is_read_by_another(
     assert vector is not None and vector.tolist() == [0.0, 1.0, 2.0]
     reader.forget_user(TENANT, "u1")
     assert writer.user_state(TENANT, "u1", now=minutes(2)).recent == []
+
+
+def test_another_process_sees_new_trending_within_the_refresh_bound(
+    pair: tuple[RedisOnlineState, RedisOnlineState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import personify.storage.online.redis as adapter
+
+    monkeypatch.setattr(adapter, "TRENDING_REFRESH_S", 0.2)
+    writer, reader = pair
+    writer.apply(TENANT, [event("u1", "a", T0)], now=T0)
+    assert [i for i, _ in reader.trending(TENANT, 2, now=minutes(1))] == ["a"]
+    writer.apply(TENANT, [event(f"u{k}", "b", minutes(1)) for k in range(2, 5)], now=minutes(1))
+    assert [i for i, _ in writer.trending(TENANT, 2, now=minutes(1))] == ["b", "a"], (
+        "the writing process reads its own writes at once"
+    )
+    assert [i for i, _ in reader.trending(TENANT, 2, now=minutes(1))] == ["a"], (
+        "another process may serve its ranking of up to the refresh bound ago"
+    )
+    time.sleep(0.25)
+    assert [i for i, _ in reader.trending(TENANT, 2, now=minutes(1))] == ["b", "a"]
 
 
 def test_keys_stay_under_the_tenant_prefix_and_user_keys_expire(
