@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,7 +66,8 @@ class _Candidate:
     def weighted_reasons(self) -> list[Reason]:
         if len(self.contributions) != len(self.reasons):
             return self.reasons
-        return [replace(r, weight=w) for r, w in zip(self.reasons, self.contributions, strict=True)]
+        return [Reason(r.type, r.source, w, r.params)
+                for r, w in zip(self.reasons, self.contributions, strict=True)]
 
 
 class RecommendationService:
@@ -168,7 +169,8 @@ class RecommendationService:
         # 30), unless filters may thin them out: then for its full list
         narrow = restrict is None and not narrowing(request.filters, request.item_types)
         asked = min(self.candidates_per_source, want) if narrow else self.candidates_per_source
-        hidden, unavailable, expiring = catalog.hidden, catalog.unavailable, catalog.expiring
+        get, hidden = catalog.get, catalog.hidden
+        unavailable, expiring = catalog.unavailable, catalog.expiring
         available_only = request.filters.available_only
         # a personal source the learned blend weighs 0 cannot move the order (a fallback can
         # still fill a short list): without a ranker that reads its scores, it is not asked
@@ -196,7 +198,7 @@ class RecommendationService:
                 ok = decided.get(item_id)
                 if ok is None:
                     if narrow:  # visibility only: by id, against the snapshot's views
-                        ok = item_id not in excluded and item_id in catalog and not (
+                        ok = item_id not in excluded and get(item_id) is not None and not (
                             item_id in hidden
                             or (available_only and item_id in unavailable)
                             or ((expiry := expiring.get(item_id)) is not None and expiry <= now)
@@ -469,7 +471,9 @@ class RecommendationService:
         if self.log_impression is None or not result.items:
             return
         logged = result.items[:MAX_LIST_LENGTH]
-        event = Event(
+        # every field comes from the validated request and the chain's own result: built
+        # without re-validation (it is on every response's path)
+        event = Event.model_construct(
             event_id=f"imp-{result.recommendation_id}",
             type="impression",
             user_id=request.user_id,
