@@ -362,14 +362,20 @@ def bspm_served(k: int = 200) -> None:
     merge({"bspm_served": out})
 
 
-SERVED_VARIANTS: list[tuple[str, list[str] | None]] = [
-    ("default", None),
-    ("collaborative", ["collaborative"]),
-    ("collaborative+factors", ["collaborative", "factors"]),
-    ("collaborative+factors+popular", ["collaborative", "factors", "popular"]),
-    ("collaborative+factors+trending", ["collaborative", "factors", "trending"]),
+SERVED_VARIANTS: list[tuple[str, list[str] | None, dict[str, float]]] = [
+    ("default", None, {}),
+    ("collaborative", ["collaborative"], {}),
+    ("collaborative+factors", ["collaborative", "factors"], {}),
+    ("collaborative+factors+popular", ["collaborative", "factors", "popular"], {}),
+    ("collaborative+factors+trending", ["collaborative", "factors", "trending"], {}),
+    ("default-repeat", None, {}),
+    ("what-if-trending-as-popular", None, {"trending": -1.0}),
 ]
-"""``request.sources`` per pass: None = the service's default order (every built-in source)."""
+"""(label, ``request.sources``, source weights overridden for that pass only) per pass: None =
+the service's default order (every built-in source); a weight of -1 stands for the learned
+``popular`` weight. The default runs again after the restricted passes: the first pass through
+the chain pays warm-up. The what-if pass is not the shipped configuration: it shows what the
+hand-set ``trending`` weight costs."""
 
 
 def _gowalla_rows(path: Path, max_users: int | None) -> list[tuple[int, list[int]]]:
@@ -510,11 +516,15 @@ def served_default(max_users: int | None, variants: list[str] | None) -> None:
     print("lists only", json.dumps(out["lists_only"]), flush=True)
 
     passes: dict[str, Any] = {}
-    for label, sources in SERVED_VARIANTS:
+    shipped = dict(bundle.source_weights)
+    for label, sources, override in SERVED_VARIANTS:
         if variants and label not in variants:
             continue
+        bundle.source_weights = {**shipped, **{
+            name: shipped.get("popular", 0.0) if w < 0 else w for name, w in override.items()}}
         ranked = np.full((len(users), 20), -1, dtype=np.int64)
         served_from: dict[str, int] = {}
+        asked: dict[str, int] = {}
         leaks = short = 0
         load_start = os.getloadavg()
         cpu = time.process_time()
@@ -529,17 +539,21 @@ def served_default(max_users: int | None, variants: list[str] | None) -> None:
             leaks += len(train_sets.get(int(u), set()).intersection(got))
             for i in result.items:
                 served_from[i.source] = served_from.get(i.source, 0) + 1
+            for name in result.sources:
+                asked[name] = asked.get(name, 0) + 1
         seconds = time.perf_counter() - started
         passes[label] = {
             "sources": sources, **_ranked_metrics(ranked, test, users),
+            "weights_overridden": {name: bundle.source_weights[name] for name in override},
             "requests_per_second": round(len(users) / seconds, 1),
             "seconds": round(seconds, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
             "loadavg_start": [round(v, 2) for v in load_start],
             "loadavg_end": [round(v, 2) for v in os.getloadavg()],
             "short_lists": short, "train_items_served": leaks,
-            "items_by_top_source": served_from,
+            "items_by_top_source": served_from, "requests_using_source": asked,
         }
         print(label, json.dumps(passes[label]), flush=True)
+    bundle.source_weights = shipped
     out["passes"] = passes
     if "default" in passes:
         out["recall@20"] = passes["default"]["recall@20"]

@@ -312,7 +312,13 @@ def main() -> None:
     user_ids = [f"u{u}" for u in users_data]
     item_ids = [f"p{i}" for i in range(1 + max(i for v in users_data.values() for i in v))]
     bodies = write_bodies(work / "bodies.jsonl", user_ids)
-    results: dict[str, Any] = {"events": n_events, "fit_seconds": round(fit_s, 1)}
+    results: dict[str, Any] = {
+        "events": n_events,
+        "fit_seconds": round(fit_s, 1),
+        "model": manifest.params,
+        "training_metrics": manifest.metrics,
+        "load_average_start": os.getloadavg(),
+    }
     try:
         # the in-process online state replays the stored history in the background after a
         # start; /ready says when it is done

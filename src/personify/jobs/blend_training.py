@@ -10,11 +10,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from personify.data.interactions import Interactions
+from personify.data.popularity import decayed_popularity
 from personify.serving.bundle import ModelBundle
+from personify.storage.online.port import OnlineStateConfig
 
 POPULAR_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 FACTOR_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
 INTEREST_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8)
+TRENDING_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.3)
+TRENDING_HALF_LIFE_DAYS = OnlineStateConfig().half_life.total_seconds() / 86_400.0
+"""The live counters' default half-life: ``trending`` is scored as they stood at the cut-off."""
 SOURCE_LENGTH = 100
 """Candidates per source, as the chain asks for them."""
 
@@ -61,16 +66,17 @@ def learn_source_weights(
     k: int = 20,
     seed: int = 0,
 ) -> BlendFit:
-    """Choose the weights of ``popular``, ``factors`` (when the bundle has factors) and
-    ``interests`` (when ``labels`` gives items' categories) relative to ``collaborative`` (= 1)
-    jointly, by hit rate at ``k`` on held-out last interactions.
+    """Choose the weights of ``popular``, ``trending``, ``factors`` (when the bundle has factors)
+    and ``interests`` (when ``labels`` gives items' categories) relative to ``collaborative``
+    (= 1) jointly, by hit rate at ``k`` on held-out last interactions.
 
     ``build`` trains a bundle on the reduced log (with lists for the given people when it has a
     user model). Each source scores a person as the serving chain does, relative to its best:
     collaborative = their list (else their history folded through the neighbours), factors =
     the top of their folded-in vector, interests = the most popular items of their three most
-    frequent categories. Only candidates of some source (and the most popular items) can reach
-    the top ``k``, so the grid ranks just those."""
+    frequent categories, trending = popularity decayed at the live counters' half-life (global:
+    the validation log has no request context). Only candidates of some source (and the most
+    popular and trending items) can reach the top ``k``, so the grid ranks just those."""
     users, held, keep = holdout_last(data, max_users=max_users, seed=seed)
     if users.size == 0:
         return BlendFit({}, {}, 0)
@@ -84,12 +90,17 @@ def learn_source_weights(
     )
     bundle = build(reduced, np.unique(users))
     pop = (bundle.popularity / (bundle.popularity.max() or 1.0)).astype(np.float32)
+    live = decayed_popularity(reduced, TRENDING_HALF_LIFE_DAYS)
+    live = (live / (live.max() or 1.0)).astype(np.float32)
     pop_order = np.argsort(-pop, kind="stable")
+    live_order = np.argsort(-live, kind="stable")
     interests = _LabelIndex(bundle, labels) if labels else None
     factor_grid = FACTOR_GRID if bundle.factors is not None else (0.0,)
     interest_grid = INTEREST_GRID if interests is not None else (0.0,)
-    grid = [(p, f, i) for p in POPULAR_GRID for f in factor_grid for i in interest_grid]
-    weights_grid = np.asarray(grid, dtype=np.float32)  # combos x (popular, factors, interests)
+    grid = [(p, f, i, t) for p in POPULAR_GRID for f in factor_grid for i in interest_grid
+            for t in TRENDING_GRID]
+    # combos x (popular, factors, interests, trending)
+    weights_grid = np.asarray(grid, dtype=np.float32)
     hits = np.zeros(len(grid), dtype=np.int64)
     matrix = reduced.matrix.tocsr()
     for u, target in zip(users, held, strict=True):
@@ -104,14 +115,15 @@ def learn_source_weights(
         # the k most popular items the person has not interacted with are always in reach
         support = np.union1d(
             np.fromiter((i for part in parts for i in part), np.int64),
-            pop_order[:k + history.size],
+            np.union1d(pop_order[:k + history.size], live_order[:k + history.size]),
         )
         support = support[~np.isin(support, history)]
         if support.size == 0:
             continue
-        # support x (collaborative, popular, factors, interests)
-        table = np.zeros((support.size, 4), dtype=np.float32)
+        # support x (collaborative, popular, factors, interests, trending)
+        table = np.zeros((support.size, 5), dtype=np.float32)
         table[:, 1] = pop[support]
+        table[:, 4] = live[support]
         for col, part in ((0, parts[0]), (2, parts[1]), (3, parts[2])):
             for j, item in enumerate(support.tolist()):
                 table[j, col] = part.get(item, 0.0)
@@ -120,17 +132,18 @@ def learn_source_weights(
         top = np.argpartition(-totals, kk - 1, axis=0)[:kk]
         hits += (support[top] == target).any(axis=0)
     rates = {combo: float(h) / users.size for combo, h in zip(grid, hits, strict=True)}
-    best_pop, best_factor, best_interest = max(
-        grid, key=lambda c: (rates[c], -c[0], -c[1], -c[2])
+    best_pop, best_factor, best_interest, best_trending = max(
+        grid, key=lambda c: (rates[c], -c[0], -c[1], -c[2], -c[3])
     )
-    learned = {"collaborative": 1.0, "popular": best_pop}
+    learned = {"collaborative": 1.0, "popular": best_pop, "trending": best_trending}
     if bundle.factors is not None:
         learned["factors"] = best_factor
     if interests is not None:
         learned["interests"] = best_interest
     return BlendFit(
         learned,
-        {f"popular={p},factors={f},interests={i}": r for (p, f, i), r in rates.items()},
+        {f"popular={p},factors={f},interests={i},trending={t}": r
+         for (p, f, i, t), r in rates.items()},
         int(users.size),
     )
 

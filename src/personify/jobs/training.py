@@ -21,6 +21,7 @@ from personify.algorithms import create_model
 from personify.algorithms.base import Recommender
 from personify.data.events import EventWeights, interactions_from_events
 from personify.data.interactions import Interactions
+from personify.data.popularity import decayed_popularity
 from personify.domain.errors import InvalidInput
 from personify.domain.events import Event
 from personify.jobs.blend_training import learn_source_weights
@@ -130,16 +131,6 @@ def neighbour_matrix(model: Recommender, n_items: int, k: int) -> sp.csr_matrix:
         shape=(n_items, n_items),
         dtype=np.float32,
     )
-
-
-def decayed_popularity(data: Interactions, half_life_days: float) -> NDArray[np.float32]:
-    """Sum of positive weights per item, each decayed by its age at the newest event."""
-    weights = np.clip(data.weights, 0, None).astype(np.float64)
-    if data.timestamps is not None and data.timestamps.size:
-        age_days = (data.timestamps.max() - data.timestamps) / 86_400.0
-        weights = weights * np.exp(-np.log(2) * age_days / half_life_days)
-    pop = np.bincount(data.item_idx, weights=weights, minlength=data.n_items)
-    return pop.astype(np.float32)
 
 
 def train_bundle(

@@ -60,6 +60,9 @@ class _Candidate:
     scores: dict[str, float] = field(default_factory=dict)
     reasons: list[Reason] = field(default_factory=list)
     final: float = 0.0
+    tie: float = 0.0
+    """The unweighted sum of the sources' shares: orders candidates the blend scores equally
+    (e.g. from a source the learned blend weighs 0, asked alone)."""
     contributions: list[float] = field(default_factory=list)
     """Per reason, its source's weighted share of the score (filled by the pool)."""
 
@@ -224,9 +227,11 @@ class RecommendationService:
                 if before is None:
                     cand.scores[name] = share
                     cand.final += weight * share
+                    cand.tie += share
                 elif share > before:
                     cand.scores[name] = share
                     cand.final += weight * (share - before)
+                    cand.tie += share - before
                 cand.reasons.append(scored.reason)
                 cand.contributions.append(weight * share)
                 added = True
@@ -387,7 +392,7 @@ class RecommendationService:
                 item = catalog.get(cand.item_id)
                 if item is not None:
                     cand.final = apply_boosts(item, cand.final, request.rules.boosts)
-        candidates.sort(key=lambda c: (-c.final, c.item_id))
+        candidates.sort(key=lambda c: (-c.final, -c.tie, c.item_id))
         return candidates
 
     def _arrange(

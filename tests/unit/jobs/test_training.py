@@ -158,7 +158,12 @@ def test_scheduler_triggers_on_event_count_and_on_time() -> None:
 
 def test_blend_learns_factor_and_interest_weights_with_the_popular_one() -> None:
     pytest.importorskip("implicit")
-    from personify.jobs.blend_training import FACTOR_GRID, INTEREST_GRID, POPULAR_GRID
+    from personify.jobs.blend_training import (
+        FACTOR_GRID,
+        INTEREST_GRID,
+        POPULAR_GRID,
+        TRENDING_GRID,
+    )
 
     # categories follow the taste groups: the interests source can help
     labels = {f"i{i}": ["left" if i < 30 else "right"] for i in range(60)}
@@ -167,14 +172,19 @@ def test_blend_learns_factor_and_interest_weights_with_the_popular_one() -> None
     )
     learned = manifest.metrics["blend_weights"]
     assert learned["factors"] in FACTOR_GRID and learned["popular"] in POPULAR_GRID
-    assert learned["interests"] in INTEREST_GRID
+    assert learned["interests"] in INTEREST_GRID and learned["trending"] in TRENDING_GRID
     assert bundle.source_weights["factors"] == learned["factors"]
     assert bundle.source_weights["interests"] == learned["interests"]
     rates = manifest.metrics["blend_hit_rate@20"]
-    assert len(rates) == len(FACTOR_GRID) * len(POPULAR_GRID) * len(INTEREST_GRID)
-    key = f"popular={learned['popular']},factors={learned['factors']},"
-    assert rates[key + f"interests={learned['interests']}"] == max(rates.values())
+    assert len(rates) == (
+        len(FACTOR_GRID) * len(POPULAR_GRID) * len(INTEREST_GRID) * len(TRENDING_GRID)
+    )
+    key = (f"popular={learned['popular']},factors={learned['factors']},"
+           f"interests={learned['interests']},trending={learned['trending']}")
+    assert rates[key] == max(rates.values())
     # without categories the interests weight is not learned (it keeps its default)
     _, plain = train_bundle(_clustered_events(), TrainingConfig(params={"k": 10}))
     assert "interests" not in plain.metrics["blend_weights"]
-    assert len(plain.metrics["blend_hit_rate@20"]) == len(FACTOR_GRID) * len(POPULAR_GRID)
+    assert len(plain.metrics["blend_hit_rate@20"]) == (
+        len(FACTOR_GRID) * len(POPULAR_GRID) * len(TRENDING_GRID)
+    )
