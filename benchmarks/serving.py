@@ -47,7 +47,7 @@ def ping() -> dict:
 """
 
 
-RATES = (25, 50, 100, 150, 200, 250, 300, 400, 500)
+RATES = (25, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500)
 BODIES = 2000
 """Distinct request bodies (one user each); one pass through them warms the caches."""
 
@@ -346,11 +346,12 @@ def main() -> None:
         # hot swap: a new version trained beforehand is promoted in the middle of a 60 s run;
         # the server loads it off the request path and swaps it in
         swap_rate = max(10, best // 2)
+        # a retrain of the same configuration, as the scheduler would run it
         swapped = train_tenant(
             stores.events,
             models,
             "default",
-            TrainingConfig(learn_blend=False),
+            TrainingConfig(),
             catalog=stores.catalog,
             users=stores.users,
             promote=False,

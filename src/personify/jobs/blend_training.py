@@ -68,7 +68,8 @@ def learn_source_weights(
 ) -> BlendFit:
     """Choose the weights of ``popular``, ``trending``, ``factors`` (when the bundle has factors)
     and ``interests`` (when ``labels`` gives items' categories) relative to ``collaborative``
-    (= 1) jointly, by hit rate at ``k`` on held-out last interactions.
+    (= 1) jointly, by hit rate at ``k`` on held-out last interactions, with the one-standard-error
+    rule (:func:`simplest_within_one_se`).
 
     ``build`` trains a bundle on the reduced log (with lists for the given people when it has a
     user model). Each source scores a person as the serving chain does, relative to its best:
@@ -132,8 +133,8 @@ def learn_source_weights(
         top = np.argpartition(-totals, kk - 1, axis=0)[:kk]
         hits += (support[top] == target).any(axis=0)
     rates = {combo: float(h) / users.size for combo, h in zip(grid, hits, strict=True)}
-    best_pop, best_factor, best_interest, best_trending = max(
-        grid, key=lambda c: (rates[c], -c[0], -c[1], -c[2], -c[3])
+    best_pop, best_factor, best_interest, best_trending = simplest_within_one_se(
+        rates, int(users.size)
     )
     learned = {"collaborative": 1.0, "popular": best_pop, "trending": best_trending}
     if bundle.factors is not None:
@@ -146,6 +147,22 @@ def learn_source_weights(
          for (p, f, i, t), r in rates.items()},
         int(users.size),
     )
+
+
+def simplest_within_one_se(
+    rates: Mapping[tuple[float, float, float, float], float], n: int
+) -> tuple[float, float, float, float]:
+    """The one-standard-error rule: among the (popular, factors, interests, trending) weights
+    whose hit rate is within one standard error of the best (binomial, ``n`` held-out people),
+    the one with the fewest personal sources switched on (each costs request time; a source
+    weighed 0 is not asked), then the fewest fallbacks, then the best rate, then the smallest
+    weights. Differences inside one standard error are noise of the validation sample."""
+    best = max(rates.values())
+    se = (best * (1.0 - best) / max(1, n)) ** 0.5
+    close = [c for c, r in rates.items() if r >= best - se - 1e-12]
+    return min(close, key=lambda c: (
+        (c[1] > 0) + (c[2] > 0), (c[0] > 0) + (c[3] > 0), -rates[c], sum(c), c,
+    ))
 
 
 def _collaborative(bundle: ModelBundle, user_id: str, history: NDArray[np.int32],
