@@ -52,3 +52,18 @@ def test_train_with_and_without_factors(personify: Personify, shop: None, tmp_pa
 def test_invalid_factor_count_is_refused(personify: Personify, shop: None) -> None:
     result = personify("train", "--no-blend", "--no-ranker", "--factors", "1")
     assert result.exit_code != 0 and "factors" in result.output, result.output
+
+
+def test_user_model_lists_are_optional_and_validated(
+    personify: Personify, shop: None, tmp_path: Path
+) -> None:
+    assert personify("train", "--no-ranker").exit_code == 0
+    lists = _served(tmp_path).user_lists
+    assert lists is not None and lists.model_name == "bspm"
+    result = personify("train", "--no-ranker", "--user-model", "none")
+    assert result.exit_code == 0, result.output
+    assert _served(tmp_path).user_lists is None
+    result = personify("train", "--no-ranker", "--user-model", "nope")
+    assert result.exit_code != 0 and "user_model" in result.output, result.output
+    result = personify("train", "--no-ranker", "--blend-selection", "greedy")
+    assert result.exit_code != 0 and "blend_selection" in result.output, result.output

@@ -19,7 +19,14 @@ from personify.algorithms import available_models
 from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
-from personify.jobs.training import DEFAULT_MODEL, DEFAULT_PARAMS, TrainingConfig, train_tenant
+from personify.jobs.training import (
+    DEFAULT_MODEL,
+    DEFAULT_PARAMS,
+    DEFAULT_USER_MODEL,
+    DEFAULT_USER_PARAMS,
+    TrainingConfig,
+    train_tenant,
+)
 from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.runtime import open_runtime
 
@@ -67,6 +74,16 @@ def train(
         typer.Option(help="ALS latent factors for the 'factors' source, 0 = none (default: 64 "
                      "when the implicit library is installed)."),
     ] = None,
+    user_model: Annotated[
+        str,
+        typer.Option(help="Model whose batch scores become each person's list ('none': no "
+                     "lists, the neighbours serve everyone)."),
+    ] = DEFAULT_USER_MODEL,
+    blend_selection: Annotated[
+        str,
+        typer.Option(help="'one-se': the simplest blend within one standard error of the best "
+                     "validation hit rate; 'best': the best rate."),
+    ] = "one-se",
 ) -> None:
     """Train on the event store, save a new model version and promote it."""
     tenant = _tenant(ctx, tenant)
@@ -87,8 +104,16 @@ def train(
     settings = state.settings()
     stores = state.stores(settings)
     runtime = open_runtime(stores, **settings.privacy_options())
+    if user_model != "none" and user_model not in available_models():
+        raise InvalidInput(
+            f"unknown user model {user_model!r}", field="user_model",
+            accepted="none, " + ", ".join(available_models()),
+        )
     config = TrainingConfig(
-        model=model, params=params, learn_blend=not no_blend, train_ranker=not no_ranker
+        model=model, params=params, learn_blend=not no_blend, train_ranker=not no_ranker,
+        user_model=None if user_model == "none" else user_model,
+        user_params=dict(DEFAULT_USER_PARAMS) if user_model == DEFAULT_USER_MODEL else {},
+        blend_selection=blend_selection,
     )
     if factors is not None:  # validated like the config's own default
         config = replace(config, factors=factors or None)

@@ -17,6 +17,7 @@ from personify.storage.online.port import OnlineStateConfig
 POPULAR_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 FACTOR_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
 INTEREST_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8)
+BLEND_SELECTIONS: tuple[str, ...] = ("one-se", "best")
 TRENDING_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.3)
 TRENDING_HALF_LIFE_DAYS = OnlineStateConfig().half_life.total_seconds() / 86_400.0
 """The live counters' default half-life: ``trending`` is scored as they stood at the cut-off."""
@@ -65,11 +66,13 @@ def learn_source_weights(
     max_users: int = 2000,
     k: int = 20,
     seed: int = 0,
+    selection: str = "one-se",
 ) -> BlendFit:
     """Choose the weights of ``popular``, ``trending``, ``factors`` (when the bundle has factors)
     and ``interests`` (when ``labels`` gives items' categories) relative to ``collaborative``
-    (= 1) jointly, by hit rate at ``k`` on held-out last interactions, with the one-standard-error
-    rule (:func:`simplest_within_one_se`).
+    (= 1) jointly, by hit rate at ``k`` on held-out last interactions: with ``selection``
+    ``one-se`` the one-standard-error rule (:func:`simplest_within_one_se`), with ``best`` the
+    best rate.
 
     ``build`` trains a bundle on the reduced log (with lists for the given people when it has a
     user model). Each source scores a person as the serving chain does, relative to its best:
@@ -133,9 +136,14 @@ def learn_source_weights(
         top = np.argpartition(-totals, kk - 1, axis=0)[:kk]
         hits += (support[top] == target).any(axis=0)
     rates = {combo: float(h) / users.size for combo, h in zip(grid, hits, strict=True)}
-    best_pop, best_factor, best_interest, best_trending = simplest_within_one_se(
-        rates, int(users.size)
-    )
+    if selection == "best":
+        best_pop, best_factor, best_interest, best_trending = max(
+            grid, key=lambda c: (rates[c], -c[0], -c[1], -c[2], -c[3])
+        )
+    else:
+        best_pop, best_factor, best_interest, best_trending = simplest_within_one_se(
+            rates, int(users.size)
+        )
     learned = {"collaborative": 1.0, "popular": best_pop, "trending": best_trending}
     if bundle.factors is not None:
         learned["factors"] = best_factor

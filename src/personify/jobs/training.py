@@ -24,7 +24,7 @@ from personify.data.interactions import Interactions
 from personify.data.popularity import decayed_popularity
 from personify.domain.errors import InvalidInput
 from personify.domain.events import Event
-from personify.jobs.blend_training import learn_source_weights
+from personify.jobs.blend_training import BLEND_SELECTIONS, learn_source_weights
 from personify.jobs.ranker_training import LABELS, ranking_data, train_ranker
 from personify.jobs.user_lists import build_user_lists, listed_users
 from personify.privacy.training import TrainingPrivacy
@@ -71,6 +71,10 @@ class TrainingConfig:
     min_events: int = 1
     learn_blend: bool = True
     blend_users: int = 2000
+    blend_selection: str = "one-se"
+    """``one-se``: the simplest source weights within one standard error of the best validation
+    hit rate (fewer sources asked per request); ``best``: the best hit rate, however small the
+    margin."""
     train_ranker: bool = True
     ranker_min_groups: int = 50
     factors: int | None = field(default_factory=default_factors)
@@ -93,6 +97,11 @@ class TrainingConfig:
                 f"invalid number of factors {self.factors!r}",
                 field="factors",
                 accepted=f"an integer from 2 to {MAX_FACTORS}, or none (0) for no factor model",
+            )
+        if self.blend_selection not in BLEND_SELECTIONS:
+            raise InvalidInput(
+                f"unknown blend selection {self.blend_selection!r}", field="blend_selection",
+                accepted=", ".join(BLEND_SELECTIONS),
             )
         for name, value, top in (("list_length", self.list_length, 1000),
                                  ("list_users", self.list_users, 10**8)):
@@ -165,6 +174,7 @@ def train_bundle(
             ),
             labels=labels,
             max_users=config.blend_users,
+            selection=config.blend_selection,
         )
         bundle.source_weights.update(fitted.weights)
         blend_metrics = {
