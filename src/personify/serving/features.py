@@ -19,6 +19,7 @@ from personify.domain.items import Item
 
 SOURCE_FEATURES: tuple[str, ...] = (
     "collaborative",
+    "factors",
     "session",
     "interests",
     "trending",

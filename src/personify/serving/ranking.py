@@ -81,4 +81,11 @@ class LambdaRankRanker:
             items=items,
             popularity=popularity,
         )
+        if self.feature_names != FEATURE_NAMES:  # trained before features were added
+            features = features[:, self._columns()]
         return [float(s) for s in self.predict(features)]
+
+    def _columns(self) -> list[int]:
+        """Where this ranker's features sit in today's ``FEATURE_NAMES`` (a feature it knows
+        that no longer exists would be a programming error: it raises)."""
+        return [FEATURE_NAMES.index(name) for name in self.feature_names]

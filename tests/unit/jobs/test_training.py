@@ -206,3 +206,23 @@ def test_one_standard_error_rule_prefers_fewer_sources_among_ties() -> None:
     # a clear gain (beyond one se) is kept
     rates[(0.0, 0.1, 0.0, 0.0)] = 0.240
     assert simplest_within_one_se(rates, 2000) == (0.0, 0.1, 0.0, 0.0)
+
+
+def test_a_ranker_trained_before_a_feature_was_added_still_scores() -> None:
+    lightgbm = pytest.importorskip("lightgbm")
+    from personify.serving.features import FEATURE_NAMES
+    from personify.serving.ranking import LambdaRankRanker
+
+    events, items = _impression_log(200)
+    data = ranking_data(events, items)
+    older = tuple(n for n in FEATURE_NAMES if n != "score_factors")
+    columns = [FEATURE_NAMES.index(n) for n in older]
+    booster = lightgbm.train(
+        {"objective": "lambdarank", "verbose": -1, "min_data_in_leaf": 5},
+        lightgbm.Dataset(data.features[:, columns], data.labels, group=data.groups),
+        num_boost_round=10,
+    )
+    ranker = LambdaRankRanker(booster.model_to_string(), feature_names=older)
+    expected = booster.predict(data.features[:20, columns])
+    assert np.allclose(ranker.predict(data.features[:20][:, ranker._columns()]), expected)
+    assert ranker._columns() == columns and "score_factors" in FEATURE_NAMES
