@@ -129,6 +129,9 @@ def train(
         def seen(count: int) -> None:
             progress.update(task, description=f"reading events: {count:,}")
 
+        def listed(done: int, total: int) -> None:
+            progress.update(task, description=f"scoring people for lists: {done:,} / {total:,}")
+
         manifest = train_tenant(
             stores.events,
             runtime.model_store(settings.model_dir),
@@ -136,6 +139,7 @@ def train(
             config,
             promote=not no_promote,
             progress=seen,
+            list_progress=listed,
             catalog=stores.catalog,
             users=stores.users,
             privacy=runtime.training(),

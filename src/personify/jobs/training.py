@@ -149,6 +149,7 @@ def train_bundle(
     version: str | None = None,
     on_data: Callable[[Interactions], None] | None = None,
     labels: Mapping[str, Sequence[str]] | None = None,
+    list_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[ModelBundle, ModelManifest]:
     """Fit the configured model on ``events`` and package it for serving (``on_data``
     receives the interactions the bundle is fitted on; ``labels``, item id -> categories, lets
@@ -164,7 +165,7 @@ def train_bundle(
             field="events",
             accepted=f"at least {max(1, config.min_events)} item events",
         )
-    bundle = fit_bundle(data, config, version or new_version())
+    bundle = fit_bundle(data, config, version or new_version(), list_progress=list_progress)
     blend_metrics: dict[str, Any] = {}
     if config.learn_blend:
         fitted = learn_source_weights(
@@ -208,6 +209,7 @@ def fit_bundle(
     version: str,
     *,
     list_users: NDArray[np.int64] | None = None,
+    list_progress: Callable[[int, int], None] | None = None,
 ) -> ModelBundle:
     """Fit the configured model on ``data`` and package neighbours, popularity and the user
     model's lists (for ``list_users``, default the most recently active ``config.list_users``)."""
@@ -222,7 +224,7 @@ def fit_bundle(
         )
         users = list_users if list_users is not None else listed_users(data, config.list_users)
         user_lists = build_user_lists(
-            scorer, data, neighbours, k=config.list_length, users=users
+            scorer, data, neighbours, k=config.list_length, users=users, progress=list_progress
         )
         del scorer
     return ModelBundle(
@@ -293,6 +295,7 @@ def train_tenant(
     *,
     promote: bool = True,
     progress: Callable[[int], None] | None = None,
+    list_progress: Callable[[int, int], None] | None = None,
     catalog: CatalogStore | None = None,
     users: UserStore | None = None,
     privacy: TrainingPrivacy | None = None,
@@ -321,7 +324,9 @@ def train_tenant(
         if catalog is not None and config.learn_blend
         else None
     )
-    bundle, manifest = train_bundle(stream(), config, on_data=fitted.append, labels=labels)
+    bundle, manifest = train_bundle(
+        stream(), config, on_data=fitted.append, labels=labels, list_progress=list_progress
+    )
     manifest.tenant = tenant
     manifest.data_as_of = started.isoformat()
     if config.train_ranker and catalog is not None and users is not None:

@@ -16,6 +16,15 @@ from personify.data.interactions import Interactions
 from personify.serving.user_lists import UserLists
 
 BATCH = 1024
+SCORE_MEMORY_BYTES = 1 << 30
+"""Budget for one batch's dense scores and the model's working copies (about six float32
+arrays of batch x items): large catalogues score fewer people at a time."""
+
+
+def batch_size(n_items: int, budget: int = SCORE_MEMORY_BYTES) -> int:
+    """People scored per batch so that ~6 dense float32 (batch x ``n_items``) arrays fit
+    ``budget``: 1,024 for a Gowalla-size catalogue, fewer (at least 8) for larger ones."""
+    return max(8, min(BATCH, budget // max(1, n_items * 4 * 6)))
 
 
 def listed_users(data: Interactions, max_users: int) -> NDArray[np.int64]:
@@ -52,8 +61,9 @@ def build_user_lists(
     parts_scores: list[NDArray[np.float32]] = []
     parts_anchors: list[NDArray[np.int32]] = []
     by_user: dict[int, int] = {}
-    for start in range(0, chosen.size, BATCH):
-        batch = chosen[start:start + BATCH]
+    step = batch_size(data.n_items)
+    for start in range(0, chosen.size, step):
+        batch = chosen[start:start + step]
         ids, scores = model.recommend(batch, k, exclude=history)
         for row, u in enumerate(batch):
             ok = (ids[row] >= 0) & np.isfinite(scores[row]) & (scores[row] > 0)
@@ -66,7 +76,7 @@ def build_user_lists(
             parts_anchors.append(_anchors(history, neighbours, int(u), top))
             counts[u] = top.size
         if progress is not None:
-            progress(min(chosen.size, start + BATCH), chosen.size)
+            progress(min(chosen.size, start + step), chosen.size)
     indptr = np.zeros(data.n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     order = [by_user[u] for u in range(data.n_users) if u in by_user]
@@ -103,4 +113,4 @@ def _anchors(
     return anchors
 
 
-__all__ = ["build_user_lists", "listed_users"]
+__all__ = ["batch_size", "build_user_lists", "listed_users"]

@@ -154,3 +154,20 @@ def test_erasure_drops_the_lists_and_asks_for_a_retrain() -> None:
     assert result(ModelForgetResult("subtracted", "v2", True, 1, lists_dropped=True)
                   ).retrain_pending
     assert not result(ModelForgetResult("subtracted", "v2", True, 1)).retrain_pending
+
+
+def test_large_catalogues_score_fewer_people_per_batch() -> None:
+    from personify.jobs.user_lists import BATCH, batch_size
+
+    assert batch_size(40_981) == BATCH
+    small = batch_size(1_000_000)
+    assert 8 <= small < BATCH and small * 1_000_000 * 4 * 6 <= 1 << 30
+    assert batch_size(100_000_000) == 8
+
+
+def test_list_building_reports_progress() -> None:
+    seen: list[tuple[int, int]] = []
+    bundle, _ = train_bundle(_history(), ITEMKNN, list_progress=lambda d, t: seen.append((d, t)))
+    assert bundle.user_lists is not None
+    assert seen and seen[-1] == (30, 30), seen
+    assert all(t == 30 for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
