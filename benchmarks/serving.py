@@ -269,12 +269,10 @@ def write_bodies(path: Path, users: list[str], n: int = BODIES) -> Path:
     return path
 
 
-def beyond_500(work: Path) -> None:
-    """One worker on the full run's database and promoted model, warmed the same way, asked
-    ever higher rates above 500/s; the steps are added to ``results/serving.json``."""
-    results_path = HERE / "results" / "serving.json"
-    saved = json.loads(results_path.read_text())
-    env = {
+def server_env(work: Path) -> dict[str, str]:
+    """The server's settings on ``work``'s database and models; an operator in an opt-out
+    regime (the Gowalla users have no consent records)."""
+    return {
         "PERSONIFY_CONSENT_DEFAULTS": json.dumps(
             {"personalization": "opt-out", "profiling": "opt-out"}
         ),
@@ -282,8 +280,15 @@ def beyond_500(work: Path) -> None:
         "PERSONIFY_MODEL_DIR": str(work / "models"),
         "PERSONIFY_ADMIN_KEY": KEY,
     }
+
+
+def beyond_500(work: Path) -> None:
+    """One worker on the full run's database and promoted model, warmed the same way, asked
+    ever higher rates above 500/s; the steps are added to ``results/serving.json``."""
+    results_path = HERE / "results" / "serving.json"
+    saved = json.loads(results_path.read_text())
     port = free_port()
-    server = start_server(port, env)
+    server = start_server(port, server_env(work))
     bodies = work / "bodies.jsonl"
     try:
         wait_warm(port)
@@ -346,15 +351,7 @@ def main() -> None:
         )
         fit_s = time.perf_counter() - t0
     print(f"trained {manifest.version} in {fit_s:.1f}s: {manifest.metrics}", flush=True)
-    # an operator in an opt-out regime: the Gowalla users have no consent records
-    env = {
-        "PERSONIFY_CONSENT_DEFAULTS": json.dumps(
-            {"personalization": "opt-out", "profiling": "opt-out"}
-        ),
-        "PERSONIFY_DATABASE_URL": db_url,
-        "PERSONIFY_MODEL_DIR": str(work / "models"),
-        "PERSONIFY_ADMIN_KEY": KEY,
-    }
+    env = server_env(work)
     port = free_port()
     server = start_server(port, env)
     user_ids = [f"u{u}" for u in users_data]

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from personify.data.interactions import Interactions
 from personify.data.popularity import decayed_popularity
 from personify.serving.bundle import ModelBundle
+from personify.serving.sources import interest_score
 from personify.storage.online.port import OnlineStateConfig
 
 POPULAR_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -128,9 +129,9 @@ def learn_source_weights(
         table = np.zeros((support.size, 5), dtype=np.float32)
         table[:, 1] = pop[support]
         table[:, 4] = live[support]
+        reachable = support.tolist()
         for col, part in ((0, parts[0]), (2, parts[1]), (3, parts[2])):
-            for j, item in enumerate(support.tolist()):
-                table[j, col] = part.get(item, 0.0)
+            table[:, col] = [part.get(item, 0.0) for item in reachable]
         totals = table[:, :1] + table[:, 1:] @ weights_grid.T  # support x combos
         kk = min(k, support.size)
         top = np.argpartition(-totals, kk - 1, axis=0)[:kk]
@@ -221,7 +222,7 @@ class _LabelIndex:
         for label, items in members.items():
             arr = np.asarray(items, dtype=np.int64)
             order = arr[np.argsort(-self.popularity[arr], kind="stable")][:SOURCE_LENGTH]
-            best = float(self.popularity[order[0]]) or 1.0 if order.size else 1.0
+            best = float(self.popularity[order[0]]) or 1.0
             self.top[label] = [(int(i), float(self.popularity[i]) / best) for i in order]
 
     def scores(self, history: NDArray[np.int32]) -> dict[int, float]:
@@ -233,7 +234,7 @@ class _LabelIndex:
         out: dict[int, float] = {}
         for rank, label in enumerate(chosen):
             for item, p in self.top.get(label, ()):
-                score = (0.5 + 0.5 * p) / (1 + rank)
+                score = interest_score(rank, p)
                 if score > out.get(item, 0.0):
                     out[item] = score
         return out

@@ -5,6 +5,7 @@ the history item that explains it (the one whose neighbours raise it most)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,10 +58,10 @@ def build_user_lists(
         users = listed_users(data, len(data.users))
     chosen = np.unique(np.asarray(users, dtype=np.int64))
     counts = np.zeros(data.n_users, dtype=np.int64)
+    # ``chosen`` is sorted: the parts come in row order
     parts_items: list[NDArray[np.int32]] = []
     parts_scores: list[NDArray[np.float32]] = []
     parts_anchors: list[NDArray[np.int32]] = []
-    by_user: dict[int, int] = {}
     step = batch_size(data.n_items)
     for start in range(0, chosen.size, step):
         batch = chosen[start:start + step]
@@ -68,9 +69,6 @@ def build_user_lists(
         for row, u in enumerate(batch):
             ok = (ids[row] >= 0) & np.isfinite(scores[row]) & (scores[row] > 0)
             top = ids[row][ok].astype(np.int32)
-            if top.size == 0:
-                continue
-            by_user[int(u)] = len(parts_items)
             parts_items.append(top)
             parts_scores.append(scores[row][ok].astype(np.float32))
             parts_anchors.append(_anchors(history, neighbours, int(u), top))
@@ -79,11 +77,9 @@ def build_user_lists(
             progress(min(chosen.size, start + step), chosen.size)
     indptr = np.zeros(data.n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    order = [by_user[u] for u in range(data.n_users) if u in by_user]
 
-    def joined(parts: list[NDArray], dtype: type) -> NDArray:
-        return (np.concatenate([parts[j] for j in order]) if order
-                else np.zeros(0, dtype=dtype)).astype(dtype)
+    def joined(parts: list[NDArray[Any]], dtype: type) -> NDArray[Any]:
+        return np.concatenate([np.zeros(0, dtype=dtype), *parts]).astype(dtype)
 
     stamps = data.timestamps
     through = float(stamps.max()) if stamps is not None and stamps.size else 0.0

@@ -65,7 +65,6 @@ class CatalogSnapshot:
             if old is not None and old.author_id:
                 self._by_author.get(old.author_id, set()).discard(item_id)
 
-
     def _index_state(self, item_id: str, item: Item | None) -> None:
         for view, member in ((self.hidden, item is not None and item.hidden),
                              (self.unavailable, item is not None and not item.available)):
@@ -77,6 +76,17 @@ class CatalogSnapshot:
             self.expiring[item_id] = item.expires_at
         else:
             self.expiring.pop(item_id, None)
+
+    def servable(self, item_id: str, now: datetime, available_only: bool) -> bool:
+        """In the catalogue, not hidden, in stock (when ``available_only``) and not expired:
+        the visibility check of ``filters.item_filter``, by id against the views (the serving
+        loop asks it for every candidate)."""
+        if item_id in self.hidden or self._items.get(item_id) is None:
+            return False
+        if available_only and item_id in self.unavailable:
+            return False
+        expiry = self.expiring.get(item_id)
+        return expiry is None or expiry > now
 
     def item_json(self, item_id: str) -> bytes | None:
         """The item as JSON (``Item.model_dump_json``), serialized once per item version."""

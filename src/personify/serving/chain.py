@@ -172,9 +172,7 @@ class RecommendationService:
         # 30), unless filters may thin them out: then for its full list
         narrow = restrict is None and not narrowing(request.filters, request.item_types)
         asked = min(self.candidates_per_source, want) if narrow else self.candidates_per_source
-        get, hidden = catalog.get, catalog.hidden
-        unavailable, expiring = catalog.unavailable, catalog.expiring
-        available_only = request.filters.available_only
+        servable, available_only = catalog.servable, request.filters.available_only
         # a personal source the learned blend weighs 0 cannot move the order (a fallback can
         # still fill a short list): without a ranker that reads its scores, it is not asked
         learned_out = (
@@ -201,11 +199,7 @@ class RecommendationService:
                 ok = decided.get(item_id)
                 if ok is None:
                     if narrow:  # visibility only: by id, against the snapshot's views
-                        ok = item_id not in excluded and get(item_id) is not None and not (
-                            item_id in hidden
-                            or (available_only and item_id in unavailable)
-                            or ((expiry := expiring.get(item_id)) is not None and expiry <= now)
-                        )
+                        ok = item_id not in excluded and servable(item_id, now, available_only)
                     else:
                         item = catalog.get(item_id)
                         ok = (

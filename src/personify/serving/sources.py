@@ -102,15 +102,13 @@ class CollaborativeSource:
     def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
         if scope.bundle is None or scope.user_state is None:
             return []
+        recent = scope.user_state.recent
         lists = scope.bundle.user_lists
         listed = lists.row(scope.subject) if lists is not None and scope.subject else None
-        if listed is None:
-            return self._folded(scope, scope.user_state.recent, n) if scope.user_state.recent \
-                else []
-        assert lists is not None
-        through = lists.trained_through
-        fresh = [i for i in scope.user_state.recent if i.timestamp.timestamp() > through]
-        return self._listed(scope, listed, self._folded(scope, fresh, n) if fresh else [], n)
+        if lists is None or listed is None:
+            return self._folded(scope, recent, n)
+        fresh = [i for i in recent if i.timestamp.timestamp() > lists.trained_through]
+        return self._listed(scope, listed, self._folded(scope, fresh, n), n)
 
     def _listed(
         self,
@@ -214,6 +212,12 @@ class SessionSource:
         ]
 
 
+def interest_score(rank: int, popularity: float) -> float:
+    """An item of the person's ``rank``-th interest (0 = strongest) whose popularity is
+    ``popularity`` of the label's most popular item (also what the blend learns from)."""
+    return (0.5 + 0.5 * popularity) / (1 + rank)
+
+
 class InterestsSource:
     """Items whose categories / tags / title match declared interests or the categories of what
     the user recently engaged with."""
@@ -237,9 +241,8 @@ class InterestsSource:
             return []
         best: dict[str, tuple[float, str]] = {}
         for rank, interest in enumerate(interests[:8]):
-            factor = 1.0 / (1 + rank)
             for item_id, p in self._top_of_label(scope, interest, n):
-                score = factor * (0.5 + 0.5 * p)
+                score = interest_score(rank, p)
                 old = best.get(item_id)
                 if old is None or old[0] < score:
                     best[item_id] = (score, interest)

@@ -1,5 +1,5 @@
-"""The catalogue snapshot's id views (hidden, unavailable, expiring) the serving loop checks
-candidates against: they follow every upsert and removal, and agree with the item filter."""
+"""The catalogue snapshot's id-based visibility check (``servable``, what the serving loop asks
+per candidate): its views follow every upsert and removal, and it agrees with the item filter."""
 
 from __future__ import annotations
 
@@ -12,16 +12,6 @@ from personify.serving.filters import item_filter
 from personify.serving.request import Filters
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def _visible_by_views(catalog: CatalogSnapshot, item_id: str, available_only: bool) -> bool:
-    expiry = catalog.expiring.get(item_id)
-    return (
-        item_id in catalog
-        and item_id not in catalog.hidden
-        and not (available_only and item_id in catalog.unavailable)
-        and (expiry is None or expiry > NOW)
-    )
 
 
 def test_views_follow_changes_and_agree_with_the_item_filter() -> None:
@@ -45,4 +35,4 @@ def test_views_follow_changes_and_agree_with_the_item_filter() -> None:
                     i = f"i{k}"
                     item = catalog.get(i)
                     expected = item is not None and allowed(item)
-                    assert _visible_by_views(catalog, i, available_only) == expected, (step, i)
+                    assert catalog.servable(i, NOW, available_only) == expected, (step, i)
