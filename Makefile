@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test dev lint typecheck imports unit serve clean help browser-deps
+.PHONY: demo test dev lint typecheck imports unit serve clean help browser-deps any-hour
 
 help:
 	@echo "make demo   - install and run the engine on SQLite with the bundled sample data"
@@ -43,10 +43,21 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
+# Time-of-day rules (quiet hours, local days, journeys) must not make the suite depend on when
+# it runs: the messaging tests run again with the wall clock at 03:00 and at 23:00 UTC
+# (PERSONIFY_TEST_WALL_CLOCK, see tests/conftest.py).
+ANY_HOUR_TESTS := tests/cli tests/integration tests/api/test_messaging_api.py tests/unit/messaging
+any-hour: $(STAMP)
+	@for at in 03:00 23:00; do \
+	  echo "messaging tests with the wall clock at $$at UTC"; \
+	  PERSONIFY_TEST_WALL_CLOCK=$$at $(BIN)/pytest -q -p no:cacheprovider $(ANY_HOUR_TESTS) \
+	    -k "messag or campaign or worker or journey or outbox" || exit 1; \
+	done
+
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck imports browser-deps unit
+test: lint typecheck imports browser-deps unit any-hour
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,28 @@ DATASETS_DIR = Path(
     os.environ.get("PERSONIFY_DATASETS_DIR", str(REPO_ROOT.parent / "shared" / "datasets"))
 )
 REQUIRE_SERVICES = os.environ.get("PERSONIFY_REQUIRE_SERVICES", "") not in ("", "0", "false")
+WALL_CLOCK = os.environ.get("PERSONIFY_TEST_WALL_CLOCK", "")
+"""``HH:MM``: run the suite with the wall clock moved to that UTC time of day, today (``make
+any-hour`` runs the messaging tests at 03:00 and 23:00). time-machine moves ``datetime.now`` and
+``time.time`` in this process and its threads; libfaketime would be the whole-process choice,
+but its sleeps fail with EINVAL once Python starts a thread."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not WALL_CLOCK:
+        return
+    from datetime import UTC, datetime, time
+
+    import time_machine
+
+    at = datetime.combine(datetime.now(UTC).date(), time.fromisoformat(WALL_CLOCK), tzinfo=UTC)
+    traveller = time_machine.travel(at, tick=True)
+    traveller.start()
+    config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header() -> str | None:
+    return f"wall clock moved to {WALL_CLOCK} UTC" if WALL_CLOCK else None
 
 
 def unavailable(reason: str) -> None:

@@ -19,6 +19,7 @@ from personify.domain.items import Item
 from personify.domain.users import User
 from personify.storage.registry import open_stores
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
+from personify.testing.clocks import daytime_clock
 
 pytest.importorskip("aiosmtpd")
 
@@ -41,7 +42,8 @@ def build_app() -> typer.Typer:
         ctx: typer.Context,
         database_url: Annotated[str | None, typer.Option("--database-url")] = None,
     ) -> None:
-        state = CliState(database_url=database_url)
+        # the worker's quiet hours follow the clock: a fixed time of day, not the wall clock's
+        state = CliState(database_url=database_url, clock=daytime_clock())
         ctx.obj = state
         ctx.call_on_close(state.close)
 

@@ -25,6 +25,7 @@ from personify.api import create_app
 from personify.api.messaging_runtime import MessagingRuntime
 from personify.messaging.smtp_sink import SmtpSink
 from personify.settings import Settings
+from personify.testing.clocks import daytime_clock
 
 ADMIN = "integration-admin-key-0123456789"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}
@@ -176,13 +177,14 @@ def test_a_journey_from_a_file_runs_end_to_end_through_the_api(
 def test_the_background_worker_runs_with_the_app_when_enabled(
     tmp_path: Path, sink: SmtpSink
 ) -> None:
-    app = create_app(_settings(tmp_path, sink, messaging_enabled=True))
+    clock = daytime_clock()  # outside quiet hours whatever the wall clock says
+    app = create_app(_settings(tmp_path, sink, messaging_enabled=True), clock=clock)
     app.state.messaging.poll_s = 0.05
     with running(app) as base, httpx.Client(base_url=base, headers=HEADERS) as http:
         _setup_shop(http, ("ann",))
         _ok(http.put("/v1/messaging/templates/cart_reminder", json=TEMPLATE))
         campaign = {"name": "hello", "template": "cart_reminder",
-                    "send_at": datetime.now(UTC).isoformat()}
+                    "send_at": clock().isoformat()}
         assert _ok(http.post("/v1/messaging/campaigns", json=campaign))["enqueued"] == 1
         deadline = time.monotonic() + 20
         while not sink.handler.message_ids and time.monotonic() < deadline:

@@ -84,9 +84,11 @@ def _pending(db: Path) -> int:
 def test_sigkill_mid_campaign_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     db = tmp_path / "outbox.sqlite"
     store = SqliteOutboxStore(db)
-    campaign = Campaign(name="spring", template="news", send_at=datetime.now(UTC))
+    # due long ago by any clock: the workers are other processes, with the real wall clock
+    scheduled = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    campaign = Campaign(name="spring", template="news", send_at=scheduled)
     assert schedule_campaign(store, "shop", campaign, _users().values(),
-                             now=datetime.now(UTC)) == RECIPIENTS
+                             now=scheduled) == RECIPIENTS
     expected = {
         f"<{m}@personify.local>"
         for (m,) in sqlite3.connect(db).execute("SELECT message_id FROM msg_outbox")

@@ -8,8 +8,9 @@ Everything a request needs is kept on ``app.state``: ``settings``, ``stores``, `
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -72,9 +73,11 @@ def create_app(
     ingestor: EventIngestor | None = None,
     online_state: Any = None,
     segment_track_map: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
     """Build the API. Opens (and migrates) ``settings.database_url`` unless ``stores`` is given;
-    raises ConfigurationError when no key could ever authenticate (outside demo mode)."""
+    raises ConfigurationError when no key could ever authenticate (outside demo mode).
+    ``clock`` drives messaging (quiet hours, caps, journeys); the wall clock by default."""
     owns_stores = stores is None
     stores = stores if stores is not None else open_stores(settings.database_url)
     try:
@@ -137,6 +140,6 @@ def create_app(
     app.add_middleware(EncodedSlashes)
     register_routers(app)
     install_experiments(app)
-    install_messaging(app)
+    install_messaging(app, clock=clock)
     install_openapi(app)
     return app

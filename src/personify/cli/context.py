@@ -3,7 +3,9 @@ the stores, opened once per invocation and closed at the end."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ class CliState:
 
     config_file: Path | None = None
     database_url: str | None = None
+    clock: Callable[[], datetime] | None = None
+    """The clock of time-of-day rules (quiet hours, caps, journeys); the wall clock when None."""
     _stores: list[Stores] = field(default_factory=list)
 
     def settings(self, **overrides: Any) -> Settings:

@@ -49,7 +49,7 @@ def _runtime(ctx: typer.Context, *, need_secret: bool = False) -> Iterator[Any]:
             field="tracking_secret",
             accepted="PERSONIFY_TRACKING_SECRET (the same value as the API's)",
         )
-    built = build_app(settings, stores=state.stores(settings))
+    built = build_app(settings, stores=state.stores(settings), clock=state.clock)
     runtime = built.state.messaging
     try:
         yield runtime
