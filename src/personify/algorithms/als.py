@@ -1,8 +1,12 @@
 """Implicit ALS (Hu, Koren, Volinsky 2008) through the ``implicit`` library (CPU).
 
 Confidence is ``1 + alpha * w`` where ``w`` is the summed event weight (``EventWeights``: a
-purchase counts more than a view; negative weights are dropped). Recommends in the Personify
-index space and folds in new histories with ``implicit``'s ``recalculate_user``.
+purchase counts more than a view; negative weights are dropped), optionally transformed first:
+``weight_transform="log"`` uses ``log(1 + w)``, ``"cap"`` clips ``w`` at ``weight_cap`` (default:
+the 95th percentile of the training weights), so raw counts (plays in the hundreds of
+thousands) do not swamp the confidence; ``personify train``'s selection chooses on validation.
+Recommends in the Personify index space and folds in new histories with ``implicit``'s
+``recalculate_user``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from numpy.typing import NDArray
 from personify.algorithms._sparse import positive_matrix
 from personify.algorithms.base import IdArray, Recommender, ScoreArray, top_n
 from personify.data.interactions import Interactions
-from personify.domain.errors import Unavailable
+from personify.domain.errors import ConfigurationError, Unavailable
+
+WEIGHT_TRANSFORMS = ("none", "log", "cap")
 
 
 def _implicit_als() -> Any:
@@ -45,6 +51,8 @@ class ALS(Recommender):
         binary: bool = False,
         seed: int = 0,
         num_threads: int = 0,
+        weight_transform: str = "none",
+        weight_cap: float | None = None,
     ) -> None:
         self.factors = factors
         self.regularization = regularization
@@ -53,6 +61,8 @@ class ALS(Recommender):
         self.binary = binary
         self.seed = seed
         self.num_threads = num_threads
+        self.weight_transform = weight_transform
+        self.weight_cap = weight_cap
 
     def _threads(self) -> int:
         return self.num_threads or min(os.cpu_count() or 1, 4)
@@ -75,7 +85,16 @@ class ALS(Recommender):
     def fit(self, data: Interactions) -> Self:
         from threadpoolctl import threadpool_limits
 
+        if self.weight_transform not in WEIGHT_TRANSFORMS:
+            raise ConfigurationError(
+                f"unknown weight transform {self.weight_transform!r}",
+                field="weight_transform", accepted=", ".join(WEIGHT_TRANSFORMS),
+            )
         x = sp.csr_matrix(positive_matrix(data, binary=self.binary))
+        self.cap_ = float(self.weight_cap) if self.weight_cap is not None else (
+            float(np.quantile(x.data, 0.95)) if x.nnz else 1.0
+        )
+        x = self._transformed(x)
         model = self._model()
         with threadpool_limits(1, "blas"):
             model.fit(x, show_progress=False)
@@ -84,6 +103,17 @@ class ALS(Recommender):
         self.X_ = x
         self.n_items_ = x.shape[1]
         return self
+
+    def _transformed(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        """The weights as the confidence sees them (``weight_transform``)."""
+        if self.binary or self.weight_transform == "none":
+            return x
+        x = x.copy()
+        if self.weight_transform == "log":
+            x.data = np.log1p(x.data).astype(np.float32)
+        else:
+            x.data = np.minimum(x.data, getattr(self, "cap_", self.weight_cap or np.inf))
+        return x
 
     def user_vectors(self, user_indices: IdArray, history: sp.csr_matrix | None = None
                      ) -> NDArray[np.float32]:
@@ -99,6 +129,7 @@ class ALS(Recommender):
         rows.eliminate_zeros()
         if self.binary:
             rows.data[:] = 1.0
+        rows = self._transformed(rows)
         model = self._model()
         model.user_factors = self.user_factors_
         model.item_factors = self.item_factors_

@@ -2,6 +2,10 @@
 
 ``B = I - P diag(1 / diag(P))`` with ``P = (X^T X + l2 I)^-1``; scores are ``X_u B``.
 
+With fewer (active) users than items, ``P`` comes from the Woodbury identity instead,
+``P = (I - X^T (l2 I + X X^T)^-1 X) / l2``: a users x users solve in place of the items x items
+inverse (the same matrix up to rounding; ``solver="woodbury"``, chosen by ``auto`` then).
+
 Memory plan: the dense Gram matrix and its inverse are ``n_items^2`` floats. With ``float32``
 the SciPy backend inverts in place (about ``n_items^2 x 4`` bytes, e.g. 6.7 GB for 41k items);
 PyTorch (used above 32k items when installed) peaks at two such matrices
@@ -24,9 +28,13 @@ from personify.data.interactions import Interactions
 from personify.domain.errors import ConfigurationError, LimitExceeded
 
 
-def ease_memory_bytes(n_items: int, dtype: str = "float32", backend: str = "auto") -> int:
-    """Bytes the fit holds at its peak for ``n_items`` (dense matrices only)."""
+def ease_memory_bytes(n_items: int, dtype: str = "float32", backend: str = "auto",
+                      n_users: int | None = None) -> int:
+    """Bytes the fit holds at its peak for ``n_items`` (dense matrices only); with ``n_users``
+    below ``n_items`` the Woodbury form's (items^2 + users x items + users^2)."""
     size = np.dtype(dtype).itemsize
+    if n_users is not None and n_users < n_items:
+        return (n_items * n_items + n_users * n_items + n_users * n_users) * size
     copies = _dense_inverse.matrices_needed(n_items, backend)  # type: ignore[arg-type]
     return copies * n_items * n_items * size
 
@@ -46,6 +54,7 @@ class EASE(Recommender):
         backend: Literal["auto", "scipy", "torch", "numpy"] = "auto",
         memory_budget_gb: float = 8.0,
         block_size: int = 4096,
+        solver: Literal["auto", "gram", "woodbury"] = "auto",
     ) -> None:
         self.l2 = l2
         self.binary = binary
@@ -53,6 +62,7 @@ class EASE(Recommender):
         self.backend = backend
         self.memory_budget_gb = memory_budget_gb
         self.block_size = block_size
+        self.solver = solver
 
     def fit(self, data: Interactions) -> Self:
         if self.l2 <= 0:
@@ -61,9 +71,17 @@ class EASE(Recommender):
         if self.dtype not in ("float32", "float64"):
             raise ConfigurationError(f"unknown dtype {self.dtype!r}", field="dtype",
                                      accepted="float32, float64")
+        if self.solver not in ("auto", "gram", "woodbury"):
+            raise ConfigurationError(f"unknown solver {self.solver!r}", field="solver",
+                                     accepted="auto, gram, woodbury")
         x = positive_matrix(data, binary=self.binary)
         n = x.shape[1]
-        need = ease_memory_bytes(n, self.dtype, self.backend)
+        active = x[np.flatnonzero(np.diff(x.indptr))]
+        woodbury = self.solver == "woodbury" or (
+            self.solver == "auto" and active.shape[0] < n
+        )
+        need = ease_memory_bytes(n, self.dtype, self.backend,
+                                 active.shape[0] if woodbury else None)
         if need > self.memory_budget_gb * 1e9:
             raise LimitExceeded(
                 f"EASE on {n} items needs about {need / 1e9:.1f} GB "
@@ -73,10 +91,13 @@ class EASE(Recommender):
                 accepted=f">= {need / 1e9:.1f}, or a sparse model such as 'itemknn' / "
                 "'rp3beta' (top-k pruned), or fewer items (prune rare ones)",
             )
-        gram = self._gram(x)
-        gram[np.diag_indices(n)] += self.l2
-        p = _dense_inverse.inverse_spd_inplace(gram, self.backend)
-        del gram
+        if woodbury:
+            p = self._woodbury(active)
+        else:
+            gram = self._gram(x)
+            gram[np.diag_indices(n)] += self.l2
+            p = _dense_inverse.inverse_spd_inplace(gram, self.backend)
+            del gram
         diag = np.diag(p).copy()
         for start in range(0, n, self.block_size):  # B = -P / diag(P) column-wise, in place
             rows = slice(start, min(start + self.block_size, n))
@@ -86,6 +107,24 @@ class EASE(Recommender):
         self.X_ = x
         self.n_items_ = n
         return self
+
+    def _woodbury(self, x: sp.csr_matrix) -> NDArray[Any]:
+        """``(X^T X + l2 I)^-1`` as ``(I - X^T (l2 I + X X^T)^-1 X) / l2`` for the active rows
+        ``x`` (users x items, fewer users than items)."""
+        import scipy.linalg
+
+        n = x.shape[1]
+        kernel = np.asarray((x @ x.T).toarray(), dtype=np.float64)
+        kernel[np.diag_indices(kernel.shape[0])] += self.l2
+        factor = scipy.linalg.cho_factor(kernel, overwrite_a=True, check_finite=False)
+        solved = scipy.linalg.cho_solve(factor, x.toarray().astype(np.float64),
+                                        overwrite_b=True, check_finite=False)
+        del factor, kernel
+        p = np.asarray(x.T.tocsr().astype(self.dtype) @ solved.astype(self.dtype))
+        del solved
+        p /= -self.l2
+        p[np.diag_indices(n)] += 1.0 / self.l2
+        return p
 
     def _gram(self, x: sp.csr_matrix) -> NDArray[Any]:
         """Dense ``X^T X`` built block by block (no full sparse product in memory)."""

@@ -29,8 +29,8 @@ class RP3beta(ItemNeighbourModel):
     def __init__(
         self,
         k: int = 200,
-        alpha: float = 1.0,
-        beta: float = 0.5,
+        alpha: float = 0.8,
+        beta: float = 0.3,
         *,
         binary: bool = True,
         block_size: int = 1024,

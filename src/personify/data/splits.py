@@ -55,19 +55,66 @@ def random_holdout(
 ) -> Split:
     """Per user, a random ``fraction`` of their distinct items (all events of an item on one
     side) goes to test; users keep at least ``min_train`` items in train."""
+    return per_user_holdout(data, fraction, seed=seed, min_train=min_train, temporal=False,
+                            at_least_one=False)
+
+
+def timestamps_carry_order(data: Interactions, *, min_share: float = 0.5) -> bool:
+    """Whether the log's timestamps say in which order each person acted: present, and at least
+    ``min_share`` of the people with two or more distinct items have more than one distinct
+    timestamp (an import date stamped on every row, or one constant, carries no order; file
+    order never counts as time)."""
+    u, i, _, t = _log(data)
+    if t is None or len(t) == 0:
+        return False
+    distinct_items = np.bincount(np.unique(u * np.int64(data.n_items) + i) // data.n_items,
+                                 minlength=data.n_users)
+    several = distinct_items >= 2
+    if not several.any():
+        return False
+    pairs = np.unique(np.stack([u.astype(np.float64), np.asarray(t, dtype=np.float64)]), axis=1)
+    stamps = np.bincount(pairs[0].astype(np.int64), minlength=data.n_users)
+    return bool(np.mean(stamps[several] >= 2) >= min_share)
+
+
+def per_user_holdout(
+    data: Interactions,
+    fraction: float = 0.2,
+    *,
+    seed: int = 0,
+    min_train: int = 1,
+    temporal: bool = False,
+    at_least_one: bool = True,
+) -> Split:
+    """Per user, ``fraction`` of their distinct items (all events of an item on one side) goes
+    to test (with ``at_least_one``, at least one for a user with more than ``min_train``
+    items): with ``temporal`` the
+    items they reached *last* (by the first time they touched each; ties at random), otherwise
+    a random choice. Users keep at least ``min_train`` items in train."""
     _check_fraction(fraction)
-    u, i, _, _ = _log(data)
+    u, i, _, t = _log(data)
+    if temporal and t is None:
+        raise InvalidInput("a temporal hold-out needs event timestamps", field="timestamps",
+                           accepted="interactions built with timestamps, or temporal=False")
     keys = u * np.int64(data.n_items) + i
     pairs, inverse = np.unique(keys, return_inverse=True)
     pair_user = pairs // data.n_items
     rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(pairs)), pair_user))
+    if temporal:
+        assert t is not None
+        first = np.full(len(pairs), np.inf)
+        np.minimum.at(first, inverse, np.asarray(t, dtype=np.float64))
+        order = np.lexsort((rng.random(len(pairs)), -first, pair_user))
+    else:
+        order = np.lexsort((rng.random(len(pairs)), pair_user))
     counts = np.bincount(pair_user, minlength=data.n_users)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rank = np.empty(len(pairs), dtype=np.int64)
     rank[order] = np.arange(len(pairs)) - starts[pair_user[order]]
-    n_test = np.minimum(np.round(counts * fraction).astype(np.int64),
-                        np.maximum(counts - min_train, 0))
+    n_test = np.round(counts * fraction).astype(np.int64)
+    if at_least_one:
+        n_test = np.maximum(n_test, 1)
+    n_test = np.minimum(n_test, np.maximum(counts - min_train, 0))
     pair_test = rank < n_test[pair_user]
     test = pair_test[inverse]
     return Split(subset(data, ~test), subset(data, test))
@@ -169,7 +216,8 @@ def validation_split(
     """(fit, validation) carved from ``train`` only — the data tuning may look at.
 
     ``random`` mirrors a per-user random holdout; ``temporal`` keeps the last ``fraction`` of
-    the train period as validation."""
+    the train period as validation (see :func:`choose_validation` for the per-user protocol
+    that follows the data)."""
     if method == "random":
         return random_holdout(train, fraction, seed=seed)
     if method == "temporal":
@@ -181,3 +229,29 @@ def validation_split(
         return temporal_split(train, float(np.quantile(t, 1 - fraction)))
     raise InvalidInput(f"unknown validation method {method!r}", field="method",
                        accepted="random, temporal")
+
+
+class ValidationProtocol(NamedTuple):
+    split: Split
+    name: str
+    """``per-user temporal`` or ``per-user random``."""
+    reason: str
+
+
+def choose_validation(train: Interactions, fraction: float = 0.2, *, seed: int = 0
+                      ) -> ValidationProtocol:
+    """(fit, validation) carved from ``train`` by the protocol that fits the data: each person's
+    last ``fraction`` of items held out when the timestamps carry order
+    (:func:`timestamps_carry_order`), a random ``fraction`` of each person's items otherwise.
+    Never file order: a log sorted by item id would otherwise hold out obscure items."""
+    temporal = timestamps_carry_order(train)
+    if temporal:
+        reason = "timestamps order most people's events: each person's latest items held out"
+    elif train.timestamps is None:
+        reason = "no timestamps: a random share of each person's items held out"
+    else:
+        reason = ("timestamps do not order most people's events (one stamp per person): a "
+                  "random share of each person's items held out")
+    split = per_user_holdout(train, fraction, seed=seed, temporal=temporal)
+    return ValidationProtocol(split, "per-user temporal" if temporal else "per-user random",
+                              reason)

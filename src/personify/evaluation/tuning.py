@@ -39,10 +39,13 @@ def _rp3beta(t: Any) -> dict[str, Any]:
 
 
 def _als(t: Any) -> dict[str, Any]:
+    # iALS wants far more regularisation than 1e-3..10 on many datasets (Rendle et al. 2022)
     return {"factors": t.suggest_categorical("factors", [32, 64, 128, 256]),
-            "regularization": t.suggest_float("regularization", 1e-3, 10.0, log=True),
+            "regularization": t.suggest_float("regularization", 1e-2, 1e3, log=True),
             "alpha": t.suggest_float("alpha", 0.5, 50.0, log=True),
-            "iterations": t.suggest_int("iterations", 5, 25)}
+            "iterations": t.suggest_int("iterations", 5, 25),
+            "weight_transform": t.suggest_categorical("weight_transform",
+                                                      ["none", "log", "cap"])}
 
 
 def _gfcf(t: Any) -> dict[str, Any]:

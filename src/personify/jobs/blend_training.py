@@ -1,5 +1,6 @@
 """Learning the blend of candidate sources offline, on a validation split carved from the
-training events (each sampled user's last interaction held out), instead of hand-set weights."""
+training events (one interaction of each sampled user held out: their latest when timestamps
+order events, a random one otherwise), instead of hand-set weights."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from numpy.typing import NDArray
 
 from personify.data.interactions import Interactions
 from personify.data.popularity import decayed_popularity
+from personify.data.splits import timestamps_carry_order
 from personify.serving.bundle import ModelBundle
 from personify.serving.sources import interest_score
 from personify.storage.online.port import OnlineStateConfig
@@ -31,32 +33,41 @@ class BlendFit:
     weights: dict[str, float]
     hit_rate: dict[str, float]
     users: int
+    protocol: str = ""
 
 
 def holdout_last(
     data: Interactions, *, max_users: int = 2000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per sampled user with >= 2 positive interactions: the index of their last one in the
-    log. Returns (users, held-out items, mask of log rows kept for training)."""
+    """Per sampled user with >= 2 positive interactions: one held-out event — their latest
+    when the timestamps carry order (``timestamps_carry_order``), a random one otherwise (file
+    order is never taken for time: a log sorted by item id would hold out obscure items).
+    Returns (users, held-out items, mask of log rows kept for training)."""
     positive = data.weights > 0
-    order = np.lexsort(
-        (
-            data.timestamps if data.timestamps is not None else np.arange(len(data.user_idx)),
-            data.user_idx,
-        )
-    )
+    rng = np.random.default_rng(seed)
+    if holdout_protocol(data) == "per-user temporal":
+        assert data.timestamps is not None
+        key = np.asarray(data.timestamps, dtype=np.float64)
+        order = np.lexsort((rng.random(len(key)), key, data.user_idx))
+    else:
+        order = np.lexsort((rng.random(len(data.user_idx)), data.user_idx))
     order = order[positive[order]]
     users_sorted = data.user_idx[order]
     last_pos = np.flatnonzero(np.r_[users_sorted[1:] != users_sorted[:-1], True])
     first_pos = np.r_[0, last_pos[:-1] + 1]
     eligible = last_pos[(last_pos - first_pos) >= 1]
-    rng = np.random.default_rng(seed)
     if eligible.size > max_users:
         eligible = rng.choice(eligible, max_users, replace=False)
     held_rows = order[eligible]
     keep = np.ones(len(data.user_idx), dtype=bool)
     keep[held_rows] = False
     return data.user_idx[held_rows], data.item_idx[held_rows], keep
+
+
+def holdout_protocol(data: Interactions) -> str:
+    """``per-user temporal`` when the log's timestamps order people's events, else
+    ``per-user random`` (the blend's hold-out and the selection's validation agree)."""
+    return "per-user temporal" if timestamps_carry_order(data) else "per-user random"
 
 
 def learn_source_weights(
@@ -155,6 +166,7 @@ def learn_source_weights(
         {f"popular={p},factors={f},interests={i},trending={t}": r
          for (p, f, i, t), r in rates.items()},
         int(users.size),
+        holdout_protocol(data),
     )
 
 

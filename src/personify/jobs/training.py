@@ -181,6 +181,7 @@ def train_bundle(
         blend_metrics = {
             "blend_weights": fitted.weights,
             "blend_users": fitted.users,
+            "blend_holdout": fitted.protocol,
             "blend_hit_rate@20": fitted.hit_rate,
         }
     manifest = ModelManifest(

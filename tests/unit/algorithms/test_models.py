@@ -45,6 +45,26 @@ def test_ease_matches_the_closed_form() -> None:
     np.testing.assert_allclose(model.score(np.arange(5)), X @ b, rtol=1e-6, atol=1e-8)
 
 
+def test_ease_woodbury_form_gives_the_same_scores_with_fewer_users_than_items() -> None:
+    rng = np.random.default_rng(3)
+    wide = (rng.random((12, 40)) < 0.2).astype(np.float32)  # 12 people, 40 items
+    wide[0, :3] = 1.0
+    data = matrix_data(wide)
+    gram = EASE(l2=3.0, dtype="float64", solver="gram").fit(data)
+    woodbury = EASE(l2=3.0, dtype="float64", solver="woodbury").fit(data)
+    np.testing.assert_allclose(woodbury.B_, gram.B_, rtol=1e-7, atol=1e-12)
+    users = np.arange(12)
+    np.testing.assert_allclose(woodbury.score(users), gram.score(users), atol=1e-10)
+    # auto picks Woodbury here: same top lists as the Gram inverse in float32 too
+    auto = EASE(l2=3.0).fit(data)
+    assert ease_memory_bytes(40, "float32", "auto", 12) == (40 * 40 + 12 * 40 + 144) * 4
+    np.testing.assert_allclose(auto.B_, gram.B_, atol=1e-5)
+    np.testing.assert_array_equal(auto.recommend(users, 5, exclude=data.matrix)[0],
+                                  gram.recommend(users, 5, exclude=data.matrix)[0])
+    with pytest.raises(ConfigurationError):
+        EASE(solver="qr").fit(data)  # type: ignore[arg-type]
+
+
 def test_ease_refuses_above_the_memory_budget_with_a_suggestion() -> None:
     assert ease_memory_bytes(40_981, "float32", "scipy") == 40_981**2 * 4
     assert ease_memory_bytes(40_981, "float64", "numpy") == 2 * 40_981**2 * 8
@@ -157,6 +177,25 @@ def test_als_confidence_uses_event_weights_and_folds_in() -> None:
     other = ALS(factors=16, iterations=10, regularization=0.1, alpha=5.0, seed=0,
                 num_threads=1).fit(heavier)
     assert not np.allclose(other.item_factors_, model.item_factors_)
+
+
+def test_als_weight_transforms_tame_raw_counts() -> None:
+    split = planted_split()
+    counts = split.train.with_matrix(split.train.matrix * 5000.0)  # play counts
+    kwargs = {"factors": 8, "iterations": 5, "regularization": 0.1, "alpha": 1.0, "seed": 0,
+              "num_threads": 1}
+    raw = ALS(**kwargs).fit(counts)
+    logged = ALS(weight_transform="log", **kwargs).fit(counts)
+    capped = ALS(weight_transform="cap", weight_cap=2.0, **kwargs).fit(counts)
+    plain = ALS(weight_transform="cap", weight_cap=2.0, **kwargs).fit(
+        split.train.with_matrix(split.train.matrix * 2.0))
+    assert capped.cap_ == 2.0
+    # capped at 2, the counts fit exactly the model of weights 2; log and raw differ
+    np.testing.assert_allclose(capped.item_factors_, plain.item_factors_, atol=1e-5)
+    assert not np.allclose(logged.item_factors_, raw.item_factors_)
+    assert ALS(weight_transform="cap", **kwargs).fit(counts).cap_ == pytest.approx(5000.0)
+    with pytest.raises(ConfigurationError):
+        ALS(weight_transform="sqrt", **kwargs).fit(counts)
 
 
 def test_registry() -> None:

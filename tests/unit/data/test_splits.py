@@ -106,3 +106,46 @@ def test_validation_split_is_carved_from_train_only() -> None:
     assert fit_t.timestamps.max() < valid_t.timestamps.min()
     with pytest.raises(InvalidInput):
         splits.validation_split(train, 1.5)
+
+
+def _shuffled_log(times: list[float] | None) -> Interactions:
+    """Eight people with ten items each, the log sorted by item id (not by time)."""
+    rows = sorted(((f"u{u}", f"i{(u * 3 + j) % 25:02d}", 1.7e9 + 60.0 * j)
+                   for u in range(8) for j in range(10)), key=lambda r: r[1])
+    return Interactions.from_arrays([r[0] for r in rows], [r[1] for r in rows],
+                                    timestamps=times if times is None else [r[2] for r in rows])
+
+
+def test_validation_protocol_follows_the_timestamps_not_the_file_order() -> None:
+    timed = _shuffled_log([0.0])
+    chosen = splits.choose_validation(timed, 0.2, seed=0)
+    assert chosen.name == "per-user temporal" and "timestamps order" in chosen.reason
+    fit, valid = chosen.split
+    assert fit.timestamps is not None and valid.timestamps is not None
+    # each person's held-out items are their latest ones, whatever the rows' order
+    for u in range(timed.n_users):
+        held = valid.timestamps[valid.user_idx == u]
+        kept = fit.timestamps[fit.user_idx == u]
+        assert held.size == 2 and held.min() > kept.max()
+    untimed = _shuffled_log(None)
+    chosen = splits.choose_validation(untimed, 0.2, seed=0)
+    assert chosen.name == "per-user random" and "no timestamps" in chosen.reason
+    assert np.all(np.diff(chosen.split.test.matrix.indptr) == 2)
+    # one stamp per row for everybody (an import date) carries no order
+    flat = Interactions.from_arrays(list(untimed.users.lookup(untimed.user_idx)),
+                                    list(untimed.items.lookup(untimed.item_idx)),
+                                    timestamps=[1.7e9] * len(untimed.user_idx))
+    assert not splits.timestamps_carry_order(flat)
+    assert splits.choose_validation(flat).name == "per-user random"
+    # the random hold-out does not follow the item-id order of the file: across people,
+    # the held-out items are not just the last ids of each
+    last_ids = {max(untimed.item_idx[untimed.user_idx == u]) for u in range(untimed.n_users)}
+    held_ids = set(chosen.split.test.item_idx.tolist())
+    assert held_ids - last_ids
+
+
+def test_per_user_holdout_keeps_one_item_in_train() -> None:
+    data = Interactions.from_arrays(["a", "a", "b"], ["x", "y", "x"], timestamps=[1.0, 2.0, 3.0])
+    fit, valid = splits.per_user_holdout(data, 0.2, temporal=True)
+    assert valid.matrix[0].nnz == 1 and valid.matrix[0, data.items.index("y")] == 1
+    assert valid.matrix[1].nnz == 0 and fit.matrix[1].nnz == 1

@@ -238,3 +238,31 @@ def test_a_ranker_trained_before_a_feature_was_added_still_scores() -> None:
     assert len(result.items) == 5
     ranked = [i.score for i in result.items]
     assert ranked == sorted(ranked, reverse=True)
+
+
+def test_blend_holdout_does_not_take_file_order_for_time() -> None:
+    from personify.data.interactions import Interactions
+    from personify.jobs.blend_training import holdout_last, holdout_protocol
+
+    # each person's rows sorted by item id: "last" in the file is always their highest id
+    users = [f"u{u}" for u in range(40) for _ in range(6)]
+    items = [f"i{u % 7 + j:02d}" for u in range(40) for j in range(6)]
+    untimed = Interactions.from_arrays(users, items)
+    assert holdout_protocol(untimed) == "per-user random"
+    held_users, held_items, keep = holdout_last(untimed, max_users=40, seed=1)
+    last_in_file = {int(u): int(untimed.item_idx[untimed.user_idx == u].max())
+                    for u in held_users}
+    not_last = sum(int(i) != last_in_file[int(u)] for u, i in zip(held_users, held_items,
+                                                                  strict=True))
+    assert not_last > len(held_users) // 2  # a random event, mostly not the file's last
+    assert (~keep).sum() == len(held_users)
+    # timestamps running against the file order: the latest event is held out
+    stamps = [1e9 - 60.0 * j for _ in range(40) for j in range(6)]
+    timed = Interactions.from_arrays(users, items, timestamps=stamps)
+    assert holdout_protocol(timed) == "per-user temporal"
+    held_users, held_items, _ = holdout_last(timed, max_users=40, seed=1)
+    assert timed.timestamps is not None
+    for u, i in zip(held_users, held_items, strict=True):
+        rows = timed.user_idx == u
+        latest = timed.item_idx[rows][np.argmax(timed.timestamps[rows])]
+        assert i == latest
