@@ -1,9 +1,14 @@
 """Learning the blend of candidate sources offline, on a validation split carved from the
 training events (one interaction of each sampled user held out: their latest when timestamps
-order events, a random one otherwise), instead of hand-set weights."""
+order events, a random one otherwise), instead of hand-set weights.
+
+Which weights are learned, on which grid and scored how comes from the source registry
+(``SourceSpec.blend``, :mod:`personify.serving.source_registry`): a plugin source with a
+``BlendLearning`` is learned like the built-in ones."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -11,21 +16,34 @@ import numpy as np
 from numpy.typing import NDArray
 
 from personify.data.interactions import Interactions
-from personify.data.popularity import decayed_popularity
 from personify.data.splits import timestamps_carry_order
+from personify.serving.builtin_sources import (
+    FACTOR_GRID,
+    INTEREST_GRID,
+    POPULAR_GRID,
+    SOURCE_LENGTH,
+    TRENDING_GRID,
+    TRENDING_HALF_LIFE_DAYS,
+)
 from personify.serving.bundle import ModelBundle
-from personify.serving.sources import interest_score
-from personify.storage.online.port import OnlineStateConfig
+from personify.serving.source_registry import (
+    BlendContext,
+    OfflineScorer,
+    SourceRegistry,
+    SourceSpec,
+    source_registry,
+)
 
-POPULAR_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
-FACTOR_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
-INTEREST_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8)
+__all__ = [
+    "BLEND_SELECTIONS", "FACTOR_GRID", "INTEREST_GRID", "POPULAR_GRID", "SOURCE_LENGTH",
+    "TRENDING_GRID", "TRENDING_HALF_LIFE_DAYS", "BlendFit", "holdout_last", "holdout_protocol",
+    "learn_source_weights", "simplest_within_one_se",
+]
+
 BLEND_SELECTIONS: tuple[str, ...] = ("one-se", "best")
-TRENDING_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.3)
-TRENDING_HALF_LIFE_DAYS = OnlineStateConfig().half_life.total_seconds() / 86_400.0
-"""The live counters' default half-life: ``trending`` is scored as they stood at the cut-off."""
-SOURCE_LENGTH = 100
-"""Candidates per source, as the chain asks for them."""
+MAX_GRID = 2000
+"""Up to this many weight combinations the grid is searched exhaustively; beyond (several
+learned sources), by coordinate ascent over the same grids."""
 
 
 @dataclass
@@ -70,6 +88,14 @@ def holdout_protocol(data: Interactions) -> str:
     return "per-user temporal" if timestamps_carry_order(data) else "per-user random"
 
 
+@dataclass
+class _Person:
+    support: NDArray[np.int64]
+    table: NDArray[np.float32]
+    """support x learned sources: each source's score of each reachable item."""
+    target: int
+
+
 def learn_source_weights(
     data: Interactions,
     build: Callable[[Interactions, NDArray[np.int64]], ModelBundle],
@@ -79,20 +105,18 @@ def learn_source_weights(
     k: int = 20,
     seed: int = 0,
     selection: str = "one-se",
+    registry: SourceRegistry | None = None,
 ) -> BlendFit:
-    """Choose the weights of ``popular``, ``trending``, ``factors`` (when the bundle has factors)
-    and ``interests`` (when ``labels`` gives items' categories) relative to ``collaborative``
-    (= 1) jointly, by hit rate at ``k`` on held-out last interactions: with ``selection``
-    ``one-se`` the one-standard-error rule (:func:`simplest_within_one_se`), with ``best`` the
-    best rate.
+    """Choose the weights of the registry's learned sources (``SourceSpec.blend``) jointly, by
+    hit rate at ``k`` on held-out last interactions: with ``selection`` ``one-se`` the
+    one-standard-error rule (:func:`simplest_within_one_se`), with ``best`` the best rate. A
+    source whose grid is one value (``collaborative`` = 1) is the fixed reference; a source
+    whose scorer is unavailable for this run (no factors, no labels) is not learned.
 
     ``build`` trains a bundle on the reduced log (with lists for the given people when it has a
-    user model). Each source scores a person as the serving chain does, relative to its best:
-    collaborative = their list (else their history folded through the neighbours), factors =
-    the top of their folded-in vector, interests = the most popular items of their three most
-    frequent categories, trending = popularity decayed at the live counters' half-life (global:
-    the validation log has no request context). Only candidates of some source (and the most
-    popular and trending items) can reach the top ``k``, so the grid ranks just those."""
+    user model). Each source scores a person as the serving chain does, relative to its best.
+    Only candidates of some source (and the top of the dense ones, popularity and trending) can
+    reach the top ``k``, so the grid ranks just those."""
     users, held, keep = holdout_last(data, max_users=max_users, seed=seed)
     if users.size == 0:
         return BlendFit({}, {}, 0)
@@ -105,148 +129,126 @@ def learn_source_weights(
         items=data.items,
     )
     bundle = build(reduced, np.unique(users))
-    pop = (bundle.popularity / (bundle.popularity.max() or 1.0)).astype(np.float32)
-    live = decayed_popularity(reduced, TRENDING_HALF_LIFE_DAYS)
-    live = (live / (live.max() or 1.0)).astype(np.float32)
-    pop_order = np.argsort(-pop, kind="stable")
-    live_order = np.argsort(-live, kind="stable")
-    interests = _LabelIndex(bundle, labels) if labels else None
-    factor_grid = FACTOR_GRID if bundle.factors is not None else (0.0,)
-    interest_grid = INTEREST_GRID if interests is not None else (0.0,)
-    grid = [(p, f, i, t) for p in POPULAR_GRID for f in factor_grid for i in interest_grid
-            for t in TRENDING_GRID]
-    # combos x (popular, factors, interests, trending)
-    weights_grid = np.asarray(grid, dtype=np.float32)
-    hits = np.zeros(len(grid), dtype=np.int64)
-    matrix = reduced.matrix.tocsr()
-    for u, target in zip(users, held, strict=True):
-        row = matrix.getrow(int(u))
-        history = row.indices[row.data > 0]
-        weights = row.data[row.data > 0].astype(np.float64)
-        parts = [
-            _collaborative(bundle, data.users.ids[int(u)], history, weights),
-            _factor_scores(bundle, history, weights),
-            interests.scores(history) if interests is not None else {},
-        ]
-        # the k most popular items the person has not interacted with are always in reach
-        support = np.union1d(
-            np.fromiter((i for part in parts for i in part), np.int64),
-            np.union1d(pop_order[:k + history.size], live_order[:k + history.size]),
-        )
-        support = support[~np.isin(support, history)]
-        if support.size == 0:
+    ctx = BlendContext(bundle, reduced, labels, k)
+    learned: list[tuple[SourceSpec, OfflineScorer]] = []
+    for spec in (registry or source_registry()).learned():
+        assert spec.blend is not None
+        if not all(bundle.provides(need) for need in spec.needs):
             continue
-        # support x (collaborative, popular, factors, interests, trending)
-        table = np.zeros((support.size, 5), dtype=np.float32)
-        table[:, 1] = pop[support]
-        table[:, 4] = live[support]
-        reachable = support.tolist()
-        for col, part in ((0, parts[0]), (2, parts[1]), (3, parts[2])):
-            table[:, col] = [part.get(item, 0.0) for item in reachable]
-        totals = table[:, :1] + table[:, 1:] @ weights_grid.T  # support x combos
-        kk = min(k, support.size)
-        top = np.argpartition(-totals, kk - 1, axis=0)[:kk]
-        hits += (support[top] == target).any(axis=0)
-    rates = {combo: float(h) / users.size for combo, h in zip(grid, hits, strict=True)}
+        scorer = spec.blend.prepare(ctx)
+        if scorer is not None:
+            learned.append((spec, scorer))
+    people = _tables(reduced, users, held, [s for _, s in learned], k)
+    grids = [spec.blend.grid for spec, _ in learned]  # type: ignore[union-attr]
+    personal = [spec.personal for spec, _ in learned]
+    rates = _search(people, grids, personal, int(users.size), selection, k)
     if selection == "best":
-        best_pop, best_factor, best_interest, best_trending = max(
-            grid, key=lambda c: (rates[c], -c[0], -c[1], -c[2], -c[3])
-        )
+        chosen = max(rates, key=lambda c: (rates[c], *(-w for w in c)))
     else:
-        best_pop, best_factor, best_interest, best_trending = simplest_within_one_se(
-            rates, int(users.size)
-        )
-    learned = {"collaborative": 1.0, "popular": best_pop, "trending": best_trending}
-    if bundle.factors is not None:
-        learned["factors"] = best_factor
-    if interests is not None:
-        learned["interests"] = best_interest
+        chosen = simplest_within_one_se(rates, int(users.size), personal)
+    names = [spec.name for spec, _ in learned]
+    varied = [i for i, g in enumerate(grids) if len(g) > 1]
     return BlendFit(
-        learned,
-        {f"popular={p},factors={f},interests={i},trending={t}": r
-         for (p, f, i, t), r in rates.items()},
+        dict(zip(names, chosen, strict=True)),
+        {",".join(f"{names[i]}={combo[i]}" for i in varied): r for combo, r in rates.items()},
         int(users.size),
         holdout_protocol(data),
     )
 
 
+def _tables(reduced: Interactions, users: NDArray[np.int64], held: NDArray[np.int64],
+            scorers: Sequence[OfflineScorer], k: int) -> list[_Person]:
+    """Per held-out person: the items some source can bring into the top ``k`` (never their
+    history) and every source's score of them."""
+    matrix = reduced.matrix.tocsr()
+    orders: dict[int, NDArray[np.int64]] = {}  # a dense vector's items, best first
+
+    def order_of(vector: NDArray[np.float32]) -> NDArray[np.int64]:
+        key = id(vector)
+        if key not in orders:
+            orders[key] = np.argsort(-vector, kind="stable").astype(np.int64)
+        return orders[key]
+
+    people = []
+    for u, target in zip(users, held, strict=True):
+        row = matrix.getrow(int(u))
+        history = row.indices[row.data > 0]
+        weights = row.data[row.data > 0].astype(np.float64)
+        parts = [scorer(int(u), history, weights) for scorer in scorers]
+        reach = [np.fromiter(part.keys(), np.int64, len(part)) if isinstance(part, Mapping)
+                 else order_of(part)[:k + history.size] for part in parts]
+        support = np.unique(np.concatenate(reach)) if reach else np.zeros(0, np.int64)
+        support = support[~np.isin(support, history)]
+        if support.size == 0:
+            continue
+        table = np.zeros((support.size, len(parts)), dtype=np.float32)
+        listed = support.tolist()
+        for col, part in enumerate(parts):
+            if isinstance(part, Mapping):
+                table[:, col] = [part.get(item, 0.0) for item in listed]
+            else:
+                table[:, col] = part[support]
+        people.append(_Person(support, table, int(target)))
+    return people
+
+
+def _hits(people: Sequence[_Person], combos: NDArray[np.float32], k: int) -> NDArray[np.int64]:
+    hits = np.zeros(len(combos), dtype=np.int64)
+    for person in people:
+        totals = person.table @ combos.T  # support x combos
+        kk = min(k, person.support.size)
+        top = np.argpartition(-totals, kk - 1, axis=0)[:kk]
+        hits += (person.support[top] == person.target).any(axis=0)
+    return hits
+
+
+def _search(people: Sequence[_Person], grids: Sequence[tuple[float, ...]],
+            personal: Sequence[bool], n: int, selection: str, k: int
+            ) -> dict[tuple[float, ...], float]:
+    """Hit rate per evaluated combination: every combination of the grids when they are few,
+    else coordinate ascent from the reference alone (each source's grid tried with the others
+    held, until no change)."""
+    def rate(combos: list[tuple[float, ...]]) -> dict[tuple[float, ...], float]:
+        hits = _hits(people, np.asarray(combos, dtype=np.float32), k)
+        return {c: float(h) / n for c, h in zip(combos, hits.tolist(), strict=True)}
+
+    size = int(np.prod([len(g) for g in grids])) if grids else 1
+    if size <= MAX_GRID:
+        return rate(list(itertools.product(*grids)))
+    rates: dict[tuple[float, ...], float] = {}
+    current = tuple(g[0] if len(g) == 1 else 0.0 if 0.0 in g else g[0] for g in grids)
+    rates.update(rate([current]))
+    for _ in range(4):
+        moved = False
+        for d, grid in enumerate(grids):
+            if len(grid) == 1:
+                continue
+            trial = [(*current[:d], w, *current[d + 1:]) for w in grid]
+            rates.update(rate([c for c in trial if c not in rates]))
+            scoped = {c: rates[c] for c in trial}
+            best = (max(scoped, key=lambda c: (scoped[c], *(-w for w in c)))
+                    if selection == "best" else simplest_within_one_se(scoped, n, personal))
+            if best != current:
+                current, moved = best, True
+        if not moved:
+            break
+    return rates
+
+
 def simplest_within_one_se(
-    rates: Mapping[tuple[float, float, float, float], float], n: int
-) -> tuple[float, float, float, float]:
-    """The one-standard-error rule: among the (popular, factors, interests, trending) weights
-    whose hit rate is within one standard error of the best (binomial, ``n`` held-out people),
-    the one with the fewest personal sources switched on (each costs request time; a source
-    weighed 0 is not asked), then the fewest fallbacks, then the best rate, then the smallest
-    weights. Differences inside one standard error are noise of the validation sample."""
+    rates: Mapping[tuple[float, ...], float], n: int, personal: Sequence[bool]
+) -> tuple[float, ...]:
+    """The one-standard-error rule: among the weight combinations (one weight per learned
+    source, ``personal`` marking the personal ones) whose hit rate is within one standard error
+    of the best (binomial, ``n`` held-out people), the one with the fewest personal sources
+    switched on (each costs request time; a source weighed 0 is not asked), then the fewest
+    fallbacks, then the best rate, then the smallest weights. Differences inside one standard
+    error are noise of the validation sample."""
     best = max(rates.values())
     se = (best * (1.0 - best) / max(1, n)) ** 0.5
     close = [c for c, r in rates.items() if r >= best - se - 1e-12]
     return min(close, key=lambda c: (
-        (c[1] > 0) + (c[2] > 0), (c[0] > 0) + (c[3] > 0), -rates[c], sum(c), c,
+        sum(w > 0 for w, p in zip(c, personal, strict=True) if p),
+        sum(w > 0 for w, p in zip(c, personal, strict=True) if not p),
+        -rates[c], sum(c), c,
     ))
-
-
-def _collaborative(bundle: ModelBundle, user_id: str, history: NDArray[np.int32],
-                   weights: NDArray[np.float64]) -> dict[int, float]:
-    """As the ``collaborative`` source scores: the person's list when the bundle has one, else
-    the history folded through the neighbours; relative to the best."""
-    listed = bundle.user_lists.row(user_id) if bundle.user_lists is not None else None
-    if listed is not None:
-        items, scores = listed[0][:SOURCE_LENGTH], listed[1][:SOURCE_LENGTH]
-        return dict(zip(items.tolist(), (scores / (scores.max() or 1.0)).tolist(), strict=True))
-    ids, found, _ = bundle.history_scores(
-        bundle.items.lookup(history), list(weights), SOURCE_LENGTH
-    )
-    if not ids:
-        return {}
-    return dict(zip(bundle.items.indices(ids).tolist(),
-                    (found / (found.max() or 1.0)).tolist(), strict=True))
-
-
-def _factor_scores(bundle: ModelBundle, history: NDArray[np.int32],
-                   weights: NDArray[np.float64]) -> dict[int, float]:
-    """As the ``factors`` source scores: the top of the folded-in vector, relative to the best."""
-    if bundle.factors is None or history.size == 0:
-        return {}
-    idx = history.astype(np.int64)
-    top, scores = bundle.factors.top(bundle.factors.fold_in(idx, weights), SOURCE_LENGTH,
-                                     exclude=idx)
-    if top.size == 0:
-        return {}
-    best = float(np.max(scores)) or 1.0
-    return dict(zip(top.tolist(), (np.clip(scores, 0, None) / best).tolist(), strict=True))
-
-
-class _LabelIndex:
-    """Items per category, most popular first, for the ``interests`` source's scores."""
-
-    def __init__(self, bundle: ModelBundle, labels: Mapping[str, Sequence[str]]) -> None:
-        self.popularity = bundle.popularity
-        self.item_labels: list[tuple[str, ...]] = [
-            tuple(dict.fromkeys(c.lower() for c in labels.get(item_id, ())))
-            for item_id in bundle.items.ids
-        ]
-        members: dict[str, list[int]] = {}
-        for i, cats in enumerate(self.item_labels):
-            for c in cats:
-                members.setdefault(c, []).append(i)
-        self.top: dict[str, list[tuple[int, float]]] = {}
-        for label, items in members.items():
-            arr = np.asarray(items, dtype=np.int64)
-            order = arr[np.argsort(-self.popularity[arr], kind="stable")][:SOURCE_LENGTH]
-            best = float(self.popularity[order[0]]) or 1.0
-            self.top[label] = [(int(i), float(self.popularity[i]) / best) for i in order]
-
-    def scores(self, history: NDArray[np.int32]) -> dict[int, float]:
-        counts: dict[str, int] = {}
-        for i in history.tolist():
-            for c in self.item_labels[i]:
-                counts[c] = counts.get(c, 0) + 1
-        chosen = sorted(counts, key=lambda c: -counts[c])[:3]
-        out: dict[int, float] = {}
-        for rank, label in enumerate(chosen):
-            for item, p in self.top.get(label, ()):
-                score = interest_score(rank, p)
-                if score > out.get(item, 0.0):
-                    out[item] = score
-        return out

@@ -17,8 +17,8 @@ from personify.domain.errors import Unavailable
 from personify.domain.events import Context, Event
 from personify.domain.items import Item
 from personify.domain.users import User
-from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS
-from personify.serving.features import SOURCE_FEATURES, feature_matrix
+from personify.serving.bundle import default_source_weights
+from personify.serving.features import feature_matrix, source_features
 from personify.serving.ranking import LambdaRankRanker
 
 LABELS: dict[str, int] = {
@@ -51,7 +51,7 @@ def ranking_data(
 ) -> RankingData:
     """Join impressions with attributed feedback into LambdaRank groups (groups without any
     positive label are dropped: they carry no ranking signal)."""
-    weights = dict(weights or DEFAULT_SOURCE_WEIGHTS)
+    weights = dict(weights or default_source_weights())
     popularity = popularity or {}
     impressions: dict[str, Event] = {}
     labels: dict[str, dict[str, int]] = {}
@@ -62,6 +62,7 @@ def ranking_data(
             per = labels.setdefault(event.recommendation_id, {})
             per[event.item_id] = max(per.get(event.item_id, 0), LABELS[event.type])
     blocks, ys, groups, blends, times = [], [], [], [], []
+    features = source_features()
     for rec_id, imp in sorted(impressions.items(), key=lambda kv: kv[1].timestamp):
         got = labels.get(rec_id)
         if not got:
@@ -70,7 +71,7 @@ def ranking_data(
         source_scores = []
         for pos, item_id in enumerate(ids):
             scores = {}
-            for name in SOURCE_FEATURES:
+            for name in features:
                 values = imp.properties.get(f"score_{name}")
                 if isinstance(values, list) and pos < len(values):
                     value = values[pos]

@@ -28,8 +28,9 @@ from personify.jobs.blend_training import BLEND_SELECTIONS, learn_source_weights
 from personify.jobs.ranker_training import LABELS, ranking_data, train_ranker
 from personify.jobs.user_lists import build_user_lists, listed_users
 from personify.privacy.training import TrainingPrivacy
-from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
+from personify.serving.bundle import ModelBundle, default_source_weights
 from personify.serving.factors import FactorModel
+from personify.serving.source_registry import source_registry
 from personify.storage.model_files import FileModelStore, ModelManifest, new_version
 from personify.storage.ports import CatalogStore, EventStore, UserStore
 
@@ -212,8 +213,9 @@ def fit_bundle(
     list_users: NDArray[np.int64] | None = None,
     list_progress: Callable[[int, int], None] | None = None,
 ) -> ModelBundle:
-    """Fit the configured model on ``data`` and package neighbours, popularity and the user
-    model's lists (for ``list_users``, default the most recently active ``config.list_users``)."""
+    """Fit the configured model on ``data`` and package neighbours, popularity, the user
+    model's lists (for ``list_users``, default the most recently active ``config.list_users``)
+    and the registered sources' parts."""
     model = create_model(config.model, **config.params).fit(data)
     neighbours = neighbour_matrix(model, data.n_items, config.neighbours)
     user_lists = None
@@ -235,10 +237,23 @@ def fit_bundle(
         popularity=decayed_popularity(data, config.popularity_half_life_days),
         model_name=config.model,
         params=dict(config.params),
-        source_weights=dict(DEFAULT_SOURCE_WEIGHTS),
+        source_weights=default_source_weights(),
         factors=fit_factors(data, config, version) if config.factors else None,
         user_lists=user_lists,
+        parts=source_parts(data),
     )
+
+
+def source_parts(data: Interactions) -> dict[str, Any]:
+    """The trained state of every registered source that trains one (``SourceSpec.train``) and
+    finds what it needs in ``data`` (e.g. purchases)."""
+    parts = {}
+    for spec in source_registry().trainers():
+        assert spec.train is not None
+        part = spec.train(data)
+        if part is not None:
+            parts[spec.name] = part
+    return parts
 
 
 def fit_factors(data: Interactions, config: TrainingConfig, version: str) -> FactorModel:

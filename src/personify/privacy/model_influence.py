@@ -16,6 +16,8 @@ training *without* those rows would have produced:
 * the per-person lists of the user model (``personify.serving.user_lists``) — dropped: every
   list was scored through the erased rows, so the derived version serves everyone by the exact
   neighbour fold-in until the retrain the erasure requests restores them;
+* the trained parts of registered sources (``ModelBundle.parts``: bought-together rules,
+  buy-it-again frequencies) — dropped like the lists;
 * any other model, the learned blend weights and the impression ranker — not subtractable; they
   keep the person's (aggregate, non-identifying) influence until the next retrain, which no
   longer sees their events (deleted and tombstoned).
@@ -206,6 +208,10 @@ def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], versi
         # the user model's lists of everyone were scored through the erased people: the version
         # serves without lists (neighbour fold-in, exact) until the retrain the erasure asks for
         changes["user_lists"] = None
+    if getattr(bundle, "parts", None):
+        # so were the registered sources' trained parts (purchase baskets, per-person repeat
+        # purchases): dropped until the retrain, their sources are not asked meanwhile
+        changes["parts"] = None
     new_bundle = replace(bundle, **changes)  # type: ignore[type-var]
     new_index = InfluenceIndex(
         [index.keys[i] for i in keep], x, sp.csr_matrix(pop_rows), last, t_max,

@@ -19,15 +19,12 @@ from personify.data.vocabulary import Vocabulary
 from personify.serving.factors import FactorModel
 from personify.serving.user_lists import UserLists
 
-DEFAULT_SOURCE_WEIGHTS: dict[str, float] = {
-    "collaborative": 1.0,
-    "factors": 0.25,
-    "session": 1.2,
-    "interests": 0.4,
-    "trending": 0.3,
-    "new_items": 0.1,
-    "popular": 0.2,
-}
+
+def default_source_weights() -> dict[str, float]:
+    """Each registered source's hand-set weight (the learned blend overrides them)."""
+    from personify.serving.source_registry import source_registry
+
+    return source_registry().default_weights()
 
 
 @dataclass
@@ -42,7 +39,7 @@ class ModelBundle:
     """Decayed interaction weight per item index at training time."""
     model_name: str = "rp3beta"
     params: dict[str, Any] = field(default_factory=dict)
-    source_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SOURCE_WEIGHTS))
+    source_weights: dict[str, float] = field(default_factory=default_source_weights)
     metrics: dict[str, Any] = field(default_factory=dict)
     ranker: Any = None
     """An optional learned ranker (see ``personify.serving.ranking``)."""
@@ -52,6 +49,17 @@ class ModelBundle:
     user_lists: UserLists | None = None
     """Optional per-person top lists of the user model, precomputed at training time (the
     ``collaborative`` source reads them and folds only newer interactions live)."""
+    parts: dict[str, Any] | None = None
+    """Trained state of registered sources, by source name (``SourceSpec.train``); None in
+    bundles saved before sources could train parts."""
+
+    def part(self, name: str) -> Any:
+        """The trained part of source ``name`` (None when this bundle has none)."""
+        return self.parts.get(name) if self.parts else None
+
+    def provides(self, need: str) -> bool:
+        """Whether this bundle has ``need``: a non-empty attribute or a source's part."""
+        return getattr(self, need, None) is not None or self.part(need) is not None
 
     def history_scores(
         self, item_ids: Sequence[str], weights: Sequence[float], n: int

@@ -15,19 +15,14 @@ from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.limits import MAX_LIST_LENGTH
 from personify.domain.users import User
-from personify.serving.bundle import DEFAULT_SOURCE_WEIGHTS, ModelBundle
+from personify.serving.bundle import ModelBundle
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.diversity import diversify
 from personify.serving.explanations import Reason, explain
-from personify.serving.features import SOURCE_FEATURES
 from personify.serving.filters import apply_boosts, item_filter, narrowing
 from personify.serving.request import RecommendationRequest
-from personify.serving.sources import (
-    BUILTIN_SOURCES,
-    DEFAULT_SOURCE_ORDER,
-    CandidateSource,
-    RequestScope,
-)
+from personify.serving.source_registry import SourceRegistry, source_registry
+from personify.serving.sources import CandidateSource, RequestScope
 from personify.storage.online.port import Interaction, OnlineState, UserState
 
 log = logging.getLogger(__name__)
@@ -94,11 +89,14 @@ class RecommendationService:
         muted: Callable[[str, str], set[str]] = lambda tenant, user_id: set(),
         log_impression: Callable[[str, Event], None] | None = None,
         sources: dict[str, CandidateSource] | None = None,
-        source_order: Sequence[str] = DEFAULT_SOURCE_ORDER,
+        source_order: Sequence[str] | None = None,
         candidates_per_source: int = 100,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         history: Callable[[str, str], Sequence[Event]] | None = None,
+        registry: SourceRegistry | None = None,
     ) -> None:
+        """``sources`` / ``source_order`` fix the chain's sources and default order; by default
+        both come from the source registry, read live (a source registered later is served)."""
         self.bundles = bundles
         self.catalogs = catalogs
         self.state = state
@@ -106,16 +104,54 @@ class RecommendationService:
         self.personalization_allowed = personalization_allowed
         self.muted = muted
         self.log_impression = log_impression
-        self.sources = dict(sources or BUILTIN_SOURCES)
-        self.source_order = list(source_order)
+        self.registry = registry or source_registry()
+        self._sources = dict(sources) if sources is not None else None
+        self._order = list(source_order) if source_order is not None else None
         self.candidates_per_source = candidates_per_source
         self.clock = clock
         self.history = history
 
+    @property
+    def sources(self) -> dict[str, CandidateSource]:
+        """The sources a request may name (a copy: assign to change them)."""
+        return dict(self._sources if self._sources is not None else self.registry.sources())
+
+    @sources.setter
+    def sources(self, value: dict[str, CandidateSource]) -> None:
+        self._sources = dict(value)
+
+    @property
+    def source_order(self) -> list[str]:
+        return list(self._order if self._order is not None else self.registry.default_order())
+
+    @source_order.setter
+    def source_order(self, value: Sequence[str]) -> None:
+        self._order = list(value)
+
     def recommend(
         self, tenant: str, request: RecommendationRequest, *, bundle: ModelBundle | None = None
     ) -> RecommendationResult:
-        """``bundle`` overrides the tenant's live bundle (a model-vs-model experiment)."""
+        """``bundle`` overrides the tenant's live bundle (a model-vs-model experiment).
+
+        Stages: who is asking (:meth:`_scope`), which sources at which weights (:meth:`_plan`),
+        what must not be shown (:meth:`_excluded`), the candidate pool (:meth:`_gather`),
+        ranking (:meth:`_rank`), rules and diversity (:meth:`_arrange`), the answer and its
+        impression (:meth:`_respond`)."""
+        scope = self._scope(tenant, request, bundle)
+        plan = self._plan(scope)
+        # explicit exclusions, the user themself, their own items and what they muted hold even
+        # without personalization (user_state is None then: no history is used)
+        excluded = self._excluded(tenant, request, scope.user_state, scope.catalog, scope.now)
+        pool, used = self._gather(scope, plan, excluded)
+        ranked = self._rank(pool, scope.catalog, request, scope.bundle, scope)
+        chosen = self._arrange(ranked, scope.catalog, request, excluded, scope.now)
+        return self._respond(scope, chosen, used)
+
+    def _scope(
+        self, tenant: str, request: RecommendationRequest, bundle: ModelBundle | None
+    ) -> RequestScope:
+        """The request's person (consent, restriction, profile, live state), bundle and
+        catalogue."""
         now = self.clock()
         catalog = self.catalogs(tenant)
         bundle = bundle if bundle is not None else self.bundles(tenant)
@@ -133,35 +169,55 @@ class RecommendationService:
         user_state = self._user_state(tenant, subject, now, warnings) if personalized else None
         if bundle is None:
             warnings.append("no trained model yet: using live popularity and content")
-        scope = RequestScope(
-            tenant,
-            request,
-            subject,
-            user,
-            user_state,
-            bundle,
-            self.state,
-            catalog,
-            now,
-            personalized,
-            warnings,
-        )
+        return RequestScope(tenant, request, subject, user, user_state, bundle, self.state,
+                            catalog, now, personalized, warnings)
 
+    def _plan(self, scope: RequestScope) -> list[tuple[str, CandidateSource, float]]:
+        """The sources to ask, in order, each with its blend weight: the request's own list
+        (validated) or the default order; personal sources only for personalized requests;
+        a source whose needs the bundle lacks is not asked; nor is a personal source the
+        learned blend weighs 0 (without a ranker that reads its scores it cannot move the
+        order; a fallback can still fill a short list)."""
+        sources, bundle, request = self.sources, scope.bundle, scope.request
         order = request.sources or self.source_order
-        unknown = [s for s in order if s not in self.sources]
+        unknown = [s for s in order if s not in sources]
         if unknown:
             raise InvalidInput(
                 f"unknown recommendation source {unknown[0]!r}",
                 field="sources",
-                accepted=", ".join(sorted(self.sources)),
+                accepted=", ".join(sorted(sources)),
             )
-        weights = dict(DEFAULT_SOURCE_WEIGHTS)
+        weights = self.registry.default_weights()
         if bundle is not None:
             weights.update(bundle.source_weights)
+        learned_out = (
+            {n for n, w in bundle.source_weights.items() if w == 0}
+            if bundle is not None and bundle.ranker is None
+            else set()
+        )
+        plan = []
+        for name in order:
+            source = sources[name]
+            if source.personal and (not scope.personalized or name in learned_out):
+                continue
+            spec = self.registry.get(name)
+            if spec is not None and spec.needs and (
+                bundle is None or not all(bundle.provides(need) for need in spec.needs)
+            ):
+                continue
+            plan.append((name, source, weights.get(name, 0.1)))
+        return plan
 
-        # explicit exclusions, the user themself, their own items and what they muted hold even
-        # without personalization (user_state is None then: no history is used)
-        excluded = self._excluded(tenant, request, user_state, catalog, now)
+    def _gather(
+        self,
+        scope: RequestScope,
+        plan: list[tuple[str, CandidateSource, float]],
+        excluded: set[str],
+    ) -> tuple[dict[str, _Candidate], list[str]]:
+        """Ask each planned source and pool the visible candidates with their blend score
+        (the sum over sources of weight x the source's share, kept current as they arrive);
+        returns the pool and the sources that contributed."""
+        request, catalog, now = scope.request, scope.catalog, scope.now
         pool: dict[str, _Candidate] = {}
         want = max(request.n * 3, 30)
         used: list[str] = []
@@ -173,26 +229,15 @@ class RecommendationService:
         narrow = restrict is None and not narrowing(request.filters, request.item_types)
         asked = min(self.candidates_per_source, want) if narrow else self.candidates_per_source
         servable, available_only = catalog.servable, request.filters.available_only
-        # a personal source the learned blend weighs 0 cannot move the order (a fallback can
-        # still fill a short list): without a ranker that reads its scores, it is not asked
-        learned_out = (
-            {n for n, w in bundle.source_weights.items() if w == 0}
-            if bundle is not None and bundle.ranker is None
-            else set()
-        )
-        for name in order:
-            source = self.sources[name]
-            if source.personal and (not personalized or name in learned_out):
-                continue
+        for name, source, weight in plan:
             try:
                 found = source.candidates(scope, asked)
             except Unavailable as exc:
-                warnings.append(f"source {name} unavailable: {exc.message}")
+                scope.warnings.append(f"source {name} unavailable: {exc.message}")
                 continue
             if not found:
                 continue
             top = max(abs(s.score) for s in found) or 1.0
-            weight = weights.get(name, 0.1)
             added = False
             for scored in found:
                 item_id = scored.item_id
@@ -215,8 +260,6 @@ class RecommendationService:
                 if cand is None:
                     cand = pool[item_id] = _Candidate(item_id)
                 share = scored.score / top
-                # the blend (sum over sources of weight x the source's best share), kept
-                # current here instead of summed again per candidate when ranking
                 before = cand.scores.get(name)
                 if before is None:
                     cand.scores[name] = share
@@ -240,17 +283,24 @@ class RecommendationService:
                     pool[item_id] = _Candidate(
                         item_id, {"requested": 0.0}, [Reason("requested_list", "requested", 0.0)]
                     )
-        ranked = self._rank(pool, catalog, request, bundle, scope)
-        chosen = self._arrange(ranked, catalog, request, excluded, now)
+        return pool, used
+
+    def _respond(
+        self, scope: RequestScope, chosen: list[_Candidate], used: list[str]
+    ) -> RecommendationResult:
+        """The answer (explained when asked) and its impression in the log."""
+        request = scope.request
         if len(chosen) < request.n:
-            warnings.append(f"only {len(chosen)} items satisfy the filters (asked for {request.n})")
-        rec_id = uuid.uuid4().hex
-        items = [self._present(c, catalog, request) for c in chosen]
+            scope.warnings.append(
+                f"only {len(chosen)} items satisfy the filters (asked for {request.n})"
+            )
+        items = [self._present(c, scope.catalog, request) for c in chosen]
         result = RecommendationResult(
-            rec_id, items, personalized, bundle.version if bundle else None, used, warnings
+            uuid.uuid4().hex, items, scope.personalized,
+            scope.bundle.version if scope.bundle else None, used, scope.warnings,
         )
-        if request.log_impression and self.log_impression is not None and subject is not None:
-            self._log(tenant, request, result, now)
+        if request.log_impression and self.log_impression is not None and scope.subject is not None:
+            self._log(scope.tenant, request, result, scope.now)
         return result
 
     def similar(
@@ -488,7 +538,7 @@ class RecommendationService:
                 "model_version": result.model_version or "",
                 **{
                     f"score_{name}": [round(i.scores.get(name, 0.0), 5) for i in logged]
-                    for name in SOURCE_FEATURES
+                    for name in self.registry.features()
                 },
             },
         )

@@ -1,53 +1,24 @@
 """Explanations: each recommended item carries machine-readable reasons and one plain sentence in
-the request's language ("Because you viewed X", "Popular in Berlin this week")."""
+the request's language ("Because you viewed X", "Popular in Berlin this week").
+
+The sentences of the reasons a candidate source emits are declared with the source
+(``SourceSpec.explanations`` in :mod:`personify.serving.source_registry`); ``SENTENCES`` holds
+those of the chain's own reasons (rules, re-ranked lists, similar items, people)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SENTENCES: dict[str, dict[str, str]] = {
-    "because_you_viewed": {
-        "en": "Because you viewed {title}",
-        "ru": "Потому что вы смотрели «{title}»",
-    },
-    "because_you_bought": {
-        "en": "Because you bought {title}",
-        "ru": "Потому что вы купили «{title}»",
-    },
-    "matches_your_taste": {
-        "en": "Matches your taste",
-        "ru": "Соответствует вашему вкусу",
-    },
-    "in_your_session": {
-        "en": "Goes with {title}, which you are looking at now",
-        "ru": "Подходит к «{title}», который вы смотрите сейчас",
-    },
-    "matches_interest": {
-        "en": "Matches your interest: {interest}",
-        "ru": "Соответствует вашему интересу: {interest}",
-    },
-    "popular_in": {
-        "en": "Popular in {place} this week",
-        "ru": "Популярно в {place} на этой неделе",
-    },
-    "trending": {"en": "Trending now", "ru": "Сейчас в тренде"},
-    "popular": {"en": "Popular with everyone", "ru": "Популярно у всех"},
-    "new_in_category": {
-        "en": "New arrival in a category you like: {category}",
-        "ru": "Новинка в категории, которая вам нравится: {category}",
-    },
-    "new_item": {"en": "New arrival", "ru": "Новинка"},
-    "people_like_you": {
-        "en": "People with similar tastes liked it",
-        "ru": "Нравится людям с похожими вкусами",
-    },
+from personify.serving.source_registry import source_registry
+
+SENTENCES: dict[str, Mapping[str, str]] = {
     "bought_together": {
         "en": "Often bought together with {title}",
         "ru": "Часто покупают вместе с «{title}»",
     },
     "similar_to": {"en": "Similar to {title}", "ru": "Похоже на «{title}»"},
-    "buy_again": {"en": "You may need it again", "ru": "Возможно, пора купить снова"},
     "shared_interests": {
         "en": "You share interests: {interests}",
         "ru": "У вас общие интересы: {interests}",
@@ -55,10 +26,6 @@ SENTENCES: dict[str, dict[str, str]] = {
     "pinned": {"en": "Featured", "ru": "Рекомендуем"},
     "promoted": {"en": "Promoted", "ru": "Реклама"},
     "requested_list": {"en": "Ranked for you", "ru": "Упорядочено для вас"},
-    "not_personalized": {
-        "en": "Popular items (personalization is off for you)",
-        "ru": "Популярные товары (персонализация для вас отключена)",
-    },
 }
 
 
@@ -78,7 +45,7 @@ class Reason:
 
 def sentence(reason: Reason, language: str = "en") -> str:
     """The reason as one human-readable sentence in ``language`` (English fallback)."""
-    templates = SENTENCES.get(reason.type)
+    templates = SENTENCES.get(reason.type) or source_registry().sentences(reason.type)
     if templates is None:
         return reason.type.replace("_", " ").capitalize()
     template = templates.get(language) or templates["en"]

@@ -1,6 +1,6 @@
 """Ranking features: one code path computes them at request time and at training time, so a
-feature means the same thing online and offline (source scores, time in the user's zone, season,
-holidays, device, channel, item age and price, popularity)."""
+feature means the same thing online and offline (the scores of the registered sources, time in
+the user's zone, season, holidays, device, channel, item age and price, popularity)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,8 @@ from numpy.typing import NDArray
 
 from personify.domain.events import Context
 from personify.domain.items import Item
+from personify.serving.source_registry import source_registry
 
-SOURCE_FEATURES: tuple[str, ...] = (
-    "collaborative",
-    "factors",
-    "session",
-    "interests",
-    "trending",
-    "new_items",
-    "popular",
-)
 CONTEXT_FEATURES: tuple[str, ...] = (
     "hour",
     "weekday",
@@ -35,9 +27,18 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "channel",
 )
 ITEM_FEATURES: tuple[str, ...] = ("item_age_days", "log_price", "popularity")
-FEATURE_NAMES: tuple[str, ...] = (
-    tuple(f"score_{s}" for s in SOURCE_FEATURES) + CONTEXT_FEATURES + ITEM_FEATURES
-)
+
+
+def source_features() -> tuple[str, ...]:
+    """The sources whose scores are features, as the source registry declares them."""
+    return source_registry().features()
+
+
+def feature_names() -> tuple[str, ...]:
+    """Today's feature columns: ``score_<source>`` per registered feature source, then the
+    context and item features (a ranker keeps the names it was trained on)."""
+    return tuple(f"score_{s}" for s in source_features()) + CONTEXT_FEATURES + ITEM_FEATURES
+
 CATEGORICAL: tuple[str, ...] = ("weekday", "season", "device", "channel")
 
 
@@ -118,13 +119,15 @@ def feature_matrix(
     items: Mapping[str, Item | None],
     popularity: Mapping[str, float],
 ) -> NDArray[np.float32]:
-    """Rows = candidates, columns = ``FEATURE_NAMES``."""
+    """Rows = candidates, columns = :func:`feature_names`."""
     ctx = context_vector(when, context, time_zone, country)
+    sources = source_features()
     rows = []
     for item_id, scores in candidates:
         rows.append(
-            [float(scores.get(s, 0.0)) for s in SOURCE_FEATURES]
+            [float(scores.get(s, 0.0)) for s in sources]
             + ctx
             + item_vector(items.get(item_id), when, popularity.get(item_id, 0.0))
         )
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
+    width = len(sources) + len(CONTEXT_FEATURES) + len(ITEM_FEATURES)
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), width)

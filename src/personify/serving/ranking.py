@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from personify.serving.features import FEATURE_NAMES, feature_matrix
+from personify.serving.features import feature_matrix, feature_names
 
 if TYPE_CHECKING:
     from personify.serving.sources import RequestScope
@@ -28,7 +28,7 @@ class LambdaRankRanker:
     """Scores candidates with a LightGBM booster stored as text."""
 
     model_text: str
-    feature_names: tuple[str, ...] = FEATURE_NAMES
+    feature_names: tuple[str, ...] = field(default_factory=feature_names)
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,11 +81,12 @@ class LambdaRankRanker:
             items=items,
             popularity=popularity,
         )
-        if self.feature_names != FEATURE_NAMES:  # trained before features were added
+        if self.feature_names != feature_names():  # trained before features were added
             features = features[:, self._columns()]
         return [float(s) for s in self.predict(features)]
 
     def _columns(self) -> list[int]:
-        """Where this ranker's features sit in today's ``FEATURE_NAMES`` (a feature it knows
-        that no longer exists would be a programming error: it raises)."""
-        return [FEATURE_NAMES.index(name) for name in self.feature_names]
+        """Where this ranker's features sit in today's :func:`feature_names` (a feature it
+        knows that no longer exists, e.g. of a plugin source since removed, raises)."""
+        today = feature_names()
+        return [today.index(name) for name in self.feature_names]

@@ -1,6 +1,7 @@
-"""Named candidate sources. The chain asks them in a configured order; each returns scored
+"""The built-in candidate sources. The chain asks them in a configured order; each returns scored
 candidates with a reason. Personal sources are skipped for users without personalization consent,
-and the non-personal ones (trending, new, popular) are the fallbacks."""
+and the non-personal ones (trending, new, popular) are the fallbacks. Each is declared, with
+what it needs and how the blend learns it, in :mod:`personify.serving.builtin_sources`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from personify.domain.users import User
 from personify.serving.bundle import ModelBundle
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.explanations import Reason
-from personify.serving.factor_source import FactorSource
 from personify.serving.request import RecommendationRequest
 from personify.storage.online.port import Interaction, OnlineState, UserState
 
@@ -351,26 +351,3 @@ def _popularity(scope: RequestScope, ids: Sequence[str]) -> dict[str, float]:
     }
     top = max(raw.values(), default=0.0) or 1.0
     return {i: v / top for i, v in raw.items()}
-
-
-BUILTIN_SOURCES: dict[str, CandidateSource] = {
-    s.name: s
-    for s in (
-        CollaborativeSource(),
-        FactorSource(),
-        SessionSource(),
-        InterestsSource(),
-        TrendingSource(),
-        NewItemsSource(),
-        PopularSource(),
-    )
-}
-DEFAULT_SOURCE_ORDER: tuple[str, ...] = (
-    "session",
-    "collaborative",
-    "factors",
-    "interests",
-    "trending",
-    "new_items",
-    "popular",
-)

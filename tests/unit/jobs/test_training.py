@@ -182,8 +182,7 @@ def test_blend_learns_factor_and_interest_weights_with_the_popular_one() -> None
     assert len(rates) == (
         len(FACTOR_GRID) * len(POPULAR_GRID) * len(INTEREST_GRID) * len(TRENDING_GRID)
     )
-    key = (f"popular={learned['popular']},factors={learned['factors']},"
-           f"interests={learned['interests']},trending={learned['trending']}")
+    key = ",".join(f"{name}={learned[name]}" for name in learned if name != "collaborative")
     best = max(rates.values())
     users = manifest.metrics["blend_users"]
     assert rates[key] >= best - (best * (1 - best) / users) ** 0.5 - 1e-9
@@ -205,15 +204,18 @@ def test_one_standard_error_rule_prefers_fewer_sources_among_ties() -> None:
         (0.0, 0.0, 0.0, 0.05): 0.2150,  # within one se, no personal source: chosen
         (0.1, 0.0, 0.0, 0.05): 0.2170,  # within one se, two fallbacks
     }
-    assert simplest_within_one_se(rates, 2000) == (0.0, 0.0, 0.0, 0.05)
+    personal = (False, True, True, False)
+    assert simplest_within_one_se(rates, 2000, personal) == (0.0, 0.0, 0.0, 0.05)
     # a clear gain (beyond one se) is kept
     rates[(0.0, 0.1, 0.0, 0.0)] = 0.240
-    assert simplest_within_one_se(rates, 2000) == (0.0, 0.1, 0.0, 0.0)
+    assert simplest_within_one_se(rates, 2000, personal) == (0.0, 0.1, 0.0, 0.0)
 
 
 def test_a_ranker_trained_before_a_feature_was_added_still_scores() -> None:
     lightgbm = pytest.importorskip("lightgbm")
-    from personify.serving.features import FEATURE_NAMES
+    from personify.serving.features import feature_names
+
+    FEATURE_NAMES = feature_names()
     from personify.serving.ranking import LambdaRankRanker
 
     events, items = _impression_log(200)

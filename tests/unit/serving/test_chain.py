@@ -297,7 +297,7 @@ def test_a_source_the_learned_blend_weighs_zero_is_not_asked(service) -> None:
     bundle = svc.bundles(T)
     assert bundle is not None
     spy = _Spy()
-    svc.sources["spy"] = spy
+    svc.sources = {**svc.sources, "spy": spy}
     svc.source_order = ["spy", *svc.source_order]
     bundle.source_weights["spy"] = 0.0
     svc.recommend(T, RecommendationRequest(user_id="u0", n=5))

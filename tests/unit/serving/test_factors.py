@@ -28,7 +28,7 @@ from personify.serving.explanations import sentence
 from personify.serving.factor_source import FactorSource, UserVectorUpdater
 from personify.serving.factors import FactorModel, top_indices
 from personify.serving.request import RecommendationRequest
-from personify.serving.sources import BUILTIN_SOURCES, DEFAULT_SOURCE_ORDER
+from personify.serving.source_registry import source_registry
 from personify.storage.model_files import FileModelStore, ModelManifest
 from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.online.port import Interaction, OnlineState
@@ -403,8 +403,8 @@ def test_bundles_saved_without_factors_still_load_and_serve(tmp_path: Path) -> N
 
 
 def test_factors_is_a_registered_personal_source_with_texts() -> None:
-    source = BUILTIN_SOURCES["factors"]
-    assert source.personal and "factors" in DEFAULT_SOURCE_ORDER
+    source = source_registry().sources()["factors"]
+    assert source.personal and "factors" in source_registry().default_order()
     from personify.serving.explanations import Reason
 
     assert sentence(Reason("matches_your_taste", "factors"), "en") == "Matches your taste"
