@@ -23,6 +23,7 @@ from personify.api.erasure_check import CachedErasureCheck
 from personify.api.errors import install_error_handlers
 from personify.api.experiments_runtime import install_experiments
 from personify.api.identity import erase_subjects
+from personify.api.insights_wiring import install_insights
 from personify.api.limits import BodySizeLimit
 from personify.api.messaging_wiring import install_messaging
 from personify.api.openapi import install_openapi
@@ -141,5 +142,6 @@ def create_app(
     register_routers(app)
     install_experiments(app)
     install_messaging(app, clock=clock)
+    install_insights(app, clock=clock)
     install_openapi(app)
     return app

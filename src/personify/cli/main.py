@@ -20,6 +20,7 @@ from personify.cli import (
     db,
     evaluate,
     experiments,
+    insights,
     keys,
     kpis,
     messaging,
@@ -48,6 +49,7 @@ GROUPS: dict[str, typer.Typer] = {
     "models": models.app,
     "privacy": privacy.app,
     "messages": messaging.app,
+    "insights": insights.app,
     # "privacy": privacy.app, ...
 }
 COMMANDS = (server, bulk, models, evaluate, ope, simulate, kpis)

@@ -19,6 +19,8 @@ from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
 from personify.domain.events import BUILTIN_EVENT_TYPES
 from personify.domain.tenants import validate_tenant_id
+from personify.insights.population import PopulationFiles
+from personify.insights.service import InsightsService
 from personify.privacy.export import MessagesReader, export_archive, export_person
 from personify.privacy.model_influence import ModelForgetResult
 from personify.privacy.runtime import PrivacyRuntime, open_runtime
@@ -46,6 +48,14 @@ def _runtime(settings: Settings, ctx: typer.Context) -> PrivacyRuntime:
     return open_runtime(state_of(ctx).stores(settings), **settings.privacy_options())
 
 
+def insights_service(runtime: PrivacyRuntime, settings: Settings) -> InsightsService:
+    """The insights the server computes, read the same way (through the privacy gate)."""
+    return InsightsService(
+        events=runtime.events, users=runtime.users, catalog=runtime.catalog,
+        populations=PopulationFiles(settings.model_dir), may_profile=runtime.gate.may_profile,
+    )
+
+
 def _online_state(settings: Settings) -> OnlineState | None:
     """The shared (Redis) online state; the in-process one lives in the server process."""
     return open_online_state(settings.redis_url, settings.redis_prefix) if settings.redis_url \
@@ -71,7 +81,10 @@ def export(
     state = _online_state(settings)
     try:
         with _messages(settings) as messages:
-            data = export_person(runtime.export_sources(state, messages), tenant, user_id)
+            insights = insights_service(runtime, settings)
+            data = export_person(
+                runtime.export_sources(state, messages, insights.export), tenant, user_id
+            )
     finally:
         if state is not None:
             state.close()
@@ -139,7 +152,10 @@ def erase(
 
     state = _online_state(settings)
     try:
-        service = runtime.erasure(state=state, forget_model=forget_model)
+        service = runtime.erasure(
+            state=state, forget_model=forget_model,
+            forgetters=[PopulationFiles(settings.model_dir).forget],  # batch insight scores
+        )
         if anonymous:
             results = [service.erase_anonymous(tenant, a) for a in user_ids]
         else:

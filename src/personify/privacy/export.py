@@ -27,9 +27,12 @@ PAGE = 1_000
 MAX_EVENTS = 1_000_000
 NO_MESSAGING = "no messaging store is configured in this process: no messages are recorded here"
 NO_SEGMENTS = "segments are computed at request time from the profile and are not stored"
+NO_INSIGHTS = "no insights service is configured in this process: nothing computed is included"
 
 MessagesReader = Callable[[str, str], list[dict[str, Any]]]
 """``(tenant, user_id) -> messages sent to them`` (from the messaging capability)."""
+InsightsReader = Callable[[str, str], dict[str, Any]]
+"""``(tenant, user_id) -> what is computed about them`` (profile, predictions, segments)."""
 
 
 @dataclass
@@ -44,6 +47,7 @@ class ExportSources:
     preferences: PreferenceStore | None = None
     policy: ConsentPolicy | None = None
     messages: MessagesReader | None = None
+    insights: InsightsReader | None = None
 
 
 def person_events(events: EventStore, tenant: str, user_id: str) -> list[Event]:
@@ -80,6 +84,7 @@ def export_person(sources: ExportSources, tenant: str, user_id: str) -> dict[str
         "segments": {"items": [], "note": NO_SEGMENTS},
         "preferences": None,
         "messages": {"items": [], "note": NO_MESSAGING},
+        "insights": {"note": NO_INSIGHTS},
     }
     if sources.policy is not None:
         decisions = sources.policy.decide_all(tenant, user_id)
@@ -91,6 +96,11 @@ def export_person(sources: ExportSources, tenant: str, user_id: str) -> dict[str
         data["preferences"] = prefs.model_dump(mode="json") if prefs is not None else None
     if sources.messages is not None:
         data["messages"] = {"items": sources.messages(tenant, user_id), "note": ""}
+    if sources.insights is not None:
+        insights = sources.insights(tenant, user_id)
+        data["insights"] = insights
+        data["segments"] = {"items": insights.get("segments", []),
+                            "note": "live segments the person belongs to now"}
     return data
 
 

@@ -10,7 +10,7 @@ from personify.domain.consents import Purpose
 from personify.privacy.audit import AuditLog, MemoryAuditLog
 from personify.privacy.consent import ConsentDefaults, ConsentPolicy, Regime
 from personify.privacy.erasure import ErasureService, Forgetter, ModelForgetter
-from personify.privacy.export import ExportSources, MessagesReader
+from personify.privacy.export import ExportSources, InsightsReader, MessagesReader
 from personify.privacy.model_lock import ModelLock
 from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.preferences import (
@@ -74,11 +74,12 @@ class PrivacyRuntime:
         )
 
     def export_sources(
-        self, state: OnlineState | None = None, messages: MessagesReader | None = None
+        self, state: OnlineState | None = None, messages: MessagesReader | None = None,
+        insights: InsightsReader | None = None,
     ) -> ExportSources:
         return ExportSources(
             self.users, self.events, self.consents, self.catalog, state,
-            self.preferences.store, self.policy, messages,
+            self.preferences.store, self.policy, messages, insights,
         )
 
     def erasure(

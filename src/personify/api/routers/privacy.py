@@ -154,7 +154,11 @@ def export_user(
 ) -> Any:
     messaging = getattr(request.app.state, "messaging", None)
     messages = messaging.state.sent_to if messaging is not None else None
-    data = export_person(privacy.export_sources(engine.state, messages), key.tenant, user_id)
+    insights = getattr(request.app.state, "insights", None)
+    data = export_person(
+        privacy.export_sources(engine.state, messages, insights.export if insights else None),
+        key.tenant, user_id,
+    )
     if anonymized:
         data = privacy.pseudonyms.anonymize(key.tenant, data)
     if format == "zip":

@@ -1,0 +1,1 @@
+"""Understanding people: behavioural profiles, customer-base models, predictions, segments."""

@@ -1,0 +1,182 @@
+"""Insights of one person on request: their own events, the catalogue items they touched and the
+tenant's population artefact make the profile; batch scores add churn and propensity. Profiles
+are cached per person and dropped when the person's events arrive (the ingestion listener) or
+when they are erased."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from personify.domain.events import Event
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.insights.history import PurchaseHistory
+from personify.insights.population import PersonScores, Population, PopulationFiles
+from personify.insights.profile import (
+    BehaviourProfile,
+    Predictions,
+    Reason,
+    Score,
+    behaviour_profile,
+    customer_base,
+)
+from personify.storage.ports import CatalogStore, EventStore, UserStore
+
+MAX_EVENTS = 5_000
+CACHE_SIZE = 10_000
+NOT_ALLOWED = Reason(
+    en="Profiling is not allowed for this person (no profiling consent, restricted or erased): "
+       "nothing is computed about them.",
+    ru="Профилирование этого человека не разрешено (нет согласия, ограничено или удалено): "
+       "о нём ничего не вычисляется.",
+)
+
+
+class SegmentMembership(BaseModel):
+    segment_id: str
+    name: str
+    since: datetime | None = None
+    reason: Reason
+
+
+class Insights(BaseModel):
+    user_id: str
+    computed_at: datetime
+    status: str = Field(description="ok, or not_allowed when profiling is not permitted")
+    reason: Reason | None = None
+    profile: BehaviourProfile | None = None
+    predictions: Predictions | None = None
+    segments: list[SegmentMembership] = Field(default_factory=list)
+    population_fitted_at: datetime | None = None
+
+
+def _score(probability: float, reasons: list[dict[str, Any]], what_en: str, what_ru: str,
+           ) -> Score:
+    named = ", ".join(str(r.get("feature")) for r in reasons[:3])
+    return Score(
+        probability=round(probability, 4), top_reasons=reasons,
+        reason=Reason(
+            en=f"{probability:.0%} {what_en} (LightGBM, calibrated); driven most by {named}.",
+            ru=f"{probability:.0%} {what_ru} (LightGBM, откалибровано); сильнее всего влияют: "
+               f"{named}.",
+        ),
+    )
+
+
+def scored_predictions(
+    history: PurchaseHistory, population: Population | None, scores: PersonScores | None,
+    now: datetime,
+) -> Predictions:
+    predictions = Predictions(customer_base=customer_base(history, population, now))
+    if scores is not None:
+        predictions.churn_90d = _score(
+            scores.churn, scores.churn_reasons, "chance of no purchase in the next 90 days",
+            "вероятность, что покупок не будет в ближайшие 90 дней")
+        predictions.purchase_30d = _score(
+            scores.propensity, scores.propensity_reasons,
+            "chance of a purchase in the next 30 days",
+            "вероятность покупки в ближайшие 30 дней")
+    elif population is not None and population.scores_model:
+        predictions.note = Reason(
+            en="Not enough history for churn / propensity: the person had no purchase before the "
+               "last training cut.",
+            ru="Недостаточно истории для прогноза оттока и покупки: до последнего обучения "
+               "покупок не было.")
+    else:
+        predictions.note = Reason(
+            en="Churn and propensity models are not trained yet (personify insights fit "
+               "--predictions, needs the train extra).",
+            ru="Модели оттока и покупки ещё не обучены (personify insights fit --predictions, "
+               "нужен extra train).")
+    return predictions
+
+
+class InsightsService:
+    def __init__(
+        self,
+        *,
+        events: EventStore,
+        users: UserStore,
+        catalog: CatalogStore,
+        populations: PopulationFiles,
+        may_profile: Callable[[str, str], bool],
+        segments: Callable[[str, str], list[SegmentMembership]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.events = events
+        self.users = users
+        self.catalog = catalog
+        self.populations = populations
+        self.may_profile = may_profile
+        self.segments = segments
+        self.clock = clock
+        self._cache: OrderedDict[tuple[str, str], Insights] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def person_events(self, tenant: str, user_id: str) -> list[Event]:
+        return self.events.for_user(tenant, user_id, limit=MAX_EVENTS)
+
+    def insights(self, tenant: str, user_id: str) -> Insights:
+        now = self.clock()
+        if not self.may_profile(tenant, user_id):
+            return Insights(user_id=user_id, computed_at=now, status="not_allowed",
+                            reason=NOT_ALLOWED)
+        key = (tenant, user_id)
+        population = self.populations.load(tenant)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is None or cached.population_fitted_at != (
+            population.fitted_at if population else None
+        ) or (now - cached.computed_at).total_seconds() > 3600:
+            cached = self._compute(tenant, user_id, population, now)
+            with self._lock:
+                self._cache[key] = cached
+                self._cache.move_to_end(key)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        if self.segments is not None:
+            cached = cached.model_copy(update={"segments": self.segments(tenant, user_id)})
+        return cached
+
+    def _compute(
+        self, tenant: str, user_id: str, population: Population | None, now: datetime
+    ) -> Insights:
+        user: User | None = self.users.get(tenant, user_id)
+        events = [e for e in self.person_events(tenant, user_id) if e.type != "impression"]
+        item_ids = list(dict.fromkeys(e.item_id for e in events if e.item_id))
+        items: dict[str, Item] = self.catalog.get_many(tenant, item_ids) if item_ids else {}
+        profile = behaviour_profile(events, items, user, population, now)
+        history = PurchaseHistory.of(e for e in events if e.timestamp <= now)
+        scores = population.scores.get(user_id) if population is not None else None
+        return Insights(
+            user_id=user_id, computed_at=now, status="ok", profile=profile,
+            predictions=scored_predictions(history, population, scores, now),
+            population_fitted_at=population.fitted_at if population else None,
+        )
+
+    # ingestion listener: the person's next read recomputes
+    def on_events(self, tenant: str, events: Sequence[Event]) -> None:
+        subjects = {e.user_id for e in events if e.user_id}
+        if not subjects:
+            return
+        with self._lock:
+            for subject in subjects:
+                self._cache.pop((tenant, subject), None)
+
+    def forget(self, tenant: str, subjects: Sequence[str]) -> int:
+        """Erasure: drop cached insights and batch scores of the subjects."""
+        removed = 0
+        with self._lock:
+            for subject in subjects:
+                removed += self._cache.pop((tenant, subject), None) is not None
+        return removed + self.populations.forget(tenant, subjects)
+
+    def export(self, tenant: str, user_id: str) -> dict[str, Any]:
+        """What the privacy export includes: the insights as served."""
+        return self.insights(tenant, user_id).model_dump(mode="json")

@@ -1,0 +1,111 @@
+"""GET /v1/users/{id}/insights through the API: profile from ingested events, batch fit, consent,
+export and erasure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from personify.api import create_app
+from personify.insights.population import PersonScores, PopulationFiles
+from personify.jobs.insights import fit_insights
+from personify.settings import Settings
+from personify.storage.registry import Stores
+
+if TYPE_CHECKING:
+    from conftest import TenantKeys
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, model_dir=str(tmp_path / "models"), demo=False,
+                    consent_defaults={"profiling": "opt-out", "personalization": "opt-out"})
+
+
+@pytest.fixture
+def app(settings: Settings, stores: Stores, tenant_a: TenantKeys, tenant_b: TenantKeys) -> FastAPI:
+    app = create_app(settings, stores=stores, clock=lambda: NOW)
+    return app
+
+
+def _purchases(
+    client: TestClient, keys: TenantKeys, user: str, days: list[int], tag: str = ""
+) -> None:
+    events: list[dict[str, Any]] = [
+        {"event_id": f"{user}-{tag}{i}", "type": "purchase", "user_id": user, "item_id": "shoe",
+         "price": 50.0, "timestamp": (NOW - timedelta(days=d)).isoformat()}
+        for i, d in enumerate(days)
+    ]
+    r = client.post("/v1/events/batch", json={"events": events}, headers=keys.headers("ingest"))
+    assert r.status_code == 200 and not r.json()["rejected"], r.text
+
+
+def test_insights_profile_predictions_export_and_erasure(
+    client: TestClient, tenant_a: TenantKeys, tenant_b: TenantKeys, stores: Stores,
+    settings: Settings,
+) -> None:
+    client.put("/v1/items/shoe", json={"categories": ["shoes"], "price": 50.0},
+               headers=tenant_a.headers())
+    for c in range(30):
+        _purchases(client, tenant_a, f"c{c}", [200 - c, 150 - c, 60 - c][: c % 3 + 1])
+    before = client.get("/v1/users/c5/insights", headers=tenant_a.headers()).json()
+    assert before["status"] == "ok"
+    assert before["profile"]["affinities"]["categories"][0]["key"] == "shoes"
+    assert before["profile"]["rfm"]["r"] is None  # no batch fit yet: says so
+    assert "insights fit" in before["predictions"]["customer_base"]["reason"]["en"]
+
+    fit_insights(stores, settings.model_dir, "default", as_of=NOW, clock=lambda: NOW)
+    files = PopulationFiles(settings.model_dir)
+    population = files.load("default")
+    assert population is not None and population.customers == 30
+    population.scores["c5"] = PersonScores(churn=0.2, propensity=0.4,
+                                           churn_reasons=[{"feature": "recency_days"}])
+    files.save(population)
+    after = client.get("/v1/users/c5/insights", headers=tenant_a.headers()).json()
+    assert after["profile"]["rfm"]["tier"] is not None
+    base = after["predictions"]["customer_base"]
+    assert 0 < base["probability_alive"] <= 1 and base["expected_purchases_90d"] > 0
+    assert after["predictions"]["churn_90d"]["probability"] == 0.2
+    assert "recency_days" in after["predictions"]["churn_90d"]["reason"]["ru"]
+
+    # a new purchase is seen on the next read (the listener drops the cached profile)
+    _purchases(client, tenant_a, "c5", [0], tag="new")
+    again = client.get("/v1/users/c5/insights", headers=tenant_a.headers()).json()
+    assert again["profile"]["rfm"]["frequency"] == after["profile"]["rfm"]["frequency"] + 1
+
+    # tenant isolation: the other tenant does not see c5
+    assert client.get("/v1/users/c5/insights", headers=tenant_b.headers()).status_code == 404
+    assert client.get("/v1/users/c5/insights", headers=tenant_a.headers("serve")).status_code == 403
+
+    export = client.get("/v1/users/c5/export", headers=tenant_a.headers()).json()
+    assert export["insights"]["profile"]["rfm"]["frequency"] == again["profile"]["rfm"]["frequency"]
+
+    assert client.delete("/v1/users/c5", headers=tenant_a.headers()).status_code == 200
+    reloaded = files.load("default")
+    assert reloaded is not None and "c5" not in reloaded.scores
+    gone = client.get("/v1/users/c5/insights", headers=tenant_a.headers())
+    assert gone.status_code == 410
+
+
+def test_without_profiling_consent_nothing_is_computed(
+    client: TestClient, tenant_a: TenantKeys
+) -> None:
+    _purchases(client, tenant_a, "p1", [3, 2])
+    r = client.post("/v1/users/p1/consents/profiling:deny", json={},
+                    headers=tenant_a.headers("ingest"))
+    assert r.status_code == 201, r.text
+    out = client.get("/v1/users/p1/insights", headers=tenant_a.headers()).json()
+    assert out["status"] == "not_allowed" and out["profile"] is None
+    assert "consent" in out["reason"]["en"]
+
+
+def test_unknown_person_is_not_found(client: TestClient, tenant_a: TenantKeys) -> None:
+    r = client.get("/v1/users/nobody/insights", headers=tenant_a.headers())
+    assert r.status_code == 404 and r.json()["error"]["field"] == "user_id"
