@@ -57,9 +57,9 @@ def test_invalid_factor_count_is_refused(personify: Personify, shop: None) -> No
 def test_user_model_lists_are_optional_and_validated(
     personify: Personify, shop: None, tmp_path: Path
 ) -> None:
-    assert personify("train", "--no-ranker").exit_code == 0
+    assert personify("train", "--no-ranker", "--no-select").exit_code == 0
     lists = _served(tmp_path).user_lists
-    assert lists is not None and lists.model_name == "bspm"
+    assert lists is not None and lists.model_name == "bspm"  # the fixed default
     result = personify("train", "--no-ranker", "--user-model", "none")
     assert result.exit_code == 0, result.output
     assert _served(tmp_path).user_lists is None
@@ -67,3 +67,29 @@ def test_user_model_lists_are_optional_and_validated(
     assert result.exit_code != 0 and "user_model" in result.output, result.output
     result = personify("train", "--no-ranker", "--blend-selection", "greedy")
     assert result.exit_code != 0 and "blend_selection" in result.output, result.output
+
+
+def test_train_selects_on_its_events_shows_the_trials_and_reuses_the_choice(
+    personify: Personify, shop: None, tmp_path: Path
+) -> None:
+    pytest.importorskip("optuna")
+    first = personify("train", "--no-ranker", "--budget", "2")
+    assert first.exit_code == 0, first.output
+    assert "selection:" in first.output and "validation" in first.output
+    store = FileModelStore(tmp_path / "var" / "models")
+    manifest = store.list(T)[-1]
+    record = manifest.metrics["selection"]
+    assert record["protocol"] in ("per-user temporal", "per-user random")
+    shown = personify("models", "show", manifest.version)
+    assert shown.exit_code == 0, shown.output
+    assert "one-standard-error" in shown.output and "chosen" in shown.output
+    for trial in record["trials"]:
+        assert trial["model"] in shown.output
+    assert all(len(line) <= 80 for line in shown.output.splitlines() if "│" in line)
+    again = personify("train", "--no-ranker")
+    assert again.exit_code == 0, again.output
+    assert f"reused from {manifest.version}" in again.output
+    fixed = personify("train", "--no-ranker", "--no-blend", "--model", "itemknn")
+    assert fixed.exit_code == 0 and "selection:" not in fixed.output
+    missing = personify("models", "show", "nope")
+    assert missing.exit_code != 0 and "version" in missing.output

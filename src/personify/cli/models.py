@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,7 @@ from personify.algorithms import available_models
 from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
+from personify.jobs.selection import Selection, SelectionPlan
 from personify.jobs.training import (
     DEFAULT_MODEL,
     DEFAULT_PARAMS,
@@ -57,9 +58,11 @@ def _served(requested: str, served: str) -> str:
 def train(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
-    model: Annotated[str, typer.Option(help="Collaborative model for the neighbour matrix.")] = (
-        DEFAULT_MODEL
-    ),
+    model: Annotated[
+        str | None,
+        typer.Option(help="Collaborative model for the neighbour matrix (fixes the "
+                     "configuration: no selection)."),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Model hyper-parameter NAME=VALUE (JSON value)."),
@@ -75,18 +78,41 @@ def train(
                      "when the implicit library is installed)."),
     ] = None,
     user_model: Annotated[
-        str,
+        str | None,
         typer.Option(help="Model whose batch scores become each person's list ('none': no "
-                     "lists, the neighbours serve everyone)."),
-    ] = DEFAULT_USER_MODEL,
+                     "lists, the neighbours serve everyone); fixes the configuration: no "
+                     "selection."),
+    ] = None,
     blend_selection: Annotated[
         str,
         typer.Option(help="'one-se': the simplest blend within one standard error of the best "
                      "validation hit rate; 'best': the best rate."),
     ] = "one-se",
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Seconds for choosing and tuning the configuration on these events "
+                     "(default scaled to the data: 10 minutes at 810k events)."),
+    ] = None,
+    retune: Annotated[
+        bool,
+        typer.Option(help="Search the configuration again even when the last one still fits "
+                     "the data."),
+    ] = False,
+    no_select: Annotated[
+        bool,
+        typer.Option(help="Train the fixed default configuration (no selection)."),
+    ] = False,
 ) -> None:
-    """Train on the event store, save a new model version and promote it."""
+    """Train on the event store, save a new model version and promote it.
+
+    Without --model / --user-model / --no-select, the served configuration (user model,
+    neighbour model, their parameters, then the blend) is chosen on a validation split of
+    these events; a retrain reuses the last choice unless --retune or the data changed by
+    half or more (docs/evaluation.md)."""
     tenant = _tenant(ctx, tenant)
+    select = not no_select and model is None and user_model is None
+    model = model or DEFAULT_MODEL
+    user_model = user_model or DEFAULT_USER_MODEL
     if model not in available_models():
         raise InvalidInput(
             f"unknown model {model!r}", field="model", accepted=", ".join(available_models())
@@ -117,6 +143,15 @@ def train(
     )
     if factors is not None:  # validated like the config's own default
         config = replace(config, factors=factors or None)
+    plan = None
+    if select:
+        store = runtime.model_store(settings.model_dir)
+        previous = _last_selection(store, tenant)
+        plan = SelectionPlan(
+            mode="retune" if retune else "auto", budget_seconds=budget,
+            previous=previous[1] if previous else None,
+            previous_version=previous[0] if previous else None,
+        )
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -132,6 +167,12 @@ def train(
         def listed(done: int, total: int) -> None:
             progress.update(task, description=f"scoring people for lists: {done:,} / {total:,}")
 
+        def trying(what: str) -> None:
+            progress.update(task, description=f"selection: {what}"[:100])
+
+        if plan is not None:
+            plan.progress = trying
+
         manifest = train_tenant(
             stores.events,
             runtime.model_store(settings.model_dir),
@@ -143,6 +184,7 @@ def train(
             catalog=stores.catalog,
             users=stores.users,
             privacy=runtime.training(),
+            configure=plan.configure if plan is not None else None,
         )
     console.print(
         f"[green]trained[/green] {manifest.version} for tenant {tenant}: "
@@ -154,6 +196,28 @@ def train(
     for key in ("users", "items", "blend_weights", "ranker"):
         if key in manifest.metrics:
             console.print(f"  {key}: {manifest.metrics[key]}")
+    if "selection" in manifest.metrics:
+        chosen = Selection.from_dict(manifest.metrics["selection"])
+        how = (f"reused from {chosen.reused_from}" if manifest.metrics["selection"].get(
+            "reused_from") and not manifest.metrics["selection"].get("retune_reason")
+            else f"{len(chosen.trials)} trials in {chosen.seconds:.0f}s, "
+                 f"{chosen.protocol} validation")
+        console.print(f"  selection: {chosen.user_model} {chosen.user_params} + neighbours "
+                      f"{chosen.neighbour_model} ({how}); `personify models show "
+                      f"{manifest.version}` lists every trial")
+
+
+def _last_selection(store: ErasureAwareModelStore, tenant: str
+                    ) -> tuple[str, dict[str, Any]] | None:
+    """The newest version's selection record (promoted first), if any."""
+    versions = store.list(tenant)
+    ordered = [m for m in versions if m.promoted] + sorted(
+        (m for m in versions if not m.promoted), key=lambda m: m.created_at, reverse=True)
+    for manifest in ordered:
+        record = manifest.metrics.get("selection")
+        if isinstance(record, dict):
+            return manifest.version, record
+    return None
 
 
 @app.command("list")
@@ -174,6 +238,75 @@ def list_models(
             m.created_at[:19],
         )
     console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="A version from `personify models list`.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
+) -> None:
+    """One version's configuration, metrics and, when it was chosen on validation, the table
+    of every trial of the selection."""
+    who = _tenant(ctx, tenant)
+    found = [m for m in _store(ctx).list(who) if m.version == version]
+    if not found:
+        raise InvalidInput(f"no model version {version!r} for tenant {who!r}", field="version",
+                           accepted="a version from `personify models list`")
+    manifest = found[0]
+    console.print(f"[bold]{manifest.version}[/bold]" + (" (promoted)" if manifest.promoted
+                                                         else ""))
+    console.print(f"  created {manifest.created_at[:19]}, {manifest.events_used:,} events, "
+                  f"fit {manifest.fit_seconds:.1f}s")
+    for key, value in manifest.params.items():
+        console.print(f"  {key}: {value}")
+    for key, value in manifest.metrics.items():
+        if key not in ("selection", "blend_hit_rate@20"):
+            console.print(f"  {key}: {value}")
+    record = manifest.metrics.get("selection")
+    if isinstance(record, dict):
+        for line in selection_lines(Selection.from_dict(record), record):
+            console.print(line)
+        console.print(selection_table(Selection.from_dict(record)))
+
+
+def selection_lines(selection: Selection, record: dict[str, Any]) -> list[str]:
+    """The selection's summary above its table."""
+    lines = [f"selection: {selection.protocol} validation ({selection.reason}); "
+             f"{selection.validation_users:,} people ({selection.subsample_users:,} first), "
+             f"{selection.seconds:.0f}s of a {selection.budget_seconds:.0f}s budget",
+             f"  chosen by validation NDCG@20, one-standard-error rule: "
+             f"{selection.user_model} {selection.user_params}",
+             f"  best: {selection.best}",
+             f"  neighbours: {selection.neighbour_model} {selection.neighbour_params}"]
+    if record.get("reused_from") and not record.get("retune_reason"):
+        lines.append(f"  reused from {record['reused_from']} (the data changed less than "
+                     "x1.5 since; `personify train --retune` searches again)")
+    elif record.get("retune_reason"):
+        lines.append(f"  searched because: {record['retune_reason']}")
+    for name, why in selection.skipped.items():
+        lines.append(f"  not a candidate: {name} ({why})")
+    return lines
+
+
+def selection_table(selection: Selection) -> Table:
+    """Every trial: model, parameters, validation metrics, fit time, memory (80 columns)."""
+    table = Table("model", "parameters", "ndcg@20", "recall", "fit s", "MB", "",
+                  title="trials (ndcg on the subsample in brackets when pruned)")
+    for trial in selection.trials:
+        ndcg = (f"{trial.ndcg:.4f}" if trial.ndcg is not None else
+                f"({trial.subsample_ndcg:.4f})" if trial.subsample_ndcg is not None else "-")
+        params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items()
+                           if k not in ("solver", "T_b", "K_b", "K_s", "similarity"))
+        table.add_row(trial.model, params, ndcg,
+                      f"{trial.recall:.4f}" if trial.recall is not None else "",
+                      f"{trial.fit_seconds:.1f}", f"{trial.memory_mb:.0f}",
+                      trial.note or (trial.status if trial.status != "complete" else ""))
+    return table
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 @app.command("promote")

@@ -51,6 +51,8 @@ DEFAULT_USER_PARAMS: dict[str, Any] = {
 """The best model of the Gowalla evaluation (BSPM, tuned on a validation split carved from train;
 docs/benchmarks/gowalla.md): too slow to score one person inside a request, it scores every
 trained person in batch at training time (``personify.serving.user_lists``)."""
+Configure = Callable[[Interactions, "TrainingConfig"], tuple["TrainingConfig", dict[str, Any]]]
+"""Chooses the training configuration from the interactions (see ``train_bundle``)."""
 DEFAULT_LIST_LENGTH = 100
 DEFAULT_LIST_USERS = 200_000
 
@@ -151,10 +153,13 @@ def train_bundle(
     on_data: Callable[[Interactions], None] | None = None,
     labels: Mapping[str, Sequence[str]] | None = None,
     list_progress: Callable[[int, int], None] | None = None,
+    configure: Configure | None = None,
 ) -> tuple[ModelBundle, ModelManifest]:
     """Fit the configured model on ``events`` and package it for serving (``on_data``
     receives the interactions the bundle is fitted on; ``labels``, item id -> categories, lets
-    the blend learn the ``interests`` weight)."""
+    the blend learn the ``interests`` weight; ``configure`` chooses the configuration from the
+    interactions, e.g. ``personify.jobs.selection.SelectionPlan.configure``, and returns it
+    with the record kept in the manifest's ``metrics["selection"]``)."""
     config = config or TrainingConfig()
     started = time.perf_counter()
     data = interactions_from_events(events, config.weights)
@@ -166,6 +171,9 @@ def train_bundle(
             field="events",
             accepted=f"at least {max(1, config.min_events)} item events",
         )
+    selection: dict[str, Any] | None = None
+    if configure is not None:
+        config, selection = configure(data, config)
     bundle = fit_bundle(data, config, version or new_version(), list_progress=list_progress)
     blend_metrics: dict[str, Any] = {}
     if config.learn_blend:
@@ -194,6 +202,8 @@ def train_bundle(
         fit_seconds=round(time.perf_counter() - started, 3),
         metrics={"users": data.n_users, "items": data.n_items, **blend_metrics},
     )
+    if selection is not None:
+        manifest.metrics["selection"] = selection
     if bundle.user_lists is not None:
         manifest.params["user_model"] = {"model": config.user_model, **config.user_params,
                                          "list_length": config.list_length}
@@ -315,6 +325,7 @@ def train_tenant(
     catalog: CatalogStore | None = None,
     users: UserStore | None = None,
     privacy: TrainingPrivacy | None = None,
+    configure: Configure | None = None,
 ) -> ModelManifest:
     """Train on every stored event of ``tenant``, save a new version and (by default) promote it.
 
@@ -341,7 +352,8 @@ def train_tenant(
         else None
     )
     bundle, manifest = train_bundle(
-        stream(), config, on_data=fitted.append, labels=labels, list_progress=list_progress
+        stream(), config, on_data=fitted.append, labels=labels, list_progress=list_progress,
+        configure=configure,
     )
     manifest.tenant = tenant
     manifest.data_as_of = started.isoformat()

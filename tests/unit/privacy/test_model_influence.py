@@ -124,3 +124,27 @@ def test_served_model_is_rewritten_promoted_and_swapped(tmp_path: Path) -> None:
     again = forget_in_served_model(models, holder, "default", ["k:u5"])
     assert again.status == "not_in_model"
     assert np.isfinite(holder.current.popularity).all()
+
+
+@pytest.mark.parametrize("user_model", ["ease", "rp3beta", "itemknn", "gfcf", "bspm", "als"])
+def test_every_selectable_user_model_has_its_lists_dropped_on_erasure(user_model: str) -> None:
+    """Whatever the selection chose, the per-person lists were scored through everyone:
+    erasure drops them (the derived version serves by the exact neighbour fold-in) and the
+    neighbours themselves are subtracted exactly."""
+    if user_model == "als":
+        pytest.importorskip("implicit")
+    params = {"gfcf": {"n_factors": 4}, "bspm": {"factor_dim": 4},
+              "als": {"factors": 4, "iterations": 2}}.get(user_model, {})
+    events = _events()
+    config = TrainingConfig(model="rp3beta", params={"k": 100, "alpha": 0.8, "beta": 0.3},
+                            learn_blend=False, factors=None, user_model=user_model,
+                            user_params=params, list_length=10)
+    bundle, _ = train_bundle(events, config, version="a")
+    assert bundle.user_lists is not None and bundle.user_lists.model_name == user_model
+    index = build_influence(events, bundle.items, key=str, weights=config.weights,
+                            half_life_days=config.popularity_half_life_days)
+    forgotten, _ = forget_rows(bundle, index, index.rows_of(["u3"]), "b")
+    assert forgotten.user_lists is None
+    fresh, _ = train_bundle([e for e in events if e.user_id != "u3"], config, version="c")
+    got, want = _neighbours(forgotten), _neighbours(fresh)
+    assert got.keys() == want.keys()
