@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     smtp_host: str | None = Field(default=None, description="SMTP relay; unset = no email channel")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = "personify@localhost"
+    person_token_secret: SecretStr | None = Field(
+        default=None,
+        description="signs per-person tokens (>= 24 characters): a site's backend lets a public "
+        "(ingest) key change that one person's consent, preferences and profile; unset = only "
+        "trusted (admin) keys change them (docs/security.md)",
+    )
     tracking_secret: SecretStr | None = Field(
         default=None,
         description="signs open / click / unsubscribe links (>= 24 characters); required when "
@@ -158,6 +164,13 @@ class Settings(BaseSettings):
     def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 24:
             raise ValueError("PERSONIFY_ADMIN_KEY must have at least 24 characters")
+        return value
+
+    @field_validator("person_token_secret")
+    @classmethod
+    def _strong_person_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("PERSONIFY_PERSON_TOKEN_SECRET must have at least 24 characters")
         return value
 
     @field_validator("tracking_secret")

@@ -21,8 +21,9 @@ NOW = datetime.now(UTC)
 
 # (method, path, body, the least scope that may call it)
 ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
-    ("POST", "/v1/users/u1/consents/personalization:grant", {}, "ingest"),
-    ("POST", "/v1/users/u1/not-interested", {"item_id": "i1"}, "ingest"),
+    # ingest keys need a person token for these (test_public_key_trust.py)
+    ("POST", "/v1/users/u1/consents/personalization:grant", {}, "admin"),
+    ("POST", "/v1/users/u1/not-interested", {"item_id": "i1"}, "admin"),
     ("GET", "/v1/recommendations/nope/explain", None, "serve"),
     ("GET", "/v1/users/u1/consent-decisions", None, "admin"),
     ("GET", "/v1/users/u1/export", None, "admin"),
@@ -49,7 +50,7 @@ def _seed(client: TestClient, keys: TenantKeys) -> None:
 
 
 def _consent(client: TestClient, keys: TenantKeys, user: str, purpose: str, action: str) -> None:
-    r = client.post(f"/v1/users/{user}/consents/{purpose}:{action}", headers=keys.headers("ingest"),
+    r = client.post(f"/v1/users/{user}/consents/{purpose}:{action}", headers=keys.headers("admin"),
                     json={"text_version": "2025-01", "source": "banner"})
     assert r.status_code == 201, r.text
 
@@ -181,14 +182,14 @@ def test_not_interested_and_preferences_are_honoured_at_once(
     _consent(client, tenant_a, "u9", "personalization", "grant")
     assert any(int(i["item_id"][1:]) >= 6 for i in _recs(client, tenant_a, "u9")["items"])
     r = client.post("/v1/users/u9/not-interested", json={"category": "books"},
-                    headers=tenant_a.headers("ingest"))
-    assert r.status_code == 200 and r.json()["muted_categories"] == ["books"]
+                    headers=tenant_a.headers("admin"))
+    assert r.status_code == 200 and r.json()["value"] == "books"
     assert all(int(i["item_id"][1:]) < 6 for i in _recs(client, tenant_a, "u9")["items"])
     client.post("/v1/users/u9/not-interested", json={"item_id": "i0"},
-                headers=tenant_a.headers("ingest"))
+                headers=tenant_a.headers("admin"))
     assert "i0" not in {i["item_id"] for i in _recs(client, tenant_a, "u9")["items"]}
     bad = client.post("/v1/users/u9/not-interested", json={"item_id": "i1", "category": "x"},
-                      headers=tenant_a.headers("ingest"))
+                      headers=tenant_a.headers("admin"))
     assert bad.status_code == 422
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from typer.testing import Result
 
+from personify.domain import person_tokens
 from personify.storage.registry import open_stores
 
 
@@ -48,3 +50,16 @@ def test_key_user_errors_exit_2_with_one_line(personify: Callable[..., Result]) 
     bad_tenant = personify("keys", "create", "x", "--scope", "admin", "--tenant", "Bad Tenant")
     assert bad_tenant.exit_code == 2 and "field: tenant" in bad_tenant.output
     assert "Traceback" not in bad_tenant.output
+
+
+def test_person_token_secret_is_the_tenants_signing_secret(
+    personify: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    off = personify("keys", "person-token-secret")
+    assert off.exit_code == 2 and "not enabled" in off.output
+    monkeypatch.setenv("PERSONIFY_PERSON_TOKEN_SECRET", "p" * 32)
+    shown = personify("keys", "person-token-secret", "--tenant", "globex")
+    assert shown.exit_code == 0, shown.output
+    expected = person_tokens.tenant_secret(b"p" * 32, "globex").hex()
+    assert expected in shown.output.replace("\n", "")
+    assert person_tokens.tenant_secret(b"p" * 32, "default").hex() not in shown.output

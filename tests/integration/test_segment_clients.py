@@ -4,6 +4,7 @@ types, profiles and identities merge, and a re-sent batch stores nothing twice."
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,9 +15,18 @@ import requests
 from _uvicorn_server import running
 
 from personify.api import create_app
+from personify.domain import person_tokens
 from personify.domain.keys import Scope
 from personify.settings import Settings
 from personify.storage.registry import Stores, open_stores
+
+TOKEN_SECRET = "t" * 32
+
+
+def _person_token(user_id: str) -> str:
+    """What the site's backend hands the page for its logged-in visitor (docs/security.md)."""
+    secret = person_tokens.tenant_secret(TOKEN_SECRET.encode(), "default")
+    return person_tokens.issue(secret, user_id, expiry=int(time.time()) + 600)
 
 
 @pytest.fixture
@@ -30,7 +40,8 @@ def stores(tmp_path: Any) -> Iterator[Stores]:
 def server(stores: Stores) -> Iterator[tuple[str, str]]:
     """(base URL, write key): a Personify key with the ``ingest`` scope."""
     _key, secret = stores.keys.create("default", "segment write key", [Scope.INGEST])
-    app = create_app(Settings(database_url="memory://"), stores=stores)
+    app = create_app(Settings(database_url="memory://", person_token_secret=TOKEN_SECRET),
+                     stores=stores)
     with running(app) as url:
         yield url, secret
 
@@ -72,14 +83,16 @@ def test_official_client_sends_unchanged(
                  context={"locale": "ru-RU", "device": {"type": "ios"}, "ip": "198.51.100.7"})
     client.identify(user_id="user-42", traits={"name": "Фёдор 🚀", "email": "f@example.org",
                                                 "address": {"country": "RU"}, "plan": "pro"})
-    client.alias(previous_id="cookie-42", user_id="user-42")
+    # user-42 exists now: a public write key changes them only with their person token
+    signed = {"person_token": _person_token("user-42")}
+    client.alias(previous_id="cookie-42", user_id="user-42", context=signed)
     client.track(user_id="user-42", event="Product Added",
                  properties={"product_id": "sku-1", "quantity": 2}, timestamp=when)
     client.track(user_id="user-42", event="Order Completed", message_id=f"{library}-order-1",
                  properties={"order_id": "o-1", "products": [
                      {"product_id": "sku-1", "price": 19.99, "quantity": 2},
                      {"sku": "sku-2", "price": 5.0, "quantity": 1}]}, timestamp=when)
-    client.group(user_id="user-42", group_id="team-7", traits={"name": "Team 7"})
+    client.group(user_id="user-42", group_id="team-7", traits={"name": "Team 7"}, context=signed)
     client.screen(user_id="user-42", name="Checkout", timestamp=when)
     client.flush()
 

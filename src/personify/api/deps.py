@@ -3,6 +3,7 @@ authenticated key of each scope. Routers import these and nothing from ``app.sta
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,6 +12,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from personify.api.auth import Authenticator, require_scope, secret_from_headers
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.rate_limit import within_rate_limit, within_rate_limit_sync
+from personify.domain import person_tokens
 from personify.domain.keys import ApiKey, Scope
 from personify.ingestion import EventIngestor
 from personify.settings import Settings
@@ -85,6 +87,26 @@ async def _admin(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
     return require_scope(key, Scope.ADMIN)
 
 
+def person_guard_for(request: Request, key: ApiKey) -> person_tokens.PersonGuard:
+    """Who ``key`` may change in this request: everyone with the admin scope, otherwise only the
+    person named by a valid ``X-Person-Token`` (docs/security.md)."""
+    settings: Settings = request.app.state.settings
+    master = settings.person_token_secret
+    return person_tokens.PersonGuard(
+        trusted=key.allows(Scope.ADMIN),
+        secret=(person_tokens.tenant_secret(master.get_secret_value().encode(), key.tenant)
+                if master is not None else None),
+        token=request.headers.get(person_tokens.HEADER),
+        now=time.time(),
+    )
+
+
+async def _person_guard(
+    request: Request, key: Annotated[ApiKey, Depends(authenticated_key)]
+) -> person_tokens.PersonGuard:
+    return person_guard_for(request, key)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoresDep = Annotated[Stores, Depends(get_stores)]
 IngestorDep = Annotated[EventIngestor, Depends(get_ingestor)]
@@ -94,3 +116,5 @@ IngestKey = Annotated[ApiKey, Depends(_ingest)]
 ServeKey = Annotated[ApiKey, Depends(_serve)]
 AdminKey = Annotated[ApiKey, Depends(_admin)]
 SegmentKey = Annotated[ApiKey, Depends(segment_key)]
+PersonGuardDep = Annotated[person_tokens.PersonGuard, Depends(_person_guard)]
+"""Whether the request's key may change a given person (admin, or a person token for them)."""

@@ -11,6 +11,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from personify.cli.context import state_of
+from personify.domain import person_tokens
 from personify.domain.errors import InvalidInput, NotFound
 from personify.domain.keys import Scope
 from personify.domain.tenants import validate_tenant_id
@@ -96,3 +97,24 @@ def revoke(
             accepted="a key id listed by `personify keys list`",
         )
     console.print(f"Revoked key {key_id}.")
+
+
+@app.command("person-token-secret")
+def person_token_secret(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
+) -> None:
+    """Print the tenant's secret for signing per-person tokens on the site's backend
+    (derived from PERSONIFY_PERSON_TOKEN_SECRET; see docs/security.md)."""
+    settings = state_of(ctx).settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    if settings.person_token_secret is None:
+        raise InvalidInput(
+            "person tokens are not enabled", field="person_token_secret",
+            accepted="PERSONIFY_PERSON_TOKEN_SECRET (at least 24 characters)",
+        )
+    secret = person_tokens.tenant_secret(
+        settings.person_token_secret.get_secret_value().encode(), tenant
+    )
+    console.print(f"Person-token secret of tenant {tenant} (hex; keep it on the server side):")
+    console.print(Text(secret.hex()), soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -31,7 +32,24 @@ Label = Annotated[
 ]
 """A category, tag, skill, interest: free text, one line."""
 
+Price = Annotated[float, Field(ge=0, le=limits.MAX_AMOUNT, allow_inf_nan=False)]
+"""A price: finite, 0..1e9 (a negative or astronomically large price is an error, not data)."""
+SignedAmount = Annotated[
+    float, Field(ge=-limits.MAX_AMOUNT, le=limits.MAX_AMOUNT, allow_inf_nan=False)
+]
+"""An event's value (revenue, rating, seconds; negative for a refund): finite, |v| <= 1e9."""
+Quantity = Annotated[float, Field(ge=0, le=limits.MAX_QUANTITY, allow_inf_nan=False)]
+"""Units bought / returned: finite, 0..1e6 (a return is its own event type, not a negative)."""
+
 PropertyValue = str | int | float | bool | None | list[str | int | float | bool]
+
+
+def _finite(item: Any) -> bool:
+    if isinstance(item, float):
+        return math.isfinite(item)
+    if isinstance(item, list):
+        return all(math.isfinite(v) for v in item if isinstance(v, float))
+    return True
 
 
 def _check_properties(value: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +58,8 @@ def _check_properties(value: dict[str, Any]) -> dict[str, Any]:
             f"at most {limits.MAX_PROPERTIES} properties are accepted, got {len(value)}"
         )
     for key, item in value.items():
+        if not _finite(item):
+            raise ValueError(f"property {key!r} is not a finite number (NaN / Infinity)")
         if not key or len(key) > limits.MAX_NAME_LENGTH:
             raise ValueError(
                 f"property name {key!r} must have 1..{limits.MAX_NAME_LENGTH} characters"

@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from personify.domain import limits
-from personify.domain._fields import Identifier, Name, Properties, ShortText
+from personify.domain._fields import (
+    Identifier,
+    Name,
+    Price,
+    Properties,
+    Quantity,
+    ShortText,
+    SignedAmount,
+)
 
 
 class EventType(StrEnum):
@@ -72,8 +80,8 @@ class Location(BaseModel):
     country: ShortText | None = None
     region: ShortText | None = None
     city: ShortText | None = None
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
+    latitude: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    longitude: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
 
 
 class Context(BaseModel):
@@ -107,9 +115,9 @@ class Event(BaseModel):
     item_ids: list[Identifier] | None = Field(
         default=None, max_length=200, description="impressions: the items shown, in order"
     )
-    value: float | None = None
-    quantity: float | None = None
-    price: float | None = Field(default=None, ge=0)
+    value: SignedAmount | None = None
+    quantity: Quantity | None = None
+    price: Price | None = None
     currency: ShortText | None = None
     order_id: Identifier | None = None
     query: ShortText | None = None

@@ -12,6 +12,7 @@ from personify.domain._fields import (
     LabelList,
     LongText,
     Name,
+    Price,
     Properties,
     ShortText,
 )
@@ -40,7 +41,7 @@ class Item(BaseModel):
     description: LongText = ""
     categories: LabelList = Field(default_factory=list)
     tags: LabelList = Field(default_factory=list)
-    price: float | None = Field(default=None, ge=0)
+    price: Price | None = None
     currency: ShortText | None = Field(default=None, max_length=3)
     available: bool = True
     hidden: bool = False
@@ -61,7 +62,7 @@ class ItemPatch(BaseModel):
     description: LongText | None = None
     categories: LabelList | None = None
     tags: LabelList | None = None
-    price: float | None = Field(default=None, ge=0)
+    price: Price | None = None
     currency: ShortText | None = Field(default=None, max_length=3)
     available: bool | None = None
     hidden: bool | None = None

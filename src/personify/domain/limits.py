@@ -21,6 +21,10 @@ MAX_LIST_LENGTH = 100
 """Categories, tags, skills, interests, goals."""
 MAX_EVENT_BYTES = 32 * 1024
 """One serialized event, as Segment: 32 KiB."""
+MAX_AMOUNT = 1_000_000_000.0
+"""Prices and event values (in the currency's units): finite, at most a billion in magnitude."""
+MAX_QUANTITY = 1_000_000.0
+"""Units in one event (quantity): finite, 0..a million."""
 MAX_BATCH_EVENTS = 10_000
 """Events per batch call."""
 MAX_BATCH_RECORDS = 10_000

@@ -31,7 +31,7 @@ class Profile(BaseModel):
     gender: ShortText | None = None
     profession: ShortText | None = None
     industry: ShortText | None = None
-    experience_years: float | None = Field(default=None, ge=0, le=100)
+    experience_years: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     skills: LabelList = Field(default_factory=list)
     interests: LabelList = Field(default_factory=list)
     goals: LabelList = Field(default_factory=list)

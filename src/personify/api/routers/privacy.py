@@ -11,7 +11,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from personify.api.deps import AdminKey, ErasureCheckDep, IngestKey, ServeKey, SettingsDep
+from personify.api.deps import (
+    AdminKey,
+    ErasureCheckDep,
+    IngestKey,
+    PersonGuardDep,
+    ServeKey,
+    SettingsDep,
+)
 from personify.api.engine import EngineDep
 from personify.api.identity import (
     Audited,
@@ -108,11 +115,15 @@ class PurgeOut(BaseModel):
     response_model=ConsentRecord,
     status_code=201,
     summary="Grant, deny or withdraw one purpose (append-only; as easy to withdraw as to grant)",
+    description="An admin key changes anyone's consent; an ingest key only with a person token "
+    "for this user in X-Person-Token (docs/security.md).",
 )
 def change_consent(
     user_id: Identifier, purpose: str, action: Literal["grant", "deny", "withdraw"],
-    body: ConsentChange, key: IngestKey, privacy: PrivacyDep, erased: ErasureCheckDep,
+    body: ConsentChange, key: IngestKey, guard: PersonGuardDep, privacy: PrivacyDep,
+    erased: ErasureCheckDep,
 ) -> ConsentRecord:
+    guard.check(user_id)
     refuse_erased(erased, key.tenant, user_id)
     return privacy.policy.record(
         key.tenant, user_id, purpose, ACTIONS[action], source=body.source,
@@ -224,17 +235,30 @@ def put_preferences(
     return stored
 
 
+class MutedOut(BaseModel):
+    """The acknowledgement of a "not interested": what was muted, nothing else of the person."""
+
+    user_id: str
+    kind: MuteKind
+    value: str
+
+
 @router.post(
-    "/v1/users/{user_id}/not-interested", response_model=Preferences,
+    "/v1/users/{user_id}/not-interested", response_model=MutedOut,
     summary='"Not interested" in an item, a category or a person: never shown again',
+    description="An admin key mutes for anyone; an ingest key only with a person token for this "
+    "user in X-Person-Token (docs/security.md). The answer echoes only what was muted; read the "
+    "preferences with GET /v1/users/{user_id}/preferences (admin).",
 )
 def not_interested(
-    user_id: Identifier, body: NotInterestedIn, key: IngestKey, privacy: PrivacyDep,
-    erased: ErasureCheckDep,
-) -> Preferences:
+    user_id: Identifier, body: NotInterestedIn, key: IngestKey, guard: PersonGuardDep,
+    privacy: PrivacyDep, erased: ErasureCheckDep,
+) -> MutedOut:
+    guard.check(user_id)
     refuse_erased(erased, key.tenant, user_id)
     kind, value = body.target()
-    return privacy.preferences.mute(key.tenant, user_id, kind, value)
+    privacy.preferences.mute(key.tenant, user_id, kind, value)
+    return MutedOut(user_id=user_id, kind=kind, value=value)
 
 
 @router.get(

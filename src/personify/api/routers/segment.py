@@ -15,7 +15,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from personify.api.bodies import read_json
-from personify.api.deps import ErasureCheckDep, IngestorDep, SegmentKey, SettingsDep, StoresDep
+from personify.api.deps import (
+    ErasureCheckDep,
+    IngestorDep,
+    SegmentKey,
+    SettingsDep,
+    StoresDep,
+    person_guard_for,
+)
 from personify.api.responses import JSONBody
 from personify.api.routers._bulk import records_of
 from personify.api.segment.apply import apply_batch
@@ -58,7 +65,8 @@ async def _handle(request: Request, key: SegmentKey, stores: StoresDep, ingestor
     answer = await run_in_threadpool(
         lambda: apply_batch(mapped, tenant=key.tenant, stores=stores, ingestor=ingestor,
                             erased=erased, message_count=len(messages),
-                            state=request.app.state.online_state)
+                            state=request.app.state.online_state,
+                            guard=person_guard_for(request, key))
     )
     return JSONBody(answer)
 

@@ -7,7 +7,15 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from personify.api.schemas.common import Page
-from personify.domain._fields import Identifier, LabelList, LongText, Name, Properties, ShortText
+from personify.domain._fields import (
+    Identifier,
+    LabelList,
+    LongText,
+    Name,
+    Price,
+    Properties,
+    ShortText,
+)
 from personify.domain.items import Item, ItemPatch, ItemType
 
 __all__ = ["ItemCreate", "ItemFields", "ItemList", "ItemPatch", "ItemPublic"]
@@ -25,7 +33,7 @@ class ItemFields(BaseModel):
     description: LongText = ""
     categories: LabelList = Field(default_factory=list)
     tags: LabelList = Field(default_factory=list)
-    price: float | None = Field(default=None, ge=0)
+    price: Price | None = None
     currency: ShortText | None = Field(default=None, max_length=3)
     available: bool = True
     hidden: bool = False

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from personify.api.erasure_check import CachedErasureCheck
 from personify.api.identity import link_anonymous, merge_traits
 from personify.api.segment.mapping import MappedBatch, ProfileUpdate
-from personify.domain.errors import PersonifyError
+from personify.domain.errors import Forbidden, PersonifyError
+from personify.domain.person_tokens import PersonGuard
 from personify.ingestion import EventIngestor, Rejection
 from personify.ingestion.validation import rejection_from_validation_error
 from personify.storage.online.port import OnlineState
@@ -29,9 +30,12 @@ def apply_batch(
     erased: CachedErasureCheck,
     message_count: int,
     state: OnlineState | None = None,
+    guard: PersonGuard | None = None,
 ) -> dict[str, Any]:
     """Apply ``mapped`` for ``tenant``; returns the response body (Segment's ``success`` plus
-    Personify's counts and rejections by message index)."""
+    Personify's counts and rejections by message index). Without a ``guard`` that trusts the
+    key, an existing person's profile and identity change only with a valid person token for
+    them (a new person may be created)."""
     rejected = list(mapped.rejected)
     # the ingestor prefetches the events' identities itself; profiles and aliases here
     erased.prefetch(
@@ -44,8 +48,10 @@ def apply_batch(
     result = ingestor.ingest(tenant, mapped.events) if mapped.events else None
     if result is not None:
         rejected.extend(replace(r, index=mapped.origins[r.index]) for r in result.rejected)
+    created: set[str] = set()  # new people of this batch: its later messages may amend them
     for update in mapped.profiles:
-        problem = _attempt(
+        problem = _guarded(update.index, stores, tenant, update.user_id, update.person_token,
+                           guard, created) or _attempt(
             update.index,
             tenant,
             update.user_id,
@@ -58,7 +64,9 @@ def apply_batch(
         merge = partial(
             link_anonymous, stores, tenant, alias.user_id, alias.anonymous_id, state=state
         )
-        problem = _attempt(alias.index, tenant, alias.user_id, erased, merge)
+        problem = _guarded(alias.index, stores, tenant, alias.user_id, alias.person_token,
+                           guard, created)
+        problem = problem or _attempt(alias.index, tenant, alias.user_id, erased, merge)
         if problem is not None:
             rejected.append(problem)
     rejected.sort(key=lambda r: r.index)
@@ -79,6 +87,25 @@ def _apply_profile(
     merge_traits(stores, tenant, update.user_id, update.profile, update.properties)
     if update.anonymous_id:
         link_anonymous(stores, tenant, update.user_id, update.anonymous_id, state=state)
+
+
+def _guarded(
+    index: int, stores: Stores, tenant: str, user_id: str, token: str | None,
+    guard: PersonGuard | None, created: set[str],
+) -> Rejection | None:
+    """A rejection when the key may not change ``user_id``, a person who existed before this
+    batch (None: go on)."""
+    if guard is None or guard.trusted or user_id in created:
+        return None
+    if stores.users.get(tenant, user_id) is None:
+        created.add(user_id)
+        return None
+    try:
+        guard.check(user_id, token)
+    except Forbidden as exc:
+        return Rejection(index, exc.code, "context.person_token", exc.message, exc.accepted,
+                         user_id)
+    return None
 
 
 def _attempt(

@@ -74,6 +74,8 @@ class ProfileUpdate:
     profile: dict[str, Any]
     properties: dict[str, Any]
     anonymous_id: str | None = None
+    person_token: str | None = None
+    """``context.person_token``: lets a public key change this existing person (security.md)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class AliasMerge:
     index: int
     user_id: str
     anonymous_id: str
+    person_token: str | None = None
 
 
 @dataclass
@@ -290,7 +293,8 @@ class SegmentMapper:
             return
         profile, rest = profile_from_traits(traits)
         out.profiles.append(ProfileUpdate(index, user_id, profile, scalar_properties(rest),
-                                          _ident(message.get("anonymousId"))))
+                                          _ident(message.get("anonymousId")),
+                                          _person_token(message)))
 
     def _group(self, index: int, message: dict[str, Any], out: MappedBatch) -> None:
         user_id = _ident(message.get("userId"))
@@ -303,7 +307,8 @@ class SegmentMapper:
         properties: dict[str, Any] = {"group_id": group_id}
         if isinstance(traits, dict) and isinstance(traits.get("name"), str):
             properties["group_name"] = traits["name"][: limits.MAX_SHORT_TEXT]
-        out.profiles.append(ProfileUpdate(index, user_id, {}, properties))
+        out.profiles.append(ProfileUpdate(index, user_id, {}, properties,
+                                          person_token=_person_token(message)))
 
     def _alias(self, index: int, message: dict[str, Any], out: MappedBatch) -> None:
         user_id = _ident(message.get("userId"))
@@ -313,7 +318,7 @@ class SegmentMapper:
                          "alias needs userId and previousId", "the new user id and the old id")
             return
         if previous != user_id:
-            out.aliases.append(AliasMerge(index, user_id, previous))
+            out.aliases.append(AliasMerge(index, user_id, previous, _person_token(message)))
 
     @staticmethod
     def _reject(out: MappedBatch, index: int, message: dict[str, Any], field: str, why: str,
@@ -463,3 +468,9 @@ def profile_from_traits(traits: Mapping[str, Any]) -> tuple[dict[str, Any], dict
         profile["birthday"] = birthday[:10]
         profile.setdefault("birth_year", int(birthday[:4]))
     return profile, rest
+
+
+def _person_token(message: dict[str, Any]) -> str | None:
+    """The message's ``context.person_token`` (a string), if any."""
+    token = _obj(message.get("context")).get("person_token")
+    return token if isinstance(token, str) and token else None
