@@ -1,0 +1,164 @@
+"""People recommendations on the Quantum Computing Stack Exchange network (temporal split) and
+the reciprocity simulator.
+
+Run: python benchmarks/networking.py [--bootstrap 2000]
+
+Contains data from Quantum Computing Stack Exchange (https://quantumcomputing.stackexchange.com),
+CC BY-SA 3.0/4.0 (see the data set's README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import write_results  # noqa: E402
+from personify.data.stackexchange import (  # noqa: E402
+    ATTRIBUTION,
+    DATASET_NAME,
+    SUGGESTED_CUT,
+    load_stackexchange,
+)
+from personify.networking import stackexchange as se  # noqa: E402
+from personify.networking.evaluation import (  # noqa: E402
+    Baselines,
+    bootstrap_interval,
+    bootstrap_ratio,
+    evaluate,
+    recommender_ranker,
+    temporal_task,
+)
+from personify.networking.recommender import PeopleRecommender  # noqa: E402
+from personify.networking.simulation import NetworkSimConfig, simulate_network  # noqa: E402
+from personify.networking.state import build_state  # noqa: E402
+from personify.networking.training import fit_directional  # noqa: E402
+
+DATASETS = Path(os.environ.get("PERSONIFY_DATASETS_DIR", ROOT.parent / "shared" / "datasets"))
+K = 20
+
+
+def _r(x: float) -> float:
+    return round(float(x), 4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=str(DATASETS / DATASET_NAME))
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+
+    network = load_stackexchange(args.dataset)
+    interactions = se.interactions(network)
+    profiles = se.profiles(network)
+    task = temporal_task(interactions, SUGGESTED_CUT, network.people)
+    model = fit_directional(interactions, cut=SUGGESTED_CUT, profiles=profiles)
+    state = build_state(task.train, profiles)
+    rankers = Baselines(state).rankers()
+    baseline_names = list(rankers)
+    for mode in ("reciprocal", "one_sided", "product"):
+        rankers[f"reciprocal_model_{mode}" if mode != "reciprocal" else "reciprocal_model"] = (
+            recommender_ranker(PeopleRecommender(state, model, mode=mode))  # type: ignore[arg-type]
+        )
+
+    settings = {
+        "warm": (task.warm, task.warm_universe),
+        "cold": (task.cold, task.all_universe),
+        "reciprocal": (task.reciprocal, task.all_universe),
+        "reciprocal_warm": (task.reciprocal_warm, task.warm_universe),
+    }
+    per: dict[str, dict[str, Any]] = {}
+    raw: dict[tuple[str, str], Any] = {}
+    for name, ranker in rankers.items():
+        per[name] = {}
+        for setting, (queries, universe) in settings.items():
+            res = evaluate(ranker, queries, universe, K)
+            raw[(name, setting)] = res
+            if setting.startswith("reciprocal"):
+                per[name][f"hit_rate@{K}_{setting}"] = _r(res.hit.mean())
+                per[name][f"hit_rate@{K}_{setting}_ci95"] = [
+                    _r(v) for v in bootstrap_interval(res.hit, n=args.bootstrap, seed=args.seed)
+                ]
+            else:
+                for metric, values in (("ndcg", res.ndcg), ("recall", res.recall)):
+                    per[name][f"{metric}@{K}_{setting}"] = _r(values.mean())
+                    per[name][f"{metric}@{K}_{setting}_ci95"] = [
+                        _r(v) for v in bootstrap_interval(values, n=args.bootstrap, seed=args.seed)
+                    ]
+
+    best_warm = max(baseline_names, key=lambda n: per[n][f"ndcg@{K}_warm"])
+    best_recip = max(baseline_names, key=lambda n: per[n][f"hit_rate@{K}_reciprocal"])
+    ours = "reciprocal_model"
+    ratio_ci = bootstrap_ratio(
+        raw[(ours, "warm")].ndcg, raw[(best_warm, "warm")].ndcg, n=args.bootstrap, seed=args.seed
+    )
+
+    # latency of one recommendation (in process, 20 people) for every warm and cold query person
+    rec = PeopleRecommender(state, model)
+    times = []
+    for q in sorted(set(task.warm) | set(task.cold)) * 3:
+        t0 = time.perf_counter()
+        rec.recommend(q, K)
+        times.append((time.perf_counter() - t0) * 1000)
+    lat = np.asarray(times)
+
+    sim = simulate_network(NetworkSimConfig(seed=args.seed))
+
+    ndcg_ours = per[ours][f"ndcg@{K}_warm"]
+    ndcg_best = per[best_warm][f"ndcg@{K}_warm"]
+    metrics: dict[str, Any] = {
+        "people_ndcg@20_warm": ndcg_ours,
+        "people_ndcg@20_best_baseline_warm": ndcg_best,
+        "best_baseline_warm": best_warm,
+        "people_ndcg@20_warm_ratio_to_best": _r(ndcg_ours / ndcg_best) if ndcg_best else None,
+        "people_ndcg@20_warm_ratio_ci95": [_r(v) for v in ratio_ci],
+        "people_recall@20_warm": per[ours][f"recall@{K}_warm"],
+        "people_ndcg@20_cold": per[ours][f"ndcg@{K}_cold"],
+        "people_ndcg@20_best_baseline_cold": max(per[n][f"ndcg@{K}_cold"] for n in baseline_names),
+        "reciprocal_hit_rate": per[ours][f"hit_rate@{K}_reciprocal"],
+        "reciprocal_hit_rate_best_baseline": per[best_recip][f"hit_rate@{K}_reciprocal"],
+        "best_baseline_reciprocal": best_recip,
+        "sim_accept_rate_reciprocal": sim["accept_rate_reciprocal"],
+        "sim_accept_rate_reciprocal_ci95": sim["accept_rate_reciprocal_ci95"],
+        "sim_accept_rate_one_sided": sim["accept_rate_one_sided"],
+        "sim_accept_rate_one_sided_ci95": sim["accept_rate_one_sided_ci95"],
+        "people_p99_ms": None,
+        "people_p99_ms_in_process": _r(np.percentile(lat, 99)),
+        "people_p50_ms_in_process": _r(np.percentile(lat, 50)),
+        "query_people": {s: len(q) for s, (q, _) in settings.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    path = write_results(
+        "networking",
+        metrics,
+        methods=per,
+        simulator=sim,
+        model_weights=dict(zip(model.features, [_r(w) for w in model.weights], strict=True)),
+        split={
+            "cut": SUGGESTED_CUT.isoformat(),
+            "train_interactions": len(task.train),
+            "universe_warm": len(task.warm_universe),
+            "universe_all": len(task.all_universe),
+        },
+        attribution=ATTRIBUTION,
+        load_average_before=[round(x, 2) for x in load_before],
+        load_average_after=[round(x, 2) for x in os.getloadavg()],
+    )
+    for key, value in metrics.items():
+        print(f"{key:42} {value}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

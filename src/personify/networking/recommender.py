@@ -1,0 +1,144 @@
+"""People recommendations: candidates from every source, both directions scored, combined.
+
+``mode``: ``reciprocal`` (harmonic mean of both directions, the default and the served one),
+``one_sided`` (only the asking person's predicted interest) or ``product`` (both, multiplied):
+the last two are kept for the evaluation and the simulator.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
+from typing import Literal
+
+from personify.networking.candidates import candidates, popular_people
+from personify.networking.features import PairFeatures, directional, matrix
+from personify.networking.model import DirectionalModel, harmonic
+from personify.networking.state import NetworkState
+
+Mode = Literal["reciprocal", "one_sided", "product"]
+MODES: tuple[str, ...] = ("reciprocal", "one_sided", "product")
+
+
+@dataclass(frozen=True, slots=True)
+class PersonMatch:
+    person_id: str
+    score: float
+    forward: float
+    """predicted interest of the asking person in this one."""
+    backward: float
+    """predicted interest of this person in the asking one."""
+    sources: tuple[str, ...]
+    common_contacts: int = 0
+    shared_threads: int = 0
+    shared_topics: tuple[str, ...] = ()
+    they_offer: tuple[str, ...] = ()
+    """what the asking person seeks and this person offers."""
+    they_seek: tuple[str, ...] = ()
+    """what this person seeks and the asking person offers."""
+
+
+def _overlap(a: dict[str, float], b: dict[str, float], n: int = 3) -> tuple[str, ...]:
+    common = [(a[t] * b[t], t) for t in a if t in b]
+    return tuple(t for _, t in heapq.nlargest(n, common))
+
+
+@dataclass(slots=True)
+class PeopleRecommender:
+    state: NetworkState
+    model: DirectionalModel
+    mode: Mode = "reciprocal"
+    per_source: int = 60
+    _popular: list[str] = field(default_factory=list)
+    _popular_version: int = -1
+
+    def popular(self) -> list[str]:
+        if self._popular_version != self.state.version:
+            self._popular = popular_people(self.state, 200)
+            self._popular_version = self.state.version
+        return self._popular
+
+    def score_pairs(self, person: str, others: list[str]) -> tuple[list[float], list[float]]:
+        """Predicted interest ``person -> other`` and ``other -> person`` for each other."""
+        if not others:
+            return [], []
+        rows: list[list[float]] = []
+        for other in others:
+            pair = PairFeatures(self.state, person, other)
+            rows.append(directional(self.state, pair, True))
+            rows.append(directional(self.state, pair, False))
+        p = self.model.predict(matrix(rows))
+        return p[0::2].tolist(), p[1::2].tolist()
+
+    def _topics(self, person: str) -> dict[str, float]:
+        p = self.state.people.get(person)
+        return p.topics() if p is not None else {}
+
+    def combine(self, forward: float, backward: float) -> float:
+        if self.mode == "one_sided":
+            return forward
+        if self.mode == "product":
+            return forward * backward
+        return harmonic(forward, backward)
+
+    def recommend(
+        self,
+        person: str,
+        k: int = 20,
+        *,
+        exclude: Container[str] = frozenset(),
+        allowed: Callable[[str], bool] | None = None,
+    ) -> list[PersonMatch]:
+        found = candidates(self.state, person, per_source=self.per_source, popular=self.popular())
+        pool = [p for p in found if p not in exclude and (allowed is None or allowed(p))]
+        if len(pool) < k:
+            me = self.state.people.get(person)
+            partners = me.partners if me is not None else set()
+            for p in self.popular():
+                if len(pool) >= k:
+                    break
+                if (
+                    p != person
+                    and p not in found
+                    and p not in partners
+                    and p not in exclude
+                    and (allowed is None or allowed(p))
+                ):
+                    found[p] = {"popular"}
+                    pool.append(p)
+        forward, backward = self.score_pairs(person, pool)
+        scored = sorted(
+            (
+                (self.combine(f, b), f, b, p)
+                for p, f, b in zip(pool, forward, backward, strict=True)
+            ),
+            key=lambda t: (-t[0], t[3]),
+        )[:k]
+        return [self._match(person, p, s, f, b, found[p]) for s, f, b, p in scored]
+
+    def _match(
+        self,
+        person: str,
+        other: str,
+        score: float,
+        forward: float,
+        backward: float,
+        sources: set[str],
+    ) -> PersonMatch:
+        me = self.state.people.get(person)
+        them = self.state.people.get(other)
+        if me is None or them is None:
+            return PersonMatch(other, score, forward, backward, tuple(sorted(sources)))
+        return PersonMatch(
+            person_id=other,
+            score=score,
+            forward=forward,
+            backward=backward,
+            sources=tuple(sorted(sources)),
+            common_contacts=len(self.state.common_neighbours(person, other)),
+            shared_threads=self.state.shared_threads(person, other),
+            shared_topics=_overlap(me.topics(), them.topics()),
+            they_offer=_overlap(me.seeks, them.offers),
+            they_seek=_overlap(them.seeks, me.offers),
+        )
