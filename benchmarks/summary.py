@@ -31,6 +31,7 @@ ORDER = [
     "messaging",
     "messaging_service",
     "dashboard",
+    "networking",
 ]
 
 
