@@ -177,7 +177,8 @@ class RecommendationService:
         (validated) or the default order; personal sources only for personalized requests;
         a source whose needs the bundle lacks is not asked; nor is a personal source the
         learned blend weighs 0 (without a ranker that reads its scores it cannot move the
-        order; a fallback can still fill a short list)."""
+        order; a fallback can still fill a short list), unless the request names it or the
+        person has no history yet: it then weighs its default."""
         sources, bundle, request = self.sources, scope.bundle, scope.request
         order = request.sources or self.source_order
         unknown = [s for s in order if s not in sources]
@@ -187,25 +188,33 @@ class RecommendationService:
                 field="sources",
                 accepted=", ".join(sorted(sources)),
             )
-        weights = self.registry.default_weights()
+        defaults = self.registry.default_weights()
+        weights = dict(defaults)
         if bundle is not None:
             weights.update(bundle.source_weights)
-        learned_out = (
-            {n for n, w in bundle.source_weights.items() if w == 0}
-            if bundle is not None and bundle.ranker is None
-            else set()
-        )
+        ranked = bundle is not None and bundle.ranker is not None
+        named = set(request.sources or ())
+        # learned weights describe people with a history: for someone without one (declared
+        # interests, a first visit), and for a source the request names, a personal source
+        # learned at 0 keeps its default weight instead of being dropped
+        cold = scope.user_state is None or not scope.user_state.recent
         plan = []
         for name in order:
             source = sources[name]
-            if source.personal and (not scope.personalized or name in learned_out):
+            if source.personal and not scope.personalized:
                 continue
             spec = self.registry.get(name)
             if spec is not None and spec.needs and (
                 bundle is None or not all(bundle.provides(need) for need in spec.needs)
             ):
                 continue
-            plan.append((name, source, weights.get(name, 0.1)))
+            weight = weights.get(name, 0.1)
+            if weight == 0 and source.personal:
+                if name in named or cold:
+                    weight = defaults.get(name, 0.1) or 0.1
+                elif not ranked:
+                    continue
+            plan.append((name, source, weight))
         return plan
 
     def _gather(

@@ -311,3 +311,29 @@ def test_a_source_the_learned_blend_weighs_zero_is_not_asked(service) -> None:
     with contextlib.suppress(AttributeError):
         svc.recommend(T, RecommendationRequest(user_id="u0", n=5))
     assert spy.asked == 2
+
+
+def test_an_explicitly_requested_source_is_asked_even_when_the_blend_weighs_it_zero(
+    service,
+) -> None:
+    svc, _, _ = service
+    bundle = svc.bundles(T)
+    assert bundle is not None
+    bundle.source_weights["interests"] = 0.0
+    result = svc.recommend(T, RecommendationRequest(user_id="fan", n=5, explain=True,
+                                                    sources=["interests", "popular"]))
+    assert "interests" in result.sources
+    toys = [i for i in result.items if i.item and "toys" in i.item.categories]
+    assert len(toys) == 5, [i.item_id for i in result.items]
+    assert result.items[0].reasons[0]["type"] == "matches_interest"
+
+
+def test_declared_interests_reach_a_cold_users_first_answer(service) -> None:
+    svc, _, _ = service
+    bundle = svc.bundles(T)
+    assert bundle is not None
+    bundle.source_weights["interests"] = 0.0  # learned on people with a history
+    first = svc.recommend(T, RecommendationRequest(user_id="fan", n=5, explain=True))
+    assert "interests" in first.sources
+    assert first.items[0].item is not None and "toys" in first.items[0].item.categories
+    assert first.items[0].explanation == "Matches your interest: toys"
