@@ -98,7 +98,7 @@ class _Person:
 
 def learn_source_weights(
     data: Interactions,
-    build: Callable[[Interactions, NDArray[np.int64]], ModelBundle],
+    build: Callable[[Interactions, NDArray[np.int64], NDArray[np.bool_]], ModelBundle],
     *,
     labels: Mapping[str, Sequence[str]] | None = None,
     max_users: int = 2000,
@@ -114,7 +114,8 @@ def learn_source_weights(
     whose scorer is unavailable for this run (no factors, no labels) is not learned.
 
     ``build`` trains a bundle on the reduced log (with lists for the given people when it has a
-    user model). Each source scores a person as the serving chain does, relative to its best.
+    user model; ``keep`` marks the log rows it holds). Each source scores a person as the
+    serving chain does, relative to its best.
     Only candidates of some source (and the top of the dense ones, popularity and trending) can
     reach the top ``k``, so the grid ranks just those."""
     users, held, keep = holdout_last(data, max_users=max_users, seed=seed)
@@ -128,7 +129,7 @@ def learn_source_weights(
         users=data.users,
         items=data.items,
     )
-    bundle = build(reduced, np.unique(users))
+    bundle = build(reduced, np.unique(users), keep)
     ctx = BlendContext(bundle, reduced, labels, k)
     learned: list[tuple[SourceSpec, OfflineScorer]] = []
     for spec in (registry or source_registry()).learned():

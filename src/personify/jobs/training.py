@@ -30,7 +30,7 @@ from personify.jobs.user_lists import build_user_lists, listed_users
 from personify.privacy.training import TrainingPrivacy
 from personify.serving.bundle import ModelBundle, default_source_weights
 from personify.serving.factors import FactorModel
-from personify.serving.source_registry import source_registry
+from personify.serving.source_registry import TrainingLog, source_registry
 from personify.storage.model_files import FileModelStore, ModelManifest, new_version
 from personify.storage.ports import CatalogStore, EventStore, UserStore
 
@@ -162,7 +162,17 @@ def train_bundle(
     with the record kept in the manifest's ``metrics["selection"]``)."""
     config = config or TrainingConfig()
     started = time.perf_counter()
-    data = interactions_from_events(events, config.weights)
+    kinds: list[bool] = []
+
+    def noted(stream: Iterable[Event]) -> Iterable[Event]:
+        """The events, noting per kept log row whether it is a purchase (for basket sources)."""
+        for event in stream:
+            if event.item_id is not None and config.weights.weight(event) is not None:
+                kinds.append(event.type == "purchase")
+            yield event
+
+    data = interactions_from_events(noted(events), config.weights)
+    purchased = np.asarray(kinds, dtype=bool) if len(kinds) == len(data.item_idx) else None
     if on_data is not None:
         on_data(data)
     if len(data.item_idx) < config.min_events or data.n_items == 0:
@@ -174,13 +184,15 @@ def train_bundle(
     selection: dict[str, Any] | None = None
     if configure is not None:
         config, selection = configure(data, config)
-    bundle = fit_bundle(data, config, version or new_version(), list_progress=list_progress)
+    bundle = fit_bundle(data, config, version or new_version(), list_progress=list_progress,
+                        purchased=purchased)
     blend_metrics: dict[str, Any] = {}
     if config.learn_blend:
         fitted = learn_source_weights(
             data,
-            lambda reduced, users: fit_bundle(
-                reduced, config, "validation", list_users=users
+            lambda reduced, users, keep: fit_bundle(
+                reduced, config, "validation", list_users=users,
+                purchased=purchased[keep] if purchased is not None else None,
             ),
             labels=labels,
             max_users=config.blend_users,
@@ -222,6 +234,7 @@ def fit_bundle(
     *,
     list_users: NDArray[np.int64] | None = None,
     list_progress: Callable[[int, int], None] | None = None,
+    purchased: NDArray[np.bool_] | None = None,
 ) -> ModelBundle:
     """Fit the configured model on ``data`` and package neighbours, popularity, the user
     model's lists (for ``list_users``, default the most recently active ``config.list_users``)
@@ -250,17 +263,17 @@ def fit_bundle(
         source_weights=default_source_weights(),
         factors=fit_factors(data, config, version) if config.factors else None,
         user_lists=user_lists,
-        parts=source_parts(data),
+        parts=source_parts(TrainingLog(data, purchased)),
     )
 
 
-def source_parts(data: Interactions) -> dict[str, Any]:
+def source_parts(log: TrainingLog) -> dict[str, Any]:
     """The trained state of every registered source that trains one (``SourceSpec.train``) and
-    finds what it needs in ``data`` (e.g. purchases)."""
+    finds what it needs in the log (e.g. purchases)."""
     parts = {}
     for spec in source_registry().trainers():
         assert spec.train is not None
-        part = spec.train(data)
+        part = spec.train(log)
         if part is not None:
             parts[spec.name] = part
     return parts

@@ -11,6 +11,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from personify.data.popularity import decayed_popularity
+from personify.serving.basket_sources import (
+    BoughtTogetherSource,
+    BuyAgainSource,
+    offline_bought_together,
+    train_bought_together,
+    train_buy_again,
+)
 from personify.serving.bundle import ModelBundle
 from personify.serving.factor_source import FactorSource
 from personify.serving.source_registry import (
@@ -35,6 +42,7 @@ POPULAR_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 FACTOR_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
 INTEREST_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8)
 TRENDING_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.3)
+BOUGHT_TOGETHER_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
 TRENDING_HALF_LIFE_DAYS = OnlineStateConfig().half_life.total_seconds() / 86_400.0
 """The live counters' default half-life: ``trending`` is scored as they stood at the cut-off."""
 SOURCE_LENGTH = 100
@@ -177,6 +185,25 @@ BUILTIN_SPECS: tuple[SourceSpec, ...] = (
             "en": "Matches your taste", "ru": "Соответствует вашему вкусу",
         }},
         blend=BlendLearning(FACTOR_GRID, _factors),
+    ),
+    SourceSpec(
+        name="bought_together", source=BoughtTogetherSource(), personal=True,
+        default_weight=0.3, position=35, needs=("bought_together",),
+        train=train_bought_together,
+        explanations={"bought_together": {
+            "en": "Often bought together with {title}",
+            "ru": "Часто покупают вместе с «{title}»",
+        }},
+        blend=BlendLearning(BOUGHT_TOGETHER_GRID, offline_bought_together),
+    ),
+    SourceSpec(
+        # the held-out protocol of the blend asks for items new to the person: a repeat
+        # source cannot be learned there, so it is asked when a request names it
+        name="buy_again", source=BuyAgainSource(), personal=True, default_weight=0.5,
+        position=50, needs=("buy_again",), train=train_buy_again, repeats=True,
+        in_default_order=False,
+        explanations={"buy_again": {"en": "You may need it again",
+                                    "ru": "Возможно, пора купить снова"}},
     ),
     SourceSpec(
         name="interests", source=InterestsSource(), personal=True, default_weight=0.4,

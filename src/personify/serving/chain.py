@@ -142,7 +142,13 @@ class RecommendationService:
         # explicit exclusions, the user themself, their own items and what they muted hold even
         # without personalization (user_state is None then: no history is used)
         excluded = self._excluded(tenant, request, scope.user_state, scope.catalog, scope.now)
-        pool, used = self._gather(scope, plan, excluded)
+        repeating = self.registry.repeating()
+        rebuy = (
+            self._excluded(tenant, request, scope.user_state, scope.catalog, scope.now,
+                           bought=False)
+            if any(name in repeating for name, _, _ in plan) else excluded
+        )
+        pool, used = self._gather(scope, plan, excluded, rebuy)
         ranked = self._rank(pool, scope.catalog, request, scope.bundle, scope)
         chosen = self._arrange(ranked, scope.catalog, request, excluded, scope.now)
         return self._respond(scope, chosen, used)
@@ -222,11 +228,14 @@ class RecommendationService:
         scope: RequestScope,
         plan: list[tuple[str, CandidateSource, float]],
         excluded: set[str],
+        rebuy: set[str],
     ) -> tuple[dict[str, _Candidate], list[str]]:
         """Ask each planned source and pool the visible candidates with their blend score
         (the sum over sources of weight x the source's share, kept current as they arrive);
-        returns the pool and the sources that contributed."""
+        returns the pool and the sources that contributed. A repeat source (``buy_again``)
+        is filtered by ``rebuy``, the exclusions without the bought items."""
         request, catalog, now = scope.request, scope.catalog, scope.now
+        excluded_all = excluded
         pool: dict[str, _Candidate] = {}
         want = max(request.n * 3, 30)
         used: list[str] = []
@@ -238,7 +247,13 @@ class RecommendationService:
         narrow = restrict is None and not narrowing(request.filters, request.item_types)
         asked = min(self.candidates_per_source, want) if narrow else self.candidates_per_source
         servable, available_only = catalog.servable, request.filters.available_only
+        repeating = self.registry.repeating()
+        decisions = decided
         for name, source, weight in plan:
+            if name in repeating:
+                excluded, decided = rebuy, {}
+            else:
+                excluded, decided = excluded_all, decisions
             try:
                 found = source.candidates(scope, asked)
             except Unavailable as exc:
@@ -286,7 +301,7 @@ class RecommendationService:
             if len(pool) >= want * 2 and not source.personal:
                 break  # enough to rank and diversify; later fallbacks would not place
         if restrict is not None:
-            for item_id in restrict - set(pool) - excluded:
+            for item_id in restrict - set(pool) - excluded_all:
                 item = catalog.get(item_id)
                 if item is not None and allowed(item):
                     pool[item_id] = _Candidate(
@@ -361,6 +376,59 @@ class RecommendationService:
                     lookup = dict(zip(found, personal / (top or 1.0), strict=True))
                     for i in scores:
                         scores[i] += 0.5 * float(lookup.get(i, 0.0))
+        return self._item_list(scores, excluded, item_id, title, "similar_to", "similar",
+                               n=n, user_id=user_id, explain=explain, language=language,
+                               catalog=catalog, now=now, personalized=personalized,
+                               bundle=bundle, warnings=warnings)
+
+    def bought_together(
+        self,
+        tenant: str,
+        item_id: str,
+        n: int,
+        *,
+        user_id: str | None = None,
+        explain: bool = False,
+        language: str = "en",
+    ) -> RecommendationResult:
+        """Items most often in the same baskets as ``item_id`` (the ``bought_together`` part of
+        the bundle, trained from purchases); with ``user_id`` and consent, without what that
+        person already bought. Empty, with a warning, when the model has no basket rules."""
+        now = self.clock()
+        catalog = self.catalogs(tenant)
+        bundle = self.bundles(tenant)
+        warnings: list[str] = []
+        rules = bundle.part("bought_together") if bundle is not None else None
+        scores: dict[str, float] = {}
+        if rules is None:
+            warnings.append("no basket rules in the current model (it was trained without "
+                            "purchases): nothing is bought together yet")
+        else:
+            pairs = rules.together(item_id, n * 3)
+            top = max((s for _, s in pairs), default=1.0) or 1.0
+            scores = {i: s / top for i, s in pairs}
+        anchor = catalog.get(item_id)
+        title = anchor.title if anchor is not None and anchor.title else item_id
+        personalized = bool(user_id) and self.personalization_allowed(tenant, user_id or "")
+        excluded = {item_id}
+        if user_id:
+            excluded |= {user_id} | catalog.authored_by(user_id) | self.muted(tenant, user_id)
+            if personalized:
+                user_state = self._user_state(tenant, user_id, now, warnings)
+                if user_state is not None:
+                    excluded |= set(user_state.bought) | set(user_state.disliked)
+        return self._item_list(scores, excluded, item_id, title, "bought_together",
+                               "bought_together", n=n, user_id=user_id, explain=explain,
+                               language=language, catalog=catalog, now=now,
+                               personalized=personalized, bundle=bundle, warnings=warnings)
+
+    def _item_list(
+        self, scores: dict[str, float], excluded: set[str], anchor: str, title: str,
+        kind: str, source: str, *, n: int, user_id: str | None, explain: bool, language: str,
+        catalog: CatalogSnapshot, now: datetime, personalized: bool,
+        bundle: ModelBundle | None, warnings: list[str],
+    ) -> RecommendationResult:
+        """The best ``n`` visible items of ``scores``, each explained by ``kind`` of ``anchor``."""
         request = RecommendationRequest(n=n, explain=explain, language=language, user_id=user_id)  # type: ignore[arg-type]
         ranked = []
         allowed = item_filter(request.filters, [], now)
@@ -368,8 +436,8 @@ class RecommendationService:
             item = catalog.get(i)
             if i in excluded or item is None or not allowed(item):
                 continue
-            reason = Reason("similar_to", "similar", s, {"item_id": item_id, "title": title})
-            ranked.append(_Candidate(i, {"similar": s}, [reason], s))
+            reason = Reason(kind, source, s, {"item_id": anchor, "title": title})
+            ranked.append(_Candidate(i, {source: s}, [reason], s))
             if len(ranked) >= n:
                 break
         items = [self._present(c, catalog, request) for c in ranked]
@@ -378,7 +446,7 @@ class RecommendationService:
             items,
             personalized,
             bundle.version if bundle else None,
-            ["similar"],
+            [source],
             warnings,
         )
 
@@ -408,6 +476,8 @@ class RecommendationService:
         user_state: UserState | None,
         catalog: CatalogSnapshot,
         now: datetime,
+        *,
+        bought: bool = True,
     ) -> set[str]:
         out = set(request.exclude.items)
         if request.user_id is not None:
@@ -419,7 +489,7 @@ class RecommendationService:
             if window is not None:
                 cutoff = now - timedelta(days=window)
                 out.update(i for i, t in user_state.seen.items() if t >= cutoff)
-            if request.exclude.bought:
+            if request.exclude.bought and bought:
                 out.update(user_state.bought)
             if request.exclude.disliked:
                 out.update(user_state.disliked)

@@ -14,10 +14,6 @@ from typing import Any
 from personify.serving.source_registry import source_registry
 
 SENTENCES: dict[str, Mapping[str, str]] = {
-    "bought_together": {
-        "en": "Often bought together with {title}",
-        "ru": "Часто покупают вместе с «{title}»",
-    },
     "similar_to": {"en": "Similar to {title}", "ru": "Похоже на «{title}»"},
     "shared_interests": {
         "en": "You share interests: {interests}",

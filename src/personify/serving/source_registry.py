@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from personify.data.interactions import Interactions
 from personify.domain.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from personify.data.interactions import Interactions
     from personify.serving.bundle import ModelBundle
     from personify.serving.sources import CandidateSource
 
@@ -43,6 +43,27 @@ ENTRY_POINT_GROUP = "personify.sources"
 UserScores = Mapping[int, float] | NDArray[np.float32]
 """A source's offline scores for one person: item index -> score (relative to its best), or a
 dense vector over every item (the same for everyone, e.g. popularity)."""
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """What a source's ``train`` reads: the training interactions and, per log row, whether it
+    was a purchase (None when unknown)."""
+
+    data: Interactions
+    purchased: NDArray[np.bool_] | None = None
+
+    def purchases(self) -> Interactions | None:
+        """The purchase rows in the same id space, or None when there are none."""
+        mask = self.purchased
+        if mask is None or not mask.any():
+            return None
+        data = self.data
+        return Interactions.from_arrays(
+            data.users.lookup(data.user_idx[mask]), data.items.lookup(data.item_idx[mask]),
+            data.weights[mask], None if data.timestamps is None else data.timestamps[mask],
+            users=data.users, items=data.items,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,7 +112,7 @@ class SourceSpec:
     default_weight: float
     position: float
     needs: tuple[str, ...] = ()
-    train: Callable[[Interactions], Any | None] | None = None
+    train: Callable[[TrainingLog], Any | None] | None = None
     feature: bool = True
     explanations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     blend: BlendLearning | None = None

@@ -268,3 +268,23 @@ def test_blend_holdout_does_not_take_file_order_for_time() -> None:
         rows = timed.user_idx == u
         latest = timed.item_idx[rows][np.argmax(timed.timestamps[rows])]
         assert i == latest
+
+
+def test_purchases_train_the_basket_parts_and_the_blend_learns_bought_together() -> None:
+    rng = np.random.default_rng(3)
+    events = []
+    for u in range(80):
+        first = int(rng.integers(0, 20))
+        # one order of a pair that goes together, then another order
+        for k, (item, order) in enumerate(((first, 0), ((first + 1) % 20, 0),
+                                           (int(rng.integers(20, 40)), 1))):
+            events.append(Event(event_id=f"p{u}-{k}", type="purchase", user_id=f"u{u}",
+                                item_id=f"i{item}", timestamp=NOW - timedelta(days=9 - order)))
+    config = TrainingConfig(model="itemknn", params={"k": 20}, factors=None, user_model=None)
+    bundle, manifest = train_bundle(events, config)
+    assert bundle.part("bought_together") is not None and bundle.part("buy_again") is not None
+    assert "bought_together" in manifest.metrics["blend_weights"]
+    assert all("bought_together=" in key for key in manifest.metrics["blend_hit_rate@20"])
+    views = [e.model_copy(update={"type": "view"}) for e in events]
+    plain, manifest = train_bundle(views, config)
+    assert not plain.parts and "bought_together" not in manifest.metrics["blend_weights"]

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from personify.data.interactions import Interactions
 from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.jobs.training import TrainingConfig, train_bundle
@@ -29,6 +28,7 @@ from personify.serving.source_registry import (
     OfflineScorer,
     SourceRegistry,
     SourceSpec,
+    TrainingLog,
     UserScores,
     load_plugins,
     source_registry,
@@ -65,8 +65,8 @@ class AccessorySource:
         return list(out.values())[:n]
 
 
-def train_accessories(data: Interactions) -> dict[str, str] | None:
-    known = set(data.items.ids)
+def train_accessories(log: TrainingLog) -> dict[str, str] | None:
+    known = set(log.data.items.ids)
     table = {a: b for a, b in ACCESSORY.items() if a in known}
     return table or None
 

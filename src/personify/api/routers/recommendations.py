@@ -207,3 +207,23 @@ def similar(
         key.tenant, item_id, n, user_id=user_id, explain=explain, language=language
     )
     return render(result, engine.catalogs.get(key.tenant))
+
+
+@router.get(
+    "/items/{item_id}/bought-together",
+    response_model=RecommendationsOut,
+    summary="Items most often bought in the same baskets as one item",
+)
+def bought_together(
+    item_id: Identifier,
+    key: ServeKey,
+    engine: EngineDep,
+    n: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
+    user_id: Identifier | None = None,
+    explain: bool = False,
+    language: Literal["en", "ru"] = "en",
+) -> JSONBody:
+    result = engine.service.bought_together(
+        key.tenant, item_id, n, user_id=user_id, explain=explain, language=language
+    )
+    return render(result, engine.catalogs.get(key.tenant))
