@@ -163,11 +163,12 @@ def train_bundle(
     config = config or TrainingConfig()
     started = time.perf_counter()
     kinds: list[bool] = []
+    weights = config.weights
 
     def noted(stream: Iterable[Event]) -> Iterable[Event]:
         """The events, noting per kept log row whether it is a purchase (for basket sources)."""
         for event in stream:
-            if event.item_id is not None and config.weights.weight(event) is not None:
+            if event.item_id is not None and weights.weight(event) is not None:
                 kinds.append(event.type == "purchase")
             yield event
 
