@@ -2,6 +2,10 @@
 personalized vs popularity lift, and bandit regret against uniform allocation.
 
 Run: python benchmarks/simulator.py [--runs 400] [--dataset <online_retail.csv.gz>]
+     [--aa-seeds 0,1,2,3,4] [--aa-study-runs 400]
+
+The A/A study repeats the A/A test over several seeds and reports the pooled false-positive rate
+with its Wilson interval (``aa_study_*``): a bias shows as an interval that excludes alpha.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_results  # noqa: E402
-from personify.experiments.simulation import SimulationConfig, simulate  # noqa: E402
+from personify.experiments.simulation import (  # noqa: E402
+    SimulationConfig,
+    aa_study,
+    fit_world,
+    read_retail_purchases,
+    simulate,
+)
 
 
 def main() -> None:
@@ -29,6 +39,11 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=400, help="A/A and planted-lift runs each")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--aa-seeds", default="0,1,2,3,4",
+        help="seeds of the separate A/A study (comma-separated; empty: skip it)",
+    )
+    parser.add_argument("--aa-study-runs", type=int, default=400, help="A/A runs per seed")
     args = parser.parse_args()
     load_before = os.getloadavg()
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -40,6 +55,11 @@ def main() -> None:
         bandit_rounds=5000,
     )
     metrics = simulate(cfg)
+    seeds = [int(x) for x in args.aa_seeds.split(",") if x.strip()]
+    if seeds and args.aa_study_runs > 0:
+        m, pop, price = read_retail_purchases(args.dataset, n_items=cfg.n_items)
+        world = fit_world(m, pop, price, rank=cfg.rank)
+        metrics.update(aa_study(world, runs=args.aa_study_runs, units=cfg.aa_units, seeds=seeds))
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     metrics["cpu_seconds"] = round(time.process_time() - cpu_start, 1)
     load_after = os.getloadavg()

@@ -403,3 +403,41 @@ def test_kpis_per_channel_variant_and_window_limits(
         headers=admin,
     ).json()
     assert empty["events"] == 0 and empty["total"]["units"] == 0
+
+
+def test_the_impression_that_caused_the_exposure_counts_in_ctr(
+    client: TestClient, tenant_a: TenantKeys, stores: Stores, make_event: MakeEvent
+) -> None:
+    """One recommendation request per unit: its impression is stamped before the exposure record
+    (the serving chain logs it first), yet it is the impression that exposed the unit, so it and
+    its click count; the report's CTR is not n/a."""
+    from personify.domain.items import Item
+
+    stores.catalog.upsert("default", [Item(item_id=f"i{n}", title=f"item {n}") for n in range(9)])
+    _running(client, tenant_a)
+    serve = tenant_a.headers("serve")
+    clicks: list[dict[str, Any]] = []
+    for i in range(40):
+        got = client.get(
+            "/v1/recommendations", params={"anonymous_id": f"one-{i}", "n": 3}, headers=serve
+        )
+        assert got.status_code == 200, got.text
+        body = got.json()
+        if i % 2 == 0:
+            clicks.append(make_event(
+                type="click", user_id=None, anonymous_id=f"one-{i}",
+                item_id=body["items"][0]["item_id"], recommendation_id=body["recommendation_id"],
+                timestamp=datetime.now(UTC).isoformat(),
+            ))
+    exposures = {x.unit: x for x in build_runtime(stores).exposures.exposures("default",
+                                                                               "reco-vs-pop")}
+    assert exposures, "serving under the experiment logs exposures"
+    client.post("/v1/events/batch", json=clicks, headers=tenant_a.headers("ingest"))
+    report = client.get("/v1/experiments/reco-vs-pop/report", headers=tenant_a.headers())
+    assert report.status_code == 200, report.text
+    ctr = next(c for c in report.json()["comparisons"] if c["metric"] == "ctr")
+    units = sum(report.json()["units"].values())
+    assert ctr["control_value"] is not None and ctr["variant_value"] is not None
+    # every exposed unit has exactly its one impression counted; half of the units clicked it
+    assert units == len(exposures)
+    assert 0.2 < (ctr["control_value"] + ctr["variant_value"]) / 2 < 0.8

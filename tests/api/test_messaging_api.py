@@ -333,3 +333,30 @@ def test_inbox_channel_list_and_mark_read(
     assert read.json() == {"changed": 1}
     assert client.get("/v1/messaging/inbox/ann?unread_only=true", headers=serve).json()[
         "entries"] == []
+
+
+def test_kpis_count_the_emails_the_outbox_sent(
+    client: TestClient, tenant_a: TenantKeys, messaging: MessagingRuntime, sink: SmtpSink
+) -> None:
+    _shop(client, tenant_a, users=("ann", "bob"))
+    admin = tenant_a.headers("admin")
+    assert _put_template(client, admin).status_code == 200
+    plain = TEMPLATE_YAML.replace("recommendations: 3", "recommendations: 0").replace(
+        "name: digest", "name: plain")
+    assert _put_template(client, admin, plain, name="plain").status_code == 200
+    for name, template in (("news", "digest"), ("notice", "plain")):
+        campaign = {"name": name, "template": template, "send_at": "2026-03-01T00:00:00Z"}
+        got = client.post("/v1/messaging/campaigns", json=campaign, headers=admin)
+        assert got.status_code == 200, got.text
+    messaging.worker.run_until_idle()
+    assert len(sink.handler.message_ids) == 4
+    window = {"since": "2026-03-01T00:00:00Z", "until": "2026-03-03T00:00:00Z"}
+    kpis = client.get("/v1/kpis", params={**window, "group_by": "channel"}, headers=admin)
+    assert kpis.status_code == 200, kpis.text
+    total = kpis.json()["total"]
+    assert total["emails_sent"] == 4
+    # the two digests carried recommendations, the two plain notices none
+    assert total["personalized_email_share"] == pytest.approx(0.5)
+    assert kpis.json()["groups"]["email"]["emails_sent"] == 4
+    # a message sent is not a visit of the person: ann and bob are not units of the window
+    assert total["units"] == 0 and total["sessions"] == 0

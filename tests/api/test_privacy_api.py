@@ -215,3 +215,18 @@ def test_admin_reads_are_audited_by_pseudonym(client: TestClient, tenant_a: Tena
     assert [e["resource"] for e in entries["entries"]] == ["GET /v1/users/{user_id}/export"]
     assert entries["entries"][0]["subject"].startswith("p_")
     assert "ann" not in str(entries)
+
+
+def test_the_audit_log_records_the_status_the_caller_got(
+    client: TestClient, tenant_a: TenantKeys
+) -> None:
+    h = tenant_a.headers()
+    assert client.get("/v1/users/ghost", headers=h).status_code == 404
+    assert client.put("/v1/users/ann", json={"profile": {"name": "Ann"}},
+                      headers=h).status_code == 200
+    assert client.get("/v1/users/ann", headers=h).status_code == 200
+    ghost = client.get("/v1/privacy/audit", params={"user_id": "ghost"}, headers=h).json()
+    assert [(e["resource"], e["status"]) for e in ghost["entries"]] == [
+        ("GET /v1/users/{user_id}", 404)]
+    ann = client.get("/v1/privacy/audit", params={"user_id": "ann"}, headers=h).json()
+    assert sorted(e["status"] for e in ann["entries"]) == [200, 200]

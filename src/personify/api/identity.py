@@ -4,16 +4,17 @@ and the privacy services of the process built from settings."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
 from personify.api.deps import AdminKey
 from personify.api.erasure_check import CachedErasureCheck
+from personify.api.errors import status_for
 from personify.api.schemas.privacy import ErasureReceipt
-from personify.domain.errors import Conflict, Erased
+from personify.domain.errors import Conflict, Erased, PersonifyError
 from personify.domain.keys import ApiKey
 from personify.domain.privacy import AuditEntry
 from personify.domain.users import Profile, User
@@ -198,14 +199,30 @@ def record_access(
     )
 
 
-def audit_personal_data(request: Request, key: AdminKey, privacy: PrivacyDep) -> None:
+def audit_personal_data(
+    request: Request, key: AdminKey, privacy: PrivacyDep
+) -> Iterator[None]:
     """Router dependency: audit every admin call of a personal-data router (users, consents,
-    privacy); the subject is the ``user_id`` / ``anonymous_id`` path parameter if any."""
+    privacy); the subject is the ``user_id`` / ``anonymous_id`` path parameter if any. The entry
+    is written once the route has answered, with the status the caller got (a 404 is a 404)."""
     params = request.path_params
     subject = params.get("user_id") or (
         f"anon:{params['anonymous_id']}" if "anonymous_id" in params else None
     )
-    record_access(privacy, request, key, subject=subject)
+    try:
+        yield
+    except PersonifyError as exc:
+        record_access(privacy, request, key, subject=subject, status=status_for(exc))
+        raise
+    except HTTPException as exc:
+        record_access(privacy, request, key, subject=subject, status=exc.status_code)
+        raise
+    except Exception:
+        record_access(privacy, request, key, subject=subject, status=500)
+        raise
+    route = request.scope.get("route")
+    record_access(privacy, request, key, subject=subject,
+                  status=getattr(route, "status_code", None) or 200)
 
 
 Audited = Depends(audit_personal_data)

@@ -44,6 +44,8 @@ TIMING_DAYS = 30
 TIMING_MAX_EVENTS = 200_000
 HISTORY_LIMIT = 200
 """Newest events of a person that repeated-event triggers ("viewed 3 times") count in."""
+ACTIVITY_LOOKBACK = 50
+"""Latest events read to find the last one that was the person's own (not a message sent)."""
 USER_PAGE = 1_000
 MAX_ITEM_AUDIENCE = 10_000
 """At most this many recent viewers are messaged about one item change (per journey)."""
@@ -162,6 +164,7 @@ class MessagingRuntime:
             self.emit,
             clock=lambda: self.ingestor.clock(),
         )
+        self.worker.emit = self.emit  # sent messages become events: the KPIs count them
         self._engines: dict[str, tuple[object, JourneyEngine]] = {}
         self._timing: dict[str, tuple[datetime, SendTimeModel]] = {}
         self._last_scan: datetime | None = None
@@ -328,8 +331,10 @@ class MessagingRuntime:
                 continue
 
             def last_active(user_id: str, tenant: str = tenant) -> datetime | None:
-                latest = self.stores.events.for_user(tenant, user_id, limit=1)
-                return latest[0].timestamp if latest else None
+                # the messages the outbox sent (``message_sent``) are not the person's activity
+                latest = self.stores.events.for_user(tenant, user_id, limit=ACTIVITY_LOOKBACK)
+                return next((e.timestamp for e in latest if e.type != EventType.MESSAGE_SENT),
+                            None)
 
             with self._journey_lock:
                 started += len(

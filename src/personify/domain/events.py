@@ -37,6 +37,7 @@ class EventType(StrEnum):
     DWELL = "dwell"
     EMAIL_OPEN = "email_open"
     EMAIL_CLICK = "email_click"
+    MESSAGE_SENT = "message_sent"
     PUSH_OPEN = "push_open"
     IMPRESSION = "impression"
     CONVERSION = "conversion"

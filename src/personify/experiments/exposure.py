@@ -4,6 +4,11 @@ Built-in metrics (name -> kind): ``conversion`` (proportion: purchased after exp
 ``ctr`` (ratio: clicked personalized impressions / personalized impressions), ``revenue`` (mean:
 revenue per unit), ``orders`` (mean), ``clicks`` (mean). Events before a unit's exposure feed the
 same metric as the CUPED covariate.
+
+Ordering: an event belongs to the exposed period when it is at or after the exposure's timestamp,
+or when it carries the exposure's recommendation id. The serving chain logs a recommendation's
+impression before the exposure record it causes (a few ms earlier), and that impression, with the
+clicks on it, is what the unit was exposed to: it counts.
 """
 
 from __future__ import annotations
@@ -94,7 +99,8 @@ def samples_from_events(
         exp = first.get(unit)
         if exp is None or (until is not None and e.timestamp > until):
             continue
-        (after if e.timestamp >= exp.timestamp else before)[unit].add(e)
+        caused = exp.recommendation_id is not None and e.recommendation_id == exp.recommendation_id
+        (after if caused or e.timestamp >= exp.timestamp else before)[unit].add(e)
     data: dict[str, dict[str, MetricSamples]] = {}
     for v in experiment.variants:
         units = [u for u, x in first.items() if x.variant == v.name]

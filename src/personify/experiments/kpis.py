@@ -28,7 +28,8 @@ from personify.experiments.update_latency import LATENCY_PROPERTY
 SESSION_GAP = timedelta(minutes=30)
 RETENTION_WINDOW = timedelta(days=90)
 SENT_TYPES = frozenset({"email_sent", "message_sent", "send"})
-"""Event types that record a sent e-mail (with channel ``email``)."""
+"""Event types that record a sent e-mail (with channel ``email``): the outbox records
+``message_sent``. They are not the person's activity: units, sessions and retention skip them."""
 
 
 def event_revenue(event: Event) -> float:
@@ -46,7 +47,8 @@ def sessions(events: Iterable[Event], gap: timedelta = SESSION_GAP) -> dict[str,
     """Events split into sessions per subject, each session in time order."""
     by_subject: dict[str, list[Event]] = defaultdict(list)
     for e in events:
-        by_subject[e.subject].append(e)
+        if e.type not in SENT_TYPES:  # a message sent to the person is not their visit
+            by_subject[e.subject].append(e)
     out: dict[str, list[list[Event]]] = {}
     for subject, evs in by_subject.items():
         evs.sort(key=lambda e: e.timestamp)
@@ -117,8 +119,12 @@ def _ratio(a: float, b: float) -> float:
 
 def summarize(events: Iterable[Event]) -> KpiSummary:
     """Every KPI of one group of events at once."""
-    evs = list(events)
+    everything = list(events)
     s = KpiSummary()
+    sent = [e for e in everything if e.type in SENT_TYPES and e.context.channel == "email"]
+    s.emails_sent = len(sent)
+    s.personalized_email_share = _ratio(sum(1 for e in sent if e.recommendation_id), len(sent))
+    evs = [e for e in everything if e.type not in SENT_TYPES]
     if not evs:
         return s
     shown = {
@@ -151,9 +157,6 @@ def summarize(events: Iterable[Event]) -> KpiSummary:
     s.repeat_visit_share = _ratio(
         sum(1 for g in per_subject.values() if len(g) > 1), len(per_subject)
     )
-    sent = [e for e in evs if e.type in SENT_TYPES and e.context.channel == "email"]
-    s.emails_sent = len(sent)
-    s.personalized_email_share = _ratio(sum(1 for e in sent if e.recommendation_id), len(sent))
     latencies = update_latencies(evs)
     s.update_latency_samples = len(latencies)
     s.update_latency_p50_ms, s.update_latency_p95_ms, s.update_latency_p99_ms = (

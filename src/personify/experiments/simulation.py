@@ -37,7 +37,11 @@ from personify.experiments.definitions import (
     MetricKind,
     Variant,
 )
-from personify.experiments.stats import Comparison, required_units_for_difference
+from personify.experiments.stats import (
+    Comparison,
+    required_units_for_difference,
+    wilson_interval,
+)
 
 
 def _logit(p: float) -> float:
@@ -303,6 +307,37 @@ def realized_lift(world: World, policy: Policy, click_multiplier: float, k: int 
     return float(np.clip(p * click_multiplier, 0, 1).sum() / p.sum() - 1)
 
 
+def aa_study(
+    world: World, *, runs: int, units: int, seeds: list[int], alpha: float = 0.05
+) -> dict[str, Any]:
+    """A/A false-positive rate of the CTR test over ``runs`` experiments per seed (each with its
+    own experiment name, so its own hashing): per-seed and pooled rates with Wilson intervals.
+    A bias shows as a pooled interval that excludes ``alpha``; noise as per-seed rates whose
+    intervals overlap it."""
+    per_seed: dict[str, Any] = {}
+    total = 0
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        hits = 0
+        for r in range(runs):
+            res = ab_test(world, popularity_policy, popularity_policy, units, rng,
+                          run=f"aa{seed}-{r}")
+            hits += bool(res["ctr"].p_value < alpha)
+        low, high = wilson_interval(hits, runs)
+        per_seed[str(seed)] = {"rate": hits / runs, "wilson_low": low, "wilson_high": high}
+        total += hits
+    n = runs * len(seeds)
+    low, high = wilson_interval(total, n)
+    return {
+        "aa_study_rate": total / n,
+        "aa_study_wilson_low": low,
+        "aa_study_wilson_high": high,
+        "aa_study_runs": n,
+        "aa_study_alpha_inside": low <= alpha <= high,
+        "aa_study_per_seed": per_seed,
+    }
+
+
 @dataclass
 class SimulationConfig:
     """What :func:`simulate` runs; small defaults keep it to about a minute."""
@@ -409,6 +444,7 @@ def simulate(
     )
     return {
         "aa_false_positive_rate": aa_hits / cfg.aa_runs,
+        "aa_false_positive_wilson": list(wilson_interval(aa_hits, cfg.aa_runs)),
         "aa_runs": cfg.aa_runs,
         "planted_lift": cfg.planted_lift,
         "planted_lift_realized": realized,

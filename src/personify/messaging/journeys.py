@@ -161,7 +161,8 @@ class JourneyEngine:
             ):
                 continue
             context = {"event": _event_context(event), "trigger_item_id": event.item_id}
-            new_run = self._start(tenant, journey, user, now, context)
+            new_run = self._start(tenant, journey, user, now, context,
+                                  occasion=f"event:{event.event_id}")
             if new_run is not None:
                 started.append(new_run)
         return started
@@ -229,15 +230,18 @@ class JourneyEngine:
         for user in users:
             for journey in self.journeys:
                 trigger = journey.trigger
-                hit = False
+                occasion: str | None = None
                 if trigger.birthday and user.profile.birthday:
-                    today = now.astimezone(person_zone(user)).strftime("%m-%d")
-                    hit = user.profile.birthday[-5:] == today
+                    today = now.astimezone(person_zone(user)).date()
+                    if user.profile.birthday[-5:] == today.strftime("%m-%d"):
+                        occasion = f"birthday:{today.isoformat()}"
                 elif trigger.inactive_for is not None and last_active is not None:
                     seen = last_active(user.user_id)
-                    hit = seen is not None and now - seen >= trigger.inactive_for
-                if hit:
-                    run = self._start(tenant, journey, user, now, {"event": {}})
+                    if seen is not None and now - seen >= trigger.inactive_for:
+                        occasion = f"inactive-since:{seen.isoformat()}"
+                if occasion is not None:
+                    run = self._start(tenant, journey, user, now, {"event": {}},
+                                      occasion=occasion)
                     if run is not None:
                         started.append(run)
         return started
@@ -280,10 +284,18 @@ class JourneyEngine:
         user: User,
         now: datetime,
         context: dict[str, Any],
+        *,
+        occasion: str | None = None,
     ) -> JourneyRun | None:
+        """Start ``journey`` for the person unless re-entry forbids it. ``occasion`` names what
+        started it (a birthday on a date, an inactivity period, an event): a journey runs once
+        per person and occasion, and its sends are keyed by it in the outbox, so a re-run scan
+        (a worker restart) or a forgotten run never sends twice for the same occasion."""
         latest = self.runs.latest(tenant, journey.name, user.user_id)
         if latest is not None:
             if latest.status == RunStatus.ACTIVE or journey.reentry.policy == "never":
+                return None
+            if occasion is not None and latest.context.get("occasion") == occasion:
                 return None
             ended = latest.updated_at or latest.entered_at
             if now - ended < journey.reentry.cooldown:
@@ -298,7 +310,8 @@ class JourneyEngine:
             journey=journey.name,
             user_id=user.user_id,
             entered_at=now,
-            context={**context, "events": []},
+            context={**context, "events": [],
+                     **({"occasion": occasion} if occasion is not None else {})},
             updated_at=now,
         )
         self._advance(run, journey, now)
@@ -399,7 +412,7 @@ class JourneyEngine:
             run.user_id,
             step.template,
             channel=step.channel,
-            dedup_key=f"journey:{run.run_id}:{step.id}",
+            dedup_key=_send_key(run, journey, step),
             context=context,
             transactional=step.transactional,
             purpose=step.purpose,
@@ -412,6 +425,7 @@ class JourneyEngine:
 
     def _exit(self, run: JourneyRun, now: datetime, reason: str) -> None:
         self._end(run, now, RunStatus.EXITED, reason)
+
 
     def _end(self, run: JourneyRun, now: datetime, status: RunStatus, reason: str | None) -> None:
         run.status = status
@@ -588,3 +602,12 @@ def _cart(run: JourneyRun) -> list[str]:
         elif e["type"] == "remove_from_cart" and e.get("item_id") in ids:
             ids.remove(e["item_id"])
     return ids
+
+
+def _send_key(run: JourneyRun, journey: JourneyDefinition, step: SendStep) -> str:
+    """The outbox idempotency key of a send step: per person and occasion when the run has one
+    (two runs for one birthday enqueue one message), else per run."""
+    occasion = run.context.get("occasion")
+    if occasion is None:
+        return f"journey:{run.run_id}:{step.id}"
+    return f"journey:{journey.name}:{run.user_id}:{occasion}:{step.id}"

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from personify.domain.errors import InvalidInput, PersonifyError
+from personify.domain.events import Context, Event, EventType
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.messaging.channels import Sender, SendError
@@ -28,7 +29,7 @@ from personify.messaging.guardrails import Guardrails, local_day_bounds
 from personify.messaging.ports import OutboxStore, SuppressionStore
 from personify.messaging.records import DeliveryStatus, OutboxMessage, TrackedLink
 from personify.messaging.templates import MessageInputs, MessageTemplate, TemplateRenderer
-from personify.messaging.tracking import TrackingSigner
+from personify.messaging.tracking import EventSink, TrackingSigner
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,10 @@ class OutboxWorker:
     make_senders: Callable[[], Mapping[str, Sender]] | None = None
     channels: ChannelLookup | None = None
     """Channels beyond ``senders`` (webhook channels from the settings and the API)."""
+    emit: EventSink | None = None
+    """Receives a ``message_sent`` event per delivered message (channel in its context; the
+    recommendation id when the message carried recommendations): the KPIs count e-mails sent
+    and the personalized share from these."""
 
     def __post_init__(self) -> None:
         self._sent_today: dict[tuple[str, str, str], _CapCount] = {}
@@ -329,9 +334,8 @@ class OutboxWorker:
                 message, DeliveryStatus.FAILED, f"unknown {missing} for {message.template!r}"
             )
         try:
-            rendered = self.renderer.render(
-                template, self._inputs(message, user, template), self._link_maker(message)
-            )
+            inputs = self._inputs(message, user, template)
+            rendered = self.renderer.render(template, inputs, self._link_maker(message))
         except PersonifyError as exc:
             return self._finish(message, DeliveryStatus.FAILED, f"render: {exc.message}")
         self.guardrails.throttle(message.channel)
@@ -359,7 +363,28 @@ class OutboxWorker:
             )
             return DeliveryStatus.DEFERRED
         self._sent(message)
-        return self._finish(message, DeliveryStatus.SENT, None, attempts=attempts)
+        status = self._finish(message, DeliveryStatus.SENT, None, attempts=attempts)
+        self._emit_sent(message, inputs)
+        return status
+
+    def _emit_sent(self, message: OutboxMessage, inputs: MessageInputs) -> None:
+        if self.emit is None:
+            return
+        personalized = bool(inputs.recommendations)
+        event = Event(
+            event_id=f"message_sent:{message.message_id}",
+            type=EventType.MESSAGE_SENT,
+            user_id=message.user_id,
+            timestamp=self.clock(),
+            context=Context(channel=message.channel),
+            recommendation_id=inputs.recommendation_id if personalized else None,
+            item_ids=[i.item_id for i in inputs.recommendations] or None,
+            properties={"message_id": message.message_id, "template": message.template},
+        )
+        try:
+            self.emit(message.tenant, event)
+        except Exception:  # the message is sent; a lost KPI event must not fail the send
+            log.exception("message_sent event of %s not recorded", message.message_id)
 
     def _suppression_reason(self, message: OutboxMessage) -> str | None:
         if self.suppressions.is_suppressed(message.tenant, message.user_id, message.channel):

@@ -61,16 +61,16 @@ def log() -> list[Event]:
 
 def test_summary_kpis() -> None:
     s = summarize(log())
-    assert s.units == 3
+    assert s.units == 2  # a message sent to c (or b) is not their visit
     assert (s.impressions, s.clicked_impressions) == (3, 1)
     assert s.ctr == pytest.approx(1 / 3)
-    assert s.conversion_rate == pytest.approx(1 / 3)
+    assert s.conversion_rate == pytest.approx(1 / 2)
     assert s.revenue == 20.0 and s.average_order_value == 20.0
-    assert s.revenue_per_user == pytest.approx(20 / 3)
-    assert s.sessions == 4  # a: two sessions (120 min gap), b: one, c: one
-    assert s.personalized_clicks_per_session == pytest.approx(1 / 4)
-    assert s.time_on_site_seconds == pytest.approx((120 + 0 + 1200 + 0) / 4)
-    assert s.repeat_visit_share == pytest.approx(1 / 3)
+    assert s.revenue_per_user == pytest.approx(20 / 2)
+    assert s.sessions == 3  # a: two sessions (120 min gap), b: one
+    assert s.personalized_clicks_per_session == pytest.approx(1 / 3)
+    assert s.time_on_site_seconds == pytest.approx((120 + 0 + 600) / 3)
+    assert s.repeat_visit_share == pytest.approx(1 / 2)
     assert (s.emails_sent, s.personalized_email_share) == (2, 0.5)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 from personify.experiments.bandits import LinUCB
 from personify.experiments.simulation import (
     SimulationConfig,
+    aa_study,
     ab_test,
     bandit_regret,
     personalized_policy,
@@ -32,6 +33,19 @@ def test_aa_test_flags_about_alpha() -> None:
         for r in range(120)
     )
     assert hits / 120 <= 0.11
+
+
+def test_aa_study_pools_seeds_with_a_wilson_interval() -> None:
+    world = synthetic_world(n_users=300, n_items=40, seed=2)
+    out = aa_study(world, runs=40, units=400, seeds=[0, 1])
+    per_seed = out["aa_study_per_seed"]
+    assert set(per_seed) == {"0", "1"} and out["aa_study_runs"] == 80
+    assert out["aa_study_rate"] == sum(s["rate"] for s in per_seed.values()) / 2
+    for s in [*per_seed.values(), {"rate": out["aa_study_rate"], "wilson_low": out[
+            "aa_study_wilson_low"], "wilson_high": out["aa_study_wilson_high"]}]:
+        assert 0 <= s["wilson_low"] <= s["rate"] <= s["wilson_high"] <= 1
+    # an unbiased test: the pooled interval holds alpha
+    assert out["aa_study_alpha_inside"] is True
 
 
 def test_linucb_has_less_regret_than_uniform() -> None:

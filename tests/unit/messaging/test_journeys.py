@@ -260,3 +260,35 @@ def test_campaign_audience_and_idempotency(stores, people, clock) -> None:
 def test_event_timestamps_are_independent_of_wall_clock(engine, clock) -> None:
     past = datetime(2020, 1, 1, tzinfo=UTC)
     assert len(engine.handle_event(T, _event("add_to_cart", "ann", past), clock())) == 1
+
+
+def test_a_birthday_greets_once_per_day_however_often_the_scan_runs(
+    stores, people, consent, clock
+) -> None:
+    """A birthday journey without a re-entry cooldown (re-entry right after exit), scanned again
+    on the same day (a worker restart re-runs the daily scan), and a run store that forgot the
+    first run: one greeting per person and birthday. Next year's birthday greets again."""
+    journey = parse_journey({
+        "name": "bday", "trigger": {"birthday": True},
+        "steps": [{"type": "send", "id": "greeting", "template": "birthday"}],
+    })
+    from personify.messaging import memory_stores
+
+    def engine(runs):
+        return JourneyEngine(
+            journeys=[journey], runs=runs, outbox=stores.outbox,
+            users=lambda tenant, uid: people.get(uid),
+            consent=lambda tenant, uid, purpose: uid in consent,
+            suppressions=stores.suppressions,
+        )
+
+    first = engine(stores.runs)
+    assert [r.user_id for r in first.scan_users(T, people.values(), clock())] == ["ann"]
+    assert stores.runs.latest(T, "bday", "ann").status == RunStatus.COMPLETED
+    clock.advance(timedelta(hours=2))
+    first.scan_users(T, people.values(), clock())
+    engine(memory_stores.MemoryJourneyStateStore()).scan_users(T, people.values(), clock())
+    assert _queued(stores) == 1
+    clock.advance(timedelta(days=365))
+    first.scan_users(T, people.values(), clock())
+    assert _queued(stores) == 2
