@@ -183,3 +183,25 @@ def test_large_sends_are_split_at_the_server_limit_keeping_indexes() -> None:
     result.merge({"accepted": 1, "stored": 1, "duplicates": 0,
                   "rejected": [{"index": 3, "code": "invalid_input", "message": "m"}]}, 20_000)
     assert result.rejected[0].index == 20_003
+
+
+def test_people_through_both_clients(server: tuple[str, str]) -> None:
+    url, secret = server
+    with PersonifyClient(url, secret) as client:
+        for i, other in enumerate(["bo", "cy", "di"]):
+            client.track({"event_id": f"p-{i}", "type": "reply", "user_id": "hub",
+                          "timestamp": WHEN, "properties": {"person_id": other}})
+        client.track({"event_id": "p-9", "type": "follow", "user_id": "ana", "timestamp": WHEN,
+                      "properties": {"person_id": "hub"}})
+        assert client.people("ana")["people"] == []  # no personalization consent yet
+        for person in ("ana", "bo", "cy", "di", "hub"):
+            client.record_consent(person, "personalization", "granted")
+        people = client.people("ana", n=2)
+        assert people["user_id"] == "ana" and len(people["people"]) == 2
+        assert {p["person_id"] for p in people["people"]} <= {"bo", "cy", "di"}
+
+    async def run() -> dict[str, Any]:
+        async with AsyncPersonifyClient(url, secret) as client:
+            return await client.people("bo", n=5)
+
+    assert "hub" not in {p["person_id"] for p in asyncio.run(run())["people"]}

@@ -26,6 +26,7 @@ from personify.api.identity import erase_subjects
 from personify.api.insights_wiring import install_insights
 from personify.api.limits import BodySizeLimit
 from personify.api.messaging_wiring import install_messaging
+from personify.api.networking_wiring import install_networking
 from personify.api.openapi import install_openapi
 from personify.api.path_ids import EncodedSlashes, UnescapedPathIds
 from personify.api.rate_limit import build_rate_limiter
@@ -143,5 +144,6 @@ def create_app(
     install_experiments(app)
     install_messaging(app, clock=clock)
     install_insights(app, clock=clock)
+    install_networking(app)
     install_openapi(app)
     return app

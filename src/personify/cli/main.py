@@ -25,6 +25,7 @@ from personify.cli import (
     kpis,
     messaging,
     models,
+    networking,
     ope,
     privacy,
     server,
@@ -50,6 +51,7 @@ GROUPS: dict[str, typer.Typer] = {
     "privacy": privacy.app,
     "messages": messaging.app,
     "insights": insights.app,
+    "networking": networking.app,
     # "privacy": privacy.app, ...
 }
 COMMANDS = (server, bulk, models, evaluate, ope, simulate, kpis)

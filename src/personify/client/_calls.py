@@ -214,6 +214,10 @@ def user_events(user_id: str, limit: int, types: Sequence[str] | None,
                 lambda r: [Event.model_validate(e) for e in r.json()["events"]], params=params)
 
 
+def people(user_id: str, n: int) -> Call[dict[str, Any]]:
+    return Call("GET", f"/v1/users/{_id(user_id)}/people", _json, params={"n": n})
+
+
 def _chunks(path: str, records: list[Any], size: int) -> Chunked[Any]:
     chunked: Chunked[Any] = Chunked()
     for start in range(0, max(len(records), 1), size):

@@ -186,6 +186,10 @@ class AsyncPersonifyClient:
         """A user's events, newest first."""
         return await self._run(_calls.user_events(user_id, limit, types, before))
 
+    async def people(self, user_id: str, *, n: int = 10) -> dict[str, Any]:
+        """People this person should meet (reciprocal), with reasons both sides may see."""
+        return await self._run(_calls.people(user_id, n))
+
     async def record_consent(
         self,
         user_id: str,

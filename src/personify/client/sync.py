@@ -188,6 +188,10 @@ class PersonifyClient:
         """A user's events, newest first."""
         return self._run(_calls.user_events(user_id, limit, types, before))
 
+    def people(self, user_id: str, *, n: int = 10) -> dict[str, Any]:
+        """People this person should meet (reciprocal), with reasons both sides may see."""
+        return self._run(_calls.people(user_id, n))
+
     def record_consent(
         self,
         user_id: str,

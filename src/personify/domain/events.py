@@ -43,6 +43,18 @@ class EventType(StrEnum):
     CONVERSION = "conversion"
     PAGE = "page"
     SCREEN = "screen"
+    # professional networking: person -> person (the other person in properties.person_id)
+    CONNECTION_REQUEST = "connection_request"
+    CONNECTION_ACCEPT = "connection_accept"
+    CONNECTION_DECLINE = "connection_decline"
+    FOLLOW = "follow"
+    MESSAGE = "message"
+    REPLY = "reply"
+    ENDORSEMENT = "endorsement"
+    BLOCK = "block"
+    MUTE = "mute"
+    UNBLOCK = "unblock"
+    UNMUTE = "unmute"
 
 
 BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
@@ -63,6 +75,23 @@ ITEM_EVENT_TYPES: frozenset[str] = frozenset(
     }
 )
 """Event types that are about one item and therefore need ``item_id``."""
+PERSON_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        EventType.CONNECTION_REQUEST,
+        EventType.CONNECTION_ACCEPT,
+        EventType.CONNECTION_DECLINE,
+        EventType.FOLLOW,
+        EventType.MESSAGE,
+        EventType.REPLY,
+        EventType.ENDORSEMENT,
+        EventType.BLOCK,
+        EventType.MUTE,
+        EventType.UNBLOCK,
+        EventType.UNMUTE,
+    }
+)
+"""Event types from one person to another: they need ``user_id`` and ``properties.person_id``
+(optional ``properties.thread``, ``properties.topics`` (a list) and ``properties.offered``)."""
 
 
 class Channel(StrEnum):
@@ -176,6 +205,8 @@ class EventTypes:
             problems.append(
                 ("item_id", f"event type {event.type!r} needs item_id", "a catalogue item id")
             )
+        if event.type in PERSON_EVENT_TYPES:
+            problems.extend(_person_event_problems(event))
         now = now or datetime.now(UTC)
         if event.timestamp > now + limits.FUTURE_TOLERANCE:
             problems.append(
@@ -194,3 +225,27 @@ class EventTypes:
                 )
             )
         return problems
+
+
+def _person_event_problems(event: Event) -> list[tuple[str, str, str]]:
+    other = event.properties.get("person_id")
+    if event.user_id is None:
+        return [("user_id", f"event type {event.type!r} needs user_id", "the acting user's id")]
+    if not isinstance(other, str) or not other.strip():
+        return [(
+            "properties.person_id",
+            f"event type {event.type!r} needs properties.person_id",
+            "the id of the other person",
+        )]
+    if other == event.user_id:
+        return [("properties.person_id", "a person cannot act towards themselves",
+                 "another person's id")]
+    topics = event.properties.get("topics")
+    if topics is not None and not (
+        isinstance(topics, list) and all(isinstance(t, str) for t in topics)
+    ):
+        return [("properties.topics", "topics must be a list of strings", "a list of strings")]
+    offered = event.properties.get("offered")
+    if offered is not None and not isinstance(offered, bool):
+        return [("properties.offered", "offered must be true or false", "a boolean")]
+    return []

@@ -1,0 +1,404 @@
+"""People recommendations served from the event log: the network of each tenant is built from
+its person -> person events (connection request / accept / decline, follow, message, reply,
+endorsement, block / mute), kept up to date by an ingestion listener, and asked at request time.
+
+Safety and consent, applied on every answer:
+
+- a person whose profile sets ``properties.network_discoverable = false`` is never recommended
+  to anyone (they still get recommendations);
+- a block or mute (either direction) keeps the two apart both ways until undone;
+- connected people, and pairs where one declined the other, are not recommended;
+- erased people are forgotten at once (their edges go with them: everyone's next answer);
+- both people need the ``personalization`` consent and an unrestricted profile;
+- explanations use only what both people may see: profile fields neither of them hides
+  (``properties.network_hidden``: any of ``skills``, ``interests``, ``goals``) and the number of
+  contacts they share.
+
+Profiles: ``skills`` and ``interests`` are topics; ``goals`` are what a person seeks
+(``"mentoring"``, ``"seek:co-author"``) or offers (``"offer:mentoring"``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from personify.domain.events import PERSON_EVENT_TYPES, Event, EventType
+from personify.domain.users import User
+from personify.networking.features import FEATURES
+from personify.networking.model import DirectionalModel
+from personify.networking.recommender import PeopleRecommender, PersonMatch
+from personify.networking.state import Interaction, NetworkState, Profile
+from personify.storage.ports import EventStore, UserStore
+
+log = logging.getLogger(__name__)
+MODEL_POLL_S = 5.0
+HIDEABLE_FIELDS = ("skills", "interests", "goals")
+MAX_PROFILES = 200_000
+"""Profiles read when a tenant's network is loaded; later ones are read when they ask."""
+INTERACTION_TYPES = frozenset(
+    {
+        EventType.CONNECTION_REQUEST,
+        EventType.CONNECTION_ACCEPT,
+        EventType.FOLLOW,
+        EventType.MESSAGE,
+        EventType.REPLY,
+        EventType.ENDORSEMENT,
+    }
+)
+PRIOR_WEIGHTS = {
+    "common_neighbours": 0.5, "adamic_adar": 0.3, "shared_threads": 0.3,
+    "offers_what_other_seeks": 0.6, "seeks_what_other_offers": 0.4, "topic_similarity": 0.4,
+    "actor_activity": 0.3, "target_received": 0.2, "target_activity": 0.3,
+    "actor_recency": 0.2, "target_recency": 0.3, "target_community_popularity": 0.2,
+    "target_partners": 0.0, "target_recent_activity": 0.3, "actor_recent_activity": 0.3,
+}
+"""The model used until ``personify networking train`` has learned one from the tenant's events."""
+
+
+def prior_model() -> DirectionalModel:
+    n = len(FEATURES)
+    return DirectionalModel(
+        weights=np.asarray([PRIOR_WEIGHTS[f] for f in FEATURES]), bias=-3.0,
+        mean=np.zeros(n), scale=np.ones(n),
+    )
+
+
+def model_path(model_dir: str | Path, tenant: str) -> Path:
+    return Path(model_dir) / "networking" / f"{tenant}.json"
+
+
+class PersonReason(BaseModel):
+    kind: str = Field(description="shared_topics | they_offer | they_seek | common_contacts")
+    text: str
+    topics: list[str] = Field(default_factory=list)
+    count: int | None = None
+
+
+class PersonRecommendation(BaseModel):
+    person_id: str
+    name: str | None = None
+    score: float = Field(description="harmonic mean of both directions' predicted interest")
+    interest_forward: float = Field(description="predicted interest of the asking person")
+    interest_backward: float = Field(description="predicted interest of the recommended person")
+    sources: list[str]
+    reasons: list[PersonReason]
+
+
+class PeopleResponse(BaseModel):
+    user_id: str
+    people: list[PersonRecommendation]
+    model: str = Field(description="'trained' (personify networking train) or 'prior'")
+    note: str | None = None
+
+
+@dataclass
+class Visible:
+    """What one person shows others (after their hidden fields)."""
+
+    topics: set[str] = field(default_factory=set)
+    offers: set[str] = field(default_factory=set)
+    seeks: set[str] = field(default_factory=set)
+
+
+def _goals(goals: Sequence[str]) -> tuple[set[str], set[str]]:
+    offers, seeks = set(), set()
+    for goal in goals:
+        text = goal.strip().lower()
+        if text.startswith("offer:"):
+            offers.add(text[6:].strip())
+        elif text.startswith("seek:"):
+            seeks.add(text[5:].strip())
+        elif text:
+            seeks.add(text)
+    return offers, seeks
+
+
+def visible(user: User | None) -> Visible:
+    if user is None:
+        return Visible()
+    hidden = set(_strings(user.properties.get("network_hidden")))
+    out = Visible()
+    if "skills" not in hidden:
+        out.topics |= {s.lower() for s in user.profile.skills}
+    if "interests" not in hidden:
+        out.topics |= {s.lower() for s in user.profile.interests}
+    if "goals" not in hidden:
+        out.offers, out.seeks = _goals(user.profile.goals)
+    return out
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def to_interaction(event: Event) -> Interaction | None:
+    """The person -> person interaction an event records (None for blocks, declines, ...)."""
+    other = event.properties.get("person_id")
+    if event.type not in INTERACTION_TYPES or event.user_id is None or not isinstance(other, str):
+        return None
+    topics = tuple(_strings(event.properties.get("topics")))
+    offered = event.properties.get("offered")
+    thread = event.properties.get("thread")
+    return Interaction(
+        actor=event.user_id, target=other, timestamp=event.timestamp, kind=event.type,
+        thread=thread if isinstance(thread, str) else None, tags=topics,
+        offered=offered if isinstance(offered, bool) else None,
+    )
+
+
+def profile_of(user: User) -> Profile:
+    """Topics (skills, interests) and goals (what they offer / seek) of a stored profile."""
+    offers, seeks = _goals(user.profile.goals)
+    return Profile(
+        topics={s.lower(): 1.0 for s in [*user.profile.skills, *user.profile.interests]},
+        offers=dict.fromkeys(offers, 1.0), seeks=dict.fromkeys(seeks, 1.0),
+    )
+
+
+def discoverable(user: User | None) -> bool:
+    return user is None or user.properties.get("network_discoverable") is not False
+
+
+@dataclass
+class TenantNetwork:
+    state: NetworkState
+    model: DirectionalModel
+    trained: bool
+    model_mtime: float = 0.0
+    checked: float = 0.0
+    connected: set[frozenset[str]] = field(default_factory=set)
+    declined: set[frozenset[str]] = field(default_factory=set)
+    blocked: dict[str, set[str]] = field(default_factory=dict)
+    """person -> people they blocked or muted."""
+    declared: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """person -> the profile fields last put in the state (re-declared when they change)."""
+
+    def apart(self, a: str, b: str) -> bool:
+        return b in self.blocked.get(a, ()) or a in self.blocked.get(b, ())
+
+
+class NetworkingService:
+    """One per API process; the network of a tenant is loaded on its first request."""
+
+    def __init__(
+        self,
+        events: EventStore,
+        users: UserStore,
+        *,
+        model_dir: str | Path,
+        may_personalize: Callable[[str, str], bool],
+        is_erased: Callable[[str, str], bool],
+    ) -> None:
+        self.events = events
+        self.users = users
+        self.model_dir = Path(model_dir)
+        self.may_personalize = may_personalize
+        self.is_erased = is_erased
+        self._tenants: dict[str, TenantNetwork] = {}
+        self._lock = threading.RLock()
+
+    # loading and updates -----------------------------------------------------------------
+
+    def network(self, tenant: str) -> TenantNetwork:
+        net = self._tenants.get(tenant)
+        if net is not None:
+            now = time.monotonic()
+            if now - net.checked > MODEL_POLL_S:
+                net.checked = now
+                self._maybe_reload(tenant, net)
+            return net
+        with self._lock:
+            net = self._tenants.get(tenant)
+            if net is None:
+                model, trained, mtime = self._load_model(tenant)
+                net = TenantNetwork(NetworkState(), model, trained, model_mtime=mtime)
+                self._apply(tenant, net, self.events.scan(tenant, types=sorted(PERSON_EVENT_TYPES)))
+                self._declare_all(tenant, net)
+                self._tenants[tenant] = net
+            return net
+
+    def _declare_all(self, tenant: str, net: TenantNetwork, page: int = 1000) -> None:
+        """Every stored profile's topics and goals (up to ``MAX_PROFILES``)."""
+        offset = 0
+        while offset < MAX_PROFILES:
+            users = self.users.list(tenant, limit=page, offset=offset)
+            for user in users:
+                if not self.is_erased(tenant, user.user_id):
+                    self._declare(net, user.user_id, user)
+            if len(users) < page:
+                return
+            offset += page
+
+    def _load_model(self, tenant: str) -> tuple[DirectionalModel, bool, float]:
+        path = model_path(self.model_dir, tenant)
+        try:
+            mtime = path.stat().st_mtime
+            body = json.loads(path.read_text(encoding="utf-8"))
+            return DirectionalModel.from_dict(body), True, mtime
+        except FileNotFoundError:
+            return prior_model(), False, 0.0
+        except (ValueError, KeyError):
+            log.exception("networking model %s unreadable; the prior model is used", path)
+            return prior_model(), False, path.stat().st_mtime
+
+    def _maybe_reload(self, tenant: str, net: TenantNetwork) -> None:
+        """Pick up a model ``personify networking train`` wrote (checked every few seconds)."""
+        path = model_path(self.model_dir, tenant)
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == net.model_mtime:
+            return
+        model, trained, mtime = self._load_model(tenant)
+        with self._lock:
+            net.model, net.trained, net.model_mtime = model, trained, mtime
+
+    def on_events(self, tenant: str, events: Sequence[Event]) -> None:
+        """Ingestion listener: person -> person events change the network at once."""
+        mine = [e for e in events if e.type in PERSON_EVENT_TYPES]
+        if not mine:
+            return
+        with self._lock:
+            net = self._tenants.get(tenant)
+            if net is not None:  # not loaded yet: the scan on first use will include them
+                self._apply(tenant, net, mine)
+
+    def _apply(self, tenant: str, net: TenantNetwork, events: Any) -> None:
+        for event in events:
+            actor = event.user_id
+            other = event.properties.get("person_id")
+            if actor is None or not isinstance(other, str) or actor == other:
+                continue
+            if self.is_erased(tenant, actor) or self.is_erased(tenant, other):
+                continue
+            pair = frozenset((actor, other))
+            kind = event.type
+            if kind in (EventType.BLOCK, EventType.MUTE):
+                net.blocked.setdefault(actor, set()).add(other)
+                continue
+            if kind in (EventType.UNBLOCK, EventType.UNMUTE):
+                net.blocked.get(actor, set()).discard(other)
+                continue
+            if kind == EventType.CONNECTION_DECLINE:
+                net.declined.add(pair)
+                continue
+            if kind == EventType.CONNECTION_ACCEPT:
+                net.connected.add(pair)
+            interaction = to_interaction(event)
+            if interaction is not None:
+                net.state.add(interaction)
+
+    def forget(self, tenant: str, subjects: Sequence[str]) -> int:
+        """Erasure hook: the people leave the network (and everyone's lists) at once."""
+        removed = 0
+        with self._lock:
+            net = self._tenants.get(tenant)
+            if net is None:
+                return 0
+            for person in subjects:
+                if person in net.state.people:
+                    removed += 1
+                net.state.forget(person)
+                net.connected = {p for p in net.connected if person not in p}
+                net.declined = {p for p in net.declined if person not in p}
+                net.blocked.pop(person, None)
+                for people in net.blocked.values():
+                    people.discard(person)
+                net.declared.pop(person, None)
+        return removed
+
+    # answers -----------------------------------------------------------------------------
+
+    def _declare(self, net: TenantNetwork, person: str, user: User | None) -> None:
+        """Profile topics and goals feed the candidates and features (not the explanations,
+        which read the visible fields again)."""
+        if user is None:
+            return
+        key = (tuple(user.profile.skills), tuple(user.profile.interests), tuple(user.profile.goals))
+        if net.declared.get(person) == key:
+            return
+        profile = profile_of(user)
+        with self._lock:
+            net.state.declare(person, profile.topics, offers=profile.offers, seeks=profile.seeks)
+            net.declared[person] = key
+
+    def people(self, tenant: str, user_id: str, n: int = 10) -> PeopleResponse:
+        net = self.network(tenant)
+        me = self.users.get(tenant, user_id)
+        label = "trained" if net.trained else "prior"
+        if (me is not None and me.restricted) or not self.may_personalize(tenant, user_id):
+            return PeopleResponse(
+                user_id=user_id, people=[], model=label,
+                note="no personalization consent (or processing restricted): no people suggested",
+            )
+        self._declare(net, user_id, me)
+        rec = PeopleRecommender(net.state, net.model)
+        users: dict[str, User | None] = {}
+
+        def user(pid: str) -> User | None:
+            if pid not in users:
+                users[pid] = self.users.get(tenant, pid)
+            return users[pid]
+
+        def allowed(pid: str) -> bool:
+            if net.apart(user_id, pid):
+                return False
+            pair = frozenset((user_id, pid))
+            if pair in net.connected or pair in net.declined:
+                return False
+            other = user(pid)
+            if other is not None and (other.restricted or not discoverable(other)):
+                return False
+            return not self.is_erased(tenant, pid) and self.may_personalize(tenant, pid)
+
+        with self._lock:  # the listener may be changing the state in another thread
+            matches = rec.recommend(user_id, n, allowed=allowed)
+        mine = visible(me)
+        return PeopleResponse(
+            user_id=user_id, model=label,
+            people=[self._explain(m, mine, user(m.person_id)) for m in matches],
+        )
+
+    def _explain(self, m: PersonMatch, mine: Visible, other: User | None) -> PersonRecommendation:
+        theirs = visible(other)
+        reasons: list[PersonReason] = []
+        shared = sorted(mine.topics & theirs.topics)[:3]
+        if shared:
+            reasons.append(PersonReason(kind="shared_topics", topics=shared,
+                                        text="you both list " + ", ".join(shared)))
+        they_offer = sorted(mine.seeks & theirs.offers)[:3]
+        if they_offer:
+            reasons.append(PersonReason(kind="they_offer", topics=they_offer,
+                                        text="you look for " + ", ".join(they_offer)
+                                        + "; they offer it"))
+        they_seek = sorted(theirs.seeks & mine.offers)[:3]
+        if they_seek:
+            reasons.append(PersonReason(kind="they_seek", topics=they_seek,
+                                        text="they look for " + ", ".join(they_seek)
+                                        + "; you offer it"))
+        if m.common_contacts:
+            reasons.append(PersonReason(
+                kind="common_contacts", count=m.common_contacts,
+                text=f"{m.common_contacts} of your contacts interacted with them",
+            ))
+        return PersonRecommendation(
+            person_id=m.person_id,
+            name=other.profile.name if other is not None else None,
+            score=round(m.score, 6), interest_forward=round(m.forward, 6),
+            interest_backward=round(m.backward, 6), sources=list(m.sources), reasons=reasons,
+        )

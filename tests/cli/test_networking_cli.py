@@ -1,0 +1,53 @@
+"""``personify networking train | people``: the model is learned from consenting people's person
+-> person events and used by the people list."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from typer.testing import Result
+
+from personify.domain.consents import ConsentRecord, ConsentState
+from personify.domain.events import Event
+from personify.storage.registry import open_stores
+
+Personify = Callable[..., Result]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_train_then_people(personify: Personify, database_url: str, tmp_path: Path) -> None:
+    few = personify("networking", "train")
+    assert few.exit_code == 2 and "events" in few.output
+    rng = random.Random(0)
+    stores = open_stores(database_url)
+    try:
+        for p in range(30):
+            for purpose in ("profiling", "personalization"):
+                stores.consents.append("default", ConsentRecord(
+                    user_id=f"p{p}", purpose=purpose, state=ConsentState.GRANTED))
+        events = []
+        for k in range(400):
+            a, b = rng.sample(range(30), 2)
+            if rng.random() < 0.7:  # the first ten people are the busy ones
+                b = rng.randrange(10)
+                a = a if a != b else (b + 1) % 30
+            events.append(Event(
+                event_id=f"e{k}", type="reply", user_id=f"p{a}", timestamp=T0 + timedelta(hours=k),
+                properties={"person_id": f"p{b}", "topics": [f"t{b % 3}"]}))
+        stores.events.append("default", events)
+    finally:
+        stores.close()
+    result = personify("networking", "train")
+    assert result.exit_code == 0, result.output
+    assert "400 interactions" in result.output
+    model = json.loads((tmp_path / "var" / "models" / "networking" / "default.json").read_text())
+    assert len(model["weights"]) == len(model["features"])
+    shown = personify("networking", "people", "p12", "--n", "5")
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert data["model"] == "trained" and len(data["people"]) == 5
+    assert all(p["person_id"] != "p12" for p in data["people"])
