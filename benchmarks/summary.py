@@ -32,6 +32,7 @@ ORDER = [
     "messaging_service",
     "dashboard",
     "networking",
+    "insights",
 ]
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pytest
 from typer.testing import Result
 
 from personify.domain.consents import ConsentRecord, ConsentState
@@ -51,3 +53,44 @@ def test_fit_show_and_export(personify: Personify, database_url: str, tmp_path: 
     assert export["insights"]["profile"]["rfm"]["frequency"] == 4
     bad = personify("insights", "fit", "--as-of", "yesterday")
     assert bad.exit_code == 2 and "as_of" in bad.output
+
+
+def test_evaluate_predictions_and_scores(
+    personify: Personify, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("lightgbm")
+    monkeypatch.setenv("PERSONIFY_CONSENT_DEFAULTS", '{"profiling": "opt-out"}')
+    rng = np.random.default_rng(5)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    events = []
+    for c in range(400):
+        t, rate, life = rng.uniform(0, 200), rng.gamma(2.0, 0.03), rng.exponential(200)
+        stop = t + life
+        while t < min(stop, 400):
+            events.append(Event(event_id=f"e{len(events)}", type="purchase", user_id=f"c{c}",
+                                item_id="i1", value=float(rng.gamma(3, 10)),
+                                timestamp=start + timedelta(days=float(t))))
+            t += rng.exponential(1 / rate)
+    stores = open_stores(database_url)
+    try:
+        stores.events.append("default", events)
+    finally:
+        stores.close()
+    report = tmp_path / "report.json"
+    result = personify("evaluate-predictions", "--rounds", "20", "-o", str(report))
+    assert result.exit_code == 0, result.output
+    assert "recency_rule" in result.output and "calibration" in result.output
+    data = json.loads(report.read_text())
+    assert data["churn"]["model"]["auc"] > 0.6 and "bgnbd" in data["propensity"]
+
+    fitted = personify("insights", "fit", "--predictions", "--as-of", "2026-02-05")
+    assert fitted.exit_code == 0, fitted.output
+    assert "churn: trained" in fitted.output
+    shown = json.loads(personify("insights", "show", "c1").output)
+    churn = shown["predictions"]["churn_90d"]
+    assert 0 <= churn["probability"] <= 1 and churn["reason"]["ru"]
+
+
+def test_evaluate_predictions_without_history_is_a_clear_error(personify: Personify) -> None:
+    result = personify("evaluate-predictions")
+    assert result.exit_code == 2 and "tenant" in result.output

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from personify.cli.context import state_of
 from personify.cli.privacy import insights_service
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
-from personify.jobs.insights import fit_insights
+from personify.jobs.insights import evaluate_predictions, fit_insights
 from personify.privacy.runtime import open_runtime
 
 app = typer.Typer(help="Behavioural profiles, predictions and segments.", no_args_is_help=True)
@@ -39,6 +41,9 @@ def fit(
     tenant: TenantOption = None,
     as_of: Annotated[str | None, typer.Option(
         help="Use events up to this date (ISO); default: now.")] = None,
+    predictions: Annotated[bool, typer.Option(
+        help="Also train churn / propensity (LightGBM, the train extra) and score everyone.",
+    )] = False,
 ) -> None:
     """Fit the population artefact (BG/NBD, Gamma-Gamma, RFM edges, price references) from the
     events that profiling consent admits, and save it under the model directory."""
@@ -50,6 +55,7 @@ def fit(
     result = fit_insights(
         stores, settings.model_dir, tenant,
         event_filter=runtime.training().event_filter(tenant), as_of=_as_of(as_of),
+        predictions=predictions,
     )
     population = result.population
     bg = population.bgnbd
@@ -61,6 +67,12 @@ def fit(
         console.print(f"BG/NBD r={bg.r:.3f} alpha={bg.alpha:.3f} a={bg.a:.3f} b={bg.b:.3f}")
     else:
         console.print("BG/NBD not fitted: fewer than 20 customers with purchases.")
+    if predictions:
+        for name in ("churn", "propensity"):
+            info = population.scores_model.get(name, {})
+            console.print(f"{name}: " + (f"trained on {info['people']} people"
+                                         if info.get("trained") else str(info.get("reason"))))
+        console.print(f"scored {len(population.scores)} people")
 
 
 @app.command("show")
@@ -76,3 +88,57 @@ def show(
     runtime = open_runtime(state.stores(settings), **settings.privacy_options())
     insights = insights_service(runtime, settings).insights(tenant, user_id)
     typer.echo(orjson.dumps(insights.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+
+
+def evaluate_predictions_command(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    end: Annotated[str | None, typer.Option(
+        help="End of the last label window (ISO); default: the day after the newest event.",
+    )] = None,
+    rounds: Annotated[int, typer.Option(min=20, max=5000, help="Bootstrap resamples.")] = 200,
+    output: Annotated[str | None, typer.Option("--output", "-o",
+                                               help="Also write the full report (JSON).")] = None,
+) -> None:
+    """Churn (90 days) and propensity (30 days) models against the recency rule and BG/NBD on
+    one temporal split: AUC, PR-AUC, Brier, lift at 10 %, bootstrap intervals, calibration."""
+    state = state_of(ctx)
+    settings = state.settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    stores = state.stores(settings)
+    runtime = open_runtime(stores, **settings.privacy_options())
+    report = evaluate_predictions(
+        stores, tenant, event_filter=runtime.training().event_filter(tenant), end=_as_of(end),
+        rounds=rounds,
+    )
+    for task in ("churn", "propensity"):
+        part: dict[str, Any] = report[task]  # type: ignore[assignment]
+        table = Table(f"{task} ({part['people_test']} people, "
+                      f"{part['positive_rate_test']:.1%} positive)",
+                      "AUC", "PR-AUC", "Brier", "lift@10%", "AUC gain of the model (95% CI)")
+        for name in ("model", "recency_rule", "bgnbd", "bgnbd_no_purchase"):
+            m = part[name]
+            gain = part.get(f"vs_{name}")
+            ci = (f"{gain['auc_difference']:+.3f} [{gain['auc_difference_ci95'][0]:+.3f}, "
+                  f"{gain['auc_difference_ci95'][1]:+.3f}]") if gain else ""
+            table.add_row(name, f"{m['auc']:.3f}", f"{m['pr_auc']:.3f}", f"{m['brier']:.4f}",
+                          f"{m['lift_at_10pct']:.2f}", ci)
+        console.print(table)
+        plot = Table("predicted", "observed", "people", title=f"{task} calibration (deciles)")
+        for row in part["calibration"]:
+            plot.add_row(f"{row['predicted']:.3f}", f"{row['observed']:.3f}", str(row["people"]))
+        console.print(plot)
+    value: dict[str, Any] = report["clv"]  # type: ignore[assignment]
+    if value.get("fitted"):
+        console.print(f"CLV (BG/NBD + Gamma-Gamma, 90 days): Spearman {value['spearman']:.3f}, "
+                      f"top-decile capture {value['top_decile_capture']:.1%} (last-90-days spend: "
+                      f"{value['naive_last_90_days_spearman']:.3f}, "
+                      f"{value['naive_top_decile_capture']:.1%})")
+    if output:
+        Path(output).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        console.print(f"wrote {output}")
+
+
+def register(main: typer.Typer) -> None:
+    """Add ``evaluate-predictions`` as a top-level command."""
+    main.command("evaluate-predictions")(evaluate_predictions_command)

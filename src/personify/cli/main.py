@@ -54,9 +54,9 @@ GROUPS: dict[str, typer.Typer] = {
     "networking": networking.app,
     # "privacy": privacy.app, ...
 }
-COMMANDS = (server, bulk, models, evaluate, ope, simulate, kpis)
+COMMANDS = (server, bulk, models, evaluate, ope, simulate, kpis, insights)
 """Modules adding top-level commands: serve, demo (server); import, export (bulk); train
-(models); ope; simulate; kpis."""
+(models); ope; simulate; kpis; evaluate-predictions (insights)."""
 
 
 @app.callback()

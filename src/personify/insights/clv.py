@@ -124,6 +124,18 @@ def expected_purchases(
     return np.asarray(head * body / (1 + tail))
 
 
+def probability_no_purchase(
+    params: BgNbdParams, t: float, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
+) -> Array:
+    """P(no purchase in the next ``t`` | x, t_x, T): dropped out, or alive (dropout happens only
+    at a purchase, so an alive customer without a purchase stays alive) with no purchase at the
+    posterior rate Gamma(r + x, alpha + T)."""
+    xs, tx, tt = _arrays(x, t_x, T)
+    alive = probability_alive(params, xs, tx, tt)
+    quiet = ((params.alpha + tt) / (params.alpha + tt + t)) ** (params.r + xs)
+    return np.asarray(1 - alive + alive * quiet)
+
+
 def expected_purchases_new(params: BgNbdParams, t: ArrayLike) -> Array:
     """E[X(t)] for a customer just acquired (FHL 2005, eq. 9)."""
     (ts,) = _arrays(t)

@@ -58,13 +58,14 @@ class Insights(BaseModel):
 
 def _score(probability: float, reasons: list[dict[str, Any]], what_en: str, what_ru: str,
            ) -> Score:
-    named = ", ".join(str(r.get("feature")) for r in reasons[:3])
+    named_en = "; ".join(str(r.get("en", r.get("feature"))) for r in reasons[:3])
+    named_ru = "; ".join(str(r.get("ru", r.get("feature"))) for r in reasons[:3])
     return Score(
         probability=round(probability, 4), top_reasons=reasons,
         reason=Reason(
-            en=f"{probability:.0%} {what_en} (LightGBM, calibrated); driven most by {named}.",
-            ru=f"{probability:.0%} {what_ru} (LightGBM, откалибровано); сильнее всего влияют: "
-               f"{named}.",
+            en=f"{probability:.0%} {what_en} (LightGBM, calibrated). Main reasons: {named_en}.",
+            ru=f"{probability:.0%}: {what_ru} (LightGBM, откалибровано). Главные причины: "
+               f"{named_ru}.",
         ),
     )
 

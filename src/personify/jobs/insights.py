@@ -1,5 +1,6 @@
 """The insights batch job: one pass over a tenant's events (only those the privacy filter admits)
-fits the population artefact (BG/NBD, Gamma-Gamma, RFM edges, price references)."""
+fits the population artefact (BG/NBD, Gamma-Gamma, RFM edges, price references) and, when asked
+(``train`` extra: LightGBM, scikit-learn), the churn and propensity models and everyone's scores."""
 
 from __future__ import annotations
 
@@ -21,6 +22,20 @@ from personify.storage.registry import Stores
 log = logging.getLogger(__name__)
 
 
+def require_training_extra() -> None:
+    """ConfigurationError naming the extra when LightGBM / scikit-learn are missing."""
+    import importlib.util
+
+    from personify.domain.errors import ConfigurationError
+
+    missing = [m for m in ("lightgbm", "sklearn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigurationError(
+            f"churn and propensity models need {', '.join(missing)}",
+            field="predictions", accepted="pip install 'personify[train]'",
+        )
+
+
 @dataclass
 class InsightsFitResult:
     population: Population
@@ -35,9 +50,12 @@ def fit_insights(
     *,
     event_filter: Callable[[Event], bool] | None = None,
     as_of: datetime | None = None,
+    predictions: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> InsightsFitResult:
     """Fit and save ``<root>/insights/<tenant>.json``; ``as_of`` defaults to now."""
+    if predictions:
+        require_training_extra()
     import time
 
     started = time.perf_counter()
@@ -51,9 +69,48 @@ def fit_insights(
     population = fit_from_histories(
         tenant, people, stores.catalog.scan(tenant), as_of=cut, clock=now
     )
+    if predictions:
+        from personify.insights.predictions import score_population
+
+        score_population(population, events, as_of=cut)
     files = PopulationFiles(root)
     path = files.save(population)
     seconds = time.perf_counter() - started
     log.info("insights for %s fitted on %d customers in %.1fs", tenant, population.customers,
              seconds)
     return InsightsFitResult(population, path, seconds)
+
+
+def evaluate_predictions(
+    stores: Stores,
+    tenant: str,
+    *,
+    event_filter: Callable[[Event], bool] | None = None,
+    end: datetime | None = None,
+    rounds: int = 200,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, object]:
+    """Churn / propensity / CLV against the recency rule and BG/NBD on the temporal split that
+    ends at ``end`` (default: the day after the newest event)."""
+    require_training_extra()
+    from personify.insights.predictions import DAY, Activity, evaluate
+
+    events = [
+        e for e in stores.events.scan(tenant, until=end)
+        if e.type != "impression" and (event_filter is None or event_filter(e))
+    ]
+    if not events:
+        from personify.domain.errors import InvalidInput
+
+        raise InvalidInput("no events to evaluate on", field="tenant",
+                           accepted="a tenant with purchase events over at least 180 days")
+    last = max(e.timestamp for e in events).timestamp()
+    stop = end.timestamp() if end is not None else (last // DAY + 1) * DAY
+    try:
+        return evaluate(Activity.from_events(events), stop, rounds=rounds)
+    except ValueError as exc:  # too few people or one class in a window
+        from personify.domain.errors import InvalidInput
+
+        raise InvalidInput(f"not enough history to evaluate: {exc}", field="tenant",
+                           accepted="at least 20 customers with purchases before each cut and "
+                                    "both outcomes in each window") from exc
