@@ -99,7 +99,7 @@ def test_without_profiling_consent_nothing_is_computed(
 ) -> None:
     _purchases(client, tenant_a, "p1", [3, 2])
     r = client.post("/v1/users/p1/consents/profiling:deny", json={},
-                    headers=tenant_a.headers("ingest"))
+                    headers=tenant_a.headers())
     assert r.status_code == 201, r.text
     out = client.get("/v1/users/p1/insights", headers=tenant_a.headers()).json()
     assert out["status"] == "not_allowed" and out["profile"] is None
