@@ -80,7 +80,7 @@ def main() -> None:
     settings = Settings(demo=True, model_dir=str(folder / "models"), database_url="memory://")
     app = create_app(settings, stores=stores)
     if getattr(app.state, "engine", None) is None:
-        from personify.api.engine import build_engine
+        from personify.runtime.engine import build_engine
 
         app.state.engine = build_engine(settings, stores, app.state.ingestor)
     if not any(getattr(r, "path", "").startswith("/dashboard") for r in app.routes):

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_results  # noqa: E402
 from personify.api import create_app  # noqa: E402
-from personify.api.routers.experiments import install_experiments  # noqa: E402
+from personify.api.deps import install_experiments  # noqa: E402
 from personify.domain.keys import Scope  # noqa: E402
 from personify.settings import Settings  # noqa: E402
 from personify.storage.registry import open_stores  # noqa: E402

@@ -27,10 +27,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_results
-from personify.api.engine import warm_up
 from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.jobs.training import TrainingConfig, train_tenant
+from personify.runtime.engine import warm_up
 from personify.storage.model_files import FileModelStore
 from personify.storage.online import open_online_state
 from personify.storage.registry import open_stores

@@ -158,9 +158,9 @@ def test_startup_opens_its_own_stores_when_a_key_exists(tmp_path: object) -> Non
 
 
 def test_verified_keys_are_trusted_briefly_and_revocation_here_is_immediate() -> None:
-    from personify.api.auth import Authenticator, ForgettingKeyStore
     from personify.domain.errors import Unauthorized
     from personify.domain.keys import Scope
+    from personify.runtime.auth import Authenticator, ForgettingKeyStore
     from personify.storage.registry import open_stores
 
     stores = open_stores("memory://")

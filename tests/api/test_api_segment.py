@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from fastapi.testclient import TestClient
 
-from personify.api.segment.mapping import SegmentMapper, profile_from_traits
 from personify.domain.events import BUILTIN_EVENT_TYPES
+from personify.runtime.segment.mapping import SegmentMapper, profile_from_traits
 from personify.storage.registry import Stores
 
 if TYPE_CHECKING:

@@ -87,8 +87,8 @@ def test_export_lists_messages_and_erasure_removes_them(
 def test_replay_does_not_bring_back_a_person_erased_mid_batch(app: FastAPI) -> None:
     """Regression (found by CI): the background warm-up read a batch, an erasure ran, then the
     batch was applied and the person reappeared in the online state."""
-    from personify.api.engine import _apply_replayed
     from personify.domain.events import Event
+    from personify.runtime.engine import _apply_replayed
 
     stores = app.state.stores
     state = app.state.engine.state
@@ -145,7 +145,7 @@ def test_a_batch_read_before_an_erasure_is_applied_without_the_person(
     after reading its batch, the erasure runs to completion, then the warm-up goes on."""
     import threading
 
-    from personify.api.engine import warm_up
+    from personify.runtime.engine import warm_up
 
     engine, stores, calls = _replay_fixture(app)
     batch_read, erased = threading.Event(), threading.Event()
@@ -176,7 +176,7 @@ def test_an_erasure_during_a_batch_apply_waits_for_it_then_forgets(
     state; its forget waits for that batch (same fence), so it removes what the batch added."""
     import threading
 
-    from personify.api.engine import warm_up
+    from personify.runtime.engine import warm_up
 
     engine, stores, calls = _replay_fixture(app)
     applying, forgetting = threading.Event(), threading.Event()

@@ -7,16 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from personify.api.experiment_serving import (
+from personify.domain.items import Item
+from personify.experiments.definitions import parse_experiment
+from personify.experiments.service import create_experiment, start_experiment
+from personify.runtime.experiment_serving import (
     affects_serving,
     apply_variant,
     non_personal_sources,
     recommend_in_experiments,
 )
-from personify.api.experiments_runtime import ExperimentsRuntime, build_runtime
-from personify.domain.items import Item
-from personify.experiments.definitions import parse_experiment
-from personify.experiments.service import create_experiment, start_experiment
+from personify.runtime.experiments import ExperimentsRuntime, build_experiments
 from personify.serving.catalog_cache import CatalogCache
 from personify.serving.chain import RecommendationService
 from personify.serving.request import RecommendationRequest
@@ -44,7 +44,7 @@ def service(stores: Stores) -> RecommendationService:
 
 @pytest.fixture
 def runtime(stores: Stores) -> ExperimentsRuntime:
-    rt = build_runtime(stores)
+    rt = build_experiments(stores)
     create_experiment(
         rt.experiments,
         T,
@@ -118,7 +118,7 @@ def test_no_exposure_without_an_impression(
 def test_anonymous_requests_without_experiments_pass_through(
     stores: Stores, service: RecommendationService
 ) -> None:
-    rt = build_runtime(stores)
+    rt = build_experiments(stores)
     result, assignments = recommend_in_experiments(
         rt, service, T, RecommendationRequest(anonymous_id="x", n=3)
     )

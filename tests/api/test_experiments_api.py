@@ -12,11 +12,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from personify.api.decision_points import DecisionPointConfig, DecisionPoints
-from personify.api.experiments_runtime import build_runtime, install_experiments
+from personify.api.deps import install_experiments
 from personify.domain.errors import NotFound
 from personify.domain.events import Event
 from personify.experiments.bandits import DecisionLog
+from personify.runtime.decision_points import DecisionPointConfig, DecisionPoints
+from personify.runtime.experiments import build_experiments
 from personify.storage.registry import Stores
 from personify.storage.sql.experiments import SqlDecisionLogStore, SqlDecisionPointStore
 
@@ -276,7 +277,7 @@ def test_a_reward_event_updates_the_policy(
     logged = log.get("default", first["decision_id"])
     assert logged is not None and logged.chosen == ["a", "b", "c"]
     assert logged.propensities == [1.0, 1.0, 1.0] and logged.policy == "offers"
-    fresh = build_runtime(stores)
+    fresh = build_experiments(stores)
     after_restart = fresh.points.decide("default", "offers", {"device": "mobile", "hour": 9},
                                         ["a", "b", "c"], 1)
     assert after_restart.decision.ranked == ["b"]
@@ -429,7 +430,7 @@ def test_the_impression_that_caused_the_exposure_counts_in_ctr(
                 item_id=body["items"][0]["item_id"], recommendation_id=body["recommendation_id"],
                 timestamp=datetime.now(UTC).isoformat(),
             ))
-    exposures = {x.unit: x for x in build_runtime(stores).exposures.exposures("default",
+    exposures = {x.unit: x for x in build_experiments(stores).exposures.exposures("default",
                                                                                "reco-vs-pop")}
     assert exposures, "serving under the experiment logs exposures"
     client.post("/v1/events/batch", json=clicks, headers=tenant_a.headers("ingest"))

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from personify.api.messaging_runtime import MessagingRuntime
+from personify.runtime.messaging import MessagingRuntime
 from personify.settings import Settings
 from personify.storage.registry import Stores
 

@@ -19,10 +19,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from personify.api import create_app
-from personify.api.messaging_runtime import MessagingRuntime
-from personify.api.messaging_wiring import configured_channels
 from personify.domain.errors import ConfigurationError
 from personify.messaging.webhooks import verify_signature
+from personify.runtime.messaging import MessagingRuntime
+from personify.runtime.messaging_wiring import configured_channels
 from personify.settings import Settings, WebhookChannelSetting
 from personify.storage.registry import Stores
 

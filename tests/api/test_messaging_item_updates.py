@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from personify.api.messaging_runtime import MessagingRuntime
 from personify.messaging.item_updates import BACK_IN_STOCK, ItemChange
+from personify.runtime.messaging import MessagingRuntime
 from personify.settings import Settings
 
 pytest.importorskip("aiosmtpd")

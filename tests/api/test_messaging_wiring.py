@@ -1,4 +1,4 @@
-"""``personify.api.messaging_wiring``: where the messaging state lives for each database URL,
+"""``personify.runtime.messaging_wiring``: where the messaging state lives for each database URL,
 the tracking secret rules, and the consent switch to the privacy capability's policy."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 from fastapi import FastAPI
 
 from personify.api import create_app
-from personify.api.messaging_wiring import messaging_db_path, tracking_signer
 from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.errors import ConfigurationError
+from personify.runtime.messaging_wiring import messaging_db_path, tracking_signer
 from personify.settings import Settings
 from personify.storage.registry import open_stores
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from personify.api.online_gate import BatchGate
 from personify.domain.consents import ConsentState
 from personify.domain.events import Event
 from personify.domain.users import User
 from personify.privacy.consent import ConsentDefaults, ConsentPolicy
 from personify.privacy.processing import ProcessingGate
+from personify.runtime.online_gate import BatchGate
 from personify.storage.registry import Stores, open_stores
 
 T = "default"

@@ -39,7 +39,7 @@ def build_app(stores: Stores, model_dir: Path, *, results_dir: Path | None = Non
     settings = Settings(demo=True, model_dir=str(model_dir), database_url="memory://")
     app = create_app(settings, stores=stores)
     if getattr(app.state, "engine", None) is None:
-        from personify.api.engine import build_engine
+        from personify.runtime.engine import build_engine
 
         app.state.engine = build_engine(settings, stores, app.state.ingestor)
         app.state.test_owns_engine = True

@@ -22,8 +22,8 @@ from _uvicorn_server import running
 pytest.importorskip("aiosmtpd")
 
 from personify.api import create_app
-from personify.api.messaging_runtime import MessagingRuntime
 from personify.messaging.smtp_sink import SmtpSink
+from personify.runtime.messaging import MessagingRuntime
 from personify.settings import Settings
 from personify.testing.clocks import daytime_clock
 

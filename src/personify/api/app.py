@@ -17,12 +17,8 @@ from typing import Any
 from fastapi import FastAPI
 
 import personify
-from personify.api.auth import Authenticator, ForgettingKeyStore
-from personify.api.engine import build_engine
-from personify.api.erasure_check import CachedErasureCheck
+from personify.api.deps import install_experiments
 from personify.api.errors import install_error_handlers
-from personify.api.experiments_runtime import install_experiments
-from personify.api.identity import erase_subjects
 from personify.api.insights_wiring import install_insights
 from personify.api.limits import BodySizeLimit
 from personify.api.messaging_wiring import install_messaging
@@ -31,10 +27,14 @@ from personify.api.openapi import install_openapi
 from personify.api.path_ids import EncodedSlashes, UnescapedPathIds
 from personify.api.rate_limit import build_rate_limiter
 from personify.api.routers import register_routers
-from personify.api.segment.mapping import SegmentMapper
 from personify.domain.errors import ConfigurationError
 from personify.domain.events import EventTypes
 from personify.ingestion import EventIngestor
+from personify.runtime.auth import Authenticator, ForgettingKeyStore
+from personify.runtime.engine import build_engine
+from personify.runtime.erasure_check import CachedErasureCheck
+from personify.runtime.identity import erase_subjects
+from personify.runtime.segment.mapping import SegmentMapper
 from personify.settings import DEMO_ADMIN_KEY, Settings
 from personify.storage.registry import Stores, open_stores
 

@@ -1,20 +1,28 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the stores, the ingestor, settings, and the
-authenticated key of each scope. Routers import these and nothing from ``app.state`` directly."""
+"""FastAPI dependencies as ``Annotated`` aliases: the stores, the ingestor, settings, the
+runtime's services (engine, messaging, experiments, privacy) and the authenticated key of each
+scope. Routers import these and nothing from ``app.state`` directly."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPBearer
 
-from personify.api.auth import Authenticator, require_scope, secret_from_headers
-from personify.api.erasure_check import CachedErasureCheck
 from personify.api.rate_limit import within_rate_limit, within_rate_limit_sync
 from personify.domain import person_tokens
 from personify.domain.keys import ApiKey, Scope
 from personify.ingestion import EventIngestor
+from personify.privacy.runtime import PrivacyRuntime
+from personify.runtime.auth import Authenticator, require_scope, secret_from_headers
+from personify.runtime.engine import Engine
+from personify.runtime.erasure_check import CachedErasureCheck
+from personify.runtime.experiments import ExperimentsRuntime, build_experiments
+from personify.runtime.identity import open_privacy
+from personify.runtime.messaging import MessagingRuntime
 from personify.settings import Settings
 from personify.storage.registry import Stores
 
@@ -42,6 +50,56 @@ async def get_ingestor(request: Request) -> EventIngestor:
 async def get_erasure_check(request: Request) -> CachedErasureCheck:
     check: CachedErasureCheck = request.app.state.erasure_check
     return check
+
+
+async def get_engine(request: Request) -> Engine:
+    """Async, so FastAPI resolves it on the event loop (a sync dependency costs a thread hop
+    per request)."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_messaging(request: Request) -> MessagingRuntime:
+    runtime: MessagingRuntime = request.app.state.messaging
+    return runtime
+
+
+_install_lock = threading.Lock()
+
+
+def install_experiments(app: FastAPI) -> ExperimentsRuntime:
+    """Create ``app.state.experiments`` once and register the bandit reward listener on
+    ``app.state.ingestor``. Call from ``create_app`` after the stores and the ingestor exist."""
+    with _install_lock:
+        runtime: ExperimentsRuntime | None = getattr(app.state, "experiments", None)
+        if runtime is None:
+            runtime = build_experiments(app.state.stores)
+            app.state.ingestor.add_listener(runtime.points.on_events)
+            app.state.experiments = runtime
+            app.state.experiment_store = runtime.experiments
+            app.state.exposure_log = runtime.exposures
+            engine = getattr(app.state, "engine", None)
+            if engine is not None:
+                engine.forgetters.append(runtime.forget)
+        return runtime
+
+
+async def get_experiments(request: Request) -> ExperimentsRuntime:
+    """The runtime, installed on first use when ``create_app`` did not install it (in the
+    thread pool: it opens stores); async so the usual case costs no thread hop."""
+    runtime: ExperimentsRuntime | None = getattr(request.app.state, "experiments", None)
+    if runtime is not None:
+        return runtime
+    return await run_in_threadpool(install_experiments, request.app)
+
+
+def get_privacy(request: Request) -> PrivacyRuntime:
+    """The process's privacy services (built on first use from settings and stores)."""
+    state = request.app.state
+    runtime: PrivacyRuntime | None = getattr(state, "privacy", None)
+    if runtime is None:
+        runtime = state.privacy = open_privacy(state.settings, state.stores)
+    return runtime
 
 
 async def _documented(
@@ -111,6 +169,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoresDep = Annotated[Stores, Depends(get_stores)]
 IngestorDep = Annotated[EventIngestor, Depends(get_ingestor)]
 ErasureCheckDep = Annotated[CachedErasureCheck, Depends(get_erasure_check)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+MessagingDep = Annotated[MessagingRuntime, Depends(get_messaging)]
+"""The app's messaging runtime (installed by ``install_messaging``)."""
+ExperimentsDep = Annotated[ExperimentsRuntime, Depends(get_experiments)]
+PrivacyDep = Annotated[PrivacyRuntime, Depends(get_privacy)]
 IngestKey = Annotated[ApiKey, Depends(_ingest)]
 """A key with the ``ingest`` scope (or admin); its ``tenant`` is the request's tenant."""
 ServeKey = Annotated[ApiKey, Depends(_serve)]

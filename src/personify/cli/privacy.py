@@ -3,7 +3,7 @@ retention from the command line (the same services as the API)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +13,6 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
-from uvicorn.importer import import_from_string
 
 from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
@@ -24,6 +23,7 @@ from personify.insights.service import InsightsService
 from personify.privacy.export import MessagesReader, export_archive, export_person
 from personify.privacy.model_influence import ModelForgetResult
 from personify.privacy.runtime import PrivacyRuntime, open_runtime
+from personify.runtime.messaging_wiring import messaging_db_path, open_messaging_stores
 from personify.serving.model_registry import BundleRegistry
 from personify.settings import Settings
 from personify.storage.online import open_online_state
@@ -36,13 +36,6 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 
 TenantOption = Annotated[str | None, typer.Option(help="Tenant (default: the default one).")]
-
-MESSAGING_DB_PATH = "personify.api.messaging_wiring:messaging_db_path"
-OPEN_MESSAGING_STORES = "personify.api.messaging_wiring:open_messaging_stores"
-"""The API's own wiring of the messaging state, named by import string (as ``cli.asgi`` names
-the app) so the edges ``cli`` and ``api`` stay independent: the export reads the very store the
-server writes for the same settings."""
-
 
 def _runtime(settings: Settings, ctx: typer.Context) -> PrivacyRuntime:
     return open_runtime(state_of(ctx).stores(settings), **settings.privacy_options())
@@ -105,14 +98,14 @@ def _messages(settings: Settings) -> Iterator[MessagesReader | None]:
     """The person's messages and inbox entries from the messaging state the server keeps for
     these settings (its SQLite file); an empty reader when that file does not exist (nothing was
     ever sent), None for ``memory://`` (the state lives only inside a server process)."""
-    path: str | None = _resolve(MESSAGING_DB_PATH)(settings)
+    path = messaging_db_path(settings)
     if path is None:
         yield None
         return
     if not Path(path).exists():
         yield _no_messages
         return
-    stores = _resolve(OPEN_MESSAGING_STORES)(settings)
+    stores = open_messaging_stores(settings)
     try:
         reader: MessagesReader = stores.sent_to
         yield reader
@@ -122,11 +115,6 @@ def _messages(settings: Settings) -> Iterator[MessagesReader | None]:
 
 def _no_messages(tenant: str, user_id: str) -> list[dict[str, Any]]:
     return []
-
-
-def _resolve(name: str) -> Callable[..., Any]:
-    target: Callable[..., Any] = import_from_string(name)
-    return target
 
 
 @app.command("erase")

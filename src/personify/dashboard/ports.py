@@ -51,7 +51,7 @@ class ModelFiles(Protocol):
 
 
 class EngineView(Protocol):
-    """The parts of ``personify.api.engine.Engine`` the dashboard reads."""
+    """The parts of ``personify.runtime.engine.Engine`` the dashboard reads."""
 
     service: Recommender
     bundles: Bundles

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from personify.api.messaging_runtime import HISTORY_LIMIT
 from personify.domain.events import Event
 from personify.domain.users import User
 from personify.messaging import memory_stores, sqlite_stores
 from personify.messaging.journey_definitions import builtin_journeys
 from personify.messaging.journeys import JourneyEngine
 from personify.messaging.records import JourneyRun
+from personify.runtime.messaging import HISTORY_LIMIT
 from personify.storage.registry import Stores, open_stores
 
 T = "shop"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from personify.api.audit import Audited
 from personify.api.deps import AdminKey, StoresDep
-from personify.api.identity import Audited
 from personify.api.schemas.consents import ConsentCreate, ConsentsOut
 from personify.domain._fields import Identifier
 from personify.domain.consents import ConsentRecord

@@ -1,8 +1,9 @@
 """``/v1/decisions``: rank a few actions (offers, creatives, layouts) for a context with a
 contextual bandit, with logged propensities. Rewards are ordinary events whose
-``recommendation_id`` is the returned ``decision_id`` (see :mod:`personify.api.decision_points`).
-Configuring a decision point needs the ``admin`` scope; deciding needs ``serve``. Every API
-process on the same database learns from every reward (a shared update log)."""
+``recommendation_id`` is the returned ``decision_id``
+(see :mod:`personify.runtime.decision_points`). Configuring a decision point needs the
+``admin`` scope; deciding needs ``serve``. Every API process on the same database learns from
+every reward (a shared update log)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from personify.api.decision_points import DecisionPointConfig, context_features
-from personify.api.deps import AdminKey, ServeKey
-from personify.api.experiments_runtime import ExperimentsDep
+from personify.api.deps import AdminKey, ExperimentsDep, ServeKey
 from personify.domain._fields import Identifier, Name, PropertyValue
+from personify.runtime.decision_points import DecisionPointConfig, context_features
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 

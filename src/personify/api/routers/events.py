@@ -23,7 +23,7 @@ from personify.api.deps import (
 )
 from personify.api.openapi import documented_body
 from personify.api.responses import JSONBody
-from personify.api.routers._bulk import records_of
+from personify.api.schemas.bulk import records_of
 from personify.api.schemas.common import BatchResultOut
 from personify.api.schemas.events import EventAck, EventList
 from personify.domain import limits

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from personify.api.deps import AdminKey, ServeKey, StoresDep
-from personify.api.engine import EngineDep
-from personify.api.experiments_runtime import (
+from personify.api.deps import (
+    AdminKey,
+    EngineDep,
     ExperimentsDep,
-    ExperimentsRuntime,
-    install_experiments,
+    ServeKey,
+    StoresDep,
 )
 from personify.domain._fields import Identifier, Name
 from personify.domain.errors import Conflict, InvalidInput
@@ -37,8 +37,9 @@ from personify.experiments.service import (
     stop_experiment,
 )
 from personify.experiments.stats import Comparison
+from personify.runtime.experiments import ExperimentsRuntime
 
-__all__ = ["install_experiments", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["experiments"])
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from personify.api.audit import Audited
 from personify.api.deps import AdminKey, ErasureCheckDep, StoresDep
-from personify.api.identity import Audited, refuse_erased
 from personify.api.insights_wiring import InsightsDep
 from personify.domain._fields import Identifier
 from personify.domain.errors import NotFound
 from personify.insights.service import Insights
+from personify.runtime.identity import refuse_erased
 
 router = APIRouter(prefix="/v1/users", tags=["insights"], dependencies=[Audited])
 

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from personify.api.bodies import read_json
 from personify.api.deps import AdminKey, ServeKey, SettingsDep, StoresDep
 from personify.api.openapi import documented_body
-from personify.api.routers._bulk import MAX_RECORD_BYTES, records_of
+from personify.api.schemas.bulk import MAX_RECORD_BYTES, records_of
 from personify.api.schemas.common import BulkResultOut, RejectionOut
 from personify.api.schemas.items import ItemCreate, ItemFields, ItemList, ItemPatch
 from personify.domain import limits

@@ -9,8 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from personify.api.deps import AdminKey, StoresDep
-from personify.api.experiments_runtime import ExperimentsDep
+from personify.api.deps import AdminKey, ExperimentsDep, StoresDep
 from personify.domain._fields import Name
 from personify.domain.errors import InvalidInput
 from personify.experiments.kpis import kpi_report, kpi_window, variant_maps

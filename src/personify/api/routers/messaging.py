@@ -12,15 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from personify.api.deps import AdminKey, ServeKey, SettingsDep
-from personify.api.messaging_definitions import (
-    CHANNEL,
-    JOURNEY,
-    TEMPLATE,
-    builtin_journey_documents,
-    parse_document,
-)
-from personify.api.messaging_runtime import MessagingDep, MessagingRuntime
+from personify.api.deps import AdminKey, MessagingDep, ServeKey, SettingsDep
 from personify.api.openapi import documented_body
 from personify.api.schemas.messaging import (
     CampaignList,
@@ -48,6 +40,14 @@ from personify.messaging.campaigns import Campaign
 from personify.messaging.inbox import list_inbox, mark_read
 from personify.messaging.journey_definitions import JourneyDefinition, SendStep
 from personify.messaging.templates import MessageTemplate
+from personify.runtime.messaging import MessagingRuntime
+from personify.runtime.messaging_definitions import (
+    CHANNEL,
+    JOURNEY,
+    TEMPLATE,
+    builtin_journey_documents,
+    parse_document,
+)
 
 router = APIRouter(prefix="/v1/messaging", tags=["messaging"])
 inbox_router = APIRouter(prefix="/v1/messaging/inbox", tags=["inbox"])

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from personify.api.deps import ErasureCheckDep, ServeKey
-from personify.api.identity import refuse_erased
 from personify.api.networking_wiring import NetworkingDep
 from personify.domain._fields import Identifier
 from personify.networking.service import PeopleResponse
+from personify.runtime.identity import refuse_erased
 
 router = APIRouter(prefix="/v1/users", tags=["networking"])
 

@@ -11,24 +11,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from personify.api.audit import Audited, record_access
 from personify.api.deps import (
     AdminKey,
+    EngineDep,
     ErasureCheckDep,
     IngestKey,
     PersonGuardDep,
+    PrivacyDep,
     ServeKey,
     SettingsDep,
 )
-from personify.api.engine import EngineDep
-from personify.api.identity import (
-    Audited,
-    PrivacyDep,
-    erase_subjects,
-    receipt_of,
-    record_access,
-    refuse_erased,
-)
-from personify.api.schemas.privacy import ErasureReceipt
+from personify.api.schemas.privacy import ErasureReceipt, receipt_of
 from personify.domain._fields import Identifier, Label, ShortText
 from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.errors import InvalidInput
@@ -38,6 +32,7 @@ from personify.domain.users import UserPatch
 from personify.privacy.explain import explain_recommendation
 from personify.privacy.export import export_archive, export_person
 from personify.privacy.preferences import MuteKind
+from personify.runtime.identity import erase_subjects, refuse_erased
 
 router = APIRouter(tags=["privacy"])
 audited = APIRouter(dependencies=[Audited])

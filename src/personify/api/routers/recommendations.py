@@ -10,14 +10,14 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from personify.api.deps import ServeKey
-from personify.api.engine import Engine, EngineDep
-from personify.api.experiment_serving import affects_serving, recommend_in_experiments
-from personify.api.experiments_runtime import ExperimentsDep, ExperimentsRuntime
+from personify.api.deps import EngineDep, ExperimentsDep, ServeKey
 from personify.api.responses import JSONBody
 from personify.domain._fields import Identifier, Name
 from personify.domain.events import Context, Location
 from personify.domain.items import Item
+from personify.runtime.engine import Engine
+from personify.runtime.experiment_serving import affects_serving, recommend_in_experiments
+from personify.runtime.experiments import ExperimentsRuntime
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.chain import RecommendationResult, RecommendedItem
 from personify.serving.request import (

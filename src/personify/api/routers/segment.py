@@ -24,11 +24,11 @@ from personify.api.deps import (
     person_guard_for,
 )
 from personify.api.responses import JSONBody
-from personify.api.routers._bulk import records_of
-from personify.api.segment.apply import apply_batch
-from personify.api.segment.mapping import SegmentMapper
+from personify.api.schemas.bulk import records_of
 from personify.domain import limits
 from personify.domain.errors import InvalidInput
+from personify.runtime.segment.apply import apply_batch
+from personify.runtime.segment.mapping import SegmentMapper
 
 router = APIRouter(prefix="/segment", tags=["segment"])
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from personify.api.messaging_runtime import MessagingDep
+from personify.api.deps import MessagingDep
 from personify.domain.errors import PersonifyError
 
 log = logging.getLogger(__name__)

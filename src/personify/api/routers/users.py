@@ -7,27 +7,28 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from personify.api.audit import Audited
 from personify.api.bodies import read_json
-from personify.api.deps import AdminKey, ErasureCheckDep, SettingsDep, StoresDep
-from personify.api.engine import EngineDep
-from personify.api.erasure_check import CachedErasureCheck
-from personify.api.identity import (
-    Audited,
+from personify.api.deps import (
+    AdminKey,
+    EngineDep,
+    ErasureCheckDep,
     PrivacyDep,
-    erase_user,
-    link_anonymous,
-    refuse_erased,
+    SettingsDep,
+    StoresDep,
 )
 from personify.api.openapi import documented_body
-from personify.api.routers._bulk import MAX_RECORD_BYTES, records_of
+from personify.api.schemas.bulk import MAX_RECORD_BYTES, records_of
 from personify.api.schemas.common import BulkResultOut, RejectionOut
-from personify.api.schemas.privacy import ErasureReceipt
+from personify.api.schemas.privacy import ErasureReceipt, receipt_of
 from personify.api.schemas.users import AliasRequest, UserCreate, UserFields, UserList, UserPatch
 from personify.domain import limits
 from personify.domain._fields import Identifier
 from personify.domain.errors import NotFound
 from personify.domain.users import User
 from personify.ingestion import Rejection, validate_each
+from personify.runtime.erasure_check import CachedErasureCheck
+from personify.runtime.identity import erase_subjects, link_anonymous, refuse_erased
 from personify.storage.registry import Stores
 
 router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[Audited])
@@ -68,7 +69,8 @@ def delete_user(
     user_id: Identifier, key: AdminKey, stores: StoresDep, erased: ErasureCheckDep,
     privacy: PrivacyDep, engine: EngineDep,
 ) -> ErasureReceipt:
-    return erase_user(stores, erased, key.tenant, user_id, privacy=privacy, engine=engine)
+    results = erase_subjects(privacy, erased, key.tenant, user_ids=[user_id], engine=engine)
+    return receipt_of(results[0])
 
 
 @router.get("", response_model=UserList, summary="List or search users")

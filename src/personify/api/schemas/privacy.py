@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from personify.privacy.erasure import ErasureResult
+
 
 class ErasureReceipt(BaseModel):
     """What ``DELETE /v1/users/{user_id}`` removed; ``receipt_id`` identifies the tombstone.
@@ -28,3 +30,22 @@ class ErasureReceipt(BaseModel):
     model_neighbours_exact: bool = False
     retrain_pending: bool = False
     seconds: float = 0.0
+
+
+def receipt_of(result: ErasureResult) -> ErasureReceipt:
+    """The API receipt of one erasure."""
+    return ErasureReceipt(
+        user_id=result.subject,
+        receipt_id=result.receipt_id,
+        erased_at=result.erased_at,
+        profile_deleted=result.profile_deleted,
+        events_deleted=result.events_deleted,
+        consents_deleted=result.consents_deleted,
+        preferences_deleted=result.preferences_deleted,
+        online_state_forgotten=result.online_subjects_forgotten,
+        model_status=result.model.status,
+        model_version=result.model.version,
+        model_neighbours_exact=result.model.exact_neighbours,
+        retrain_pending=result.retrain_pending,
+        seconds=round(result.seconds, 4),
+    )

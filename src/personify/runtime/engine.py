@@ -9,12 +9,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
-from fastapi import Depends, Request
-
-from personify.api.identity import open_privacy
-from personify.api.online_gate import BatchGate
 from personify.domain.consents import Purpose
 from personify.domain.errors import Unavailable
 from personify.domain.events import Event
@@ -26,6 +21,8 @@ from personify.privacy.erasure import Forgetter
 from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.replay import Replay, ReplayFence
 from personify.privacy.runtime import PrivacyRuntime
+from personify.runtime.identity import open_privacy
+from personify.runtime.online_gate import BatchGate
 from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
 from personify.serving.chain import RecommendationService
 from personify.serving.factor_source import UserVectorUpdater
@@ -260,16 +257,6 @@ def warm_up(
             log.exception("online state warm-up stopped after %d events", replayed)
     log.info("online state warmed up with %d events", replayed)
     return replayed
-
-
-async def get_engine(request: Request) -> Engine:
-    """Async, so FastAPI resolves it on the event loop (a sync dependency costs a thread hop
-    per request)."""
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def _apply_replayed(

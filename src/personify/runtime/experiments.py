@@ -1,23 +1,18 @@
-"""The experiments' objects of one API process, kept on ``app.state.experiments``: the SQL
+"""The experiments' objects of one process: the SQL
 adapters of the experiment ports (on the stores' database), the alias map of sticky assignment,
 and the live bandit decision points (whose reward listener is registered on the ingestor)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
-
-from personify.api.decision_points import DecisionPoints
 from personify.domain.errors import ConfigurationError
 from personify.experiments.bandits import DecisionLog
 from personify.experiments.definitions import Experiment, ExperimentStatus
 from personify.experiments.ports import ExposureRecord
+from personify.runtime.decision_points import DecisionPoints
 from personify.storage.registry import Stores
 from personify.storage.sql.experiments import (
     SqlAliasStore,
@@ -29,9 +24,6 @@ from personify.storage.sql.experiments import (
 
 RUNNING_CACHE_SECONDS = 5.0
 """How long the serving path reuses a tenant's list of running experiments."""
-
-_install_lock = threading.Lock()
-
 
 @dataclass
 class ExperimentsRuntime:
@@ -75,7 +67,7 @@ class ExperimentsRuntime:
         self._running.pop(tenant, None)
 
 
-def build_runtime(stores: Stores) -> ExperimentsRuntime:
+def build_experiments(stores: Stores) -> ExperimentsRuntime:
     """The runtime over the stores' database (SQLite, PostgreSQL or ``memory://``)."""
     db = stores.database
     if db is None:
@@ -90,32 +82,3 @@ def build_runtime(stores: Stores) -> ExperimentsRuntime:
         aliases=SqlAliasStore(db),
         points=DecisionPoints(SqlDecisionPointStore(db), decisions),
     )
-
-
-def install_experiments(app: FastAPI) -> ExperimentsRuntime:
-    """Create ``app.state.experiments`` once and register the bandit reward listener on
-    ``app.state.ingestor``. Call from ``create_app`` after the stores and the ingestor exist."""
-    with _install_lock:
-        runtime: ExperimentsRuntime | None = getattr(app.state, "experiments", None)
-        if runtime is None:
-            runtime = build_runtime(app.state.stores)
-            app.state.ingestor.add_listener(runtime.points.on_events)
-            app.state.experiments = runtime
-            app.state.experiment_store = runtime.experiments
-            app.state.exposure_log = runtime.exposures
-            engine = getattr(app.state, "engine", None)
-            if engine is not None:
-                engine.forgetters.append(runtime.forget)
-        return runtime
-
-
-async def get_experiments(request: Request) -> ExperimentsRuntime:
-    """The runtime, installed on first use when ``create_app`` did not install it (in the
-    thread pool: it opens stores); async so the usual case costs no thread hop."""
-    runtime: ExperimentsRuntime | None = getattr(request.app.state, "experiments", None)
-    if runtime is not None:
-        return runtime
-    return await run_in_threadpool(install_experiments, request.app)
-
-
-ExperimentsDep = Annotated[ExperimentsRuntime, Depends(get_experiments)]

@@ -10,13 +10,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from personify.api.erasure_check import CachedErasureCheck
-from personify.api.identity import link_anonymous, merge_traits
-from personify.api.segment.mapping import MappedBatch, ProfileUpdate
 from personify.domain.errors import Forbidden, PersonifyError
 from personify.domain.person_tokens import PersonGuard
 from personify.ingestion import EventIngestor, Rejection
 from personify.ingestion.validation import rejection_from_validation_error
+from personify.runtime.erasure_check import CachedErasureCheck
+from personify.runtime.identity import link_anonymous, merge_traits
+from personify.runtime.segment.mapping import MappedBatch, ProfileUpdate
 from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores
 

@@ -13,11 +13,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-
-from personify.api.messaging_definitions import MessagingDefinitions
 from personify.domain.errors import InvalidInput, NotFound
 from personify.domain.events import Event, EventType
 from personify.domain.items import Item
@@ -34,6 +31,7 @@ from personify.messaging.templates import RenderedMessage, preview
 from personify.messaging.timing import SendTimeModel
 from personify.messaging.tracking import TrackingHandler, TrackingSigner
 from personify.messaging.webhook_channels import ChannelDirectory
+from personify.runtime.messaging_definitions import MessagingDefinitions
 from personify.storage.registry import Stores
 
 log = logging.getLogger(__name__)
@@ -504,15 +502,6 @@ class MessagingRuntime:
         self.worker.close()
         self.channels.close()
         self.state.close()
-
-
-def get_messaging(request: Request) -> MessagingRuntime:
-    runtime: MessagingRuntime = request.app.state.messaging
-    return runtime
-
-
-MessagingDep = Annotated[MessagingRuntime, Depends(get_messaging)]
-"""The app's messaging runtime (installed by ``install_messaging``)."""
 
 
 def _iso(moment: datetime | None) -> str | None:

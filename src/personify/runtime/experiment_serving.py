@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from personify.api.experiments_runtime import ExperimentsRuntime
 from personify.experiments.assignment import Assignment, assign, assignment_unit
 from personify.experiments.definitions import Experiment, UnitAttributes
 from personify.experiments.models import MODEL_KEY
 from personify.experiments.service import log_exposure
+from personify.runtime.experiments import ExperimentsRuntime
 from personify.serving.bundle import ModelBundle
 from personify.serving.chain import RecommendationResult, RecommendationService
 from personify.serving.request import Diversity, RecommendationRequest

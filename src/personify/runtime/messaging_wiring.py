@@ -1,0 +1,226 @@
+"""``build_messaging(...)``: the :class:`MessagingRuntime` of one process, built from settings,
+the stores, the ingestor and the recommendation chain (the API, the CLI's ``messages`` commands
+and the worker all use it).
+
+Where things are kept: definitions (templates, journeys, campaigns) in the main database
+(table ``personify_messaging_definitions``, SQLite or PostgreSQL); the outbox, journey runs,
+unsubscribes and the inbox in the messaging library's SQLite file (``messaging_db_path``, by
+default next to a SQLite database), or in memory for ``memory://``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from personify.domain.errors import ConfigurationError, InvalidInput
+from personify.domain.items import Item
+from personify.ingestion import EventIngestor
+from personify.messaging.channels import Sender
+from personify.messaging.import_watch import messaging_db_path as messaging_file
+from personify.messaging.inbox import InboxSender
+from personify.messaging.memory_stores import (
+    MemoryInboxStore,
+    MemoryItemChangeStore,
+    MemoryItemViewStore,
+    MemoryJourneyStateStore,
+    MemoryOutboxStore,
+    MemorySuppressionStore,
+)
+from personify.messaging.outbox import ConsentCheck, OutboxWorker
+from personify.messaging.smtp import SmtpConfig, SmtpSender
+from personify.messaging.sqlite_stores import (
+    SqliteInboxStore,
+    SqliteItemChangeStore,
+    SqliteItemViewStore,
+    SqliteJourneyStateStore,
+    SqliteOutboxStore,
+    SqliteSuppressionStore,
+)
+from personify.messaging.tracking import TrackingSigner
+from personify.messaging.webhook_channels import ChannelDirectory, WebhookChannel, parse_channel
+from personify.privacy.consent import ConsentPolicy
+from personify.runtime.messaging import MessagingRuntime, MessagingStores
+from personify.runtime.messaging_definitions import MessagingDefinitions
+from personify.serving.chain import RecommendationService
+from personify.serving.request import MAX_RESULTS, RecommendationRequest
+from personify.settings import Settings
+from personify.storage.registry import Stores
+from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
+
+log = logging.getLogger(__name__)
+
+
+def messaging_db_path(settings: Settings) -> str | None:
+    """The SQLite file of the messaging state; None means in memory (``memory://``)."""
+    return messaging_file(settings.database_url, settings.messaging_db_path)
+
+
+def open_messaging_stores(settings: Settings) -> MessagingStores:
+    """The outbox, unsubscribe, inbox and journey-run stores for ``settings``."""
+    path = messaging_db_path(settings)
+    if path is None:
+        return MessagingStores(
+            MemoryOutboxStore(), MemorySuppressionStore(), MemoryInboxStore(),
+            MemoryJourneyStateStore(), MemoryItemChangeStore(), MemoryItemViewStore(),
+        )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return MessagingStores(
+        SqliteOutboxStore(path), SqliteSuppressionStore(path), SqliteInboxStore(path),
+        SqliteJourneyStateStore(path), SqliteItemChangeStore(path), SqliteItemViewStore(path),
+        path=path,
+    )
+
+
+def tracking_signer(settings: Settings) -> TrackingSigner:
+    """The link signer; without ``tracking_secret`` a per-process secret (links then die with
+    the process), refused when messaging runs for real."""
+    if settings.tracking_secret is not None:
+        secret = settings.tracking_secret.get_secret_value()
+    elif settings.messaging_enabled:
+        raise ConfigurationError(
+            "messaging_enabled needs a tracking secret for open / click / unsubscribe links",
+            field="tracking_secret",
+            accepted="PERSONIFY_TRACKING_SECRET with at least 24 characters",
+        )
+    else:
+        secret = secrets.token_urlsafe(32)
+    return TrackingSigner(secret, settings.public_base_url)
+
+
+class ConsentPolicyLike(Protocol):
+    def allows(self, tenant: str, user_id: str, purpose: str) -> bool: ...
+
+
+def marketing_consent(
+    stores: Stores, installed: Callable[[], ConsentPolicyLike | None] = lambda: None
+) -> ConsentCheck:
+    """``(tenant, user_id, purpose) -> allowed`` through the privacy capability's policy: the
+    ``installed()`` one when there is one, else the default (opt-in) policy."""
+    default = ConsentPolicy(stores.consents)
+
+    def allows(tenant: str, user_id: str, purpose: str) -> bool:
+        policy = installed() or default
+        return bool(policy.allows(tenant, user_id, purpose))
+
+    return allows
+
+
+def recommender(
+    service: RecommendationService, stores: Stores
+) -> Callable[[str, str, int], list[Item]]:
+    """``recommend(tenant, user_id, n)`` for message blocks: the person's current
+    recommendations from the serving chain, without logging an impression (the message may
+    never be opened; opens and clicks are tracked on their own)."""
+
+    def recommend(tenant: str, user_id: str, n: int) -> list[Item]:
+        request = RecommendationRequest(
+            user_id=user_id, n=max(1, min(n, MAX_RESULTS)), log_impression=False
+        )
+        result = service.recommend(tenant, request)
+        items = [r.item for r in result.items if r.item is not None]
+        missing = [r.item_id for r in result.items if r.item is None]
+        if missing:
+            found = stores.catalog.get_many(tenant, missing)
+            items += [found[i] for i in missing if i in found]
+        return items
+
+    return recommend
+
+
+def channel_senders(
+    settings: Settings, signer: TrackingSigner, state: MessagingStores
+) -> dict[str, Sender]:
+    """Email when ``smtp_host`` is set, and the in-app inbox."""
+    senders: dict[str, Sender] = {"inbox": InboxSender(state.inbox)}
+    if settings.smtp_host:
+        domain = urlsplit(settings.public_base_url).hostname or "personify.local"
+        senders["email"] = SmtpSender(
+            SmtpConfig(
+                host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
+                message_id_domain=domain,
+            ),
+            signer,
+        )
+    return senders
+
+
+def configured_channels(settings: Settings) -> list[WebhookChannel]:
+    """The settings' webhook channels, validated; ConfigurationError names the entry's field
+    (``webhook_channels.0.url``)."""
+    channels: list[WebhookChannel] = []
+    for index, entry in enumerate(settings.webhook_channels):
+        document = {**entry.model_dump(), "secret": entry.secret.get_secret_value()}
+        try:
+            channel = parse_channel(
+                document, allow_http=settings.webhook_allow_http,
+                allow_hosts=settings.webhook_allow_hosts, field_prefix=f"webhook_channels.{index}.",
+            )
+        except InvalidInput as exc:
+            raise ConfigurationError(exc.message, field=exc.field, accepted=exc.accepted) from exc
+        if any(c.name == channel.name for c in channels):
+            raise ConfigurationError(
+                f"webhook channel {channel.name!r} is configured twice",
+                field=f"webhook_channels.{index}.name", accepted="one entry per channel name",
+            )
+        channels.append(channel)
+    return channels
+
+
+def build_messaging(
+    settings: Settings,
+    stores: Stores,
+    ingestor: EventIngestor,
+    service: RecommendationService,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    consent_policy: Callable[[], ConsentPolicyLike | None] = lambda: None,
+) -> MessagingRuntime:
+    """The messaging runtime over ``stores`` (which must be SQL: definitions live there); its
+    message blocks recommend through ``service``. Nothing starts here (see ``start()``)."""
+    if stores.database is None:
+        raise ConfigurationError(
+            "messaging needs SQL stores for its definitions", field="database_url",
+            accepted="sqlite:///path.db, postgresql://..., memory://",
+        )
+    signer = tracking_signer(settings)
+    state = open_messaging_stores(settings)
+    definitions = MessagingDefinitions(SqlMessagingDefinitions(stores.database))
+    consent = marketing_consent(stores, consent_policy)
+    recommend = recommender(service, stores)
+    channels = ChannelDirectory(
+        configured_channels(settings), definitions.channels,
+        allow_http=settings.webhook_allow_http, allow_hosts=settings.webhook_allow_hosts,
+    )
+    worker = OutboxWorker(
+        store=state.outbox,
+        templates=definitions.template,
+        users=stores.users.get,
+        senders=channel_senders(settings, signer, state),
+        consent=consent,
+        suppressions=state.suppressions,
+        recommend=recommend,
+        items=stores.catalog.get_many,
+        renderer=definitions.renderer,
+        signer=signer,
+        worker_id=f"api-{secrets.token_hex(4)}",
+        channels=channels,
+        concurrency=settings.messaging_worker_threads,
+        make_senders=(
+            (lambda: channel_senders(settings, signer, state))
+            if settings.messaging_worker_threads > 1
+            else None
+        ),
+    )
+    runtime = MessagingRuntime(
+        stores=stores, state=state, definitions=definitions, ingestor=ingestor, signer=signer,
+        worker=worker, consent=consent, recommend=recommend, channels=channels,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    worker.clock = lambda: runtime.clock()  # one clock: tests swap ``runtime.clock``
+    return runtime
