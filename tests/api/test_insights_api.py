@@ -109,3 +109,53 @@ def test_without_profiling_consent_nothing_is_computed(
 def test_unknown_person_is_not_found(client: TestClient, tenant_a: TenantKeys) -> None:
     r = client.get("/v1/users/nobody/insights", headers=tenant_a.headers())
     assert r.status_code == 404 and r.json()["error"]["field"] == "user_id"
+
+
+def test_segments_crud_live_membership_and_journey_on_entry(
+    client: TestClient, tenant_a: TenantKeys, tenant_b: TenantKeys, app: FastAPI
+) -> None:
+    admin = tenant_a.headers()
+    client.put("/v1/users/ann", json={"profile": {"name": "Ann", "email": "ann@example.org"}},
+               headers=admin)
+    client.put("/v1/items/shoe", json={"categories": ["shoes"], "price": 50.0}, headers=admin)
+    bad = client.put("/v1/segments/vip", json={"text": "monetary >"}, headers=admin)
+    assert bad.status_code == 422
+    error = bad.json()["error"]
+    assert error["field"] == "rule" and "position 10" in error["message"]
+    unknown = client.put("/v1/segments/vip", json={"text": "spend > 1"}, headers=admin)
+    assert unknown.status_code == 422 and "monetary" in unknown.json()["error"]["accepted"]
+    put = client.put("/v1/segments/vip", headers=admin, json={
+        "name": "VIP", "text": "monetary >= 100 and frequency >= 2"})
+    assert put.status_code == 200 and put.json()["rule"]["and"][0]["field"] == "monetary"
+    assert client.put("/v1/segments/vip", json={"text": "monetary > 1"},
+                      headers=tenant_a.headers("ingest")).status_code == 403
+    assert client.post("/v1/messaging/journeys/entered_segment_vip/enable",
+                       headers=admin).status_code == 200
+    client.post("/v1/users/ann/consents", json={"purpose": "email_marketing",
+                                                "state": "granted"}, headers=admin)
+
+    _purchases(client, tenant_a, "ann", [40])  # the first evaluation: the baseline, outside
+    first = client.get("/v1/users/ann/insights", headers=admin).json()
+    assert first["segments"] == []
+    _purchases(client, tenant_a, "ann", [10], tag="b")  # 100 spent on 2 days: enters on ingest
+    assert client.get("/v1/segments/vip/members", headers=admin).json()["user_ids"] == ["ann"]
+    run = client.get("/v1/messaging/journeys/entered_segment_vip/runs/ann", headers=admin)
+    assert run.status_code == 200, run.text
+    inside = client.get("/v1/users/ann/insights", headers=admin).json()["segments"]
+    assert [s["segment_id"] for s in inside] == ["vip"] and "monetary" in inside[0]["reason"]["en"]
+    listed = client.get("/v1/segments", headers=admin).json()
+    assert listed["segments"][0]["members"] == 1 and "churn_risk" in listed["fields"]
+    assert client.get("/v1/segments", headers=tenant_b.headers()).json()["segments"] == []
+    refreshed = client.post("/v1/segments/refresh", headers=admin).json()
+    assert refreshed["people"] == 1 and refreshed["counts"] == {"vip": 1}
+
+    assert client.put("/v1/segments/loyal_vip", json={"text": 'segment("vip") and rfm.r >= 1'},
+                      headers=admin).status_code == 200
+    cycle = client.put("/v1/segments/vip", json={"text": 'segment("loyal_vip")'}, headers=admin)
+    assert cycle.status_code == 422 and "cycle" in cycle.json()["error"]["message"]
+    assert client.delete("/v1/segments/vip", headers=admin).status_code == 409  # still used
+    assert client.delete("/v1/segments/loyal_vip", headers=admin).status_code == 204
+    assert client.get("/v1/segments/loyal_vip", headers=admin).status_code == 404
+
+    assert client.delete("/v1/users/ann", headers=admin).status_code == 200
+    assert client.get("/v1/segments/vip/members", headers=admin).json()["user_ids"] == []

@@ -26,6 +26,7 @@ from personify.insights.profile import (
     behaviour_profile,
     customer_base,
 )
+from personify.insights.segments import SegmentTracker, recent_facts, user_facts
 from personify.storage.ports import CatalogStore, EventStore, UserStore
 
 MAX_EVENTS = 5_000
@@ -107,7 +108,7 @@ class InsightsService:
         catalog: CatalogStore,
         populations: PopulationFiles,
         may_profile: Callable[[str, str], bool],
-        segments: Callable[[str, str], list[SegmentMembership]] | None = None,
+        tracker: SegmentTracker | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.events = events
@@ -115,9 +116,9 @@ class InsightsService:
         self.catalog = catalog
         self.populations = populations
         self.may_profile = may_profile
-        self.segments = segments
+        self.tracker = tracker
         self.clock = clock
-        self._cache: OrderedDict[tuple[str, str], Insights] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[Insights, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def person_events(self, tenant: str, user_id: str) -> list[Event]:
@@ -126,28 +127,53 @@ class InsightsService:
     def insights(self, tenant: str, user_id: str) -> Insights:
         now = self.clock()
         if not self.may_profile(tenant, user_id):
+            if self.tracker is not None:
+                self.tracker.update(tenant, user_id, None)
             return Insights(user_id=user_id, computed_at=now, status="not_allowed",
                             reason=NOT_ALLOWED)
+        insights, facts = self._current(tenant, user_id, now)
+        if self.tracker is None:
+            return insights
+        return insights.model_copy(update={"segments": self._memberships(tenant, user_id, facts)})
+
+    def _current(self, tenant: str, user_id: str, now: datetime,
+                 ) -> tuple[Insights, dict[str, Any]]:
         key = (tenant, user_id)
         population = self.populations.load(tenant)
         with self._lock:
             cached = self._cache.get(key)
-        if cached is None or cached.population_fitted_at != (
+        if cached is None or cached[0].population_fitted_at != (
             population.fitted_at if population else None
-        ) or (now - cached.computed_at).total_seconds() > 3600:
+        ) or (now - cached[0].computed_at).total_seconds() > 3600:
             cached = self._compute(tenant, user_id, population, now)
             with self._lock:
                 self._cache[key] = cached
                 self._cache.move_to_end(key)
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
-        if self.segments is not None:
-            cached = cached.model_copy(update={"segments": self.segments(tenant, user_id)})
         return cached
+
+    def _memberships(self, tenant: str, user_id: str, facts: dict[str, Any],
+                     ) -> list[SegmentMembership]:
+        assert self.tracker is not None
+        since = self.tracker.update(tenant, user_id, facts)
+        segments = self.tracker.files.all(tenant)
+        return [
+            SegmentMembership(
+                segment_id=sid, name=segments[sid].name, since=at,
+                reason=Reason(en=f"Matches the rule: {segments[sid].text}",
+                              ru=f"Соответствует правилу: {segments[sid].text}"),
+            )
+            for sid, at in sorted(since.items()) if sid in segments
+        ]
+
+    def refresh(self, tenant: str, user_id: str) -> list[str]:
+        """Re-evaluate one person's segments now (entry / exit listeners fire); their ids."""
+        return [m.segment_id for m in self.insights(tenant, user_id).segments]
 
     def _compute(
         self, tenant: str, user_id: str, population: Population | None, now: datetime
-    ) -> Insights:
+    ) -> tuple[Insights, dict[str, Any]]:
         user: User | None = self.users.get(tenant, user_id)
         events = [e for e in self.person_events(tenant, user_id) if e.type != "impression"]
         item_ids = list(dict.fromkeys(e.item_id for e in events if e.item_id))
@@ -155,20 +181,26 @@ class InsightsService:
         profile = behaviour_profile(events, items, user, population, now)
         history = PurchaseHistory.of(e for e in events if e.timestamp <= now)
         scores = population.scores.get(user_id) if population is not None else None
-        return Insights(
+        insights = Insights(
             user_id=user_id, computed_at=now, status="ok", profile=profile,
             predictions=scored_predictions(history, population, scores, now),
             population_fitted_at=population.fitted_at if population else None,
         )
+        facts = {**facts_of(insights), **recent_facts(events, items, now), **user_facts(user)}
+        return insights, facts
 
     # ingestion listener: the person's next read recomputes
     def on_events(self, tenant: str, events: Sequence[Event]) -> None:
-        subjects = {e.user_id for e in events if e.user_id}
+        """Drop the people's cached insights; with segments defined, re-evaluate them now."""
+        subjects = sorted({e.user_id for e in events if e.user_id})
         if not subjects:
             return
         with self._lock:
             for subject in subjects:
                 self._cache.pop((tenant, subject), None)
+        if self.tracker is not None and self.tracker.files.all(tenant):
+            for subject in subjects:
+                self.refresh(tenant, subject)
 
     def forget(self, tenant: str, subjects: Sequence[str]) -> int:
         """Erasure: drop cached insights and batch scores of the subjects."""
@@ -176,8 +208,31 @@ class InsightsService:
         with self._lock:
             for subject in subjects:
                 removed += self._cache.pop((tenant, subject), None) is not None
+        if self.tracker is not None:
+            removed += self.tracker.forget(tenant, subjects)
         return removed + self.populations.forget(tenant, subjects)
 
     def export(self, tenant: str, user_id: str) -> dict[str, Any]:
         """What the privacy export includes: the insights as served."""
         return self.insights(tenant, user_id).model_dump(mode="json")
+
+
+def facts_of(insights: Insights) -> dict[str, Any]:
+    """The rule fields computed from a person's insights."""
+    p, pr = insights.profile, insights.predictions
+    if p is None or pr is None:
+        return {}
+    base = pr.customer_base
+    return {
+        "lifecycle": p.lifecycle.stage, "rfm.tier": p.rfm.tier, "rfm.r": p.rfm.r,
+        "rfm.f": p.rfm.f, "rfm.m": p.rfm.m, "recency_days": p.rfm.recency_days,
+        "frequency": p.rfm.frequency, "monetary": p.rfm.monetary,
+        "price.label": p.price_sensitivity.label,
+        "price.discount_share": p.price_sensitivity.discount_share,
+        "p_alive": base.probability_alive, "clv_90d": base.clv_90d,
+        "expected_purchases_90d": base.expected_purchases_90d,
+        "churn_risk": pr.churn_90d.probability if pr.churn_90d else None,
+        "purchase_propensity": pr.purchase_30d.probability if pr.purchase_30d else None,
+        "top_categories": {a.key for a in p.affinities.categories[:5]},
+        "channel": p.rhythm.preferred_channel, "device": p.rhythm.preferred_device,
+    }

@@ -225,6 +225,19 @@ class MessagingRuntime:
         with self._journey_lock:
             engine.handle_events(tenant, events, now)
 
+    def on_segment_changed(
+        self, tenant: str, user_id: str, segment: str, entered: bool, at: datetime
+    ) -> None:
+        """Segment listener: an entry starts the tenant's journeys triggered by that segment
+        (``trigger: {segment: ...}``, e.g. the built-in ``entered_segment_vip``)."""
+        if not entered:
+            return
+        engine = self.engine_for(tenant)
+        if engine is None:
+            return
+        with self._journey_lock:
+            engine.on_segment_entered(tenant, user_id, segment, self.clock())
+
     # -- item updates: price drops and restocks ---------------------------------------------
 
     def item_journeys(self, tenant: str) -> list[JourneyDefinition]:

@@ -18,6 +18,7 @@ from personify.api.routers import (
     privacy,
     recommendations,
     segment,
+    segments,
     users,
 )
 
@@ -33,6 +34,7 @@ ROUTERS: list[APIRouter] = [
     items.router,
     keys.router,
     segment.router,
+    segments.router,
     experiments.router,
     decisions.router,
     kpis.router,
