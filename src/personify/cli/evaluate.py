@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from personify.evaluation.report import run_evaluation
+from personify.jobs.served_evaluation import served_entries
 
 console = Console(soft_wrap=True)
 
@@ -26,7 +27,9 @@ def evaluate(
     model: Annotated[
         list[str] | None,
         typer.Option(
-            "--model", "-m", help="Model to evaluate (repeat); default rp3beta, itemknn, als."
+            "--model", "-m", help="Model to evaluate (repeat); 'served' = the configuration "
+            "`personify train` would choose and tune on the training part, answered by the "
+            "serving chain, next to each candidate at its tuned parameters; default served."
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Directory for results.json, report.md and plots.")] = (
@@ -40,17 +43,33 @@ def evaluate(
     tune_seconds: Annotated[
         float, typer.Option(help="Optuna search per model on a validation split carved from train.")
     ] = 0.0,
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Seconds for the served configuration's selection (default scaled "
+                     "to the data, as `personify train`)."),
+    ] = None,
 ) -> None:
     """Evaluate models with full ranking; test data is never used to choose anything."""
+    chosen = list(model or ["served"])
+    extra = None
+    if "served" in chosen:
+        chosen.remove("served")
+        extra = served_entries(budget)
     report = run_evaluation(
         dataset,
-        model or ["rp3beta", "itemknn", "als"],
+        chosen,
         out,
         ks=tuple(k or (10, 20)),
         datasets_dir=datasets_dir,
         tune_seconds=tune_seconds,
         console=console,
+        extra=extra,
     )
+    served = report.results.get("served")
+    if served is not None:
+        params = served["params"]
+        console.print(f"served: {params.get('chosen')} ({params.get('validation')} validation), "
+                      f"neighbours {params.get('neighbours')}, blend {params.get('blend_weights')}")
     console.print(f"[green]report[/green] written to {report.out_dir}")
 
 

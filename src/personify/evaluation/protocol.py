@@ -122,3 +122,43 @@ def compare(
         fit_seconds = time.perf_counter() - start
         results[name] = {"fit_seconds": fit_seconds, **evaluate(model, train, test, ks, **kwargs)}
     return results
+
+
+class RankedLists(Recommender):
+    """Rankings computed elsewhere (e.g. answers of the serving chain) behind the model
+    interface, so :func:`evaluate` scores them like any model: ``ranked`` is users x K item
+    indices (-1 padded), already without what the protocol masks."""
+
+    name = "ranked-lists"
+    fitted_attribute = "ranked_"
+
+    def __init__(self, ranked: np.ndarray) -> None:
+        self.ranked_ = np.asarray(ranked, dtype=np.int64)
+        self.n_items_ = int(self.ranked_.max(initial=-1)) + 1
+
+    def fit(self, data: Interactions) -> RankedLists:
+        return self
+
+    def score(self, user_indices: np.ndarray, history: sp.csr_matrix | None = None
+              ) -> np.ndarray:
+        raise NotImplementedError("ranked lists have no scores; use recommend")
+
+    def recommend(self, user_indices: Any, n: int = 10, *, exclude: sp.csr_matrix | None = None,
+                  candidates: np.ndarray | None = None, history: sp.csr_matrix | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.ranked_[np.asarray(user_indices, dtype=np.int64), :n]
+        if rows.shape[1] < n:
+            rows = np.pad(rows, ((0, 0), (0, n - rows.shape[1])), constant_values=-1)
+        scores = np.where(rows >= 0, -np.arange(n, dtype=np.float32)[None, :], -np.inf)
+        return rows, scores.astype(np.float32)
+
+
+def warm_and_cold(train: Interactions, test: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    """Test users with training history (warm) and without (cold): a temporal split keeps
+    people who first appear in the test period; no collaborative model knows them, so they are
+    reported apart."""
+    n_test = np.diff(sp.csr_matrix(test.matrix).indptr)
+    n_train = np.diff(sp.csr_matrix(train.matrix).indptr)
+    users = np.flatnonzero(n_test > 0)
+    known = n_train[users] > 0
+    return users[known], users[~known]

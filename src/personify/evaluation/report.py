@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from personify.algorithms import create_model
+from personify.algorithms.base import Recommender
 from personify.data.diginetica import read_diginetica
 from personify.data.gowalla import load_gowalla
 from personify.data.interactions import Interactions
@@ -27,10 +28,13 @@ from personify.data.online_retail import online_retail_interactions
 from personify.data.splits import Split, random_holdout, temporal_split
 from personify.domain.errors import InvalidInput
 from personify.evaluation._resources import peak_rss_mb, reset_peak
-from personify.evaluation.protocol import evaluate
+from personify.evaluation.protocol import evaluate, warm_and_cold
 from personify.evaluation.tuning import SEARCH_SPACES, tune
 
 DatasetLoader = Callable[[Path], Split]
+ExtraEntries = Callable[[Split, int], Mapping[str, tuple[Recommender, dict[str, Any], float]]]
+"""Given the split and the largest K: more entries to report, name -> (a fitted model or
+``RankedLists``, its parameters, fit seconds) — e.g. the served configuration (``-m served``)."""
 
 
 def _online_retail(folder: Path) -> Split:
@@ -125,11 +129,15 @@ def run_evaluation(
     tune_seconds: float = 0.0,
     batch_size: int = 1024,
     console: Any | None = None,
+    extra: ExtraEntries | None = None,
 ) -> EvaluationReport:
     """Evaluate ``models`` (names, or name -> parameters) with the baselines on ``dataset``.
 
     ``tune_seconds > 0`` first searches each model's parameters for that long on a validation
-    split carved from train (never test). Returns the results and writes the report files.
+    split carved from train (never test). ``extra`` adds entries built on the split (the served
+    configuration). Metrics are over the *warm* test users (with training history); people
+    who appear only in the test period are scored apart (``cold_*`` keys) with a warning.
+    Returns the results and writes the report files.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -145,6 +153,25 @@ def run_evaluation(
         specs.setdefault(baseline, {})
     ks = sorted({int(k) for k in ks})
     results: dict[str, dict[str, Any]] = {}
+    warm, cold = warm_and_cold(split.train, split.test)
+    if cold.size:
+        console.print(
+            f"[yellow]warning[/yellow]: {cold.size:,} of {warm.size + cold.size:,} test users "
+            "have no training history (they first appear in the test period); the metrics "
+            "below are over the warm users, the cold ones are reported apart (cold_* columns)"
+        )
+
+    def measured(model: Recommender, advance: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = evaluate(model, split.train, split.test, ks, batch_size=batch_size,
+                                       users=warm, progress=advance)
+        out["cold_users"] = float(cold.size)
+        if cold.size:
+            gone = evaluate(model, split.train, split.test, ks, batch_size=batch_size,
+                            users=cold)
+            out.update({f"cold_{m}@{k}": gone[f"{m}@{k}"] for k in ks
+                        for m in ("recall", "ndcg")})
+        return out
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -177,9 +204,7 @@ def run_evaluation(
             def advance(done: int, total: int, task: Any = task) -> None:
                 progress.update(task, completed=done / total)
 
-            metrics = evaluate(
-                model, split.train, split.test, ks, batch_size=batch_size, progress=advance
-            )
+            metrics = measured(model, advance)
             progress.remove_task(task)
             results[model_name] = {
                 "params": params,
@@ -188,6 +213,12 @@ def run_evaluation(
                 **metrics,
             }
             del model
+        if extra is not None:
+            task = progress.add_task("the served configuration", total=None)
+            for entry, (model, params, fit_seconds) in extra(split, ks[-1]).items():
+                results[entry] = {"params": params, "fit_seconds": fit_seconds,
+                                  "peak_rss_mb": peak_rss_mb(), **measured(model)}
+            progress.remove_task(task)
     out = Path(out_dir)
     report = EvaluationReport(name, results, ks, out)
     console.print(results_table(report))
@@ -200,26 +231,26 @@ def results_table(report: EvaluationReport) -> Any:
     from rich.table import Table
 
     k = report.ks[-1] if 20 not in report.ks else 20
-    table = Table(title=f"{report.dataset}: full ranking, train items masked")
-    columns = [
-        f"recall@{k}",
-        f"ndcg@{k}",
-        f"precision@{k}",
-        f"map@{k}",
-        f"mrr@{k}",
-        f"hit_rate@{k}",
-        f"coverage@{report.ks[-1]}",
-        f"novelty@{report.ks[-1]}",
-        "fit_seconds",
-        "peak_rss_mb",
-        "users_per_second",
-    ]
-    table.add_column("model")
-    for col in columns:
-        table.add_column(col, justify="right")
+    table = Table(title=f"{report.dataset}: full ranking, train items masked, warm users")
+    columns = {f"recall@{k}": "recall", f"ndcg@{k}": "ndcg", f"coverage@{report.ks[-1]}": "cov",
+               "fit_seconds": "fit s", "peak_rss_mb": "MB"}
+    cold = any(row.get("cold_users", 0) for row in report.results.values())
+    if cold:
+        columns[f"cold_ndcg@{k}"] = "cold ndcg"
+    table.add_column("model", overflow="fold", max_width=22)
+    for header in columns.values():
+        table.add_column(header, justify="right")
     for model_name, row in report.results.items():
-        table.add_row(model_name, *(f"{row.get(col, float('nan')):.4g}" for col in columns))
+        table.add_row(model_name, *(_cell(row.get(col, float("nan"))) for col in columns))
+    table.caption = (f"@{k}; more columns in report.md" if not cold else
+                     f"@{k}; cold = test users without training history")
     return table
+
+
+def _cell(value: float) -> str:
+    if value != value:  # NaN
+        return "-"
+    return f"{value:.4f}" if abs(value) < 1 else f"{value:.4g}"
 
 
 def write_report(report: EvaluationReport) -> list[Path]:
@@ -300,11 +331,14 @@ def markdown(report: EvaluationReport) -> str:
         "peak_rss_mb",
         "users_per_second",
     ]
+    if any(row.get("cold_users", 0) for row in report.results.values()):
+        cols += ["cold_users", f"cold_recall@{k}", f"cold_ndcg@{k}"]
     lines = [
         f"# Offline evaluation: {report.dataset}",
         "",
         f"Generated {datetime.now(UTC).isoformat(timespec='seconds')}. Full ranking over all "
-        "items, each user's training items masked, every user with test items; beyond-accuracy "
+        "items, each user's training items masked, every user with test items and training "
+        "history (test users without any are in the cold_* columns); beyond-accuracy "
         f"metrics at K = {kmax}. Baselines: popularity and random.",
         "",
         "| model | " + " | ".join(cols) + " |",

@@ -176,6 +176,23 @@ def train_bundle(
     purchased = np.asarray(kinds, dtype=bool) if len(kinds) == len(data.item_idx) else None
     if on_data is not None:
         on_data(data)
+    return bundle_from_interactions(data, config, version=version, labels=labels,
+                                    list_progress=list_progress, configure=configure,
+                                    started=started)
+
+
+def bundle_from_interactions(
+    data: Interactions,
+    config: TrainingConfig,
+    *,
+    version: str | None = None,
+    labels: Mapping[str, Sequence[str]] | None = None,
+    list_progress: Callable[[int, int], None] | None = None,
+    configure: Configure | None = None,
+    started: float | None = None,
+) -> tuple[ModelBundle, ModelManifest]:
+    """``train_bundle`` from interactions already built (e.g. an evaluation's training part)."""
+    started = time.perf_counter() if started is None else started
     if len(data.item_idx) < config.min_events or data.n_items == 0:
         raise InvalidInput(
             f"not enough events to train: {len(data.item_idx)} usable item events",

@@ -81,7 +81,11 @@ def test_run_evaluation_on_a_csv_writes_the_report(tmp_path: Path) -> None:
                  "cost.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert "itemknn" in (tmp_path / "out" / "report.md").read_text()
-    assert "recall@10" in console.export_text()
+    shown = console.export_text()
+    assert "recall" in shown and "@10" in shown
+    # timestamps in user order: most test users first appear in the test period, said so
+    assert "no training history" in shown
+    assert report.results["itemknn"]["cold_users"] > 0
     assert np.isfinite(report.results["itemknn"]["fit_seconds"])
 
 
