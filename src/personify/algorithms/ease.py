@@ -31,10 +31,11 @@ from personify.domain.errors import ConfigurationError, LimitExceeded
 def ease_memory_bytes(n_items: int, dtype: str = "float32", backend: str = "auto",
                       n_users: int | None = None) -> int:
     """Bytes the fit holds at its peak for ``n_items`` (dense matrices only); with ``n_users``
-    below ``n_items`` the Woodbury form's (items^2 + users x items + users^2)."""
+    below ``n_items`` the Woodbury form's (items^2 in ``dtype``, users^2 and a users x 1,024
+    column block in float64)."""
     size = np.dtype(dtype).itemsize
-    if n_users is not None and n_users < n_items:
-        return (n_items * n_items + n_users * n_items + n_users * n_users) * size
+    if n_users is not None and n_users < n_items:  # P, the float64 kernel, a column block
+        return n_items * n_items * size + (n_users * n_users + n_users * 1024) * 8
     copies = _dense_inverse.matrices_needed(n_items, backend)  # type: ignore[arg-type]
     return copies * n_items * n_items * size
 
@@ -117,11 +118,17 @@ class EASE(Recommender):
         kernel = np.asarray((x @ x.T).toarray(), dtype=np.float64)
         kernel[np.diag_indices(kernel.shape[0])] += self.l2
         factor = scipy.linalg.cho_factor(kernel, overwrite_a=True, check_finite=False)
-        solved = scipy.linalg.cho_solve(factor, x.toarray().astype(np.float64),
-                                        overwrite_b=True, check_finite=False)
-        del factor, kernel
-        p = np.asarray(x.T.tocsr().astype(self.dtype) @ solved.astype(self.dtype))
-        del solved
+        del kernel
+        xt = x.T.tocsr().astype(self.dtype)
+        xc = sp.csc_matrix(x, dtype=np.float64)
+        p = np.empty((n, n), dtype=self.dtype)
+        step = max(1, min(self.block_size, 1024))
+        for start in range(0, n, step):  # P[:, block] = X^T K^-1 X[:, block], bounded memory
+            cols = slice(start, min(start + step, n))
+            solved = scipy.linalg.cho_solve(factor, xc[:, cols].toarray(), overwrite_b=True,
+                                            check_finite=False)
+            p[:, cols] = xt @ solved.astype(self.dtype)
+        del factor, solved
         p /= -self.l2
         p[np.diag_indices(n)] += 1.0 / self.l2
         return p

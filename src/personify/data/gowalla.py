@@ -7,6 +7,7 @@ can be reproduced exactly.
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from personify.domain.errors import InvalidInput
 def _read_lines(path: Path, max_users: int | None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     users: list[NDArray[np.int64]] = []
     items: list[NDArray[np.int64]] = []
-    with open(path, encoding="utf-8") as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             parts = line.split()
             if len(parts) < 2:
@@ -64,11 +66,13 @@ def load_gowalla(
     """
     root = Path(path)
     train_file, test_file = root / "train.txt", root / "test.txt"
+    if not train_file.exists() and (root / "train.txt.gz").exists():  # Yelp2018 is gzipped
+        train_file, test_file = root / "train.txt.gz", root / "test.txt.gz"
     if not train_file.exists() or not test_file.exists():
         raise InvalidInput(
             f"no Gowalla split at {root}",
             field="path",
-            accepted="a directory holding train.txt and test.txt (LightGCN format)",
+            accepted="a directory holding train.txt and test.txt (LightGCN format, or gzipped)",
         )
     tu, ti = _read_lines(train_file, max_users)
     vu, vi = _read_lines(test_file, max_users)

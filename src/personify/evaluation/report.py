@@ -53,6 +53,7 @@ def _diginetica(folder: Path) -> Split:
 
 _DATASETS: dict[str, tuple[str, DatasetLoader]] = {
     "gowalla": ("gowalla_lightgcn", lambda p: Split(*load_gowalla(p))),
+    "yelp2018": ("yelp2018_lightgcn", lambda p: Split(*load_gowalla(p))),
     "online_retail": ("online_retail_uci", _online_retail),
     "diginetica": ("diginetica_sample_srgnn", _diginetica),
 }
@@ -94,7 +95,7 @@ def load_dataset(dataset: str | Path, datasets_dir: Path | None = None) -> tuple
         base = datasets_dir or Path("../shared/datasets")
         return text, loader(base / folder)
     path = Path(text)
-    if path.is_dir() and (path / "train.txt").exists():
+    if path.is_dir() and ((path / "train.txt").exists() or (path / "train.txt.gz").exists()):
         return path.name, Split(*load_gowalla(path))
     if path.is_file():
         data = load_csv(path)

@@ -22,6 +22,7 @@ from personify.data.interactions import Interactions
 from personify.data.splits import Split
 from personify.domain.events import Event
 from personify.domain.items import Item
+from personify.evaluation._resources import peak_rss_mb
 from personify.evaluation.protocol import RankedLists
 from personify.jobs.selection import Selection, SelectionPlan, Trial
 from personify.jobs.training import TrainingConfig, bundle_from_interactions
@@ -170,6 +171,11 @@ def describe(selection: Selection | None, manifest: ModelManifest) -> dict[str, 
     if selection is not None:
         params["validation"] = selection.protocol
         params["chosen"] = f"{selection.user_model} {selection.user_params}"
+        params["selection_seconds"] = selection.seconds
+        params["selection_budget_seconds"] = selection.budget_seconds
+        params["trials"] = len(selection.trials)
+    params["train_seconds"] = manifest.fit_seconds
+    params["peak_rss_mb_after_training"] = round(peak_rss_mb(), 1)
     return params
 
 

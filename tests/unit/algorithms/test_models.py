@@ -57,7 +57,7 @@ def test_ease_woodbury_form_gives_the_same_scores_with_fewer_users_than_items() 
     np.testing.assert_allclose(woodbury.score(users), gram.score(users), atol=1e-10)
     # auto picks Woodbury here: same top lists as the Gram inverse in float32 too
     auto = EASE(l2=3.0).fit(data)
-    assert ease_memory_bytes(40, "float32", "auto", 12) == (40 * 40 + 12 * 40 + 144) * 4
+    assert ease_memory_bytes(40, "float32", "auto", 12) == 40 * 40 * 4 + (144 + 12 * 1024) * 8
     np.testing.assert_allclose(auto.B_, gram.B_, atol=1e-5)
     np.testing.assert_array_equal(auto.recommend(users, 5, exclude=data.matrix)[0],
                                   gram.recommend(users, 5, exclude=data.matrix)[0])
