@@ -178,7 +178,7 @@ def train_bundle(
         on_data(data)
     return bundle_from_interactions(data, config, version=version, labels=labels,
                                     list_progress=list_progress, configure=configure,
-                                    started=started)
+                                    started=started, purchased=purchased)
 
 
 def bundle_from_interactions(
@@ -190,8 +190,10 @@ def bundle_from_interactions(
     list_progress: Callable[[int, int], None] | None = None,
     configure: Configure | None = None,
     started: float | None = None,
+    purchased: NDArray[np.bool_] | None = None,
 ) -> tuple[ModelBundle, ModelManifest]:
-    """``train_bundle`` from interactions already built (e.g. an evaluation's training part)."""
+    """``train_bundle`` from interactions already built (e.g. an evaluation's training part;
+    ``purchased`` marks the log rows that are purchases, for the basket sources)."""
     started = time.perf_counter() if started is None else started
     if len(data.item_idx) < config.min_events or data.n_items == 0:
         raise InvalidInput(
