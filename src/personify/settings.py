@@ -12,7 +12,15 @@ import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from personify.domain.errors import ConfigurationError
@@ -60,7 +68,12 @@ class Settings(BaseSettings):
         '{"Signed Up": "signup"})',
     )
     default_tenant: str = "default"
-    model_dir: str = "var/models"
+    model_dir: str = Field(
+        default="",
+        description="directory of the trained model versions; unset = 'models' next to the "
+        "SQLite database (var/models otherwise); always made absolute, so every command sees "
+        "the same versions whatever its working directory",
+    )
     retrain_interval_minutes: float | None = Field(
         default=None,
         description="embedded mode: retrain in a child process every N minutes with new events",
@@ -159,6 +172,11 @@ class Settings(BaseSettings):
             "retention_days": self.retention_days,
         }
 
+    @model_validator(mode="after")
+    def _absolute_model_dir(self) -> Settings:
+        self.model_dir = str(default_model_dir(self.database_url, self.model_dir))
+        return self
+
     @field_validator("admin_key")
     @classmethod
     def _strong_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -248,6 +266,18 @@ def parse_text(name: str, text: str, shape: Shape) -> Any:
 
 DEMO_ADMIN_KEY = "demo-admin-key-not-for-production"
 """The one default secret; used only when ``demo`` is on."""
+
+
+def default_model_dir(database_url: str, model_dir: str = "") -> Path:
+    """The absolute model directory: ``model_dir`` if given (relative to the working
+    directory), else ``models`` beside a SQLite database file, else ``var/models``."""
+    if model_dir:
+        return Path(model_dir).expanduser().resolve()
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///").split("?", 1)[0]
+        if path and path != ":memory:":
+            return (Path(path).expanduser().resolve().parent / "models")
+    return Path("var/models").resolve()
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

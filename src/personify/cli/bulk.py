@@ -10,12 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from personify.cli.context import state_of
+from personify.cli.setup import LEGAL_BASIS_HELP, choose_basis
 from personify.jobs.bulk_export import export_table
 from personify.jobs.bulk_import import DEFAULT_BATCH_SIZE, PRESETS, import_file
 from personify.jobs.column_mapping import parse_assignments
 from personify.jobs.import_report import ImportReport
 from personify.jobs.record_sinks import default_ingestor
 from personify.messaging.import_watch import messaging_db_path, watch_catalog
+from personify.privacy.legal_basis import CHOICES, recorded_basis
 
 PARTIAL_IMPORT_EXIT = 1
 """Exit code when the import finished but some rows were rejected (see the error report)."""
@@ -51,6 +53,9 @@ def import_command(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per transaction.")] = DEFAULT_BATCH_SIZE,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    legal_basis: Annotated[
+        str | None, typer.Option("--legal-basis", help=LEGAL_BASIS_HELP + " Recorded once.")
+    ] = None,
 ) -> None:
     """Import users, items or events from CSV, JSON Lines or Parquet.
 
@@ -61,6 +66,9 @@ def import_command(
     settings = state.settings()
     stores = state.stores(settings)
     tenant_id = tenant or settings.default_tenant
+    basis = recorded_basis(stores.database)
+    if basis is None or legal_basis is not None:  # the first import asks (or takes the flag)
+        basis = choose_basis(stores, legal_basis, ask=True)
     # price drops / restocks of imported items reach the enabled journeys (docs/messaging.md)
     close_watch = watch_catalog(
         stores, messaging_db_path(settings.database_url, settings.messaging_db_path), tenant_id
@@ -83,6 +91,12 @@ def import_command(
         error_report_path=errors,
     )
     print_import_report(report)
+    if basis is None:
+        console.print(
+            "[yellow]No legal basis recorded[/]: personalization and profiling are opt-in, so "
+            "`personify train` uses only people with a consent recorded here. Record one with "
+            f"--legal-basis ({CHOICES}) or `personify init`."
+        )
     if report.rejected:
         raise typer.Exit(PARTIAL_IMPORT_EXIT)
 

@@ -29,6 +29,7 @@ from personify.cli import (
     ope,
     privacy,
     server,
+    setup,
     simulate,
 )
 from personify.cli.context import CliState
@@ -54,9 +55,9 @@ GROUPS: dict[str, typer.Typer] = {
     "networking": networking.app,
     # "privacy": privacy.app, ...
 }
-COMMANDS = (server, bulk, models, evaluate, ope, simulate, kpis, insights)
-"""Modules adding top-level commands: serve, demo (server); import, export (bulk); train
-(models); ope; simulate; kpis; evaluate-predictions (insights)."""
+COMMANDS = (setup, server, bulk, models, evaluate, ope, simulate, kpis, insights)
+"""Modules adding top-level commands: init, status (setup); serve, demo (server); import,
+export (bulk); train (models); ope; simulate; kpis; evaluate-predictions (insights)."""
 
 
 @app.callback()

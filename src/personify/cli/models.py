@@ -26,6 +26,7 @@ from personify.jobs.training import (
     DEFAULT_USER_MODEL,
     DEFAULT_USER_PARAMS,
     TrainingConfig,
+    explain_exclusions,
     train_tenant,
 )
 from personify.privacy.model_versions import ErasureAwareModelStore
@@ -193,6 +194,8 @@ def train(
     )
     if "promoted_as" in manifest.metrics:
         console.print(f"  promoted {_served(manifest.version, manifest.metrics['promoted_as'])}")
+    if "excluded_events" in manifest.metrics:
+        console.print(f"  [yellow]{explain_exclusions(manifest.metrics['excluded_events'])}[/]")
     for key in ("users", "items", "blend_weights", "ranker"):
         if key in manifest.metrics:
             console.print(f"  {key}: {manifest.metrics[key]}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -346,6 +347,28 @@ def attach_ranker(
     return fit.metrics
 
 
+EXCLUSION_HELP: dict[str, str] = {
+    "consent default:opt-in": "no profiling consent recorded and profiling is opt-in (no legal "
+    "basis recorded): run `personify init --legal-basis consent` (consent collected elsewhere) "
+    "or `--legal-basis legitimate-interest`, or record consents "
+    "(POST /v1/users/{id}/consents, purpose profiling)",
+    "past retention": "older than the retention_days setting",
+    "erased": "people erased (kept out for good)",
+    "restricted": "people whose processing is restricted (GDPR art. 18)",
+}
+
+
+def explain_exclusions(excluded: Mapping[str, int]) -> str:
+    """One sentence per reason events were left out of training, with how to change it."""
+    parts = []
+    for reason, count in sorted(excluded.items(), key=lambda kv: -kv[1]):
+        why = EXCLUSION_HELP.get(reason)
+        if why is None and reason.startswith("consent "):
+            why = f"profiling consent {reason.removeprefix('consent ')} by the person"
+        parts.append(f"{count:,} events excluded: {why or reason}")
+    return "; ".join(parts)
+
+
 def train_tenant(
     events: EventStore,
     models: FileModelStore,
@@ -366,13 +389,17 @@ def train_tenant(
     events past retention are skipped, and the version's influence index is saved for erasure.
     """
     started = datetime.now(UTC)
+    excluded: Counter[str] = Counter()
 
-    def usable(scanned: Iterable[Event]) -> Iterable[Event]:
-        keep = privacy.event_filter(tenant, started) if privacy is not None else None
+    def usable(scanned: Iterable[Event], counts: Counter[str] | None = None) -> Iterable[Event]:
+        keep = (
+            privacy.event_filter(tenant, started, excluded=counts) if privacy is not None
+            else None
+        )
         return scanned if keep is None else (e for e in scanned if keep(e))
 
     def stream() -> Iterable[Event]:
-        for count, event in enumerate(usable(events.scan(tenant)), start=1):
+        for count, event in enumerate(usable(events.scan(tenant), excluded), start=1):
             if progress is not None and count % 10_000 == 0:
                 progress(count)
             yield event
@@ -384,11 +411,21 @@ def train_tenant(
         if catalog is not None and config.learn_blend
         else None
     )
-    bundle, manifest = train_bundle(
-        stream(), config, on_data=fitted.append, labels=labels, list_progress=list_progress,
-        configure=configure,
-    )
+    try:
+        bundle, manifest = train_bundle(
+            stream(), config, on_data=fitted.append, labels=labels,
+            list_progress=list_progress, configure=configure,
+        )
+    except InvalidInput as exc:
+        if excluded and exc.field == "events":
+            raise InvalidInput(
+                f"{exc.message}; {explain_exclusions(excluded)}", field="events",
+                accepted=exc.accepted,
+            ) from exc
+        raise
     manifest.tenant = tenant
+    if excluded:
+        manifest.metrics["excluded_events"] = dict(excluded)
     manifest.data_as_of = started.isoformat()
     if config.train_ranker and catalog is not None and users is not None:
         ranker_types = ["impression", *LABELS]

@@ -39,20 +39,29 @@ class ProcessingGate:
 
     def may_profile(self, tenant: str, subject: str) -> bool:
         """Whether the subject's events may feed profiles, online state and models now."""
+        return self.refusal(tenant, subject) is None
+
+    def refusal(self, tenant: str, subject: str) -> str | None:
+        """Why the subject's events may not be profiled (None: they may): ``erased``,
+        ``restricted``, or the consent decision's basis (``default:opt-in`` when nothing was
+        recorded and the purpose is opt-in, ``denied`` / ``withdrawn`` for a record)."""
         if self.is_erased(tenant, subject):
-            return False
+            return "erased"
         person = subject
         if subject.startswith(ANON):
             owner = self.users.get_by_anonymous(tenant, subject[len(ANON):])
             if owner is not None:
-                if owner.restricted or self.is_erased(tenant, owner.user_id):
-                    return False
+                if self.is_erased(tenant, owner.user_id):
+                    return "erased"
+                if owner.restricted:
+                    return "restricted"
                 person = owner.user_id
         else:
             user = self.users.get(tenant, subject)
             if user is not None and user.restricted:
-                return False
-        return self.policy.allows(tenant, person, self.purpose)
+                return "restricted"
+        decision = self.policy.decide(tenant, person, self.purpose)
+        return None if decision.allowed else f"consent {decision.basis}"
 
     def admit(self, tenant: str, events: Sequence[Event]) -> list[Event]:
         """The events of a batch whose subjects may be profiled (one decision per subject)."""

@@ -11,6 +11,7 @@ from personify.privacy.audit import AuditLog, MemoryAuditLog
 from personify.privacy.consent import ConsentDefaults, ConsentPolicy, Regime
 from personify.privacy.erasure import ErasureService, Forgetter, ModelForgetter
 from personify.privacy.export import ExportSources, InsightsReader, MessagesReader
+from personify.privacy.legal_basis import recorded_basis
 from personify.privacy.model_lock import ModelLock
 from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.preferences import (
@@ -110,11 +111,17 @@ def open_runtime(
 ) -> PrivacyRuntime:
     """The privacy services over ``stores``.
 
-    Demo mode makes personalization and profiling opt-out (unless ``consent_defaults`` names
+    The legal basis recorded by ``personify init`` (:mod:`personify.privacy.legal_basis`) sets
+    the personalization and profiling defaults. Demo mode makes personalization and profiling
+    opt-out (unless ``consent_defaults`` names
     them) so the demo stays personalized; everything else is opt-in by default. Without a
     ``pseudonym_secret`` the erasure store's per-database key is used.
     """
     regimes = dict(consent_defaults or {})
+    basis = recorded_basis(stores.database)
+    if basis is not None:  # the recorded legal basis; the settings' explicit defaults win
+        for purpose, regime in basis.regimes().items():
+            regimes.setdefault(purpose, regime)
     if demo:
         for purpose in (Purpose.PERSONALIZATION, Purpose.PROFILING):
             regimes.setdefault(purpose.value, Regime.OPT_OUT.value)

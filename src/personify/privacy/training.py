@@ -3,6 +3,7 @@ next to each model version so an erasure can subtract a person from the served m
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,14 +40,27 @@ class TrainingPrivacy:
     retention: RetentionPolicy | None = None
     influence_keys: Pseudonymizer | None = None
 
-    def event_filter(self, tenant: str, now: datetime | None = None) -> Callable[[Event], bool]:
-        allowed = self.gate.event_filter(tenant) if self.gate is not None else None
+    def event_filter(
+        self, tenant: str, now: datetime | None = None, *, excluded: Counter[str] | None = None
+    ) -> Callable[[Event], bool]:
+        """A predicate for one training pass; ``excluded`` counts the refused events per reason
+        (``past retention``, ``erased``, ``restricted``, ``consent default:opt-in``, ...)."""
+        gate = self.gate
         fresh = self.retention.event_filter(now or datetime.now(UTC)) if self.retention else None
+        decided: dict[str, str | None] = {}
 
         def keep(event: Event) -> bool:
+            reason: str | None = None
             if fresh is not None and not fresh(event):
-                return False
-            return allowed is None or allowed(event)
+                reason = "past retention"
+            elif gate is not None:
+                subject = event.subject
+                if subject not in decided:
+                    decided[subject] = gate.refusal(tenant, subject)
+                reason = decided[subject]
+            if reason is not None and excluded is not None:
+                excluded[reason] += 1
+            return reason is None
 
         return keep
 
