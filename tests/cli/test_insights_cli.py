@@ -39,7 +39,7 @@ def test_fit_show_and_export(personify: Personify, database_url: str, tmp_path: 
     result = personify("insights", "fit", "--as-of", "2026-01-31")
     assert result.exit_code == 0, result.output
     assert "30 customers" in result.output and "BG/NBD r=" in result.output
-    population = PopulationFiles(tmp_path / "var" / "models").load("default")
+    population = PopulationFiles(tmp_path / "models").load("default")
     assert population is not None and population.as_of == AS_OF
 
     shown = personify("insights", "show", "c3")

@@ -95,7 +95,7 @@ def shop(database_url: str, monkeypatch: pytest.MonkeyPatch) -> list[Event]:
 
 
 def _promoted(tmp_path: Path) -> str:
-    version = FileModelStore(tmp_path / "var" / "models").promoted_version(T)
+    version = FileModelStore(tmp_path / "models").promoted_version(T)
     assert version is not None
     return version
 
@@ -113,7 +113,7 @@ def test_rollback_serves_the_old_version_without_the_erased_person(
     assert result.exit_code == 0, result.output
     served = _promoted(tmp_path)
     assert served != first and f"rolled back to {served} ({first} without" in result.output
-    models = FileModelStore(tmp_path / "var" / "models")
+    models = FileModelStore(tmp_path / "models")
     index = load_influence(version_dir(models, T, served))
     with open_stores(database_url) as stores:
         key = tombstone_key(stores.erasures.user_id_hash(T, "u3"))
@@ -123,7 +123,7 @@ def test_rollback_serves_the_old_version_without_the_erased_person(
 def test_promoting_a_version_that_cannot_forget_is_refused(
     personify: Personify, shop: list[Event], database_url: str, tmp_path: Path
 ) -> None:
-    models = FileModelStore(tmp_path / "var" / "models")
+    models = FileModelStore(tmp_path / "models")
     with open_stores(database_url) as stores:  # trained without the privacy gate: no index
         old = train_tenant(stores.events, models, T, TrainingConfig(learn_blend=False),
                            promote=False).version

@@ -34,7 +34,7 @@ def shop(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _served(tmp_path: Path) -> ModelBundle:
-    bundle = FileModelStore(tmp_path / "var" / "models").load(T)[1]
+    bundle = FileModelStore(tmp_path / "models").load(T)[1]
     assert isinstance(bundle, ModelBundle)
     return bundle
 
@@ -76,7 +76,7 @@ def test_train_selects_on_its_events_shows_the_trials_and_reuses_the_choice(
     first = personify("train", "--no-ranker", "--budget", "2")
     assert first.exit_code == 0, first.output
     assert "selection:" in first.output and "validation" in first.output
-    store = FileModelStore(tmp_path / "var" / "models")
+    store = FileModelStore(tmp_path / "models")
     manifest = store.list(T)[-1]
     record = manifest.metrics["selection"]
     assert record["protocol"] in ("per-user temporal", "per-user random")
