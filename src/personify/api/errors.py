@@ -89,6 +89,9 @@ _ACCEPTED_BY_TYPE = {
     "greater_than_equal": "a larger number",
     "less_than_equal": "a smaller number",
     "string_pattern_mismatch": "letters, digits and _ . : - (starting with a letter, digit or _)",
+    "control_characters": "text without control characters (NUL, escape, DEL; tab and, in long "
+    "texts, line breaks are fine)",
+    "invisible_id": "an id with at least one visible character",
 }
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
 

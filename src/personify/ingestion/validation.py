@@ -71,6 +71,9 @@ _ACCEPTED_BY_TYPE = {
     "dict_type": "an object",
     "model_type": "an object",
     "string_pattern_mismatch": "letters, digits and _ . : - (starting with a letter, digit or _)",
+    "control_characters": "text without control characters (NUL, escape, DEL; tab and, in long "
+    "texts, line breaks are fine)",
+    "invisible_id": "an id with at least one visible character",
     "too_long": "fewer values",
     "greater_than_equal": "a larger number",
     "less_than_equal": "a smaller number",
@@ -134,7 +137,11 @@ def validate_each(
             )
             continue
         if max_bytes is not None:
-            size = len(orjson.dumps(raw, default=str))
+            try:
+                size = len(orjson.dumps(raw, default=str))
+            except TypeError:  # orjson stops at 254 levels of nesting
+                rejected.append(_too_deep(index, record_id))
+                continue
             if size > max_bytes:
                 rejected.append(
                     Rejection(
@@ -151,4 +158,13 @@ def validate_each(
             valid.append((index, model.model_validate(raw)))
         except ValidationError as exc:
             rejected.append(rejection_from_validation_error(index, exc, record_id))
+        except RecursionError:
+            rejected.append(_too_deep(index, record_id))
     return valid, rejected
+
+
+def _too_deep(index: int, record_id: str | None) -> Rejection:
+    return Rejection(
+        index, "invalid_input", None, "the record is nested too deeply",
+        "properties whose values are scalars or lists of scalars", record_id,
+    )

@@ -9,12 +9,14 @@ from fastapi import APIRouter
 
 from personify.api.audit import Audited
 from personify.api.deps import AdminKey, StoresDep
+from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.consents import ConsentCreate, ConsentsOut
 from personify.domain._fields import Identifier
 from personify.domain.consents import ConsentRecord
 
 router = APIRouter(
-    prefix="/v1/users/{user_id}/consents", tags=["consents"], dependencies=[Audited]
+    prefix="/v1/users/{user_id}/consents", tags=["consents"], dependencies=[Audited],
+    route_class=KeyFirstRoute,
 )
 
 

@@ -13,10 +13,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from personify.api.deps import AdminKey, ExperimentsDep, ServeKey
+from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier, Name, PropertyValue
 from personify.runtime.decision_points import DecisionPointConfig, context_features
 
-router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
+router = APIRouter(prefix="/v1/decisions", tags=["decisions"], route_class=KeyFirstRoute)
 
 MAX_ACTIONS = 500
 

@@ -23,6 +23,7 @@ from personify.api.deps import (
 )
 from personify.api.openapi import documented_body
 from personify.api.responses import JSONBody
+from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.bulk import records_of
 from personify.api.schemas.common import BatchResultOut
 from personify.api.schemas.events import EventAck, EventList
@@ -32,7 +33,7 @@ from personify.domain.errors import Erased, InvalidInput, LimitExceeded, Personi
 from personify.domain.events import Event
 from personify.ingestion import BatchResult, EventIngestor, Rejection
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=KeyFirstRoute)
 
 
 def ingest_raw(

@@ -17,7 +17,8 @@ from personify.api.deps import (
     ServeKey,
     StoresDep,
 )
-from personify.domain._fields import Identifier, Name
+from personify.api.routing import KeyFirstRoute
+from personify.domain._fields import Identifier, Name, ShortText
 from personify.domain.errors import Conflict, InvalidInput
 from personify.experiments.analysis import ExperimentResult
 from personify.experiments.assignment import Assignment, assign, assignment_unit
@@ -41,7 +42,7 @@ from personify.runtime.experiments import ExperimentsRuntime
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["experiments"])
+router = APIRouter(prefix="/v1", tags=["experiments"], route_class=KeyFirstRoute)
 
 SERVER_MANAGED = ("status", "bucket_range", "start_at", "stop_at")
 REPORT_EVENT_TYPES = ("impression", "click", "purchase")
@@ -364,7 +365,7 @@ def assignments(
     stores: StoresDep,
     user_id: Identifier | None = None,
     anonymous_id: Identifier | None = None,
-    country: str | None = None,
+    country: ShortText | None = None,
     channel: Name | None = None,
     segment: Annotated[list[Name] | None, Query()] = None,
     layer: Name | None = None,

@@ -8,8 +8,9 @@ from starlette.responses import Response
 
 from personify.api.deps import SettingsDep, StoresDep
 from personify.api.responses import JSONBody
+from personify.api.routing import KeyFirstRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=KeyFirstRoute)
 
 
 @router.get("/health", summary="Liveness: the process is up")

@@ -9,12 +9,15 @@ from fastapi import APIRouter
 from personify.api.audit import Audited
 from personify.api.deps import AdminKey, ErasureCheckDep, StoresDep
 from personify.api.insights_wiring import InsightsDep
+from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
 from personify.domain.errors import NotFound
 from personify.insights.service import Insights
 from personify.runtime.identity import refuse_erased
 
-router = APIRouter(prefix="/v1/users", tags=["insights"], dependencies=[Audited])
+router = APIRouter(
+    prefix="/v1/users", tags=["insights"], dependencies=[Audited], route_class=KeyFirstRoute
+)
 
 
 @router.get(

@@ -10,17 +10,18 @@ from starlette.concurrency import run_in_threadpool
 from personify.api.bodies import read_json
 from personify.api.deps import AdminKey, ServeKey, SettingsDep, StoresDep
 from personify.api.openapi import documented_body
+from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.bulk import MAX_RECORD_BYTES, records_of
 from personify.api.schemas.common import BulkResultOut, RejectionOut
 from personify.api.schemas.items import ItemCreate, ItemFields, ItemList, ItemPatch
 from personify.domain import limits
-from personify.domain._fields import Identifier, Name
+from personify.domain._fields import Identifier, Name, ShortText
 from personify.domain.errors import NotFound
 from personify.domain.items import Item
 from personify.ingestion import validate_each
 from personify.storage.registry import Stores
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(prefix="/v1/items", tags=["items"], route_class=KeyFirstRoute)
 
 
 def _missing(item_id: str) -> NotFound:
@@ -58,7 +59,7 @@ def list_items(
     key: ServeKey,
     stores: StoresDep,
     type: Annotated[Name | None, Query(description="only items of this type")] = None,
-    query: Annotated[str | None, Query(max_length=limits.MAX_SHORT_TEXT)] = None,
+    query: ShortText | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ItemList:

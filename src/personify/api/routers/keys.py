@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from personify.api.deps import AdminKey, StoresDep
+from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.keys import KeyCreate, KeyCreated, KeyList
 from personify.domain.errors import NotFound
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=KeyFirstRoute)
 
 
 @router.get("", response_model=KeyList, summary="The tenant's keys (never their secrets)")

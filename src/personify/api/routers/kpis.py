@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from personify.api.deps import AdminKey, ExperimentsDep, StoresDep
+from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Name
 from personify.domain.errors import InvalidInput
 from personify.experiments.kpis import kpi_report, kpi_window, variant_maps
 from personify.experiments.service import get_experiment
 
-router = APIRouter(prefix="/v1/kpis", tags=["kpis"])
+router = APIRouter(prefix="/v1/kpis", tags=["kpis"], route_class=KeyFirstRoute)
 
 MAX_EVENTS = 2_000_000
 """Events read per request at most; beyond it the answer says ``truncated``."""

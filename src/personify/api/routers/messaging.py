@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from personify.api.deps import AdminKey, MessagingDep, ServeKey, SettingsDep
 from personify.api.openapi import documented_body
+from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.messaging import (
     CampaignList,
     CampaignOut,
@@ -49,8 +50,8 @@ from personify.runtime.messaging_definitions import (
     parse_document,
 )
 
-router = APIRouter(prefix="/v1/messaging", tags=["messaging"])
-inbox_router = APIRouter(prefix="/v1/messaging/inbox", tags=["inbox"])
+router = APIRouter(prefix="/v1/messaging", tags=["messaging"], route_class=KeyFirstRoute)
+inbox_router = APIRouter(prefix="/v1/messaging/inbox", tags=["inbox"], route_class=KeyFirstRoute)
 
 DefinitionName = Annotated[
     str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")

@@ -22,8 +22,9 @@ from personify.api.deps import (
     ServeKey,
     SettingsDep,
 )
+from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.privacy import ErasureReceipt, receipt_of
-from personify.domain._fields import Identifier, Label, ShortText
+from personify.domain._fields import Identifier, Label, Name, ShortText
 from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.errors import InvalidInput
 from personify.domain.events import BUILTIN_EVENT_TYPES
@@ -34,8 +35,8 @@ from personify.privacy.export import export_archive, export_person
 from personify.privacy.preferences import MuteKind
 from personify.runtime.identity import erase_subjects, refuse_erased
 
-router = APIRouter(tags=["privacy"])
-audited = APIRouter(dependencies=[Audited])
+router = APIRouter(tags=["privacy"], route_class=KeyFirstRoute)
+audited = APIRouter(dependencies=[Audited], route_class=KeyFirstRoute)
 """Routes reading or changing personal data: included in ``router``, every call audited."""
 
 ACTIONS = {"grant": ConsentState.GRANTED, "deny": ConsentState.DENIED,
@@ -114,7 +115,7 @@ class PurgeOut(BaseModel):
     "for this user in X-Person-Token (docs/security.md).",
 )
 def change_consent(
-    user_id: Identifier, purpose: str, action: Literal["grant", "deny", "withdraw"],
+    user_id: Identifier, purpose: Name, action: Literal["grant", "deny", "withdraw"],
     body: ConsentChange, key: IngestKey, guard: PersonGuardDep, privacy: PrivacyDep,
     erased: ErasureCheckDep,
 ) -> ConsentRecord:
@@ -274,7 +275,7 @@ def audit_log(
     key: AdminKey,
     privacy: PrivacyDep,
     user_id: Identifier | None = None,
-    key_id: str | None = None,
+    key_id: ShortText | None = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditOut:

@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 
 from personify.api.deps import EngineDep, ExperimentsDep, ServeKey
 from personify.api.responses import JSONBody
-from personify.domain._fields import Identifier, Name
+from personify.api.routing import KeyFirstRoute
+from personify.domain import limits
+from personify.domain._fields import Identifier, Label, Name, ShortText
 from personify.domain.events import Context, Location
 from personify.domain.items import Item
 from personify.runtime.engine import Engine
@@ -27,7 +29,7 @@ from personify.serving.request import (
     RecommendationRequest,
 )
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
+router = APIRouter(prefix="/v1", tags=["recommendations"], route_class=KeyFirstRoute)
 
 
 class RecommendedItemOut(BaseModel):
@@ -91,7 +93,7 @@ def render(
 class RerankIn(BaseModel):
     user_id: Identifier | None = None
     anonymous_id: Identifier | None = None
-    item_ids: list[Identifier] = Field(min_length=1, max_length=1000)
+    item_ids: list[Identifier] = Field(min_length=1, max_length=MAX_RESULTS)
     context: Context = Field(default_factory=Context)
     explain: bool = False
     language: Literal["en", "ru"] = "en"
@@ -147,12 +149,12 @@ async def recommend_get(
     anonymous_id: Identifier | None = None,
     n: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
     item_type: Annotated[list[Name] | None, Query()] = None,
-    category: Annotated[list[str] | None, Query()] = None,
+    category: Annotated[list[Label] | None, Query(max_length=limits.MAX_LIST_LENGTH)] = None,
     explain: bool = False,
     language: Literal["en", "ru"] = "en",
-    country: str | None = None,
-    city: str | None = None,
-    device: str | None = None,
+    country: ShortText | None = None,
+    city: ShortText | None = None,
+    device: ShortText | None = None,
     channel: Name | None = None,
     include_items: bool = True,
 ) -> JSONBody:

@@ -24,13 +24,14 @@ from personify.api.deps import (
     person_guard_for,
 )
 from personify.api.responses import JSONBody
+from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.bulk import records_of
 from personify.domain import limits
 from personify.domain.errors import InvalidInput
 from personify.runtime.segment.apply import apply_batch
 from personify.runtime.segment.mapping import SegmentMapper
 
-router = APIRouter(prefix="/segment", tags=["segment"])
+router = APIRouter(prefix="/segment", tags=["segment"], route_class=KeyFirstRoute)
 
 _SINGLE_CALLS = {
     "track": "t", "identify": "i", "page": "p", "screen": "s", "alias": "a", "group": "g",

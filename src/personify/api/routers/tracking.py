@@ -20,10 +20,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from personify.api.deps import MessagingDep
+from personify.api.routing import KeyFirstRoute
 from personify.domain.errors import PersonifyError
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["tracking"])
+router = APIRouter(tags=["tracking"], route_class=KeyFirstRoute)
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 """A transparent 1x1 GIF."""

@@ -18,12 +18,13 @@ from personify.api.deps import (
     StoresDep,
 )
 from personify.api.openapi import documented_body
+from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.bulk import MAX_RECORD_BYTES, records_of
 from personify.api.schemas.common import BulkResultOut, RejectionOut
 from personify.api.schemas.privacy import ErasureReceipt, receipt_of
 from personify.api.schemas.users import AliasRequest, UserCreate, UserFields, UserList, UserPatch
 from personify.domain import limits
-from personify.domain._fields import Identifier
+from personify.domain._fields import Identifier, ShortText
 from personify.domain.errors import NotFound
 from personify.domain.users import User
 from personify.ingestion import Rejection, validate_each
@@ -31,7 +32,9 @@ from personify.runtime.erasure_check import CachedErasureCheck
 from personify.runtime.identity import erase_subjects, link_anonymous, refuse_erased
 from personify.storage.registry import Stores
 
-router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[Audited])
+router = APIRouter(
+    prefix="/v1/users", tags=["users"], dependencies=[Audited], route_class=KeyFirstRoute
+)
 
 def _missing(user_id: str) -> NotFound:
     return NotFound(f"no user {user_id!r}", field="user_id", accepted="the id of an existing user")
@@ -77,7 +80,7 @@ def delete_user(
 def list_users(
     key: AdminKey,
     stores: StoresDep,
-    query: Annotated[str | None, Query(max_length=limits.MAX_SHORT_TEXT)] = None,
+    query: ShortText | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> UserList:
