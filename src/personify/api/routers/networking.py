@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 
 from personify.api.deps import ErasureCheckDep, ServeKey
 from personify.api.networking_wiring import NetworkingDep
+from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
 from personify.networking.service import PeopleResponse
 from personify.runtime.identity import refuse_erased
 
-router = APIRouter(prefix="/v1/users", tags=["networking"])
+router = APIRouter(prefix="/v1/users", tags=["networking"], route_class=KeyFirstRoute)
 
 
 @router.get(
