@@ -14,7 +14,7 @@ from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from personify.api.auth import Authenticator, secret_from_headers
+from personify.runtime.auth import Authenticator, secret_from_headers
 
 
 class StrictJsonRequest(Request):

@@ -12,11 +12,12 @@ from pydantic import BaseModel
 
 from personify.api.deps import AdminKey, StoresDep
 from personify.api.insights_wiring import InsightsDep
+from personify.api.routing import KeyFirstRoute
 from personify.domain.errors import NotFound
 from personify.insights.rules import FIELDS
 from personify.insights.segments import Segment, SegmentIn
 
-router = APIRouter(prefix="/v1/segments", tags=["segments"])
+router = APIRouter(prefix="/v1/segments", tags=["segments"], route_class=KeyFirstRoute)
 
 
 class SegmentOut(Segment):
