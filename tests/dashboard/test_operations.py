@@ -207,3 +207,25 @@ def test_api_keys_secret_shown_once_and_revocation(client: TestClient,
     assert client.post(f"/dashboard/settings/keys/{foreign.key_id}/revoke",
                        data={"csrf_token": token}).status_code == 404
     assert "personalization" in listing and "Retention" in listing
+
+
+def test_models_page_shows_the_configuration_choice(app: FastAPI, client: TestClient,
+                                                    shop_stores: Stores) -> None:
+    import pytest
+
+    pytest.importorskip("optuna")
+    from personify.jobs.selection import SelectionPlan
+    from personify.jobs.training import TrainingConfig, train_tenant
+    from personify.storage.model_files import FileModelStore
+
+    manifest = train_tenant(
+        shop_stores.events, FileModelStore(Path(app.state.engine.models.root)), TENANT,
+        TrainingConfig(learn_blend=False, train_ranker=False, factors=None),
+        configure=SelectionPlan(budget_seconds=2.0).configure,
+    )
+    record = manifest.metrics["selection"]
+    page = client.get("/dashboard/models").text
+    assert f"Configuration choice of {manifest.version}" in page
+    assert record["protocol"] in page and "one-standard-error" in page
+    assert page.count("<tr><td>") >= len(record["trials"])
+    assert '<span class="badge ok">chosen</span>' in page

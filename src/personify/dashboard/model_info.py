@@ -59,3 +59,36 @@ def scalar_metrics(manifest: ModelManifest) -> dict[str, float | int | str]:
                 if isinstance(inner, int | float) and not isinstance(inner, bool):
                     out[f"{key}.{sub}"] = inner
     return out
+
+
+def selection_rows(manifest: ModelManifest) -> dict[str, Any] | None:
+    """The configuration choice recorded by ``personify train`` (``metrics["selection"]``):
+    a summary and one row per trial (model, parameters, validation NDCG@20 / Recall@20, fit
+    seconds, memory, chosen / best / pruned); None for a version trained without it."""
+    record = manifest.metrics.get("selection")
+    if not isinstance(record, dict):
+        return None
+    rows = []
+    for trial in record.get("trials", []):
+        ndcg, sub = trial.get("ndcg"), trial.get("subsample_ndcg")
+        rows.append({
+            "model": trial.get("model", ""),
+            "params": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in trial.get("params", {}).items()),
+            "ndcg": f"{ndcg:.4f}" if ndcg is not None else (f"({sub:.4f})" if sub is not None
+                                                            else "-"),
+            "recall": f"{trial['recall']:.4f}" if trial.get("recall") is not None else "",
+            "fit_seconds": trial.get("fit_seconds", 0.0),
+            "memory_mb": trial.get("memory_mb", 0.0),
+            "note": trial.get("note") or ("" if trial.get("status") == "complete"
+                                          else trial.get("status", "")),
+        })
+    return {
+        "protocol": record.get("protocol", ""),
+        "reason": record.get("reason", ""),
+        "chosen": f"{record.get('user_model')} {record.get('user_params')}",
+        "neighbours": f"{record.get('neighbour_model')} {record.get('neighbour_params')}",
+        "seconds": record.get("seconds", 0.0),
+        "reused_from": record.get("reused_from") if not record.get("retune_reason") else None,
+        "rows": rows,
+    }

@@ -8,7 +8,12 @@ from starlette.concurrency import run_in_threadpool
 
 from personify.dashboard.charts import Chart, Series
 from personify.dashboard.evaluation_results import ResultFile, read_results
-from personify.dashboard.model_info import parse_time, scalar_metrics, served_model
+from personify.dashboard.model_info import (
+    parse_time,
+    scalar_metrics,
+    selection_rows,
+    served_model,
+)
 from personify.dashboard.pages.common import page_router, tenant
 from personify.dashboard.ports import EngineView
 from personify.dashboard.rendering import render
@@ -29,6 +34,7 @@ def _page(
         "models.html",
         section="models",
         runs=[(m, parse_time(m.created_at), scalar_metrics(m)) for m in runs],
+        selections={m.version: selection_rows(m) for m in runs},
         served=served_model(eng, who),
         flash=flash,
         error=error,
