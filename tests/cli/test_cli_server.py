@@ -17,14 +17,14 @@ def test_demo_load_is_idempotent(tmp_path: Path) -> None:
     db = tmp_path / "var" / "demo.db"
     first = runner.invoke(app, ["demo", "--db", str(db), "--load-only", "--no-browser"])
     assert first.exit_code == 0, first.output
-    assert "300 users, 2,804 items, 27,179 events" in first.output
+    assert "300 users, 2,798 items, 27,046 events" in first.output
     assert "http://127.0.0.1:8000/docs" in first.output
     assert "demo-admin-key-not-for-production" in first.output
     assert "doi.org/10.24432/C5BW33" in first.output
     second = runner.invoke(app, ["demo", "--db", str(db), "--load-only", "--port", "8123"])
     assert second.exit_code == 0, second.output
     assert "already loaded" in second.output
-    assert "300 users, 2,804 items, 27,179 events" in second.output
+    assert "300 users, 2,798 items, 27,046 events" in second.output
     assert "http://127.0.0.1:8123/health" in second.output
 
 

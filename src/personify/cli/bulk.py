@@ -109,7 +109,7 @@ def print_import_report(report: ImportReport) -> None:
     table.add_row("duplicates (already stored)", f"{report.duplicates:,}")
     table.add_row("rejected", f"{report.rejected:,}")
     if report.skipped:
-        table.add_row("skipped (not customer actions)", f"{report.skipped:,}")
+        table.add_row("skipped (not customer actions on products)", f"{report.skipped:,}")
     for kind, count in report.extra_records.items():
         table.add_row(f"{kind} upserted", f"{count:,}")
     table.add_row("time", f"{report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)")

@@ -24,7 +24,7 @@ import csv
 import gzip
 import io
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,6 +157,12 @@ def is_customer_action(line: RetailLine) -> bool:
     return line.cancelled or line.quantity > 0
 
 
+def is_product_action(line: RetailLine) -> bool:
+    """A customer action on a product: not postage, fees, discounts or manual lines (what the
+    demo import and the offline evaluation keep)."""
+    return is_customer_action(line) and line.stock_code not in NON_PRODUCT_CODES
+
+
 def line_to_event(line: RetailLine) -> Event:
     """The domain event of one customer-action line (see the module docstring)."""
     return Event(
@@ -186,13 +192,15 @@ class RetailEvents(Iterable[Event]):
     """The events of one file, re-read on every iteration (540k records never sit in memory)."""
 
     def __init__(
-        self, path: Path, *, limit: int | None, anonymous: Literal["invoice", "skip"]
+        self, path: Path, *, limit: int | None, anonymous: Literal["invoice", "skip"],
+        keep: Callable[[RetailLine], bool] | None = None,
     ) -> None:
         self.path, self.limit, self.anonymous = path, limit, anonymous
+        self.keep = keep or is_customer_action
 
     def __iter__(self) -> Iterator[Event]:
         for line in iter_lines(self.path, limit=self.limit):
-            if not is_customer_action(line):
+            if not self.keep(line):
                 continue
             if line.customer_id is None and self.anonymous == "skip":
                 continue
@@ -213,12 +221,16 @@ def read_online_retail(
     *,
     limit: int | None = None,
     anonymous: Literal["invoice", "skip"] = "invoice",
+    drop_non_products: bool = False,
 ) -> OnlineRetailData:
     """Read users and items in one streaming pass; events stream lazily from the same file.
 
     ``limit`` reads only the first ``limit`` lines; ``anonymous`` chooses what happens to lines
-    without a CustomerID (kept as ``anonymous_id="invoice:<no>"`` or skipped).
+    without a CustomerID (kept as ``anonymous_id="invoice:<no>"`` or skipped);
+    ``drop_non_products`` skips postage, fees and manual lines (as the ``online-retail`` import
+    preset does).
     """
+    keep = is_product_action if drop_non_products else is_customer_action
     if anonymous not in ("invoice", "skip"):
         raise InvalidInput(
             f"unknown anonymous policy {anonymous!r}", field="anonymous", accepted="invoice, skip"
@@ -227,7 +239,7 @@ def read_online_retail(
     countries: dict[str, tuple[datetime, str]] = {}
     stats: dict[str, _ItemStats] = {}
     for line in iter_lines(path, limit=limit):
-        if not is_customer_action(line):
+        if not keep(line):
             continue
         if line.customer_id is not None:
             seen = countries.get(line.customer_id)
@@ -247,7 +259,9 @@ def read_online_retail(
         for cid, (_, country) in countries.items()
     ]
     items = [_make_item(code, item) for code, item in stats.items()]
-    return OnlineRetailData(users, items, RetailEvents(path, limit=limit, anonymous=anonymous))
+    return OnlineRetailData(
+        users, items, RetailEvents(path, limit=limit, anonymous=anonymous, keep=keep)
+    )
 
 
 def _make_item(code: str, stats: _ItemStats) -> Item:

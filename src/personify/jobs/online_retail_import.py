@@ -27,7 +27,7 @@ from personify.data.online_retail import (
     NON_PRODUCT_CODES,
     RetailLine,
     categories_for,
-    is_customer_action,
+    is_product_action,
 )
 from personify.domain.errors import InvalidInput
 from personify.domain.events import Context, Event
@@ -277,7 +277,7 @@ def _stream(
         except _BadCell as bad:
             errors.add(RowError(row_no, bad.column, "invalid_input", bad.reason, bad.accepted))
             continue
-        if not is_customer_action(line):
+        if not is_product_action(line):  # stock adjustments, postage, fees, manual lines
             report.skipped += 1
             continue
         if line.customer_id is not None:

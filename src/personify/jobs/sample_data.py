@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from personify.data.online_retail import is_customer_action, iter_lines
+from personify.data.online_retail import is_product_action, iter_lines
 from personify.ingestion import EventIngestor
 from personify.jobs.bulk_import import import_file
 from personify.jobs.import_report import ImportReport
@@ -49,7 +49,7 @@ def last_event_id(path: str | Path | None = None) -> str | None:
     and items, so this event and a non-empty catalogue mean a load ran to the end)."""
     last = None
     for line in iter_lines(path or sample_path()):
-        if is_customer_action(line):
+        if is_product_action(line):
             last = line.event_id
     return last
 

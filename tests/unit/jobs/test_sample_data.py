@@ -41,9 +41,26 @@ def test_load_twice_gives_the_same_counts(stores: Stores, tmp_path: Path) -> Non
     assert not sample_loaded(stores, T, small)
     first = load_sample(stores, T, path=small)
     counts = sample_counts(stores, T)
-    assert first.stored == counts.events == 800 and counts.users > 0 and counts.items > 0
+    kept = first.rows - first.skipped  # postage, fees and manual lines are skipped
+    assert first.stored == counts.events == kept > 700 and counts.users > 0 and counts.items > 0
     assert sample_loaded(stores, T, small)
     assert stores.events.get(T, last_event_id(small) or "") is not None
     second = load_sample(stores, T, path=small)
-    assert (second.stored, second.duplicates) == (0, 800)
+    assert (second.stored, second.duplicates) == (0, kept)
     assert sample_counts(stores, T) == counts
+
+
+def test_the_sample_holds_no_postage_fees_or_manual_lines(stores: Stores) -> None:
+    """The demo never says "because you bought POSTAGE": non-product stock codes are skipped
+    (as in the offline evaluation), neither items nor events."""
+    from personify.data.online_retail import NON_PRODUCT_CODES
+
+    with gzip.open(sample_path(), "rt", encoding="utf-8", newline="") as fh:
+        codes = {r[1].strip() for r in itertools.islice(csv.reader(fh), 1, None)}
+    assert codes & NON_PRODUCT_CODES, "the raw sample has such lines"
+    report = load_sample(stores, T)
+    assert report.skipped > 0
+    kept = {item.item_id for item in stores.catalog.scan(T)}
+    assert not kept & NON_PRODUCT_CODES
+    assert not {e.item_id for e in stores.events.scan(T)} & NON_PRODUCT_CODES
+    assert sample_loaded(stores, T)
