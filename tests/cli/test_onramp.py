@@ -88,3 +88,33 @@ def test_the_model_directory_is_absolute_and_shown(
     listed = personify("models", "list")
     assert listed.exit_code == 0 and "yes" in listed.output
     assert not (elsewhere / "var").exists()
+
+
+def test_no_flag_has_a_double_negative() -> None:
+    """Every boolean flag of every command reads sensibly: no ``--no-no-blend``."""
+    import click
+    import typer.main
+
+    from personify.cli.main import app
+
+    def walk(command: click.Command, path: str) -> list[str]:
+        found = [f"{path} {o}" for p in command.params for o in [*p.opts, *p.secondary_opts]
+                 if o.startswith("--no-no-")]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += walk(sub, f"{path} {name}")
+        return found
+
+    assert walk(typer.main.get_command(app), "personify") == []
+
+
+def test_ope_says_which_flags_each_format_needs(personify: Callable[..., Result]) -> None:
+    shown = " ".join(personify("ope", "--help").output.split())
+    assert "open_bandit (default): --log ROOT" in shown
+    assert "personify: --point NAME" in shown
+    wrong = " ".join(personify("ope", "--point", "home", "--log", ".").output.split())
+    assert "--point does not apply to --format open_bandit" in wrong
+    missing = " ".join(personify("ope", "--format", "personify").output.split())
+    assert "needs --point NAME or --log FILE.jsonl" in missing
+    mixed = " ".join(personify("ope", "--format", "personify", "--campaign", "men").output.split())
+    assert "--campaign does not apply to --format personify" in mixed

@@ -68,10 +68,10 @@ def train(
         list[str] | None,
         typer.Option("--param", "-p", help="Model hyper-parameter NAME=VALUE (JSON value)."),
     ] = None,
-    no_blend: Annotated[bool, typer.Option(help="Keep the default blend weights.")] = False,
-    no_ranker: Annotated[bool, typer.Option(help="Do not train the LambdaRank ranker.")] = False,
+    no_blend: Annotated[bool, typer.Option("--no-blend", help="Keep the default blend weights.")] = False,
+    no_ranker: Annotated[bool, typer.Option("--no-ranker", help="Do not train the LambdaRank ranker.")] = False,
     no_promote: Annotated[
-        bool, typer.Option(help="Save the version without promoting it.")
+        bool, typer.Option("--no-promote", help="Save the version without promoting it.")
     ] = False,
     factors: Annotated[
         int | None,
@@ -101,7 +101,7 @@ def train(
     ] = False,
     no_select: Annotated[
         bool,
-        typer.Option(help="Train the fixed default configuration (no selection)."),
+        typer.Option("--no-select", help="Train the fixed default configuration (no selection)."),
     ] = False,
 ) -> None:
     """Train on the event store, save a new model version and promote it.

@@ -92,13 +92,23 @@ def ope(
     tenant: Annotated[str | None, typer.Option(help="Tenant (with --point).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the rows as JSON.")] = None,
 ) -> None:
-    """Estimate a policy's value from logged data with IPS, SNIPS, DM and DR."""
+    """Estimate a policy's value from logged data with IPS, SNIPS, DM and DR.
+
+    \b
+    Flags per --format:
+      open_bandit (default): --log ROOT (the folder holding random/ and bts/), optional
+        --campaign all|men|women, --behavior random|bts (the logging policy),
+        --policy bts|random (the policy evaluated).
+      personify: --point NAME (decisions stored in the database; --tenant) or
+        --log FILE.jsonl (decision logs with their rewards); --policy uniform.
+    Both: --estimator, --reward-model, --dm-bootstrap, --alpha, --out.
+    """
+    _check_flags(fmt, log=log, campaign=campaign, behavior=behavior, point=point,
+                 tenant=tenant)
     estimators = tuple(estimator or ESTIMATORS)
     on_policy: float | None = None
     if fmt == "open_bandit":
-        if log is None:
-            raise InvalidInput("--log is required", field="log",
-                               accepted="the Open Bandit root (with random/ and bts/)")
+        assert log is not None  # _check_flags
         bandit_log, dist, on_policy, title = _open_bandit(log, campaign, behavior, policy or "bts")
     else:
         if policy not in (None, "uniform"):
@@ -122,6 +132,32 @@ def ope(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(rows, indent=2), encoding="utf-8")
         console.print(f"wrote {out}")
+
+
+FORMAT_FLAGS = {
+    "open_bandit": "--log ROOT [--campaign] [--behavior] [--policy bts|random]",
+    "personify": "--point NAME [--tenant] or --log FILE.jsonl [--policy uniform]",
+}
+
+
+def _check_flags(
+    fmt: str, *, log: Path | None, campaign: str, behavior: str, point: str | None,
+    tenant: str | None,
+) -> None:
+    """Refuse a flag that the chosen format does not read, naming what it needs instead."""
+    if fmt == "open_bandit":
+        wrong = [f for f, v in (("--point", point), ("--tenant", tenant)) if v is not None]
+    else:
+        wrong = [f for f, v, d in (("--campaign", campaign, "all"),
+                                   ("--behavior", behavior, "random")) if v != d]
+    if wrong:
+        raise InvalidInput(
+            f"{', '.join(wrong)} does not apply to --format {fmt}", field="format",
+            accepted=f"--format {fmt}: {FORMAT_FLAGS[fmt]}",
+        )
+    if fmt == "open_bandit" and log is None:
+        raise InvalidInput("--format open_bandit needs --log", field="log",
+                           accepted=FORMAT_FLAGS["open_bandit"])
 
 
 def _open_bandit(
@@ -163,7 +199,8 @@ def _personify_logs(
         decisions, rewards = read_decision_file(log)
         return decisions, rewards, f"uniform policy from {len(decisions)} decisions in {log.name}"
     if point is None:
-        raise InvalidInput("personify logs need --log FILE.jsonl or --point NAME", field="point")
+        raise InvalidInput("--format personify needs --point NAME or --log FILE.jsonl",
+                           field="point", accepted=FORMAT_FLAGS["personify"])
     state = state_of(ctx)
     settings = state.settings()
     stores = state.stores(settings)
