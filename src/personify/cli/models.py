@@ -68,8 +68,12 @@ def train(
         list[str] | None,
         typer.Option("--param", "-p", help="Model hyper-parameter NAME=VALUE (JSON value)."),
     ] = None,
-    no_blend: Annotated[bool, typer.Option("--no-blend", help="Keep the default blend weights.")] = False,
-    no_ranker: Annotated[bool, typer.Option("--no-ranker", help="Do not train the LambdaRank ranker.")] = False,
+    no_blend: Annotated[
+        bool, typer.Option("--no-blend", help="Keep the default blend weights.")
+    ] = False,
+    no_ranker: Annotated[
+        bool, typer.Option("--no-ranker", help="Do not train the LambdaRank ranker.")
+    ] = False,
     no_promote: Annotated[
         bool, typer.Option("--no-promote", help="Save the version without promoting it.")
     ] = False,
