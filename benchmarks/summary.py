@@ -21,6 +21,7 @@ ORDER = [
     "bulk_import",
     "gowalla",
     "online_retail",
+    "auto_tuning",
     "cold_start",
     "session",
     "serving",
