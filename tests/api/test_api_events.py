@@ -220,3 +220,27 @@ def test_user_events_filters_and_limits(
     assert latest["events"][0]["event_id"] == events[0]["event_id"]
     bad = client.get("/v1/users/reader/events", params={"limit": 0}, headers=admin)
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "limit"
+
+
+def test_an_event_without_a_timestamp_gets_the_receive_time_and_says_so(
+    client: TestClient, tenant_a: TenantKeys, stores: Stores
+) -> None:
+    h = tenant_a.headers("ingest")
+    before = datetime.now(UTC)
+    got = client.post("/v1/events", json={"event_id": "no-ts", "type": "view",
+                                           "user_id": "u1", "item_id": "i1"}, headers=h)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["status"] == "stored" and body["notes"] == [
+        "timestamp absent: set to the server's receive time"]
+    stored = stores.events.get("default", "no-ts")
+    assert stored is not None and before <= stored.timestamp <= datetime.now(UTC)
+    assert datetime.fromisoformat(body["timestamp"]) == stored.timestamp
+    batch = client.post("/v1/events/batch", json=[
+        {"event_id": "b-1", "type": "view", "user_id": "u1", "item_id": "i1",
+         "timestamp": "2026-03-01T10:00:00Z"},
+        {"event_id": "b-2", "type": "view", "user_id": "u1", "item_id": "i1"},
+    ], headers=h)
+    assert batch.status_code == 200 and batch.json()["timestamps_defaulted"] == [1]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["EventIn"]
+    assert "timestamp" not in schema.get("required", [])

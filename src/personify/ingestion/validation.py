@@ -38,6 +38,8 @@ class BatchResult:
     stored: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    timestamps_defaulted: list[int] = field(default_factory=list)
+    """Indexes of events that had no timestamp and got the server's receive time."""
 
     @property
     def accepted(self) -> int:
@@ -49,6 +51,8 @@ class BatchResult:
             "stored": len(self.stored),
             "duplicates": len(self.duplicates),
             "rejected": [r.to_dict() for r in self.rejected],
+            **({"timestamps_defaulted": self.timestamps_defaulted}
+               if self.timestamps_defaulted else {}),
         }
 
 

@@ -26,11 +26,10 @@ from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.bulk import records_of
 from personify.api.schemas.common import BatchResultOut
-from personify.api.schemas.events import EventAck, EventList
+from personify.api.schemas.events import TIMESTAMP_DEFAULTED, EventAck, EventIn, EventList
 from personify.domain import limits
 from personify.domain._fields import Identifier, Name
 from personify.domain.errors import Erased, InvalidInput, LimitExceeded, PersonifyError
-from personify.domain.events import Event
 from personify.ingestion import BatchResult, EventIngestor, Rejection
 
 router = APIRouter(tags=["events"], route_class=KeyFirstRoute)
@@ -39,13 +38,24 @@ router = APIRouter(tags=["events"], route_class=KeyFirstRoute)
 def ingest_raw(
     ingestor: EventIngestor, tenant: str, raws: list[Any]
 ) -> BatchResult:
-    """Stamp the server receive time (a client cannot set it), then ingest event by event (the
-    ingestor answers the erasure question for the whole batch in one query)."""
+    """Stamp the server receive time (a client cannot set it) and use it as the ``timestamp`` of
+    events without one (``timestamps_defaulted`` lists their indexes), then ingest event by
+    event (the ingestor answers the erasure question for the whole batch in one query)."""
     now = datetime.now(UTC)
     for raw in raws:
         if isinstance(raw, dict):
             raw["received_at"] = now
-    return ingestor.ingest(tenant, raws)
+            if raw.get("timestamp") is None:  # absent: when the server received it
+                raw["timestamp"] = now
+                raw[_DEFAULTED] = True
+    defaulted = [i for i, raw in enumerate(raws) if isinstance(raw, dict) and raw.pop(_DEFAULTED,
+                                                                                        False)]
+    result = ingestor.ingest(tenant, raws)
+    result.timestamps_defaulted = defaulted
+    return result
+
+
+_DEFAULTED = "__timestamp_defaulted"
 
 
 def _error_of(rejection: Rejection) -> PersonifyError:
@@ -58,8 +68,9 @@ def _error_of(rejection: Rejection) -> PersonifyError:
 @router.post(
     "/v1/events",
     response_model=EventAck,
+    response_model_exclude_defaults=True,
     summary="Ingest one event (a duplicate event id is acknowledged, not stored twice)",
-    openapi_extra=documented_body(Event, many=False),
+    openapi_extra=documented_body(EventIn, many=False),
 )
 async def post_event(
     request: Request, key: IngestKey, ingestor: IngestorDep, settings: SettingsDep,
@@ -71,9 +82,13 @@ async def post_event(
     result = await run_in_threadpool(ingest_raw, ingestor, key.tenant, [body])
     if result.rejected:
         raise _error_of(result.rejected[0])
+    defaulted = body["timestamp"] if result.timestamps_defaulted else None
+    notes = [TIMESTAMP_DEFAULTED] if defaulted is not None else []
     if result.stored:
-        return EventAck(event_id=result.stored[0], status="stored")
-    return EventAck(event_id=result.duplicates[0], status="duplicate")
+        return EventAck(event_id=result.stored[0], status="stored", timestamp=defaulted,
+                        notes=notes)
+    return EventAck(event_id=result.duplicates[0], status="duplicate", timestamp=defaulted,
+                    notes=notes)
 
 
 @router.post(
@@ -81,7 +96,7 @@ async def post_event(
     response_model=BatchResultOut,
     responses={207: {"model": BatchResultOut, "description": "some events were rejected"}},
     summary=f"Ingest up to {limits.MAX_BATCH_EVENTS} events; bad events are reported by index",
-    openapi_extra=documented_body(Event, many=True, key="events"),
+    openapi_extra=documented_body(EventIn, many=True, key="events"),
 )
 async def post_events(
     request: Request, key: IngestKey, ingestor: IngestorDep, settings: SettingsDep,

@@ -30,6 +30,10 @@ class BatchResultOut(BaseModel):
     stored: int
     duplicates: int
     rejected: list[RejectionOut] = Field(default_factory=list)
+    timestamps_defaulted: list[int] = Field(
+        default_factory=list,
+        description="indexes of events without a timestamp: the server's receive time was used",
+    )
 
 
 class BulkResultOut(BaseModel):
