@@ -128,3 +128,13 @@ def test_erase_deletes_everything_and_blocks_replays(app: FastAPI, client: TestC
                                                  "timestamp": "2024-01-01T00:00:00Z"}])
     assert replay.rejected and replay.rejected[0].code == "erased"
     assert "was erased" in client.get("/dashboard/users/u04").text
+
+
+def test_user_page_shows_insights_with_rhythm_and_reasons(client: TestClient) -> None:
+    page = client.get("/dashboard/users/u01")
+    assert page.status_code == 200
+    assert "Insights" in page.text and "Activity rhythm" in page.text
+    assert page.text.count("<td style=\"background: rgba(37, 99, 235,") == 7 * 24
+    assert "lamps" in page.text.split("Affinities", 1)[1]  # u01's strongest interest
+    russian = client.get("/dashboard/users/u01", headers={"Accept-Language": "ru"})
+    assert "Ритм активности" in russian.text and "Этап жизненного цикла" in russian.text

@@ -16,6 +16,7 @@ from personify.dashboard.sessions import LoginThrottle, Session, SessionStore
 from personify.dashboard.stats import DashboardStats
 from personify.experiments.memory import InMemoryExperimentStore, InMemoryExposureLog
 from personify.experiments.ports import ExperimentStore, ExposureLog
+from personify.insights.service import InsightsService
 from personify.settings import Settings
 from personify.storage.registry import Stores
 
@@ -63,6 +64,11 @@ def ingestor(request: Request) -> Ingestor:
 def engine(request: Request) -> EngineView | None:
     """The online engine once the application has wired it (``app.state.engine``)."""
     return cast(EngineView | None, getattr(request.app.state, "engine", None))
+
+
+def insights(request: Request) -> InsightsService | None:
+    """The insights service once the application has wired it (``app.state.insights``)."""
+    return cast(InsightsService | None, getattr(request.app.state, "insights", None))
 
 
 def app_attribute(request: Request, name: str) -> Any:

@@ -21,9 +21,10 @@ from personify.dashboard.recommendation_preview import (
     preview_recommendations,
 )
 from personify.dashboard.rendering import language, render
-from personify.dashboard.state import app_attribute, engine, ingestor, stores
+from personify.dashboard.state import app_attribute, engine, ingestor, insights, stores
 from personify.dashboard.user_data import ErasureOutcome, erase_user, export_user
 from personify.domain.events import Context, Event
+from personify.insights.service import Insights
 from personify.storage.registry import Stores
 
 router = page_router()
@@ -76,6 +77,8 @@ def user_detail(request: Request, user_id: str) -> Response:
     user_state = None
     if eng is not None:
         user_state = eng.state.user_state(who, user_id)
+    service = insights(request)
+    computed = service.insights(who, user_id) if service is not None else None
     return render(
         request,
         "user.html",
@@ -91,7 +94,18 @@ def user_detail(request: Request, user_id: str) -> Response:
         devices=DEVICES,
         channels=CHANNELS,
         hours=range(24),
+        insights=computed,
+        heat=_heat(computed),
     )
+
+
+def _heat(computed: Insights | None) -> list[list[float]]:
+    """The rhythm as 7 rows (Monday first) of 24 shares of the busiest hour (0-1)."""
+    if computed is None or computed.profile is None:
+        return []
+    hours = computed.profile.rhythm.hour_of_week
+    top = max(hours) or 1
+    return [[h / top for h in hours[d * 24:(d + 1) * 24]] for d in range(7)]
 
 
 def _recommendations_panel(request: Request, user_id: str, *, flash: str = "") -> Response:
