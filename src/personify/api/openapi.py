@@ -29,6 +29,60 @@ def documented_body(
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+                "accepted": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+"""Every error answer: ``{"error": {code, message, field?, accepted?, details?}}``."""
+
+ERROR_STATUSES = {
+    "400": "malformed JSON or a bad request",
+    "401": "no API key, or an unknown or revoked one",
+    "403": "the key lacks the scope, or may not change this person (docs/security.md)",
+    "404": "no such record in your tenant",
+    "405": "method not allowed",
+    "409": "conflicts with the stored state",
+    "410": "the person was erased",
+    "413": "request body or batch over the limit",
+    "415": "unsupported media type",
+    "422": "a value breaks the schema or a documented limit",
+    "429": "over the rate limit (see Retry-After)",
+    "503": "a needed service is not running (messaging, a model)",
+}
+
+
+def declare_errors(schema: dict[str, Any]) -> None:
+    """Declare the error answers every operation may give, with Personify's error shape (it
+    replaces FastAPI's default 422 schema, which Personify never sends)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    content = {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for status, description in ERROR_STATUSES.items():
+                declared = responses.get(status)
+                if declared is None or status == "422":
+                    responses[status] = {"description": description, "content": content}
+
+
 def install_openapi(app: FastAPI) -> None:
     """Make ``app.openapi()`` include the models referenced by :func:`documented_body`."""
 
@@ -39,6 +93,7 @@ def install_openapi(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        declare_errors(schema)
         for name, model in _EXTRA_MODELS.items():
             body = model.model_json_schema(ref_template=_REF)
             for sub_name, sub_schema in body.pop("$defs", {}).items():

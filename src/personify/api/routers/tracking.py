@@ -43,7 +43,10 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(document, status_code=status, headers=NO_STORE)
 
 
-@router.get("/t/o/{token}", summary="Open pixel (1x1 GIF)", include_in_schema=True)
+@router.get(
+    "/t/o/{token}", summary="Open pixel (1x1 GIF)", response_class=Response,
+    responses={200: {"content": {"image/gif": {}}, "description": "a 1x1 GIF"}},
+)
 async def open_pixel(token: Token, messaging: MessagingDep) -> Response:
     """Always answers with the GIF (a broken image helps nobody); only a valid token counts."""
     try:
@@ -53,14 +56,20 @@ async def open_pixel(token: Token, messaging: MessagingDep) -> Response:
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
-@router.get("/t/c/{token}", summary="Tracked click: redirect to the stored URL")
+@router.get(
+    "/t/c/{token}", summary="Tracked click: redirect to the stored URL", response_class=Response,
+    responses={302: {"description": "redirect to the stored URL"}},
+)
 async def click(token: Token, messaging: MessagingDep) -> Response:
     """401 for a tampered token, 404 for an unknown link, else 302 to the stored URL."""
     result = await run_in_threadpool(messaging.tracking.click, token)
     return RedirectResponse(result.redirect_url, status_code=302, headers=NO_STORE)
 
 
-@router.get("/u/{token}", summary="Unsubscribe page (confirm with a POST)")
+@router.get(
+    "/u/{token}", summary="Unsubscribe page (confirm with a POST)", response_class=HTMLResponse,
+    responses={400: {"content": {"text/html": {}}, "description": "the link is not valid"}},
+)
 def unsubscribe_page(token: Token, messaging: MessagingDep) -> HTMLResponse:
     """Checks the token but changes nothing: the button POSTs back to this URL."""
     try:
@@ -77,7 +86,10 @@ def unsubscribe_page(token: Token, messaging: MessagingDep) -> HTMLResponse:
     return _page("Unsubscribe", form)
 
 
-@router.post("/u/{token}", summary="Unsubscribe now (RFC 8058 one-click)")
+@router.post(
+    "/u/{token}", summary="Unsubscribe now (RFC 8058 one-click)", response_class=HTMLResponse,
+    responses={400: {"content": {"text/html": {}}, "description": "the link is not valid"}},
+)
 def unsubscribe(token: Token, messaging: MessagingDep) -> HTMLResponse:
     """Effective for the very next send: the worker checks unsubscribes at send time."""
     try:
