@@ -1,7 +1,12 @@
 """People recommendations on the Quantum Computing Stack Exchange network (temporal split) and
 the reciprocity simulator.
 
-Run: python benchmarks/networking.py [--bootstrap 2000]
+Run: python benchmarks/networking.py [--bootstrap 2000] [--rate 200 --seconds 20 | --no-http]
+
+The HTTP phase loads the network into a SQLite database as ``personify demo --dataset network``
+does, trains the people model, starts one uvicorn worker and sends ``GET /v1/users/{id}/people``
+for every person at a fixed rate (open loop, latency from the scheduled time); ``GET /health`` at
+the same rate in the same run is the baseline.
 
 Contains data from Quantum Computing Stack Exchange (https://quantumcomputing.stackexchange.com),
 CC BY-SA 3.0/4.0 (see the data set's README).
@@ -10,8 +15,11 @@ CC BY-SA 3.0/4.0 (see the data set's README).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +28,19 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmarks._report import write_results  # noqa: E402
+from benchmarks.serving import KEY, free_port, load, start_server, stop  # noqa: E402
 from personify.data.stackexchange import (  # noqa: E402
     ATTRIBUTION,
     DATASET_NAME,
     SUGGESTED_CUT,
     load_stackexchange,
 )
+from personify.ingestion.events import EventIngestor  # noqa: E402
+from personify.jobs.network_demo import load_network_demo  # noqa: E402
+from personify.jobs.networking import train_networking  # noqa: E402
 from personify.networking import stackexchange as se  # noqa: E402
 from personify.networking.evaluation import (  # noqa: E402
     Baselines,
@@ -41,6 +54,7 @@ from personify.networking.recommender import PeopleRecommender  # noqa: E402
 from personify.networking.simulation import NetworkSimConfig, simulate_network  # noqa: E402
 from personify.networking.state import build_state  # noqa: E402
 from personify.networking.training import fit_directional  # noqa: E402
+from personify.storage.registry import open_stores  # noqa: E402
 
 DATASETS = Path(os.environ.get("PERSONIFY_DATASETS_DIR", ROOT.parent / "shared" / "datasets"))
 K = 20
@@ -50,11 +64,50 @@ def _r(x: float) -> float:
     return round(float(x), 4)
 
 
+def http_phase(dataset: str, rate: float, seconds: float) -> dict[str, Any]:
+    """p50 / p99 of the people endpoint at ``rate`` with the whole network loaded."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        url = f"sqlite:///{work / 'network.db'}"
+        stores = open_stores(url)
+        try:
+            counts = load_network_demo(stores, "default", EventIngestor(stores.events), dataset)
+            train_networking(stores, work / "models", "default")
+            people = [u.user_id for u in stores.users.list("default", limit=10_000)]
+        finally:
+            stores.close()
+        env = {
+            "PERSONIFY_CONSENT_DEFAULTS": json.dumps(
+                {"personalization": "opt-out", "profiling": "opt-out"}),
+            "PERSONIFY_DATABASE_URL": url,
+            "PERSONIFY_MODEL_DIR": str(work / "models"),
+            "PERSONIFY_ADMIN_KEY": KEY,
+        }
+        rng = random.Random(0)
+        paths = [f"/v1/users/{p}/people?n=10" for p in people]
+        rng.shuffle(paths)
+        bodies = work / "people.jsonl"
+        bodies.write_text("".join(json.dumps({"path": p}) + "\n" for p in paths))
+        port = free_port()
+        proc = start_server(port, env)
+        try:
+            warm = load(port, 50, len(paths) / 50, bodies, method="GET")  # loads the network
+            health = load(port, rate, seconds, None, method="GET", path="/health")
+            served = load(port, rate, seconds, bodies, method="GET")
+        finally:
+            stop(proc)
+    return {"people": counts.people, "events": counts.events, "warm_up": warm,
+            "health": health, "people_endpoint": served}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=str(DATASETS / DATASET_NAME))
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP latency phase")
     args = parser.parse_args()
     load_before = os.getloadavg()
     started = time.perf_counter()
@@ -114,6 +167,9 @@ def main() -> None:
     lat = np.asarray(times)
 
     sim = simulate_network(NetworkSimConfig(seed=args.seed))
+    http = None if args.no_http else http_phase(args.dataset, args.rate, args.seconds)
+    served = http["people_endpoint"] if http else {}
+    health = http["health"] if http else {}
 
     ndcg_ours = per[ours][f"ndcg@{K}_warm"]
     ndcg_best = per[best_warm][f"ndcg@{K}_warm"]
@@ -133,7 +189,13 @@ def main() -> None:
         "sim_accept_rate_reciprocal_ci95": sim["accept_rate_reciprocal_ci95"],
         "sim_accept_rate_one_sided": sim["accept_rate_one_sided"],
         "sim_accept_rate_one_sided_ci95": sim["accept_rate_one_sided_ci95"],
-        "people_p99_ms": None,
+        "people_p99_ms": served.get("p99_ms"),
+        "people_p50_ms": served.get("p50_ms"),
+        "people_errors": served.get("errors"),
+        "people_rate_achieved": served.get("achieved_rps"),
+        "health_p99_ms_same_rate": health.get("p99_ms"),
+        "people_p99_ratio_to_health": (
+            _r(served["p99_ms"] / health["p99_ms"]) if served and health.get("p99_ms") else None),
         "people_p99_ms_in_process": _r(np.percentile(lat, 99)),
         "people_p50_ms_in_process": _r(np.percentile(lat, 50)),
         "query_people": {s: len(q) for s, (q, _) in settings.items()},
@@ -152,6 +214,7 @@ def main() -> None:
             "universe_all": len(task.all_universe),
         },
         attribution=ATTRIBUTION,
+        http=http,
         load_average_before=[round(x, 2) for x in load_before],
         load_average_after=[round(x, 2) for x in os.getloadavg()],
     )

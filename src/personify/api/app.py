@@ -144,6 +144,6 @@ def create_app(
     install_experiments(app)
     install_messaging(app, clock=clock)
     install_insights(app, clock=clock)
-    install_networking(app)
+    install_networking(app, clock=clock)
     install_openapi(app)
     return app

@@ -15,6 +15,10 @@ from rich.console import Console
 
 from personify.cli.asgi import build_app
 from personify.cli.context import CliState, state_of
+from personify.domain.errors import InvalidInput
+from personify.jobs.network_demo import ATTRIBUTION_SHORT as NETWORK_ATTRIBUTION
+from personify.jobs.network_demo import load_network_demo
+from personify.jobs.networking import train_networking
 from personify.jobs.record_sinks import default_ingestor
 from personify.jobs.sample_data import (
     SAMPLE_ATTRIBUTION,
@@ -162,6 +166,39 @@ def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCount
     return "\n".join(lines)
 
 
+def prepare_network_demo(stores: Stores, settings: Settings, data: Path | None) -> str:
+    """Load the Stack Exchange network (idempotent), train the people model, return the guide."""
+    tenant = settings.default_tenant
+    console.print("Loading the Quantum Computing Stack Exchange network ...")
+    try:
+        counts = load_network_demo(
+            stores, tenant, default_ingestor(stores, settings.custom_event_types), data)
+        result = train_networking(stores, settings.model_dir, tenant)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="data",
+                           accepted="the stackexchange_quantumcomputing_2018 folder") from exc
+    console.print(f"  people model: {result.interactions:,} interactions, {result.seconds:.1f}s")
+    base = f"http://127.0.0.1:{settings.port}"
+    auth = f'-H "Authorization: Bearer {DEMO_ADMIN_KEY}"'
+    busiest = max(stores.users.list(tenant, limit=500),
+                  key=lambda u: len(u.profile.skills) + len(u.profile.interests), default=None)
+    user = busiest.user_id if busiest is not None else "26"
+    return "\n".join([
+        f"[bold green]Personify network demo[/] — {counts.people:,} people, "
+        f"{counts.events:,} person -> person events",
+        f"  data: {NETWORK_ATTRIBUTION}",
+        "  (every person in the answers carries profile_url and this attribution)",
+        "",
+        f"  API docs   {base}/docs",
+        "",
+        f"  demo admin key: {DEMO_ADMIN_KEY}  (demo mode only — never in production)",
+        "",
+        "  try:",
+        f"    curl {auth} '{base}/v1/users/{user}/people?n=5'",
+        f"    curl {auth} {base}/v1/users/{user}",
+    ])
+
+
 def demo(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
@@ -170,13 +207,26 @@ def demo(
     load_only: Annotated[
         bool, typer.Option(help="Load the sample and print the guide, without serving.")
     ] = False,
+    dataset: Annotated[
+        str, typer.Option(help="'shop' (the bundled Online Retail sample) or 'network' (the "
+                          "Quantum Computing Stack Exchange network from the shared datasets "
+                          "folder, CC BY-SA).")
+    ] = "shop",
+    data: Annotated[
+        Path | None, typer.Option(help="The network data set's folder (--dataset network).")
+    ] = None,
 ) -> None:
     """Serve the bundled sample data on 127.0.0.1 in demo mode.
 
     The sample (UCI Online Retail, CC BY 4.0) is loaded into an embedded SQLite file the first
     time; the URLs and curl commands to try are printed.
     """
+    if dataset not in ("shop", "network"):
+        raise InvalidInput(f"unknown demo dataset {dataset!r}", field="dataset",
+                           accepted="shop or network")
     state = state_of(ctx)
+    if dataset == "network" and db == DEMO_DB:
+        db = DEMO_DB.with_name("demo-network.db")
     url = state.database_url or f"sqlite:///{db}"
     # the background retraining runs `personify train` in a child process: it inherits these
     os.environ.setdefault("PERSONIFY_DATABASE_URL", url)
@@ -187,12 +237,17 @@ def demo(
         retrain_every_events=200,
     )
     stores = state.stores(settings)
-    counts, loaded = prepare_demo(stores, settings)
-    if not loaded:
-        console.print("Sample data already loaded.")
-    train_demo_model(stores, settings)
-    app = build_app(settings, stores=stores)
-    console.print(demo_guide(app, stores, settings, counts))
+    if dataset == "network":
+        guide = prepare_network_demo(stores, settings, data)
+        app = build_app(settings, stores=stores)
+        console.print(guide)
+    else:
+        counts, loaded = prepare_demo(stores, settings)
+        if not loaded:
+            console.print("Sample data already loaded.")
+        train_demo_model(stores, settings)
+        app = build_app(settings, stores=stores)
+        console.print(demo_guide(app, stores, settings, counts))
     if load_only:
         return
     if browser:

@@ -55,6 +55,9 @@ class EventType(StrEnum):
     MUTE = "mute"
     UNBLOCK = "unblock"
     UNMUTE = "unmute"
+    INTRODUCTION_REQUEST = "introduction_request"
+    INTRODUCTION_ACCEPT = "introduction_accept"
+    INTRODUCTION_DECLINE = "introduction_decline"
 
 
 BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
@@ -88,6 +91,9 @@ PERSON_EVENT_TYPES: frozenset[str] = frozenset(
         EventType.MUTE,
         EventType.UNBLOCK,
         EventType.UNMUTE,
+        EventType.INTRODUCTION_REQUEST,
+        EventType.INTRODUCTION_ACCEPT,
+        EventType.INTRODUCTION_DECLINE,
     }
 )
 """Event types from one person to another: they need ``user_id`` and ``properties.person_id``

@@ -90,23 +90,28 @@ class PeopleRecommender:
         exclude: Container[str] = frozenset(),
         allowed: Callable[[str], bool] | None = None,
     ) -> list[PersonMatch]:
+        """Top ``k``. ``allowed`` (which may be costly: consent, profiles) is asked from the
+        best-scored candidate down until ``k`` pass; popular people fill a short list."""
         found = candidates(self.state, person, per_source=self.per_source, popular=self.popular())
-        pool = [p for p in found if p not in exclude and (allowed is None or allowed(p))]
-        if len(pool) < k:
+        pool = [p for p in found if p not in exclude]
+        out = self._walk(person, pool, found, k, allowed)
+        if len(out) < k:
             me = self.state.people.get(person)
             partners = me.partners if me is not None else set()
+            fill: list[str] = []
             for p in self.popular():
-                if len(pool) >= k:
+                if len(out) + len(fill) >= k:
                     break
-                if (
-                    p != person
-                    and p not in found
-                    and p not in partners
-                    and p not in exclude
-                    and (allowed is None or allowed(p))
-                ):
+                if (p != person and p not in found and p not in partners and p not in exclude
+                        and (allowed is None or allowed(p))):
                     found[p] = {"popular"}
-                    pool.append(p)
+                    fill.append(p)
+            out = sorted(out + self._walk(person, fill, found, k, None),
+                         key=lambda m: (-m.score, m.person_id))
+        return out
+
+    def _walk(self, person: str, pool: list[str], found: dict[str, set[str]], k: int,
+              allowed: Callable[[str], bool] | None) -> list[PersonMatch]:
         forward, backward = self.score_pairs(person, pool)
         scored = sorted(
             (
@@ -114,8 +119,14 @@ class PeopleRecommender:
                 for p, f, b in zip(pool, forward, backward, strict=True)
             ),
             key=lambda t: (-t[0], t[3]),
-        )[:k]
-        return [self._match(person, p, s, f, b, found[p]) for s, f, b, p in scored]
+        )
+        out: list[PersonMatch] = []
+        for s, f, b, p in scored:
+            if allowed is None or allowed(p):
+                out.append(self._match(person, p, s, f, b, found[p]))
+                if len(out) >= k:
+                    break
+        return out
 
     def _match(
         self,

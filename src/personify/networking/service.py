@@ -26,15 +26,26 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from personify.domain.errors import Erased, InvalidInput, NotFound
 from personify.domain.events import PERSON_EVENT_TYPES, Event, EventType
 from personify.domain.users import User
 from personify.networking.features import FEATURES
+from personify.networking.introductions import (
+    Contact,
+    Introduction,
+    IntroductionKpi,
+    IntroductionView,
+    IntroStatus,
+    introduction_id,
+    kpi,
+)
 from personify.networking.model import DirectionalModel
 from personify.networking.recommender import PeopleRecommender, PersonMatch
 from personify.networking.state import Interaction, NetworkState, Profile
@@ -47,6 +58,8 @@ MAX_PROFILES = 200_000
 """Profiles read when a tenant's network is loaded; later ones are read when they ask."""
 INTERACTION_TYPES = frozenset(
     {
+        EventType.INTRODUCTION_REQUEST,
+        EventType.INTRODUCTION_ACCEPT,
         EventType.CONNECTION_REQUEST,
         EventType.CONNECTION_ACCEPT,
         EventType.FOLLOW,
@@ -55,6 +68,12 @@ INTERACTION_TYPES = frozenset(
         EventType.ENDORSEMENT,
     }
 )
+INTRODUCTION_TYPES = frozenset(
+    {EventType.INTRODUCTION_REQUEST, EventType.INTRODUCTION_ACCEPT, EventType.INTRODUCTION_DECLINE}
+)
+Notify = Callable[[str, Introduction, "User | None", "User | None", list[str]], str]
+"""``(tenant, introduction, asker, recipient, shared visible topics) -> message status``: asks
+the recipient (through the messaging outbox)."""
 PRIOR_WEIGHTS = {
     "common_neighbours": 0.5, "adamic_adar": 0.3, "shared_threads": 0.3,
     "offers_what_other_seeks": 0.6, "seeks_what_other_offers": 0.4, "topic_similarity": 0.4,
@@ -92,6 +111,10 @@ class PersonRecommendation(BaseModel):
     interest_backward: float = Field(description="predicted interest of the recommended person")
     sources: list[str]
     reasons: list[PersonReason]
+    profile_url: str | None = Field(
+        None, description="the person's public profile (properties.profile_url)")
+    attribution: str | None = Field(
+        None, description="licence / source line to show with this person (properties.attribution)")
 
 
 class PeopleResponse(BaseModel):
@@ -169,6 +192,11 @@ def profile_of(user: User) -> Profile:
     )
 
 
+def _text(user: User | None, key: str) -> str | None:
+    value = None if user is None else user.properties.get(key)
+    return value if isinstance(value, str) else None
+
+
 def discoverable(user: User | None) -> bool:
     return user is None or user.properties.get("network_discoverable") is not False
 
@@ -187,6 +215,10 @@ class TenantNetwork:
     declared: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     """person -> the profile fields last put in the state (re-declared when they change)."""
 
+    introductions: dict[str, Introduction] = field(default_factory=dict)
+    recommender: PeopleRecommender | None = None
+    """kept between requests (its list of popular people is cached per state version)."""
+
     def apart(self, a: str, b: str) -> bool:
         return b in self.blocked.get(a, ()) or a in self.blocked.get(b, ())
 
@@ -202,12 +234,19 @@ class NetworkingService:
         model_dir: str | Path,
         may_personalize: Callable[[str, str], bool],
         is_erased: Callable[[str, str], bool],
+        ingest: Callable[[str, list[Event]], Any] | None = None,
+        # the event ingestor's ``ingest`` (its result has ``rejected``)
+        notify: Notify | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.events = events
         self.users = users
         self.model_dir = Path(model_dir)
         self.may_personalize = may_personalize
         self.is_erased = is_erased
+        self.ingest = ingest
+        self.notify = notify
+        self.clock = clock
         self._tenants: dict[str, TenantNetwork] = {}
         self._lock = threading.RLock()
 
@@ -294,14 +333,32 @@ class NetworkingService:
             if kind in (EventType.UNBLOCK, EventType.UNMUTE):
                 net.blocked.get(actor, set()).discard(other)
                 continue
-            if kind == EventType.CONNECTION_DECLINE:
+            if kind in (EventType.CONNECTION_DECLINE, EventType.INTRODUCTION_DECLINE):
                 net.declined.add(pair)
-                continue
-            if kind == EventType.CONNECTION_ACCEPT:
+            if kind in (EventType.CONNECTION_ACCEPT, EventType.INTRODUCTION_ACCEPT):
                 net.connected.add(pair)
+            if kind in INTRODUCTION_TYPES:
+                self._apply_introduction(tenant, net, event, actor, other)
             interaction = to_interaction(event)
             if interaction is not None:
                 net.state.add(interaction)
+
+    def _apply_introduction(self, tenant: str, net: TenantNetwork, event: Event, actor: str,
+                            other: str) -> None:
+        if event.type == EventType.INTRODUCTION_REQUEST:
+            iid = introduction_id(tenant, actor, other)
+            if iid not in net.introductions:
+                source = event.properties.get("source")
+                net.introductions[iid] = Introduction(
+                    iid, actor, other, event.timestamp,
+                    source=source if isinstance(source, str) else "user")
+            return
+        intro = net.introductions.get(introduction_id(tenant, other, actor))
+        if intro is None or intro.status != IntroStatus.PENDING:
+            return
+        intro.status = (IntroStatus.ACCEPTED if event.type == EventType.INTRODUCTION_ACCEPT
+                        else IntroStatus.DECLINED)
+        intro.answered_at = event.timestamp
 
     def forget(self, tenant: str, subjects: Sequence[str]) -> int:
         """Erasure hook: the people leave the network (and everyone's lists) at once."""
@@ -320,6 +377,10 @@ class NetworkingService:
                 for people in net.blocked.values():
                     people.discard(person)
                 net.declared.pop(person, None)
+                net.introductions = {
+                    k: v for k, v in net.introductions.items()
+                    if person not in (v.from_user_id, v.to_user_id)
+                }
         return removed
 
     # answers -----------------------------------------------------------------------------
@@ -347,7 +408,9 @@ class NetworkingService:
                 note="no personalization consent (or processing restricted): no people suggested",
             )
         self._declare(net, user_id, me)
-        rec = PeopleRecommender(net.state, net.model)
+        rec = net.recommender
+        if rec is None or rec.model is not net.model:
+            rec = net.recommender = PeopleRecommender(net.state, net.model)
         users: dict[str, User | None] = {}
 
         def user(pid: str) -> User | None:
@@ -401,4 +464,137 @@ class NetworkingService:
             name=other.profile.name if other is not None else None,
             score=round(m.score, 6), interest_forward=round(m.forward, 6),
             interest_backward=round(m.backward, 6), sources=list(m.sources), reasons=reasons,
+            profile_url=_text(other, "profile_url"), attribution=_text(other, "attribution"),
         )
+
+
+class IntroductionRequest(BaseModel):
+    from_user_id: str = Field(min_length=1, max_length=256)
+    to_user_id: str = Field(min_length=1, max_length=256)
+    source: str = Field("user", pattern="^[a-z_]{1,32}$",
+                        description="who proposed it: 'user' (A asked) or e.g. 'system'")
+
+
+def _contact(user_id: str, user: User | None) -> Contact:
+    if user is None:
+        return Contact(user_id=user_id)
+    url = user.properties.get("profile_url")
+    return Contact(user_id=user_id, name=user.profile.name, email=user.profile.email,
+                   profile_url=url if isinstance(url, str) else None)
+
+
+class Introductions:
+    """The introduction flow over a :class:`NetworkingService` (its network, events and
+    notifier)."""
+
+    def __init__(self, service: NetworkingService) -> None:
+        self.s = service
+
+    def _known(self, tenant: str, net: TenantNetwork, person: str, field: str) -> User | None:
+        if self.s.is_erased(tenant, person):
+            raise Erased(f"user {person!r} was erased", field=field,
+                         accepted="the id of a user who has not been erased")
+        user = self.s.users.get(tenant, person)
+        if user is None and person not in net.state.people:
+            raise NotFound(f"no user {person!r}", field=field,
+                           accepted="the id of a user with a profile or person events")
+        return user
+
+    def view(self, tenant: str, intro: Introduction, as_user: str,
+             message: str | None = None) -> IntroductionView:
+        now = self.s.clock()
+        status = intro.seen_by(as_user, now)
+        contact = None
+        if status == IntroStatus.ACCEPTED:
+            other = intro.to_user_id if as_user == intro.from_user_id else intro.from_user_id
+            contact = _contact(other, self.s.users.get(tenant, other))
+        return IntroductionView(
+            introduction_id=intro.introduction_id, from_user_id=intro.from_user_id,
+            to_user_id=intro.to_user_id, status=status, requested_at=intro.requested_at,
+            expires_at=intro.expires_at, source=intro.source, contact=contact, message=message,
+        )
+
+    def _write(self, tenant: str, event: dict[str, Any]) -> None:
+        if self.s.ingest is None:
+            raise InvalidInput("introductions need the event ingestor", field="introductions")
+        result = self.s.ingest(tenant, [Event.model_validate(event)])
+        if result.rejected:
+            r = result.rejected[0]
+            raise InvalidInput(r.message, field=r.field, accepted=r.accepted)
+
+    def request(self, tenant: str, body: IntroductionRequest) -> tuple[IntroductionView, bool]:
+        """Create (or, on a retry, return) the introduction; True when created now."""
+        a, b = body.from_user_id, body.to_user_id
+        if a == b:
+            raise InvalidInput("a person cannot be introduced to themselves", field="to_user_id",
+                               accepted="another person's id")
+        net = self.s.network(tenant)
+        asker = self._known(tenant, net, a, "from_user_id")
+        recipient = self._known(tenant, net, b, "to_user_id")
+        iid = introduction_id(tenant, a, b)
+        existing = net.introductions.get(iid)
+        if existing is not None:  # a retry (a decline stays silent: shown as pending)
+            return self.view(tenant, existing, a), False
+        if net.apart(a, b):
+            raise InvalidInput(f"{a!r} and {b!r} blocked or muted one another",
+                               field="to_user_id", accepted="a person neither side blocked")
+        if recipient is not None and (not discoverable(recipient) or recipient.restricted):
+            raise InvalidInput(f"user {b!r} is not discoverable", field="to_user_id",
+                               accepted="a discoverable person")
+        if frozenset((a, b)) in net.connected:
+            raise InvalidInput(f"{a!r} and {b!r} are already connected", field="to_user_id",
+                               accepted="a person not yet connected")
+        now = self.s.clock()
+        self._write(tenant, {
+            "event_id": f"{iid}-request", "type": EventType.INTRODUCTION_REQUEST.value,
+            "user_id": a, "timestamp": now,
+            "properties": {"person_id": b, "introduction_id": iid, "source": body.source},
+        })
+        intro = net.introductions.get(iid)
+        if intro is None:  # the listener did not apply it (should not happen): do it here
+            intro = Introduction(iid, a, b, now, source=body.source)
+            with self.s._lock:
+                net.introductions.setdefault(iid, intro)
+        shared = sorted(visible(asker).topics & visible(recipient).topics)[:5]
+        message = (self.s.notify(tenant, intro, asker, recipient, shared)
+                   if self.s.notify is not None else "not sent: messaging is not configured")
+        return self.view(tenant, intro, a, message), True
+
+    def answer(self, tenant: str, iid: str, accept: bool) -> IntroductionView:
+        net = self.s.network(tenant)
+        intro = net.introductions.get(iid)
+        if intro is None:
+            raise NotFound(f"no introduction {iid!r}", field="introduction_id",
+                           accepted="the id of a requested introduction")
+        now = self.s.clock()
+        status = intro.status_at(now)
+        if status == IntroStatus.EXPIRED:
+            raise InvalidInput(f"introduction {iid!r} expired at {intro.expires_at.isoformat()}",
+                               field="introduction_id", accepted="a pending introduction")
+        if status == IntroStatus.DECLINED:
+            raise InvalidInput(f"introduction {iid!r} was declined; a decline is final",
+                               field="introduction_id", accepted="a pending introduction")
+        if status == IntroStatus.ACCEPTED:
+            if accept:  # a retried accept
+                return self.view(tenant, intro, intro.to_user_id)
+            raise InvalidInput(f"introduction {iid!r} was already accepted",
+                               field="introduction_id", accepted="a pending introduction")
+        kind = EventType.INTRODUCTION_ACCEPT if accept else EventType.INTRODUCTION_DECLINE
+        self._write(tenant, {
+            "event_id": f"{iid}-answer", "type": kind.value, "user_id": intro.to_user_id,
+            "timestamp": now,
+            "properties": {"person_id": intro.from_user_id, "introduction_id": iid},
+        })
+        return self.view(tenant, intro, intro.to_user_id)
+
+    def get(self, tenant: str, iid: str, as_user: str) -> IntroductionView:
+        net = self.s.network(tenant)
+        intro = net.introductions.get(iid)
+        if intro is None or as_user not in (intro.from_user_id, intro.to_user_id):
+            raise NotFound(f"no introduction {iid!r} for {as_user!r}", field="introduction_id",
+                           accepted="an introduction this person asked for or received")
+        return self.view(tenant, intro, as_user)
+
+    def kpi(self, tenant: str) -> IntroductionKpi:
+        net = self.s.network(tenant)
+        return kpi(list(net.introductions.values()), self.s.clock())

@@ -30,6 +30,7 @@ ROUTERS: list[APIRouter] = [
     users.router,
     insights.router,
     networking.router,
+    networking.intros,
     consents.router,
     items.router,
     keys.router,

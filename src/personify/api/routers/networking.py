@@ -1,17 +1,19 @@
-"""``/v1/users/{id}/people``: people this person should meet, scored on both sides' predicted
-interest, each with reasons built only from what both may see. Needs the ``serve`` scope."""
+"""``/v1/users/{id}/people`` (serve scope): people this person should meet, scored on both
+sides' predicted interest, with reasons both may see; ``/v1/introductions`` (admin scope):
+double opt-in introductions."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from personify.api.deps import ErasureCheckDep, ServeKey
-from personify.api.networking_wiring import NetworkingDep
+from personify.api.deps import AdminKey, ErasureCheckDep, ServeKey
+from personify.api.networking_wiring import IntroductionsDep, NetworkingDep
 from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
-from personify.networking.service import PeopleResponse
+from personify.networking.introductions import IntroductionKpi, IntroductionView
+from personify.networking.service import IntroductionRequest, PeopleResponse
 from personify.runtime.identity import refuse_erased
 
 router = APIRouter(prefix="/v1/users", tags=["networking"], route_class=KeyFirstRoute)
@@ -28,3 +30,48 @@ def get_people(
 ) -> PeopleResponse:
     refuse_erased(erased, key.tenant, user_id)
     return networking.people(key.tenant, user_id, n)
+
+
+intros = APIRouter(prefix="/v1/introductions", tags=["networking"], route_class=KeyFirstRoute)
+
+
+@intros.post(
+    "", response_model=IntroductionView, status_code=201,
+    summary="A asks to be introduced to B (double opt-in); a retry answers 200 with the same",
+)
+def request_introduction(
+    body: IntroductionRequest, response: Response, key: AdminKey, flow: IntroductionsDep,
+) -> IntroductionView:
+    view, created = flow.request(key.tenant, body)
+    if not created:
+        response.status_code = 200
+    return view
+
+
+@intros.get("/kpi", response_model=IntroductionKpi,
+            summary="Introductions requested, accepted, declined, expired; acceptance rate")
+def introduction_kpi(key: AdminKey, flow: IntroductionsDep) -> IntroductionKpi:
+    return flow.kpi(key.tenant)
+
+
+@intros.get("/{introduction_id}", response_model=IntroductionView,
+            summary="An introduction as one of its two people sees it (a decline stays silent)")
+def get_introduction(
+    introduction_id: Identifier, key: AdminKey, flow: IntroductionsDep,
+    as_user: Annotated[Identifier, Query(description="the asking or the asked person")],
+) -> IntroductionView:
+    return flow.get(key.tenant, introduction_id, as_user)
+
+
+@intros.post("/{introduction_id}/accept", response_model=IntroductionView,
+             summary="B accepts: both get each other's contact")
+def accept_introduction(introduction_id: Identifier, key: AdminKey,
+                        flow: IntroductionsDep) -> IntroductionView:
+    return flow.answer(key.tenant, introduction_id, True)
+
+
+@intros.post("/{introduction_id}/decline", response_model=IntroductionView,
+             summary="B declines: final, and A is not told")
+def decline_introduction(introduction_id: Identifier, key: AdminKey,
+                         flow: IntroductionsDep) -> IntroductionView:
+    return flow.answer(key.tenant, introduction_id, False)
