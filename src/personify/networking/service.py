@@ -53,6 +53,8 @@ from personify.storage.ports import EventStore, UserStore
 
 log = logging.getLogger(__name__)
 MODEL_POLL_S = 5.0
+ERASURE_SLACK = 5
+"""Extra people asked for, in case some were erased by another process since."""
 HIDEABLE_FIELDS = ("skills", "interests", "goals")
 MAX_PROFILES = 200_000
 """Profiles read when a tenant's network is loaded; later ones are read when they ask."""
@@ -427,10 +429,20 @@ class NetworkingService:
             other = user(pid)
             if other is not None and (other.restricted or not discoverable(other)):
                 return False
-            return not self.is_erased(tenant, pid) and self.may_personalize(tenant, pid)
+            return self.may_personalize(tenant, pid)
 
         with self._lock:  # the listener may be changing the state in another thread
-            matches = rec.recommend(user_id, n, allowed=allowed)
+            matches = rec.recommend(user_id, n + ERASURE_SLACK, allowed=allowed)
+        # erasures through this process already left the network; one made by another process
+        # is caught here (one batched lookup) and forgotten
+        prefetch = getattr(self.is_erased, "prefetch", None)
+        if prefetch is not None:
+            prefetch(tenant, [m.person_id for m in matches])
+        erased = [m.person_id for m in matches if self.is_erased(tenant, m.person_id)]
+        if erased:
+            self.forget(tenant, erased)
+            matches = [m for m in matches if m.person_id not in erased]
+        matches = matches[:n]
         mine = visible(me)
         return PeopleResponse(
             user_id=user_id, model=label,
