@@ -24,7 +24,7 @@ def test_network_demo_loads_trains_and_attributes(
     assert "402 people, 3,288 person -> person events" in first.output
     assert "quantumcomputing.stackexchange.com" in first.output and "CC BY-SA" in first.output
     assert "/people?n=5" in first.output
-    assert (tmp_path / "var" / "models" / "networking" / "default.json").exists()
+    assert (tmp_path / "models" / "networking" / "default.json").exists()
     again = personify(*args)
     assert again.exit_code == 0 and "402 people, 3,288" in again.output
     shown = personify("networking", "people", "26", "--n", "3")

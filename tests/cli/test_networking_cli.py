@@ -44,7 +44,7 @@ def test_train_then_people(personify: Personify, database_url: str, tmp_path: Pa
     result = personify("networking", "train")
     assert result.exit_code == 0, result.output
     assert "400 interactions" in result.output
-    model = json.loads((tmp_path / "var" / "models" / "networking" / "default.json").read_text())
+    model = json.loads((tmp_path / "models" / "networking" / "default.json").read_text())
     assert len(model["weights"]) == len(model["features"])
     shown = personify("networking", "people", "p12", "--n", "5")
     assert shown.exit_code == 0, shown.output
