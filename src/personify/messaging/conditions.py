@@ -6,7 +6,15 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from personify.domain.events import Event
 from personify.domain.users import User
@@ -15,8 +23,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+_ISO = TypeAdapter(timedelta)
+
+
 def parse_duration(value: Any) -> Any:
-    """``"90s"``, ``"30m"``, ``"4h"``, ``"7d"``, ``"2w"`` or seconds -> timedelta."""
+    """``"90s"``, ``"30m"``, ``"4h"``, ``"7d"``, ``"2w"``, ISO 8601 (``"P1D"``, ``"PT4H30M"``,
+    what the OpenAPI schema's ``format: duration`` names) or seconds -> timedelta."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -25,10 +37,29 @@ def parse_duration(value: Any) -> Any:
         match = _DURATION.match(value)
         if match:
             return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"invalid duration {value!r}; use e.g. '30m', '4h', '7d' or seconds")
+        if value.strip().upper().startswith(("P", "-P")):
+            try:
+                return _ISO.validate_python(value.strip().upper())
+            except ValidationError:
+                pass
+    raise ValueError(
+        f"invalid duration {value!r}; use e.g. '30m', '4h', '7d', ISO 8601 'P1D' / 'PT4H' or "
+        "seconds"
+    )
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "string", "format": "duration", "description": "ISO 8601, e.g. P1D"},
+            {"type": "string", "pattern": r"^\d+(\.\d+)?(s|m|h|d|w)$",
+             "description": "e.g. 30m, 4h, 7d"},
+            {"type": "number", "description": "seconds"},
+        ]
+    }),
+]
 
 Operator = Literal[
     "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "missing", "contains"

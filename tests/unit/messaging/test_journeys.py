@@ -292,3 +292,23 @@ def test_a_birthday_greets_once_per_day_however_often_the_scan_runs(
     clock.advance(timedelta(days=365))
     first.scan_users(T, people.values(), clock())
     assert _queued(stores) == 2
+
+
+def test_durations_accept_iso_8601_as_the_openapi_schema_says() -> None:
+    journey = parse_journey({
+        "name": "iso", "trigger": {"event": "view"}, "reentry": {"cooldown": "P3D"},
+        "steps": [{"type": "wait", "id": "w", "duration": "PT4H30M"},
+                  {"type": "send", "id": "s", "template": "t"}],
+    })
+    assert journey.reentry.cooldown == timedelta(days=3)
+    assert journey.steps[0].duration == timedelta(hours=4, minutes=30)
+    same = parse_journey({
+        "name": "short", "trigger": {"event": "view"}, "reentry": {"cooldown": "3d"},
+        "steps": [{"type": "send", "id": "s", "template": "t"}],
+    })
+    assert same.reentry.cooldown == journey.reentry.cooldown
+    with pytest.raises(InvalidInput) as bad:
+        parse_journey({"name": "bad", "trigger": {"event": "view"},
+                       "reentry": {"cooldown": "three days"},
+                       "steps": [{"type": "send", "id": "s", "template": "t"}]})
+    assert "P1D" in bad.value.message or "P1D" in str(bad.value.accepted)
