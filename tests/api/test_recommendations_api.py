@@ -261,3 +261,34 @@ def test_redis_unavailable_degrades_to_in_process(
         _seed(client, tenant_a, stores)
         out = _recs(client, tenant_a, user_id="u1", n=5)
         assert len(out["items"]) == 5
+
+
+def test_post_accepts_every_option_of_the_get_form(
+    client: TestClient, tenant_a: TenantKeys, stores: Stores
+) -> None:
+    """Each GET query option has a POST body equivalent giving the same answer."""
+    _seed(client, tenant_a, stores)
+    h = tenant_a.headers("serve")
+    get_params = {p["name"] for p in client.get("/openapi.json").json()["paths"][
+        "/v1/recommendations"]["get"]["parameters"]}
+    body_of = {
+        "user_id": {"user_id": "u1"}, "anonymous_id": {"anonymous_id": "a1"}, "n": {"n": 3},
+        "item_type": {"item_types": ["product"]}, "category": {"filters": {"categories": ["toys"]}},
+        "explain": {"explain": True}, "language": {"language": "ru"},
+        "country": {"context": {"location": {"country": "DE"}}},
+        "city": {"context": {"location": {"city": "Berlin"}}},
+        "device": {"context": {"device": "mobile"}}, "channel": {"context": {"channel": "web"}},
+        "include_items": {"include_items": False},
+    }
+    missing = get_params - set(body_of)
+    assert not missing, f"GET options without a POST form: {missing}"
+    query = {"user_id": "u1", "n": 3, "category": "toys", "include_items": "false",
+             "explain": "true"}
+    body = {"user_id": "u1", "n": 3, "filters": {"categories": ["toys"]}, "include_items": False,
+            "explain": True}
+    got = client.get("/v1/recommendations", params=query, headers=h).json()
+    posted = client.post("/v1/recommendations", json=body, headers=h)
+    assert posted.status_code == 200, posted.text
+    assert [i["item_id"] for i in posted.json()["items"]] == [i["item_id"] for i in got["items"]]
+    assert [set(i) for i in posted.json()["items"]] == [set(i) for i in got["items"]]
+    assert all("item" not in i or i["item"] is None for i in posted.json()["items"])

@@ -99,15 +99,23 @@ class RerankIn(BaseModel):
     language: Literal["en", "ru"] = "en"
 
 
+class RecommendationRequestIn(RecommendationRequest):
+    """The body of ``POST /v1/recommendations``: the request, plus every option of the GET
+    form (``include_items``: false answers ids, scores and reasons without item payloads)."""
+
+    include_items: bool = True
+
+
 @router.post(
     "/recommendations",
     response_model=RecommendationsOut,
     summary="Recommendations for a user or an anonymous session",
 )
 async def recommend(
-    body: RecommendationRequest, key: ServeKey, engine: EngineDep, experiments: ExperimentsDep
+    body: RecommendationRequestIn, key: ServeKey, engine: EngineDep, experiments: ExperimentsDep
 ) -> JSONBody:
-    return await serve(engine, experiments, key.tenant, body)
+    request = RecommendationRequest.model_validate(body.model_dump(exclude={"include_items"}))
+    return await serve(engine, experiments, key.tenant, request, include_items=body.include_items)
 
 
 async def serve(
