@@ -442,3 +442,24 @@ def test_the_impression_that_caused_the_exposure_counts_in_ctr(
     # every exposed unit has exactly its one impression counted; half of the units clicked it
     assert units == len(exposures)
     assert 0.2 < (ctr["control_value"] + ctr["variant_value"]) / 2 < 0.8
+
+
+def test_a_reward_without_the_action_id_is_reported(
+    installed: FastAPI, client: TestClient, tenant_a: TenantKeys, make_event: MakeEvent
+) -> None:
+    config = {"policy": "linucb", "alpha": 0.0, "epsilon": 0.0, "dim": 16,
+              "reward_types": {"conversion": 1.0}}
+    assert client.post("/v1/decisions/offers", json=config,
+                       headers=tenant_a.headers()).status_code == 200
+    decision = _decide(client, tenant_a)
+    ingest = tenant_a.headers("ingest")
+    blind = make_event(type="conversion", item_id=None, recommendation_id=decision["decision_id"])
+    got = client.post("/v1/events", json=blind, headers=ingest)
+    assert got.status_code == 200, got.text
+    assert any("without the chosen action's id in item_id" in n for n in got.json()["notes"])
+    batch = client.post("/v1/events/batch", json=[
+        make_event(type="conversion", item_id=None, recommendation_id=decision["decision_id"]),
+        make_event(type="conversion", item_id="a", recommendation_id=decision["decision_id"]),
+    ], headers=ingest).json()
+    assert [(w["index"], w["field"]) for w in batch["warnings"]] == [(0, "item_id")]
+    assert client.get("/v1/decisions/offers", headers=tenant_a.headers()).json()["updates"] == 1

@@ -40,6 +40,8 @@ class BatchResult:
     rejected: list[Rejection] = field(default_factory=list)
     timestamps_defaulted: list[int] = field(default_factory=list)
     """Indexes of events that had no timestamp and got the server's receive time."""
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    """Stored events that will not do what they seem meant for (index, field, message)."""
 
     @property
     def accepted(self) -> int:
@@ -53,6 +55,7 @@ class BatchResult:
             "rejected": [r.to_dict() for r in self.rejected],
             **({"timestamps_defaulted": self.timestamps_defaulted}
                if self.timestamps_defaulted else {}),
+            **({"warnings": self.warnings} if self.warnings else {}),
         }
 
 

@@ -31,6 +31,7 @@ from personify.domain import limits
 from personify.domain._fields import Identifier, Name
 from personify.domain.errors import Erased, InvalidInput, LimitExceeded, PersonifyError
 from personify.ingestion import BatchResult, EventIngestor, Rejection
+from personify.runtime.decision_points import DECISION_ID_PREFIX
 
 router = APIRouter(tags=["events"], route_class=KeyFirstRoute)
 
@@ -52,7 +53,23 @@ def ingest_raw(
                                                                                         False)]
     result = ingestor.ingest(tenant, raws)
     result.timestamps_defaulted = defaulted
+    result.warnings = [
+        {"index": i, "field": "item_id", "message": NO_ACTION_ID}
+        for i, raw in enumerate(raws)
+        if isinstance(raw, dict) and _quotes_decision(raw) and not raw.get("item_id")
+    ]
     return result
+
+
+NO_ACTION_ID = (
+    "the event quotes a decision (recommendation_id dec-...) without the chosen action's id in "
+    "item_id: no bandit reward is attributed"
+)
+
+
+def _quotes_decision(raw: dict[str, Any]) -> bool:
+    rid = raw.get("recommendation_id")
+    return isinstance(rid, str) and rid.startswith(DECISION_ID_PREFIX)
 
 
 _DEFAULTED = "__timestamp_defaulted"
@@ -84,6 +101,7 @@ async def post_event(
         raise _error_of(result.rejected[0])
     defaulted = body["timestamp"] if result.timestamps_defaulted else None
     notes = [TIMESTAMP_DEFAULTED] if defaulted is not None else []
+    notes += [w["message"] for w in result.warnings]
     if result.stored:
         return EventAck(event_id=result.stored[0], status="stored", timestamp=defaulted,
                         notes=notes)

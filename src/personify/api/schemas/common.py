@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from personify.ingestion import Rejection
@@ -33,6 +35,11 @@ class BatchResultOut(BaseModel):
     timestamps_defaulted: list[int] = Field(
         default_factory=list,
         description="indexes of events without a timestamp: the server's receive time was used",
+    )
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="stored events that will not do what they seem meant for (index, field, "
+        "message), e.g. a bandit reward without the action id",
     )
 
 
