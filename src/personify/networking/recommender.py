@@ -52,6 +52,11 @@ class PeopleRecommender:
     per_source: int = 60
     _popular: list[str] = field(default_factory=list)
     _popular_version: int = -1
+    cache_size: int = 0
+    """People whose ranked candidates are kept until the network changes (0: none). Only the
+    ranking is kept: ``allowed`` (consent, discoverability, blocks) is asked on every call."""
+    _ranked: dict[str, tuple[int, list[tuple[float, float, float, str]], dict[str, set[str]]]] = (
+        field(default_factory=dict))
 
     def popular(self) -> list[str]:
         if self._popular_version != self.state.version:
@@ -92,9 +97,19 @@ class PeopleRecommender:
     ) -> list[PersonMatch]:
         """Top ``k``. ``allowed`` (which may be costly: consent, profiles) is asked from the
         best-scored candidate down until ``k`` pass; popular people fill a short list."""
-        found = candidates(self.state, person, per_source=self.per_source, popular=self.popular())
-        pool = [p for p in found if p not in exclude]
-        out = self._walk(person, pool, found, k, allowed)
+        cached = self._ranked.get(person) if self.cache_size and not exclude else None
+        if cached is not None and cached[0] == self.state.version:
+            _, scored, found = cached
+            found = dict(found)
+        else:
+            found = candidates(self.state, person, per_source=self.per_source,
+                               popular=self.popular())
+            scored = self._score(person, [p for p in found if p not in exclude])
+            if self.cache_size and not exclude:
+                if len(self._ranked) >= self.cache_size:
+                    self._ranked.clear()
+                self._ranked[person] = (self.state.version, scored, dict(found))
+        out = self._take(person, scored, found, k, allowed)
         if len(out) < k:
             me = self.state.people.get(person)
             partners = me.partners if me is not None else set()
@@ -106,20 +121,23 @@ class PeopleRecommender:
                         and (allowed is None or allowed(p))):
                     found[p] = {"popular"}
                     fill.append(p)
-            out = sorted(out + self._walk(person, fill, found, k, None),
-                         key=lambda m: (-m.score, m.person_id))
+            extra = self._take(person, self._score(person, fill), found, k, None)
+            out = sorted(out + extra, key=lambda m: (-m.score, m.person_id))
         return out
 
-    def _walk(self, person: str, pool: list[str], found: dict[str, set[str]], k: int,
-              allowed: Callable[[str], bool] | None) -> list[PersonMatch]:
+    def _score(self, person: str, pool: list[str]) -> list[tuple[float, float, float, str]]:
         forward, backward = self.score_pairs(person, pool)
-        scored = sorted(
+        return sorted(
             (
                 (self.combine(f, b), f, b, p)
                 for p, f, b in zip(pool, forward, backward, strict=True)
             ),
             key=lambda t: (-t[0], t[3]),
         )
+
+    def _take(self, person: str, scored: list[tuple[float, float, float, str]],
+              found: dict[str, set[str]], k: int,
+              allowed: Callable[[str], bool] | None) -> list[PersonMatch]:
         out: list[PersonMatch] = []
         for s, f, b, p in scored:
             if allowed is None or allowed(p):

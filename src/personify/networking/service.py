@@ -53,6 +53,8 @@ from personify.storage.ports import EventStore, UserStore
 
 log = logging.getLogger(__name__)
 MODEL_POLL_S = 5.0
+RANKED_CACHE = 50_000
+"""People whose ranked candidates are kept between requests until the network changes."""
 ERASURE_SLACK = 5
 """Extra people asked for, in case some were erased by another process since."""
 HIDEABLE_FIELDS = ("skills", "interests", "goals")
@@ -412,7 +414,7 @@ class NetworkingService:
         self._declare(net, user_id, me)
         rec = net.recommender
         if rec is None or rec.model is not net.model:
-            rec = net.recommender = PeopleRecommender(net.state, net.model)
+            rec = net.recommender = PeopleRecommender(net.state, net.model, cache_size=RANKED_CACHE)
         users: dict[str, User | None] = {}
 
         def user(pid: str) -> User | None:

@@ -97,3 +97,14 @@ def test_recommendations_leave_out_self_partners_and_excluded() -> None:
     assert "bob" in ids
     bob = next(m for m in got if m.person_id == "bob")
     assert "graph" in bob.sources and bob.common_contacts == 1
+
+
+def test_cached_ranking_follows_the_network_and_still_asks_allowed() -> None:
+    xs = [_x("me", "ann", 1), _x("ann", "bob", 2), _x("ann", "cat", 3)]
+    state = build_state(xs)
+    rec = PeopleRecommender(state, _activity_model(), cache_size=10)
+    first = [m.person_id for m in rec.recommend("me", 5)]
+    assert {"bob", "cat"} <= set(first) and "me" in rec._ranked
+    assert "bob" not in [m.person_id for m in rec.recommend("me", 5, allowed=lambda p: p != "bob")]
+    state.add(_x("me", "bob", 4))  # now a partner: the cached ranking is stale
+    assert "bob" not in [m.person_id for m in rec.recommend("me", 5)]
