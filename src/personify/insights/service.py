@@ -31,6 +31,8 @@ from personify.storage.ports import CatalogStore, EventStore, UserStore
 
 MAX_EVENTS = 5_000
 CACHE_SIZE = 10_000
+MAX_SYNC_REFRESH = 50
+"""People of one ingested batch whose segments are re-evaluated before the ingest returns."""
 NOT_ALLOWED = Reason(
     en="Profiling is not allowed for this person (no profiling consent, restricted or erased): "
        "nothing is computed about them.",
@@ -199,7 +201,9 @@ class InsightsService:
             for subject in subjects:
                 self._cache.pop((tenant, subject), None)
         if self.tracker is not None and self.tracker.files.all(tenant):
-            for subject in subjects:
+            # bounded work on the ingestion path: a bulk batch beyond this leaves the rest to
+            # their next read or POST /v1/segments/refresh
+            for subject in subjects[:MAX_SYNC_REFRESH]:
                 self.refresh(tenant, subject)
 
     def forget(self, tenant: str, subjects: Sequence[str]) -> int:
