@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -125,6 +125,30 @@ def test_ready_reports_a_dead_database(tenant_a: TenantKeys, tmp_path: object) -
     stores.close()
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
+
+
+def test_ready_says_degraded_on_the_in_process_fallback(
+    stores: Stores, tenant_a: TenantKeys
+) -> None:
+    from personify.domain.errors import Unavailable
+    from personify.storage.online import FallbackOnlineState, MemoryOnlineState
+
+    class Down(MemoryOnlineState):
+        def user_state(self, *args: object, **kwargs: object) -> Any:
+            raise Unavailable("redis is down", field="redis_url", accepted="a reachable Redis")
+
+    state = FallbackOnlineState(Down(), MemoryOnlineState())
+    app = create_app(Settings(database_url="memory://"), stores=stores, online_state=state)
+    with TestClient(app) as client:
+        assert client.get("/ready").json()["status"] == "ready"
+        state.user_state("default", "u1")  # the first failed call switches to the fallback
+        body = client.get("/ready").json()
+    assert body["status"] == "degraded" and "fallback" in body["checks"]["online_state"]
+    unreachable = create_app(Settings(database_url="memory://", redis_url="redis://127.0.0.1:1/0"),
+                             stores=stores)
+    with TestClient(unreachable) as client:
+        body = client.get("/ready").json()
+    assert body["status"] == "degraded", body
 
 
 def test_keys_are_created_listed_and_revoked_secret_shown_once(

@@ -60,6 +60,15 @@ def test_replayed_events_of_an_erased_anonymous_visitor_are_refused(
     assert body["stored"] == 0
     assert body["rejected"][0]["code"] == "erased"
     assert body["rejected"][0]["field"] == "anonymous_id"
+    alias = client.post("/v1/users/someone/aliases", json={"anonymous_id": "ghost"},
+                        headers=tenant_a.headers())
+    assert alias.status_code == 410, alias.text
+    assert alias.json()["error"]["field"] == "anonymous_id"
+    segment = {"type": "alias", "userId": "someone", "previousId": "ghost"}
+    answer = client.post("/segment/v1/alias", json=segment, headers=tenant_a.headers()).json()
+    assert answer["rejected"][0]["code"] == "erased"
+    user = client.get("/v1/users/someone", headers=tenant_a.headers())
+    assert user.status_code == 404 or "ghost" not in user.json()["anonymous_ids"]
 
 
 def test_export_lists_messages_and_erasure_removes_them(

@@ -43,7 +43,14 @@ def link_anonymous(
     """Merge ``anonymous_id`` into ``user_id``: its past events count for the user from now on
     (in the event store and, with ``state``, in the online state), and it joins the user's
     ``anonymous_ids``. Creates a bare user when none exists yet; Conflict when the anonymous id
-    already belongs to another user."""
+    already belongs to another user; Erased when the anonymous id was erased (its data must not
+    come back through a link)."""
+    if stores.erasures.is_erased(tenant, f"anon:{anonymous_id}"):
+        raise Erased(
+            f"anonymous id {anonymous_id!r} was erased; it cannot be linked again",
+            field="anonymous_id",
+            accepted="an anonymous id that has not been erased",
+        )
     owner = stores.users.get_by_anonymous(tenant, anonymous_id)
     if owner is not None and owner.user_id != user_id:
         raise Conflict(

@@ -18,7 +18,11 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness: the database answers a query")
+@router.get(
+    "/ready",
+    summary="Readiness: the database answers a query; 'degraded' when the online state runs on "
+    "the in-process fallback (Redis configured but unavailable)",
+)
 def ready(stores: StoresDep, settings: SettingsDep, request: Request) -> Response:
     try:
         stores.keys.list(settings.default_tenant)
@@ -31,4 +35,12 @@ def ready(stores: StoresDep, settings: SettingsDep, request: Request) -> Respons
     # the in-process online state replays recent history in the background after a start;
     # until then a user's stored history stands in (served, but not yet from live state)
     checks["online_state"] = "warming up" if thread is not None and thread.is_alive() else "ok"
+    state = getattr(engine, "state", None)
+    if getattr(state, "degraded", False) or (
+        settings.redis_url and state is not None and not hasattr(state, "degraded")
+    ):
+        # Redis is configured but this process serves from its in-process fallback: it answers,
+        # but its live state is not shared with the other workers
+        checks["online_state"] = "degraded: in-process fallback (Redis unavailable)"
+        return JSONBody({"status": "degraded", "checks": checks})
     return JSONBody({"status": "ready", "checks": checks})
