@@ -42,6 +42,22 @@ def refusal_reason(address: IpAddress) -> str | None:
     return None
 
 
+def ip_literal(host: str) -> IpAddress | None:
+    """The address ``host`` spells, in any spelling the C resolver accepts (``127.1``,
+    ``2130706433``, ``0x7f.0.0.1``, ``[::1]``), or None for a name."""
+    text = host.strip("[]").rstrip(".")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    if text and all(c in "0123456789abcdefxABCDEFX." for c in text):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(text))
+        except OSError:
+            return None
+    return None
+
+
 def resolve_public(
     host: str,
     port: int,

@@ -12,7 +12,6 @@ names one literally, and for every host after DNS resolution at send time
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -22,7 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from personify.domain.errors import InvalidInput
 from personify.messaging.channels import Sender
-from personify.messaging.network_guard import Resolver, refusal_reason, system_resolver
+from personify.messaging.network_guard import (
+    Resolver,
+    ip_literal,
+    refusal_reason,
+    system_resolver,
+)
 from personify.messaging.webhooks import WebhookSender, WebhookTarget
 
 RESERVED_CHANNELS = frozenset({"email", "inbox"})
@@ -82,12 +86,12 @@ def check_webhook_url(url: str, *, allow_http: bool, allow_hosts: Collection[str
     host = parsed.host
     if host in allow_hosts:
         return
-    if host == "localhost" or host.endswith(".localhost"):
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
         raise InvalidInput(f"webhook host {host!r} is this machine", field="url",
                            accepted="a public host (or one listed in webhook_allow_hosts)")
-    try:
-        literal = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+    literal = ip_literal(name)
+    if literal is None:
         return  # a name: checked after every DNS resolution when sending
     reason = refusal_reason(literal)
     if reason:

@@ -57,6 +57,18 @@ def test_invalid_channels_name_the_field(document: object, field: str) -> None:
     assert SECRET not in str(info.value.message)
 
 
+@pytest.mark.parametrize(
+    "host",
+    ["127.1", "2130706433", "0x7f.0.0.1", "0x7f000001", "LOCALHOST", "localhost.",
+     "api.localhost", "[::1]", "[::ffff:7f00:1]", "0", "0.0.0.0", "10.1", "169.254.169.254"],
+)
+def test_loopback_and_private_spellings_are_refused_when_saved(host: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_channel({"name": "crm", "url": f"https://{host}/x", "secret": SECRET},
+                      allow_http=False)
+    assert info.value.field == "url"
+
+
 def test_http_and_private_hosts_only_when_allowed() -> None:
     assert parse_channel({"name": "crm", "url": "http://hooks.example.com/x", "secret": SECRET},
                          allow_http=True).url == "http://hooks.example.com/x"
