@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
+from sqlalchemy import exc as sa_exc
 from typer.core import TyperGroup
 
 from personify.domain.errors import PersonifyError
@@ -38,6 +39,14 @@ def settings_error_line(exc: ValidationError) -> str:
     return f"invalid setting {where}: {first.get('msg', 'invalid value')}"
 
 
+def database_error_line(exc: sa_exc.OperationalError) -> str:
+    """The driver's first line for a database that cannot be reached or refused the command."""
+    lines = str(exc.orig or exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    return (f"the database cannot be reached: {reason} (field: database_url; accepted: a "
+            "reachable database; check host, port and credentials)")
+
+
 def print_error(message: str) -> None:
     """One red line on stderr (no wrapping, no markup interpretation)."""
     text = Text("error: ", style="bold red")
@@ -56,4 +65,7 @@ class ErrorHandlingGroup(TyperGroup):
             raise typer.Exit(USER_ERROR_EXIT) from None
         except ValidationError as exc:
             print_error(settings_error_line(exc))
+            raise typer.Exit(USER_ERROR_EXIT) from None
+        except sa_exc.OperationalError as exc:  # an unreachable / refusing database
+            print_error(database_error_line(exc))
             raise typer.Exit(USER_ERROR_EXIT) from None

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
+from personify.domain.errors import Unavailable
 from personify.storage.ports import (
     CatalogStore,
     ConsentStore,
@@ -58,6 +62,18 @@ class Stores:
         self.close()
 
 
+def unreachable(engine: Any, exc: Exception) -> Unavailable:
+    """One line for a database that cannot be reached: where, and the driver's first line."""
+    where = engine.url.render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return Unavailable(
+        f"cannot connect to the database {where}: {reason[0] if reason else type(exc).__name__}",
+        field="database_url",
+        accepted="a reachable database (check host, port, credentials; PostgreSQL is given "
+        "10 s to answer)",
+    )
+
+
 def open_stores(url: str, *, migrate: bool = True, erasure_hash_key: bytes | None = None) -> Stores:
     """The stores for ``url`` (``sqlite:///path.db``, ``postgresql://...``, ``memory://``).
 
@@ -68,6 +84,9 @@ def open_stores(url: str, *, migrate: bool = True, erasure_hash_key: bytes | Non
     try:
         if migrate:
             upgrade_engine(engine)
+    except sa_exc.OperationalError as exc:
+        engine.dispose()
+        raise unreachable(engine, exc) from None
     except BaseException:
         engine.dispose()
         raise

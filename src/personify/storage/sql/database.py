@@ -46,11 +46,20 @@ def normalize_url(url: str) -> str:
     )
 
 
+PG_CONNECT_TIMEOUT_S = 10
+"""Seconds to wait for PostgreSQL to accept a connection."""
+
+
 def create_engine(url: str) -> Engine:
     """An engine for ``url`` with the settings Personify relies on (durability, busy waits)."""
     sa_url = sa.make_url(normalize_url(url))
     if sa_url.get_backend_name() == "postgresql":
-        return sa.create_engine(sa_url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+        # an unreachable or silent server fails after this long instead of hanging (the URL's
+        # own ?connect_timeout= wins)
+        connect_args = {} if "connect_timeout" in sa_url.query else {
+            "connect_timeout": PG_CONNECT_TIMEOUT_S}
+        return sa.create_engine(sa_url, pool_pre_ping=True, pool_size=10, max_overflow=30,
+                                connect_args=connect_args)
     database = sa_url.database or ""
     in_memory = database in ("", ":memory:")
     if in_memory:
