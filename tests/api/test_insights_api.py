@@ -149,6 +149,25 @@ def test_segments_crud_live_membership_and_journey_on_entry(
     refreshed = client.post("/v1/segments/refresh", headers=admin).json()
     assert refreshed["people"] == 1 and refreshed["counts"] == {"vip": 1}
 
+    # a campaign to the segment reaches its members only
+    client.put("/v1/users/bob", json={"profile": {"name": "Bob"}}, headers=admin)
+    client.post("/v1/users/bob/consents", json={"purpose": "email_marketing",
+                                                "state": "granted"}, headers=admin)
+    note = {"channel": "email", "recommendations": 0,
+            "variants": [{"subject": "Hi {{ user.name }}", "text": "Thanks"}]}
+    assert client.put("/v1/messaging/templates/vip_note", json=note,
+                      headers=admin).status_code == 200
+    campaign = {"name": "vips", "template": "vip_note", "segment": "vip",
+                "send_at": "2026-03-01T00:00:00Z"}
+    sent = client.post("/v1/messaging/campaigns", json=campaign, headers=admin)
+    assert sent.status_code == 200 and sent.json()["enqueued"] == 1, sent.text
+    missing = client.post("/v1/messaging/campaigns", headers=admin,
+                          json={**campaign, "name": "nobody", "segment": "nope"})
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "segment"
+    everyone = {k: v for k, v in campaign.items() if k != "segment"} | {"name": "all"}
+    assert client.post("/v1/messaging/campaigns", json=everyone,
+                       headers=admin).json()["enqueued"] == 2
+
     assert client.put("/v1/segments/loyal_vip", json={"text": 'segment("vip") and rfm.r >= 1'},
                       headers=admin).status_code == 200
     cycle = client.put("/v1/segments/vip", json={"text": 'segment("loyal_vip")'}, headers=admin)

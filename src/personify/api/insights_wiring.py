@@ -32,6 +32,8 @@ def install_insights(
         populations=PopulationFiles(app.state.settings.model_dir),
         may_profile=engine.privacy.gate.may_profile, tracker=tracker, clock=now,
     )
+    if messaging is not None:
+        messaging.segment_members = service.segment_members
     app.state.ingestor.add_listener(service.on_events)
     engine.forgetters.append(service.forget)
     app.state.insights = service

@@ -169,6 +169,16 @@ class InsightsService:
             for sid, at in sorted(since.items()) if sid in segments
         ]
 
+    def segment_members(self, tenant: str, segment_id: str) -> Callable[[str], bool]:
+        """A membership test for one segment, evaluating each person now (campaign audiences);
+        NotFound for an unknown segment."""
+        from personify.domain.errors import NotFound
+
+        if self.tracker is None or segment_id not in self.tracker.files.all(tenant):
+            raise NotFound(f"no segment {segment_id!r}", field="segment",
+                           accepted="the id of an existing segment (GET /v1/segments)")
+        return lambda user_id: segment_id in self.refresh(tenant, user_id)
+
     def refresh(self, tenant: str, user_id: str) -> list[str]:
         """Re-evaluate one person's segments now (entry / exit listeners fire); their ids."""
         return [m.segment_id for m in self.insights(tenant, user_id).segments]

@@ -28,6 +28,10 @@ class Campaign(BaseModel):
     template: str
     channel: str = "email"
     audience: list[Condition] = Field(default_factory=list)
+    segment: str | None = Field(
+        default=None, max_length=64,
+        description="only people in this live segment (evaluated when the campaign is scheduled)",
+    )
     send_at: datetime
     best_time: bool = False
     within: Duration = timedelta(hours=24)

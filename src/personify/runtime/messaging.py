@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,6 +152,9 @@ class MessagingRuntime:
     poll_s: float = 1.0
     channels: ChannelDirectory = field(default_factory=ChannelDirectory)
     """Webhook channels: the settings' (every tenant) and each tenant's own."""
+    segment_members: Callable[[str, str], Callable[[str], bool]] | None = None
+    """``(tenant, segment_id) -> is this user in it now`` (set by the insights wiring);
+    campaigns with a ``segment`` need it."""
     tracking: TrackingHandler = field(init=False)
 
     def __post_init__(self) -> None:
@@ -440,11 +443,20 @@ class MessagingRuntime:
                 field="template",
                 accepted="the name of a stored template",
             )
+        users: Iterable[User] = self.users(tenant)
+        if campaign.segment is not None:
+            if self.segment_members is None:
+                raise InvalidInput(
+                    "campaigns by segment need the insights service", field="segment",
+                    accepted="no segment in this process",
+                )
+            member = self.segment_members(tenant, campaign.segment)
+            users = (u for u in users if member(u.user_id))
         return schedule_campaign(
             self.state.outbox,
             tenant,
             campaign,
-            self.users(tenant),
+            users,
             send_time=self.send_time_for(tenant),
             now=self.clock(),
         )
