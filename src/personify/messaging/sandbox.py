@@ -25,6 +25,11 @@ from personify.domain.errors import LimitExceeded
 MAX_NUMBER_ARGUMENT = 10_000
 """Largest integer a filter or string method accepts (widths, counts, lengths)."""
 MAX_EXPONENT = 64
+MAX_INT_BITS = 4096
+"""Largest integer arithmetic may produce (about 1,233 digits): big-integer multiplication is
+super-linear, so a few squarings of a huge number would outlast any clock check."""
+CLOCK_EVERY_STEPS = 32
+"""How often (in loop iterations and calls) the CPU clock is read."""
 _BIG_FORMAT_NUMBER = re.compile(r"\d{5,}|%[^a-zA-Z%]*\*|\{[^{}]*\{")
 
 
@@ -61,7 +66,7 @@ class RenderBudget:
                 field="template",
                 accepted=f"at most {self.max_steps} steps",
             )
-        if self.steps & 255 == 0 and time.thread_time() > self.deadline:
+        if self.steps % CLOCK_EVERY_STEPS == 0 and time.thread_time() > self.deadline:
             self.expired()
 
     def expired(self) -> None:
@@ -250,6 +255,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         if operator == "**":
             _check_exponent(left, right)
         elif operator == "*":
+            _check_product(left, right)
             if isinstance(left, _SIZED) and isinstance(right, int):
                 budget.check_size(len(left) * right)
             elif isinstance(right, _SIZED) and isinstance(left, int):
@@ -274,6 +280,19 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         return result
 
 
+def _int_bits(value: Any) -> int:
+    return value.bit_length() if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _check_product(left: Any, right: Any) -> None:
+    if _int_bits(left) + _int_bits(right) > MAX_INT_BITS:
+        raise RenderLimitExceeded(
+            "the product of these integers is too large",
+            field="template",
+            accepted=f"integers up to {MAX_INT_BITS} bits",
+        )
+
+
 def _check_exponent(base: Any, exponent: Any) -> None:
     if isinstance(exponent, (int, float)) and abs(exponent) > MAX_EXPONENT:
         raise RenderLimitExceeded(
@@ -283,6 +302,11 @@ def _check_exponent(base: Any, exponent: Any) -> None:
         )
     if isinstance(base, int) and abs(base) > 2**64:
         raise RenderLimitExceeded("base of ** is too large", field="template")
+    if isinstance(exponent, int) and exponent > 0 and _int_bits(base) * exponent > MAX_INT_BITS:
+        raise RenderLimitExceeded(
+            "the power is too large", field="template",
+            accepted=f"integers up to {MAX_INT_BITS} bits",
+        )
 
 
 def render_limited(template: Any, variables: dict[str, Any], budget: RenderBudget) -> str:

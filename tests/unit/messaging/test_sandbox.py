@@ -144,3 +144,28 @@ def test_missing_variable_is_an_error_not_blank() -> None:
         TemplateRenderer().render_source("Hi {{ nme }}", {"name": "x"})
     assert "nme" in str(info.value)
     assert TemplateRenderer().render_source("Hi {{ nme|default('you') }}", {}) == "Hi you"
+
+
+BIG_INTEGER_PAYLOADS = [
+    # 24 squarings: a number of 2**24 * 1.6 bits; each product costs more than the last
+    "{% set ns = namespace(x=3) %}{% for i in range(24) %}{% set ns.x = ns.x * ns.x %}"
+    "{% endfor %}{{ ns.x % 10 }}",
+    "{% set ns = namespace(x=2**64) %}{% for i in range(24) %}{% set ns.x = ns.x * ns.x %}"
+    "{% endfor %}{{ 1 }}",
+    "{% set ns = namespace(x=2**60) %}{% for i in range(8) %}{% set ns.x = ns.x ** 60 %}"
+    "{% endfor %}{{ 1 }}",
+]
+
+
+@pytest.mark.parametrize("source", BIG_INTEGER_PAYLOADS)
+def test_big_integer_arithmetic_is_refused_quickly(source: str) -> None:
+    started = time.thread_time()
+    with pytest.raises(InvalidInput) as info:
+        TemplateRenderer().render_source(source, {})
+    assert info.value.field == "template"
+    assert time.thread_time() - started < 1.0
+
+
+def test_ordinary_integer_arithmetic_still_works() -> None:
+    out = TemplateRenderer().render_source("{{ 2 ** 64 * 3 }}|{{ 12345 * 6789 }}", {})
+    assert out == f"{2**64 * 3}|{12345 * 6789}"
