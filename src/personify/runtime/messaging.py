@@ -222,6 +222,11 @@ class MessagingRuntime:
         engine = self.engine_for(tenant)
         if engine is None:
             return
+        # the outbox's own ``message_sent`` records are not the person's activity: they neither
+        # start, advance nor end a journey (nor appear in a run's events)
+        events = [e for e in events if e.type != EventType.MESSAGE_SENT]
+        if not events:
+            return
         if any(j.trigger.item_update for j in engine.journeys):
             self._record_views(tenant, events)
         now = self.clock()
