@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,13 +92,20 @@ def http_phase(dataset: str, rate: float, seconds: float) -> dict[str, Any]:
         port = free_port()
         proc = start_server(port, env)
         try:
-            warm = load(port, 50, len(paths) / 50, bodies, method="GET")  # loads the network
+            started = time.perf_counter()  # every person once, one at a time: loads the network
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                              headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as c:
+                statuses = [c.get(p).status_code for p in paths]
+            warm = {"requests": len(paths), "ok": statuses.count(200),
+                    "seconds": round(time.perf_counter() - started, 2)}
             health = load(port, rate, seconds, None, method="GET", path="/health")
             served = load(port, rate, seconds, bodies, method="GET")
+            time.sleep(5)  # let a backlog drain before the lower rate
+            half = load(port, rate / 2, seconds, bodies, method="GET")
         finally:
             stop(proc)
     return {"people": counts.people, "events": counts.events, "warm_up": warm,
-            "health": health, "people_endpoint": served}
+            "health": health, "people_endpoint": served, "people_endpoint_half_rate": half}
 
 
 def main() -> None:
@@ -122,7 +130,7 @@ def main() -> None:
     baseline_names = list(rankers)
     for mode in ("reciprocal", "one_sided", "product"):
         rankers[f"reciprocal_model_{mode}" if mode != "reciprocal" else "reciprocal_model"] = (
-            recommender_ranker(PeopleRecommender(state, model, mode=mode))  # type: ignore[arg-type]
+            recommender_ranker(PeopleRecommender(state, model, mode=mode))
         )
 
     settings = {
@@ -170,6 +178,7 @@ def main() -> None:
     http = None if args.no_http else http_phase(args.dataset, args.rate, args.seconds)
     served = http["people_endpoint"] if http else {}
     health = http["health"] if http else {}
+    half = http["people_endpoint_half_rate"] if http else {}
 
     ndcg_ours = per[ours][f"ndcg@{K}_warm"]
     ndcg_best = per[best_warm][f"ndcg@{K}_warm"]
@@ -194,6 +203,8 @@ def main() -> None:
         "people_errors": served.get("errors"),
         "people_rate_achieved": served.get("achieved_rps"),
         "health_p99_ms_same_rate": health.get("p99_ms"),
+        "people_p99_ms_at_half_rate": half.get("p99_ms"),
+        "people_p50_ms_at_half_rate": half.get("p50_ms"),
         "people_p99_ratio_to_health": (
             _r(served["p99_ms"] / health["p99_ms"]) if served and health.get("p99_ms") else None),
         "people_p99_ms_in_process": _r(np.percentile(lat, 99)),
