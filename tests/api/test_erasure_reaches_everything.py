@@ -214,3 +214,21 @@ def test_an_erasure_during_a_batch_apply_waits_for_it_then_forgets(
     assert about_gone[:2] == [("apply", ["gone", "kept"]), ("forget", "gone")]
     assert engine.state.user_state("default", "gone").recent == []
     assert [i.item_id for i in engine.state.user_state("default", "kept").recent] == ["item-kept"]
+
+
+def test_erasure_takes_the_person_out_of_stored_campaign_audiences(
+    client: TestClient, app: FastAPI, tenant_a: TenantKeys
+) -> None:
+    definitions = app.state.messaging.definitions
+    definitions.save_campaign("default", {
+        "name": "vip", "template": "welcome", "send_at": "2030-01-01T09:00:00Z",
+        "audience": [{"field": "user_id", "op": "in", "value": ["ana", "bob"]},
+                     {"field": "anonymous_ids", "op": "eq", "value": "ana-cookie"}]})
+    client.put("/v1/users/ana", json={"profile": {"name": "Ana"}, "anonymous_ids": ["ana-cookie"]},
+               headers=tenant_a.headers())
+    assert client.delete("/v1/users/ana", headers=tenant_a.headers()).status_code == 200
+    assert client.delete("/v1/anonymous/ana-cookie", headers=tenant_a.headers()).status_code == 200
+    stored = client.get("/v1/messaging/campaigns", headers=tenant_a.headers()).json()
+    text = str(stored)
+    assert "ana" not in text.replace("'name': 'vip'", ""), text
+    assert stored["campaigns"][0]["audience"][0]["value"] == ["bob"]

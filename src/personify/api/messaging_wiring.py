@@ -33,6 +33,7 @@ def install_messaging(app: FastAPI, *, clock: Callable[[], datetime] | None = No
     engine = getattr(app.state, "engine", None)
     if engine is not None:  # erasure reaches the messages of the person too
         engine.forgetters.append(runtime.state.forget)
+        engine.forgetters.append(runtime.forget_in_campaigns)
     app.include_router(messaging_router.router)
     app.include_router(messaging_router.inbox_router)
     app.include_router(tracking_router.router)

@@ -6,8 +6,9 @@ current personal block; enqueueing is idempotent per (campaign, person).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +36,24 @@ class Campaign(BaseModel):
     send_at: datetime
     best_time: bool = False
     within: Duration = timedelta(hours=24)
+
+
+def audience_without(document: dict[str, Any], ids: Collection[str]) -> dict[str, Any] | None:
+    """The stored campaign ``document`` with ``ids`` (erased people's user / anonymous ids) taken
+    out of its audience conditions' values, or None when none was there. A condition left with
+    no value matches nobody, which was its intent for these people."""
+    changed = False
+    audience = []
+    for condition in document.get("audience") or []:
+        if isinstance(condition, dict):
+            value = condition.get("value")
+            if isinstance(value, str) and value in ids:
+                condition, changed = {**condition, "value": None}, True
+            elif isinstance(value, list) and any(isinstance(v, str) and v in ids for v in value):
+                kept = [v for v in value if not (isinstance(v, str) and v in ids)]
+                condition, changed = {**condition, "value": kept}, True
+        audience.append(condition)
+    return {**document, "audience": audience} if changed else None
 
 
 def campaign_messages(

@@ -439,6 +439,11 @@ class MessagingRuntime:
         )
         return rendered, items
 
+    def forget_in_campaigns(self, tenant: str, subjects: Sequence[str]) -> int:
+        """Erasure hook: the subjects' user and anonymous ids leave stored campaign audiences."""
+        ids = {*subjects, *(s.removeprefix("anon:") for s in subjects)}
+        return self.definitions.forget_in_campaigns(tenant, ids)
+
     def schedule_campaign(self, tenant: str, campaign: Campaign) -> int:
         """Enqueue one message per person in the audience (idempotent per campaign and person);
         returns how many were newly enqueued."""

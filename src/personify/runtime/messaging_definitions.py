@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from personify.domain.errors import InvalidInput
-from personify.messaging.campaigns import Campaign
+from personify.messaging.campaigns import Campaign, audience_without
 from personify.messaging.journey_definitions import JourneyDefinition, parse_journey
 from personify.messaging.templates import PARTS, MessageTemplate, TemplateRenderer
 from personify.messaging.webhook_channels import MIN_SECRET_CHARS, WebhookChannel, parse_channel
@@ -241,6 +241,16 @@ class MessagingDefinitions:
 
     def campaigns(self, tenant: str) -> list[StoredDefinition]:
         return self.store.list(tenant, CAMPAIGN)
+
+    def forget_in_campaigns(self, tenant: str, ids: Collection[str]) -> int:
+        """Erasure: take ``ids`` out of every stored campaign's audience; campaigns changed."""
+        changed = 0
+        for stored in self.store.list(tenant, CAMPAIGN):
+            scrubbed = audience_without(stored.body, ids)
+            if scrubbed is not None:
+                self.store.put(tenant, CAMPAIGN, stored.name, scrubbed, enabled=stored.enabled)
+                changed += 1
+        return changed
 
     def delete(self, tenant: str, kind: str, name: str) -> bool:
         deleted = self.store.delete(tenant, kind, name)
