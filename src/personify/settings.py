@@ -120,8 +120,9 @@ class Settings(BaseSettings):
     )
     messaging_db_path: str | None = Field(
         default=None,
-        description="SQLite file of the outbox, journey runs, unsubscribes and inbox; unset = "
-        "next to a SQLite database (<name>.messaging.db), var/messaging.db otherwise",
+        description="SQLite file of the outbox, journey runs, unsubscribes and inbox with a "
+        "SQLite database; unset = next to it (<name>.messaging.db). Refused with PostgreSQL, "
+        "which keeps them in the database",
     )
     messaging_worker_threads: int = Field(
         default=1, ge=1, le=16,

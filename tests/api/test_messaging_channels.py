@@ -128,6 +128,8 @@ def test_channel_crud_never_shows_the_secret(
                   "timeout_s": 120}, "timeout_s"),
         ("push", {"url": "https://push.example.com/h", "secret": TENANT_SECRET,
                   "retries": 3}, "retries"),
+        ("push", {"url": "https://push.example.com/h", "secret": TENANT_SECRET,
+                  "consent_purpose": None}, "consent_purpose"),  # consent fails closed
         ("email", {"url": "https://push.example.com/h", "secret": TENANT_SECRET}, "name"),
         ("Push", {"url": "https://push.example.com/h", "secret": TENANT_SECRET}, "name"),
         ("chat", {"url": "https://push.example.com/h", "secret": TENANT_SECRET}, "name"),

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from personify.api import create_app
 from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.errors import ConfigurationError
+from personify.messaging.state_stores import state_location
 from personify.runtime.messaging_wiring import messaging_db_path, tracking_signer
 from personify.settings import Settings
 from personify.storage.registry import open_stores
@@ -20,13 +21,21 @@ from personify.storage.registry import open_stores
         ("memory://", None, None),
         ("sqlite:///var/data/shop.db", None, "var/data/shop.messaging.db"),
         ("sqlite:////srv/p.sqlite", None, "/srv/p.messaging.db"),
-        ("postgresql://db/personify", None, "var/messaging.db"),
-        ("postgresql://db/personify", "/data/m.db", "/data/m.db"),
+        ("sqlite:///var/data/shop.db", "/data/m.db", "/data/m.db"),
+        ("postgresql://db/personify", None, None),  # in the PostgreSQL database itself
     ],
 )
 def test_messaging_state_location(url: str, override: str | None, expected: str | None) -> None:
     settings = Settings(database_url=url, messaging_db_path=override)
     assert messaging_db_path(settings) == expected
+
+
+def test_postgres_keeps_the_messaging_state_in_the_database() -> None:
+    assert state_location("postgresql://db/personify").kind == "database"
+    assert state_location("memory://").kind == "memory"
+    with pytest.raises(ConfigurationError) as refused:
+        state_location("postgresql://db/personify", "/data/m.db")
+    assert refused.value.field == "messaging_db_path"
 
 
 def test_tracking_secret_rules() -> None:

@@ -15,9 +15,9 @@ from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.users import User
-from personify.messaging.import_watch import messaging_db_path
 from personify.messaging.item_updates import PRICE_DROPPED
 from personify.messaging.sqlite_stores import SqliteItemChangeStore
+from personify.messaging.state_stores import messaging_db_path
 from personify.storage.registry import open_stores
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 

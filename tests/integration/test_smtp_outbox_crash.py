@@ -1,7 +1,9 @@
-"""A worker process killed with SIGKILL mid-campaign loses and duplicates nothing.
+"""A worker process killed with SIGKILL mid-campaign loses and duplicates nothing, and two
+workers sharing one PostgreSQL outbox send every message exactly once.
 
-The outbox lives in a SQLite file, the SMTP sink (aiosmtpd) in this process, the worker in a
-spawned child. After the kill a fresh worker takes over once the dead worker's leases expire.
+The outbox lives in a SQLite file or in PostgreSQL (the SQL stores, whose claim is ``SELECT ...
+FOR UPDATE SKIP LOCKED``), the SMTP sink (aiosmtpd) in this process, the workers in spawned
+children. After the kill a fresh worker takes over once the dead worker's leases expire.
 Every Message-ID must reach the sink; a Message-ID may arrive twice only if the outbox flagged
 that message ``in_doubt`` (its send had started when the worker died), at most one per kill.
 """
@@ -11,11 +13,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sqlite3
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,8 +26,11 @@ pytest.importorskip("aiosmtpd")
 from personify.domain.users import User
 from personify.messaging.campaigns import Campaign, schedule_campaign
 from personify.messaging.guardrails import FrequencyCap, Guardrails
+from personify.messaging.ports import OutboxStore
+from personify.messaging.records import DeliveryStatus
 from personify.messaging.smtp_sink import SmtpSink
 from personify.messaging.sqlite_stores import SqliteOutboxStore
+from personify.messaging.state_stores import open_state_stores
 
 RECIPIENTS = 200
 LEASE_S = 1.0
@@ -39,8 +44,20 @@ def _users() -> dict[str, User]:
     }
 
 
-def run_worker(db: str, port: int, worker_id: str) -> None:
-    """Child process: send everything that is due, then exit."""
+def open_outbox(target: str) -> OutboxStore:
+    """The outbox in a SQLite file (a path) or in a PostgreSQL database (a URL)."""
+    if target.startswith("postgresql"):
+        return open_state_stores(target).outbox
+    return SqliteOutboxStore(target)
+
+
+def run_worker(
+    db: str, port: int, worker_id: str, lease_s: float = LEASE_S, start: Any = None,
+    handled: Any = None,
+) -> None:
+    """Child process: send everything that is due, then exit. With ``start`` (an Event) it
+    waits for it once ready, so that workers begin together; ``handled`` (a Queue) receives
+    how many messages it handled."""
     from datetime import timedelta
 
     from personify.domain.items import Item
@@ -57,7 +74,7 @@ def run_worker(db: str, port: int, worker_id: str) -> None:
     }])
     users = _users()
     worker = OutboxWorker(
-        store=SqliteOutboxStore(db),
+        store=open_outbox(db),
         templates=lambda t, n: template,
         users=lambda t, u: users.get(u),
         senders={"email": SmtpSender(SmtpConfig(port=port))},
@@ -66,36 +83,51 @@ def run_worker(db: str, port: int, worker_id: str) -> None:
         recommend=lambda t, u, n: [Item(item_id=f"{u}-{k}", title=f"item {k}") for k in range(n)],
         guardrails=Guardrails(caps=FrequencyCap({}), quiet_hours=None),
         worker_id=worker_id,
-        lease=timedelta(seconds=LEASE_S),
+        lease=timedelta(seconds=lease_s),
         batch_size=25,
     )
-    worker.run_until_idle()
+    if start is not None:
+        start.wait(60)
+    count = worker.run_until_idle()
+    if handled is not None:
+        handled.put((worker_id, count))
     worker.close()
 
 
-def _pending(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute(
-            "SELECT COUNT(*) FROM msg_outbox WHERE status IN ('queued','sending','deferred')"
-        ).fetchone()[0])
+def _messages(store: OutboxStore) -> list[Any]:
+    return [m for user in _users() for m in store.for_user("shop", user)]
 
 
-@pytest.mark.slow
-def test_sigkill_mid_campaign_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "outbox.sqlite"
-    store = SqliteOutboxStore(db)
-    # due long ago by any clock: the workers are other processes, with the real wall clock
+def _pending(store: OutboxStore) -> int:
+    final = {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED}
+    return sum(1 for m in _messages(store) if m.status not in final)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def outbox_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "outbox.sqlite")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def _schedule(store: OutboxStore) -> set[str]:
+    """The campaign to every recipient, due long ago by any clock (the workers are other
+    processes, with the real wall clock); the Message-IDs the sink must receive."""
     scheduled = datetime(2026, 1, 1, 12, tzinfo=UTC)
     campaign = Campaign(name="spring", template="news", send_at=scheduled)
     assert schedule_campaign(store, "shop", campaign, _users().values(),
                              now=scheduled) == RECIPIENTS
-    expected = {
-        f"<{m}@personify.local>"
-        for (m,) in sqlite3.connect(db).execute("SELECT message_id FROM msg_outbox")
-    }
+    return {f"<{m.message_id}@personify.local>" for m in _messages(store)}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_campaign_loses_and_duplicates_nothing(outbox_target: str) -> None:
+    db = outbox_target
+    store = open_outbox(db)
+    expected = _schedule(store)
     ctx = multiprocessing.get_context("spawn")
     with SmtpSink(keep_bodies=False) as sink:
-        first = ctx.Process(target=run_worker, args=(str(db), sink.port, "w1"))
+        first = ctx.Process(target=run_worker, args=(db, sink.port, "w1"))
         first.start()
         deadline = time.monotonic() + 60
         while len(sink.handler.message_ids) < RECIPIENTS // 4:
@@ -107,10 +139,10 @@ def test_sigkill_mid_campaign_loses_and_duplicates_nothing(tmp_path: Path) -> No
         assert first.exitcode == -signal.SIGKILL
         delivered_before = len(sink.handler.message_ids)
         assert delivered_before < RECIPIENTS, "the kill came too late to test anything"
-        assert _pending(db) > 0
+        assert _pending(store) > 0
 
         time.sleep(LEASE_S + 0.2)  # the dead worker's leases expire
-        second = ctx.Process(target=run_worker, args=(str(db), sink.port, "w2"))
+        second = ctx.Process(target=run_worker, args=(db, sink.port, "w2"))
         second.start()
         second.join(120)
         assert second.exitcode == 0
@@ -118,11 +150,42 @@ def test_sigkill_mid_campaign_loses_and_duplicates_nothing(tmp_path: Path) -> No
 
     assert set(received) == expected  # nothing lost
     assert store.counts() == {"sent": RECIPIENTS}
-    in_doubt = {
-        f"<{m}@personify.local>"
-        for (m,) in sqlite3.connect(db).execute("SELECT message_id FROM msg_outbox WHERE in_doubt")
-    }
+    in_doubt = {f"<{m.message_id}@personify.local>" for m in _messages(store) if m.in_doubt}
     duplicates = {mid for mid, n in received.items() if n > 1}
     assert duplicates <= in_doubt  # a resend happens only for a send in flight at the kill
     assert len(in_doubt) <= 1 and all(n <= 2 for n in received.values())
-    store.close()
+    store.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_workers_on_one_postgres_outbox_send_every_message_once(postgres_url: str) -> None:
+    store = open_outbox(postgres_url)
+    expected = _schedule(store)
+    ctx = multiprocessing.get_context("spawn")
+    start, handled = ctx.Event(), ctx.Queue()
+    with SmtpSink(keep_bodies=False) as sink:
+        workers = [
+            ctx.Process(
+                target=run_worker,
+                args=(postgres_url, sink.port, f"w{i}", 60.0, start, handled),
+            )
+            for i in (1, 2)
+        ]
+        for worker in workers:
+            worker.start()
+        time.sleep(3)  # both import and open their store, then claim together
+        start.set()
+        counts = dict(handled.get(timeout=180) for _ in workers)
+        for worker in workers:
+            worker.join(60)
+            assert worker.exitcode == 0
+        received = Counter(sink.handler.message_ids)
+
+    assert sum(counts.values()) == RECIPIENTS
+    assert all(n > 0 for n in counts.values()), counts  # both really shared the campaign
+    assert set(received) == expected
+    assert all(n == 1 for n in received.values()), received.most_common(3)
+    assert store.counts() == {"sent": RECIPIENTS}
+    assert not any(m.in_doubt for m in _messages(store))
+    store.close()  # type: ignore[attr-defined]

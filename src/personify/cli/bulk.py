@@ -16,7 +16,7 @@ from personify.jobs.bulk_import import DEFAULT_BATCH_SIZE, PRESETS, import_file
 from personify.jobs.column_mapping import parse_assignments
 from personify.jobs.import_report import ImportReport
 from personify.jobs.record_sinks import default_ingestor
-from personify.messaging.import_watch import messaging_db_path, watch_catalog
+from personify.messaging.import_watch import watch_catalog
 from personify.privacy.legal_basis import CHOICES, recorded_basis
 
 PARTIAL_IMPORT_EXIT = 1
@@ -70,9 +70,7 @@ def import_command(
     if basis is None or legal_basis is not None:  # the first import asks (or takes the flag)
         basis = choose_basis(stores, legal_basis, ask=True)
     # price drops / restocks of imported items reach the enabled journeys (docs/messaging.md)
-    close_watch = watch_catalog(
-        stores, messaging_db_path(settings.database_url, settings.messaging_db_path), tenant_id
-    )
+    close_watch = watch_catalog(stores, tenant_id, messaging_db_path=settings.messaging_db_path)
     ctx.call_on_close(close_watch)
     report = import_file(
         file,

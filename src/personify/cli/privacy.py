@@ -20,10 +20,11 @@ from personify.domain.events import BUILTIN_EVENT_TYPES
 from personify.domain.tenants import validate_tenant_id
 from personify.insights.population import PopulationFiles
 from personify.insights.service import InsightsService
+from personify.messaging.state_stores import state_location
 from personify.privacy.export import MessagesReader, export_archive, export_person
 from personify.privacy.model_influence import ModelForgetResult
 from personify.privacy.runtime import PrivacyRuntime, open_runtime
-from personify.runtime.messaging_wiring import messaging_db_path, open_messaging_stores
+from personify.runtime.messaging_wiring import open_messaging_stores
 from personify.serving.model_registry import BundleRegistry
 from personify.settings import Settings
 from personify.storage.online import open_online_state
@@ -96,13 +97,14 @@ def export(
 @contextmanager
 def _messages(settings: Settings) -> Iterator[MessagesReader | None]:
     """The person's messages and inbox entries from the messaging state the server keeps for
-    these settings (its SQLite file); an empty reader when that file does not exist (nothing was
-    ever sent), None for ``memory://`` (the state lives only inside a server process)."""
-    path = messaging_db_path(settings)
-    if path is None:
+    these settings (the PostgreSQL database, or its SQLite file); an empty reader when that file
+    does not exist (nothing was ever sent), None for ``memory://`` (the state lives only inside
+    a server process)."""
+    location = state_location(settings.database_url, settings.messaging_db_path)
+    if location.kind == "memory":
         yield None
         return
-    if not Path(path).exists():
+    if location.path is not None and not Path(location.path).exists():
         yield _no_messages
         return
     stores = open_messaging_stores(settings)

@@ -202,7 +202,13 @@ def prepare_network_demo(stores: Stores, settings: Settings, data: Path | None) 
 def demo(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
-    db: Annotated[Path, typer.Option(help="SQLite file for the demo data.")] = DEMO_DB,
+    db: Annotated[
+        Path,
+        typer.Option(
+            help="SQLite file for the demo data, unless a database URL is configured "
+            "(--database-url, PERSONIFY_DATABASE_URL or the config file)."
+        ),
+    ] = DEMO_DB,
     browser: Annotated[bool, typer.Option(help="Open the dashboard in a browser.")] = True,
     load_only: Annotated[
         bool, typer.Option(help="Load the sample and print the guide, without serving.")
@@ -218,16 +224,20 @@ def demo(
 ) -> None:
     """Serve the bundled sample data on 127.0.0.1 in demo mode.
 
-    The sample (UCI Online Retail, CC BY 4.0) is loaded into an embedded SQLite file the first
-    time; the URLs and curl commands to try are printed.
+    The sample (UCI Online Retail, CC BY 4.0) is loaded the first time into the configured
+    database, or else an embedded SQLite file; the URLs and curl commands to try are printed.
     """
     if dataset not in ("shop", "network"):
         raise InvalidInput(f"unknown demo dataset {dataset!r}", field="dataset",
                            accepted="shop or network")
     state = state_of(ctx)
+    configured = state.settings()
+    use_configured = "database_url" in configured.model_fields_set and db == DEMO_DB
     if dataset == "network" and db == DEMO_DB:
         db = DEMO_DB.with_name("demo-network.db")
-    url = state.database_url or f"sqlite:///{db}"
+    url = state.database_url or (
+        configured.database_url if use_configured else f"sqlite:///{db}"
+    )
     # the background retraining runs `personify train` in a child process: it inherits these
     os.environ.setdefault("PERSONIFY_DATABASE_URL", url)
     os.environ.setdefault("PERSONIFY_DEMO", "1")

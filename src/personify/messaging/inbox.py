@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from personify.domain.consents import Purpose
 from personify.domain.users import User
 from personify.messaging.ports import InboxStore
 from personify.messaging.records import InboxEntry, OutboxMessage
@@ -13,6 +14,8 @@ from personify.messaging.templates import RenderedMessage
 
 class InboxSender:
     """Channel ``inbox``: one entry per outbox message (the message id is the entry id)."""
+
+    consent_purpose: str | None = Purpose.PUSH_MARKETING.value
 
     def __init__(self, store: InboxStore, *, clock: Callable[[], datetime] | None = None) -> None:
         self.store = store

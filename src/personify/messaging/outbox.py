@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +24,7 @@ from personify.domain.errors import InvalidInput, PersonifyError
 from personify.domain.events import Context, Event, EventType
 from personify.domain.items import Item
 from personify.domain.users import User
-from personify.messaging.channels import Sender, SendError
+from personify.messaging.channels import Sender, SendError, check_channels
 from personify.messaging.guardrails import Guardrails, local_day_bounds
 from personify.messaging.ports import OutboxStore, SuppressionStore
 from personify.messaging.records import DeliveryStatus, OutboxMessage, TrackedLink
@@ -42,15 +42,6 @@ Recommend = Callable[[str, str, int], list[Item]]
 """(tenant, user_id, n) -> the person's current recommendations."""
 ItemLookup = Callable[[str, Sequence[str]], Mapping[str, Item]]
 TemplateLookup = Callable[[str, str], MessageTemplate | None]
-
-CONSENT_PURPOSES: dict[str, str] = {
-    "email": "email_marketing",
-    "push": "push_marketing",
-    "chat": "push_marketing",
-    "inbox": "push_marketing",
-}
-"""The consent purpose a marketing message on each channel needs."""
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -148,6 +139,8 @@ class WorkerStats:
     retried: int = 0
     in_doubt_resends: int = 0
     fenced: int = 0
+    unknown_purpose: int = 0
+    """Marketing messages not sent because their consent purpose is unknown."""
 
 
 @dataclass
@@ -181,8 +174,12 @@ class OutboxWorker:
     """Receives a ``message_sent`` event per delivered message (channel in its context; the
     recommendation id when the message carried recommendations): the KPIs count e-mails sent
     and the personalized share from these."""
+    purposes: Collection[str] | None = None
+    """The consent purposes that exist; a marketing message needing another one is not sent
+    (None: any purpose the consent check answers for)."""
 
     def __post_init__(self) -> None:
+        check_channels(self.senders)  # consent fails closed: every channel names its purpose
         self._sent_today: dict[tuple[str, str, str], _CapCount] = {}
         self._batch_users: dict[tuple[str, str], User | None] = {}
         self._local = threading.local()
@@ -204,6 +201,7 @@ class OutboxWorker:
         if senders is None:
             assert self.make_senders is not None
             senders = self._local.senders = self.make_senders()
+            check_channels(senders)
             with self._stats_lock:
                 self._thread_senders.append(senders)
         return senders
@@ -387,19 +385,32 @@ class OutboxWorker:
             log.exception("message_sent event of %s not recorded", message.message_id)
 
     def _suppression_reason(self, message: OutboxMessage) -> str | None:
+        """Why a marketing message must not be sent (None: it may). Consent fails closed: a
+        message whose consent purpose is unknown is not sent."""
         if self.suppressions.is_suppressed(message.tenant, message.user_id, message.channel):
             return "unsubscribed"
-        purpose = message.purpose or self._channel_purpose(message.tenant, message.channel)
-        if purpose and not self.consent(message.tenant, message.user_id, purpose):
+        known, channel_purpose = self._channel_purpose(message.tenant, message.channel)
+        purpose = message.purpose or channel_purpose
+        if purpose is None:
+            if not known:
+                return None  # no such channel: the message fails as such below
+            self._count("unknown_purpose")
+            return f"skipped: channel {message.channel!r} declares no consent purpose"
+        if self.purposes is not None and purpose not in self.purposes:
+            self._count("unknown_purpose")
+            return f"skipped: unknown consent purpose {purpose!r}"
+        if not self.consent(message.tenant, message.user_id, purpose):
             return f"no consent for {purpose}"
         return None
 
-    def _channel_purpose(self, tenant: str, channel: str) -> str | None:
-        if channel not in self.senders and self.channels is not None:
-            known, purpose = self.channels.purpose(tenant, channel)
-            if known:
-                return purpose
-        return CONSENT_PURPOSES.get(channel)
+    def _channel_purpose(self, tenant: str, channel: str) -> tuple[bool, str | None]:
+        """(the channel exists, the consent purpose it declares)."""
+        sender = self._senders().get(channel)
+        if sender is not None:
+            return True, sender.consent_purpose
+        if self.channels is not None:
+            return self.channels.purpose(tenant, channel)
+        return False, None
 
     def _inputs(
         self, message: OutboxMessage, user: User, template: MessageTemplate

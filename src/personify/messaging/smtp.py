@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from personify.domain.consents import Purpose
 from personify.domain.errors import InvalidInput
 from personify.domain.users import User
 from personify.messaging.channels import PermanentSendError, TransientSendError
@@ -70,6 +71,8 @@ def _insert_before_body_close(document: str, fragment: str) -> str:
 
 class SmtpSender:
     """Channel ``email``: one persistent SMTP connection, reopened when the server drops it."""
+
+    consent_purpose: str | None = Purpose.EMAIL_MARKETING.value
 
     def __init__(self, config: SmtpConfig, signer: TrackingSigner | None = None) -> None:
         self.config = config

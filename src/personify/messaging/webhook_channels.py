@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from personify.domain.errors import InvalidInput
-from personify.messaging.channels import Sender
+from personify.messaging.channels import PURPOSE_PATTERN, Sender
 from personify.messaging.network_guard import (
     Resolver,
     ip_literal,
@@ -46,8 +46,9 @@ class WebhookChannel(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0, le=30)
     consent_purpose: str | None = Field(
         default="push_marketing",
-        pattern=r"^[a-z][a-z0-9_]{0,63}$",
-        description="consent a marketing message on this channel needs (null: none)",
+        pattern=PURPOSE_PATTERN,
+        description="consent a marketing message on this channel needs (required: null is "
+        "refused when the channel is registered; a stored one without it sends nothing)",
     )
 
     def public(self, source: str) -> dict[str, Any]:
@@ -125,6 +126,12 @@ def parse_channel(
         raise InvalidInput(f"channel name {channel.name!r} is reserved",
                            field=f"{field_prefix}name",
                            accepted=f"a name other than {', '.join(sorted(RESERVED_CHANNELS))}")
+    if channel.consent_purpose is None:
+        raise InvalidInput(
+            f"channel {channel.name!r} declares no consent purpose: its marketing messages "
+            "could not be checked", field=f"{field_prefix}consent_purpose",
+            accepted=_ACCEPTED["consent_purpose"],
+        )
     if len(channel.secret.get_secret_value()) < MIN_SECRET_CHARS:
         raise InvalidInput("webhook secret is too short", field=f"{field_prefix}secret",
                            accepted=f"at least {MIN_SECRET_CHARS} characters")
@@ -141,7 +148,7 @@ _ACCEPTED = {
     "url": "https://host/path",
     "secret": f"a string of at least {MIN_SECRET_CHARS} characters",
     "timeout_s": "seconds, > 0 and <= 30",
-    "consent_purpose": "a consent purpose name, or null",
+    "consent_purpose": "a consent purpose name such as push_marketing (default)",
 }
 
 
@@ -198,6 +205,7 @@ class ChannelDirectory:
                     url=channel.url,
                     secret=channel.secret.get_secret_value().encode("utf-8"),
                     timeout_s=channel.timeout_s,
+                    consent_purpose=channel.consent_purpose,
                 ),
                 allow_http=self.allow_http,
                 allow_hosts=self.allow_hosts,

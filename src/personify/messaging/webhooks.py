@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
+from personify.domain.consents import Purpose
 from personify.domain.errors import Forbidden, InvalidInput
 from personify.domain.users import User
 from personify.messaging.channels import PermanentSendError, TransientSendError
@@ -46,6 +47,8 @@ class WebhookTarget:
     secret: bytes
     timeout_s: float = 5.0
     headers: dict[str, str] = field(default_factory=dict)
+    consent_purpose: str | None = Purpose.PUSH_MARKETING.value
+    """The consent a marketing message to this target needs (the channel's)."""
 
 
 class WebhookSender:
@@ -61,6 +64,7 @@ class WebhookSender:
         clock: Callable[[], float] = time.time,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self.consent_purpose = target.consent_purpose
         url = httpx.URL(target.url)
         if url.scheme not in ("https", "http") or (url.scheme == "http" and not allow_http):
             raise InvalidInput(

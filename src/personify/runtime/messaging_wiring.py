@@ -4,8 +4,9 @@ and the worker all use it).
 
 Where things are kept: definitions (templates, journeys, campaigns) in the main database
 (table ``personify_messaging_definitions``, SQLite or PostgreSQL); the outbox, journey runs,
-unsubscribes and the inbox in the messaging library's SQLite file (``messaging_db_path``, by
-default next to a SQLite database), or in memory for ``memory://``.
+unsubscribes and the inbox where :mod:`personify.messaging.state_stores` puts them: in the
+PostgreSQL database, in a SQLite file next to a SQLite database (``messaging_db_path``), or in
+memory for ``memory://``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -22,58 +22,39 @@ from personify.domain.errors import ConfigurationError, InvalidInput
 from personify.domain.items import Item
 from personify.ingestion import EventIngestor
 from personify.messaging.channels import Sender
-from personify.messaging.import_watch import messaging_db_path as messaging_file
 from personify.messaging.inbox import InboxSender
-from personify.messaging.memory_stores import (
-    MemoryInboxStore,
-    MemoryItemChangeStore,
-    MemoryItemViewStore,
-    MemoryJourneyStateStore,
-    MemoryOutboxStore,
-    MemorySuppressionStore,
-)
 from personify.messaging.outbox import ConsentCheck, OutboxWorker
 from personify.messaging.smtp import SmtpConfig, SmtpSender
-from personify.messaging.sqlite_stores import (
-    SqliteInboxStore,
-    SqliteItemChangeStore,
-    SqliteItemViewStore,
-    SqliteJourneyStateStore,
-    SqliteOutboxStore,
-    SqliteSuppressionStore,
-)
+from personify.messaging.state_stores import messaging_db_path as messaging_file
+from personify.messaging.state_stores import open_state_stores
 from personify.messaging.tracking import TrackingSigner
 from personify.messaging.webhook_channels import ChannelDirectory, WebhookChannel, parse_channel
-from personify.privacy.consent import ConsentPolicy
+from personify.privacy.consent import ConsentDefaults, ConsentPolicy
 from personify.runtime.messaging import MessagingRuntime, MessagingStores
 from personify.runtime.messaging_definitions import MessagingDefinitions
 from personify.serving.chain import RecommendationService
 from personify.serving.request import MAX_RESULTS, RecommendationRequest
 from personify.settings import Settings
 from personify.storage.registry import Stores
+from personify.storage.sql.database import Database
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 log = logging.getLogger(__name__)
 
 
 def messaging_db_path(settings: Settings) -> str | None:
-    """The SQLite file of the messaging state; None means in memory (``memory://``)."""
+    """The SQLite file of the messaging state; None when it is in memory (``memory://``) or in
+    the PostgreSQL database."""
     return messaging_file(settings.database_url, settings.messaging_db_path)
 
 
-def open_messaging_stores(settings: Settings) -> MessagingStores:
-    """The outbox, unsubscribe, inbox and journey-run stores for ``settings``."""
-    path = messaging_db_path(settings)
-    if path is None:
-        return MessagingStores(
-            MemoryOutboxStore(), MemorySuppressionStore(), MemoryInboxStore(),
-            MemoryJourneyStateStore(), MemoryItemChangeStore(), MemoryItemViewStore(),
-        )
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+def open_messaging_stores(settings: Settings, database: Database | None = None) -> MessagingStores:
+    """The outbox, unsubscribe, inbox and journey-run stores for ``settings`` (in ``database``,
+    the app's engine, when the state lives in the database)."""
+    opened = open_state_stores(settings.database_url, settings.messaging_db_path, database=database)
     return MessagingStores(
-        SqliteOutboxStore(path), SqliteSuppressionStore(path), SqliteInboxStore(path),
-        SqliteJourneyStateStore(path), SqliteItemChangeStore(path), SqliteItemViewStore(path),
-        path=path,
+        opened.outbox, opened.suppressions, opened.inbox, opened.runs, opened.item_changes,
+        opened.item_views, path=opened.location.path,
     )
 
 
@@ -189,7 +170,7 @@ def build_messaging(
             accepted="sqlite:///path.db, postgresql://..., memory://",
         )
     signer = tracking_signer(settings)
-    state = open_messaging_stores(settings)
+    state = open_messaging_stores(settings, stores.database)
     definitions = MessagingDefinitions(SqlMessagingDefinitions(stores.database))
     consent = marketing_consent(stores, consent_policy)
     recommend = recommender(service, stores)
@@ -210,6 +191,7 @@ def build_messaging(
         signer=signer,
         worker_id=f"api-{secrets.token_hex(4)}",
         channels=channels,
+        purposes=ConsentDefaults.parse(None, settings.consent_purposes).purposes,
         concurrency=settings.messaging_worker_threads,
         make_senders=(
             (lambda: channel_senders(settings, signer, state))

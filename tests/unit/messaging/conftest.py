@@ -1,8 +1,10 @@
-"""Fixtures of the messaging tests: both store adapters, a fake clock, a recording sender."""
+"""Fixtures of the messaging tests: every store adapter (memory, the SQLite file, SQL on SQLite
+and on PostgreSQL), a fake clock, a recording sender."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,10 +12,33 @@ from pathlib import Path
 import pytest
 
 from personify.domain.users import User
-from personify.messaging import memory_stores, sqlite_stores
+from personify.messaging import memory_stores, sql_stores, sqlite_stores
 from personify.messaging.channels import SendError
 from personify.messaging.records import OutboxMessage
 from personify.messaging.templates import RenderedMessage
+from personify.storage.registry import open_stores
+from personify.storage.sql.database import Database
+
+ADAPTERS = [
+    "memory",
+    "sqlite",
+    "sql-sqlite",
+    pytest.param("sql-postgres", marks=pytest.mark.postgres),
+]
+"""Every adapter of the messaging ports: in memory, the SQLite file, and the SQL stores of
+the shared database on SQLite and on PostgreSQL."""
+
+
+@contextmanager
+def sql_database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh, migrated database for the SQL adapters (``sql-sqlite`` / ``sql-postgres``)."""
+    if kind == "sql-postgres":
+        url = str(request.getfixturevalue("postgres_url"))
+    else:
+        url = f"sqlite:///{tmp_path / f'personify-{len(list(tmp_path.iterdir()))}.db'}"
+    with open_stores(url) as opened:
+        assert opened.database is not None
+        yield opened.database
 
 
 class FakeClock:
@@ -36,6 +61,7 @@ class RecordingSender:
 
     sent: list[tuple[OutboxMessage, RenderedMessage]] = field(default_factory=list)
     failures: list[SendError] = field(default_factory=list)
+    consent_purpose: str | None = "email_marketing"
 
     def send(self, message: OutboxMessage, rendered: RenderedMessage, user: User) -> None:
         if self.failures:
@@ -59,9 +85,18 @@ class Stores:
     runs: object
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=ADAPTERS)
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
-    """The same tests run against the in-memory and the SQLite-file adapters."""
+    """The same tests run against every adapter."""
+    if request.param.startswith("sql-"):
+        with sql_database(request.param, request, tmp_path) as db:
+            yield Stores(
+                sql_stores.SqlOutboxStore(db),
+                sql_stores.SqlSuppressionStore(db),
+                sql_stores.SqlInboxStore(db),
+                sql_stores.SqlJourneyStateStore(db),
+            )
+        return
     if request.param == "memory":
         yield Stores(
             memory_stores.MemoryOutboxStore(),

@@ -13,7 +13,7 @@ import pytest
 from personify.domain.errors import InvalidInput
 from personify.domain.items import Item, ItemPatch
 from personify.domain.users import User
-from personify.messaging import memory_stores, sqlite_stores
+from personify.messaging import memory_stores, sql_stores, sqlite_stores
 from personify.messaging.item_updates import (
     BACK_IN_STOCK,
     PRICE_DROPPED,
@@ -24,6 +24,8 @@ from personify.messaging.item_updates import (
 from personify.messaging.journey_definitions import builtin_journeys, parse_journey
 from personify.messaging.journeys import JourneyEngine
 from personify.storage.registry import open_stores
+
+from .conftest import ADAPTERS, sql_database
 
 T = "shop"
 
@@ -82,8 +84,12 @@ def test_watcher_compares_writes_only_for_tenants_that_listen(clock) -> None:
         assert inner.get("quiet", "a").price == 1.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=ADAPTERS)
 def queue_and_views(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    if request.param.startswith("sql-"):
+        with sql_database(request.param, request, tmp_path) as db:
+            yield sql_stores.SqlItemChangeStore(db), sql_stores.SqlItemViewStore(db)
+        return
     if request.param == "memory":
         yield memory_stores.MemoryItemChangeStore(), memory_stores.MemoryItemViewStore()
         return

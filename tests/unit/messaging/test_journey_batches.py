@@ -13,12 +13,14 @@ import pytest
 
 from personify.domain.events import Event
 from personify.domain.users import User
-from personify.messaging import memory_stores, sqlite_stores
+from personify.messaging import memory_stores, sql_stores, sqlite_stores
 from personify.messaging.journey_definitions import builtin_journeys
 from personify.messaging.journeys import JourneyEngine
 from personify.messaging.records import JourneyRun
 from personify.runtime.messaging import HISTORY_LIMIT
 from personify.storage.registry import Stores, open_stores
+
+from .conftest import ADAPTERS, sql_database
 
 T = "shop"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -100,8 +102,22 @@ def _comparable(run: JourneyRun) -> tuple[Any, ...]:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=ADAPTERS)
 def worlds(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[_World, _World]]:
+    if request.param.startswith("sql-"):
+        with (
+            sql_database(request.param, request, tmp_path) as batch,
+            sql_database("sql-sqlite", request, tmp_path) as single,
+        ):
+            yield tuple(  # type: ignore[misc]
+                _World(
+                    sql_stores.SqlJourneyStateStore(db),
+                    sql_stores.SqlOutboxStore(db),
+                    sql_stores.SqlSuppressionStore(db),
+                )
+                for db in (batch, single)
+            )
+        return
     if request.param == "memory":
         yield tuple(  # type: ignore[misc]
             _World(

@@ -47,6 +47,8 @@ def _channel(
          "webhook_channels.0.name"),
         ({"name": "crm", "url": "https://hooks.example.com/x", "secret": SECRET,
           "consent_purpose": "Not A Purpose"}, "webhook_channels.0.consent_purpose"),
+        ({"name": "crm", "url": "https://hooks.example.com/x", "secret": SECRET,
+          "consent_purpose": None}, "webhook_channels.0.consent_purpose"),
         (["not", "a", "mapping"], "webhook_channels.0"),
     ],
 )
