@@ -14,15 +14,23 @@
 
     python benchmarks/messaging_service.py                  # 1,000 events, 2,000 recipients
     python benchmarks/messaging_service.py --recipients 500 --no-write
+
+With ``--postgres-url postgresql://...`` the same phases run a second time on PostgreSQL (the
+events, people, catalogue and the messaging state in one database, in a schema made for the
+run and dropped after), reported beside the SQLite run of the same invocation as ratios
+(``pg_to_sqlite_*``), and every file of the run's folder and of the working directory is
+checked for a SQLite header afterwards (``sqlite_files_left_with_postgres``, which must be 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
 import time
+import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,9 +65,9 @@ TEMPLATE = {
 }
 
 
-def _app(folder: Path, sink: SmtpSink) -> Any:
+def _app(folder: Path, sink: SmtpSink, database_url: str | None = None) -> Any:
     settings = Settings(
-        database_url=f"sqlite:///{folder / 'bench.db'}", admin_key=ADMIN,
+        database_url=database_url or f"sqlite:///{folder / 'bench.db'}", admin_key=ADMIN,
         model_dir=str(folder / "models"), tracking_secret="benchmark-tracking-secret-0123",
         smtp_host=sink.host, smtp_port=sink.port,
     )
@@ -95,17 +103,28 @@ def listener_rate(runtime: Any, n: int, start: int, users: int) -> float:
     return n / (time.perf_counter() - began)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=1_000)
-    parser.add_argument("--recipients", type=int, default=2_000)
-    parser.add_argument("--clicks", type=int, default=300)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+SQLITE_HEADER = b"SQLite format 3\x00"
 
-    with tempfile.TemporaryDirectory() as tmp, SmtpSink(keep_bodies=False) as sink:
-        folder = Path(tmp)
-        app = _app(folder, sink)
+
+def sqlite_files(*roots: Path) -> list[Path]:
+    """Files under ``roots`` that are SQLite databases (by header) or named like their logs."""
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file():
+                continue
+            with path.open("rb") as handle:
+                if handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER or path.name.endswith(
+                    ("-wal", "-shm", "-journal")
+                ):
+                    found.append(path)
+    return found
+
+
+def run(args: argparse.Namespace, folder: Path, database_url: str | None) -> dict[str, float]:
+    """Every phase once on one database; the rates by name."""
+    with SmtpSink(keep_bodies=False) as sink:
+        app = _app(folder, sink, database_url)
         stores, runtime = app.state.stores, app.state.messaging
         stores.catalog.upsert("default", [
             Item(item_id=f"i{k}", title=f"Item {k}", price=10.0 + k % 50,
@@ -170,16 +189,77 @@ def main() -> None:
         runtime.close()
         app.state.engine.close()
         stores.close()
-
-    metrics = {
-        "journey_listener_events_per_s": round(listener),
-        "ingest_events_per_s_without_journeys": round(without),
-        "ingest_events_per_s_with_2_journeys": round(with_journeys),
-        "journey_ingest_overhead_ratio": round(without / with_journeys, 2),
-        "service_campaign_recipients": args.recipients,
-        "service_campaign_messages_per_s": round(rate, 1),
-        "tracked_clicks_per_s": round(clicks),
+    return {
+        "journey_listener_events_per_s": listener,
+        "ingest_events_per_s_without_journeys": without,
+        "ingest_events_per_s_with_2_journeys": with_journeys,
+        "service_campaign_messages_per_s": rate,
+        "tracked_clicks_per_s": clicks,
     }
+
+
+def _postgres_schema(url: str) -> tuple[str, Any]:
+    """A fresh schema on the server at ``url`` and the URL that uses it; (url, drop)."""
+    import sqlalchemy as sa
+
+    from personify.storage.sql.database import normalize_url
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000)
+    parser.add_argument("--recipients", type=int, default=2_000)
+    parser.add_argument("--clicks", type=int, default=300)
+    parser.add_argument("--postgres-url", default=None,
+                        help="also run on this PostgreSQL server (a schema made for the run)")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = run(args, Path(tmp), None)
+    metrics: dict[str, Any] = {
+        "journey_listener_events_per_s": round(sqlite["journey_listener_events_per_s"]),
+        "ingest_events_per_s_without_journeys": round(
+            sqlite["ingest_events_per_s_without_journeys"]),
+        "ingest_events_per_s_with_2_journeys": round(sqlite["ingest_events_per_s_with_2_journeys"]),
+        "journey_ingest_overhead_ratio": round(
+            sqlite["ingest_events_per_s_without_journeys"]
+            / sqlite["ingest_events_per_s_with_2_journeys"], 2),
+        "service_campaign_recipients": args.recipients,
+        "service_campaign_messages_per_s": round(sqlite["service_campaign_messages_per_s"], 1),
+        "tracked_clicks_per_s": round(sqlite["tracked_clicks_per_s"]),
+    }
+    if args.postgres_url:
+        url, drop = _postgres_schema(args.postgres_url)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                postgres = run(args, folder, url)
+                left = sqlite_files(folder, Path.cwd())
+        finally:
+            drop()
+        for name, value in postgres.items():
+            metrics[f"pg_{name}"] = round(value, 1)
+            metrics[f"pg_to_sqlite_{name.removesuffix('_per_s')}"] = round(value / sqlite[name], 2)
+        metrics["sqlite_files_left_with_postgres"] = len(left)
+        if left:
+            print(f"SQLite files written with PostgreSQL: {left}")
+    metrics["load_average_before"] = round(load_before, 2)
+    metrics["load_average_after"] = round(os.getloadavg()[0], 2)
     print(metrics)
     if not args.no_write:
         print(write_results("messaging_service", metrics))
