@@ -1,0 +1,119 @@
+"""The storage roles table (``personify.storage.roles``) against the code: every port and opener
+it names exists, and every backend it lists opens through the role's opener with a URL of that
+kind (SQLite file, PostgreSQL, memory, Redis, a path). Adding a backend to a role (the recipe in
+docs/CONTRIBUTING.md) means a row here that opens it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personify.domain.errors import ConfigurationError
+from personify.messaging.state_stores import open_state_stores
+from personify.privacy.runtime import open_runtime
+from personify.runtime.engine import person_generations
+from personify.runtime.experiments import build_experiments
+from personify.storage.model_files import FileModelStore
+from personify.storage.online import open_online_state
+from personify.storage.person_cache import LocalGenerations, RedisGenerations
+from personify.storage.registry import Stores, open_stores
+from personify.storage.roles import ROLES, StorageRole, backend, describe
+from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
+
+PAIRS = [
+    pytest.param(role, kind, id=f"{role.name}-{kind}",
+                 marks=[pytest.mark.postgres] if kind == "postgresql" else
+                 [pytest.mark.redis] if kind == "redis" else [])
+    for role in ROLES for kind in role.backends
+]
+STORES_ATTRIBUTE = {"events": "events", "people": "users", "catalogue": "catalog",
+                    "consents": "consents", "keys": "keys", "erasures": "erasures"}
+
+
+def _resolve(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
+def test_every_port_and_opener_exists(role: StorageRole) -> None:
+    assert _resolve(role.port) is not None
+    assert callable(_resolve(role.opener))
+
+
+@pytest.fixture
+def url_of(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path / 'roles.db'}"
+        if kind == "postgresql":
+            return str(request.getfixturevalue("postgres_url"))
+        if kind == "redis":
+            return str(request.getfixturevalue("redis_url"))
+        if kind == "path":
+            return str(tmp_path / "models")
+        return "memory://"
+
+    return make
+
+
+@pytest.fixture
+def opened() -> Iterator[list[Any]]:
+    closers: list[Any] = []
+    yield closers
+    for close in reversed(closers):
+        close()
+
+
+@pytest.mark.parametrize(("role", "kind"), PAIRS)
+def test_every_listed_backend_opens_through_the_role_opener(
+    role: StorageRole, kind: str, url_of: Any, opened: list[Any], tmp_path: Path
+) -> None:
+    url = url_of(kind)
+    assert backend(role, url) == role.backends[kind]
+
+    def stores() -> Stores:
+        s = open_stores(url)
+        opened.append(s.close)
+        return s
+
+    if role.name in STORES_ATTRIBUTE:
+        assert getattr(stores(), STORES_ATTRIBUTE[role.name]) is not None
+    elif role.name == "experiments":
+        assert build_experiments(stores()).experiments is not None
+    elif role.name == "definitions":
+        database = stores().database
+        assert database is not None
+        assert SqlMessagingDefinitions(database).list("t", "template") == []
+    elif role.name == "privacy":
+        assert open_runtime(stores()) is not None
+    elif role.name == "messaging":
+        state = open_state_stores(url)
+        opened.append(getattr(state.outbox, "close", lambda: None))
+        assert state.outbox.counts() == {}
+        expected = {"sqlite": "file", "postgresql": "database", "memory": "memory"}[kind]
+        assert state.location.kind == expected
+        if kind == "postgresql":
+            assert list(tmp_path.iterdir()) == []  # nothing local
+    elif role.name in ("online state", "person cache"):
+        state = open_online_state(None if kind == "memory" else url, "roles-test")
+        generations = person_generations(state)
+        assert isinstance(generations, RedisGenerations if kind == "redis" else LocalGenerations)
+    elif role.name == "model files":
+        assert FileModelStore(url).list("t") == []
+    else:  # pragma: no cover - a new role needs its row here
+        pytest.fail(f"no opening check for role {role.name!r}")
+
+
+def test_unknown_schemes_name_the_setting() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        describe({"database_url": "mysql://db/x", "redis_url": None, "model_dir": "m"})
+    assert refused.value.field == "database_url" and "postgresql://" in str(
+        refused.value.accepted)
+    with pytest.raises(ConfigurationError) as refused:
+        describe({"database_url": "memory://", "redis_url": "postgresql://x", "model_dir": "m"})
+    assert refused.value.field == "redis_url"
