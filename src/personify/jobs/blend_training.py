@@ -210,6 +210,8 @@ def _search(people: Sequence[_Person], grids: Sequence[tuple[float, ...]],
     else coordinate ascent from the reference alone (each source's grid tried with the others
     held, until no change)."""
     def rate(combos: list[tuple[float, ...]]) -> dict[tuple[float, ...], float]:
+        if not combos:  # every trial already rated (a coordinate revisited)
+            return {}
         hits = _hits(people, np.asarray(combos, dtype=np.float32), k)
         return {c: float(h) / n for c, h in zip(combos, hits.tolist(), strict=True)}
 
