@@ -25,6 +25,7 @@ ORDER = [
     "cold_start",
     "session",
     "serving",
+    "repetition",
     "online_state",
     "ope_obd",
     "simulator",

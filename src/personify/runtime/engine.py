@@ -211,6 +211,7 @@ def build_engine(
     )
     engine.forgetters.append(update_latency.forget)
     engine.forgetters.append(bundles.forget_pinned)
+    engine.forgetters.append(service.shown.forget)
     return engine
 
 

@@ -20,6 +20,7 @@ from personify.serving.catalog import CatalogSnapshot
 from personify.serving.diversity import diversify
 from personify.serving.explanations import Reason, explain
 from personify.serving.filters import apply_boosts, item_filter, narrowing
+from personify.serving.repetition import ShownItems
 from personify.serving.request import RecommendationRequest
 from personify.serving.source_registry import SourceRegistry, source_registry
 from personify.serving.sources import CandidateSource, RequestScope
@@ -110,6 +111,8 @@ class RecommendationService:
         self.candidates_per_source = candidates_per_source
         self.clock = clock
         self.history = history
+        self.shown = ShownItems()
+        """What each person was shown (anti-repetition; forgotten on erasure)."""
 
     @property
     def sources(self) -> dict[str, CandidateSource]:
@@ -323,8 +326,12 @@ class RecommendationService:
             uuid.uuid4().hex, items, scope.personalized,
             scope.bundle.version if scope.bundle else None, used, scope.warnings,
         )
-        if request.log_impression and self.log_impression is not None and scope.subject is not None:
-            self._log(scope.tenant, request, result, scope.now)
+        if request.log_impression and scope.subject is not None:
+            if result.items and scope.personalized:
+                self.shown.record(scope.tenant, scope.subject,
+                                  [i.item_id for i in result.items], scope.now)
+            if self.log_impression is not None:
+                self._log(scope.tenant, request, result, scope.now)
         return result
 
     def similar(
@@ -510,6 +517,7 @@ class RecommendationService:
             for cand, s in zip(candidates, scores, strict=True):
                 cand.final = float(s)
         # else: the pool kept each candidate's blend in ``final``
+        self._damp_repeats(candidates, scope)
         if request.rules.boosts:
             for cand in candidates:
                 item = catalog.get(cand.item_id)
@@ -517,6 +525,24 @@ class RecommendationService:
                     cand.final = apply_boosts(item, cand.final, request.rules.boosts)
         candidates.sort(key=lambda c: (-c.final, -c.tie, c.item_id))
         return candidates
+
+    def _damp_repeats(self, candidates: list[_Candidate], scope: RequestScope) -> None:
+        """Items shown to this person within the window without an interaction since sink:
+        their score is multiplied by the penalty once per such impression."""
+        policy = scope.request.repetition
+        if policy.penalty >= 1 or policy.hours <= 0 or scope.subject is None or not candidates:
+            return
+        recent = scope.user_state.recent if scope.user_state is not None else []
+        counts = self.shown.unclicked(scope.tenant, scope.subject,
+                                      scope.now - timedelta(hours=policy.hours), recent)
+        if not counts:
+            return
+        for cand in candidates:
+            times = counts.get(cand.item_id)
+            if times:
+                factor = policy.penalty ** times
+                cand.final = cand.final * factor if cand.final >= 0 else cand.final / factor
+                cand.tie *= factor
 
     def _arrange(
         self,

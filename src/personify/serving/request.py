@@ -95,6 +95,20 @@ class Diversity(BaseModel):
     )
 
 
+class Repetition(BaseModel):
+    """Anti-repetition: each time an item was shown to the person within ``hours`` without
+    any interaction with it since, its score is multiplied by ``penalty`` (1 = off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    penalty: float = Field(
+        default=0.5, gt=0, le=1, description="score factor per unclicked impression; 1 = off"
+    )
+    hours: float = Field(
+        default=24.0, ge=0, le=24 * 7, description="how long an unclicked impression counts"
+    )
+
+
 class RecommendationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -107,6 +121,7 @@ class RecommendationRequest(BaseModel):
     exclude: Exclusions = Field(default_factory=Exclusions)
     rules: Rules = Field(default_factory=Rules)
     diversity: Diversity = Field(default_factory=Diversity)
+    repetition: Repetition = Field(default_factory=Repetition)
     explain: bool = False
     language: Literal["en", "ru"] = "en"
     sources: list[Name] | None = Field(

@@ -337,3 +337,33 @@ def test_declared_interests_reach_a_cold_users_first_answer(service) -> None:
     assert "interests" in first.sources
     assert first.items[0].item is not None and "toys" in first.items[0].item.categories
     assert first.items[0].explanation == "Matches your interest: toys"
+
+
+def test_items_shown_without_a_click_sink_in_the_next_answers(service) -> None:
+    svc, _, _ = service
+    ask = RecommendationRequest(user_id="u0", n=5)
+    first = [i.item_id for i in svc.recommend(T, ask).items]
+    second = [i.item_id for i in svc.recommend(T, ask).items]
+    third = [i.item_id for i in svc.recommend(T, ask).items]
+    assert len(set(first) & set(second)) <= 2, (first, second)
+    assert first != third and len(set(first) | set(second) | set(third)) >= 10
+    # switched off, the answer repeats (what it did for everyone before)
+    off = RecommendationRequest(user_id="u1", n=5, repetition={"penalty": 1.0})
+    again = [[i.item_id for i in svc.recommend(T, off).items] for _ in range(3)]
+    assert again[0] == again[1] == again[2]
+    # only within the window
+    svc.clock = lambda: NOW + timedelta(hours=25)
+    later = [i.item_id for i in svc.recommend(T, RecommendationRequest(user_id="u0", n=5)).items]
+    assert later == first
+    assert svc.shown.forget(T, ["u0"]) == 1 and svc.shown.forget(T, ["u0"]) == 0
+
+
+def test_a_click_clears_an_items_repetition_count(service) -> None:
+    svc, state, _ = service
+    ask = RecommendationRequest(user_id="u2", n=5, exclude={"seen_days": None})
+    first = [i.item_id for i in svc.recommend(T, ask).items]
+    _click(state, "u2", first[0], minutes=-1)  # after the answer
+    svc.clock = lambda: NOW + timedelta(minutes=2)
+    counts = svc.shown.unclicked(T, "u2", NOW - timedelta(hours=1),
+                                 state.user_state(T, "u2", now=NOW).recent)
+    assert first[0] not in counts and all(counts[i] == 1 for i in first[1:])
