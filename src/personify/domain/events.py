@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -120,8 +121,23 @@ class Location(BaseModel):
     longitude: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
 
 
+WeatherCondition = Literal["clear", "clouds", "fog", "drizzle", "rain", "snow", "thunderstorm"]
+
+
+class Weather(BaseModel):
+    """The weather where the person is, as the client (or a configured provider) knows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    condition: WeatherCondition | None = None
+    temperature_c: float | None = Field(default=None, ge=-90, le=60)
+    precipitation_mm: float | None = Field(default=None, ge=0, le=500)
+    wind_kmh: float | None = Field(default=None, ge=0, le=500)
+
+
 class Context(BaseModel):
-    """Where and how the event happened; ``extra`` carries client context such as weather."""
+    """Where and how the event happened (device, channel, place, local time, weather);
+    ``extra`` carries any other client context."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -131,6 +147,7 @@ class Context(BaseModel):
     location: Location | None = None
     locale: ShortText | None = None
     local_time: datetime | None = None
+    weather: Weather | None = None
     extra: Properties = Field(default_factory=dict)
 
 

@@ -19,7 +19,7 @@ from personify.serving.bundle import ModelBundle
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.diversity import diversify
 from personify.serving.explanations import Reason, explain
-from personify.serving.filters import apply_boosts, item_filter, narrowing
+from personify.serving.filters import active_boosts, apply_boosts, item_filter, narrowing
 from personify.serving.repetition import ShownItems
 from personify.serving.request import RecommendationRequest
 from personify.serving.source_registry import SourceRegistry, source_registry
@@ -518,11 +518,12 @@ class RecommendationService:
                 cand.final = float(s)
         # else: the pool kept each candidate's blend in ``final``
         self._damp_repeats(candidates, scope)
-        if request.rules.boosts:
+        boosts = active_boosts(request.rules.boosts, request.context)
+        if boosts:
             for cand in candidates:
                 item = catalog.get(cand.item_id)
                 if item is not None:
-                    cand.final = apply_boosts(item, cand.final, request.rules.boosts)
+                    cand.final = apply_boosts(item, cand.final, boosts)
         candidates.sort(key=lambda c: (-c.final, -c.tie, c.item_id))
         return candidates
 

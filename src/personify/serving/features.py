@@ -25,6 +25,9 @@ CONTEXT_FEATURES: tuple[str, ...] = (
     "holiday",
     "device",
     "channel",
+    "temperature_c",
+    "precipitation_mm",
+    "weather",
 )
 ITEM_FEATURES: tuple[str, ...] = ("item_age_days", "log_price", "popularity")
 
@@ -39,7 +42,7 @@ def feature_names() -> tuple[str, ...]:
     context and item features (a ranker keeps the names it was trained on)."""
     return tuple(f"score_{s}" for s in source_features()) + CONTEXT_FEATURES + ITEM_FEATURES
 
-CATEGORICAL: tuple[str, ...] = ("weekday", "season", "device", "channel")
+CATEGORICAL: tuple[str, ...] = ("weekday", "season", "device", "channel", "weather")
 
 
 def local_time(when: datetime, context: Context, time_zone: str | None) -> datetime:
@@ -98,6 +101,19 @@ def context_vector(
         float(is_holiday(local, country)),
         float(_code(context.device)),
         float(_code(context.channel)),
+        *_weather(context),
+    ]
+
+
+def _weather(context: Context) -> list[float]:
+    """Temperature, precipitation (NaN when unknown) and the condition's code (0 = unknown)."""
+    weather = context.weather
+    if weather is None:
+        return [math.nan, math.nan, 0.0]
+    return [
+        math.nan if weather.temperature_c is None else float(weather.temperature_c),
+        math.nan if weather.precipitation_mm is None else float(weather.precipitation_mm),
+        float(_code(weather.condition)),
     ]
 
 

@@ -8,8 +8,15 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from personify.domain.events import Context
 from personify.domain.items import Item
-from personify.serving.request import Boost, Filters, PropertyCondition, RecommendationRequest
+from personify.serving.request import (
+    Boost,
+    ContextCondition,
+    Filters,
+    PropertyCondition,
+    RecommendationRequest,
+)
 
 
 def item_field(item: Item, name: str) -> Any:
@@ -21,9 +28,26 @@ def item_field(item: Item, name: str) -> Any:
 
 def matches(item: Item, condition: PropertyCondition) -> bool:
     """Whether ``item`` satisfies one condition; a missing value never matches (except ``ne``)."""
-    actual = item_field(item, condition.field)
-    expected = condition.value
-    op = condition.op
+    return compare(item_field(item, condition.field), condition.op, condition.value)
+
+
+def context_field(context: Context, name: str) -> Any:
+    """``weather.condition``, ``location.country``, ``device`` ... of a request's context."""
+    value: Any = context
+    for part in name.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
+
+
+def context_matches(context: Context, conditions: Iterable[ContextCondition]) -> bool:
+    """Whether every condition holds for ``context`` (a missing value fails, except ``ne``)."""
+    return all(compare(context_field(context, c.field), c.op, c.value) for c in conditions)
+
+
+def compare(actual: Any, op: str, expected: Any) -> bool:
+    """``actual op expected``; a missing value never matches (except ``ne``)."""
     if actual is None:
         return op == "ne"
     try:
@@ -129,6 +153,11 @@ def excluded_ids(
     if request.exclude.disliked:
         out.update(disliked)
     return out
+
+
+def active_boosts(boosts: Iterable[Boost], context: Context) -> list[Boost]:
+    """The boosts whose ``when`` conditions hold for the request's context."""
+    return [b for b in boosts if not b.when or context_matches(context, b.when)]
 
 
 def apply_boosts(item: Item, score: float, boosts: Iterable[Boost]) -> float:

@@ -61,13 +61,28 @@ class Exclusions(BaseModel):
     items: list[Identifier] = Field(default_factory=list, max_length=1000)
 
 
+class ContextCondition(BaseModel):
+    """``field op value`` on the request's context (e.g. ``weather.condition eq rain``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: Literal[
+        "weather.condition", "weather.temperature_c", "weather.precipitation_mm",
+        "weather.wind_kmh", "device", "channel", "location.country", "location.city",
+    ]
+    op: Literal["eq", "ne", "lt", "lte", "gt", "gte", "in"] = "eq"
+    value: PropertyValue
+
+
 class Boost(BaseModel):
-    """Multiply the score of items matching a condition (factor < 1 buries)."""
+    """Multiply the score of items matching a condition (factor < 1 buries), only when every
+    ``when`` condition holds for the request's context (e.g. umbrellas up when it rains)."""
 
     model_config = ConfigDict(extra="forbid")
 
     condition: PropertyCondition
     factor: float = Field(gt=0, le=100)
+    when: list[ContextCondition] = Field(default_factory=list, max_length=10)
 
 
 class Rules(BaseModel):

@@ -367,3 +367,26 @@ def test_a_click_clears_an_items_repetition_count(service) -> None:
     counts = svc.shown.unclicked(T, "u2", NOW - timedelta(hours=1),
                                  state.user_state(T, "u2", now=NOW).recent)
     assert first[0] not in counts and all(counts[i] == 1 for i in first[1:])
+
+
+def test_weather_in_the_request_context_drives_rules_and_ranker_features(service) -> None:
+    from personify.domain.events import Weather
+    from personify.serving.features import context_vector, feature_names
+
+    svc, _, _ = service
+    rainy = Context(weather=Weather(condition="rain", temperature_c=8.5, precipitation_mm=3.0))
+    umbrellas = {"condition": {"field": "categories", "op": "contains", "value": "toys"},
+                 "factor": 50.0, "when": [{"field": "weather.condition", "value": "rain"}]}
+    wet = svc.recommend(T, RecommendationRequest(user_id="u0", n=5, context=rainy,
+                                                 rules={"boosts": [umbrellas]}))
+    dry = svc.recommend(T, RecommendationRequest(
+        user_id="u0", n=5, context=Context(weather=Weather(condition="clear")),
+        rules={"boosts": [umbrellas]}, repetition={"penalty": 1.0}))
+    assert all(i.item is not None and "toys" in i.item.categories for i in wet.items)
+    assert not all(i.item is not None and "toys" in i.item.categories for i in dry.items)
+    names = feature_names()
+    row = context_vector(NOW, rainy, None, None)
+    start = names.index("hour")
+    assert row[names.index("temperature_c") - start] == 8.5
+    assert row[names.index("precipitation_mm") - start] == 3.0
+    assert row[names.index("weather") - start] > 0
