@@ -17,6 +17,7 @@ from personify.domain.limits import MAX_LIST_LENGTH
 from personify.domain.users import User
 from personify.serving.bundle import ModelBundle
 from personify.serving.catalog import CatalogSnapshot
+from personify.serving.content_similarity import content_neighbours
 from personify.serving.diversity import diversify
 from personify.serving.explanations import Reason, explain
 from personify.serving.filters import active_boosts, apply_boosts, item_filter, narrowing
@@ -344,8 +345,10 @@ class RecommendationService:
         explain: bool = False,
         language: str = "en",
     ) -> RecommendationResult:
-        """Items like ``item_id`` (trained neighbours + live co-occurrence); with ``user_id`` and
-        consent, re-weighted by that user's own history and without what they already have."""
+        """Items like ``item_id`` (trained neighbours + live co-occurrence; for an item neither
+        knows, e.g. one added since training, its categories, tags and words); with ``user_id``
+        and consent, re-weighted by that user's own history and without what they already
+        have."""
         now = self.clock()
         catalog = self.catalogs(tenant)
         bundle = self.bundles(tenant)
@@ -383,7 +386,10 @@ class RecommendationService:
                     lookup = dict(zip(found, personal / (top or 1.0), strict=True))
                     for i in scores:
                         scores[i] += 0.5 * float(lookup.get(i, 0.0))
-        return self._item_list(scores, excluded, item_id, title, "similar_to", "similar",
+        source = "similar"
+        if not scores:  # an item the model does not know yet: its content speaks for it
+            scores, source = dict(content_neighbours(catalog, item_id, n * 3)), "content"
+        return self._item_list(scores, excluded, item_id, title, "similar_to", source,
                                n=n, user_id=user_id, explain=explain, language=language,
                                catalog=catalog, now=now, personalized=personalized,
                                bundle=bundle, warnings=warnings)

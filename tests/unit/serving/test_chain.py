@@ -390,3 +390,24 @@ def test_weather_in_the_request_context_drives_rules_and_ranker_features(service
     assert row[names.index("temperature_c") - start] == 8.5
     assert row[names.index("precipitation_mm") - start] == 3.0
     assert row[names.index("weather") - start] > 0
+
+
+def test_a_new_item_has_similar_items_the_moment_it_is_added(service) -> None:
+    svc, state, _ = service
+    catalog = svc.catalogs(T)
+    assert svc.similar(T, "n1", 5).items == []  # unknown to the catalogue
+    catalog.upsert([Item(item_id="i22", title="Wooden train set", categories=["toys"],
+                         created_at=NOW - timedelta(days=80))])
+    catalog.upsert([Item(item_id="n1", title="Wooden train, deluxe", categories=["toys"],
+                         created_at=NOW - timedelta(minutes=5))])
+    similar = svc.similar(T, "n1", 5, explain=True)
+    ids = [i.item_id for i in similar.items]
+    assert ids[0] == "i22", ids  # same category, shared words
+    assert all(i.item is not None and "toys" in i.item.categories for i in similar.items)
+    assert similar.sources == ["content"] and similar.items[0].explanation.startswith("Similar to")
+    # the new-arrivals source offers it to someone into toys as new in their category
+    _click(state, "toyfan", "i22")
+    result = svc.recommend(T, RecommendationRequest(user_id="toyfan", n=3, explain=True,
+                                                    sources=["new_items"]))
+    new = [i for i in result.items if i.item_id == "n1"]
+    assert new and new[0].reasons[0]["type"] == "new_in_category", [i.item_id for i in result.items]
