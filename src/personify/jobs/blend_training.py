@@ -130,7 +130,11 @@ def learn_source_weights(
         items=data.items,
     )
     bundle = build(reduced, np.unique(users), keep)
-    ctx = BlendContext(bundle, reduced, labels, k)
+    held_at = (
+        dict(zip(data.user_idx[~keep].tolist(), data.timestamps[~keep].tolist(), strict=True))
+        if data.timestamps is not None else {}
+    )
+    ctx = BlendContext(bundle, reduced, labels, k, held_at)
     learned: list[tuple[SourceSpec, OfflineScorer]] = []
     for spec in (registry or source_registry()).learned():
         assert spec.blend is not None

@@ -19,6 +19,11 @@ from personify.serving.basket_sources import (
     train_buy_again,
 )
 from personify.serving.bundle import ModelBundle
+from personify.serving.context_sources import (
+    TimeOfDaySource,
+    offline_time_of_day,
+    train_time_of_day,
+)
 from personify.serving.factor_source import FactorSource
 from personify.serving.source_registry import (
     BlendContext,
@@ -43,6 +48,7 @@ FACTOR_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
 INTEREST_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.4, 0.8)
 TRENDING_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.3)
 BOUGHT_TOGETHER_GRID: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0)
+TIME_OF_DAY_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.4)
 TRENDING_HALF_LIFE_DAYS = OnlineStateConfig().half_life.total_seconds() / 86_400.0
 """The live counters' default half-life: ``trending`` is scored as they stood at the cut-off."""
 SOURCE_LENGTH = 100
@@ -222,6 +228,13 @@ BUILTIN_SPECS: tuple[SourceSpec, ...] = (
             "trending": {"en": "Trending now", "ru": "Сейчас в тренде"},
         },
         blend=BlendLearning(TRENDING_GRID, _trending),
+    ),
+    SourceSpec(
+        name="time_of_day", source=TimeOfDaySource(), personal=False, default_weight=0.1,
+        position=65, needs=("time_of_day",), train=train_time_of_day,
+        explanations={"popular_now": {"en": "Popular at this time of day",
+                                      "ru": "Популярно в это время суток"}},
+        blend=BlendLearning(TIME_OF_DAY_GRID, offline_time_of_day),
     ),
     SourceSpec(
         name="new_items", source=NewItemsSource(), personal=False, default_weight=0.1,

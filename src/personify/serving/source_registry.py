@@ -75,6 +75,8 @@ class BlendContext:
     data: Interactions
     labels: Mapping[str, Sequence[str]] | None
     k: int
+    held_at: Mapping[int, float] = field(default_factory=dict)
+    """Person index -> the time (epoch seconds) of their held-out event: when they "asked"."""
 
 
 class OfflineScorer(Protocol):

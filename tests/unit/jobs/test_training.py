@@ -288,3 +288,38 @@ def test_purchases_train_the_basket_parts_and_the_blend_learns_bought_together()
     views = [e.model_copy(update={"type": "view"}) for e in events]
     plain, manifest = train_bundle(views, config)
     assert not plain.parts and "bought_together" not in manifest.metrics["blend_weights"]
+
+
+def test_the_blend_learns_time_of_day_popularity_and_the_chain_serves_it() -> None:
+    from personify.serving.catalog import CatalogSnapshot
+    from personify.serving.chain import RecommendationService
+
+    # mornings (08:00 UTC) buy items 0-99, evenings (20:00) items 100-199, both skewed
+    rng = np.random.default_rng(5)
+    day0 = datetime(2026, 9, 1, tzinfo=UTC)
+    events = []
+    for u in range(400):
+        for k in range(4):
+            evening = bool(rng.integers(0, 2))
+            item = int(min(99, rng.geometric(0.04) - 1)) + (100 if evening else 0)
+            when = day0 + timedelta(days=int(rng.integers(0, 40)) + k * 41,
+                                    hours=20 if evening else 8)
+            events.append(Event(event_id=f"t{u}-{k}", type="view", user_id=f"u{u}",
+                                item_id=f"i{item}", timestamp=when))
+    config = TrainingConfig(model="itemknn", params={"k": 20}, factors=None, user_model=None)
+    bundle, manifest = train_bundle(events, config)
+    learned = manifest.metrics["blend_weights"]
+    rates = manifest.metrics["blend_hit_rate@20"]
+    off = max(r for key, r in rates.items() if "time_of_day=0.0" in key)
+    on = max(r for key, r in rates.items() if "time_of_day=0.0" not in key)
+    assert on > off + 0.03, (on, off)
+    assert learned["time_of_day"] > 0
+    catalog = CatalogSnapshot([Item(item_id=f"i{i}") for i in range(200)])
+    for hour, low in ((8, 0), (20, 100)):
+        svc = RecommendationService(
+            bundles=lambda t: bundle, catalogs=lambda t: catalog, state=None,
+            clock=lambda hour=hour: datetime(2026, 12, 1, hour, tzinfo=UTC))
+        result = svc.recommend("default", RecommendationRequest(n=5, sources=["time_of_day"],
+                                                                explain=True))
+        assert all(low <= int(i.item_id[1:]) < low + 100 for i in result.items)
+        assert result.items[0].explanation == "Popular at this time of day"
