@@ -26,6 +26,7 @@ ORDER = [
     "session",
     "serving",
     "repetition",
+    "context",
     "online_state",
     "ope_obd",
     "simulator",

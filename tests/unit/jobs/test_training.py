@@ -323,3 +323,19 @@ def test_the_blend_learns_time_of_day_popularity_and_the_chain_serves_it() -> No
                                                                 explain=True))
         assert all(low <= int(i.item_id[1:]) < low + 100 for i in result.items)
         assert result.items[0].explanation == "Popular at this time of day"
+
+
+def test_many_learned_sources_are_searched_by_coordinate_ascent() -> None:
+    from personify.jobs.blend_training import MAX_GRID, _Person, _search
+
+    # the held-out item (the last of 40) is scored only by the third source
+    table = np.zeros((40, 6), dtype=np.float32)
+    table[:, 0] = np.linspace(1.0, 0.0, 40)  # the reference ranks it last
+    table[39, 2] = 1.0
+    people = [_Person(np.arange(40, dtype=np.int64), table, 39) for _ in range(20)]
+    grids = [(1.0,)] + [(0.0, 0.1, 0.5, 1.0, 2.0)] * 5
+    assert np.prod([len(g) for g in grids]) > MAX_GRID
+    rates = _search(people, grids, [True, True, False, True, False, False], 20, "one-se", 5)
+    assert len(rates) < MAX_GRID
+    best = max(rates, key=lambda c: rates[c])
+    assert rates[best] == 1.0 and best[2] > 0
