@@ -214,11 +214,7 @@ def _search(people: Sequence[_Person], grids: Sequence[tuple[float, ...]],
     else coordinate ascent from the reference alone (each source's grid tried with the others
     held, until no change)."""
     def rate(combos: list[tuple[float, ...]]) -> dict[tuple[float, ...], float]:
-<<<<<<< HEAD
         if not combos:  # every trial already rated (a coordinate revisited)
-=======
-        if not combos:
->>>>>>> cea0b34 (Blend learner's coordinate ascent no longer fails when every trial was already rated (the demo's seven learned sources; regression test); context benchmark on Online Retail: time-of-day popularity adds nothing at hit rate@20 (0.1865 both, se 0.0087), the blend learns bought_together at 1.0; architecture map names the new serving modules)
             return {}
         hits = _hits(people, np.asarray(combos, dtype=np.float32), k)
         return {c: float(h) / n for c, h in zip(combos, hits.tolist(), strict=True)}
