@@ -42,7 +42,7 @@ TENANT = "default"
 def traffic(app: Any, users: list[str], seed: int = 3) -> int:
     """Ask for recommendations for ``users`` (impressions logged) and click some of them."""
     rng = random.Random(seed)
-    engine = app.state.engine
+    engine = app.state.runtime.engine
     clicks = []
     for user in users:
         result = engine.service.recommend(TENANT, RecommendationRequest(user_id=user, n=10))
@@ -53,7 +53,7 @@ def traffic(app: Any, users: list[str], seed: int = 3) -> int:
                                 recommendation_id=result.recommendation_id,
                                 timestamp=result_time(), context=Context(channel="web")))
     engine.impressions.close()  # flush the impression log
-    app.state.ingestor.ingest(TENANT, clicks)
+    app.state.runtime.ingestor.ingest(TENANT, clicks)
     return len(clicks)
 
 
@@ -79,10 +79,7 @@ def main() -> None:
                  TrainingConfig(train_ranker=False))
     settings = Settings(demo=True, model_dir=str(folder / "models"), database_url="memory://")
     app = create_app(settings, stores=stores)
-    if getattr(app.state, "engine", None) is None:
-        from personify.runtime.engine import build_engine
-
-        app.state.engine = build_engine(settings, stores, app.state.ingestor)
+    app.state.runtime.start()  # the engine's warm-up, as the server's start-up runs it
     if not any(getattr(r, "path", "").startswith("/dashboard") for r in app.routes):
         mount_dashboard(app)
     users = [u.user_id for u in stores.users.list(TENANT, limit=300)]
@@ -127,7 +124,7 @@ def main() -> None:
     print(f"statistics build: {stats_seconds:.2f} s; slowest page median: {slowest} ms")
     print(write_results("dashboard", metrics))
     app.state.dashboard.close()
-    app.state.engine.close()
+    app.state.runtime.engine.close()
     stores.close()
 
 

@@ -70,7 +70,7 @@ def main() -> None:
     people = [f"u{u}" for u in random.sample(range(29_858), args.people)]
     rows: list[dict[str, Any]] = []
     with TestClient(app) as client:
-        engine = app.state.engine
+        engine = app.state.runtime.engine
         if engine.warm_up_thread is not None:
             engine.warm_up_thread.join()  # the in-process online state holds everyone first
         headers = {"Authorization": f"Bearer {KEY}"}

@@ -22,7 +22,6 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_results  # noqa: E402
 from personify.api import create_app  # noqa: E402
-from personify.api.deps import install_experiments  # noqa: E402
 from personify.domain.keys import Scope  # noqa: E402
 from personify.settings import Settings  # noqa: E402
 from personify.storage.registry import open_stores  # noqa: E402
@@ -54,7 +53,6 @@ def main() -> None:
         stores = open_stores(url)
         secret = stores.keys.create("default", "bench", [Scope.ADMIN])[1]
         app = create_app(Settings(database_url=url, demo=False), stores=stores)
-        install_experiments(app)
         h = {"Authorization": f"Bearer {secret}"}
         with TestClient(app) as client:
             client.post("/v1/experiments", headers=h, json={

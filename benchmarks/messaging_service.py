@@ -4,7 +4,7 @@
     after every stored batch) with the ``abandoned_cart`` and ``abandoned_browse`` examples
     enabled: per event an active-run lookup and update in the messaging SQLite file, the
     trigger check, a user lookup and a run start for add_to_cart. For context, the whole
-    ingestion path (``app.state.ingestor``, SQLite file database, batches of 500) with and
+    ingestion path (``app.state.runtime.ingestor``, SQLite file database, batches of 500) with and
     without those journeys; its absolute rate depends on every other listener in the tree.
 (b) Tracked clicks: requests/s of ``GET /t/c/{token}`` through the ASGI app (token check, link
     lookup, one ``email_click`` event ingested, 302).
@@ -85,7 +85,7 @@ def _events(n: int, start: int, users: int) -> list[dict[str, Any]]:
 
 
 def ingest_rate(app: Any, n: int, start: int, users: int) -> float:
-    ingestor = app.state.ingestor
+    ingestor = app.state.runtime.ingestor
     began = time.perf_counter()
     for offset in range(0, n, 500):
         batch = _events(min(500, n - offset), start + offset, users)
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, folder: Path, database_url: str | None) -> dic
     """Every phase once on one database; the rates by name."""
     with SmtpSink(keep_bodies=False) as sink:
         app = _app(folder, sink, database_url)
-        stores, runtime = app.state.stores, app.state.messaging
+        stores, runtime = app.state.runtime.stores, app.state.runtime.messaging
         stores.catalog.upsert("default", [
             Item(item_id=f"i{k}", title=f"Item {k}", price=10.0 + k % 50,
                  properties={"url": f"https://shop.example/{k}"}) for k in range(300)])
@@ -138,6 +138,7 @@ def run(args: argparse.Namespace, folder: Path, database_url: str | None) -> dic
         for user in users:
             stores.consents.append("default", ConsentRecord(
                 user_id=user.user_id, purpose="email_marketing", state=ConsentState.GRANTED))
+        app.state.runtime.start(messaging_loop=False)  # the engine, as at a server's start
         client = TestClient(app)
 
         ingest_rate(app, 1_000, 10_000_000, people)  # warm-up
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace, folder: Path, database_url: str | None) -> dic
         print(f"clicks: {clicks:,.0f} tracked redirects/s")
         client.close()
         runtime.close()
-        app.state.engine.close()
+        app.state.runtime.engine.close()
         stores.close()
     return {
         "journey_listener_events_per_s": listener,

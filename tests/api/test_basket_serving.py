@@ -54,7 +54,7 @@ def _seed(client: TestClient, keys: TenantKeys) -> None:
 
 
 def _train(app: FastAPI) -> None:
-    engine, stores = app.state.engine, app.state.stores
+    engine, stores = app.state.runtime.engine, app.state.runtime.stores
     train_tenant(stores.events, engine.models, "default", TrainingConfig(learn_blend=False),
                  catalog=stores.catalog, users=stores.users)
     engine.bundles.refresh()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def test_erasure_removes_exposures_and_aliases(
     client: TestClient, app: FastAPI, tenant_a: TenantKeys
 ) -> None:
-    runtime = app.state.experiments
+    runtime = app.state.runtime.experiments
     now = datetime.now(UTC)
     runtime.aliases.set("default", "ana", "anon:visit-1")
     for unit in ("anon:visit-1", "user:bob"):
@@ -76,7 +76,7 @@ def test_export_lists_messages_and_erasure_removes_them(
 ) -> None:
     from personify.messaging.outbox import new_message
 
-    stores = app.state.messaging.state
+    stores = app.state.runtime.messaging.state
     for user in ("ana", "bob"):
         stores.outbox.enqueue(new_message("default", user, "welcome", dedup_key=f"w-{user}"))
     assert (
@@ -99,8 +99,8 @@ def test_replay_does_not_bring_back_a_person_erased_mid_batch(app: FastAPI) -> N
     from personify.domain.events import Event
     from personify.runtime.engine import _apply_replayed
 
-    stores = app.state.stores
-    state = app.state.engine.state
+    stores = app.state.runtime.stores
+    state = app.state.runtime.engine.state
     batch = [
         Event(
             event_id=f"w{k}", type="view", user_id=who, item_id=f"i{k}", timestamp=datetime.now(UTC)
@@ -120,10 +120,10 @@ def _replay_fixture(app: FastAPI) -> tuple[Any, Any, list[Any]]:
     for "gone" and "kept", and a log of the online-state calls in order."""
     from personify.domain.events import Event
 
-    engine = app.state.engine
+    engine = app.state.runtime.engine
     if engine.warm_up_thread is not None:
         engine.warm_up_thread.join(30)
-    stores = app.state.stores
+    stores = app.state.runtime.stores
     stores.events.append("default", [
         Event(event_id=f"r-{who}", type="view", user_id=who, item_id=f"item-{who}",
               timestamp=datetime.now(UTC))
@@ -219,7 +219,7 @@ def test_an_erasure_during_a_batch_apply_waits_for_it_then_forgets(
 def test_erasure_takes_the_person_out_of_stored_campaign_audiences(
     client: TestClient, app: FastAPI, tenant_a: TenantKeys
 ) -> None:
-    definitions = app.state.messaging.definitions
+    definitions = app.state.runtime.messaging.definitions
     definitions.save_campaign("default", {
         "name": "vip", "template": "welcome", "send_at": "2030-01-01T09:00:00Z",
         "audience": [{"field": "user_id", "op": "in", "value": ["ana", "bob"]},

@@ -12,7 +12,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from personify.api.deps import install_experiments
 from personify.domain.errors import NotFound
 from personify.domain.events import Event
 from personify.experiments.bandits import DecisionLog
@@ -42,7 +41,6 @@ DEFINITION: dict[str, Any] = {
 
 @pytest.fixture
 def installed(app: FastAPI) -> FastAPI:
-    install_experiments(app)
     return app
 
 

@@ -49,7 +49,7 @@ def _seed(client: TestClient, keys: TenantKeys) -> None:
 
 
 def _train(app: FastAPI, factors: int | None) -> None:
-    engine, stores = app.state.engine, app.state.stores
+    engine, stores = app.state.runtime.engine, app.state.runtime.stores
     config = TrainingConfig(learn_blend=False, train_ranker=False, factors=factors,
                             factor_params={"iterations": 8})
     train_tenant(stores.events, engine.models, TENANT, config)
@@ -84,7 +84,7 @@ def test_click_updates_the_vector_and_factors_serve_through_the_api(
     pytest.importorskip("implicit")
     _seed(client, tenant_a)
     _train(app, factors=8)
-    engine = app.state.engine
+    engine = app.state.runtime.engine
     bundle = engine.bundles.get(TENANT)
     assert bundle is not None and bundle.factors is not None
     version = bundle.factors.version

@@ -79,7 +79,7 @@ def test_double_opt_in_flow(client: TestClient, tenant_a: TenantKeys, app: FastA
     outbox = client.get("/v1/messaging/outbox", headers=admin).json()
     assert sum(outbox["counts"].values()) == 1
     # the personalized text (recipient's language and tone, what they share) is in the message
-    messaging = app.state.messaging
+    messaging = app.state.runtime.messaging
     [queued] = messaging.state.outbox.for_user("default", "bob")
     assert queued.user_id == "bob" and "qiskit" in queued.context["event"]["text"]
     assert queued.context["event"]["text"].startswith("Привет")

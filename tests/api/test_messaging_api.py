@@ -63,7 +63,7 @@ def clock() -> list[datetime]:
 
 @pytest.fixture
 def messaging(app: FastAPI, clock: list[datetime]) -> MessagingRuntime:
-    runtime: MessagingRuntime = app.state.messaging
+    runtime: MessagingRuntime = app.state.runtime.messaging
     runtime.clock = lambda: clock[0]
     return runtime
 

@@ -73,7 +73,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def messaging(app: FastAPI) -> MessagingRuntime:
-    runtime: MessagingRuntime = app.state.messaging
+    runtime: MessagingRuntime = app.state.runtime.messaging
     noon = (datetime.now(UTC) - timedelta(days=1)).replace(hour=12, minute=0, second=0,
                                                            microsecond=0)
     runtime.clock = lambda: noon

@@ -10,7 +10,12 @@ from personify.api import create_app
 from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.errors import ConfigurationError
 from personify.messaging.state_stores import state_location
-from personify.runtime.messaging_wiring import messaging_db_path, tracking_signer
+from personify.runtime.container import build_runtime
+from personify.runtime.messaging_wiring import (
+    marketing_consent,
+    messaging_db_path,
+    tracking_signer,
+)
 from personify.settings import Settings
 from personify.storage.registry import open_stores
 
@@ -55,7 +60,7 @@ def test_tracking_secret_rules() -> None:
 def test_consent_follows_records_and_an_installed_policy() -> None:
     stores = open_stores("memory://")
     app: FastAPI = create_app(Settings(database_url="memory://", demo=True), stores=stores)
-    allows = app.state.messaging.consent
+    allows = app.state.runtime.messaging.consent
     assert not allows("default", "u1", "email_marketing")  # opt-in: nothing granted yet
     stores.consents.append("default", ConsentRecord(
         user_id="u1", purpose="email_marketing", state=ConsentState.GRANTED))
@@ -68,10 +73,14 @@ def test_consent_follows_records_and_an_installed_policy() -> None:
         def allows(self, tenant: str, user_id: str, purpose: str) -> bool:
             return True
 
-    app.state.consent_policy = Everything()
-    assert allows("default", "u1", "email_marketing")
-    app.state.messaging.close()
-    app.state.engine.close()
+    assert marketing_consent(stores, lambda: Everything())("default", "u1", "email_marketing")
+    runtime = build_runtime(
+        Settings(database_url="memory://", demo=True), stores=stores,
+        consent_policy=Everything(),
+    )
+    assert runtime.messaging.consent("default", "u1", "email_marketing")
+    runtime.close()
+    app.state.runtime.close()
     stores.close()
 
 
@@ -87,7 +96,7 @@ def test_worker_threads_each_get_their_own_smtp_connection() -> None:
         settings = Settings(database_url="memory://", demo=True, smtp_host=sink.host,
                             smtp_port=sink.port, messaging_worker_threads=3)
         app: FastAPI = create_app(settings, stores=stores)
-        runtime = app.state.messaging
+        runtime = app.state.runtime.messaging
         runtime.worker.guardrails.quiet_hours = None
         stores.users.upsert("default", [
             User(user_id=f"u{k}", profile={"email": f"u{k}@example.com"}) for k in range(6)])
@@ -107,5 +116,5 @@ def test_worker_threads_each_get_their_own_smtp_connection() -> None:
         assert 1 <= len(connections) == len(senders) <= 3
         assert all(isinstance(s["email"], SmtpSender) for s in runtime.worker._thread_senders)
         runtime.close()
-        app.state.engine.close()
+        app.state.runtime.engine.close()
     stores.close()

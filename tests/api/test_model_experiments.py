@@ -62,7 +62,7 @@ def _store_bundle(models: FileModelStore, events: list[Event], model: str) -> st
 @pytest.fixture
 def versions(app: FastAPI) -> tuple[str, str]:
     """Two stored bundles that disagree about i0: A pairs it with i1-i3, B (live) with i5-i7."""
-    engine = app.state.engine
+    engine = app.state.runtime.engine
     a = _store_bundle(engine.models, _pairs_events(["i1", "i2", "i3"], "a"), "itemknn")
     b = _store_bundle(engine.models, _pairs_events(["i5", "i6", "i7"], "b"), "rp3beta")
     engine.models.promote(T, b)
@@ -149,7 +149,7 @@ def test_variants_are_served_by_their_model_versions(
         assert body["model_version"] == b
         assert {i["item_id"] for i in body["items"]} == {"i5", "i6", "i7"}
     # each exposure carries the variant and the id of the recommendation that variant served
-    runtime = app.state.experiments
+    runtime = app.state.runtime.experiments
     exposures = {x.unit: x for x in runtime.exposures.exposures(T, "model-a-vs-b")}
     for variant, bodies in by_variant.items():
         for body in bodies:
@@ -158,7 +158,7 @@ def test_variants_are_served_by_their_model_versions(
     one = client.get("/v1/experiments/model-a-vs-b", headers=tenant_a.headers()).json()
     assert one["exposed_units"] == {v: len(b_) for v, b_ in by_variant.items()}
     # the pinned version was loaded once, not per request; nobody outside gets it
-    assert app.state.engine.bundles.pinned_loads == 1
+    assert app.state.runtime.engine.bundles.pinned_loads == 1
     client.post("/v1/experiments/model-a-vs-b/stop", headers=tenant_a.headers())
     assert _recommend(client, tenant_a, "v0")["model_version"] == b
 
@@ -191,7 +191,7 @@ def test_unknown_model_versions_are_rejected_naming_the_field(
     assert got.status_code == 422 and got.json()["error"]["field"] == "variants.1.payload.model"
     # a version deleted between creation and start is caught at start
     assert client.post("/v1/experiments", json=_definition(a, b), headers=admin).status_code == 201
-    shutil.rmtree(Path(app.state.engine.models.root) / T / a)
+    shutil.rmtree(Path(app.state.runtime.engine.models.root) / T / a)
     start = client.post("/v1/experiments/model-a-vs-b/start", headers=admin)
     assert start.status_code == 422 and start.json()["error"]["field"] == "variants.0.payload.model"
     listed = client.get("/v1/experiments/model-a-vs-b", headers=admin).json()

@@ -132,10 +132,10 @@ def test_item_with_slash_get_patch_delete_and_similar(
     r = client.post("/v1/events/batch", json={"events": events},
                     headers=tenant_a.headers("ingest"))
     assert r.status_code == 200, r.text
-    engine = app.state.engine
-    train_tenant(app.state.stores.events, engine.models, "default",
-                 TrainingConfig(learn_blend=False), catalog=app.state.stores.catalog,
-                 users=app.state.stores.users)
+    engine = app.state.runtime.engine
+    train_tenant(app.state.runtime.stores.events, engine.models, "default",
+                 TrainingConfig(learn_blend=False), catalog=app.state.runtime.stores.catalog,
+                 users=app.state.runtime.stores.users)
     engine.bundles.refresh()
     similar = client.get("/v1/items/shop%2F3/similar", params={"n": 5}, headers=serve)
     assert similar.status_code == 200, similar.text

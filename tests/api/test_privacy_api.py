@@ -104,7 +104,7 @@ def test_without_profiling_consent_events_do_not_feed_the_online_state(
     client: TestClient, tenant_a: TenantKeys
 ) -> None:
     _seed(client, tenant_a)
-    state = client.app.state.engine.state  # type: ignore[attr-defined]
+    state = client.app.state.runtime.engine.state  # type: ignore[attr-defined]
     _consent(client, tenant_a, "p1", "personalization", "grant")
     _view(client, tenant_a, "p1", "i2", 1)
     assert state.user_state("default", "p1").recent == []
@@ -128,7 +128,7 @@ def test_export_holds_one_person_and_every_record(
         _view(client, tenant_a, "ann", f"i{n}", n)
     _view(client, tenant_a, "bob", "i5", 9)
     rec = _recs(client, tenant_a, "ann")
-    client.app.state.engine.impressions.flush()  # type: ignore[attr-defined]
+    client.app.state.runtime.engine.impressions.flush()  # type: ignore[attr-defined]
     data = client.get("/v1/users/ann/export", headers=h).json()
     text = str(data)
     assert "bob" not in text and "i5" not in {e.get("item_id") for e in data["events"]}
@@ -162,7 +162,7 @@ def test_erasure_receipt_and_nothing_returned_afterwards(
     assert client.get("/v1/users/eve", headers=h).status_code == 404
     data = client.get("/v1/users/eve/export", headers=h).json()
     assert data["events"] == [] and data["consents"] == [] and data["profile"] is None
-    state = client.app.state.engine.state  # type: ignore[attr-defined]
+    state = client.app.state.runtime.engine.state  # type: ignore[attr-defined]
     assert state.user_state("default", "eve").recent == []
     replay = client.post("/v1/events", headers=tenant_a.headers("ingest"), json={
         "event_id": "eve-i4-1", "type": "view", "user_id": "eve", "item_id": "i4",

@@ -57,8 +57,8 @@ def _seed(client: TestClient, keys: TenantKeys, stores: Stores) -> None:
 
 
 def _train(app: FastAPI, tenant: str) -> str:
-    engine = app.state.engine
-    stores = app.state.stores
+    engine = app.state.runtime.engine
+    stores = app.state.runtime.stores
     manifest = train_tenant(
         stores.events,
         engine.models,
@@ -256,7 +256,7 @@ def test_redis_unavailable_degrades_to_in_process(
         database_url="memory://", model_dir=str(tmp_path / "m"), redis_url="redis://127.0.0.1:1/0"
     )
     app = create_app(settings, stores=stores)
-    assert any("Redis unavailable" in w for w in app.state.engine.warnings)
+    assert any("Redis unavailable" in w for w in app.state.runtime.engine.warnings)
     with TestClient(app) as client:
         _seed(client, tenant_a, stores)
         out = _recs(client, tenant_a, user_id="u1", n=5)

@@ -57,7 +57,7 @@ def two(shared_url: str, tmp_path: Path, keys: Any) -> Iterator[tuple[TestClient
 
 
 def _points(client: TestClient) -> Any:
-    return client.app.state.experiments.points  # type: ignore[attr-defined]
+    return client.app.state.runtime.experiments.points  # type: ignore[attr-defined]
 
 
 def _decide(client: TestClient, keys: Any, device: str, k: int = 2) -> dict[str, Any]:

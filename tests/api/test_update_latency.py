@@ -95,7 +95,7 @@ def test_latency_from_acknowledged_event_to_the_next_served_recommendation(
     time.sleep(0.1)
     before, after, _ = _recommend(client, tenant_a, "u1")
     bounds.append(((before - acked) * 1000, (after - acked + 0.2) * 1000))
-    app.state.engine.impressions.flush()
+    app.state.runtime.engine.impressions.flush()
 
     total = _kpis(client, tenant_a, group_by="channel")["total"]
     assert total["update_latency_samples"] == 4
@@ -148,7 +148,7 @@ def test_latency_per_variant(client: TestClient, tenant_a: TenantKeys, app: Fast
                               headers=tenant_a.headers("serve")).json()["assignments"]
         variant = assigned[0]["variant"]
         variants[variant] = variants.get(variant, 0) + 1
-    app.state.engine.impressions.flush()
+    app.state.runtime.engine.impressions.flush()
     got = _kpis(client, tenant_a, group_by="variant", experiment="fresh-blocks")
     assert {v: g["update_latency_samples"] for v, g in got["groups"].items()} == variants
     assert all(g["update_latency_p99_ms"] > 0 for g in got["groups"].values())

@@ -34,15 +34,11 @@ def dashboard_mounted(app: FastAPI) -> bool:
 
 
 def build_app(stores: Stores, model_dir: Path, *, results_dir: Path | None = None) -> FastAPI:
-    """The application as ``create_app`` builds it, completed with the engine and the
-    dashboard when the factory does not wire them (yet)."""
+    """The application as ``create_app`` builds it (its runtime started), with the dashboard
+    when the factory does not mount it."""
     settings = Settings(demo=True, model_dir=str(model_dir), database_url="memory://")
     app = create_app(settings, stores=stores)
-    if getattr(app.state, "engine", None) is None:
-        from personify.runtime.engine import build_engine
-
-        app.state.engine = build_engine(settings, stores, app.state.ingestor)
-        app.state.test_owns_engine = True
+    app.state.runtime.start()  # the warm-up replays the shop now (the fixtures wait for it)
     if not dashboard_mounted(app):
         mount_dashboard(app, results_dir=results_dir or model_dir / "no-results")
     elif results_dir is not None:
@@ -57,9 +53,7 @@ def close_app(app: FastAPI) -> None:
     for thread in threading.enumerate():  # the engine's warm-up replays the store on start
         if thread.name == WARM_UP_THREAD:
             thread.join(30)
-    engine: Any = getattr(app.state, "engine", None)
-    if engine is not None and getattr(app.state, "test_owns_engine", False):
-        engine.close()
+    app.state.runtime.close()
 
 
 def login(client: TestClient, key: str = DEMO_ADMIN_KEY) -> Any:

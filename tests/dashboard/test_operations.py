@@ -34,7 +34,7 @@ def test_overview_shows_counts_model_and_charts(app: FastAPI, client: TestClient
                                                 shop_stores: Stores) -> None:
     page = client.get("/dashboard/")
     assert page.status_code == 200
-    version = app.state.engine.bundles.get(TENANT).version
+    version = app.state.runtime.engine.bundles.get(TENANT).version
     assert version in page.text
     assert f'<div class="card-value">{shop_stores.events.count(TENANT):,}</div>' in page.text
     body = panel(client, "/dashboard/panels/overview")
@@ -48,17 +48,17 @@ def test_overview_shows_counts_model_and_charts(app: FastAPI, client: TestClient
 
 def test_models_promote_and_rollback(app: FastAPI, client: TestClient, shop_stores: Stores,
                                      tmp_path: Path) -> None:
-    first = app.state.engine.bundles.get(TENANT).version
-    second = train_shop_model(shop_stores, Path(app.state.engine.models.root)).version
+    first = app.state.runtime.engine.bundles.get(TENANT).version
+    second = train_shop_model(shop_stores, Path(app.state.runtime.engine.models.root)).version
     page = client.get("/dashboard/models")
     assert first in page.text and second in page.text
     token = csrf_of(client, "/dashboard/models")
     rolled = client.post("/dashboard/models/rollback", data={"csrf_token": token})
     assert rolled.status_code == 200 and f"version {first} is served" in rolled.text
-    assert app.state.engine.bundles.get(TENANT).version == first
+    assert app.state.runtime.engine.bundles.get(TENANT).version == first
     promoted = client.post(f"/dashboard/models/{second}/promote", data={"csrf_token": token})
     assert promoted.status_code == 200
-    assert app.state.engine.bundles.get(TENANT).version == second
+    assert app.state.runtime.engine.bundles.get(TENANT).version == second
     missing = client.post("/dashboard/models/nope/promote", data={"csrf_token": token})
     assert missing.status_code == 404
 
@@ -219,7 +219,7 @@ def test_models_page_shows_the_configuration_choice(app: FastAPI, client: TestCl
     from personify.storage.model_files import FileModelStore
 
     manifest = train_tenant(
-        shop_stores.events, FileModelStore(Path(app.state.engine.models.root)), TENANT,
+        shop_stores.events, FileModelStore(Path(app.state.runtime.engine.models.root)), TENANT,
         TrainingConfig(learn_blend=False, train_ranker=False, factors=None),
         configure=SelectionPlan(budget_seconds=2.0).configure,
     )

@@ -122,8 +122,8 @@ def test_erase_deletes_everything_and_blocks_replays(app: FastAPI, client: TestC
     assert shop_stores.users.get(TENANT, "u04") is None
     assert shop_stores.events.for_user(TENANT, "u04", limit=10) == []
     assert shop_stores.erasures.is_erased(TENANT, "u04")
-    assert app.state.engine.state.user_state(TENANT, "u04").recent == []
-    replay = app.state.ingestor.ingest(TENANT, [{"event_id": "late", "type": "view",
+    assert app.state.runtime.engine.state.user_state(TENANT, "u04").recent == []
+    replay = app.state.runtime.ingestor.ingest(TENANT, [{"event_id": "late", "type": "view",
                                                  "user_id": "u04", "item_id": "i01",
                                                  "timestamp": "2024-01-01T00:00:00Z"}])
     assert replay.rejected and replay.rejected[0].code == "erased"

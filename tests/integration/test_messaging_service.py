@@ -110,7 +110,7 @@ def test_a_journey_from_a_file_runs_end_to_end_through_the_api(
     journey_file = tmp_path / "cart_rescue.yaml"
     journey_file.write_text(JOURNEY_YAML, encoding="utf-8")
     app = create_app(_settings(tmp_path, sink))
-    runtime: MessagingRuntime = app.state.messaging
+    runtime: MessagingRuntime = app.state.runtime.messaging
     clock = [datetime(2026, 3, 2, 9, 0, tzinfo=UTC)]
     runtime.clock = lambda: clock[0]
 
@@ -179,7 +179,7 @@ def test_the_background_worker_runs_with_the_app_when_enabled(
 ) -> None:
     clock = daytime_clock()  # outside quiet hours whatever the wall clock says
     app = create_app(_settings(tmp_path, sink, messaging_enabled=True), clock=clock)
-    app.state.messaging.poll_s = 0.05
+    app.state.runtime.messaging.poll_s = 0.05
     with running(app) as base, httpx.Client(base_url=base, headers=HEADERS) as http:
         _setup_shop(http, ("ann",))
         _ok(http.put("/v1/messaging/templates/cart_reminder", json=TEMPLATE))

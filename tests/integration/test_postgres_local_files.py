@@ -79,7 +79,7 @@ def test_a_postgres_deployment_writes_no_local_sqlite_file(
             public_base_url="https://links.example", smtp_host=sink.host, smtp_port=sink.port,
         )
         app = create_app(settings, clock=clock)
-        app.state.messaging.poll_s = 0.05
+        app.state.runtime.messaging.poll_s = 0.05
         headers = {"Authorization": f"Bearer {ADMIN}"}
         with running(app) as base, httpx.Client(base_url=base, headers=headers) as http:
             _ok(http.put("/v1/users/ann", json={

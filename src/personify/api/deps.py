@@ -1,27 +1,28 @@
 """FastAPI dependencies as ``Annotated`` aliases: the stores, the ingestor, settings, the
 runtime's services (engine, messaging, experiments, privacy) and the authenticated key of each
-scope. Routers import these and nothing from ``app.state`` directly."""
+scope. Routers import these and nothing from ``app.state`` directly; everything but the
+settings comes from the one ``app.state.runtime``."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from personify.api.rate_limit import within_rate_limit, within_rate_limit_sync
 from personify.domain import person_tokens
 from personify.domain.keys import ApiKey, Scope
 from personify.ingestion import EventIngestor
+from personify.insights.service import InsightsService
+from personify.networking.service import Introductions, NetworkingService
 from personify.privacy.runtime import PrivacyRuntime
 from personify.runtime.auth import Authenticator, require_scope, secret_from_headers
+from personify.runtime.container import Runtime
 from personify.runtime.engine import Engine
 from personify.runtime.erasure_check import CachedErasureCheck
-from personify.runtime.experiments import ExperimentsRuntime, build_experiments
-from personify.runtime.identity import open_privacy
+from personify.runtime.experiments import ExperimentsRuntime
 from personify.runtime.messaging import MessagingRuntime
 from personify.settings import Settings
 from personify.storage.registry import Stores
@@ -37,69 +38,56 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+def runtime_of(request: Request) -> Runtime:
+    """The application's services (``app.state.runtime``, built by ``create_app``)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
+
+
 async def get_stores(request: Request) -> Stores:
-    stores: Stores = request.app.state.stores
-    return stores
+    return runtime_of(request).stores
 
 
 async def get_ingestor(request: Request) -> EventIngestor:
-    ingestor: EventIngestor = request.app.state.ingestor
-    return ingestor
+    return runtime_of(request).ingestor
 
 
 async def get_erasure_check(request: Request) -> CachedErasureCheck:
-    check: CachedErasureCheck = request.app.state.erasure_check
-    return check
+    return runtime_of(request).erasure_check
 
 
 async def get_engine(request: Request) -> Engine:
     """Async, so FastAPI resolves it on the event loop (a sync dependency costs a thread hop
     per request)."""
-    engine: Engine = request.app.state.engine
-    return engine
+    return runtime_of(request).engine
 
 
-def get_messaging(request: Request) -> MessagingRuntime:
-    runtime: MessagingRuntime = request.app.state.messaging
-    return runtime
-
-
-_install_lock = threading.Lock()
-
-
-def install_experiments(app: FastAPI) -> ExperimentsRuntime:
-    """Create ``app.state.experiments`` once and register the bandit reward listener on
-    ``app.state.ingestor``. Call from ``create_app`` after the stores and the ingestor exist."""
-    with _install_lock:
-        runtime: ExperimentsRuntime | None = getattr(app.state, "experiments", None)
-        if runtime is None:
-            runtime = build_experiments(app.state.stores)
-            app.state.ingestor.add_listener(runtime.points.on_events)
-            app.state.experiments = runtime
-            app.state.experiment_store = runtime.experiments
-            app.state.exposure_log = runtime.exposures
-            engine = getattr(app.state, "engine", None)
-            if engine is not None:
-                engine.forgetters.append(runtime.forget)
-        return runtime
+async def get_messaging(request: Request) -> MessagingRuntime:
+    return runtime_of(request).messaging
 
 
 async def get_experiments(request: Request) -> ExperimentsRuntime:
-    """The runtime, installed on first use when ``create_app`` did not install it (in the
-    thread pool: it opens stores); async so the usual case costs no thread hop."""
-    runtime: ExperimentsRuntime | None = getattr(request.app.state, "experiments", None)
-    if runtime is not None:
-        return runtime
-    return await run_in_threadpool(install_experiments, request.app)
+    return runtime_of(request).experiments
 
 
-def get_privacy(request: Request) -> PrivacyRuntime:
-    """The process's privacy services (built on first use from settings and stores)."""
-    state = request.app.state
-    runtime: PrivacyRuntime | None = getattr(state, "privacy", None)
-    if runtime is None:
-        runtime = state.privacy = open_privacy(state.settings, state.stores)
-    return runtime
+async def get_privacy(request: Request) -> PrivacyRuntime:
+    return runtime_of(request).privacy
+
+
+async def get_insights(request: Request) -> InsightsService:
+    return runtime_of(request).insights
+
+
+async def get_networking(request: Request) -> NetworkingService:
+    return runtime_of(request).networking
+
+
+async def get_introductions(request: Request) -> Introductions:
+    return Introductions(runtime_of(request).networking)
 
 
 async def _documented(
@@ -119,7 +107,7 @@ async def authenticated_key(
     secret = secret_from_headers(
         request.headers.get("authorization"), request.headers.get("x-api-key")
     )
-    auth: Authenticator = request.app.state.authenticator
+    auth: Authenticator = runtime_of(request).authenticator
     return await within_rate_limit(request, auth.authenticate(secret))
 
 
@@ -129,7 +117,7 @@ def segment_key(request: Request) -> ApiKey:
     secret = secret_from_headers(
         request.headers.get("authorization"), request.headers.get("x-api-key"), allow_basic=True
     )
-    auth: Authenticator = request.app.state.authenticator
+    auth: Authenticator = runtime_of(request).authenticator
     return require_scope(within_rate_limit_sync(request, auth.authenticate(secret)), Scope.INGEST)
 
 
@@ -171,9 +159,12 @@ IngestorDep = Annotated[EventIngestor, Depends(get_ingestor)]
 ErasureCheckDep = Annotated[CachedErasureCheck, Depends(get_erasure_check)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 MessagingDep = Annotated[MessagingRuntime, Depends(get_messaging)]
-"""The app's messaging runtime (installed by ``install_messaging``)."""
 ExperimentsDep = Annotated[ExperimentsRuntime, Depends(get_experiments)]
 PrivacyDep = Annotated[PrivacyRuntime, Depends(get_privacy)]
+InsightsDep = Annotated[InsightsService, Depends(get_insights)]
+NetworkingDep = Annotated[NetworkingService, Depends(get_networking)]
+IntroductionsDep = Annotated[Introductions, Depends(get_introductions)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IngestKey = Annotated[ApiKey, Depends(_ingest)]
 """A key with the ``ingest`` scope (or admin); its ``tenant`` is the request's tenant."""
 ServeKey = Annotated[ApiKey, Depends(_serve)]

@@ -53,7 +53,7 @@ class KeyFirstRoute(APIRoute):
 
         async def key_first(request: Request) -> Response:
             if keyed is not None:
-                auth: Authenticator = request.app.state.authenticator
+                auth: Authenticator = request.app.state.runtime.authenticator
                 auth.authenticate(secret_from_headers(
                     request.headers.get("authorization"), request.headers.get("x-api-key"),
                     allow_basic=keyed == "segment",

@@ -1,8 +1,11 @@
-"""The ASGI factory uvicorn imports for ``personify serve --workers N`` or ``--reload``: each
-worker builds its app from the same ``PERSONIFY_*`` environment the parent exported.
+"""The web application for ``personify serve`` and ``personify demo``, and the ASGI factory
+uvicorn imports for ``serve --workers N`` or ``--reload`` (each worker builds its app from the
+same ``PERSONIFY_*`` environment the parent exported).
 
-The command line names the API by import string (as uvicorn does) instead of importing it, so
-the edges ``cli`` and ``api`` stay independent (see the import-linter contracts).
+Serving is the one thing the command line needs the web application for, so it names it by
+import string, as uvicorn does, instead of importing it: the edges ``cli`` and ``api`` stay
+independent (see the import-linter contracts). Every other command uses the runtime
+(:func:`personify.runtime.container.build_runtime`) directly.
 """
 
 from __future__ import annotations

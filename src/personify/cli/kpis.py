@@ -1,5 +1,6 @@
-"""``personify kpis``: the business KPIs of ``/v1/kpis`` from the command line, in total and per
-day, variant (of one experiment), channel or recommendation source, as a table or JSON."""
+"""``personify kpis``: the business KPIs of ``/v1/kpis`` from the command line (the same use
+case, :func:`personify.runtime.kpis.tenant_kpis`), in total and per day, variant (of one
+experiment), channel or recommendation source, as a table or JSON."""
 
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from rich.table import Table
 from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
-from personify.experiments.definitions import Experiment
-from personify.experiments.kpis import GROUPINGS, KpiReport, kpi_report, kpi_window, variant_maps
-from personify.experiments.ports import ExposureRecord
-from personify.experiments.service import get_experiment
-from personify.storage.sql.experiments import SqlAliasStore, SqlExperimentStore, SqlExposureLog
+from personify.experiments.kpis import GROUPINGS, KpiReport
+from personify.runtime.experiments import build_experiments
+from personify.runtime.kpis import tenant_kpis
 
 console = Console(soft_wrap=True)
 
@@ -111,34 +110,14 @@ def kpis(
     settings = state.settings()
     stores = state.stores(settings)
     tenant_id = validate_tenant_id(tenant or settings.default_tenant)
-    window = kpi_window(since, until, datetime.now(UTC))
-    assignment = per_unit = None
-    control = None
-    if group_by == "variant":
-        if experiment is None:
-            raise InvalidInput(
-                "--group-by variant needs --experiment", field="experiment",
-                accepted="an experiment name (personify experiments list)",
-            )
-        if stores.database is None:  # pragma: no cover - every URL scheme opens a SQL database
-            raise InvalidInput("experiments need a SQL database", field="database_url")
-        db = stores.database
-        exp = get_experiment(SqlExperimentStore(db, Experiment.model_validate), tenant_id,
-                             experiment)
-        control = exp.control_name
-        assignment, per_unit = variant_maps(
-            SqlExposureLog(db, ExposureRecord).exposures(tenant_id, exp.name),
-            SqlAliasStore(db).all(tenant_id),
+    if group_by == "variant" and experiment is None:
+        raise InvalidInput(
+            "--group-by variant needs --experiment", field="experiment",
+            accepted="an experiment name (personify experiments list)",
         )
-    report = kpi_report(
-        stores.events.scan(tenant_id, since=window[0], until=window[1]),
-        group_by=group_by,
-        since=window[0],
-        until=window[1],
-        max_events=MAX_EVENTS,
-        assignment=assignment,
-        per_unit=per_unit,
-        control=control,
+    report = tenant_kpis(
+        stores.events, build_experiments(stores), tenant_id, group_by=group_by, since=since,
+        until=until, now=datetime.now(UTC), max_events=MAX_EVENTS, experiment=experiment,
     )
     if as_json:
         body = asdict(report)

@@ -1,9 +1,9 @@
 """``personify messages send-campaign | worker | preview | journeys list | journeys validate``.
 
-The commands use the same messaging runtime as the API: the app is built from the settings (the
-``cli`` and ``api`` edges stay independent, see :mod:`personify.cli.asgi`) and its
-``app.state.messaging`` does the work. ``worker`` runs the outbox worker and the journey clock
-until stopped (Ctrl-C or SIGTERM); run it instead of ``messaging_enabled`` in the API.
+The commands use the same messaging runtime as the API: the runtime is built from the settings
+(:func:`personify.runtime.container.build_runtime`, no web application) and its ``messaging``
+does the work. ``worker`` runs the outbox worker and the journey clock in the foreground until
+stopped (Ctrl-C or SIGTERM); run it instead of ``messaging_enabled`` in the API.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from personify.cli.asgi import build_app
 from personify.cli.context import state_of
 from personify.domain.errors import ConfigurationError, InvalidInput
 from personify.domain.tenants import validate_tenant_id
 from personify.messaging.journey_definitions import builtin_journeys, load_journey
+from personify.runtime.container import build_runtime
 
 app = typer.Typer(help="Personalized messages: campaigns, the worker, previews, journeys.",
                   no_args_is_help=True)
@@ -40,7 +40,8 @@ TenantOption = Annotated[
 
 @contextmanager
 def _runtime(ctx: typer.Context, *, need_secret: bool = False) -> Iterator[Any]:
-    """The messaging runtime of an app built from the settings; closed at the end."""
+    """The messaging runtime of a runtime built from the settings (its engine started: message
+    blocks recommend through it; the messaging loop is the caller's); closed at the end."""
     state = state_of(ctx)
     settings = state.settings()
     if need_secret and settings.tracking_secret is None:
@@ -49,13 +50,12 @@ def _runtime(ctx: typer.Context, *, need_secret: bool = False) -> Iterator[Any]:
             field="tracking_secret",
             accepted="PERSONIFY_TRACKING_SECRET (the same value as the API's)",
         )
-    built = build_app(settings, stores=state.stores(settings), clock=state.clock)
-    runtime = built.state.messaging
+    runtime = build_runtime(settings, stores=state.stores(settings), clock=state.clock)
     try:
-        yield runtime
+        runtime.start(messaging_loop=False)
+        yield runtime.messaging
     finally:
         runtime.close()
-        built.state.engine.close()
 
 
 def _tenant(ctx: typer.Context, tenant: str | None) -> str:

@@ -77,7 +77,7 @@ def serve(
             "online states: a click reaches only the worker that received it"
         )
     if settings.workers > 1 or reload:
-        app.state.stores.close()
+        app.state.runtime.close()
         _export_environment(state, settings)
         uvicorn.run(
             FACTORY,

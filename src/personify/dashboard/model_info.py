@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from personify.dashboard.ports import EngineView
+from personify.runtime.engine import Engine
 from personify.storage.model_files import ModelManifest
 
 
@@ -29,7 +29,7 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
-def served_model(engine: EngineView | None, tenant: str) -> ServedModel | None:
+def served_model(engine: Engine | None, tenant: str) -> ServedModel | None:
     """The model the engine serves for ``tenant`` (None without an engine; version None before
     the first training)."""
     if engine is None:

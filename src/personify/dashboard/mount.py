@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
@@ -22,6 +21,7 @@ from personify.dashboard.pages import (
 from personify.dashboard.sessions import LoginThrottle, SessionStore
 from personify.dashboard.state import DashboardState
 from personify.dashboard.stats import DashboardStats
+from personify.runtime.container import Runtime
 
 STATIC_DIR = Path(__file__).parent / "static"
 ROUTERS = (
@@ -46,33 +46,25 @@ def mount_dashboard(
 ) -> DashboardState:
     """Add the dashboard to ``app`` (call it from ``create_app``, before the app starts).
 
-    Reads ``app.state.stores``, ``settings``, ``authenticator`` and ``ingestor`` (required) and
-    ``engine``, ``experiment_store`` / ``exposure_log`` and ``message_templates`` when present;
-    the missing optional ones fall back to in-memory adapters, flagged on their pages.
+    Reads the application's services from ``app.state.runtime`` (stores, engine, authenticator,
+    ingestor, experiments); message templates stay in the dashboard's in-memory library,
+    flagged on their page.
     """
-    stores = app.state.stores
+    runtime: Runtime = app.state.runtime
+    stores = runtime.stores
     state = DashboardState(
         sessions=sessions or SessionStore(),
         throttle=LoginThrottle(),
         stats=DashboardStats(stores.events, max_age=stats_max_age),
         results_dir=Path(results_dir),
     )
-    _use_app_stores(app, state)
+    state.experiments = runtime.experiments.experiments
+    state.exposures = runtime.experiments.exposures
+    state.experiments_in_memory = False
     app.state.dashboard = state
-    app.state.ingestor.add_listener(state.stats.on_events)
+    runtime.ingestor.add_listener(state.stats.on_events)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     app.add_middleware(DashboardGuard, sessions=state.sessions, keys=stores.keys)
     return state
-
-
-def _use_app_stores(app: FastAPI, state: DashboardState) -> None:
-    experiment_store: Any = getattr(app.state, "experiment_store", None)
-    exposure_log: Any = getattr(app.state, "exposure_log", None)
-    if experiment_store is not None and exposure_log is not None:
-        state.experiments, state.exposures = experiment_store, exposure_log
-        state.experiments_in_memory = False
-    templates: Any = getattr(app.state, "message_templates", None)
-    if templates is not None:
-        state.templates, state.templates_in_memory = templates, False

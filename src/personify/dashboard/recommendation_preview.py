@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from personify.dashboard.ports import Recommender
 from personify.domain.events import Context, Location
-from personify.serving.chain import RecommendationResult
+from personify.serving.chain import RecommendationResult, RecommendationService
 from personify.serving.request import RecommendationRequest
 
 DEVICES = ("desktop", "mobile", "tablet")
@@ -76,7 +75,7 @@ class RecommendationPreview:
 
 
 def preview_recommendations(
-    service: Recommender,
+    service: RecommendationService,
     tenant: str,
     user_id: str,
     choice: ContextChoice,

@@ -1,22 +1,24 @@
-"""Everything the dashboard keeps for itself (``app.state.dashboard``) and typed access to what
-the application keeps on ``app.state`` (stores, settings, engine, experiment and message stores).
-"""
+"""Everything the dashboard keeps for itself (``app.state.dashboard``) and typed access to the
+application's services (``app.state.runtime``: stores, engine, authenticator, ingestor)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from fastapi import Request
 
 from personify.dashboard.message_library import TemplateLibrary, example_templates
-from personify.dashboard.ports import EngineView, Ingestor, KeyAuthenticator
 from personify.dashboard.sessions import LoginThrottle, Session, SessionStore
 from personify.dashboard.stats import DashboardStats
 from personify.experiments.memory import InMemoryExperimentStore, InMemoryExposureLog
 from personify.experiments.ports import ExperimentStore, ExposureLog
+from personify.ingestion import EventIngestor
 from personify.insights.service import InsightsService
+from personify.runtime.auth import Authenticator
+from personify.runtime.container import Runtime
+from personify.runtime.engine import Engine
 from personify.settings import Settings
 from personify.storage.registry import Stores
 
@@ -45,34 +47,35 @@ def dashboard(request: Request) -> DashboardState:
     return cast(DashboardState, request.app.state.dashboard)
 
 
+def runtime(request: Request) -> Runtime:
+    """The application's services (``app.state.runtime``)."""
+    return cast(Runtime, request.app.state.runtime)
+
+
 def stores(request: Request) -> Stores:
-    return cast(Stores, request.app.state.stores)
+    return runtime(request).stores
 
 
 def settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def authenticator(request: Request) -> KeyAuthenticator:
-    return cast(KeyAuthenticator, request.app.state.authenticator)
+def authenticator(request: Request) -> Authenticator:
+    return runtime(request).authenticator
 
 
-def ingestor(request: Request) -> Ingestor:
-    return cast(Ingestor, request.app.state.ingestor)
+def ingestor(request: Request) -> EventIngestor:
+    return runtime(request).ingestor
 
 
-def engine(request: Request) -> EngineView | None:
-    """The online engine once the application has wired it (``app.state.engine``)."""
-    return cast(EngineView | None, getattr(request.app.state, "engine", None))
+def engine(request: Request) -> Engine:
+    """The online recommendation engine."""
+    return runtime(request).engine
 
 
-def insights(request: Request) -> InsightsService | None:
-    """The insights service once the application has wired it (``app.state.insights``)."""
-    return cast(InsightsService | None, getattr(request.app.state, "insights", None))
-
-
-def app_attribute(request: Request, name: str) -> Any:
-    return getattr(request.app.state, name, None)
+def insights(request: Request) -> InsightsService:
+    """The insights service."""
+    return runtime(request).insights
 
 
 def session(request: Request) -> Session:

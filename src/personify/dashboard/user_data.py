@@ -1,19 +1,13 @@
-"""A person's data as the Users page exports and erases it.
-
-Erasure does what the API's ``DELETE /v1/users/{id}`` does (profile, events including linked
-anonymous ids, consents, a tombstone so replayed data cannot re-create them) and also forgets the
-person's online state; it moves to ``personify.privacy`` when that package lands.
-"""
+"""A person's data as the Users page exports it, and the outcome of an erasure (the page erases
+through the runtime, as the API's ``DELETE /v1/users/{id}`` does)."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from personify.domain.events import Event
-from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores
 
 EXPORT_PAGE = 1_000
@@ -59,31 +53,3 @@ class ErasureOutcome:
     profile_deleted: bool
     events_deleted: int
     consents_deleted: int
-
-
-def erase_user(
-    stores: Stores,
-    tenant: str,
-    user_id: str,
-    *,
-    state: OnlineState | None = None,
-    mark_erased: Any = None,
-) -> ErasureOutcome:
-    """Delete everything stored about ``user_id`` and leave a tombstone; ``mark_erased`` is the
-    application's erasure cache (``app.state.erasure_check.mark_erased``) when there is one."""
-    user = stores.users.get(tenant, user_id)
-    anonymous_ids = list(user.anonymous_ids) if user is not None else []
-    receipt_id = uuid.uuid4().hex
-    stores.erasures.record(
-        tenant, stores.erasures.user_id_hash(tenant, user_id), datetime.now(UTC), receipt_id
-    )
-    if mark_erased is not None:
-        mark_erased(tenant, user_id)
-    events_deleted = stores.events.delete_user(tenant, user_id, anonymous_ids)
-    consents_deleted = stores.consents.delete_user(tenant, user_id)
-    profile_deleted = stores.users.delete(tenant, user_id)
-    if state is not None:
-        state.forget_user(tenant, user_id)
-        for anonymous_id in anonymous_ids:
-            state.forget_user(tenant, f"anon:{anonymous_id}")
-    return ErasureOutcome(receipt_id, profile_deleted, events_deleted, consents_deleted)

@@ -1,5 +1,6 @@
-"""The composition root of the online engine: online state, served models, catalogue cache,
-the recommendation chain and impression logging, built from settings and the open stores."""
+"""The online engine: online state, served models, catalogue cache, the recommendation chain and
+impression logging, built from settings and the open stores. ``build_engine`` only builds;
+``Engine.start()`` starts its background work (model refresh, retraining, the warm-up replay)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,23 @@ class Engine:
     """Erasures forget online state through it, so the warm-up replay cannot undo them."""
     update_latency: UpdateLatencyTracker = field(default_factory=UpdateLatencyTracker)
     """Event -> served recommendation latency, stamped on impressions (the KPI)."""
+    preload: Callable[[threading.Event], None] | None = None
+    """The warm-up run by ``start()`` in a thread (models, catalogue, replayed online state)."""
+
+    def start(self) -> None:
+        """Start the background work (idempotent): the promoted-model refresh, the retraining
+        scheduler and the warm-up thread."""
+        if self.warm_up_thread is not None:
+            return
+        self.bundles.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
+        preload = self.preload
+        self.warm_up_thread = threading.Thread(
+            target=(lambda: preload(self.warm_up_stop)) if preload is not None else None,
+            daemon=True, name="personify-warm-up",
+        )
+        self.warm_up_thread.start()
 
     def close(self) -> None:
         """Stop the background threads (waiting for the warm-up, which reads the stores)."""
@@ -176,7 +194,6 @@ def build_engine(
             update_latency.acknowledged(tenant, allowed)
 
     ingestor.add_listener(apply_to_state)
-    bundles.start()
     scheduler = None
     if settings.retrain_interval_minutes:
         scheduler = RetrainScheduler(
@@ -186,10 +203,8 @@ def build_engine(
             tenants=[settings.default_tenant],
         )
         ingestor.add_listener(scheduler.on_events)
-        scheduler.start()
-    stop = threading.Event()
 
-    def preload() -> None:
+    def preload(stop: threading.Event) -> None:
         tenant = settings.default_tenant
         try:
             bundles.get(tenant)
@@ -203,11 +218,9 @@ def build_engine(
         except Exception:
             log.exception("preloading the engine failed; it loads lazily instead")
 
-    thread = threading.Thread(target=preload, daemon=True, name="personify-warm-up")
-    thread.start()
     engine = Engine(
-        state, models, bundles, catalogs, service, impressions, warnings, privacy, scheduler, stop,
-        thread, update_latency=update_latency, replay_fence=fence,
+        state, models, bundles, catalogs, service, impressions, warnings, privacy, scheduler,
+        update_latency=update_latency, replay_fence=fence, preload=preload,
     )
     engine.forgetters.append(update_latency.forget)
     engine.forgetters.append(bundles.forget_pinned)

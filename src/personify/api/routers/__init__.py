@@ -14,11 +14,13 @@ from personify.api.routers import (
     items,
     keys,
     kpis,
+    messaging,
     networking,
     privacy,
     recommendations,
     segment,
     segments,
+    tracking,
     users,
 )
 
@@ -40,7 +42,9 @@ ROUTERS: list[APIRouter] = [
     decisions.router,
     kpis.router,
     privacy.router,
-    # messaging.router ...
+    messaging.router,
+    messaging.inbox_router,
+    tracking.router,
 ]
 
 

@@ -1,6 +1,6 @@
 """``/v1/experiments`` (admin): define, list, start, stop and analyze A/B/n tests;
 ``/v1/assignments`` and ``/v1/exposures`` (serve): which variants a visitor gets, and that one
-was actually served. Call :func:`install_experiments` from ``create_app``."""
+was actually served."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from personify.api.deps import SettingsDep, StoresDep
+from personify.api.deps import SettingsDep, StoresDep, runtime_of
 from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
 
@@ -30,12 +30,12 @@ def ready(stores: StoresDep, settings: SettingsDep, request: Request) -> Respons
         body = {"status": "unavailable", "checks": {"database": type(exc).__name__}}
         return JSONBody(body, status_code=503)
     checks = {"database": "ok"}
-    engine = getattr(request.app.state, "engine", None)
-    thread = getattr(engine, "warm_up_thread", None)
+    engine = runtime_of(request).engine
+    thread = engine.warm_up_thread
     # the in-process online state replays recent history in the background after a start;
     # until then a user's stored history stands in (served, but not yet from live state)
     checks["online_state"] = "warming up" if thread is not None and thread.is_alive() else "ok"
-    state = getattr(engine, "state", None)
+    state = engine.state
     if getattr(state, "degraded", False) or (
         settings.redis_url and state is not None and not hasattr(state, "degraded")
     ):

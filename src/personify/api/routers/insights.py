@@ -7,8 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from personify.api.audit import Audited
-from personify.api.deps import AdminKey, ErasureCheckDep, StoresDep
-from personify.api.insights_wiring import InsightsDep
+from personify.api.deps import AdminKey, ErasureCheckDep, InsightsDep, StoresDep
 from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
 from personify.domain.errors import NotFound

@@ -1,5 +1,6 @@
 """``/v1/kpis`` (admin): business KPIs computed from stored events over a bounded window, in
-total and per day, variant (of one experiment), channel or recommendation source."""
+total and per day, variant (of one experiment), channel or recommendation source
+(:func:`personify.runtime.kpis.tenant_kpis`, which ``personify kpis`` uses too)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from pydantic import BaseModel, Field
 from personify.api.deps import AdminKey, ExperimentsDep, StoresDep
 from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Name
-from personify.domain.errors import InvalidInput
-from personify.experiments.kpis import kpi_report, kpi_window, variant_maps
-from personify.experiments.service import get_experiment
+from personify.runtime.kpis import tenant_kpis
 
 router = APIRouter(prefix="/v1/kpis", tags=["kpis"], route_class=KeyFirstRoute)
 
@@ -61,30 +60,9 @@ def kpis(
         Name | None, Query(description="required for group_by=variant")
     ] = None,
 ) -> KpisOut:
-    since, until = kpi_window(since, until, datetime.now(UTC))
-    assignment: dict[str, str] | None = None
-    per_unit: dict[str, str] | None = None
-    control = None
-    if group_by == "variant":
-        if experiment is None:
-            raise InvalidInput(
-                "group_by=variant needs an experiment", field="experiment",
-                accepted="an experiment name",
-            )
-        exp = get_experiment(runtime.experiments, key.tenant, experiment)
-        control = exp.control_name
-        assignment, per_unit = variant_maps(
-            runtime.exposures.exposures(key.tenant, exp.name), runtime.aliases.all(key.tenant)
-        )
-    report = kpi_report(
-        stores.events.scan(key.tenant, since=since, until=until),
-        group_by=group_by,
-        since=since,
-        until=until,
-        max_events=MAX_EVENTS,
-        assignment=assignment,
-        per_unit=per_unit,
-        control=control,
+    report = tenant_kpis(
+        stores.events, runtime, key.tenant, group_by=group_by, since=since, until=until,
+        now=datetime.now(UTC), max_events=MAX_EVENTS, experiment=experiment,
     )
     lift = (
         None

@@ -8,8 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from personify.api.deps import AdminKey, ErasureCheckDep, ServeKey
-from personify.api.networking_wiring import IntroductionsDep, NetworkingDep
+from personify.api.deps import (
+    AdminKey,
+    ErasureCheckDep,
+    IntroductionsDep,
+    NetworkingDep,
+    ServeKey,
+)
 from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
 from personify.networking.introductions import IntroductionKpi, IntroductionView

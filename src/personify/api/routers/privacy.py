@@ -21,6 +21,7 @@ from personify.api.deps import (
     PrivacyDep,
     ServeKey,
     SettingsDep,
+    runtime_of,
 )
 from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.privacy import ErasureReceipt, receipt_of
@@ -159,11 +160,11 @@ def export_user(
         bool, Query(description="pseudonymize ids and drop personal fields (for analysts)")
     ] = False,
 ) -> Any:
-    messaging = getattr(request.app.state, "messaging", None)
-    messages = messaging.state.sent_to if messaging is not None else None
-    insights = getattr(request.app.state, "insights", None)
+    runtime = runtime_of(request)
     data = export_person(
-        privacy.export_sources(engine.state, messages, insights.export if insights else None),
+        privacy.export_sources(
+            engine.state, runtime.messaging.state.sent_to, runtime.insights.export
+        ),
         key.tenant, user_id,
     )
     if anonymized:

@@ -22,6 +22,7 @@ from personify.api.deps import (
     SettingsDep,
     StoresDep,
     person_guard_for,
+    runtime_of,
 )
 from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
@@ -61,12 +62,13 @@ async def _handle(request: Request, key: SegmentKey, stores: StoresDep, ingestor
     else:
         raise InvalidInput(f"a {call} call takes one JSON object", field="body",
                            accepted="a Segment message object")
-    mapper: SegmentMapper = request.app.state.segment_mapper
+    runtime = runtime_of(request)
+    mapper: SegmentMapper = runtime.segment_mapper
     mapped = mapper.map_batch(messages, default_type=call)
     answer = await run_in_threadpool(
         lambda: apply_batch(mapped, tenant=key.tenant, stores=stores, ingestor=ingestor,
                             erased=erased, message_count=len(messages),
-                            state=request.app.state.online_state,
+                            state=runtime.online_state,
                             guard=person_guard_for(request, key))
     )
     return JSONBody(answer)

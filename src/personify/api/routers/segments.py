@@ -10,8 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from personify.api.deps import AdminKey, StoresDep
-from personify.api.insights_wiring import InsightsDep
+from personify.api.deps import AdminKey, InsightsDep, StoresDep
 from personify.api.routing import KeyFirstRoute
 from personify.domain.errors import NotFound
 from personify.insights.rules import FIELDS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from personify.dashboard.message_library import parse_template_yaml, template_yaml
 from personify.dashboard.pages.common import page_router, tenant
 from personify.dashboard.rendering import render
-from personify.dashboard.state import app_attribute, dashboard, engine, stores
+from personify.dashboard.state import dashboard, engine, runtime, stores
 from personify.domain.errors import PersonifyError
 from personify.domain.items import Item
 from personify.domain.users import User
@@ -25,10 +25,7 @@ MAX_TEMPLATE_FORM = 200_000
 
 
 def _delivery_counts(request: Request) -> dict[str, int] | None:
-    outbox: Any = app_attribute(request, "outbox")
-    if outbox is None or not hasattr(outbox, "counts"):
-        return None
-    counts: dict[str, int] = outbox.counts(tenant(request))
+    counts: dict[str, int] = runtime(request).messaging.state.outbox.counts(tenant(request))
     return counts
 
 

@@ -15,10 +15,10 @@ from personify.dashboard.model_info import (
     served_model,
 )
 from personify.dashboard.pages.common import page_router, tenant
-from personify.dashboard.ports import EngineView
 from personify.dashboard.rendering import render
 from personify.dashboard.state import dashboard, engine
 from personify.domain.errors import NotFound, PersonifyError
+from personify.runtime.engine import Engine
 
 router = page_router()
 
@@ -47,7 +47,7 @@ def models_page(request: Request) -> Response:
     return _page(request)
 
 
-def _refresh(eng: EngineView) -> None:
+def _refresh(eng: Engine) -> None:
     """Swap the newly promoted bundle in now instead of at the registry's next poll."""
     refresh = getattr(eng.bundles, "refresh", None)
     if callable(refresh):

@@ -21,8 +21,8 @@ from personify.dashboard.recommendation_preview import (
     preview_recommendations,
 )
 from personify.dashboard.rendering import language, render
-from personify.dashboard.state import app_attribute, engine, ingestor, insights, stores
-from personify.dashboard.user_data import ErasureOutcome, erase_user, export_user
+from personify.dashboard.state import engine, ingestor, insights, runtime, stores
+from personify.dashboard.user_data import ErasureOutcome, export_user
 from personify.domain.events import Context, Event
 from personify.insights.service import Insights
 from personify.storage.registry import Stores
@@ -169,25 +169,11 @@ async def erase(
     if confirm.strip() != user_id:
         return render(request, "user_missing.html", section="users", user_id=user_id,
                       erased=False, error="erase_confirm_mismatch", status_code=400)
-    eng = engine(request)
-    marker = app_attribute(request, "erasure_check")
-    erase_everywhere = app_attribute(request, "erase_subjects")
-    if erase_everywhere is not None:
-        # the application's full erasure: stores, online state, served model influence
-        results = await run_in_threadpool(
-            lambda: erase_everywhere(tenant(request), user_ids=[user_id])
-        )
-        first = results[0]
-        outcome = ErasureOutcome(first.receipt_id, first.profile_deleted, first.events_deleted,
-                                 first.consents_deleted)
-    else:
-        outcome = await run_in_threadpool(
-            lambda: erase_user(
-                stores(request),
-                tenant(request),
-                user_id,
-                state=eng.state if eng is not None else None,
-                mark_erased=getattr(marker, "mark_erased", None),
-            )
-        )
+    # the application's full erasure: stores, online state, served model influence and every
+    # capability's erasure hook
+    erase_everywhere = runtime(request).erase_subjects
+    results = await run_in_threadpool(lambda: erase_everywhere(tenant(request), user_ids=[user_id]))
+    first = results[0]
+    outcome = ErasureOutcome(first.receipt_id, first.profile_deleted, first.events_deleted,
+                             first.consents_deleted)
     return render(request, "user_erased.html", section="users", user_id=user_id, outcome=outcome)

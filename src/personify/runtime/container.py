@@ -1,0 +1,218 @@
+"""``build_runtime(settings)``: every application service of one process, wired once, in one
+place, for every edge (the API's lifespan, the dashboard, the CLI and the messaging worker).
+
+Building connects the parts (store wrappers, ingestion listeners, erasure hooks) and starts
+nothing; ``start()`` starts the background work (the engine's model refresh, retraining and
+warm-up; the messaging loop when ``messaging_enabled``) and ``close()`` stops it, then closes the
+stores when the runtime opened them.
+
+The order of the store wrappers is fixed here (innermost first): the person cache over users and
+consents, then the write-through catalogue cache (both in ``build_engine``), the key cache's
+revocation hook, and the item-change watcher of messaging over the cached catalogue.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from personify.domain.consents import Purpose
+from personify.domain.events import EventTypes
+from personify.ingestion import EventIngestor
+from personify.insights.population import PopulationFiles
+from personify.insights.segments import SegmentFiles, SegmentTracker
+from personify.insights.service import InsightsService
+from personify.messaging.item_updates import ItemChangeWatcher
+from personify.networking.service import NetworkingService
+from personify.privacy.erasure import ErasureResult
+from personify.privacy.runtime import PrivacyRuntime
+from personify.runtime.auth import Authenticator, ForgettingKeyStore
+from personify.runtime.engine import Engine, build_engine
+from personify.runtime.erasure_check import CachedErasureCheck
+from personify.runtime.experiments import ExperimentsRuntime, build_experiments
+from personify.runtime.identity import erase_subjects
+from personify.runtime.messaging import MessagingRuntime
+from personify.runtime.messaging_wiring import ConsentPolicyLike, build_messaging
+from personify.runtime.networking import introduction_notifier
+from personify.runtime.segment.mapping import SegmentMapper
+from personify.settings import DEMO_ADMIN_KEY, Settings
+from personify.storage.online.port import OnlineState
+from personify.storage.registry import Stores, open_stores
+
+Clock = Callable[[], datetime]
+
+
+def bootstrap_secrets(settings: Settings) -> list[str]:
+    """The admin secrets accepted without a key record: the configured one, and the demo key."""
+    secrets = [settings.admin_key.get_secret_value()] if settings.admin_key else []
+    if settings.demo:
+        secrets.append(DEMO_ADMIN_KEY)
+    return secrets
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The application services of one process (see the module docstring)."""
+
+    settings: Settings
+    stores: Stores
+    ingestor: EventIngestor
+    engine: Engine
+    """The online recommendation engine (state, models, catalogue cache, serving chain)."""
+    erasure_check: CachedErasureCheck
+    authenticator: Authenticator
+    experiments: ExperimentsRuntime
+    messaging: MessagingRuntime
+    insights: InsightsService
+    networking: NetworkingService
+    segment_mapper: SegmentMapper
+    clock: Clock
+    owns_stores: bool = False
+    _lifecycle: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closed: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def privacy(self) -> PrivacyRuntime:
+        return self.engine.privacy
+
+    @property
+    def online_state(self) -> OnlineState:
+        return self.engine.state
+
+    def erase_subjects(
+        self, tenant: str, *, user_ids: Sequence[str] = (), anonymous_id: str | None = None
+    ) -> list[ErasureResult]:
+        """Erase people (or one anonymous id) everywhere: stores, online state, served model
+        and every capability's erasure hook (messages, exposures, insights, networking)."""
+        return erase_subjects(
+            self.privacy, self.erasure_check, tenant, user_ids=user_ids,
+            anonymous_id=anonymous_id, engine=self.engine,
+        )
+
+    def start(self, *, messaging_loop: bool | None = None) -> None:
+        """Start the background work (idempotent): the engine's, and the messaging loop in a
+        thread when ``messaging_loop`` (by default ``settings.messaging_enabled``; otherwise run
+        ``personify messages worker``, which runs the loop in the foreground)."""
+        loop = self.settings.messaging_enabled if messaging_loop is None else messaging_loop
+        with self._lifecycle:
+            self.engine.start()
+            if loop:
+                self.messaging.start()
+
+    def close(self) -> None:
+        """Stop the background work (messaging first: it sends through the engine and the
+        stores), then close the stores when this runtime opened them. Idempotent."""
+        with self._lifecycle:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            self.messaging.close()
+            self.engine.close()
+            if self.owns_stores:
+                self.stores.close()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    stores: Stores | None = None,
+    ingestor: EventIngestor | None = None,
+    online_state: OnlineState | None = None,
+    clock: Clock | None = None,
+    segment_track_map: Mapping[str, str] | None = None,
+    consent_policy: ConsentPolicyLike | None = None,
+) -> Runtime:
+    """Every service for ``settings``. Opens (and migrates) ``settings.database_url`` unless
+    ``stores`` is given (then the caller closes them). ``clock`` drives messaging and insights
+    (the wall clock by default); ``consent_policy`` replaces the default opt-in policy of
+    marketing messages. Starts nothing: call ``start()``."""
+    owns_stores = stores is None
+    stores = stores if stores is not None else open_stores(settings.database_url)
+    try:
+        return _build(
+            settings, stores, owns_stores, ingestor=ingestor, online_state=online_state,
+            clock=clock or (lambda: datetime.now(UTC)), segment_track_map=segment_track_map,
+            consent_policy=consent_policy,
+        )
+    except BaseException:
+        if owns_stores:
+            stores.close()
+        raise
+
+
+def _build(
+    settings: Settings,
+    stores: Stores,
+    owns_stores: bool,
+    *,
+    ingestor: EventIngestor | None,
+    online_state: OnlineState | None,
+    clock: Clock,
+    segment_track_map: Mapping[str, str] | None,
+    consent_policy: ConsentPolicyLike | None,
+) -> Runtime:
+    event_types = EventTypes(settings.custom_event_types)
+    erasure_check = CachedErasureCheck(stores.erasures)
+    if ingestor is None:
+        ingestor = EventIngestor(stores.events, event_types=event_types, is_erased=erasure_check)
+    engine = build_engine(settings, stores, ingestor, online_state=online_state)
+    authenticator = Authenticator(
+        stores.keys, bootstrap_secrets=bootstrap_secrets(settings),
+        default_tenant=settings.default_tenant,
+    )
+    # verified keys are cached for a moment; a revocation through this process ends it at once
+    stores.keys = ForgettingKeyStore(stores.keys, authenticator)
+
+    experiments = build_experiments(stores)
+    ingestor.add_listener(experiments.points.on_events)
+    engine.forgetters.append(experiments.forget)
+
+    messaging = build_messaging(
+        settings, stores, ingestor, engine.service, clock=clock,
+        consent_policy=lambda: consent_policy,
+    )
+    engine.forgetters.append(messaging.state.forget)  # erasure reaches the person's messages
+    engine.forgetters.append(messaging.forget_in_campaigns)
+    ingestor.add_listener(messaging.on_events)
+    # price drops and restocks: every catalogue write (PUT / PATCH / :bulk / imports) is
+    # compared with the stored item while a tenant has an item-update journey enabled
+    stores.catalog = ItemChangeWatcher(
+        stores.catalog, messaging.record_item_changes, wants=messaging.wants_item_changes,
+        clock=lambda: messaging.clock(),
+    )
+
+    # live segments: entries start segment-triggered journeys; campaigns reach members
+    tracker = SegmentTracker(SegmentFiles(settings.model_dir, clock), clock)
+    tracker.listeners.append(messaging.on_segment_changed)
+    insights = InsightsService(
+        events=stores.events, users=stores.users, catalog=stores.catalog,
+        populations=PopulationFiles(settings.model_dir),
+        may_profile=engine.privacy.gate.may_profile, tracker=tracker, clock=clock,
+    )
+    messaging.segment_members = insights.segment_members
+    ingestor.add_listener(insights.on_events)
+    engine.forgetters.append(insights.forget)
+
+    policy = engine.privacy.policy
+
+    def may_personalize(tenant: str, user_id: str) -> bool:
+        return bool(policy.allows(tenant, user_id, Purpose.PERSONALIZATION.value))
+
+    networking = NetworkingService(
+        stores.events, stores.users, model_dir=settings.model_dir,
+        may_personalize=may_personalize, is_erased=erasure_check,
+        ingest=ingestor.ingest, notify=introduction_notifier(lambda: messaging), clock=clock,
+    )
+    ingestor.add_listener(networking.on_events)
+    engine.forgetters.append(networking.forget)
+
+    track_map = {**settings.segment_track_map, **(segment_track_map or {})}
+    return Runtime(
+        settings=settings, stores=stores, ingestor=ingestor, engine=engine,
+        erasure_check=erasure_check, authenticator=authenticator, experiments=experiments,
+        messaging=messaging, insights=insights, networking=networking,
+        segment_mapper=SegmentMapper(track_map, event_types.accepted), clock=clock,
+        owns_stores=owns_stores,
+    )
