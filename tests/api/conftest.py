@@ -6,11 +6,11 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from _tenant_keys import CUSTOM_TYPES, TenantKeys
 from fastapi import FastAPI
 
 from personify.api import create_app
@@ -23,20 +23,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-CUSTOM_TYPES = ["signup", "video_started"]
-
-
-@dataclass(frozen=True)
-class TenantKeys:
-    """The secrets of one tenant's keys, one per scope."""
-
-    tenant: str
-    admin: str
-    ingest: str
-    serve: str
-
-    def headers(self, scope: str = "admin") -> dict[str, str]:
-        return {"Authorization": f"Bearer {getattr(self, scope)}"}
 
 
 @pytest.fixture

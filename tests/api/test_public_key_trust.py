@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _tenant_keys import CUSTOM_TYPES, TenantKeys
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from conftest import CUSTOM_TYPES, TenantKeys
 from personify.api import create_app
 from personify.domain import person_tokens
 from personify.domain.errors import Forbidden
