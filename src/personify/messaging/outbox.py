@@ -26,8 +26,10 @@ from personify.domain.items import Item
 from personify.domain.users import User
 from personify.messaging.channels import Sender, SendError, check_channels
 from personify.messaging.guardrails import Guardrails, local_day_bounds
+from personify.messaging.inbox import InboxSender
 from personify.messaging.ports import OutboxStore, SuppressionStore
 from personify.messaging.records import DeliveryStatus, OutboxMessage, TrackedLink
+from personify.messaging.smtp import SmtpSender
 from personify.messaging.templates import MessageInputs, MessageTemplate, TemplateRenderer
 from personify.messaging.tracking import EventSink, TrackingSigner
 
@@ -42,6 +44,9 @@ Recommend = Callable[[str, str, int], list[Item]]
 """(tenant, user_id, n) -> the person's current recommendations."""
 ItemLookup = Callable[[str, Sequence[str]], Mapping[str, Item]]
 TemplateLookup = Callable[[str, str], MessageTemplate | None]
+
+BUILTIN_SENDERS: Mapping[str, type[Any]] = {"email": SmtpSender, "inbox": InboxSender}
+"""The built-in channels by name: each sender class declares its consent purpose."""
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -409,8 +414,14 @@ class OutboxWorker:
         if sender is not None:
             return True, sender.consent_purpose
         if self.channels is not None:
-            return self.channels.purpose(tenant, channel)
-        return False, None
+            known, purpose = self.channels.purpose(tenant, channel)
+            if known:
+                return known, purpose
+        # a built-in channel this worker was not given (no SMTP configured, say) still has the
+        # purpose its sender class declares: consent is checked first, and a consented message
+        # then fails for want of the channel
+        builtin = BUILTIN_SENDERS.get(channel)
+        return False, builtin.consent_purpose if builtin is not None else None
 
     def _inputs(
         self, message: OutboxMessage, user: User, template: MessageTemplate
