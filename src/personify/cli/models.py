@@ -147,7 +147,7 @@ def train(
         blend_selection=blend_selection,
     )
     if factors is not None:  # validated like the config's own default
-        config = replace(config, factors=factors or None)
+        config = replace(config, factors=factors or None, factors_fixed=True)
     plan = None
     if select:
         store = runtime.model_store(settings.model_dir)

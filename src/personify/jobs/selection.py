@@ -488,7 +488,8 @@ def apply_selection(config: TrainingConfig, selection: Selection) -> TrainingCon
     factors = config.factors
     factor_params = dict(config.factor_params)
     if selection.factor_params is not None and factors is not None:
-        factors = min(MAX_FACTORS, int(selection.factor_params["factors"]))
+        if not config.factors_fixed:  # an operator's --factors wins over the tuned count
+            factors = min(MAX_FACTORS, int(selection.factor_params["factors"]))
         factor_params = {**DEFAULT_FACTOR_PARAMS,
                          **{k: v for k, v in selection.factor_params.items() if k != "factors"}}
     return replace(

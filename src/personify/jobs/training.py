@@ -83,6 +83,8 @@ class TrainingConfig:
     ranker_min_groups: int = 50
     factors: int | None = field(default_factory=default_factors)
     """Latent dimensions of the ALS model behind the ``factors`` source; None = no factors."""
+    factors_fixed: bool = False
+    """``factors`` was chosen by the operator (``--factors``): the selection keeps it."""
     factor_params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FACTOR_PARAMS))
     """Other ``personify.algorithms.als.ALS`` parameters (regularization, alpha, iterations)."""
     user_model: str | None = DEFAULT_USER_MODEL
