@@ -107,3 +107,20 @@ def test_export_then_import_elsewhere(personify: Callable[..., Result], tmp_path
     with open_stores(other) as stores:
         assert stores.events.count("default") == 6
         assert {e.context.device for e in stores.events.scan("default")} == {"tv"}
+
+
+def test_export_events_partitioned_by_date(
+    personify: Callable[..., Result], tmp_path: Path
+) -> None:
+    source = _events_csv(tmp_path / "events.csv")
+    assert personify("import", "events", str(source), *MAPS, "--no-progress").exit_code == 0
+    out = tmp_path / "by-day"
+    result = personify("export", "events", str(out), "--format", "parquet",
+                       "--partition-by", "date", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "Exported 6 events" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [f"date=2024-02-0{d}" for d in range(1, 7)]
+    wrong = personify("export", "users", str(tmp_path / "u"), "--partition-by", "date")
+    assert wrong.exit_code == 2 and "field: partition_by" in wrong.output
+    unknown = personify("export", "events", str(tmp_path / "e"), "--partition-by", "week")
+    assert unknown.exit_code == 2 and "unknown partitioning" in unknown.output

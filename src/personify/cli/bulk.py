@@ -11,7 +11,8 @@ from rich.table import Table
 
 from personify.cli.context import state_of
 from personify.cli.setup import LEGAL_BASIS_HELP, choose_basis
-from personify.jobs.bulk_export import export_table
+from personify.domain.errors import InvalidInput
+from personify.jobs.bulk_export import export_events_by_date, export_table
 from personify.jobs.bulk_import import DEFAULT_BATCH_SIZE, PRESETS, import_file
 from personify.jobs.column_mapping import parse_assignments
 from personify.jobs.import_report import ImportReport
@@ -131,6 +132,12 @@ def export_command(
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    partition_by: Annotated[
+        str | None,
+        typer.Option("--partition-by", help="'date': events as a Parquet dataset, FILE a folder "
+                     "with one date=YYYY-MM-DD folder per UTC day (what `personify train "
+                     "--engine spark` reads)."),
+    ] = None,
 ) -> None:
     """Export users, items or events to CSV, JSON Lines or Parquet.
 
@@ -138,6 +145,18 @@ def export_command(
     """
     state = state_of(ctx)
     settings = state.settings()
+    if partition_by is not None:
+        if partition_by != "date":
+            raise InvalidInput(f"unknown partitioning {partition_by!r}", field="partition_by",
+                               accepted="date")
+        if kind != "events" or (format or "parquet") != "parquet":
+            raise InvalidInput("only events exported as parquet can be partitioned by date",
+                               field="partition_by", accepted="events --format parquet")
+        report = export_events_by_date(file, state.stores(settings),
+                                       tenant or settings.default_tenant, progress=progress)
+        console.print(f"Exported {report.rows:,} events to {report.path} (Parquet, one folder "
+                      f"per day) in {report.seconds:.1f} s.")
+        return
     report = export_table(
         kind,
         file,

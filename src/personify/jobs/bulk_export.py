@@ -6,13 +6,18 @@ mapping: JSON Lines holds the nested records; CSV and Parquet hold one column pe
 and free properties as a JSON object column. Example::
 
     export_table("events", "events.parquet", stores, "default")
+
+Events can also be written as a Parquet *dataset* partitioned by day (``date=YYYY-MM-DD/``
+folders, UTC), the layout ``personify train --engine spark`` reads (``export_events_by_date``).
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +148,75 @@ def export_table(
         writer.write(batch)
         bar.update(writer.rows, writer.rows)
     return ExportReport(kind, str(path), fmt, writer.rows, time.perf_counter() - started)
+
+
+OPEN_PARTITIONS = 32
+"""At most this many day files open at once while exporting by date (a day whose writer was
+closed gets a new ``part-NNNNN`` file when its events come again)."""
+
+
+def export_events_by_date(
+    path: str | Path,
+    stores: ImportStores,
+    tenant: str,
+    *,
+    progress: bool = False,
+) -> ExportReport:
+    """Every event of ``tenant`` as a Parquet dataset under the folder ``path``, one
+    ``date=YYYY-MM-DD`` folder per UTC day of the event timestamp (Hive partitioning: Spark,
+    pyarrow and most engines read the day as a column and prune by it). The files hold the same
+    columns as ``export_table(..., format="parquet")``."""
+    validate_tenant_id(tenant)
+    root = Path(path)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise InvalidInput(
+            f"{str(root)!r} exists and is not an empty folder", field="path",
+            accepted="a new or empty folder for the partitioned dataset",
+        )
+    columns = flat_columns("events")
+    schema = _arrow_schema(columns)
+    started = time.perf_counter()
+    writers: OrderedDict[str, RecordWriter] = OrderedDict()
+    parts: dict[str, int] = {}
+    pending: dict[str, list[dict[str, Any]]] = {}
+    rows = 0
+
+    def flush(day: str) -> None:
+        batch = pending.pop(day, [])
+        if not batch:
+            return
+        writer = writers.get(day)
+        if writer is None:
+            if len(writers) >= OPEN_PARTITIONS:
+                _, oldest = writers.popitem(last=False)
+                oldest.__exit__(None, None, None)
+            number = parts.get(day, 0)
+            parts[day] = number + 1
+            writer = RecordWriter(root / f"date={day}" / f"part-{number:05d}.parquet",
+                                  "parquet", list(columns), schema).__enter__()
+            writers[day] = writer
+        else:
+            writers.move_to_end(day)
+        writer.write(batch)
+
+    try:
+        with ImportProgress("export events by date", unit="rows",
+                            total=_total("events", stores, tenant), enabled=progress) as bar:
+            for record in stores.events.scan(tenant, batch_size=PAGE_SIZE):
+                flat = _flatten(record.model_dump(mode="python"), columns)
+                day = record.timestamp.astimezone(UTC).date().isoformat()
+                pending.setdefault(day, []).append(flat)
+                rows += 1
+                if len(pending[day]) >= PAGE_SIZE:
+                    flush(day)
+                if rows % PAGE_SIZE == 0:
+                    bar.update(rows, rows)
+            for day in list(pending):
+                flush(day)
+            bar.update(rows, rows)
+    finally:
+        for writer in writers.values():
+            writer.__exit__(None, None, None)
+    root.mkdir(parents=True, exist_ok=True)
+    return ExportReport("events", str(root), "parquet (by date)", rows,
+                        time.perf_counter() - started)

@@ -151,3 +151,37 @@ def test_export_is_per_tenant(stores: Stores, tmp_path: Path) -> None:
     report = export_table("events", tmp_path / "other.jsonl", stores, "other-tenant")
     assert report.rows == 0
     assert (tmp_path / "other.jsonl").read_text("utf-8") == ""
+
+
+def test_events_by_date_partitions_by_utc_day_and_reimports(
+    stores: Stores, other_stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.dataset as ds
+
+    import personify.jobs.bulk_export as bulk_export
+
+    monkeypatch.setattr(bulk_export, "OPEN_PARTITIONS", 1)  # every day switch closes a file
+    monkeypatch.setattr(bulk_export, "PAGE_SIZE", 2)
+    days = [START + timedelta(days=d % 3, hours=11) for d in range(9)]  # 12:00 + 11 h: next day
+    events = [
+        Event(event_id=f"d-{n}", type="view", user_id=f"u-{n}", item_id="i-1", timestamp=at)
+        for n, at in enumerate(days)
+    ]
+    assert len(EventIngestor(stores.events).ingest(T, events).stored) == 9
+    root = tmp_path / "events"
+    report = bulk_export.export_events_by_date(root, stores, T)
+    assert report.rows == 9
+    folders = sorted(p.name for p in root.iterdir())
+    assert folders == ["date=2024-05-01", "date=2024-05-02", "date=2024-05-03"]
+    table = ds.dataset(root, format="parquet", partitioning="hive").to_table()
+    per_day: dict[str, int] = {}
+    for day, at in zip(table["date"].to_pylist(), table["timestamp"].to_pylist(), strict=True):
+        assert str(day) == at.astimezone(UTC).date().isoformat()
+        per_day[str(day)] = per_day.get(str(day), 0) + 1
+    assert sorted(per_day.values()) == [3, 3, 3]
+    for part in sorted(root.glob("date=*/*.parquet")):  # every file imports like an export
+        assert import_file(part, "events", other_stores, T, progress=False).rejected == 0
+    assert other_stores.events.count(T) == 9
+    with pytest.raises(InvalidInput, match="not an empty folder") as caught:
+        bulk_export.export_events_by_date(root, stores, T)
+    assert caught.value.field == "path"
