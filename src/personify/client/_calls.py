@@ -218,6 +218,37 @@ def people(user_id: str, n: int) -> Call[dict[str, Any]]:
     return Call("GET", f"/v1/users/{_id(user_id)}/people", _json, params={"n": n})
 
 
+# -- session recommendations and pages ----------------------------------------------------
+
+
+def recommend_session(items: Sequence[str | Mapping[str, Any]], n: int,
+                      options: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    visit = [{"item_id": i} if isinstance(i, str) else dict(i) for i in items]
+    body = {"items": visit, "n": n, **{k: v for k, v in options.items() if v is not None}}
+    return Call("POST", "/v1/recommendations/session", _json, json=body)
+
+
+def page(name: str, params: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    return Call("GET", f"/v1/pages/{_id(name)}", _json,
+                params={k: v for k, v in params.items() if v is not None})
+
+
+def pages() -> Call[list[str]]:
+    return Call("GET", "/v1/pages", lambda r: list(r.json()["pages"]))
+
+
+def page_definition(name: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/v1/pages/{_id(name)}/definition", _json)
+
+
+def put_page(name: str, definition: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    return Call("PUT", f"/v1/pages/{_id(name)}/definition", _json, json=dict(definition))
+
+
+def delete_page(name: str) -> Call[None]:
+    return Call("DELETE", f"/v1/pages/{_id(name)}/definition", _nothing)
+
+
 def _chunks(path: str, records: list[Any], size: int) -> Chunked[Any]:
     chunked: Chunked[Any] = Chunked()
     for start in range(0, max(len(records), 1), size):

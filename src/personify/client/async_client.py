@@ -186,6 +186,55 @@ class AsyncPersonifyClient:
         """A user's events, newest first."""
         return await self._run(_calls.user_events(user_id, limit, types, before))
 
+    async def recommend_session(
+        self,
+        items: Sequence[str | Mapping[str, Any]],
+        *,
+        n: int = 10,
+        widget: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        language: str | None = None,
+        include_items: bool | None = None,
+    ) -> dict[str, Any]:
+        """Recommendations from the current visit only (item ids, or ``{"item_id", "type",
+        "timestamp"}`` dicts, oldest first); the server stores nothing about the visitor."""
+        options = {"widget": widget, "context": dict(context) if context else None,
+                   "language": language, "include_items": include_items}
+        return await self._run(_calls.recommend_session(items, n, options))
+
+    async def page(
+        self,
+        name: str = "home",
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        language: str | None = None,
+        rows: Sequence[str] | None = None,
+        country: str | None = None,
+        city: str | None = None,
+        device: str | None = None,
+        channel: str | None = None,
+    ) -> dict[str, Any]:
+        """A personalized page of rows for one person (``GET /v1/pages/{name}``)."""
+        params = {"user_id": user_id, "anonymous_id": anonymous_id, "language": language,
+                  "rows": list(rows) if rows else None, "country": country, "city": city,
+                  "device": device, "channel": channel}
+        return await self._run(_calls.page(name, params))
+
+    async def pages(self) -> list[str]:
+        """The tenant's page names (``home`` always)."""
+        return await self._run(_calls.pages())
+
+    async def page_definition(self, name: str) -> dict[str, Any]:
+        return await self._run(_calls.page_definition(name))
+
+    async def put_page(self, name: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace a page definition (rows, max_rows, policy)."""
+        return await self._run(_calls.put_page(name, definition))
+
+    async def delete_page(self, name: str) -> None:
+        await self._run(_calls.delete_page(name))
+
     async def people(self, user_id: str, *, n: int = 10) -> dict[str, Any]:
         """People this person should meet (reciprocal), with reasons both sides may see."""
         return await self._run(_calls.people(user_id, n))

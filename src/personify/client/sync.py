@@ -188,6 +188,55 @@ class PersonifyClient:
         """A user's events, newest first."""
         return self._run(_calls.user_events(user_id, limit, types, before))
 
+    def recommend_session(
+        self,
+        items: Sequence[str | Mapping[str, Any]],
+        *,
+        n: int = 10,
+        widget: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        language: str | None = None,
+        include_items: bool | None = None,
+    ) -> dict[str, Any]:
+        """Recommendations from the current visit only (item ids, or ``{"item_id", "type",
+        "timestamp"}`` dicts, oldest first); the server stores nothing about the visitor."""
+        options = {"widget": widget, "context": dict(context) if context else None,
+                   "language": language, "include_items": include_items}
+        return self._run(_calls.recommend_session(items, n, options))
+
+    def page(
+        self,
+        name: str = "home",
+        *,
+        user_id: str | None = None,
+        anonymous_id: str | None = None,
+        language: str | None = None,
+        rows: Sequence[str] | None = None,
+        country: str | None = None,
+        city: str | None = None,
+        device: str | None = None,
+        channel: str | None = None,
+    ) -> dict[str, Any]:
+        """A personalized page of rows for one person (``GET /v1/pages/{name}``)."""
+        params = {"user_id": user_id, "anonymous_id": anonymous_id, "language": language,
+                  "rows": list(rows) if rows else None, "country": country, "city": city,
+                  "device": device, "channel": channel}
+        return self._run(_calls.page(name, params))
+
+    def pages(self) -> list[str]:
+        """The tenant's page names (``home`` always)."""
+        return self._run(_calls.pages())
+
+    def page_definition(self, name: str) -> dict[str, Any]:
+        return self._run(_calls.page_definition(name))
+
+    def put_page(self, name: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace a page definition (rows, max_rows, policy)."""
+        return self._run(_calls.put_page(name, definition))
+
+    def delete_page(self, name: str) -> None:
+        self._run(_calls.delete_page(name))
+
     def people(self, user_id: str, *, n: int = 10) -> dict[str, Any]:
         """People this person should meet (reciprocal), with reasons both sides may see."""
         return self._run(_calls.people(user_id, n))

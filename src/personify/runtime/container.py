@@ -36,10 +36,12 @@ from personify.runtime.identity import erase_subjects
 from personify.runtime.messaging import MessagingRuntime
 from personify.runtime.messaging_wiring import ConsentPolicyLike, build_messaging
 from personify.runtime.networking import introduction_notifier
+from personify.runtime.pages import Pages
 from personify.runtime.segment.mapping import SegmentMapper
 from personify.settings import DEMO_ADMIN_KEY, Settings
 from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores, open_stores
+from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 Clock = Callable[[], datetime]
 
@@ -67,6 +69,8 @@ class Runtime:
     messaging: MessagingRuntime
     insights: InsightsService
     networking: NetworkingService
+    pages: Pages
+    """Personalized pages of rows (definitions and composition; see runtime/pages.py)."""
     segment_mapper: SegmentMapper
     clock: Clock
     owns_stores: bool = False
@@ -208,11 +212,16 @@ def _build(
     ingestor.add_listener(networking.on_events)
     engine.forgetters.append(networking.forget)
 
+    assert stores.database is not None
+    pages = Pages(SqlMessagingDefinitions(stores.database), engine.service, experiments.points,
+                  clock=clock)
+    ingestor.add_listener(pages.on_events)  # clicks on a row's items reward the row
+
     track_map = {**settings.segment_track_map, **(segment_track_map or {})}
     return Runtime(
         settings=settings, stores=stores, ingestor=ingestor, engine=engine,
         erasure_check=erasure_check, authenticator=authenticator, experiments=experiments,
-        messaging=messaging, insights=insights, networking=networking,
+        messaging=messaging, insights=insights, networking=networking, pages=pages,
         segment_mapper=SegmentMapper(track_map, event_types.accepted), clock=clock,
         owns_stores=owns_stores,
     )

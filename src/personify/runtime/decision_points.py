@@ -176,6 +176,15 @@ class DecisionPoints:
         with self._lock:
             self._live[(tenant, point)] = _Live(config, config.build(), epoch)
 
+    def ensure(self, tenant: str, point: str, config: DecisionPointConfig) -> None:
+        """Configure ``point`` with ``config`` unless it is already configured (what it has
+        learned is kept; :meth:`configure` restarts learning)."""
+        with self._lock:
+            if (tenant, point) in self._live:
+                return
+        if self._points.get(tenant, point) is None:
+            self.configure(tenant, point, config)
+
     def describe(self, tenant: str, point: str) -> dict[str, Any]:
         """The configuration and a summary of what the live policy has learned (after
         replaying the other processes' updates)."""

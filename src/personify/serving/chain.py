@@ -24,10 +24,38 @@ from personify.serving.filters import active_boosts, apply_boosts, item_filter, 
 from personify.serving.repetition import ShownItems
 from personify.serving.request import RecommendationRequest
 from personify.serving.source_registry import SourceRegistry, source_registry
-from personify.serving.sources import CandidateSource, RequestScope
+from personify.serving.sources import CandidateSource, RequestScope, Scored
 from personify.storage.online.port import Interaction, OnlineState, UserState
 
 log = logging.getLogger(__name__)
+
+SESSION_CONTENT_WEIGHT = 0.3
+"""The weight of the session items' content neighbours in a session-only answer."""
+SESSION_CONTENT_ANCHORS = 3
+"""The newest distinct session items whose content neighbours are asked."""
+
+
+class SessionContentSource:
+    """Items like the session's newest items by their catalogue content (labels and words):
+    what a session-only answer can say about items the trained model does not know."""
+
+    name = "content"
+    personal = True
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
+        if scope.user_state is None:
+            return []
+        anchors = list(dict.fromkeys(i.item_id for i in scope.user_state.session))
+        best: dict[str, Scored] = {}
+        for rank, anchor in enumerate(anchors[:SESSION_CONTENT_ANCHORS]):
+            item = scope.catalog.get(anchor)
+            title = item.title if item is not None and item.title else anchor
+            for other, score in content_neighbours(scope.catalog, anchor, n):
+                value = score / (1 + rank)
+                if other not in best or best[other].score < value:
+                    best[other] = Scored(other, value, Reason(
+                        "similar_to", self.name, value, {"item_id": anchor, "title": title}))
+        return sorted(best.values(), key=lambda s: (-s.score, s.item_id))[:n]
 
 
 @dataclass
@@ -155,6 +183,71 @@ class RecommendationService:
         pool, used = self._gather(scope, plan, excluded, rebuy)
         ranked = self._rank(pool, scope.catalog, request, scope.bundle, scope)
         chosen = self._arrange(ranked, scope.catalog, request, excluded, scope.now)
+        return self._respond(scope, chosen, used)
+
+    def scope_for(self, tenant: str, request: RecommendationRequest) -> RequestScope:
+        """The request's person as the chain sees them (consent, restriction, profile, live
+        state or stored history), for callers composing several answers (pages of rows)."""
+        return self._scope(tenant, request, None)
+
+    def record_served(
+        self, tenant: str, request: RecommendationRequest, result: RecommendationResult
+    ) -> None:
+        """Log ``result`` as shown to ``request``'s person (impression + anti-repetition mark),
+        as :meth:`recommend` does for a request with ``log_impression``; for callers that
+        serve a list built with ``log_impression=False`` (a row of a page)."""
+        subject = request.subject
+        if subject is None or not result.items:
+            return
+        now = self.clock()
+        if result.personalized:
+            self.shown.record(tenant, subject, [i.item_id for i in result.items], now)
+        if self.log_impression is not None:
+            self._log(tenant, request, result, now)
+
+    def recommend_session(
+        self, tenant: str, request: RecommendationRequest, interactions: Sequence[Interaction]
+    ) -> RecommendationResult:
+        """Recommendations for a visitor without a profile, from the current session's
+        interactions only (sent by the client, kept nowhere): the personal sources read a
+        state built from ``interactions`` (the session-based ``session`` source, the
+        neighbour fold-in of ``collaborative``, baskets, interests), the content of the
+        session's items fills in what the model does not know, and the non-personal sources
+        complete the list. Nothing is read for nor written about the visitor: no subject, no
+        online state of theirs, no impression, no anti-repetition mark, no log line."""
+        if request.subject is not None or request.log_impression:
+            raise InvalidInput("a session request names nobody and logs nothing",
+                               field="user_id")
+        now = self.clock()
+        catalog = self.catalogs(tenant)
+        bundle = self.bundles(tenant)
+        warnings: list[str] = []
+        if bundle is None:
+            warnings.append("no trained model yet: using live popularity and content")
+        recent = sorted(interactions, key=lambda i: i.timestamp, reverse=True)
+        seen: dict[str, datetime] = {}
+        bought: dict[str, datetime] = {}
+        for inter in recent:
+            seen.setdefault(inter.item_id, inter.timestamp)
+            if inter.type in BOUGHT_TYPES:
+                bought.setdefault(inter.item_id, inter.timestamp)
+        user_state = UserState("session", recent, recent, seen, bought, {},
+                               recent[0].timestamp if recent else None)
+        scope = RequestScope(tenant, request, None, None, user_state, bundle, self.state,
+                             catalog, now, True, warnings)
+        plan = self._plan(scope)
+        if recent and request.sources is None:
+            session = self.sources.get("session")
+            if session is not None and all(name != "session" for name, _, _ in plan):
+                # before the first training the live co-occurrence answers alone
+                weight = self.registry.default_weights().get("session", 1.0)
+                plan.insert(0, ("session", session, weight))
+            plan.append(("content", SessionContentSource(), SESSION_CONTENT_WEIGHT))
+        excluded = self._excluded(tenant, request, user_state, catalog, now)
+        rebuy = self._excluded(tenant, request, user_state, catalog, now, bought=False)
+        pool, used = self._gather(scope, plan, excluded, rebuy)
+        ranked = self._rank(pool, catalog, request, bundle, scope)
+        chosen = self._arrange(ranked, catalog, request, excluded, now)
         return self._respond(scope, chosen, used)
 
     def _scope(

@@ -22,6 +22,7 @@ SENTENCES: dict[str, Mapping[str, str]] = {
     "pinned": {"en": "Featured", "ru": "Рекомендуем"},
     "promoted": {"en": "Promoted", "ru": "Реклама"},
     "requested_list": {"en": "Ranked for you", "ru": "Упорядочено для вас"},
+    "recently_viewed": {"en": "You viewed this recently", "ru": "Вы недавно смотрели это"},
 }
 
 

@@ -16,6 +16,7 @@ from personify.api.routers import (
     kpis,
     messaging,
     networking,
+    pages,
     privacy,
     recommendations,
     segment,
@@ -27,6 +28,7 @@ from personify.api.routers import (
 ROUTERS: list[APIRouter] = [
     # the hot paths first: a request is matched against the routes in order
     recommendations.router,
+    pages.router,
     events.router,
     health.router,
     users.router,

@@ -3,12 +3,13 @@ simple cases), re-ranking of a client list, and similar items. Needs the ``serve
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from personify.api.deps import EngineDep, ExperimentsDep, ServeKey
 from personify.api.responses import JSONBody
@@ -28,6 +29,7 @@ from personify.serving.request import (
     Filters,
     RecommendationRequest,
 )
+from personify.storage.online.port import Interaction
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], route_class=KeyFirstRoute)
 
@@ -62,12 +64,6 @@ def render(
     JSON is cached by the catalogue snapshot): the hot path skips building and re-validating
     response models; a test keeps the document equal to validating through the model."""
 
-    def item_json(item: RecommendedItem) -> orjson.Fragment | None:
-        if not include_items or item.item is None:
-            return None
-        cached = catalog.item_json(item.item_id) if catalog.get(item.item_id) is item.item else None
-        return orjson.Fragment(cached or item.item.model_dump_json().encode())
-
     return JSONBody(
         {
             "recommendation_id": result.recommendation_id,
@@ -75,19 +71,33 @@ def render(
             "model_version": result.model_version,
             "sources": result.sources,
             "warnings": result.warnings,
-            "items": [
-                {
-                    "item_id": i.item_id,
-                    "score": float(i.score),
-                    "source": i.source,
-                    "explanation": i.explanation,
-                    "reasons": i.reasons,
-                    "item": item_json(i),
-                }
-                for i in result.items
-            ],
+            "items": items_json(result.items, catalog, include_items=include_items),
         }
     )
+
+
+def items_json(
+    items: list[RecommendedItem], catalog: CatalogSnapshot, *, include_items: bool = True
+) -> list[dict[str, Any]]:
+    """Each :class:`RecommendedItemOut` as a dict (item payloads as cached JSON fragments)."""
+
+    def item_json(item: RecommendedItem) -> orjson.Fragment | None:
+        if not include_items or item.item is None:
+            return None
+        cached = catalog.item_json(item.item_id) if catalog.get(item.item_id) is item.item else None
+        return orjson.Fragment(cached or item.item.model_dump_json().encode())
+
+    return [
+        {
+            "item_id": i.item_id,
+            "score": float(i.score),
+            "source": i.source,
+            "explanation": i.explanation,
+            "reasons": i.reasons,
+            "item": item_json(i),
+        }
+        for i in items
+    ]
 
 
 class RerankIn(BaseModel):
@@ -237,3 +247,78 @@ def bought_together(
         key.tenant, item_id, n, user_id=user_id, explain=explain, language=language
     )
     return render(result, engine.catalogs.get(key.tenant))
+
+
+MAX_SESSION_ITEMS = 100
+"""Interactions a session-only request may carry (the newest of a longer visit suffice)."""
+MAX_SESSION_RESULTS = 50
+
+
+class SessionInteractionIn(BaseModel):
+    """One interaction of the current visit, kept by the client (never stored here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Identifier
+    type: Literal["view", "add_to_cart", "purchase", "click"] = "view"
+    timestamp: AwareDatetime | None = Field(
+        default=None, description="when (with a time zone); default: in list order, oldest first"
+    )
+
+
+class SessionRecommendationIn(BaseModel):
+    """The body of ``POST /v1/recommendations/session``: personalization without a profile.
+    It names nobody (no ``user_id`` / ``anonymous_id``: refused as unknown fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[SessionInteractionIn] = Field(
+        default_factory=list, max_length=MAX_SESSION_ITEMS,
+        description="the visit's interactions, oldest first",
+    )
+    n: int = Field(default=10, ge=1, le=MAX_SESSION_RESULTS)
+    widget: Name | None = Field(default=None, description="the asking widget (not stored)")
+    context: Context = Field(default_factory=Context)
+    item_types: list[Name] = Field(default_factory=list, max_length=20)
+    filters: Filters = Field(default_factory=Filters)
+    explain: bool = True
+    language: Literal["en", "ru"] = "en"
+    include_items: bool = True
+
+
+def session_interactions(
+    items: list[SessionInteractionIn], now: datetime
+) -> list[Interaction]:
+    """The body's interactions; one without a time is placed in list order before ``now``
+    (a millisecond apart), a time in the future is read as ``now``."""
+    out = []
+    for k, entry in enumerate(items):
+        when = entry.timestamp or now - timedelta(milliseconds=len(items) - k)
+        out.append(Interaction(entry.item_id, entry.type, min(when.astimezone(UTC), now)))
+    return out
+
+
+@router.post(
+    "/recommendations/session",
+    response_model=RecommendationsOut,
+    summary="Recommendations from the current visit only (nothing about the visitor is stored)",
+)
+def recommend_session(body: SessionRecommendationIn, key: ServeKey, engine: EngineDep) -> JSONBody:
+    """Answers from the session-based sources and content similarity over ``items``; stores no
+    event, no impression, nothing in the online state and logs no line with the items. The
+    ``recommendation_id`` is linked to nobody (clicks quoting it are not attributed to a
+    person either, unless the site sends them as events)."""
+    request = RecommendationRequest(
+        n=body.n,
+        item_types=body.item_types,
+        context=body.context,
+        filters=body.filters,
+        explain=body.explain,
+        language=body.language,
+        log_impression=False,
+    )
+    now = engine.service.clock()
+    result = engine.service.recommend_session(
+        key.tenant, request, session_interactions(body.items, now)
+    )
+    return render(result, engine.catalogs.get(key.tenant), include_items=body.include_items)
