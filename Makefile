@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test dev lint typecheck imports unit serve clean help browser-deps any-hour
+.PHONY: sdk demo test dev lint typecheck imports unit serve clean help browser-deps any-hour
 
 help:
 	@echo "make demo   - install and run the engine on SQLite with the bundled sample data"
@@ -20,6 +20,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 dev: $(STAMP)
+
+# The web snippet has one source, sdk/js/personify.js (the npm package); the API serves a copy
+# from the Python package (a test checks the two are identical).
+sdk:
+	cp sdk/js/personify.js src/personify/api/static/personify.js
 
 demo: $(STAMP)
 	$(BIN)/personify demo

@@ -94,6 +94,22 @@ class Settings(BaseSettings):
         description="key id or key name -> that key's requests per minute instead of "
         'rate_limit_per_minute, 0 = unlimited (JSON in env: {"mobile-app": 6000})',
     )
+    allowed_origins: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='tenant -> the web origins whose pages may call the API with that tenant\'s '
+        'browser key (CORS), e.g. {"default": ["https://shop.example"]}; a page served by the '
+        "API itself (the demo shop) is always allowed. Other origins are refused",
+    )
+    rate_limit_browser_visitor_per_minute: int = Field(
+        default=300, ge=0,
+        description="requests per minute of one visitor (anonymous / user id) with a browser "
+        "key; 0 disables",
+    )
+    rate_limit_browser_origin_per_minute: int = Field(
+        default=0, ge=0,
+        description="requests per minute from one origin with a tenant's browser keys; 0 "
+        "disables",
+    )
     pseudonym_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key (>= 16 characters) for pseudonymized user ids in logs, analytics "
@@ -177,6 +193,14 @@ class Settings(BaseSettings):
     def _absolute_model_dir(self) -> Settings:
         self.model_dir = str(default_model_dir(self.database_url, self.model_dir))
         return self
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _valid_origins(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from personify.domain.web import normalize_origin
+
+        return {tenant: [normalize_origin(o) for o in origins]
+                for tenant, origins in value.items()}
 
     @field_validator("admin_key")
     @classmethod
@@ -267,6 +291,8 @@ def parse_text(name: str, text: str, shape: Shape) -> Any:
 
 DEMO_ADMIN_KEY = "demo-admin-key-not-for-production"
 """The one default secret; used only when ``demo`` is on."""
+DEMO_BROWSER_KEY = "demo-browser-key-public"
+"""The public ``browser`` key of demo mode (the demo shop's snippet); only when ``demo`` is on."""
 
 
 def default_model_dir(database_url: str, model_dir: str = "") -> Path:

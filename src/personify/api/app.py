@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import personify
+from personify.api.cors import BrowserCors
 from personify.api.errors import install_error_handlers
 from personify.api.limits import BodySizeLimit
 from personify.api.openapi import install_openapi
@@ -111,6 +112,7 @@ def app_over(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes)
     app.add_middleware(EncodedSlashes)
+    app.add_middleware(BrowserCors, allowed_origins=runtime.settings.allowed_origins)
     register_routers(app)
     install_openapi(app)
     return app

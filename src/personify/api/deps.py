@@ -6,13 +6,15 @@ settings comes from the one ``app.state.runtime``."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from personify.api.rate_limit import within_rate_limit, within_rate_limit_sync
-from personify.domain import person_tokens
+from personify.domain import person_tokens, web
+from personify.domain.errors import Forbidden
 from personify.domain.keys import ApiKey, Scope
 from personify.ingestion import EventIngestor
 from personify.insights.service import InsightsService
@@ -121,6 +123,22 @@ def segment_key(request: Request) -> ApiKey:
     return require_scope(within_rate_limit_sync(request, auth.authenticate(secret)), Scope.INGEST)
 
 
+async def beacon_key(request: Request) -> ApiKey:
+    """The key of a ``navigator.sendBeacon`` call, which cannot set headers: the headers, else
+    the ``api_key`` query parameter (a public browser or ingest key; docs/web.md)."""
+    secret = secret_from_headers(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    ) or request.query_params.get("api_key")
+    auth: Authenticator = runtime_of(request).authenticator
+    return await within_rate_limit(request, auth.authenticate(secret))
+
+
+async def _beacon_access(
+    request: Request, key: Annotated[ApiKey, Depends(beacon_key)]
+) -> Access:
+    return await _access(request, key, Scope.INGEST)
+
+
 async def _ingest(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
     return require_scope(key, Scope.INGEST)
 
@@ -153,6 +171,89 @@ async def _person_guard(
     return person_guard_for(request, key)
 
 
+@dataclass(frozen=True)
+class Access:
+    """The key of a request that a ``browser`` key may also make, and — for a browser key —
+    the one visitor it acts for (``visitor`` is None for server keys; docs/web.md)."""
+
+    key: ApiKey
+    visitor: web.Visitor | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.key.tenant
+
+    def check(self, user_id: str | None = None, anonymous_id: str | None = None,
+              field: str = "user_id") -> None:
+        """Forbidden when a browser key names anyone but its visitor (server keys: nothing)."""
+        if self.visitor is not None:
+            self.visitor.check(user_id, anonymous_id, field=field)
+
+
+def own_origin(request: Request) -> str:
+    """The origin of the API itself as this request reached it (a page it serves, such as the
+    demo shop, calls it same-origin)."""
+    host = request.headers.get("host", "")
+    return f"{request.url.scheme}://{host}".lower()
+
+
+async def visitor_of(request: Request, key: ApiKey) -> web.Visitor:
+    """The visitor a browser-key request acts for, after the origin check and the per-visitor
+    and per-origin rate limits (docs/web.md). The binding comes from the headers
+    ``X-Personify-Anonymous-Id`` / ``X-Personify-User-Id`` + ``X-Person-Token``, or from the
+    query parameters ``anonymous_id`` / ``user_id`` / ``person_token`` (GET requests and
+    ``sendBeacon``, which cannot set headers)."""
+    settings: Settings = request.app.state.settings
+    origin = request.headers.get("origin")
+    web.check_origin(origin, settings.allowed_origins.get(key.tenant, []), own_origin(request))
+    headers, query = request.headers, request.query_params
+    anonymous_id = headers.get(web.ANONYMOUS_HEADER) or query.get("anonymous_id")
+    user_id = headers.get(web.USER_HEADER) or query.get("user_id")
+    token = headers.get(person_tokens.HEADER) or query.get("person_token")
+    if not anonymous_id and not user_id:
+        raise Forbidden(
+            "a browser key must name the current visitor", field=web.ANONYMOUS_HEADER,
+            accepted=web.ANONYMOUS_ACCEPTED + " in X-Personify-Anonymous-Id (or ?anonymous_id=)",
+        )
+    if anonymous_id:
+        web.check_anonymous_id(anonymous_id)
+    if user_id:
+        person_guard_for(request, key).check(user_id, token)
+    visitor = web.Visitor(anonymous_id=anonymous_id or None, user_id=user_id or None)
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        await limiter.acheck_buckets(key, [
+            ("visitor:" + visitor.key, settings.rate_limit_browser_visitor_per_minute, "visitor"),
+            ("origin:" + (origin or "-").lower(), settings.rate_limit_browser_origin_per_minute,
+             "origin"),
+        ])
+    return visitor
+
+
+async def _access(request: Request, key: ApiKey, scope: Scope) -> Access:
+    if key.browser_only:
+        return Access(key, await visitor_of(request, key))
+    return Access(require_scope(key, scope))
+
+
+async def _ingest_access(
+    request: Request, key: Annotated[ApiKey, Depends(authenticated_key)]
+) -> Access:
+    return await _access(request, key, Scope.INGEST)
+
+
+async def _serve_access(
+    request: Request, key: Annotated[ApiKey, Depends(authenticated_key)]
+) -> Access:
+    return await _access(request, key, Scope.SERVE)
+
+
+async def _admin_access(
+    request: Request, key: Annotated[ApiKey, Depends(authenticated_key)]
+) -> Access:
+    return await _access(request, key, Scope.ADMIN)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoresDep = Annotated[Stores, Depends(get_stores)]
 IngestorDep = Annotated[EventIngestor, Depends(get_ingestor)]
@@ -170,5 +271,14 @@ IngestKey = Annotated[ApiKey, Depends(_ingest)]
 ServeKey = Annotated[ApiKey, Depends(_serve)]
 AdminKey = Annotated[ApiKey, Depends(_admin)]
 SegmentKey = Annotated[ApiKey, Depends(segment_key)]
+BeaconAccess = Annotated[Access, Depends(_beacon_access)]
+"""Like :data:`IngestAccess`, the key possibly in the ``api_key`` query parameter."""
+IngestAccess = Annotated[Access, Depends(_ingest_access)]
+"""An ``ingest`` key, or a ``browser`` key bound to its visitor."""
+ServeAccess = Annotated[Access, Depends(_serve_access)]
+"""A ``serve`` key, or a ``browser`` key bound to its visitor (its own recommendations)."""
+AdminAccess = Annotated[Access, Depends(_admin_access)]
+"""An ``admin`` key, or a ``browser`` key bound to its visitor (routes that let a visitor do
+one thing to themselves: merge their anonymous id into their own user at login)."""
 PersonGuardDep = Annotated[person_tokens.PersonGuard, Depends(_person_guard)]
 """Whether the request's key may change a given person (admin, or a person token for them)."""

@@ -98,12 +98,32 @@ def _refusal(key: ApiKey, limit: int, wait_s: float, *, tenant: bool) -> RateLim
     )
 
 
+def _bucket_refusal(key: ApiKey, bucket: Bucket, wait_s: float) -> RateLimited:
+    _, limit, scope = bucket
+    return RateLimited(
+        f"rate limit exceeded: {limit} requests per minute for this {scope} with a browser key",
+        retry_after_s=wait_s,
+        field="Origin" if scope == "origin" else "X-Personify-Anonymous-Id",
+        accepted=_ACCEPTED.format(limit=limit, per=f"per {scope}"),
+        details={"limit_per_minute": limit, "scope": scope, "retry_after_s": round(wait_s, 3)},
+    )
+
+
+Bucket = tuple[str, int, str]
+"""An extra bucket of a request: (name within the tenant, requests per minute, what it counts:
+``visitor`` / ``origin``) — the browser keys' limits (docs/web.md)."""
+
+
 class RateLimiter(Protocol):
     """Raises :class:`RateLimited` when ``key`` (or its tenant) is over its limit."""
 
     limits: RateLimits
 
     def check(self, key: ApiKey) -> None: ...
+
+    def check_buckets(self, key: ApiKey, buckets: list[Bucket]) -> None: ...
+
+    async def acheck_buckets(self, key: ApiKey, buckets: list[Bucket]) -> None: ...
 
     async def acheck(self, key: ApiKey) -> None: ...
 
@@ -152,6 +172,28 @@ class LocalRateLimiter:
 
     async def acheck(self, key: ApiKey) -> None:
         self.check(key)
+
+    def check_buckets(self, key: ApiKey, buckets: list[Bucket]) -> None:
+        """Spend one request from each of ``buckets`` (of ``key``'s tenant), or none."""
+        now = self._clock()
+        news: list[tuple[tuple[str, str], float]] = []
+        for bucket in buckets:
+            name, limit, _ = bucket
+            if not limit:
+                continue
+            slot = (key.tenant, name)
+            new = max(self._tat.get(slot, now), now) + 60.0 / limit
+            wait = new - now - 60.0
+            if wait > _SLACK_S:
+                raise _bucket_refusal(key, bucket, wait)
+            news.append((slot, new))
+        if len(self._tat) > 100_000:  # many visitors: forget buckets that are full again
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+        for slot, new in news:
+            self._tat[slot] = new
+
+    async def acheck_buckets(self, key: ApiKey, buckets: list[Bucket]) -> None:
+        self.check_buckets(key, buckets)
 
     def close(self) -> None:
         self._tat.clear()
@@ -291,6 +333,51 @@ class RedisRateLimiter:
             return
         self._verdict(key, meta, reply)
 
+    def _bucket_args(
+        self, key: ApiKey, buckets: list[Bucket]
+    ) -> tuple[list[str], list[int], list[Bucket]]:
+        base = f"{self._prefix}:_ratelimit:{{{key.tenant}}}:"
+        live = [b for b in buckets if b[1]]
+        args: list[int] = []
+        for _, limit, _ in live:
+            args += [max(1, 60_000_000 // limit), 60_000_000]
+        return [base + "b:" + name for name, _, _ in live], args, live
+
+    def _bucket_verdict(self, key: ApiKey, live: list[Bucket], reply: Any) -> None:
+        index, wait_us = int(reply[0]), int(reply[1])
+        if index:
+            raise _bucket_refusal(key, live[index - 1], wait_us / 1e6)
+
+    def check_buckets(self, key: ApiKey, buckets: list[Bucket]) -> None:
+        keys, args, live = self._bucket_args(key, buckets)
+        if not keys:
+            return
+        if self._down and self._clock() < self._down_until:
+            self.fallback.check_buckets(key, buckets)
+            return
+        try:
+            reply = self._script(keys=keys, args=args)
+        except Exception as exc:
+            self._failed(exc)
+            self.fallback.check_buckets(key, buckets)
+            return
+        self._bucket_verdict(key, live, reply)
+
+    async def acheck_buckets(self, key: ApiKey, buckets: list[Bucket]) -> None:
+        keys, args, live = self._bucket_args(key, buckets)
+        if not keys:
+            return
+        if self._down and self._clock() < self._down_until:
+            self.fallback.check_buckets(key, buckets)
+            return
+        try:
+            reply = await self._async_script()(keys=keys, args=args)
+        except Exception as exc:
+            self._failed(exc)
+            self.fallback.check_buckets(key, buckets)
+            return
+        self._bucket_verdict(key, live, reply)
+
     def _async_script(self) -> Any:
         """The script on an asyncio client of the running loop (a client is bound to its loop)."""
         loop = asyncio.get_running_loop()
@@ -314,7 +401,9 @@ class RedisRateLimiter:
 def build_rate_limiter(settings: Settings) -> RateLimiter:
     """Redis-shared buckets when ``redis_url`` is set and a limit is configured, else local."""
     limits = RateLimits.from_settings(settings)
-    if settings.redis_url and limits.enabled:
+    browser = (settings.rate_limit_browser_visitor_per_minute
+               or settings.rate_limit_browser_origin_per_minute)
+    if settings.redis_url and (limits.enabled or browser):
         try:
             return RedisRateLimiter(settings.redis_url, settings.redis_prefix, limits)
         except ImportError:

@@ -30,13 +30,15 @@ class StrictJsonRequest(Request):
 def _key_dependency(dependant: Dependant) -> str | None:
     """``"api"`` / ``"segment"`` when the route authenticates a key (somewhere among its
     dependencies), else None."""
-    from personify.api.deps import authenticated_key, segment_key
+    from personify.api.deps import authenticated_key, beacon_key, segment_key
 
     stack = [dependant]
     while stack:
         current = stack.pop()
         if current.call is segment_key:
             return "segment"
+        if current.call is beacon_key:
+            return "beacon"
         if current.call is authenticated_key:
             return "api"
         stack.extend(current.dependencies)
@@ -57,7 +59,7 @@ class KeyFirstRoute(APIRoute):
                 auth.authenticate(secret_from_headers(
                     request.headers.get("authorization"), request.headers.get("x-api-key"),
                     allow_basic=keyed == "segment",
-                ))
+                ) or (request.query_params.get("api_key") if keyed == "beacon" else None))
             return await handler(StrictJsonRequest(request.scope, request.receive))
 
         return key_first

@@ -15,6 +15,9 @@ class Scope(StrEnum):
     """Reading recommendations."""
     ADMIN = "admin"
     """Everything, including personal data and key management."""
+    BROWSER = "browser"
+    """A public, write-only web key (the snippet): events and recommendations for the current
+    visitor only, from the tenant's allowed origins (docs/web.md, docs/security.md)."""
 
 
 class ApiKey(BaseModel):
@@ -31,3 +34,8 @@ class ApiKey(BaseModel):
 
     def allows(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
+
+    @property
+    def browser_only(self) -> bool:
+        """A ``browser`` key without any other scope: bound to one visitor per request."""
+        return self.scopes == frozenset({Scope.BROWSER})

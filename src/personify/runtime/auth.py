@@ -23,6 +23,9 @@ from personify.storage.ports import KeyStore
 BOOTSTRAP_KEY_ID = "bootstrap"
 """The ``key_id`` of the principal behind the settings' admin key."""
 
+DEMO_BROWSER_KEY_ID = "demo-browser"
+"""The ``key_id`` of the fixed public browser key of demo mode (the demo shop's snippet)."""
+
 ACCEPTED_CREDENTIALS = "an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
@@ -35,6 +38,7 @@ class Authenticator:
         *,
         bootstrap_secrets: Sequence[str] = (),
         default_tenant: str,
+        browser_secrets: Sequence[str] = (),
         cache_seconds: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -52,6 +56,14 @@ class Authenticator:
             scopes=frozenset({Scope.ADMIN}),
             created_at=datetime.now(UTC),
         )
+        self._browser = [s.encode() for s in browser_secrets if s]
+        self._browser_key = ApiKey(
+            key_id=DEMO_BROWSER_KEY_ID,
+            tenant=default_tenant,
+            name="demo browser key (demo mode)",
+            scopes=frozenset({Scope.BROWSER}),
+            created_at=datetime.now(UTC),
+        )
 
     def authenticate(self, secret: str | None) -> ApiKey:
         """The key for ``secret``; Unauthorized when missing, unknown or revoked."""
@@ -62,6 +74,9 @@ class Authenticator:
         for candidate in self._bootstrap:
             if hmac.compare_digest(presented, candidate):
                 return self._bootstrap_key
+        for candidate in self._browser:
+            if hmac.compare_digest(presented, candidate):
+                return self._browser_key
         digest = hashlib.sha256(presented).digest()
         now = self._clock()
         cached = self._verified.get(digest)

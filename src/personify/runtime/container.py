@@ -38,7 +38,7 @@ from personify.runtime.messaging_wiring import ConsentPolicyLike, build_messagin
 from personify.runtime.networking import introduction_notifier
 from personify.runtime.pages import Pages
 from personify.runtime.segment.mapping import SegmentMapper
-from personify.settings import DEMO_ADMIN_KEY, Settings
+from personify.settings import DEMO_ADMIN_KEY, DEMO_BROWSER_KEY, Settings
 from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores, open_stores
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
@@ -165,6 +165,7 @@ def _build(
     authenticator = Authenticator(
         stores.keys, bootstrap_secrets=bootstrap_secrets(settings),
         default_tenant=settings.default_tenant,
+        browser_secrets=[DEMO_BROWSER_KEY] if settings.demo else [],
     )
     # verified keys are cached for a moment; a revocation through this process ends it at once
     stores.keys = ForgettingKeyStore(stores.keys, authenticator)

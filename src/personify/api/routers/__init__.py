@@ -23,6 +23,7 @@ from personify.api.routers import (
     segments,
     tracking,
     users,
+    web,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -47,6 +48,7 @@ ROUTERS: list[APIRouter] = [
     messaging.router,
     messaging.inbox_router,
     tracking.router,
+    web.router,
 ]
 
 

@@ -6,6 +6,7 @@ event is reported by index and never fails the good ones beside it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -15,12 +16,14 @@ from starlette.responses import Response
 
 from personify.api.bodies import read_json
 from personify.api.deps import (
+    Access,
     AdminKey,
-    IngestKey,
+    IngestAccess,
     IngestorDep,
     SettingsDep,
     StoresDep,
 )
+from personify.api.limits import too_large
 from personify.api.openapi import documented_body
 from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
@@ -32,12 +35,13 @@ from personify.domain._fields import Identifier, Name
 from personify.domain.errors import Erased, InvalidInput, LimitExceeded, PersonifyError
 from personify.ingestion import BatchResult, EventIngestor, Rejection
 from personify.runtime.decision_points import DECISION_ID_PREFIX
+from personify.settings import Settings
 
 router = APIRouter(tags=["events"], route_class=KeyFirstRoute)
 
 
 def ingest_raw(
-    ingestor: EventIngestor, tenant: str, raws: list[Any]
+    ingestor: EventIngestor, tenant: str, raws: list[Any], access: Access | None = None
 ) -> BatchResult:
     """Stamp the server receive time (a client cannot set it) and use it as the ``timestamp`` of
     events without one (``timestamps_defaulted`` lists their indexes), then ingest event by
@@ -51,7 +55,18 @@ def ingest_raw(
                 raw[_DEFAULTED] = True
     defaulted = [i for i, raw in enumerate(raws) if isinstance(raw, dict) and raw.pop(_DEFAULTED,
                                                                                         False)]
-    result = ingestor.ingest(tenant, raws)
+    foreign = _foreign_events(access, raws)
+    if foreign:
+        kept = [i for i in range(len(raws)) if i not in foreign]
+        result = ingestor.ingest(tenant, [raws[i] for i in kept])
+        result.rejected = sorted(
+            [replace(r, index=kept[r.index]) for r in result.rejected]
+            + [Rejection(index=i, code="forbidden", field="user_id", message=message,
+                         accepted=VISITOR_ACCEPTED) for i, message in foreign.items()],
+            key=lambda r: r.index,
+        )
+    else:
+        result = ingestor.ingest(tenant, raws)
     result.timestamps_defaulted = defaulted
     result.warnings = [
         {"index": i, "field": "item_id", "message": NO_ACTION_ID}
@@ -59,6 +74,25 @@ def ingest_raw(
         if isinstance(raw, dict) and _quotes_decision(raw) and not raw.get("item_id")
     ]
     return result
+
+
+VISITOR_ACCEPTED = (
+    "events whose user_id / anonymous_id are the current visitor's (X-Personify-Anonymous-Id; "
+    "X-Personify-User-Id with a person token)"
+)
+
+
+def _foreign_events(access: Access | None, raws: list[Any]) -> dict[int, str]:
+    """Index -> why, for each event a browser key may not send (another visitor's)."""
+    if access is None or access.visitor is None:
+        return {}
+    visitor = access.visitor
+    found = {}
+    for i, raw in enumerate(raws):
+        message = visitor.foreign_event(raw)
+        if message is not None:
+            found[i] = message
+    return found
 
 
 NO_ACTION_ID = (
@@ -90,13 +124,13 @@ def _error_of(rejection: Rejection) -> PersonifyError:
     openapi_extra=documented_body(EventIn, many=False),
 )
 async def post_event(
-    request: Request, key: IngestKey, ingestor: IngestorDep, settings: SettingsDep,
+    request: Request, access: IngestAccess, ingestor: IngestorDep, settings: SettingsDep,
 ) -> EventAck:
     body = await read_json(request, max_bytes=settings.max_request_bytes)
     if not isinstance(body, dict):
         raise InvalidInput("the body must be one event object", field="body",
                            accepted="a JSON object with the documented event fields")
-    result = await run_in_threadpool(ingest_raw, ingestor, key.tenant, [body])
+    result = await run_in_threadpool(ingest_raw, ingestor, access.tenant, [body], access)
     if result.rejected:
         raise _error_of(result.rejected[0])
     defaulted = body["timestamp"] if result.timestamps_defaulted else None
@@ -117,12 +151,32 @@ async def post_event(
     openapi_extra=documented_body(EventIn, many=True, key="events"),
 )
 async def post_events(
-    request: Request, key: IngestKey, ingestor: IngestorDep, settings: SettingsDep,
+    request: Request, access: IngestAccess, ingestor: IngestorDep, settings: SettingsDep,
 ) -> Response:
-    body = await read_json(request, max_bytes=settings.max_request_bytes)
-    raws = records_of(body, key="events", limit=limits.MAX_BATCH_EVENTS)
-    result = await run_in_threadpool(ingest_raw, ingestor, key.tenant, raws)
+    return await ingest_batch(request, access, ingestor, settings)
+
+
+async def ingest_batch(
+    request: Request, access: Access, ingestor: EventIngestor, settings: Settings
+) -> Response:
+    """A batch body (``{"events": [...]}``) ingested for ``access``: a browser key's batch is
+    at most :data:`BROWSER_MAX_EVENTS` events and :data:`BROWSER_MAX_BYTES` bytes."""
+    browser = access.visitor is not None
+    max_bytes = min(settings.max_request_bytes, BROWSER_MAX_BYTES) if browser else (
+        settings.max_request_bytes)
+    if len(await request.body()) > max_bytes:
+        raise too_large(max_bytes)
+    body = await read_json(request, max_bytes=max_bytes)
+    limit = BROWSER_MAX_EVENTS if browser else limits.MAX_BATCH_EVENTS
+    raws = records_of(body, key="events", limit=limit)
+    result = await run_in_threadpool(ingest_raw, ingestor, access.tenant, raws, access)
     return JSONBody(result.to_dict(), status_code=207 if result.rejected else 200)
+
+
+BROWSER_MAX_EVENTS = 100
+"""Most events in one batch from a browser key (the snippet sends at most 20)."""
+BROWSER_MAX_BYTES = 256 * 1024
+"""Largest batch body from a browser key."""
 
 
 @router.get(

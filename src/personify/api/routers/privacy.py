@@ -16,6 +16,7 @@ from personify.api.deps import (
     AdminKey,
     EngineDep,
     ErasureCheckDep,
+    IngestAccess,
     IngestKey,
     PersonGuardDep,
     PrivacyDep,
@@ -113,17 +114,21 @@ class PurgeOut(BaseModel):
     status_code=201,
     summary="Grant, deny or withdraw one purpose (append-only; as easy to withdraw as to grant)",
     description="An admin key changes anyone's consent; an ingest key only with a person token "
-    "for this user in X-Person-Token (docs/security.md).",
+    "for this user in X-Person-Token; a browser key only its visitor's (docs/security.md).",
 )
 def change_consent(
     user_id: Identifier, purpose: Name, action: Literal["grant", "deny", "withdraw"],
-    body: ConsentChange, key: IngestKey, guard: PersonGuardDep, privacy: PrivacyDep,
+    body: ConsentChange, access: IngestAccess, guard: PersonGuardDep, privacy: PrivacyDep,
     erased: ErasureCheckDep,
 ) -> ConsentRecord:
-    guard.check(user_id)
-    refuse_erased(erased, key.tenant, user_id)
+    if access.visitor is not None:  # a browser key: the visitor's own (anonymous) id, or the
+        if not access.visitor.is_self(user_id):  # user of its person token
+            access.check(user_id)
+    else:
+        guard.check(user_id)
+    refuse_erased(erased, access.tenant, user_id)
     return privacy.policy.record(
-        key.tenant, user_id, purpose, ACTIONS[action], source=body.source,
+        access.tenant, user_id, purpose, ACTIONS[action], source=body.source,
         text_version=body.text_version, expires_at=body.expires_at,
     )
 

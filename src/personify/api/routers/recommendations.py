@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from personify.api.deps import EngineDep, ExperimentsDep, ServeKey
+from personify.api.deps import EngineDep, ExperimentsDep, ServeAccess, ServeKey
 from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
 from personify.domain import limits
@@ -160,7 +160,7 @@ async def serve(
     summary="Recommendations (simple query-string form)",
 )
 async def recommend_get(
-    key: ServeKey,
+    access: ServeAccess,
     engine: EngineDep,
     experiments: ExperimentsDep,
     user_id: Identifier | None = None,
@@ -176,6 +176,7 @@ async def recommend_get(
     channel: Name | None = None,
     include_items: bool = True,
 ) -> JSONBody:
+    access.check(user_id, anonymous_id)  # a browser key: only its visitor's recommendations
     location = Location(country=country, city=city) if country or city else None
     request = RecommendationRequest(
         user_id=user_id,
@@ -187,7 +188,7 @@ async def recommend_get(
         language=language,
         context=Context(location=location, device=device, channel=channel),
     )
-    return await serve(engine, experiments, key.tenant, request, include_items=include_items)
+    return await serve(engine, experiments, access.tenant, request, include_items=include_items)
 
 
 @router.post(
@@ -216,17 +217,22 @@ def rerank(body: RerankIn, key: ServeKey, engine: EngineDep) -> JSONBody:
 )
 def similar(
     item_id: Identifier,
-    key: ServeKey,
+    access: ServeAccess,
     engine: EngineDep,
     n: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 10,
     user_id: Identifier | None = None,
     explain: bool = False,
     language: Literal["en", "ru"] = "en",
 ) -> JSONBody:
+    if access.visitor is not None:  # a browser key: re-ranked for its own visitor only
+        if user_id is not None:
+            access.check(user_id)
+        else:
+            user_id = access.visitor.user_id
     result = engine.service.similar(
-        key.tenant, item_id, n, user_id=user_id, explain=explain, language=language
+        access.tenant, item_id, n, user_id=user_id, explain=explain, language=language
     )
-    return render(result, engine.catalogs.get(key.tenant))
+    return render(result, engine.catalogs.get(access.tenant))
 
 
 @router.get(
