@@ -51,7 +51,7 @@ browser-deps:
 # Time-of-day rules (quiet hours, local days, journeys) must not make the suite depend on when
 # it runs: the messaging tests run again with the wall clock at 03:00 and at 23:00 UTC
 # (PERSONIFY_TEST_WALL_CLOCK, see tests/conftest.py).
-ANY_HOUR_TESTS := tests/cli tests/integration tests/api/test_messaging_api.py tests/unit/messaging
+ANY_HOUR_TESTS := tests/cli tests/integration tests/api/test_messaging_api.py tests/api/test_message_tests.py tests/unit/messaging
 any-hour: $(STAMP)
 	@for at in 03:00 23:00; do \
 	  echo "messaging tests with the wall clock at $$at UTC"; \

@@ -3,6 +3,7 @@ server: validate and list journeys, preview a template, send a campaign, run the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -120,3 +121,31 @@ def test_preview_campaign_and_worker(url: str, tmp_path: Path, sink: SmtpSink) -
     assert len(sink.handler.message_ids) == 1
     [mail] = sink.handler.messages()
     assert mail["Subject"] == "Hi Ann" and mail["List-Unsubscribe-Post"]
+
+
+def test_a_test_campaign_and_its_results(url: str, tmp_path: Path, sink: SmtpSink) -> None:
+    campaign = tmp_path / "ab.yaml"
+    campaign.write_text(
+        "name: ab\ntemplate: hello\nsend_at: 2026-01-01T00:00:00Z\nprimary_metric: opens\n"
+        "variants:\n  - {name: a}\n  - {name: b, subject: 'Hey {{ user.name }}'}\n",
+        encoding="utf-8")
+    sent = _run(url, "send-campaign", str(campaign))
+    assert sent.exit_code == 0, sent.output
+    assert "1 messages enqueued" in sent.output and "A/B/n test of a, b on opens" in sent.output
+    assert _run(url, "worker", "--once").exit_code == 0
+    [mail] = sink.handler.messages()
+    assert mail["Subject"] in ("Hi Ann", "Hey Ann")
+    shown = _run(url, "results", "ab")
+    assert shown.exit_code == 0, shown.output
+    assert "open rate" in shown.output and "too few recipients" in shown.output
+    as_json = _run(url, "results", "ab", "--json")
+    sent_per_variant = {v["name"]: v["sent"] for v in json.loads(as_json.output)["variants"]}
+    assert sum(sent_per_variant.values()) == 1
+    assert sent_per_variant["b" if mail["Subject"] == "Hey Ann" else "a"] == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ntemplate: hello\nsend_at: 2026-01-01T00:00:00Z\nvariants: []\n",
+                   encoding="utf-8")
+    refused = _run(url, "send-campaign", str(bad))
+    assert refused.exit_code == USER_ERROR_EXIT and "variants" in refused.output
+    missing = _run(url, "results", "nope")
+    assert missing.exit_code == USER_ERROR_EXIT and "no campaign 'nope'" in missing.output

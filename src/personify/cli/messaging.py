@@ -1,4 +1,5 @@
-"""``personify messages send-campaign | worker | preview | journeys list | journeys validate``.
+"""``personify messages send-campaign | results | worker | preview | journeys list | journeys
+validate``.
 
 The commands use the same messaging runtime as the API: the runtime is built from the settings
 (:func:`personify.runtime.container.build_runtime`, no web application) and its ``messaging``
@@ -85,10 +86,60 @@ def send_campaign(
     document = _read_document(file)
     tenant_id = _tenant(ctx, tenant)
     with _runtime(ctx) as runtime:
-        campaign = runtime.definitions.save_campaign(tenant_id, document)
-        created = runtime.schedule_campaign(tenant_id, campaign)
+        campaign, created = runtime.send_campaign(tenant_id, document)
     console.print(f"Campaign [bold]{campaign.name}[/]: {created} messages enqueued "
                   f"(template {campaign.template}, from {campaign.send_at.isoformat()}).")
+    if campaign.variants:
+        names = ", ".join(v.name for v in campaign.variants)
+        console.print(f"A/B/n test of {names} on {campaign.primary_metric}; results: "
+                      f"personify messages results {campaign.name}")
+    if campaign.winner is not None:
+        console.print(f"{1 - campaign.winner.test_share:.0%} held back: the worker sends the "
+                      f"winner to them from {campaign.test_end().isoformat()} "
+                      f"(no significant winner: {campaign.winner.if_no_winner}).")
+
+
+@app.command("results")
+def results(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(help="The test campaign's name.")],
+    tenant: TenantOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON document.")] = False,
+) -> None:
+    """A test campaign's analysis: per variant sent, opens, clicks, conversions, revenue per
+    recipient and unsubscribes; the comparisons with the control; the winner decision."""
+    tenant_id = _tenant(ctx, tenant)
+    with _runtime(ctx) as runtime:
+        *_, document = runtime.test_results(tenant_id, campaign)
+    if as_json:
+        console.print_json(data=document)
+        return
+    table = Table("variant", "sent", "open rate", "click rate", "conversion", "revenue/recipient",
+                  "unsubscribes")
+    for v in document["variants"]:
+        table.add_row(
+            v["name"] + (" (control)" if v["name"] == document["control"] else ""),
+            str(v["sent"]), _rate(v["open_rate"]), _rate(v["click_rate"]),
+            _rate(v["conversion_rate"]),
+            "-" if v["revenue_per_recipient"] is None else f"{v['revenue_per_recipient']:.2f}",
+            _rate(v["unsubscribe_rate"]),
+        )
+    console.print(table)
+    console.print(f"[bold]Primary metric:[/] {document['primary_metric']}"
+                  f"{'' if document['final'] else ' (not final)'}")
+    console.print(f"[bold]Verdict:[/] {document['verdict']}", markup=True)
+    decision = document.get("decision")
+    if decision:
+        if decision.get("status") == "decided":
+            console.print(f"[bold]Winner:[/] {decision.get('winner') or 'none'} — "
+                          f"{decision.get('reason')}; sent to {decision.get('sent_to_rest')} "
+                          "held-back people")
+        else:
+            console.print(f"[bold]Winner:[/] not chosen yet (from {decision.get('decide_at')})")
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
 
 
 @app.command("worker")

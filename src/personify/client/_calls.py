@@ -296,6 +296,24 @@ def revoke_key(key_id: str) -> Call[None]:
     return Call("DELETE", f"/v1/keys/{_id(key_id)}", _nothing)
 
 
+def send_campaign(campaign: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", "/v1/messaging/campaigns", _json, json=_jsonable(campaign))
+
+
+def campaign_results(name: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/v1/messaging/campaigns/{_id(name)}/results", _json)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def health() -> Call[dict[str, Any]]:
     return Call("GET", "/health", _json)
 

@@ -269,3 +269,13 @@ class AsyncPersonifyClient:
     async def revoke_key(self, key_id: str) -> None:
         """Revoke a key."""
         return await self._run(_calls.revoke_key(key_id))
+
+    async def send_campaign(self, campaign: Mapping[str, Any]) -> dict[str, Any]:
+        """Store and schedule a campaign (with ``variants`` an A/B/n test; idempotent per
+        person). Returns name, enqueued, variants, decide_at."""
+        return await self._run(_calls.send_campaign(campaign))
+
+    async def campaign_results(self, name: str) -> dict[str, Any]:
+        """A test campaign's analysis: per-variant totals and rates, comparisons with the
+        control, verdict and the winner decision."""
+        return await self._run(_calls.campaign_results(name))

@@ -382,7 +382,11 @@ class OutboxWorker:
             context=Context(channel=message.channel),
             recommendation_id=inputs.recommendation_id if personalized else None,
             item_ids=[i.item_id for i in inputs.recommendations] or None,
-            properties={"message_id": message.message_id, "template": message.template},
+            properties={
+                "message_id": message.message_id, "template": message.template,
+                **{k: str(message.context[k]) for k in ("campaign", "variant", "phase")
+                   if message.context.get(k) is not None},
+            },
         )
         try:
             self.emit(message.tenant, event)
@@ -451,7 +455,10 @@ class OutboxWorker:
             cart=cart,
             discount=context.get("discount"),
             event=dict(context.get("event", {})),
-            extra={"journey": context.get("journey"), "campaign": context.get("campaign")},
+            extra={"journey": context.get("journey"), "campaign": context.get("campaign"),
+                   "variant": context.get("variant")},
+            subject=context.get("subject"),
+            tone=context.get("tone"),
             unsubscribe_url=(
                 signer.unsubscribe_url(message.tenant, message.user_id, message.channel)
                 if signer

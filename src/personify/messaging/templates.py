@@ -108,9 +108,13 @@ def person_tone(user: User, template: MessageTemplate) -> Tone:
     return tone if tone in ("formal", "informal") else template.default_tone  # type: ignore[return-value]
 
 
-def choose_variant(template: MessageTemplate, user: User) -> TemplateVariant:
-    """Exact (language, tone), else the language in any tone, else the default language."""
-    language, tone = person_language(user, template), person_tone(user, template)
+def choose_variant(
+    template: MessageTemplate, user: User, *, tone: str | None = None
+) -> TemplateVariant:
+    """Exact (language, tone), else the language in any tone, else the default language.
+    ``tone`` replaces the person's own (a message test's variant)."""
+    language = person_language(user, template)
+    tone = tone if tone in ("formal", "informal") else person_tone(user, template)
     ranked = sorted(
         template.variants,
         key=lambda v: (
@@ -150,6 +154,10 @@ class MessageInputs:
     extra: dict[str, Any] = field(default_factory=dict)
     unsubscribe_url: str = ""
     open_pixel_url: str = ""
+    subject: str | None = None
+    """A subject line (template syntax) replacing the variant's (a message test's variant)."""
+    tone: str | None = None
+    """``formal`` / ``informal`` instead of the person's tone (a message test's variant)."""
 
 
 def _finalize(value: Any) -> Any:
@@ -238,14 +246,20 @@ class TemplateRenderer:
         self, template: MessageTemplate, inputs: MessageInputs, link: LinkMaker | None = None
     ) -> RenderedMessage:
         """Render every part of the person's variant; the links are returned for tracking."""
-        variant = choose_variant(template, inputs.user)
-        language, tone = person_language(inputs.user, template), person_tone(inputs.user, template)
+        variant = choose_variant(template, inputs.user, tone=inputs.tone)
+        language = person_language(inputs.user, template)
+        tone = inputs.tone if inputs.tone in ("formal", "informal") else person_tone(
+            inputs.user, template
+        )
         links: dict[str, TrackedLink] = {}
         variables = self.variables(inputs, language, tone, links, link)
         token = _LANGUAGE.set(language)
         try:
+            sources = {part: getattr(variant, part) for part in PARTS}
+            if inputs.subject:
+                sources["subject"] = inputs.subject
             parts = {
-                part: self.render_source(getattr(variant, part), variables, html=part == "html")
+                part: self.render_source(sources[part], variables, html=part == "html")
                 for part in PARTS
             }
         finally:

@@ -15,23 +15,35 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from personify.domain.errors import InvalidInput, NotFound
+from personify.domain.errors import InvalidInput, NotFound, PersonifyError
 from personify.domain.events import Event, EventType
 from personify.domain.items import Item
 from personify.domain.users import User
+from personify.experiments.analysis import ExperimentResult
 from personify.ingestion import EventIngestor
 from personify.messaging.campaigns import Campaign, schedule_campaign
 from personify.messaging.item_updates import ItemChange, ItemChangeStore, ItemViewStore
 from personify.messaging.journey_definitions import MAX_VIEWED_WITHIN, JourneyDefinition
 from personify.messaging.journeys import JourneyEngine, SendTime
 from personify.messaging.memory_stores import MemoryItemChangeStore, MemoryItemViewStore
+from personify.messaging.message_tests import (
+    TestData,
+    analyse_test,
+    choose_winner,
+    result_document,
+    samples_from_sends,
+)
 from personify.messaging.outbox import ConsentCheck, OutboxWorker, Recommend
 from personify.messaging.ports import InboxStore, JourneyStateStore, OutboxStore, SuppressionStore
 from personify.messaging.templates import RenderedMessage, preview
 from personify.messaging.timing import SendTimeModel
 from personify.messaging.tracking import TrackingHandler, TrackingSigner
 from personify.messaging.webhook_channels import ChannelDirectory
-from personify.runtime.messaging_definitions import MessagingDefinitions
+from personify.runtime.messaging_definitions import (
+    CAMPAIGN,
+    MESSAGE_TEST,
+    MessagingDefinitions,
+)
 from personify.storage.registry import Stores
 
 log = logging.getLogger(__name__)
@@ -49,6 +61,8 @@ MAX_ITEM_AUDIENCE = 10_000
 """At most this many recent viewers are messaged about one item change (per journey)."""
 ITEM_CHANGE_MAX_AGE = timedelta(days=1)
 """Queued item changes older than this are dropped unhandled (a stale price drop)."""
+DECIDE_EVERY = timedelta(seconds=30)
+"""How often the loop looks for message tests whose winner is due."""
 MAX_BACKFILL_VIEWS = 2_000_000
 """The one-time view backfill of a tenant stops after this many view events."""
 
@@ -169,6 +183,7 @@ class MessagingRuntime:
         self._engines: dict[str, tuple[object, JourneyEngine]] = {}
         self._timing: dict[str, tuple[datetime, SendTimeModel]] = {}
         self._last_scan: datetime | None = None
+        self._last_decide: datetime | None = None
         self._backfilled: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -444,15 +459,56 @@ class MessagingRuntime:
         ids = {*subjects, *(s.removeprefix("anon:") for s in subjects)}
         return self.definitions.forget_in_campaigns(tenant, ids)
 
+    def send_campaign(self, tenant: str, document: dict[str, Any]) -> tuple[Campaign, int]:
+        """Validate a campaign document (templates included), store it, then schedule it;
+        returns the campaign and how many messages were newly enqueued. Nothing refused is
+        stored."""
+        campaign = self.definitions.parse_campaign(document)
+        self._check_campaign(tenant, campaign)
+        self.definitions.save_campaign(tenant, document)
+        return campaign, self.schedule_campaign(tenant, campaign)
+
     def schedule_campaign(self, tenant: str, campaign: Campaign) -> int:
         """Enqueue one message per person in the audience (idempotent per campaign and person);
-        returns how many were newly enqueued."""
+        returns how many were newly enqueued. A test campaign enqueues each tested person's
+        variant; with a winner rule the held-back people wait for :meth:`decide_message_tests`."""
+        self._check_campaign(tenant, campaign)
+        created = self._enqueue_campaign(tenant, campaign)
+        if campaign.winner is not None:
+            stored = self.definitions.message_test(tenant, campaign.name)
+            if stored is None or stored.enabled:
+                self.definitions.save_message_test(
+                    tenant, campaign.name,
+                    {"status": "testing", "decide_at": campaign.test_end().isoformat()},
+                    pending=True,
+                )
+        return created
+
+    def _check_campaign(self, tenant: str, campaign: Campaign) -> None:
         if self.definitions.template(tenant, campaign.template) is None:
             raise InvalidInput(
                 f"campaign {campaign.name!r} uses unknown template {campaign.template!r}",
                 field="template",
                 accepted="the name of a stored template",
             )
+        for index, variant in enumerate(campaign.variants or []):
+            if variant.template and self.definitions.template(tenant, variant.template) is None:
+                raise InvalidInput(
+                    f"variant {variant.name!r} uses unknown template {variant.template!r}",
+                    field=f"variants.{index}.template",
+                    accepted="the name of a stored template",
+                )
+            if variant.subject:
+                try:
+                    self.definitions.renderer.compile(variant.subject, html=False)
+                except InvalidInput as exc:
+                    raise InvalidInput(
+                        exc.message, field=f"variants.{index}.subject", accepted=exc.accepted
+                    ) from exc
+
+    def _enqueue_campaign(
+        self, tenant: str, campaign: Campaign, rest_variant: str | None = None
+    ) -> int:
         users: Iterable[User] = self.users(tenant)
         if campaign.segment is not None:
             if self.segment_members is None:
@@ -469,7 +525,83 @@ class MessagingRuntime:
             users,
             send_time=self.send_time_for(tenant),
             now=self.clock(),
+            rest_variant=rest_variant,
         )
+
+    def campaign(self, tenant: str, name: str) -> Campaign:
+        """A stored campaign; NotFound names ``name``."""
+        stored = self.definitions.store.get(tenant, CAMPAIGN, name)
+        if stored is None:
+            raise NotFound(f"no campaign {name!r}", field="name",
+                           accepted="the name of a stored campaign")
+        return self.definitions.parse_campaign(stored.body)
+
+    def test_results(
+        self, tenant: str, name: str, now: datetime | None = None
+    ) -> tuple[Campaign, ExperimentResult | None, TestData, dict[str, Any]]:
+        """The analysis of a test campaign so far: the experiments engine's statistics over
+        the recorded sends, opens, clicks, purchases and unsubscribes of its test phase."""
+        campaign = self.campaign(tenant, name)
+        if not campaign.variants:
+            raise InvalidInput(f"campaign {name!r} is not a test (it has no variants)",
+                               field="name", accepted="a campaign with variants")
+        now = now or self.clock()
+        experiment = campaign.experiment()
+        start = min([a.send_at for a in campaign.arms()] + [campaign.send_at])
+        events = self.stores.events.scan(
+            tenant, since=start - timedelta(minutes=1),
+            types=[EventType.MESSAGE_SENT.value, EventType.EMAIL_OPEN.value,
+                   EventType.EMAIL_CLICK.value, EventType.PURCHASE.value],
+        )
+        data = samples_from_sends(
+            campaign.name, [v.name for v in experiment.variants], events,
+            unsubscribed=lambda user: self.state.suppressions.is_suppressed(
+                tenant, user, campaign.channel),
+        )
+        result = analyse_test(experiment, data, now=now)
+        stored = self.definitions.message_test(tenant, name)
+        decision = dict(stored.body) if stored is not None else None
+        return campaign, result, data, result_document(experiment, result, data, decision)
+
+    def decide_message_tests(self, now: datetime | None = None) -> int:
+        """For every test campaign with a winner rule still testing: once its time has come (or
+        every variant reached ``min_recipients``), choose the winner and enqueue it for the
+        people held back — once (the dedup key is the campaign's). Returns messages enqueued."""
+        now = now or self.clock()
+        enqueued = 0
+        for tenant in self.definitions.store.tenants(MESSAGE_TEST):
+            for stored in self.definitions.store.list(tenant, MESSAGE_TEST, enabled_only=True):
+                try:
+                    enqueued += self._decide(tenant, stored.name, now)
+                except NotFound:  # the campaign was deleted: nothing left to decide
+                    self.definitions.save_message_test(
+                        tenant, stored.name, {"status": "abandoned"}, pending=False)
+                except PersonifyError:  # one broken test must not stop the others
+                    log.exception("message test %s/%s not decided", tenant, stored.name)
+        return enqueued
+
+    def _decide(self, tenant: str, name: str, now: datetime) -> int:
+        campaign, result, data, _ = self.test_results(tenant, name, now)
+        rule = campaign.winner
+        assert rule is not None
+        due = now >= campaign.test_end()
+        sampled = rule.min_recipients is not None and all(
+            t["sent"] >= rule.min_recipients for t in data.totals.values()
+        )
+        if result is None or not (due or sampled) or not result.final:
+            return 0
+        decision = choose_winner(result, campaign.experiment(), rule.if_no_winner)
+        sent = 0
+        if decision.winner is not None:
+            sent = self._enqueue_campaign(tenant, campaign, rest_variant=decision.winner)
+        self.definitions.save_message_test(tenant, name, {
+            "status": "decided", "winner": decision.winner, "significant": decision.significant,
+            "reason": decision.reason, "decided_at": now.isoformat(), "sent_to_rest": sent,
+            "rule": rule.if_no_winner,
+        }, pending=False)
+        log.info("message test %s/%s: %s (%d enqueued for the rest)", tenant, name,
+                 decision.reason, sent)
+        return sent
 
     def emit(self, tenant: str, event: Event) -> None:
         """Tracking sink: an open / click becomes a Personify event (and reaches journeys)."""
@@ -508,6 +640,9 @@ class MessagingRuntime:
             self.state.item_changes.prune(now - ITEM_CHANGE_MAX_AGE)
         self.process_item_changes(now)
         self.tick(now)
+        if self._last_decide is None or now - self._last_decide >= DECIDE_EVERY:
+            self._last_decide = now
+            self.decide_message_tests(now)
         return self.worker.run_until_idle(max_batches=max_batches)
 
     def run_forever(self, stop: threading.Event | None = None) -> None:

@@ -18,11 +18,14 @@ from pydantic import ValidationError
 from personify.domain.errors import InvalidInput
 from personify.messaging.campaigns import Campaign, audience_without
 from personify.messaging.journey_definitions import JourneyDefinition, parse_journey
+from personify.messaging.message_tests import check_test
 from personify.messaging.templates import PARTS, MessageTemplate, TemplateRenderer
 from personify.messaging.webhook_channels import MIN_SECRET_CHARS, WebhookChannel, parse_channel
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions, StoredDefinition
 
 TEMPLATE, JOURNEY, CAMPAIGN, CHANNEL = "template", "journey", "campaign", "channel"
+MESSAGE_TEST = "message_test"
+"""A test campaign's winner state: enabled while testing, disabled once decided."""
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 T = TypeVar("T")
 
@@ -223,7 +226,8 @@ class MessagingDefinitions:
 
     # -- campaigns and deletion -----------------------------------------------------------------
 
-    def save_campaign(self, tenant: str, document: dict[str, Any]) -> Campaign:
+    def parse_campaign(self, document: dict[str, Any]) -> Campaign:
+        """Validate a campaign document; InvalidInput names the field (``variants.weight``)."""
         try:
             campaign = Campaign.model_validate(document)
         except ValidationError as exc:
@@ -234,10 +238,24 @@ class MessagingDefinitions:
                 field=path,
                 accepted="see docs/messaging.md (campaigns)",
             ) from exc
+        check_test(campaign.variants, campaign.winner)
         if campaign.send_at.tzinfo is None:  # a naive time is taken to be UTC
             campaign = campaign.model_copy(update={"send_at": campaign.send_at.replace(tzinfo=UTC)})
+        return campaign
+
+    def save_campaign(self, tenant: str, document: dict[str, Any]) -> Campaign:
+        campaign = self.parse_campaign(document)
         self.store.put(tenant, CAMPAIGN, campaign.name, document, enabled=True)
         return campaign
+
+    def message_test(self, tenant: str, name: str) -> StoredDefinition | None:
+        """A test campaign's winner state (None: no winner rule)."""
+        return self.store.get(tenant, MESSAGE_TEST, name)
+
+    def save_message_test(
+        self, tenant: str, name: str, body: dict[str, Any], *, pending: bool
+    ) -> None:
+        self.store.put(tenant, MESSAGE_TEST, name, body, enabled=pending)
 
     def campaigns(self, tenant: str) -> list[StoredDefinition]:
         return self.store.list(tenant, CAMPAIGN)

@@ -34,6 +34,7 @@ from personify.api.schemas.messaging import (
     RunOut,
     TemplateList,
     TemplateSummary,
+    TestResultsOut,
 )
 from personify.domain._fields import Identifier
 from personify.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
@@ -263,9 +264,12 @@ async def post_campaign(
     document = parse_document(raw, request.headers.get("content-type"), what="campaign")
 
     def schedule() -> CampaignOut:
-        campaign = messaging.definitions.save_campaign(key.tenant, document)
-        enqueued = messaging.schedule_campaign(key.tenant, campaign)
-        return CampaignOut(name=campaign.name, template=campaign.template, enqueued=enqueued)
+        campaign, enqueued = messaging.send_campaign(key.tenant, document)
+        return CampaignOut(
+            name=campaign.name, template=campaign.template, enqueued=enqueued,
+            variants=[v.name for v in campaign.variants or []],
+            decide_at=campaign.test_end().isoformat() if campaign.winner else None,
+        )
 
     return await run_in_threadpool(schedule)
 
@@ -273,6 +277,19 @@ async def post_campaign(
 @router.get("/campaigns", response_model=CampaignList, summary="List stored campaigns")
 def list_campaigns(key: AdminKey, messaging: MessagingDep) -> CampaignList:
     return CampaignList(campaigns=[s.body for s in messaging.definitions.campaigns(key.tenant)])
+
+
+@router.get(
+    "/campaigns/{name}/results",
+    response_model=TestResultsOut,
+    summary="A test campaign's analysis: opens, clicks, conversions, revenue per recipient, "
+    "unsubscribes per variant, the comparisons with the control and the winner decision",
+)
+def campaign_results(
+    name: DefinitionName, key: AdminKey, messaging: MessagingDep
+) -> TestResultsOut:
+    _, _, _, document = messaging.test_results(key.tenant, name)
+    return TestResultsOut(campaign=name, **document)
 
 
 @router.get("/outbox", response_model=OutboxCounts, summary="Messages per delivery status")

@@ -89,6 +89,60 @@ class CampaignOut(BaseModel):
     name: str
     template: str
     enqueued: int = Field(description="messages newly enqueued (0 when re-sent: idempotent)")
+    variants: list[str] = Field(default_factory=list, description="a test's variants")
+    decide_at: str | None = Field(
+        default=None, description="when a test with a winner rule sends the winner to the rest"
+    )
+
+
+class VariantResultOut(BaseModel):
+    """One variant's test-phase totals and per-recipient rates."""
+
+    name: str
+    sent: int
+    opens: int
+    clicks: int
+    conversions: int
+    revenue: float
+    unsubscribes: int
+    open_rate: float | None
+    click_rate: float | None
+    conversion_rate: float | None
+    revenue_per_recipient: float | None
+    unsubscribe_rate: float | None
+
+
+class ComparisonOut(BaseModel):
+    """A variant against the control on one metric (the experiments engine's statistics)."""
+
+    metric: str
+    variant: str
+    control: str
+    method: str
+    control_value: float | None
+    variant_value: float | None
+    lift: float | None
+    lift_ci: list[float | None]
+    p_value: float | None
+    p_adjusted: float | None
+    significant: bool
+
+
+class TestResultsOut(BaseModel):
+    """A message test's analysis: totals, comparisons, verdict, and the winner decision."""
+
+    campaign: str
+    control: str
+    primary_metric: str
+    final: bool
+    alpha: float
+    verdict: str
+    sample_ratio_ok: bool
+    variants: list[VariantResultOut]
+    comparisons: list[ComparisonOut]
+    decision: dict[str, Any] | None = Field(
+        default=None, description="status (testing / decided), winner, reason, sent_to_rest"
+    )
 
 
 class CampaignList(BaseModel):
