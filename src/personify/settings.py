@@ -194,6 +194,17 @@ class Settings(BaseSettings):
         self.model_dir = str(default_model_dir(self.database_url, self.model_dir))
         return self
 
+    @model_validator(mode="after")
+    def _demo_tracking_secret_only_in_demo(self) -> Settings:
+        secret = self.tracking_secret
+        if not self.demo and secret is not None \
+                and secret.get_secret_value() == DEMO_TRACKING_SECRET:
+            raise ValueError(
+                "PERSONIFY_TRACKING_SECRET: the demo's tracking secret is refused outside demo "
+                "mode; set a secret of your own (at least 24 characters)"
+            )
+        return self
+
     @field_validator("allowed_origins")
     @classmethod
     def _valid_origins(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -291,6 +302,8 @@ def parse_text(name: str, text: str, shape: Shape) -> Any:
 
 DEMO_ADMIN_KEY = "demo-admin-key-not-for-production"
 """The one default secret; used only when ``demo`` is on."""
+DEMO_TRACKING_SECRET = "demo-tracking-secret-not-for-production"
+"""Signs the demo's tracking links; ``personify demo`` sets it, and any other mode refuses it."""
 DEMO_BROWSER_KEY = "demo-browser-key-public"
 """The public ``browser`` key of demo mode (the demo shop's snippet); only when ``demo`` is on."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import webbrowser
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from personify.cli.asgi import build_app
 from personify.cli.context import CliState, state_of
+from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.errors import InvalidInput
 from personify.jobs.network_demo import ATTRIBUTION_SHORT as NETWORK_ATTRIBUTION
 from personify.jobs.network_demo import load_network_demo
@@ -29,7 +31,7 @@ from personify.jobs.sample_data import (
 )
 from personify.jobs.training import TrainingConfig, train_tenant
 from personify.privacy.runtime import open_runtime
-from personify.settings import DEMO_ADMIN_KEY, Settings
+from personify.settings import DEMO_ADMIN_KEY, DEMO_TRACKING_SECRET, Settings
 from personify.storage.registry import Stores
 
 console = Console(soft_wrap=True, highlight=False)
@@ -124,6 +126,72 @@ def train_demo_model(stores: Stores, settings: Settings) -> None:
                   f"{manifest.fit_seconds:.1f}s")
 
 
+DEMO_RECIPIENTS = 24
+DEMO_CAMPAIGN = "demo-picks"
+DEMO_TEMPLATE: dict[str, Any] = {
+    "name": "demo_picks",
+    "channel": "email",
+    "recommendations": 4,
+    "variants": [{
+        "language": "en",
+        "tone": "formal",
+        "subject": "{{ recommendations|length }} {{ recommendations|length|plural('pick', "
+                   "'picks') }} chosen for you",
+        "preheader": "From what you bought before",
+        "html": "<html><body style=\"font-family: sans-serif; max-width: 560px\">"
+                "<h1 style=\"font-size: 20px\">Picked for you</h1><ul>"
+                "{% for r in recommendations %}<li><a href=\"{{ r.url }}\">"
+                "{{ r.title or r.item_id }}</a>{% if r.price %} — {{ r.price }}{% endif %}</li>"
+                "{% endfor %}</ul><p style=\"color: #777; font-size: 12px\">"
+                "<a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>"
+                "<img src=\"{{ open_pixel_url }}\" width=\"1\" height=\"1\" alt=\"\">"
+                "</body></html>",
+        "text": "Picked for you:\n{% for r in recommendations %}- {{ r.title or r.item_id }}\n"
+                "{% endfor %}",
+    }],
+}
+
+
+def prepare_demo_recipients(stores: Stores, settings: Settings) -> list[str]:
+    """The demo campaign's recipients (the first users of the sample), each with a demo
+    ``email_marketing`` consent (source ``demo``) recorded once."""
+    tenant = settings.default_tenant
+    users = [u.user_id for u in stores.users.list(tenant, limit=DEMO_RECIPIENTS)]
+    for user_id in users:
+        if not any(r.purpose == "email_marketing"
+                   for r in stores.consents.history(tenant, user_id)):
+            stores.consents.append(tenant, ConsentRecord(
+                user_id=user_id, purpose="email_marketing", state=ConsentState.GRANTED,
+                source="demo"))
+    return users
+
+
+def send_demo_campaign(app: Any, settings: Settings, recipients: list[str]) -> str:
+    """Store the demo template and an A/B campaign to ``recipients`` (idempotent: a second
+    start enqueues nothing); the messaging loop sends it to the demo mailbox. Returns the
+    guide's lines about it."""
+    messaging = app.state.runtime.messaging
+    tenant = settings.default_tenant
+    messaging.definitions.save_template(tenant, DEMO_TEMPLATE)
+    document = {
+        "name": DEMO_CAMPAIGN, "template": DEMO_TEMPLATE["name"],
+        "send_at": datetime.now(UTC).isoformat(), "primary_metric": "clicks",
+        "audience": [{"field": "user_id", "op": "in", "value": recipients}],
+        "variants": [
+            {"name": "formal"},
+            {"name": "friendly", "tone": "informal",
+             "subject": "Hey, {{ recommendations|length }} things you might like"},
+        ],
+        "winner": {"test_share": 0.5, "after": "15m", "if_no_winner": "control"},
+    }
+    if messaging.definitions.store.get(tenant, "campaign", DEMO_CAMPAIGN) is not None:
+        return f"  demo campaign {DEMO_CAMPAIGN!r} already sent"
+    campaign, enqueued = messaging.send_campaign(tenant, document)
+    return (f"  demo campaign {campaign.name!r}: an A/B test of 2 subjects on half of "
+            f"{len(recipients)} customers ({enqueued} messages), the winner to the rest "
+            "after 15 minutes")
+
+
 def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCounts) -> str:
     """The URLs and curl commands to try, with real ids from the loaded sample."""
     base = f"http://127.0.0.1:{settings.port}"
@@ -147,6 +215,8 @@ def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCount
     ]
     if any(p.startswith("/dashboard") for p in paths):
         lines.append(f"  dashboard  {base}/dashboard")
+        lines.append(f"  sent mail  {base}/dashboard/messaging/sent  (the demo's mailbox: "
+                     "nothing leaves this machine)")
     lines += [
         "",
         f"  demo admin key: {DEMO_ADMIN_KEY}  (demo mode only — never in production)",
@@ -245,6 +315,13 @@ def demo(
         demo=True, database_url=url, host="127.0.0.1", port=port,
         retrain_interval_minutes=state.settings().retrain_interval_minutes or 5.0,
         retrain_every_events=200,
+        # the messaging worker runs in the background of the demo server and signs its links
+        # with the demo-only secret (refused outside demo mode)
+        messaging_enabled=True,
+        tracking_secret=configured.tracking_secret or DEMO_TRACKING_SECRET,
+        public_base_url=(configured.public_base_url
+                         if "public_base_url" in configured.model_fields_set
+                         else f"http://127.0.0.1:{port}"),
     )
     stores = state.stores(settings)
     if dataset == "network":
@@ -256,8 +333,10 @@ def demo(
         if not loaded:
             console.print("Sample data already loaded.")
         train_demo_model(stores, settings)
+        recipients = prepare_demo_recipients(stores, settings)
         app = build_app(settings, stores=stores)
-        console.print(demo_guide(app, stores, settings, counts))
+        mail = send_demo_campaign(app, settings, recipients)
+        console.print(demo_guide(app, stores, settings, counts) + "\n\n" + mail)
     if load_only:
         return
     if browser:

@@ -22,6 +22,8 @@ from personify.domain.errors import ConfigurationError, InvalidInput
 from personify.domain.items import Item
 from personify.ingestion import EventIngestor
 from personify.messaging.channels import Sender
+from personify.messaging.demo_mailbox import DemoMailbox, MailboxStore
+from personify.messaging.guardrails import Guardrails
 from personify.messaging.inbox import InboxSender
 from personify.messaging.outbox import ConsentCheck, OutboxWorker
 from personify.messaging.smtp import SmtpConfig, SmtpSender
@@ -115,10 +117,14 @@ def recommender(
 
 
 def channel_senders(
-    settings: Settings, signer: TrackingSigner, state: MessagingStores
+    settings: Settings, signer: TrackingSigner, state: MessagingStores,
+    mailbox_store: MailboxStore | None = None,
 ) -> dict[str, Sender]:
-    """Email when ``smtp_host`` is set, and the in-app inbox."""
+    """Email when ``smtp_host`` is set (in demo mode without it: the demo's mailbox in the
+    database, shown by the dashboard), and the in-app inbox."""
     senders: dict[str, Sender] = {"inbox": InboxSender(state.inbox)}
+    if settings.demo and not settings.smtp_host and mailbox_store is not None:
+        senders["email"] = DemoMailbox(mailbox_store, sender=settings.smtp_from)
     if settings.smtp_host:
         domain = urlsplit(settings.public_base_url).hostname or "personify.local"
         senders["email"] = SmtpSender(
@@ -178,11 +184,15 @@ def build_messaging(
         configured_channels(settings), definitions.channels,
         allow_http=settings.webhook_allow_http, allow_hosts=settings.webhook_allow_hosts,
     )
+    senders = channel_senders(settings, signer, state, definitions.store)
+    # the demo's local mailbox is no one's real inbox: it delivers at any hour (no quiet hours)
+    demo_mailbox = isinstance(senders.get("email"), DemoMailbox)
     worker = OutboxWorker(
+        guardrails=Guardrails(quiet_hours=None) if demo_mailbox else Guardrails(),
         store=state.outbox,
         templates=definitions.template,
         users=stores.users.get,
-        senders=channel_senders(settings, signer, state),
+        senders=senders,
         consent=consent,
         suppressions=state.suppressions,
         recommend=recommend,
@@ -194,7 +204,7 @@ def build_messaging(
         purposes=ConsentDefaults.parse(None, settings.consent_purposes).purposes,
         concurrency=settings.messaging_worker_threads,
         make_senders=(
-            (lambda: channel_senders(settings, signer, state))
+            (lambda: channel_senders(settings, signer, state, definitions.store))
             if settings.messaging_worker_threads > 1
             else None
         ),

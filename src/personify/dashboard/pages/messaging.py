@@ -15,6 +15,7 @@ from personify.dashboard.state import dashboard, engine, runtime, stores
 from personify.domain.errors import PersonifyError
 from personify.domain.items import Item
 from personify.domain.users import User
+from personify.messaging.demo_mailbox import mailbox
 from personify.messaging.journey_definitions import builtin_journeys
 from personify.messaging.templates import RenderedMessage, preview
 from personify.serving.request import RecommendationRequest
@@ -22,6 +23,7 @@ from personify.serving.request import RecommendationRequest
 router = page_router()
 PREVIEW_DISCOUNT = {"percent": 10, "code": "PREVIEW10"}
 MAX_TEMPLATE_FORM = 200_000
+SENT_SHOWN = 100
 
 
 def _delivery_counts(request: Request) -> dict[str, int] | None:
@@ -52,6 +54,20 @@ def messaging_page(
         in_memory=state.templates_in_memory,
         journeys=sorted(builtin_journeys().values(), key=lambda j: j.name),
         delivery=_delivery_counts(request),
+    )
+
+
+@router.get("/messaging/sent")
+def sent_page(request: Request) -> Response:
+    """What the demo 'sent': the demo mailbox's messages, newest first, rendered."""
+    messaging = runtime(request).messaging
+    return render(
+        request,
+        "messaging_sent.html",
+        section="messaging",
+        mails=mailbox(messaging.definitions.store, tenant(request), limit=SENT_SHOWN),
+        demo=runtime(request).settings.demo,
+        smtp=bool(runtime(request).settings.smtp_host),
     )
 
 
