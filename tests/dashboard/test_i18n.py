@@ -14,7 +14,8 @@ from .conftest import TestClient
 
 TEMPLATE_KEY = re.compile(r"""\bt\((["'])([a-z0-9_]+)\1""")
 DYNAMIC_PREFIXES = {
-    "nav_": ["overview", "users", "items", "models", "experiments", "messaging", "settings"],
+    "nav_": ["overview", "users", "items", "models", "experiments", "messaging", "pages",
+             "settings"],
     "consent_": ["granted", "denied", "withdrawn"],
     "device_": ["desktop", "mobile", "tablet"],
     "status_": ["draft", "running", "stopped"],

@@ -204,3 +204,40 @@ def test_people_through_both_clients(server: tuple[str, str]) -> None:
             return await client.people("bo", n=5)
 
     assert "hub" not in {p["person_id"] for p in asyncio.run(run())["people"]}
+
+
+def test_pages_and_session_recommendations_through_both_clients(
+    server: tuple[str, str], stores: Stores
+) -> None:
+    url, secret = server
+    stores.catalog.upsert("default", [
+        Item(item_id=f"b{i}", title=f"Book {i}", categories=["books"],
+             created_at=datetime.now(UTC) - timedelta(days=i)) for i in range(8)])
+    page = {"rows": [{"id": "fresh", "kind": "new_for_you", "n": 3,
+                      "title": {"en": "Fresh", "ru": "Свежее"}}]}
+    with PersonifyClient(url, secret) as client:
+        assert client.put_page("shop", page)["stored"] is True
+        assert client.pages() == ["home", "shop"]
+        assert client.page_definition("shop")["definition"]["rows"][0]["id"] == "fresh"
+        shown = client.page("shop", language="ru")
+        assert [r["title"] for r in shown["rows"]] == ["Свежее"]
+        assert len(shown["rows"][0]["items"]) == 3
+        answer = client.recommend_session(["b1", {"item_id": "b2", "type": "add_to_cart"}], n=4)
+        assert answer["recommendation_id"] and answer["items"]
+        assert not {"b1", "b2"} & {i["item_id"] for i in answer["items"]}
+        with pytest.raises(InvalidInput) as bad:
+            client.recommend_session(["b1"], n=0)
+        assert bad.value.field is not None and "n" in bad.value.field
+        client.delete_page("shop")
+        with pytest.raises(NotFound) as missing:
+            client.page("shop")
+        assert missing.value.field == "name"
+
+    async def run() -> None:
+        async with AsyncPersonifyClient(url, secret) as client:
+            home = await client.page("home")
+            assert "rows" in home
+            answer = await client.recommend_session(["b3"], n=2)
+            assert len(answer["items"]) == 2
+
+    asyncio.run(run())

@@ -27,6 +27,7 @@ from personify.cli import (
     models,
     networking,
     ope,
+    pages,
     privacy,
     server,
     setup,
@@ -53,6 +54,7 @@ GROUPS: dict[str, typer.Typer] = {
     "messages": messaging.app,
     "insights": insights.app,
     "networking": networking.app,
+    "pages": pages.app,
     # "privacy": privacy.app, ...
 }
 COMMANDS = (setup, server, bulk, models, evaluate, ope, simulate, kpis, insights)

@@ -46,6 +46,7 @@ from personify.experiments.open_bandit import (
     logged_action_dist,
     uniform_action_dist,
 )
+from personify.runtime.pages import row_hit
 from personify.storage.sql.experiments import SqlDecisionLogStore
 
 console = Console(soft_wrap=True)
@@ -212,11 +213,14 @@ def _personify_logs(
         raise NotFound(f"no decisions logged at point {point!r}", field="point")
     since = min(d.timestamp for d in decisions)
     ids = {d.decision_id for d in decisions}
-    rewards = rewards_by_decision(
-        (e.recommendation_id, e.item_id, e.type)
-        for e in stores.events.scan(tenant_id, since=since)
-        if e.recommendation_id in ids
-    )
+    hits: list[tuple[str | None, str | None, str]] = []
+    for e in stores.events.scan(tenant_id, since=since):
+        if e.recommendation_id in ids:
+            hits.append((e.recommendation_id, e.item_id, e.type))
+        elif (row := row_hit(e)) is not None and row[0] in ids:
+            # a click on an item of a page's row rewards the row (page decisions)
+            hits.append((row[0], row[1], e.type))
+    rewards = rewards_by_decision(hits)
     return decisions, rewards, f"uniform policy from {len(decisions)} decisions at {point}"
 
 

@@ -17,6 +17,7 @@ from personify.dashboard.pages import (
     overview,
     settings_page,
     users,
+    web_pages,
 )
 from personify.dashboard.sessions import LoginThrottle, SessionStore
 from personify.dashboard.state import DashboardState
@@ -33,6 +34,7 @@ ROUTERS = (
     models.router,
     experiments.router,
     messaging.router,
+    web_pages.router,
     settings_page.router,
 )
 

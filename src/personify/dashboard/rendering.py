@@ -20,6 +20,7 @@ NAVIGATION = (
     ("models", "/dashboard/models"),
     ("experiments", "/dashboard/experiments"),
     ("messaging", "/dashboard/messaging"),
+    ("pages", "/dashboard/pages"),
     ("settings", "/dashboard/settings"),
 )
 

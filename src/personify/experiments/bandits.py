@@ -141,6 +141,10 @@ class BanditPolicy(ABC):
     @abstractmethod
     def to_dict(self) -> dict[str, Any]: ...
 
+    def mean_scores(self, context: ContextInput, actions: Sequence[str]) -> list[float]:
+        """What the policy expects of each action in this context (no exploration, no log)."""
+        return [float(v) for v in self._mean_scores(self._encode(context), actions)]
+
     def choose(
         self,
         context: ContextInput,

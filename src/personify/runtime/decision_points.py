@@ -185,6 +185,19 @@ class DecisionPoints:
         if self._points.get(tenant, point) is None:
             self.configure(tenant, point, config)
 
+    def preview(self, tenant: str, point: str, context: ContextInput,
+                actions: Sequence[str]) -> list[str]:
+        """``actions`` in the order the live policy expects the most of them, without
+        exploring or logging a decision (a preview); as given when the point is unknown."""
+        try:
+            live = self._get(tenant, point)
+        except NotFound:
+            return list(actions)
+        with live.lock:
+            means = live.policy.mean_scores(context, actions)
+        order = sorted(range(len(actions)), key=lambda k: (-means[k], k))
+        return [actions[k] for k in order]
+
     def describe(self, tenant: str, point: str) -> dict[str, Any]:
         """The configuration and a summary of what the live policy has learned (after
         replaying the other processes' updates)."""

@@ -334,9 +334,10 @@ class Pages:
             outcome = self.points.decide(tenant, point, features, list(by_id), k)
             page_id, policy = outcome.decision.decision_id, outcome.policy
             order, propensities = outcome.decision.ranked, outcome.decision.propensities
-        else:  # a preview: the policy's current order, nothing logged
+        else:  # a preview: the policy's current expectation, nothing explored or logged
             page_id, policy = f"preview-{uuid.uuid4().hex}", "preview"
-            order, propensities = list(by_id)[:k], [1.0] * k
+            order = self.points.preview(tenant, point_name(name), features, list(by_id))[:k]
+            propensities = [1.0] * k
         used: set[str] = set()
         out: list[Row] = []
         for position, (row_id, propensity) in enumerate(zip(order, propensities, strict=True)):
