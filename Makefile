@@ -48,6 +48,11 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
+# Tests run on every core (pytest-xdist; PYTEST_WORKERS=0 runs them in one process). A file's
+# tests stay on one worker, so module-scoped fixtures (a browser, a Spark session) start once.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+
 # Time-of-day rules (quiet hours, local days, journeys) must not make the suite depend on when
 # it runs: the messaging tests run again with the wall clock at 03:00 and at 23:00 UTC
 # (PERSONIFY_TEST_WALL_CLOCK, see tests/conftest.py).
@@ -55,12 +60,13 @@ ANY_HOUR_TESTS := tests/cli tests/integration tests/api/test_messaging_api.py te
 any-hour: $(STAMP)
 	@for at in 03:00 23:00; do \
 	  echo "messaging tests with the wall clock at $$at UTC"; \
-	  PERSONIFY_TEST_WALL_CLOCK=$$at $(BIN)/pytest -q -p no:cacheprovider $(ANY_HOUR_TESTS) \
+	  PERSONIFY_TEST_WALL_CLOCK=$$at $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) \
+	    $(ANY_HOUR_TESTS) \
 	    -k "messag or campaign or worker or journey or outbox" || exit 1; \
 	done
 
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_PARALLEL)
 
 test: lint typecheck imports browser-deps unit any-hour
 

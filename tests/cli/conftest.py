@@ -19,6 +19,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
         if name.startswith("PERSONIFY_") and not name.startswith("PERSONIFY_TEST"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    # Rich sizes tables to the terminal; a runner without one (pytest-xdist workers) must not
+    # change what the assertions read.
+    monkeypatch.setenv("COLUMNS", os.environ.get("COLUMNS", "120"))
     yield
 
 

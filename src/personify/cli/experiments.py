@@ -120,8 +120,14 @@ def list_experiments(
     if not found:
         console.print("No experiments. Create one with: personify experiments create FILE.yaml")
         return
-    table = Table("name", "status", "layer", "traffic", "variants", "exposed", "started",
-                  "stopped", title=f"experiments of {ex.tenant}")
+    table = Table(title=f"experiments of {ex.tenant}")
+    # Names and counts are what people copy: they never wrap, the other columns give way.
+    table.add_column("name", no_wrap=True)
+    for header in ("status", "layer", "traffic", "variants"):
+        table.add_column(header)
+    table.add_column("exposed", no_wrap=True)
+    table.add_column("started")
+    table.add_column("stopped")
     for exp in found:
         exposed = ex.exposures.count(ex.tenant, exp.name)
         table.add_row(
