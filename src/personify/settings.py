@@ -79,7 +79,17 @@ class Settings(BaseSettings):
         description="embedded mode: retrain in a child process every N minutes with new events",
     )
     retrain_every_events: int = Field(default=10_000, ge=1)
+    model_refresh_seconds: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="how often a server polls the promoted model version: a version promoted by "
+        "any process sharing model_dir is served within this (plus its load time)",
+    )
     log_level: str = "info"
+    log_format: Literal["json", "plain"] = Field(
+        default="json",
+        description="server logs: one JSON object per line (request id, route template, status, "
+        "duration; never a person's id) or plain text",
+    )
     max_request_bytes: int = 16 * 1024 * 1024
     rate_limit_per_minute: int = Field(
         default=0, ge=0,

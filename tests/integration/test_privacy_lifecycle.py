@@ -231,7 +231,18 @@ def test_personal_data_never_reaches_the_logs(
             "event_id": "z2", "type": "view", "user_id": person["user_id"], "item_id": "i1",
             "timestamp": datetime.now(UTC).isoformat()})
     # ``httpx`` is the test client's own request log (the caller's side, not the server's).
-    logged = "\n".join(r.getMessage() for r in caplog.records if r.name != "httpx")
+    from personify.runtime.logs import JsonFormatter, PlainFormatter
+
+    records = [r for r in caplog.records if r.name != "httpx"]
+    logged = "\n".join(r.getMessage() for r in records)
     assert "erased subject p_" in logged, "the capture saw the privacy logs"
+    # the JSON lines and plain lines the server writes: the message and every extra field
+    lines = "\n".join(f(r) for r in records
+                      for f in (JsonFormatter().format, PlainFormatter().format))
+    access = [r for r in records if r.name == "personify.access"]
+    assert len(access) >= 9, "one access line per request"
+    assert all(len(getattr(r, "request_id", "")) == 32 for r in access)
+    assert "/v1/users/{user_id}" in {getattr(r, "route", None) for r in access}
     for value in person.values():
         assert value not in logged, f"{value!r} appeared in the logs"
+        assert value not in lines, f"{value!r} appeared in a formatted log line"

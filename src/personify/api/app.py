@@ -21,6 +21,7 @@ import personify
 from personify.api.cors import BrowserCors
 from personify.api.errors import install_error_handlers
 from personify.api.limits import BodySizeLimit
+from personify.api.observability import RequestObservability
 from personify.api.openapi import install_openapi
 from personify.api.path_ids import EncodedSlashes, UnescapedPathIds
 from personify.api.rate_limit import build_rate_limiter
@@ -113,6 +114,8 @@ def app_over(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes)
     app.add_middleware(EncodedSlashes)
     app.add_middleware(BrowserCors, allowed_origins=runtime.settings.allowed_origins)
+    # outermost: the request id and the latency cover everything inside, body limits included
+    app.add_middleware(RequestObservability, metrics=runtime.metrics)
     register_routers(app)
     install_openapi(app)
     return app

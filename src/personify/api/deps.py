@@ -151,6 +151,10 @@ async def _admin(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
     return require_scope(key, Scope.ADMIN)
 
 
+async def _metrics(key: Annotated[ApiKey, Depends(authenticated_key)]) -> ApiKey:
+    return require_scope(key, Scope.METRICS)
+
+
 def person_guard_for(request: Request, key: ApiKey) -> person_tokens.PersonGuard:
     """Who ``key`` may change in this request: everyone with the admin scope, otherwise only the
     person named by a valid ``X-Person-Token`` (docs/security.md)."""
@@ -270,6 +274,7 @@ IngestKey = Annotated[ApiKey, Depends(_ingest)]
 """A key with the ``ingest`` scope (or admin); its ``tenant`` is the request's tenant."""
 ServeKey = Annotated[ApiKey, Depends(_serve)]
 AdminKey = Annotated[ApiKey, Depends(_admin)]
+MetricsKey = Annotated[ApiKey, Depends(_metrics)]
 SegmentKey = Annotated[ApiKey, Depends(segment_key)]
 BeaconAccess = Annotated[Access, Depends(_beacon_access)]
 """Like :data:`IngestAccess`, the key possibly in the ``api_key`` query parameter."""

@@ -415,7 +415,11 @@ def within_rate_limit_sync(request: Request, key: ApiKey) -> ApiKey:
     """:func:`within_rate_limit` for a synchronous dependency (run in a worker thread)."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
-        limiter.check(key)
+        try:
+            limiter.check(key)
+        except RateLimited as exc:
+            _count_refusal(request, exc)
+            raise
     return key
 
 
@@ -426,6 +430,18 @@ async def within_rate_limit(request: Request, key: ApiKey) -> ApiKey:
     microseconds), with one Redis round trip (awaited, never blocking the loop) with it."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
-        await limiter.acheck(key)
+        try:
+            await limiter.acheck(key)
+        except RateLimited as exc:
+            _count_refusal(request, exc)
+            raise
     return key
+
+
+def _count_refusal(request: Request, exc: RateLimited) -> None:
+    """``personify_rate_limit_rejections_total{limit="key"|"tenant"}``."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        limit = str((exc.details or {}).get("scope", "key"))
+        runtime.metrics.rate_limited.labels(limit).inc()
 

@@ -26,8 +26,9 @@ def create(
     name: Annotated[str, typer.Argument(help="A label for the key, e.g. 'web shop tracker'.")],
     scope: Annotated[
         list[Scope] | None,
-        typer.Option("--scope", "-s", help="ingest, serve, admin or browser (the web "
-                     "snippet's public key, docs/web.md); repeat for several."),
+        typer.Option("--scope", "-s", help="ingest, serve, admin, browser (the web "
+                     "snippet's public key, docs/web.md) or metrics (Prometheus); repeat for "
+                     "several."),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the default one).")] = None,
 ) -> None:
@@ -36,7 +37,8 @@ def create(
         raise InvalidInput(
             "a key needs at least one scope",
             field="scope",
-            accepted="--scope ingest, --scope serve, --scope admin or --scope browser",
+            accepted="--scope ingest, --scope serve, --scope admin, --scope browser or "
+            "--scope metrics",
         )
     state = state_of(ctx)
     settings = state.settings()

@@ -32,6 +32,7 @@ from personify.cli import (
     server,
     setup,
     simulate,
+    worker,
 )
 from personify.cli.context import CliState
 from personify.cli.errors import ErrorHandlingGroup
@@ -55,6 +56,7 @@ GROUPS: dict[str, typer.Typer] = {
     "insights": insights.app,
     "networking": networking.app,
     "pages": pages.app,
+    "worker": worker.app,
     # "privacy": privacy.app, ...
 }
 COMMANDS = (setup, server, bulk, models, evaluate, ope, simulate, kpis, insights)

@@ -148,7 +148,8 @@ def worker(
     once: Annotated[bool, typer.Option(help="Run one round and exit.")] = False,
     poll: Annotated[float, typer.Option(help="Seconds between rounds.", min=0.05)] = 1.0,
 ) -> None:
-    """Send due outbox messages and advance journeys until stopped (Ctrl-C / SIGTERM)."""
+    """Send due outbox messages and advance journeys until stopped (Ctrl-C / SIGTERM).
+    ``personify worker messages`` does the same and can serve metrics (--metrics-port)."""
     with _runtime(ctx, need_secret=True) as runtime:
         if once:
             handled = runtime.run_once()

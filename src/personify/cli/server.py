@@ -31,6 +31,7 @@ from personify.jobs.sample_data import (
 )
 from personify.jobs.training import TrainingConfig, train_tenant
 from personify.privacy.runtime import open_runtime
+from personify.runtime.logs import logging_config
 from personify.settings import DEMO_ADMIN_KEY, DEMO_TRACKING_SECRET, Settings
 from personify.storage.registry import Stores
 
@@ -90,9 +91,13 @@ def serve(
             reload=reload,
             log_level=settings.log_level,
             timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+            log_config=logging_config(settings.log_format, settings.log_level),
+            access_log=False,  # Personify logs one line per request itself (with its id)
         )
     else:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                    log_config=logging_config(settings.log_format, settings.log_level),
+                    access_log=False)
 
 
 def prepare_demo(stores: Stores, settings: Settings) -> tuple[SampleCounts, bool]:

@@ -18,6 +18,8 @@ class Scope(StrEnum):
     BROWSER = "browser"
     """A public, write-only web key (the snippet): events and recommendations for the current
     visitor only, from the tenant's allowed origins (docs/web.md, docs/security.md)."""
+    METRICS = "metrics"
+    """Reading ``/metrics`` (Prometheus) only: no personal data, no other route."""
 
 
 class ApiKey(BaseModel):

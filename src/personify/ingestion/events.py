@@ -21,6 +21,10 @@ class EventListener(Protocol):
     def __call__(self, tenant: str, events: Sequence[Event]) -> None: ...
 
 
+OutcomeObserver = Callable[[Sequence[str], int, Sequence[str]], None]
+"""``(types of the events stored, duplicates, rejection codes)`` of one batch (metrics)."""
+
+
 class EventIngestor:
     """Validates each event on its own, stores the valid ones in one durable append, and reports
     every rejected one with its index. Duplicate event ids are acknowledged, not stored twice.
@@ -43,6 +47,8 @@ class EventIngestor:
         self.is_erased = is_erased
         self.listeners = list(listeners)
         self.clock = clock
+        self.outcome_observers: list[OutcomeObserver] = []
+        """Told the outcome of every batch (stored types, duplicates, rejection codes)."""
 
     def add_listener(self, listener: EventListener) -> None:
         self.listeners.append(listener)
@@ -88,7 +94,19 @@ class EventIngestor:
                 stored_ids = set(appended.stored)
                 fresh = [e for e in accepted if e.event_id in stored_ids]
                 self.notify(tenant, fresh)
+        if self.outcome_observers:
+            self._observe(accepted, result)
         return result
+
+    def _observe(self, accepted: Sequence[Event], result: BatchResult) -> None:
+        stored = set(result.stored)
+        types = [e.type for e in accepted if e.event_id in stored]
+        codes = [r.code for r in result.rejected]
+        for observer in self.outcome_observers:
+            try:
+                observer(types, len(result.duplicates), codes)
+            except Exception:  # observing never fails an acknowledged write
+                log.exception("ingestion outcome observer %r failed", observer)
 
     def _prefetch_erasures(self, tenant: str, events: Sequence[Event]) -> None:
         """Let an erasure check that can answer a whole batch at once (``prefetch``, as the

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 from personify.domain.events import Event
 from personify.serving.periodic import Periodic
@@ -35,7 +36,10 @@ def train_in_subprocess(tenant: str, extra_args: Sequence[str] = ()) -> int:
 
 class RetrainScheduler:
     """Counts ingested events per tenant (register ``on_events`` as an ingestion listener) and
-    triggers ``run(tenant)`` when enough time or events have passed. One run at a time."""
+    triggers ``run(tenant)`` when enough time or events have passed. One run at a time in this
+    process; with ``lock`` (``tenant -> context yielding whether it is held``, a
+    :class:`~personify.jobs.retrain_lock.RetrainLock`'s ``attempt``) one at a time across
+    processes: a due retrain another process is running is skipped here (``skipped``)."""
 
     def __init__(
         self,
@@ -46,8 +50,14 @@ class RetrainScheduler:
         tenants: Sequence[str] = ("default",),
         poll_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        lock: Callable[[str], AbstractContextManager[bool]] | None = None,
+        on_skipped: Callable[[str], None] | None = None,
     ) -> None:
         self.run = run
+        self.lock = lock
+        self.on_skipped = on_skipped
+        self.skipped: list[str] = []
+        """Tenants whose due retrain another process held the lock for."""
         self.interval_s = interval_s
         self.every_events = every_events
         self.poll_s = poll_s
@@ -62,6 +72,13 @@ class RetrainScheduler:
         real = sum(1 for e in events if e.type != "impression")
         if real:
             self._pending[tenant] = self._pending.get(tenant, 0) + real
+            self._last.setdefault(tenant, self.clock())
+
+    def add_pending(self, tenant: str, count: int) -> None:
+        """Count ``count`` new events of ``tenant`` seen another way than ``on_events`` (a
+        ``personify worker retrain`` polls the event store's count)."""
+        if count > 0:
+            self._pending[tenant] = self._pending.get(tenant, 0) + count
             self._last.setdefault(tenant, self.clock())
 
     def request(self, tenant: str) -> None:
@@ -88,7 +105,9 @@ class RetrainScheduler:
             for tenant in self.due():
                 self._pending[tenant] = 0
                 self._last[tenant] = self.clock()
-                code = self.run(tenant)
+                code = self._run_locked(tenant)
+                if code is None:
+                    continue
                 self.runs.append((tenant, code))
                 if code != 0:
                     log.warning("background training for %s exited with %s", tenant, code)
@@ -96,6 +115,20 @@ class RetrainScheduler:
             return done
         finally:
             self._running.release()
+
+    def _run_locked(self, tenant: str) -> int | None:
+        """``run(tenant)`` under the cross-process lock; None when another process holds it
+        (that process is training these events)."""
+        if self.lock is None:
+            return self.run(tenant)
+        with self.lock(tenant) as held:
+            if not held:
+                log.info("retrain of %s skipped: another process is training it", tenant)
+                self.skipped.append(tenant)
+                if self.on_skipped is not None:
+                    self.on_skipped(tenant)
+                return None
+            return self.run(tenant)
 
     def start(self) -> None:
         if self._poller is None:

@@ -182,6 +182,9 @@ class OutboxWorker:
     purposes: Collection[str] | None = None
     """The consent purposes that exist; a marketing message needing another one is not sent
     (None: any purpose the consent check answers for)."""
+    observe: Callable[[str, str], None] | None = None
+    """Told ``(channel, result)`` of every delivery decision (sent, failed, suppressed,
+    deferred, retried): the metrics."""
 
     def __post_init__(self) -> None:
         check_channels(self.senders)  # consent fails closed: every channel names its purpose
@@ -301,9 +304,14 @@ class OutboxWorker:
             for sender in senders.values():
                 sender.close()
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, message: OutboxMessage | None = None) -> None:
         with self._stats_lock:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
+        if message is not None and self.observe is not None:
+            try:
+                self.observe(message.channel, name)
+            except Exception:  # metrics never change a delivery
+                log.exception("outbox observer failed")
 
     def process(self, message: OutboxMessage) -> DeliveryStatus:
         """Decide and perform the fate of one claimed message; returns its new status."""
@@ -324,7 +332,7 @@ class OutboxWorker:
                 sent_today=self._sent_today_for(message, user, now),
             )
             if until is not None:
-                self._count("deferred")
+                self._count("deferred", message)
                 self._mark(message, DeliveryStatus.DEFERRED, not_before=until, error="guardrail")
                 return DeliveryStatus.DEFERRED
         sender = self._senders().get(message.channel)
@@ -355,7 +363,7 @@ class OutboxWorker:
         except SendError as exc:
             if exc.permanent or attempts >= self.retry.max_attempts:
                 return self._finish(message, DeliveryStatus.FAILED, str(exc), attempts=attempts)
-            self._count("retried")
+            self._count("retried", message)
             retry_at = self.clock() + self.retry.delay(attempts, self.rng)
             self._mark(
                 message,
@@ -492,7 +500,7 @@ class OutboxWorker:
             DeliveryStatus.FAILED: "failed",
             DeliveryStatus.SUPPRESSED: "suppressed",
         }[status]
-        self._count(counter)
+        self._count(counter, message)
         self._mark(message, status, error=error, attempts=attempts)
         return status
 

@@ -35,10 +35,13 @@ from personify.runtime.experiments import ExperimentsRuntime, build_experiments
 from personify.runtime.identity import erase_subjects
 from personify.runtime.messaging import MessagingRuntime
 from personify.runtime.messaging_wiring import ConsentPolicyLike, build_messaging
+from personify.runtime.metrics import Metrics
 from personify.runtime.networking import introduction_notifier
 from personify.runtime.pages import Pages
 from personify.runtime.segment.mapping import SegmentMapper
 from personify.settings import DEMO_ADMIN_KEY, DEMO_BROWSER_KEY, Settings
+from personify.storage.online.fallback import FallbackOnlineState
+from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores, open_stores
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
@@ -73,6 +76,8 @@ class Runtime:
     """Personalized pages of rows (definitions and composition; see runtime/pages.py)."""
     segment_mapper: SegmentMapper
     clock: Clock
+    metrics: Metrics = field(default_factory=Metrics)
+    """This process's Prometheus registry (``/metrics``, ``personify worker --metrics-port``)."""
     owns_stores: bool = False
     _lifecycle: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -161,7 +166,9 @@ def _build(
     erasure_check = CachedErasureCheck(stores.erasures)
     if ingestor is None:
         ingestor = EventIngestor(stores.events, event_types=event_types, is_erased=erasure_check)
-    engine = build_engine(settings, stores, ingestor, online_state=online_state)
+    metrics = Metrics()
+    ingestor.outcome_observers.append(metrics.on_ingested)
+    engine = build_engine(settings, stores, ingestor, online_state=online_state, metrics=metrics)
     authenticator = Authenticator(
         stores.keys, bootstrap_secrets=bootstrap_secrets(settings),
         default_tenant=settings.default_tenant,
@@ -171,6 +178,7 @@ def _build(
     stores.keys = ForgettingKeyStore(stores.keys, authenticator)
 
     experiments = build_experiments(stores)
+    experiments.exposures.on_first = metrics.on_exposure
     ingestor.add_listener(experiments.points.on_events)
     engine.forgetters.append(experiments.forget)
 
@@ -178,6 +186,7 @@ def _build(
         settings, stores, ingestor, engine.service, clock=clock,
         consent_policy=lambda: consent_policy,
     )
+    messaging.worker.observe = metrics.on_message
     engine.forgetters.append(messaging.state.forget)  # erasure reaches the person's messages
     engine.forgetters.append(messaging.forget_in_campaigns)
     ingestor.add_listener(messaging.on_events)
@@ -218,11 +227,40 @@ def _build(
                   clock=clock)
     ingestor.add_listener(pages.on_events)  # clicks on a row's items reward the row
 
+    observe_state(metrics, settings, engine, messaging)
     track_map = {**settings.segment_track_map, **(segment_track_map or {})}
     return Runtime(
         settings=settings, stores=stores, ingestor=ingestor, engine=engine,
         erasure_check=erasure_check, authenticator=authenticator, experiments=experiments,
         messaging=messaging, insights=insights, networking=networking, pages=pages,
         segment_mapper=SegmentMapper(track_map, event_types.accepted), clock=clock,
-        owns_stores=owns_stores,
+        metrics=metrics, owns_stores=owns_stores,
     )
+
+
+def redis_fallback(settings: Settings, state: OnlineState) -> bool:
+    """Whether Redis is configured but this process serves from its in-process online state
+    (Redis unreachable at start, or failing now)."""
+    if isinstance(state, FallbackOnlineState):
+        return state.degraded
+    return bool(settings.redis_url) and isinstance(state, MemoryOnlineState)
+
+
+def observe_state(
+    metrics: Metrics, settings: Settings, engine: Engine, messaging: MessagingRuntime
+) -> None:
+    """The gauges read at scrape time: online state, warm-up, served models, outbox depth."""
+    probes = metrics.probes
+    state = engine.state
+    inner = state.fallback if isinstance(state, FallbackOnlineState) else state
+    if isinstance(inner, MemoryOnlineState) and not settings.redis_url:
+        probes.online_state_people = inner.people_count
+    elif isinstance(state, FallbackOnlineState) and isinstance(state.fallback,
+                                                                MemoryOnlineState):
+        fallback = state.fallback
+        probes.online_state_people = lambda: fallback.people_count() if state.degraded else None
+    probes.online_state_fallback = lambda: redis_fallback(settings, engine.state)
+    probes.warming_up = lambda: (engine.warm_up_thread is not None
+                                 and not engine.warm_up_done.is_set())
+    probes.models = lambda: [(t, *v) for t, v in sorted(engine.bundles.loaded.items())]
+    probes.outbox = messaging.state.outbox.counts

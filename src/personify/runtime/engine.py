@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,12 +18,14 @@ from personify.domain.events import Event
 from personify.domain.users import User
 from personify.experiments.update_latency import UpdateLatencyTracker
 from personify.ingestion import EventIngestor
+from personify.jobs.retrain_lock import RetrainLock
 from personify.jobs.scheduler import RetrainScheduler, train_in_subprocess
 from personify.privacy.erasure import Forgetter
 from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.replay import Replay, ReplayFence
 from personify.privacy.runtime import PrivacyRuntime
 from personify.runtime.identity import open_privacy
+from personify.runtime.metrics import Metrics
 from personify.runtime.online_gate import BatchGate
 from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
 from personify.serving.chain import RecommendationService
@@ -69,19 +72,31 @@ class Engine:
     """Event -> served recommendation latency, stamped on impressions (the KPI)."""
     preload: Callable[[threading.Event], None] | None = None
     """The warm-up run by ``start()`` in a thread (models, catalogue, replayed online state)."""
+    model_refresh_s: float = 5.0
+    """How often the promoted version is polled (a promotion is served within this)."""
+    warm_up_done: threading.Event = field(default_factory=threading.Event)
+    """Set when the start-up warm-up finished (successfully or not: it then loads lazily)."""
 
     def start(self) -> None:
         """Start the background work (idempotent): the promoted-model refresh, the retraining
         scheduler and the warm-up thread."""
         if self.warm_up_thread is not None:
             return
-        self.bundles.start()
+        self.bundles.start(self.model_refresh_s)
         if self.scheduler is not None:
             self.scheduler.start()
         preload = self.preload
+        done = self.warm_up_done
+
+        def warm() -> None:
+            try:
+                if preload is not None:
+                    preload(self.warm_up_stop)
+            finally:
+                done.set()
+
         self.warm_up_thread = threading.Thread(
-            target=(lambda: preload(self.warm_up_stop)) if preload is not None else None,
-            daemon=True, name="personify-warm-up",
+            target=warm, daemon=True, name="personify-warm-up",
         )
         self.warm_up_thread.start()
 
@@ -128,8 +143,10 @@ def build_engine(
     ingestor: EventIngestor,
     *,
     online_state: OnlineState | None = None,
+    metrics: Metrics | None = None,
 ) -> Engine:
     warnings: list[str] = []
+    metrics = metrics if metrics is not None else Metrics()
     state = online_state if online_state is not None else open_state(settings, warnings)
     # profile, consent log and preferences are read on every recommendation: cached per
     # person, invalidated by every write through these stores (across processes via Redis)
@@ -141,6 +158,7 @@ def build_engine(
     # promotions, rollbacks and the versions servers load apply every later erasure
     models = privacy.model_store(settings.model_dir)
     bundles = BundleRegistry(models, prepare=models.servable, vet_pinned=models.clean)
+    bundles.on_swap = lambda tenant, _version: metrics.model_swaps.labels(tenant).inc()
     catalogs = CatalogCache(stores.catalog)
     stores.catalog = WriteThroughCatalog(stores.catalog, catalogs)  # type: ignore[assignment]
     fence = ReplayFence()
@@ -192,16 +210,15 @@ def build_engine(
             state.apply(tenant, allowed)
             user_vectors(tenant, allowed)
             update_latency.acknowledged(tenant, allowed)
+        received = [e.received_at for e in with_item if e.received_at is not None]
+        if received:  # receipt -> handled by the online state (the batch's oldest event)
+            lag = time.time() - min(received).timestamp()
+            metrics.online_state_lag.observe(max(0.0, lag))
 
     ingestor.add_listener(apply_to_state)
     scheduler = None
     if settings.retrain_interval_minutes:
-        scheduler = RetrainScheduler(
-            train_in_subprocess,
-            interval_s=settings.retrain_interval_minutes * 60,
-            every_events=settings.retrain_every_events,
-            tenants=[settings.default_tenant],
-        )
+        scheduler = retrain_scheduler(settings, stores, metrics)
         ingestor.add_listener(scheduler.on_events)
 
     def preload(stop: threading.Event) -> None:
@@ -221,11 +238,30 @@ def build_engine(
     engine = Engine(
         state, models, bundles, catalogs, service, impressions, warnings, privacy, scheduler,
         update_latency=update_latency, replay_fence=fence, preload=preload,
+        model_refresh_s=settings.model_refresh_seconds,
     )
     engine.forgetters.append(update_latency.forget)
     engine.forgetters.append(bundles.forget_pinned)
     engine.forgetters.append(service.shown.forget)
     return engine
+
+
+def retrain_scheduler(
+    settings: Settings, stores: Stores, metrics: Metrics, *, interval_minutes: float | None = None
+) -> RetrainScheduler:
+    """The background retrainer of the default tenant: ``personify train`` in a child process,
+    one at a time across every process sharing the database (PostgreSQL advisory lock) or the
+    model directory (file lock), timed in ``personify_retrain_duration_seconds``."""
+    minutes = interval_minutes or settings.retrain_interval_minutes or 10.0
+    lock = RetrainLock(settings.model_dir, stores.database)
+    return RetrainScheduler(
+        metrics.timed_retrain(train_in_subprocess),
+        interval_s=minutes * 60,
+        every_events=settings.retrain_every_events,
+        tenants=[settings.default_tenant],
+        lock=lock.attempt,
+        on_skipped=lambda _tenant: metrics.retrain_skipped.inc(),
+    )
 
 
 def warm_up(

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 from personify.domain.errors import NotFound, PersonifyError
 from personify.serving.bundle import ModelBundle
@@ -64,6 +66,10 @@ class BundleRegistry:
         self._loading: dict[tuple[str, str], threading.Lock] = {}
         self.pinned_loads = 0
         """Pinned versions read from the model store so far (tests, diagnostics)."""
+        self.loaded: dict[str, tuple[str, float | None, float]] = {}
+        """``tenant -> (version, trained at, swapped in at)`` (Unix times) of the live bundles."""
+        self.on_swap: Callable[[str, str], None] | None = None
+        """Told ``(tenant, version)`` after every swap (the metrics)."""
 
     def get(self, tenant: str) -> ModelBundle | None:
         if tenant not in self._bundles:
@@ -73,6 +79,11 @@ class BundleRegistry:
     def peek(self, tenant: str) -> ModelBundle | None:
         """The bundle served now, without loading anything."""
         return self._bundles.get(tenant)
+
+    def tried(self, tenant: str) -> bool:
+        """Whether this process has tried to load ``tenant``'s promoted version (at the warm-up
+        or the first request), successfully or not."""
+        return tenant in self._bundles
 
     def set(self, tenant: str, bundle: ModelBundle | None) -> None:
         self._bundles[tenant] = bundle
@@ -104,7 +115,7 @@ class BundleRegistry:
             if current is not None and current.version == wanted:
                 return False
             try:
-                _, bundle = self.store.load(tenant, wanted)
+                manifest, bundle = self.store.load(tenant, wanted)
             except (NotFound, OSError, EOFError) as exc:
                 log.warning("could not load model %s for %s: %s", wanted, tenant, exc)
                 self._bundles.setdefault(tenant, None)
@@ -113,8 +124,11 @@ class BundleRegistry:
                 log.warning("model %s for %s is not a serving bundle", wanted, tenant)
                 return False
             self._bundles[tenant] = bundle
-            log.info("serving model %s for tenant %s", wanted, tenant)
-            return True
+            self.loaded[tenant] = (wanted, _epoch(manifest.created_at), time.time())
+        log.info("serving model %s for tenant %s", wanted, tenant)
+        if self.on_swap is not None:
+            self.on_swap(tenant, wanted)
+        return True
 
     def refresh(self) -> list[str]:
         """Reload every known tenant whose promoted version changed; returns those swapped."""
@@ -199,7 +213,8 @@ class BundleRegistry:
         return 0
 
     def start(self, interval_s: float = 5.0) -> None:
-        """Poll for promoted versions in a daemon thread."""
+        """Poll for promoted versions in a daemon thread: a version promoted by any process
+        sharing the model directory is served here within ``interval_s`` plus its load time."""
         if self._poller is None:
             self._poller = Periodic(self.refresh, interval_s, "personify-model-refresh")
             self._poller.start()
@@ -208,3 +223,10 @@ class BundleRegistry:
         if self._poller is not None:
             self._poller.stop()
             self._poller = None
+
+
+def _epoch(iso: str) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except (TypeError, ValueError):
+        return None

@@ -370,6 +370,11 @@ class MemoryOnlineState:
     def close(self) -> None:
         """Nothing to release."""
 
+    def people_count(self) -> int:
+        """People and anonymous visitors held, over every tenant (the metrics' size gauge)."""
+        with self._lock:
+            return sum(len(t.users) for t in self._tenants.values())
+
     def active_users(self, tenant: str, *, now: datetime | None = None) -> int:
         """How many users of the tenant have unexpired state (for sizing and benchmarks)."""
         at = ch.to_epoch(now)

@@ -166,6 +166,8 @@ class SqlExposureLog(Generic[X]):
     ) -> None:
         self._db = db
         self._make = make
+        self.on_first: Callable[[str, str], None] | None = None
+        """Told ``(experiment, variant)`` of every first exposure stored (the metrics)."""
 
     def record(self, tenant: str, exposure: X) -> bool:
         """Store the exposure; False when the unit was already exposed to that experiment."""
@@ -183,7 +185,10 @@ class SqlExposureLog(Generic[X]):
             .returning(_X.unit)
         )
         with self._db.write() as conn:
-            return conn.execute(statement).first() is not None
+            first = conn.execute(statement).first() is not None
+        if first and self.on_first is not None:
+            self.on_first(exposure.experiment, exposure.variant)
+        return first
 
     def delete_units(self, tenant: str, units: Sequence[str]) -> int:
         """Erasure: every exposure of these units, in every experiment; returns how many."""
