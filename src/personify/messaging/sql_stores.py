@@ -10,10 +10,12 @@ started" mark keep the crash-safety rules of :mod:`personify.messaging.sqlite_st
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -118,6 +120,28 @@ def _link_rows(message_id: str, links: Mapping[str, TrackedLink]) -> list[dict[s
         }
         for link_id, link in links.items()
     ]
+
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+DISCONNECT_RETRIES = 3
+
+
+def retry_on_disconnect(unit: Callable[[], T], *, retries: int = DISCONNECT_RETRIES) -> T:
+    """Run ``unit`` (one idempotent transaction) again when the database connection was lost
+    under it (a restarted server, a terminated backend, a failover): the pool drops the dead
+    connection and the retry opens a new one. Used for the outbox's fencing writes, so a worker
+    that loses its connection between a send and its mark still records the send (else the
+    message would be resent after its lease as in doubt)."""
+    for attempt in range(retries + 1):
+        try:
+            return unit()
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == retries:
+                raise
+            log.warning("database connection lost; retrying (%d/%d)", attempt + 1, retries)
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class SqlOutboxStore(_SqlStore):
@@ -232,19 +256,24 @@ class SqlOutboxStore(_SqlStore):
         claim_token: str,
         links: Mapping[str, TrackedLink] | None = None,
     ) -> bool:
-        """ "Send started" and the message's tracked links, in one transaction."""
+        """ "Send started" and the message's tracked links, in one transaction (retried on a
+        lost connection: it is idempotent under the claim token)."""
         t = msg_outbox
-        with self._db.write() as conn:
-            result = conn.execute(
-                t.update()
-                .where(t.c.message_id == message_id, t.c.claim_token == claim_token)
-                .values(send_started=True)
-            )
-            if result.rowcount != 1:
-                return False
-            if links:
-                self._save_links(conn, message_id, links)
-            return True
+
+        def unit() -> bool:
+            with self._db.write() as conn:
+                result = conn.execute(
+                    t.update()
+                    .where(t.c.message_id == message_id, t.c.claim_token == claim_token)
+                    .values(send_started=True)
+                )
+                if result.rowcount != 1:
+                    return False
+                if links:
+                    self._save_links(conn, message_id, links)
+                return True
+
+        return retry_on_disconnect(unit)
 
     def _save_links(
         self, conn: Connection, message_id: str, links: Mapping[str, TrackedLink]
@@ -287,13 +316,17 @@ class SqlOutboxStore(_SqlStore):
             values["not_before"] = not_before
         if attempts is not None:
             values["attempts"] = attempts
-        with self._db.write() as conn:
-            result = conn.execute(
-                t.update()
-                .where(t.c.message_id == message_id, t.c.claim_token == claim_token)
-                .values(**values)
-            )
-            return result.rowcount == 1
+
+        def unit() -> bool:  # conditional on the claim token: a retry after a commit is a no-op
+            with self._db.write() as conn:
+                result = conn.execute(
+                    t.update()
+                    .where(t.c.message_id == message_id, t.c.claim_token == claim_token)
+                    .values(**values)
+                )
+                return result.rowcount == 1
+
+        return retry_on_disconnect(unit)
 
     def get(self, message_id: str) -> OutboxMessage | None:
         with self._db.read() as conn:

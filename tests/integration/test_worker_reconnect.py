@@ -1,0 +1,129 @@
+"""A messaging worker (``personify worker messages``, a separate process) whose PostgreSQL
+backends are terminated mid-run (``pg_terminate_backend``) reconnects and finishes: every message
+is delivered once and marked sent (none left in flight to be resent later as in doubt)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from personify.testing.cluster import Cluster
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
+
+ADMIN = "reconnect-admin-key-0123456789abcdef"
+TRACKING = "reconnect-tracking-secret-0123456789"
+MESSAGES = 30
+
+
+class _SlowHook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(0.1)  # a send takes a moment: the kill lands mid-run
+        type(self).received.append(orjson.loads(body))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def hook() -> Iterator[str]:
+    _SlowHook.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def _enqueue(postgres_url: str, hook: str, tmp_path: Path) -> None:
+    import warnings
+
+    from personify.api import create_app
+    from personify.settings import Settings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    settings = Settings(database_url=postgres_url, admin_key=ADMIN, tracking_secret=TRACKING,
+                        model_dir=str(tmp_path / "models"), webhook_allow_http=True,
+                        webhook_allow_hosts=["127.0.0.1"])
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    with TestClient(create_app(settings)) as client:
+        for u in range(MESSAGES):
+            assert client.put(f"/v1/users/p{u}", json={"profile": {}}, headers=h).status_code \
+                == 200
+            assert client.post(f"/v1/users/p{u}/consents", headers=h, json={
+                "purpose": "push_marketing", "state": "granted"}).status_code == 201
+        assert client.put("/v1/messaging/channels/push", headers=h,
+                          json={"url": hook, "secret": "s" * 32}).status_code == 200
+        template = {"channel": "push", "recommendations": 0,
+                    "variants": [{"subject": "Hi", "text": "News"}]}
+        assert client.put("/v1/messaging/templates/news", json=template,
+                          headers=h).status_code == 200
+        sent = client.post("/v1/messaging/campaigns", headers=h, json={
+            "name": "news", "template": "news", "channel": "push",
+            "send_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()})
+        assert sent.status_code == 200 and sent.json()["enqueued"] == MESSAGES, sent.text
+
+
+def test_worker_survives_terminated_backends_without_resending(
+    postgres_url: str, tmp_path: Path, hook: str
+) -> None:
+    _enqueue(postgres_url, hook, tmp_path)
+    app_name = f"pfy-worker-{uuid.uuid4().hex[:8]}"
+    env = {"PERSONIFY_DATABASE_URL": f"{postgres_url}&application_name={app_name}",
+           "PERSONIFY_TRACKING_SECRET": TRACKING, "PERSONIFY_MODEL_DIR": str(tmp_path / "models"),
+           "PERSONIFY_WEBHOOK_ALLOW_HTTP": "true",
+           "PERSONIFY_WEBHOOK_ALLOW_HOSTS": '["127.0.0.1"]'}
+    admin_db = sa.create_engine(postgres_url)
+    terminated = 0
+    with Cluster(env, tmp_path) as cluster:
+        worker = cluster.worker("worker", "messages", "--poll", "0.2")
+        deadline = time.monotonic() + 240
+        kills_at = (3, MESSAGES // 2)  # twice: early in the run and half-way
+        for threshold in kills_at:
+            while len(_SlowHook.received) < threshold:
+                assert worker.alive(), cluster.tail(worker)
+                assert time.monotonic() < deadline, "the worker sent too little"
+                time.sleep(0.02)
+            with admin_db.begin() as conn:
+                terminated += int(conn.execute(sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"), {"name": app_name}).scalar() or 0)
+        while len(_SlowHook.received) < MESSAGES and time.monotonic() < deadline:
+            time.sleep(0.1)
+        statuses: Counter[str] = Counter()
+        while time.monotonic() < deadline:
+            with admin_db.connect() as conn:
+                statuses = Counter(str(s) for (s,) in conn.execute(
+                    sa.text("SELECT status FROM personify_msg_outbox")))
+            if statuses.get("sent") == MESSAGES:
+                break
+            time.sleep(0.2)
+        assert worker.alive(), cluster.tail(worker)
+        log = cluster.tail(worker, 20000)
+    admin_db.dispose()
+    assert terminated >= 2, "the worker's connections were not found to terminate"
+    per_message = Counter(p["message_id"] for p in _SlowHook.received)
+    assert len(per_message) == MESSAGES, (len(per_message), log[-2000:])
+    assert max(per_message.values()) == 1, "a message was sent twice"
+    assert statuses == Counter({"sent": MESSAGES}), (statuses, log[-2000:])
