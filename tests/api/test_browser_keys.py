@@ -317,3 +317,17 @@ def test_the_demo_shop_escapes_what_the_catalogue_holds(
         assert client.get("/demo-shop/item/nope").status_code == 404
         # the demo's public key is a browser key: it cannot read the catalogue
         assert client.get("/v1/items", headers={"X-API-Key": DEMO_BROWSER_KEY}).status_code == 403
+
+
+def test_session_only_recommendations_take_a_browser_key_without_a_visitor(
+    client: Any, browser_key: str
+) -> None:
+    body = {"items": [{"item_id": "i1", "type": "view"}], "n": 3}
+    ok = client.post("/v1/recommendations/session", json=body,
+                     headers={"X-API-Key": browser_key, "Origin": SHOP})
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["access-control-allow-origin"] == SHOP
+    evil = client.post("/v1/recommendations/session", json=body,
+                       headers={"X-API-Key": browser_key, "Origin": "https://evil.example"})
+    assert evil.status_code == 403
+    assert evil.json()["error"]["field"] == "Origin"

@@ -21,6 +21,7 @@ def test_demo_load_is_idempotent(tmp_path: Path) -> None:
     assert "http://127.0.0.1:8000/docs" in first.output
     assert "demo-admin-key-not-for-production" in first.output
     assert "doi.org/10.24432/C5BW33" in first.output
+    assert "http://127.0.0.1:8000/demo-shop" in first.output
     second = runner.invoke(app, ["demo", "--db", str(db), "--load-only", "--port", "8123"])
     assert second.exit_code == 0, second.output
     assert "already loaded" in second.output

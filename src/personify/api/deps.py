@@ -234,6 +234,25 @@ async def visitor_of(request: Request, key: ApiKey) -> web.Visitor:
     return visitor
 
 
+async def _serve_or_anonymous_browser(
+    request: Request, key: Annotated[ApiKey, Depends(authenticated_key)]
+) -> ApiKey:
+    """A ``serve`` key, or a ``browser`` key from an allowed origin for a request that names
+    nobody (session-only recommendations): the origin check and per-origin limit apply."""
+    if not key.browser_only:
+        return require_scope(key, Scope.SERVE)
+    settings: Settings = request.app.state.settings
+    origin = request.headers.get("origin")
+    web.check_origin(origin, settings.allowed_origins.get(key.tenant, []), own_origin(request))
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        await limiter.acheck_buckets(key, [
+            ("origin:" + (origin or "-").lower(), settings.rate_limit_browser_origin_per_minute,
+             "origin"),
+        ])
+    return key
+
+
 async def _access(request: Request, key: ApiKey, scope: Scope) -> Access:
     if key.browser_only:
         return Access(key, await visitor_of(request, key))
@@ -282,6 +301,8 @@ IngestAccess = Annotated[Access, Depends(_ingest_access)]
 """An ``ingest`` key, or a ``browser`` key bound to its visitor."""
 ServeAccess = Annotated[Access, Depends(_serve_access)]
 """A ``serve`` key, or a ``browser`` key bound to its visitor (its own recommendations)."""
+AnonymousServeKey = Annotated[ApiKey, Depends(_serve_or_anonymous_browser)]
+"""A ``serve`` key, or a ``browser`` key (allowed origin) for a request naming nobody."""
 AdminAccess = Annotated[Access, Depends(_admin_access)]
 """An ``admin`` key, or a ``browser`` key bound to its visitor (routes that let a visitor do
 one thing to themselves: merge their anonymous id into their own user at login)."""

@@ -4,6 +4,7 @@ embedded SQLite file, served on 127.0.0.1 in demo mode)."""
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import webbrowser
 from datetime import UTC, datetime
@@ -222,6 +223,9 @@ def demo_guide(app: Any, stores: Stores, settings: Settings, counts: SampleCount
         lines.append(f"  dashboard  {base}/dashboard")
         lines.append(f"  sent mail  {base}/dashboard/messaging/sent  (the demo's mailbox: "
                      "nothing leaves this machine)")
+    if settings.demo:
+        lines.append(f"  demo shop  {base}/demo-shop  (the web snippet: consent banner, "
+                     "recommendation widgets; docs/web.md)")
     lines += [
         "",
         f"  demo admin key: {DEMO_ADMIN_KEY}  (demo mode only — never in production)",
@@ -327,6 +331,9 @@ def demo(
         public_base_url=(configured.public_base_url
                          if "public_base_url" in configured.model_fields_set
                          else f"http://127.0.0.1:{port}"),
+        # the demo shop's "log in" signs a person token like a site's backend would
+        person_token_secret=(configured.person_token_secret
+                             or secrets.token_urlsafe(32)),
     )
     stores = state.stores(settings)
     if dataset == "network":

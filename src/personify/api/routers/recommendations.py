@@ -11,7 +11,13 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from personify.api.deps import EngineDep, ExperimentsDep, ServeAccess, ServeKey
+from personify.api.deps import (
+    AnonymousServeKey,
+    EngineDep,
+    ExperimentsDep,
+    ServeAccess,
+    ServeKey,
+)
 from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
 from personify.domain import limits
@@ -187,6 +193,9 @@ async def recommend_get(
         explain=explain,
         language=language,
         context=Context(location=location, device=device, channel=channel),
+        # the snippet records the impression itself when the widget is actually seen (event
+        # id imp-<recommendation_id>, the id a served impression would have had): docs/web.md
+        log_impression=access.visitor is None,
     )
     return await serve(engine, experiments, access.tenant, request, include_items=include_items)
 
@@ -309,7 +318,9 @@ def session_interactions(
     response_model=RecommendationsOut,
     summary="Recommendations from the current visit only (nothing about the visitor is stored)",
 )
-def recommend_session(body: SessionRecommendationIn, key: ServeKey, engine: EngineDep) -> JSONBody:
+def recommend_session(
+    body: SessionRecommendationIn, key: AnonymousServeKey, engine: EngineDep
+) -> JSONBody:
     """Answers from the session-based sources and content similarity over ``items``; stores no
     event, no impression, nothing in the online state and logs no line with the items. The
     ``recommendation_id`` is linked to nobody (clicks quoting it are not attributed to a

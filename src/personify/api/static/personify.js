@@ -63,7 +63,7 @@
     clearTimeout(timer);
     put(ls(), KQ, null); put(ls(), KA, null); put(ls(), KC, null); cookie("");
     if (next !== "session") put(ss(), KS, null);
-    if (next === "session") scan(d);
+    else { if (!get(ss(), KS)) put(ss(), KS, []); scan(d); }
   }
   function record(action, purposes) {
     if (!st) return Promise.resolve();
@@ -107,6 +107,8 @@
       stop(cfg.sessionOnly ? "session" : "off");
     } else if (get(ls(), KC)) {
       start();
+    } else if (cfg.sessionOnly && get(ss(), KS)) {
+      stop("session"); // chosen earlier in this visit
     } else if (typeof cfg.consent === "function") {
       var decide = function (ok) {
         if (ok === true || (ok && ok.length)) P.consent.grant(ok === true ? null : ok);
@@ -131,7 +133,7 @@
     }
     if (mode !== "full") return null;
     var e = {
-      event_id: "w-" + rnd(20), type: type, anonymous_id: st.aid,
+      event_id: props.event_id || "w-" + rnd(20), type: type, anonymous_id: st.aid,
       timestamp: new Date().toISOString(),
       context: { channel: "web", page: location.pathname.slice(0, 200) }
     };
@@ -304,7 +306,7 @@
         if (!entries.some(function (e) { return e.isIntersecting; })) return;
         io.disconnect();
         P.track("impression", {
-          recommendation_id: data.recommendation_id,
+          event_id: "imp-" + data.recommendation_id, recommendation_id: data.recommendation_id,
           item_ids: data.items.map(function (it) { return it.item_id; }),
           properties: { widget: name }
         });

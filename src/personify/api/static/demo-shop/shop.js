@@ -4,23 +4,23 @@
   var body = document.body, banner = document.getElementById("consent-banner");
   var who = document.getElementById("who");
   function show(on) { banner.hidden = !on; }
+  function on(id, action) {
+    document.getElementById(id).onclick = function () { show(false); action(); };
+  }
+  on("consent-accept", function () { personify.consent.grant(); });
+  on("consent-session", function () { personify.consent.deny(); });  // session-only
+  on("consent-decline", function () { personify.consent.deny({ sessionOnly: false }); });
   personify.init({
     apiKey: body.getAttribute("data-key"),
     itemUrl: "/demo-shop/item/{id}",
     sessionOnly: true,
     consentVersion: "demo-1",
     // the site's consent callback: the banner decides; until then nothing is stored or sent
-    consent: function (decide) {
-      show(true);
-      document.getElementById("consent-accept").onclick = function () { show(false); decide(true); };
-      document.getElementById("consent-session").onclick = function () { show(false); decide(false); };
-      document.getElementById("consent-decline").onclick = function () {
-        show(false); personify.consent.deny({ sessionOnly: false });
-      };
-    }
+    consent: function () { show(true); }
   });
   document.getElementById("privacy").onclick = function () {
-    personify.consent.withdraw().then(function () { location.reload(); });
+    personify.consent.withdraw();  // tracking stops at once; ask again
+    show(true);
   };
   document.getElementById("login").onclick = function () {
     // a real site's backend renders a person token into the logged-in page
