@@ -19,11 +19,10 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import RESULTS_DIR, write_results
+from _web_json import merge_web_results
 from personify.api.app import create_app
 from personify.jobs.sample_data import load_sample
 from personify.jobs.training import TrainingConfig, train_tenant
@@ -77,15 +76,6 @@ def widget_times(base: str, runs: int) -> list[float]:
     return times
 
 
-def merge_into_web_json(metrics: dict[str, Any], command: str) -> Path:
-    """Read-modify-write ``results/web.json``: our keys replace theirs, the others' stay."""
-    path = RESULTS_DIR / "web.json"
-    previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    merged = {**previous.get("metrics", {}), **metrics}
-    commands = {**previous.get("commands", {}), "web_snippet": command}
-    return write_results("web", merged, commands=commands)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
@@ -114,7 +104,7 @@ def main() -> None:
         "widget_runs": len(times),
     }
     print(json.dumps(metrics, indent=2))
-    print(merge_into_web_json(metrics, "python " + " ".join(sys.argv)))
+    print(merge_web_results(metrics, command="nice -n 10 python " + " ".join(sys.argv)))
 
 
 if __name__ == "__main__":
