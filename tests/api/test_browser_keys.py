@@ -331,3 +331,56 @@ def test_session_only_recommendations_take_a_browser_key_without_a_visitor(
                        headers={"X-API-Key": browser_key, "Origin": "https://evil.example"})
     assert evil.status_code == 403
     assert evil.json()["error"]["field"] == "Origin"
+
+
+def _web_key() -> Any:
+    from datetime import UTC, datetime
+
+    from personify.domain.keys import ApiKey
+
+    return ApiKey(key_id="k-web", tenant="default", name="web", scopes=frozenset({Scope.BROWSER}),
+                  created_at=datetime.now(UTC))
+
+
+def test_browser_buckets_in_process_spend_all_or_nothing() -> None:
+    from personify.api.rate_limit import LocalRateLimiter, RateLimits
+    from personify.domain.errors import RateLimited
+
+    now = [0.0]
+    limiter = LocalRateLimiter(RateLimits(), clock=lambda: now[0])
+    key = _web_key()
+    visitor_a = [("visitor:a", 2, "visitor"), ("origin:o", 3, "origin")]
+    limiter.check_buckets(key, visitor_a)
+    limiter.check_buckets(key, visitor_a)
+    with pytest.raises(RateLimited) as refused:
+        limiter.check_buckets(key, visitor_a)
+    assert refused.value.details["scope"] == "visitor"
+    # the refused request spent nothing from the origin's bucket: one more visitor fits
+    limiter.check_buckets(key, [("visitor:b", 2, "visitor"), ("origin:o", 3, "origin")])
+    with pytest.raises(RateLimited):
+        limiter.check_buckets(key, [("visitor:c", 2, "visitor"), ("origin:o", 3, "origin")])
+    now[0] += 30.0  # half a minute refills one request of a 2-per-minute bucket
+    limiter.check_buckets(key, [("visitor:a", 2, "visitor")])
+
+
+@pytest.mark.redis
+def test_browser_buckets_are_shared_through_redis(redis_url: str, redis_prefix: str) -> None:
+    from personify.api.rate_limit import RateLimits, RedisRateLimiter
+    from personify.domain.errors import RateLimited
+
+    key = _web_key()
+    one = RedisRateLimiter(redis_url, redis_prefix, RateLimits())
+    two = RedisRateLimiter(redis_url, redis_prefix, RateLimits())
+    buckets = [("visitor:a", 2, "visitor"), ("origin:o", 0, "origin")]
+    one.check_buckets(key, buckets)
+    two.check_buckets(key, buckets)
+    with pytest.raises(RateLimited) as refused:
+        one.check_buckets(key, buckets)
+    assert refused.value.details["scope"] == "visitor"
+    import asyncio
+
+    with pytest.raises(RateLimited):  # the awaited path of the API dependency
+        asyncio.run(two.acheck_buckets(key, buckets))
+    asyncio.run(two.acheck_buckets(key, [("visitor:b", 2, "visitor")]))
+    one.close()
+    two.close()
