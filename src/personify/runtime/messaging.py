@@ -180,6 +180,7 @@ class MessagingRuntime:
             clock=lambda: self.ingestor.clock(),
         )
         self.worker.emit = self.emit  # sent messages become events: the KPIs count them
+        self.worker.users = self.person  # people known only through events are reached too
         self._engines: dict[str, tuple[object, JourneyEngine]] = {}
         self._timing: dict[str, tuple[datetime, SendTimeModel]] = {}
         self._last_scan: datetime | None = None
@@ -219,16 +220,40 @@ class MessagingRuntime:
             journeys,
             self.state.runs,
             self.state.outbox,
-            users=self.stores.users.get,
+            users=self.person,
             consent=self.consent,
             suppressions=self.state.suppressions,
             history=history,
             send_time=self.send_time_for(tenant),
-            users_many=getattr(self.stores.users, "get_many", None),
+            users_many=self.people,
             history_many=history_many,
         )
         self._engines[tenant] = (journeys, engine)
         return engine
+
+    def person(self, tenant: str, user_id: str) -> User | None:
+        """The person's record; for someone known only through events (imported or sent
+        without a user record) a bare :class:`User` with just the id, so journeys and the
+        worker reach them too. None when neither exists (or the person was erased)."""
+        user = self.stores.users.get(tenant, user_id)
+        if user is not None:
+            return user
+        return User(user_id=user_id) if self._has_events(tenant, user_id) else None
+
+    def people(self, tenant: str, user_ids: Sequence[str]) -> dict[str, User]:
+        """:meth:`person` for many people (those with neither record nor events left out)."""
+        get_many = getattr(self.stores.users, "get_many", None)
+        found: dict[str, User] = (
+            dict(get_many(tenant, list(user_ids))) if get_many is not None
+            else {u: v for u in user_ids if (v := self.stores.users.get(tenant, u)) is not None}
+        )
+        for user_id in user_ids:
+            if user_id not in found and self._has_events(tenant, user_id):
+                found[user_id] = User(user_id=user_id)
+        return found
+
+    def _has_events(self, tenant: str, user_id: str) -> bool:
+        return bool(self.stores.events.for_user(tenant, user_id, limit=1))
 
     def on_events(self, tenant: str, events: Sequence[Event]) -> None:
         """Ingestion listener: hand the stored batch to the tenant's journeys at once

@@ -1,0 +1,54 @@
+"""Journeys reach people who exist only through events (imported or sent without a user
+record): the journey starts on their event, the worker delivers to them (here through the
+in-app inbox, which needs no address), and someone with neither record nor events is not
+invented."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from personify.domain.consents import ConsentRecord, ConsentState
+from personify.runtime.messaging import MessagingRuntime
+from personify.storage.registry import Stores
+
+if TYPE_CHECKING:
+    from conftest import TenantKeys
+
+NOTE = {"name": "note", "channel": "inbox", "recommendations": 0,
+        "variants": [{"subject": "Thanks for looking", "text": "We saw you looked at {{ "
+                      "event.item_id }}."}]}
+JOURNEY = {"trigger": {"event": "view"}, "consent_purpose": "push_marketing",
+           "steps": [{"type": "send", "id": "s", "template": "note", "channel": "inbox"}]}
+
+
+def test_a_journey_reaches_a_person_known_only_through_events(
+    app: FastAPI, client: TestClient, tenant_a: TenantKeys, stores: Stores
+) -> None:
+    admin = tenant_a.headers("admin")
+    messaging: MessagingRuntime = app.state.runtime.messaging
+    assert client.put("/v1/messaging/templates/note", json=NOTE, headers=admin).status_code == 200
+    assert client.put("/v1/messaging/journeys/looked", json=JOURNEY,
+                      headers=admin).status_code == 200
+    stores.consents.append("default", ConsentRecord(
+        user_id="ghost", purpose="push_marketing", state=ConsentState.GRANTED))
+    event = {"event_id": "g-1", "type": "view", "user_id": "ghost", "item_id": "i7",
+             "timestamp": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+    assert client.post("/v1/events", json=event,
+                       headers=tenant_a.headers("ingest")).status_code == 200
+    assert stores.users.get("default", "ghost") is None  # no user record, only the event
+
+    run = client.get("/v1/messaging/journeys/looked/runs/ghost", headers=admin)
+    assert run.status_code == 200, run.text
+    messaging.tick()
+    messaging.worker.run_until_idle()
+    inbox = client.get("/v1/messaging/inbox/ghost", headers=tenant_a.headers("serve")).json()
+    assert [e["subject"] for e in inbox["entries"]] == ["Thanks for looking"]
+    assert "i7" in inbox["entries"][0]["text"]
+
+    assert messaging.person("default", "nobody") is None
+    assert messaging.person("default", "ghost") is not None
+    assert set(messaging.people("default", ["ghost", "nobody"])) == {"ghost"}
