@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         description="signs open / click / unsubscribe links (>= 24 characters); required when "
         "messaging_enabled",
     )
+    item_url_template: str | None = Field(
+        default=None,
+        description="the shop's page of an item, with {item_id} (https://shop.example/p/"
+        "{item_id}): the link of an item in messages when the item has no properties.url; "
+        "unset = such items get no link (and no tracked click)",
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         description="the public URL of this API, used in tracking and unsubscribe links",
@@ -235,6 +241,18 @@ class Settings(BaseSettings):
     def _strong_person_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 24:
             raise ValueError("PERSONIFY_PERSON_TOKEN_SECRET must have at least 24 characters")
+        return value
+
+    @field_validator("item_url_template")
+    @classmethod
+    def _item_url_template(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if "{item_id}" not in value or not value.startswith(("https://", "http://")):
+            raise ValueError(
+                "PERSONIFY_ITEM_URL_TEMPLATE must be an http(s) URL containing {item_id}, "
+                "e.g. https://shop.example/p/{item_id}"
+            )
         return value
 
     @field_validator("tracking_secret")

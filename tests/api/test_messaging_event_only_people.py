@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from personify.domain.consents import ConsentRecord, ConsentState
 from personify.runtime.messaging import MessagingRuntime
 from personify.storage.registry import Stores
+from personify.testing.clocks import daytime_clock
 
 if TYPE_CHECKING:
     from conftest import TenantKeys
@@ -30,6 +31,7 @@ def test_a_journey_reaches_a_person_known_only_through_events(
 ) -> None:
     admin = tenant_a.headers("admin")
     messaging: MessagingRuntime = app.state.runtime.messaging
+    messaging.clock = daytime_clock()  # outside quiet hours whatever the wall clock says
     assert client.put("/v1/messaging/templates/note", json=NOTE, headers=admin).status_code == 200
     assert client.put("/v1/messaging/journeys/looked", json=JOURNEY,
                       headers=admin).status_code == 200

@@ -20,7 +20,12 @@ from personify.messaging.outbox import OutboxWorker, new_message
 from personify.messaging.records import DeliveryStatus
 from personify.messaging.smtp import SmtpConfig, SmtpSender
 from personify.messaging.smtp_sink import SmtpSink
-from personify.messaging.templates import MessageTemplate, RenderedMessage
+from personify.messaging.templates import (
+    MessageTemplate,
+    RenderedMessage,
+    TemplateRenderer,
+    item_url_for,
+)
 from personify.messaging.tracking import TrackingHandler, TrackingSigner
 
 TEMPLATE = MessageTemplate(
@@ -60,6 +65,7 @@ def test_multipart_email_with_one_click_unsubscribe(sink) -> None:
         signer=signer,
         guardrails=Guardrails(quiet_hours=None),
         batch_size=1,
+        renderer=TemplateRenderer(item_url=item_url_for("https://shop.example/p/{item_id}")),
     )
     now = datetime.now(UTC)
     first = new_message("shop", "ann", "digest", dedup_key="d1", now=now)
@@ -92,7 +98,7 @@ def test_multipart_email_with_one_click_unsubscribe(sink) -> None:
 
     click = re.search(r'href="(https://t\.example/t/c/[^"]+)"', html).group(1)
     redirect = handler.click(click.rsplit("/", 1)[1])
-    assert redirect.redirect_url == "https://example.invalid/items/i0"
+    assert redirect.redirect_url == "https://shop.example/p/i0"  # item_url_template
     assert events[0].type == "email_click" and events[0].recommendation_id == (
         f"msg-{first.message_id}"
     )

@@ -104,7 +104,9 @@ def test_yaml_journey_end_to_end(tmp_path: Path) -> None:
             users=lambda t, u: users.get(u),
             senders={"email": SmtpSender(SmtpConfig(port=sink.port), signer)},
             consent=lambda t, u, p: True, suppressions=suppressions,
-            recommend=lambda t, u, n: [Item(item_id=f"rec{k}", title=f"Совет {k}")
+            recommend=lambda t, u, n: [Item(item_id=f"rec{k}", title=f"Совет {k}",
+                                            properties={"url": f"https://shop.example/items/"
+                                                               f"rec{k}"})
                                        for k in range(n)],
             items=lambda t, ids: {i: CATALOG[i] for i in ids if i in CATALOG},
             signer=signer, guardrails=Guardrails(quiet_hours=QuietHours(22, 8)),

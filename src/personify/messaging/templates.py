@@ -8,11 +8,13 @@ default). Variables: ``user``, ``recommendations`` (with tracked links), ``cart`
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2 import Template as JinjaTemplate
@@ -172,11 +174,11 @@ class TemplateRenderer:
         *,
         seconds: float = 0.5,
         max_output_chars: int = 512_000,
-        item_url: Callable[[Item], str] | None = None,
+        item_url: Callable[[Item], str | None] | None = None,
     ) -> None:
         self.seconds = seconds
         self.max_output_chars = max_output_chars
-        self.item_url = item_url or _default_item_url
+        self.item_url: Callable[[Item], str | None] = item_url or item_url_for(None)
         self._html_env = self._environment(autoescape=True)
         self._text_env = self._environment(autoescape=False)
         self._cache: dict[tuple[bool, str], JinjaTemplate] = {}
@@ -289,8 +291,9 @@ class TemplateRenderer:
             return link(link_id, target) if link else target.url
 
         def item_dict(prefix: str, index: int, item: Item) -> dict[str, Any]:
+            url = self.item_url(item)
             target = TrackedLink(
-                url=self.item_url(item),
+                url=url or "",
                 item_id=item.item_id,
                 recommendation_id=inputs.recommendation_id if prefix == "r" else None,
             )
@@ -302,7 +305,8 @@ class TemplateRenderer:
                 "price": item.price,
                 "currency": item.currency,
                 "image": item.properties.get("image"),
-                "url": tracked(f"{prefix}{index}", target),
+                # an item without a URL gets no link (and no tracked click): never a made-up one
+                "url": tracked(f"{prefix}{index}", target) if url else "",
             }
 
         profile = inputs.user.profile.model_dump()
@@ -328,9 +332,27 @@ class TemplateRenderer:
         }
 
 
-def _default_item_url(item: Item) -> str:
-    url = item.properties.get("url")
-    return str(url) if isinstance(url, str) else f"https://example.invalid/items/{item.item_id}"
+def item_url_for(url_template: str | None) -> Callable[[Item], str | None]:
+    """An item's link: its ``properties.url``, else ``url_template`` with ``{item_id}``
+    filled in (the ``item_url_template`` setting), else None (the item gets no link)."""
+
+    def item_url(item: Item) -> str | None:
+        url = item.properties.get("url")
+        if isinstance(url, str) and url:
+            return url
+        if url_template:
+            return url_template.replace("{item_id}", quote(item.item_id, safe=""))
+        return None
+
+    return item_url
+
+
+def uses_item_links(template: MessageTemplate) -> bool:
+    """Whether any part of the template links items (``r.url`` / ``c.url`` / ``['url']``)."""
+    return any(
+        re.search(r"\.url\b|\[['\"]url['\"]\]", getattr(v, part))
+        for v in template.variants for part in ("html", "text")
+    )
 
 
 def _plural_filter(count: Any, *forms: str) -> str:

@@ -19,7 +19,12 @@ from personify.domain.errors import InvalidInput
 from personify.messaging.campaigns import Campaign, audience_without
 from personify.messaging.journey_definitions import JourneyDefinition, parse_journey
 from personify.messaging.message_tests import check_test
-from personify.messaging.templates import PARTS, MessageTemplate, TemplateRenderer
+from personify.messaging.templates import (
+    PARTS,
+    MessageTemplate,
+    TemplateRenderer,
+    uses_item_links,
+)
 from personify.messaging.webhook_channels import MIN_SECRET_CHARS, WebhookChannel, parse_channel
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions, StoredDefinition
 
@@ -108,9 +113,11 @@ class MessagingDefinitions:
         renderer: TemplateRenderer | None = None,
         ttl_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        item_links_configured: bool = False,
     ) -> None:
         self.store = store
         self.renderer = renderer or TemplateRenderer()
+        self.item_links_configured = item_links_configured
         self._cache = _TtlCache(ttl_s, clock)
 
     def invalidate(self) -> None:
@@ -125,6 +132,17 @@ class MessagingDefinitions:
         self.store.put(tenant, TEMPLATE, template.name, document, enabled=True)
         self.invalidate()
         return template
+
+    def template_warnings(self, template: MessageTemplate) -> list[str]:
+        """What the author should know at save time: a template linking items while the
+        installation has no ``item_url_template`` links only items with ``properties.url``."""
+        if uses_item_links(template) and not self.item_links_configured:
+            return [
+                "item_url_template is not set: items without properties.url get no link (and "
+                "no tracked click) in this template; set PERSONIFY_ITEM_URL_TEMPLATE, e.g. "
+                "https://shop.example/p/{item_id}"
+            ]
+        return []
 
     def template(self, tenant: str, name: str) -> MessageTemplate | None:
         def load() -> MessageTemplate | None:

@@ -29,6 +29,7 @@ from personify.messaging.outbox import ConsentCheck, OutboxWorker
 from personify.messaging.smtp import SmtpConfig, SmtpSender
 from personify.messaging.state_stores import messaging_db_path as messaging_file
 from personify.messaging.state_stores import open_state_stores
+from personify.messaging.templates import TemplateRenderer, item_url_for
 from personify.messaging.tracking import TrackingSigner
 from personify.messaging.webhook_channels import ChannelDirectory, WebhookChannel, parse_channel
 from personify.privacy.consent import ConsentDefaults, ConsentPolicy
@@ -177,7 +178,11 @@ def build_messaging(
         )
     signer = tracking_signer(settings)
     state = open_messaging_stores(settings, stores.database)
-    definitions = MessagingDefinitions(SqlMessagingDefinitions(stores.database))
+    definitions = MessagingDefinitions(
+        SqlMessagingDefinitions(stores.database),
+        renderer=TemplateRenderer(item_url=item_url_for(settings.item_url_template)),
+        item_links_configured=settings.item_url_template is not None,
+    )
     consent = marketing_consent(stores, consent_policy)
     recommend = recommender(service, stores)
     channels = ChannelDirectory(

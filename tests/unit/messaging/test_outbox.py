@@ -39,7 +39,8 @@ USERS = {
 
 
 def _recommend(tenant: str, user_id: str, n: int) -> list[Item]:
-    return [Item(item_id=f"{user_id}-{i}", title=f"Item {i} for {user_id}") for i in range(n)]
+    return [Item(item_id=f"{user_id}-{i}", title=f"Item {i} for {user_id}",
+                 properties={"url": f"https://shop.example/{user_id}-{i}"}) for i in range(n)]
 
 
 @pytest.fixture

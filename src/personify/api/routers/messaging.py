@@ -105,11 +105,15 @@ def list_templates(key: AdminKey, messaging: MessagingDep) -> TemplateList:
     openapi_extra=documented_body(MessageTemplate, many=False),
 )
 async def put_template(
-    name: DefinitionName, request: Request, key: AdminKey, messaging: MessagingDep,
-    settings: SettingsDep,
+    name: DefinitionName, request: Request, response: Response, key: AdminKey,
+    messaging: MessagingDep, settings: SettingsDep,
 ) -> MessageTemplate:
     document = await _document(request, name, "template", settings.max_request_bytes)
-    return await run_in_threadpool(messaging.definitions.save_template, key.tenant, document)
+    template = await run_in_threadpool(messaging.definitions.save_template, key.tenant, document)
+    warnings = messaging.definitions.template_warnings(template)
+    if warnings:  # said when the template is configured, not discovered at the first click
+        response.headers["X-Personify-Warning"] = " | ".join(warnings)
+    return template
 
 
 @router.get("/templates/{name}", response_model=MessageTemplate, summary="Get a template")
