@@ -36,6 +36,7 @@ ORDER = [
     "dashboard",
     "networking",
     "insights",
+    "text",
 ]
 
 

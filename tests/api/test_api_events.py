@@ -57,6 +57,9 @@ def test_client_cannot_set_the_server_receive_time(
         ({"user_id": 12}, "user_id", 422),
         ({"user_id": "x" * 129}, "user_id", 422),
         ({"query": "q" * 513}, "query", 422),
+        ({"text": "t" * (limits.MAX_EVENT_TEXT + 1)}, "text", 422),
+        ({"text": "bad\x00text"}, "text", 422),
+        ({"text": ["a list"]}, "text", 422),
         ({"properties": {f"p{i}": i for i in range(65)}}, "properties", 422),
         ({"colour": "red"}, "colour", 422),
     ],
@@ -244,3 +247,18 @@ def test_an_event_without_a_timestamp_gets_the_receive_time_and_says_so(
     assert batch.status_code == 200 and batch.json()["timestamps_defaulted"] == [1]
     schema = client.get("/openapi.json").json()["components"]["schemas"]["EventIn"]
     assert "timestamp" not in schema.get("required", [])
+
+
+def test_event_text_is_stored_with_the_event(
+    client: TestClient, admin: dict[str, str], stores: Stores, make_event: MakeEvent
+) -> None:
+    review = "Ужасная доставка,\nбольше не закажу. <b>Never again!</b>"
+    response = client.post("/v1/events", json=make_event(event_id="t1", text=review),
+                           headers=admin)
+    assert response.status_code == 200, response.text
+    stored = stores.events.get("default", "t1")
+    assert stored is not None and stored.text == review
+    without = client.post("/v1/events", json=make_event(event_id="t2"), headers=admin)
+    assert without.status_code == 200
+    plain = stores.events.get("default", "t2")
+    assert plain is not None and plain.text is None

@@ -178,3 +178,52 @@ def test_segments_crud_live_membership_and_journey_on_entry(
 
     assert client.delete("/v1/users/ann", headers=admin).status_code == 200
     assert client.get("/v1/segments/vip/members", headers=admin).json()["user_ids"] == []
+
+
+def test_text_insights_segment_export_and_erasure(
+    client: TestClient, tenant_a: TenantKeys, stores: Stores, app: FastAPI,
+) -> None:
+    admin = tenant_a.headers()
+    texts = [
+        ("Курьер опоздал на три дня, коробка помята, ужасный сервис!", 3),
+        ("Опять сломанный товар. Очень зла, верните деньги.", 2),
+        ("The courier was late again, terrible service, I am angry.", 1),
+    ]
+    events = [{"event_id": f"w{i}", "type": "review", "user_id": "wri", "text": text,
+               "timestamp": (NOW - timedelta(days=d)).isoformat()}
+              for i, (text, d) in enumerate(texts)]
+    events.append({"event_id": "h0", "type": "comment", "user_id": "happy",
+                   "text": "Thank you so much, I love it, wonderful quality!",
+                   "timestamp": NOW.isoformat()})
+    r = client.post("/v1/events/batch", json={"events": events}, headers=tenant_a.headers("ingest"))
+    assert r.status_code == 200 and not r.json()["rejected"], r.text
+    bad = client.put("/v1/segments/unhappy", headers=admin,
+                     json={"text": 'sentiment.negative_share > "lots"'})
+    assert bad.status_code == 422 and bad.json()["error"]["field"].startswith("rule")
+    put = client.put("/v1/segments/unhappy", headers=admin, json={
+        "name": "Unhappy", "text": 'sentiment.negative_share > 0.5 and language = "ru"'})
+    assert put.status_code == 200, put.text
+    assert "sentiment.negative_share" in client.get("/v1/segments", headers=admin).json()["fields"]
+
+    out = client.get("/v1/users/wri/insights", headers=admin).json()
+    text = out["text"]
+    assert text["texts"] == 3 and text["language"] == "ru"
+    assert text["sentiment"]["negative_share"] > 0.5 and text["sentiment"]["last"] == "negative"
+    assert "курьер" in {k["keyword"] for k in text["keywords"]}
+    assert text["reason"]["ru"] and "GoEmotions" in text["attribution"]
+    assert [s["segment_id"] for s in out["segments"]] == ["unhappy"]
+    happy = client.get("/v1/users/happy/insights", headers=admin).json()
+    assert happy["text"]["sentiment"]["last"] == "positive" and happy["segments"] == []
+    refreshed = client.post("/v1/segments/refresh", headers=admin).json()
+    assert refreshed["counts"] == {"unhappy": 1}
+
+    export = client.get("/v1/users/wri/export", headers=admin).json()
+    assert export["insights"]["text"]["keywords"] == text["keywords"]
+
+    insights = app.state.runtime.insights
+    assert ("default", "wri") in insights._cache
+    assert client.delete("/v1/users/wri", headers=admin).status_code == 200
+    assert ("default", "wri") not in insights._cache  # the computed text insights are gone
+    assert stores.events.for_user("default", "wri", limit=10) == []  # and the texts
+    assert client.get("/v1/users/wri/insights", headers=admin).status_code == 410
+    assert client.get("/v1/segments/unhappy/members", headers=admin).json()["user_ids"] == []

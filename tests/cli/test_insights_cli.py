@@ -94,3 +94,32 @@ def test_evaluate_predictions_and_scores(
 def test_evaluate_predictions_without_history_is_a_clear_error(personify: Personify) -> None:
     result = personify("evaluate-predictions")
     assert result.exit_code == 2 and "tenant" in result.output
+
+
+def test_text_command_and_show_include_text(
+    personify: Personify, database_url: str,
+) -> None:
+    one = personify("insights", "text", "Ужасный сервис, курьер нагрубил, я в бешенстве!")
+    assert one.exit_code == 0, one.output
+    read = json.loads(one.output)
+    assert read["language"] == "ru"
+    assert max(read["sentiment"], key=read["sentiment"].get) == "negative"
+    assert "курьер" in read["keywords"]
+    other = json.loads(personify("insights", "text", "Guten Tag, wie geht es dir?").output)
+    assert other["language"] == "other" and other["sentiment"] is None
+
+    stores = open_stores(database_url)
+    try:
+        stores.consents.append("default", ConsentRecord(
+            user_id="w1", purpose="profiling", state=ConsentState.GRANTED))
+        stores.events.append("default", [Event(
+            event_id="w1-1", type="review", user_id="w1", timestamp=AS_OF,
+            text="Thank you so much, I love it!")])
+    finally:
+        stores.close()
+    shown = json.loads(personify("insights", "show", "w1").output)
+    assert shown["text"]["language"] == "en"
+    assert shown["text"]["sentiment"]["last"] == "positive"
+
+    missing = personify("insights", "train-text", "--datasets", "/nonexistent", "-o", "/tmp/x")
+    assert missing.exit_code != 0 and "datasets" in missing.output

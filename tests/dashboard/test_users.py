@@ -138,3 +138,16 @@ def test_user_page_shows_insights_with_rhythm_and_reasons(client: TestClient) ->
     assert "lamps" in page.text.split("Affinities", 1)[1]  # u01's strongest interest
     russian = client.get("/dashboard/users/u01", headers={"Accept-Language": "ru"})
     assert "Ритм активности" in russian.text and "Этап жизненного цикла" in russian.text
+
+
+def test_user_page_shows_what_their_texts_say(client: TestClient, shop_stores: Stores) -> None:
+    newest = shop_stores.events.for_user(TENANT, "u02", limit=1)[0]
+    shop_stores.events.append(TENANT, [Event(
+        event_id="u02-review", type="review", user_id="u02", timestamp=newest.timestamp,
+        text="Ужасный сервис, курьер опоздал и нагрубил, я очень зла!")])
+    page = client.get("/dashboard/users/u02")
+    assert page.status_code == 200
+    box = page.text.split("Their texts", 1)[1]
+    assert "курьер" in box and "negative" in box and "CEDR" in box
+    russian = client.get("/dashboard/users/u02", headers={"Accept-Language": "ru"})
+    assert "Их тексты" in russian.text and "негатив" in russian.text

@@ -90,6 +90,53 @@ def show(
     typer.echo(orjson.dumps(insights.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
 
 
+@app.command("train-text")
+def train_text(
+    datasets: Annotated[str, typer.Option(
+        help="Folder holding ru_emotion/ and en_goemotions/ (../shared/datasets).")],
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Where to write the artefacts (the shipped ones live in "
+        "src/personify/insights/text_models).")],
+) -> None:
+    """Rebuild the text models (language word list, keyword tables, RU / EN emotion and
+    sentiment weights) from CEDR, ru-goemotions and GoEmotions (needs the train extra)."""
+    from personify.jobs.text_models import train_text_models
+
+    source = Path(datasets)
+    for needed in ("ru_emotion/cedr.csv.gz", "en_goemotions/goemotions.csv.gz"):
+        if not (source / needed).is_file():
+            raise InvalidInput(f"{source / needed} not found", field="datasets",
+                               accepted="the shared datasets folder with ru_emotion/ and "
+                                        "en_goemotions/")
+    result = train_text_models(source, Path(output), log=console.print)
+    console.print(f"trained in {result.seconds:.0f}s -> {result.directory}")
+    for name, size in result.files.items():
+        console.print(f"  {name}: {size:,} bytes")
+
+
+@app.command("text")
+def analyse_text(
+    text: Annotated[str, typer.Argument(help="A text to analyse (RU / EN).")],
+) -> None:
+    """Language, sentiment, emotions and keywords of one text, as JSON (the models the server
+    uses for people's texts)."""
+    from personify.insights.text import default_analyzer, keywords
+
+    analyzer = default_analyzer()
+    analysis = analyzer.analyse(text)
+    models = analyzer.models()
+    answer: dict[str, Any] = {"language": analysis.language, "sentiment": None,
+                              "emotions": None, "keywords": []}
+    if analysis.scores is not None and analysis.language is not None:
+        answer["sentiment"] = analysis.scores.sentiment
+        answer["emotions"] = analysis.scores.emotions
+        answer["predicted_emotions"] = models[1][analysis.language].predict_emotions(
+            analysis.cleaned, cleaned=True)
+        answer["keywords"] = [k.keyword for k in keywords(
+            [(analysis.language, analysis.cleaned)], models[2], n=10)]
+    typer.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+
+
 def evaluate_predictions_command(
     ctx: typer.Context,
     tenant: TenantOption = None,

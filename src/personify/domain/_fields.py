@@ -83,6 +83,11 @@ ShortText = Annotated[
 LongText = Annotated[
     str, StringConstraints(max_length=limits.MAX_LONG_TEXT), AfterValidator(check_text)
 ]
+EventText = Annotated[
+    str, StringConstraints(max_length=limits.MAX_EVENT_TEXT), AfterValidator(check_text)
+]
+"""What a person wrote (review, comment, message): up to 8,000 characters, line breaks allowed,
+no control characters."""
 Label = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_SHORT_TEXT),

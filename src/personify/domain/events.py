@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from personify.domain import limits
 from personify.domain._fields import (
+    EventText,
     Identifier,
     Name,
     Price,
@@ -59,6 +60,9 @@ class EventType(StrEnum):
     INTRODUCTION_REQUEST = "introduction_request"
     INTRODUCTION_ACCEPT = "introduction_accept"
     INTRODUCTION_DECLINE = "introduction_decline"
+    # what a person wrote (in ``text``): about an item when item_id is given, else in general
+    REVIEW = "review"
+    COMMENT = "comment"
 
 
 BUILTIN_EVENT_TYPES: frozenset[str] = frozenset(t.value for t in EventType)
@@ -179,6 +183,12 @@ class Event(BaseModel):
     context: Context = Field(default_factory=Context)
     recommendation_id: Identifier | None = None
     properties: Properties = Field(default_factory=dict)
+    text: EventText | None = Field(
+        default=None,
+        description="what the person wrote (review, comment, message, reply), up to "
+        f"{limits.MAX_EVENT_TEXT} characters; language, sentiment, emotions and keywords are "
+        "read from it for their insights",
+    )
 
     @field_validator("timestamp", "received_at")
     @classmethod

@@ -15,6 +15,9 @@ MAX_SHORT_TEXT = 512
 """Titles, search queries, pages, single attribute values."""
 MAX_LONG_TEXT = 20_000
 """Descriptions and bios."""
+MAX_EVENT_TEXT = 8_000
+"""An event's ``text`` (a review, comment, message, reply): at most 8,000 characters (the text
+analysis reads the first 2,000 of them)."""
 MAX_PROPERTIES = 64
 """Free properties per record (and context extras)."""
 MAX_LIST_LENGTH = 100

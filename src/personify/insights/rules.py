@@ -63,6 +63,19 @@ FIELDS: dict[str, tuple[FieldType, str]] = {
     "profile.interests": ("set", "profile interests"),
     "profile.goals": ("set", "profile goals"),
     "restricted": ("bool", "processing restricted"),
+    "texts": ("number", "texts the person wrote (events with a text, newest 200)"),
+    "language": ("string", "main language of the person's texts: ru, en or other"),
+    "languages": ("set", "languages of the person's texts"),
+    "sentiment.negative_share": ("number", "share of the person's texts that are negative, 0-1"),
+    "sentiment.positive_share": ("number", "share of the person's texts that are positive, 0-1"),
+    "sentiment.neutral_share": ("number", "share of the person's texts that are neutral, 0-1"),
+    "sentiment.recent_negative_share": ("number", "negative share of the texts of the last 30 "
+                                                  "days, 0-1"),
+    "sentiment.last": ("string", "sentiment of the newest text: negative, neutral or positive"),
+    "emotion.dominant": ("string", "the person's main emotion: joy, sadness, surprise, fear, "
+                                   "anger or neutral"),
+    "emotions": ("set", "emotions in at least 20 % of the person's texts"),
+    "keywords": ("set", "keywords of the person's texts"),
 }
 """Every field a rule may name, with its type and what it holds (docs/insights.md lists them)."""
 

@@ -27,6 +27,8 @@ from personify.insights.profile import (
     customer_base,
 )
 from personify.insights.segments import SegmentTracker, recent_facts, user_facts
+from personify.insights.text import TextAnalyzer, default_analyzer
+from personify.insights.text_profile import TextInsights, text_facts, text_insights
 from personify.storage.ports import CatalogStore, EventStore, UserStore
 
 MAX_EVENTS = 5_000
@@ -55,6 +57,8 @@ class Insights(BaseModel):
     reason: Reason | None = None
     profile: BehaviourProfile | None = None
     predictions: Predictions | None = None
+    text: TextInsights | None = Field(
+        default=None, description="what the person's own texts say (absent when they wrote none)")
     segments: list[SegmentMembership] = Field(default_factory=list)
     population_fitted_at: datetime | None = None
 
@@ -112,7 +116,9 @@ class InsightsService:
         may_profile: Callable[[str, str], bool],
         tracker: SegmentTracker | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        text_analyzer: TextAnalyzer | None = None,
     ) -> None:
+        self.text_analyzer = text_analyzer or default_analyzer()
         self.events = events
         self.users = users
         self.catalog = catalog
@@ -196,9 +202,11 @@ class InsightsService:
         insights = Insights(
             user_id=user_id, computed_at=now, status="ok", profile=profile,
             predictions=scored_predictions(history, population, scores, now),
+            text=text_insights(events, self.text_analyzer, now),
             population_fitted_at=population.fitted_at if population else None,
         )
-        facts = {**facts_of(insights), **recent_facts(events, items, now), **user_facts(user)}
+        facts = {**facts_of(insights), **text_facts(insights.text),
+                 **recent_facts(events, items, now), **user_facts(user)}
         return insights, facts
 
     # ingestion listener: the person's next read recomputes
