@@ -261,3 +261,41 @@ def test_session_only_mode_keeps_the_visit_in_the_tab_and_stores_nothing(
         "personify:session"]
     assert {path.split("?")[0] for _, path in tab.api_calls} == {"/v1/recommendations/session"}
     assert visitors(stores) == known
+
+
+def test_a_site_template_is_filled_as_text_and_unsafe_links_are_dropped(
+    open_tab: Callable[..., Any], shop: tuple[str, Stores]
+) -> None:
+    hostile = {
+        "recommendation_id": "r-hostile", "personalized": False, "items": [{
+            "item_id": "i01", "score": 1.0, "explanation": "<b>bold</b> claim",
+            "item": {"title": "<img src=x onerror=window.__pwned=1>",
+                     "properties": {"url": "javascript:window.__pwned=2",
+                                    "image": "https://cdn.example/i01.png"}}}]}
+    tab = open_tab()
+    tab.route("**/v1/recommendations?*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(hostile)))
+    tab.goto("/demo-shop")
+    accept(tab)
+    tab.evaluate("""() => {
+        const t = document.createElement('template');
+        t.id = 'card';
+        t.innerHTML = '<a class="t-link" data-field-href="url"><img class="t-img" ' +
+          'data-field-src="image"><span class="t-title" data-field="title"></span></a>' +
+          '<small class="t-why" data-field="explanation"></small>';
+        document.body.prepend(t);
+        const box = document.createElement('div');
+        box.id = 'custom'; box.setAttribute('data-personify-widget', 'custom');
+        box.setAttribute('data-template', 'card');
+        document.querySelector('main').prepend(box);
+        personify.scan();
+    }""")
+    tab.wait_for_selector("#custom[data-personify-state=rendered]")
+    assert tab.text_content("#custom .t-title") == "<img src=x onerror=window.__pwned=1>"
+    assert tab.text_content("#custom .t-why") == "<b>bold</b> claim"
+    assert tab.locator("#custom img").count() == 1  # the template's own image only
+    assert tab.get_attribute("#custom .t-img", "src") == "https://cdn.example/i01.png"
+    assert tab.get_attribute("#custom .t-link", "href") is None  # javascript: dropped
+    assert tab.locator("#custom b").count() == 0
+    tab.wait_for_timeout(300)
+    assert tab.evaluate("window.__pwned") is None
