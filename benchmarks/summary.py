@@ -30,6 +30,7 @@ ORDER = [
     "online_state",
     "ope_obd",
     "simulator",
+    "aa_study",
     "experiments_api",
     "messaging",
     "messaging_service",
