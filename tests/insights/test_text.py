@@ -19,6 +19,9 @@ from personify.insights.text import (
     TextAnalyzer,
     clean,
     default_analyzer,
+    features,
+    hashed,
+    hashed_text,
 )
 from personify.insights.text_profile import text_facts, text_insights
 
@@ -156,3 +159,14 @@ def test_shipped_artefacts_are_small_and_licensed() -> None:
     assert {"apache-2.0.LICENSE", "ru-goemotions-MIT.LICENSE", "README.md"} <= names
     readme = (folder / "README.md").read_text()
     assert "CEDR" in readme and "GoEmotions" in readme and "Sboev" in readme
+
+
+@pytest.mark.parametrize("text", [
+    "Ужасный сервис!!! курьер опоздал :( ((", "Great, great, GREAT product :) thanks",
+    "<b>mixed</b> текст and words", "", "one",
+])
+def test_serving_features_equal_training_features(text: str) -> None:
+    idx, tf = hashed(features(text))
+    fast_idx, fast_tf = hashed_text(text)
+    assert dict(zip(idx.tolist(), tf.tolist(), strict=True)) == dict(
+        zip(fast_idx.tolist(), fast_tf.tolist(), strict=True))

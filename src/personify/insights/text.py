@@ -26,7 +26,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,35 @@ def hashed(feats: Iterable[str], buckets: int = BUCKETS) -> tuple[np.ndarray, np
     return idx, 1.0 + np.log(tf)
 
 
+@lru_cache(maxsize=50_000)
+def _word_buckets(word: str, buckets: int) -> tuple[int, ...]:
+    """Buckets of one word's own features (the word and its character 3-5-grams)."""
+    padded = f" {word} "
+    n = len(padded)
+    names = [f"w:{word}"]
+    for size in (3, 4, 5):
+        names.extend(f"c:{padded[i:i + size]}" for i in range(n - size + 1))
+    return tuple(zlib.crc32(f.encode()) % buckets for f in names)
+
+
+def hashed_text(text: str, buckets: int = BUCKETS, *, cleaned: bool = False,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``hashed(features(text))`` with each word's buckets cached (words repeat): the serving
+    path. Equal to the training path by construction (a test checks it)."""
+    text = text if cleaned else clean(text)
+    ws = words(text)
+    counts: Counter[int] = Counter()
+    for w in ws:
+        counts.update(_word_buckets(w, buckets))
+    counts.update(zlib.crc32(f"b:{a} {b}".encode()) % buckets for a, b in itertools.pairwise(ws))
+    counts.update(zlib.crc32(f"p:{m}".encode()) % buckets for m in _PUNCT.findall(text))
+    if not counts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+    return idx, 1.0 + np.log(tf)
+
+
 @dataclass
 class TextScores:
     emotions: dict[str, float]
@@ -173,7 +202,7 @@ class TextModel:
         )
 
     def vector(self, text: str, *, cleaned: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        idx, tf = hashed(features(text, cleaned=cleaned), len(self.idf))
+        idx, tf = hashed_text(text, len(self.idf), cleaned=cleaned)
         values = tf * self.idf[idx]
         norm = float(np.sqrt(np.dot(values, values)))
         return idx, (values / norm if norm > 0 else values)
