@@ -119,3 +119,26 @@ def datasets_dir() -> Path:
     if not (DATASETS_DIR / "README.md").exists():
         unavailable(f"shared datasets not found at {DATASETS_DIR} (set PERSONIFY_DATASETS_DIR)")
     return DATASETS_DIR
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local Spark session (local[2], two shuffle partitions) for every ``spark`` test;
+    skipped without PySpark or Java, failed under PERSONIFY_REQUIRE_SERVICES."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        unavailable("PySpark is not installed (pip install 'personify[spark]')")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        unavailable("Java (17) is not installed: Spark cannot start")
+    from personify.jobs.spark.session import spark_session
+
+    session = spark_session(
+        "local[2]", app_name="personify-tests", shuffle_partitions=2,
+        conf={"spark.default.parallelism": "2", "spark.ui.showConsoleProgress": "false",
+              "spark.driver.memory": "1g"},
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -107,6 +107,23 @@ def train(
         bool,
         typer.Option("--no-select", help="Train the fixed default configuration (no selection)."),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(help="'local': this process (default); 'spark': Apache Spark (pip install "
+                     "'personify[spark]', Java 17), RP3beta neighbours and lists, MLlib ALS, "
+                     "no selection (docs/spark.md)."),
+    ] = "local",
+    master: Annotated[
+        str,
+        typer.Option(help="Spark master with --engine spark: local[*], local[N], "
+                     "spark://HOST:PORT, yarn, k8s://..."),
+    ] = "local[*]",
+    events: Annotated[
+        str | None,
+        typer.Option(help="With --engine spark: the events as Parquet (a folder written by "
+                     "`personify export events DIR --format parquet --partition-by date`, on "
+                     "any Hadoop-compatible path); default: the event store, exported first."),
+    ] = None,
 ) -> None:
     """Train on the event store, save a new model version and promote it.
 
@@ -115,6 +132,16 @@ def train(
     these events; a retrain reuses the last choice unless --retune or the data changed by
     half or more (docs/evaluation.md)."""
     tenant = _tenant(ctx, tenant)
+    if engine not in ("local", "spark"):
+        raise InvalidInput(f"unknown engine {engine!r}", field="engine", accepted="local, spark")
+    if engine == "spark":
+        _train_on_spark(ctx, tenant, master=master, events=events, user_model=user_model,
+                        factors=factors, no_blend=no_blend, no_promote=no_promote,
+                        blend_selection=blend_selection, params=param)
+        return
+    if events is not None:
+        raise InvalidInput("--events is read by --engine spark only", field="events",
+                           accepted="--engine spark --events PATH")
     select = not no_select and model is None and user_model is None
     model = model or DEFAULT_MODEL
     user_model = user_model or DEFAULT_USER_MODEL
@@ -212,6 +239,72 @@ def train(
         console.print(f"  selection: {chosen.user_model} {chosen.user_params} + neighbours "
                       f"{chosen.neighbour_model} ({how}); `personify models show "
                       f"{manifest.version}` lists every trial")
+
+
+def _train_on_spark(
+    ctx: typer.Context, tenant: str, *, master: str, events: str | None,
+    user_model: str | None, factors: int | None, no_blend: bool, no_promote: bool,
+    blend_selection: str, params: list[str] | None,
+) -> None:
+    """``personify train --engine spark``: RP3beta neighbours and lists, MLlib ALS factors,
+    popularity, the blend on a sample, the influence index; saved and promoted like a local
+    training (``personify.jobs.spark.training``)."""
+    import tempfile
+
+    from personify.jobs.bulk_export import export_events_by_date
+    from personify.jobs.spark.session import check_master, require_pyspark, spark_session
+    from personify.jobs.spark.training import SparkRun, train_tenant_spark
+    from personify.jobs.training import DEFAULT_FACTORS
+
+    check_master(master)
+    if params:
+        raise InvalidInput("--param is not read by --engine spark", field="param",
+                           accepted="the default RP3beta parameters")
+    chosen = user_model or DEFAULT_MODEL
+    config = TrainingConfig(
+        model=DEFAULT_MODEL, params=dict(DEFAULT_PARAMS), learn_blend=not no_blend,
+        train_ranker=False, user_model=None if chosen == "none" else chosen,
+        user_params=dict(DEFAULT_PARAMS) if chosen == DEFAULT_MODEL else {},
+        blend_selection=blend_selection,
+        factors=DEFAULT_FACTORS if factors is None else (factors or None),
+    )
+    state = state_of(ctx)
+    settings = state.settings()
+    stores = state.stores(settings)
+    runtime = open_runtime(stores, **settings.privacy_options())
+    labels = {item.item_id: item.categories for item in stores.catalog.scan(tenant)
+              if item.categories} if config.learn_blend else None
+    with tempfile.TemporaryDirectory(prefix="personify-spark-") as scratch:
+        path = events
+        if path is None:
+            path = f"{scratch}/events"
+            report = export_events_by_date(path, stores, tenant)
+            console.print(f"exported {report.rows:,} events for Spark in {report.seconds:.1f}s")
+        ours = require_pyspark().SparkSession.getActiveSession() is None
+        spark = spark_session(master)
+        try:
+            with console.status("training on Spark") as status:
+                manifest = train_tenant_spark(
+                    SparkRun(spark, path, custom_event_types=settings.custom_event_types),
+                    runtime.model_store(settings.model_dir), tenant, config,
+                    privacy=runtime.training(), labels=labels, promote=not no_promote,
+                    progress=lambda done: status.update(f"training on Spark: {done} done"),
+                )
+        finally:
+            if ours:  # a session the caller had (tests, notebooks) stays theirs
+                spark.stop()
+    console.print(
+        f"[green]trained[/green] {manifest.version} for tenant {tenant} on Spark "
+        f"({manifest.metrics['spark_master']}): {manifest.events_used:,} events in "
+        f"{manifest.fit_seconds:.1f}s" + (" (promoted)" if manifest.promoted else "")
+    )
+    if "promoted_as" in manifest.metrics:
+        console.print(f"  promoted {_served(manifest.version, manifest.metrics['promoted_as'])}")
+    if "excluded_events" in manifest.metrics:
+        console.print(f"  [yellow]{explain_exclusions(manifest.metrics['excluded_events'])}[/]")
+    for key in ("users", "items", "blend_weights", "spark_stages"):
+        if key in manifest.metrics:
+            console.print(f"  {key}: {manifest.metrics[key]}")
 
 
 def _last_selection(store: ErasureAwareModelStore, tenant: str
