@@ -170,3 +170,35 @@ def test_serving_features_equal_training_features(text: str) -> None:
     fast_idx, fast_tf = hashed_text(text)
     assert dict(zip(idx.tolist(), tf.tolist(), strict=True)) == dict(
         zip(fast_idx.tolist(), fast_tf.tolist(), strict=True))
+
+
+@pytest.mark.datasets
+def test_shipped_models_beat_the_majority_class_on_the_test_splits(
+    analyzer: TextAnalyzer, datasets_dir: Path,
+) -> None:
+    """A slice of each official test split (the full figures: benchmarks/text_insights.py)."""
+    import numpy as np
+
+    from personify.jobs.text_models import (
+        decide,
+        emotion_truth,
+        load_corpora,
+        macro_f1,
+        sentiment_macro_f1,
+    )
+
+    corpora = load_corpora(datasets_dir)
+    _, models, _ = analyzer.models()
+    cedr = [e for e in corpora.cedr if e.split == "test"][:400]
+    probabilities = np.array([1 / (1 + np.exp(-models["ru"].logits(e.text)[:6])) for e in cedr])
+    truth = emotion_truth([e.emotions for e in cedr])
+    majority = np.zeros_like(truth)
+    majority[:, int(np.argmax(truth.sum(axis=0)))] = True
+    ours = macro_f1(truth, decide(probabilities, models["ru"].thresholds))
+    assert ours > 0.5 > macro_f1(truth, majority)
+    en = [e for e in corpora.en if e.split == "test" and e.sentiment is not None][:400]
+    labels = ("negative", "neutral", "positive")
+    predicted = [labels[int(np.argmax(models["en"].logits(e.text)[6:]))] for e in en]
+    assert sentiment_macro_f1([e.sentiment for e in en], predicted) > 0.55
+    detected = [analyzer.language(e.text) for e in cedr[:200] + en[:200]]
+    assert detected.count("ru") >= 190 and detected.count("en") >= 190
