@@ -1,6 +1,7 @@
 """Train the shipped text models from the corpora in ``../shared/datasets`` (``train`` extra:
-scikit-learn). ``personify insights train-text`` runs it; the result is deterministic for the
-same data (liblinear / lbfgs, no random state involved).
+scikit-learn). ``personify insights train-text`` runs it; no random state is involved
+(liblinear / lbfgs, fixed hashing): the same data give the same word lists and weights up to
+floating-point summation order.
 
 - ``language.json``: the 5,000 most frequent English words of the GoEmotions train split.
 - ``keywords.json``: per language the 150 words found in most documents (stop words) and the
