@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,6 +98,11 @@ def test_the_demo_sends_its_campaign_to_the_mailbox_the_dashboard_shows(
     for m in mails:
         assert m["to"] in page.text
     assert "srcdoc=" in page.text and "Picked for you" in page.text
+    # the demo's A/B test with its sends per variant, from the experiments engine's analysis
+    assert "Message tests" in page.text and "demo-picks · clicks" in page.text
+    sent = Counter(m["variant"] for m in mails)
+    for variant, n in sent.items():
+        assert re.search(rf"<td>{variant}[^<]*</td><td class=\"num\">{n}</td>", page.text)
     assert seen["open"].status_code == 200 and len(seen["events"]) == 1
 
     # a second start sends nothing again

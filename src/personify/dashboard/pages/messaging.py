@@ -61,10 +61,19 @@ def messaging_page(
 def sent_page(request: Request) -> Response:
     """What the demo 'sent': the demo mailbox's messages, newest first, rendered."""
     messaging = runtime(request).messaging
+    tests = []
+    for stored in messaging.definitions.campaigns(tenant(request)):
+        if stored.body.get("variants"):
+            try:
+                tests.append(messaging.test_results(tenant(request), stored.name)[3]
+                             | {"name": stored.name})
+            except PersonifyError:  # a campaign stored by an older version, say
+                continue
     return render(
         request,
         "messaging_sent.html",
         section="messaging",
+        tests=tests,
         mails=mailbox(messaging.definitions.store, tenant(request), limit=SENT_SHOWN),
         demo=runtime(request).settings.demo,
         smtp=bool(runtime(request).settings.smtp_host),
