@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         default=None, description="redis://host:6379/0 for shared online state; unset = in-process"
     )
     redis_prefix: str = "personify"
+    redis_key_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key (>= 24 characters) naming each person's Redis keys (no key name "
+        "carries a plain user or anonymous id); unset = a key generated once and kept in Redis "
+        "(docs/security.md)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -205,6 +211,11 @@ class Settings(BaseSettings):
             "retention_days": self.retention_days,
         }
 
+    def redis_key_bytes(self) -> bytes | None:
+        """``redis_key_secret`` as bytes (None when unset)."""
+        secret = self.redis_key_secret
+        return secret.get_secret_value().encode() if secret is not None else None
+
     @model_validator(mode="after")
     def _absolute_model_dir(self) -> Settings:
         self.model_dir = str(default_model_dir(self.database_url, self.model_dir))
@@ -253,6 +264,13 @@ class Settings(BaseSettings):
                 "PERSONIFY_ITEM_URL_TEMPLATE must be an http(s) URL containing {item_id}, "
                 "e.g. https://shop.example/p/{item_id}"
             )
+        return value
+
+    @field_validator("redis_key_secret")
+    @classmethod
+    def _strong_redis_key_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 24:
+            raise ValueError("PERSONIFY_REDIS_KEY_SECRET must have at least 24 characters")
         return value
 
     @field_validator("tracking_secret")

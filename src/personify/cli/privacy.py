@@ -52,7 +52,8 @@ def insights_service(runtime: PrivacyRuntime, settings: Settings) -> InsightsSer
 
 def _online_state(settings: Settings) -> OnlineState | None:
     """The shared (Redis) online state; the in-process one lives in the server process."""
-    return open_online_state(settings.redis_url, settings.redis_prefix) if settings.redis_url \
+    return open_online_state(settings.redis_url, settings.redis_prefix,
+                             key_secret=settings.redis_key_bytes()) if settings.redis_url \
         else None
 
 
@@ -160,6 +161,14 @@ def erase(
             "deleted" if r.profile_deleted else "-", r.model.status, f"{r.seconds:.3f}",
         )
     console.print(table)
+    rewritten = sorted({v for r in results for v in r.model.versions_rewritten})
+    deleted = sorted({v for r in results for v in r.model.versions_deleted})
+    if rewritten or deleted:
+        console.print(
+            f"Other model versions on disk: {len(rewritten)} rewritten without them "
+            f"({', '.join(rewritten) or '-'}), {len(deleted)} deleted for want of an influence "
+            f"index ({', '.join(deleted) or '-'})."
+        )
     if state is None:
         console.print(
             "No Redis online state is configured: a running server's in-process state forgets "

@@ -89,6 +89,8 @@ class ErasureReceipt:
     model_neighbours_exact: bool = False
     retrain_pending: bool = False
     seconds: float = 0.0
+    model_versions_rewritten: list[str] = field(default_factory=list)
+    model_versions_deleted: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> ErasureReceipt:

@@ -323,6 +323,10 @@ class ModelForgetResult:
     rows: int = 0
     lists_dropped: bool = False
     """The version served without its per-person lists until the next retrain."""
+    versions_rewritten: tuple[str, ...] = ()
+    """Other versions on disk that held the person, rewritten in place without them."""
+    versions_deleted: tuple[str, ...] = ()
+    """Versions on disk without an influence index to clean them, deleted."""
 
 
 def version_dir(models: FileModelStore, tenant: str, version: str) -> Path:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -174,36 +175,86 @@ class ErasureAwareModelStore(FileModelStore):
 
     def forget(self, bundles: BundleHolder, tenant: str, keys: Iterable[str]) -> ModelForgetResult:
         """Subtract the rows of ``keys`` (and of any other erasure the promoted version still
-        holds) from the promoted version, save and promote the result, swap it in here."""
+        holds) from the promoted version, save and promote the result, swap it in here; then
+        rewrite every other version on disk that still holds them (:meth:`purge`)."""
         wanted = set(keys)
-        if self.promoted_version(tenant) is None:  # nothing served: no lock (and no lock file)
+        if not self._dir(tenant).exists():  # no model at all: no lock (and no lock file)
             return ModelForgetResult("no_model")
         with self.lock.hold(tenant):
-            version = self.promoted_version(tenant)
-            if version is None:
-                return ModelForgetResult("no_model")
-            index = load_influence(version_dir(self, tenant, version))
+            before = self.promoted_version(tenant)
+            result = self._forget_promoted(bundles, tenant, wanted)
+            rewritten, deleted = self.purge(tenant, wanted)
+            if before is not None and self.promoted_version(tenant) != before:
+                rewritten.insert(0, before)  # the base of the new version, rewritten in _derive
+            return replace(result, versions_rewritten=tuple(rewritten),
+                           versions_deleted=tuple(deleted))
+
+    def _forget_promoted(
+        self, bundles: BundleHolder, tenant: str, wanted: set[str]
+    ) -> ModelForgetResult:
+        version = self.promoted_version(tenant)
+        if version is None:
+            return ModelForgetResult("no_model")
+        index = load_influence(version_dir(self, tenant, version))
+        if index is None:
+            return ModelForgetResult("no_influence_index", version)
+        own = index.rows_of(wanted)
+        rows = own
+        if self.maps_tombstones(index):
+            earlier = self.pending_erasures(tenant, version)
+            rows = np.union1d(own, index.rows_of(tombstone_key(t.user_id_hash)
+                                                 for t in earlier))
+        if rows.size == 0:
+            return ModelForgetResult("not_in_model", version)
+        bundle = self._bundle(bundles, tenant, version)
+        new_bundle = self._derive(tenant, version, bundle, index, rows)
+        # it replaces the promoted version in the history: a rollback goes to the version
+        # promoted before, not back to this one's uncleaned base
+        self._repoint(tenant, new_bundle.version)
+        bundles.set(tenant, new_bundle)
+        return ModelForgetResult(
+            "subtracted" if own.size else "not_in_model", new_bundle.version,
+            exact_neighbours(bundle.model_name, bundle.params), int(own.size),
+            lists_dropped=getattr(bundle, "user_lists", None) is not None,
+        )
+
+    def purge(self, tenant: str, keys: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Make every version on disk except the promoted one free of ``keys`` and of every
+        erasure recorded after it: a version whose influence index holds such rows is
+        rewritten in place (same version id, the exact subtraction of :meth:`forget`, lists
+        and trained parts dropped); a version without a usable influence index built before
+        now is deleted (it could never be served again: :meth:`clean` refuses it). Returns
+        (rewritten, deleted) version ids. Call with the tenant's lock held."""
+        wanted = set(keys)
+        promoted = self.promoted_version(tenant)
+        now = datetime.now(UTC)
+        rewritten: list[str] = []
+        deleted: list[str] = []
+        for manifest in self.list(tenant):
+            version = manifest.version
+            if version == promoted:
+                continue
+            directory = version_dir(self, tenant, version)
+            index = load_influence(directory)
             if index is None:
-                return ModelForgetResult("no_influence_index", version)
-            own = index.rows_of(wanted)
-            rows = own
+                if self.data_time(tenant, version) < now:
+                    shutil.rmtree(directory, ignore_errors=True)
+                    deleted.append(version)
+                continue
+            keys_here = set(wanted)
             if self.maps_tombstones(index):
-                earlier = self.pending_erasures(tenant, version)
-                rows = np.union1d(own, index.rows_of(tombstone_key(t.user_id_hash)
-                                                     for t in earlier))
+                keys_here.update(tombstone_key(t.user_id_hash)
+                                 for t in self.pending_erasures(tenant, version))
+            rows = index.rows_of(keys_here)
             if rows.size == 0:
-                return ModelForgetResult("not_in_model", version)
-            bundle = self._bundle(bundles, tenant, version)
-            new_bundle = self._derive(tenant, version, bundle, index, rows)
-            # it replaces the promoted version in the history: a rollback goes to the version
-            # promoted before, not back to this one's uncleaned base
-            self._repoint(tenant, new_bundle.version)
-            bundles.set(tenant, new_bundle)
-            return ModelForgetResult(
-                "subtracted" if own.size else "not_in_model", new_bundle.version,
-                exact_neighbours(bundle.model_name, bundle.params), int(own.size),
-                lists_dropped=getattr(bundle, "user_lists", None) is not None,
-            )
+                continue
+            _, bundle = self.load(tenant, version)
+            self._rewrite(tenant, version, bundle, index, rows)
+            rewritten.append(version)
+        if rewritten or deleted:
+            log.info("model versions of %s after an erasure: %d rewritten, %d deleted",
+                     tenant, len(rewritten), len(deleted))
+        return rewritten, deleted
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -229,6 +280,9 @@ class ErasureAwareModelStore(FileModelStore):
     def _derive(
         self, tenant: str, base: str, bundle: Any, index: InfluenceIndex, rows: np.ndarray
     ) -> Any:
+        """A new version without ``rows``; the base is rewritten in place the same way, so no
+        copy of the erased rows stays on disk (a rollback or a pinned experiment arm naming the
+        base loads the cleaned content)."""
         version = new_version()
         new_bundle, new_index = forget_rows(bundle, index, rows, version)
         manifest = self._derived_manifest(tenant, base, version)
@@ -236,7 +290,36 @@ class ErasureAwareModelStore(FileModelStore):
                             "erased_rows": int(rows.size)}
         self.save(tenant, new_bundle, manifest)
         save_influence(version_dir(self, tenant, version), new_index)
+        self._store_rewrite(tenant, base, replace(new_bundle, version=base), new_index,
+                            int(rows.size))
         return new_bundle
+
+    def _rewrite(
+        self, tenant: str, version: str, bundle: Any, index: InfluenceIndex, rows: np.ndarray
+    ) -> None:
+        """``version`` itself without ``rows`` (same id)."""
+        new_bundle, new_index = forget_rows(bundle, index, rows, version)
+        self._store_rewrite(tenant, version, new_bundle, new_index, int(rows.size))
+
+    def _store_rewrite(
+        self, tenant: str, version: str, bundle: Any, index: InfluenceIndex, rows: int
+    ) -> None:
+        found = self._manifest_data(tenant, version)
+        try:
+            manifest = ModelManifest(**found) if found is not None else None
+        except TypeError:
+            manifest = None
+        if manifest is None:
+            manifest = ModelManifest(version=version, tenant=tenant,
+                                     created_at=datetime.now(UTC).isoformat(),
+                                     data_as_of=self.data_time(tenant, version).isoformat())
+        manifest.metrics = {**manifest.metrics,
+                            "erased_rows": int(manifest.metrics.get("erased_rows", 0)) + rows,
+                            "rewritten_at": datetime.now(UTC).isoformat()}
+        manifest.promoted = False
+        directory = version_dir(self, tenant, version)
+        save_influence(directory, index)
+        self.save(tenant, bundle, manifest)
 
     def _derived_manifest(self, tenant: str, base: str, version: str) -> ModelManifest:
         """The base version's manifest under the new version (a fresh one if unreadable)."""

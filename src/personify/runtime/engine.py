@@ -118,7 +118,8 @@ def open_state(settings: Settings, warnings: list[str]) -> OnlineState:
     if not settings.redis_url:
         return MemoryOnlineState()
     try:
-        primary = open_online_state(settings.redis_url, settings.redis_prefix)
+        primary = open_online_state(settings.redis_url, settings.redis_prefix,
+                                    key_secret=settings.redis_key_bytes())
     except Unavailable as exc:
         message = f"Redis unavailable ({exc.message}); serving from in-process online state"
         log.warning(message)
@@ -133,7 +134,8 @@ def person_generations(state: OnlineState) -> Generations:
     primary = state.primary if isinstance(state, FallbackOnlineState) else state
     client = getattr(primary, "client", None)  # RedisOnlineState (redis is an optional extra)
     if client is not None:
-        return RedisGenerations(client, str(getattr(primary, "prefix", "personify")))
+        return RedisGenerations(client, str(getattr(primary, "prefix", "personify")),
+                                getattr(primary, "subject", None))
     return LocalGenerations()
 
 

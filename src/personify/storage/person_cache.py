@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -67,19 +67,28 @@ class LocalGenerations:
 class RedisGenerations:
     """Generations shared by every process on one Redis (``{prefix}:gen:{tenant}:{person}``,
     expiring after a day without writes — a missing counter reads as a fresh generation, which
-    at worst costs one database read)."""
+    at worst costs one database read). ``{person}`` is ``subject(tenant, person)``, the online
+    state's keyed hash (never the plain id: an erasure bumps the generation, and a key named
+    after the person would outlive them by a day)."""
 
     TTL_S = 86_400
 
-    def __init__(self, client: Any, prefix: str) -> None:
+    def __init__(
+        self, client: Any, prefix: str, subject: Callable[[str, str], str] | None = None
+    ) -> None:
         self.client, self.prefix = client, prefix
+        if subject is None:
+            from personify.storage.online.redis import SubjectKeys
+
+            subject = SubjectKeys(client, prefix)
+        self.subject = subject
 
     def _key(self, tenant: str, person: str) -> str:
-        return f"{self.prefix}:gen:{tenant}:{person}"
+        return f"{self.prefix}:gen:{tenant}:{self.subject(tenant, person)}"
 
     def get(self, tenant: str, person: str) -> int:
         try:
-            raw = self.client.get(self._key(tenant, person))
+            raw = self.client.get(self._key(tenant, person))  # the key too: it may read Redis
         except Exception as exc:  # a Redis outage: the caller reads the database
             raise Unavailable(f"Redis: {exc}", field="redis_url") from exc
         return int(raw) if raw is not None else 0
@@ -89,8 +98,9 @@ class RedisGenerations:
         pipe = self.client.pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, self.TTL_S)
+        # the plain-id name releases before 2026-12 used (gone a day after the upgrade anyway)
+        pipe.delete(f"{self.prefix}:gen:{tenant}:{person}")
         pipe.execute()
-
 
 
 class PersonCache:

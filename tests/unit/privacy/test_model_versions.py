@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from personify.domain.errors import Conflict
 from personify.domain.events import Event
 from personify.jobs.training import TrainingConfig, train_bundle, train_tenant
 from personify.privacy.erasure import ErasureService
-from personify.privacy.model_influence import load_influence, version_dir
+from personify.privacy.model_influence import load_influence, save_influence, version_dir
 from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.pseudonyms import tombstone_key
 from personify.privacy.runtime import PrivacyRuntime, open_runtime
@@ -102,29 +103,84 @@ def test_rollback_past_an_erasure_serves_the_old_version_without_the_person(
     assert models.promoted_version(T) == receipt.model.version
 
     served = models.rollback(T)
-    assert served not in (v1, v2), "v1 still holds u3: a cleaned derivative is served"
+    assert served == v1, "v1 was rewritten in place at the erasure: it is served as it is"
     assert models.promoted_version(T) == served and models.history(T)[-1] == served
     manifest, bundle = models.load(T, served)
-    assert manifest.metrics["derived_from"] == v1 and manifest.metrics["erased_rows"] == 1
+    assert manifest.metrics["erased_rows"] == 1 and "derived_from" not in manifest.metrics
     index = load_influence(version_dir(models, T, served))
     assert index is not None and _key(stores, "u3") not in index.keys
     # exactly v1 as if u3 had never existed
     fresh, _ = train_bundle([e for e in first if e.user_id != "u3"], CONFIG, version="x")
     assert _neighbours(bundle) == _neighbours(fresh)
     assert _popularity(bundle) == _popularity(fresh)
-    # promoting v1 again serves the same cleaned version (no new derivative each time)
+    # promoting v1 again serves the same version (no new derivative each time)
     assert models.promote(T, v1) == served
+
+
+def _holders(models: FileModelStore, stores: Stores, user_id: str) -> list[str]:
+    """Every file under the model directory holding ``user_id``'s row key or plain id."""
+    key = _key(stores, user_id).encode()
+    found = []
+    for path in Path(models.root).rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if key in data or f"{user_id}\x00".encode() in data or (
+                path.suffix == ".pkl" and _pickled_ids(path, user_id)
+            ):
+                found.append(str(path.relative_to(models.root)))
+    return found
+
+
+def _pickled_ids(path: Path, user_id: str) -> bool:
+    import pickle
+
+    bundle = pickle.loads(path.read_bytes())
+    lists = getattr(bundle, "user_lists", None)
+    return bool(lists is not None and lists.users.get(user_id) >= 0) or (
+        user_id in repr(getattr(bundle, "parts", None))
+    )
+
+
+def test_after_an_erasure_no_version_on_disk_holds_the_person(
+    stores: Stores, runtime: PrivacyRuntime, models: ErasureAwareModelStore
+) -> None:
+    stores.events.append(T, _events(8, range(30)))
+    v1 = _train(stores, models, runtime)
+    v2 = _train(stores, models, runtime, promote=False)  # trained, never promoted
+    no_index = _train(stores, models, None, promote=False)
+    v3 = _train(stores, models, runtime)
+    assert len(_holders(models, stores, "u6")) >= 4, "the check sees the person before"
+    registry = BundleRegistry(models, prepare=models.servable)
+
+    receipt = _erase(runtime, models, registry, "u6")
+
+    assert _holders(models, stores, "u6") == []
+    assert set(receipt.model.versions_rewritten) == {v1, v2, v3}
+    assert receipt.model.versions_deleted == (no_index,)
+    assert not version_dir(models, T, no_index).exists()
+    # every kept version is exactly its training without the person
+    fresh, _ = train_bundle([e for e in stores.events.scan(T)], CONFIG, version="x")
+    for version in (v1, v2, v3, models.promoted_version(T)):
+        _, bundle = models.load(T, version)
+        assert _neighbours(bundle) == _neighbours(fresh), version
+        assert _popularity(bundle) == _popularity(fresh), version
+    # a rollback serves v1 as rewritten (no derivative needed)
+    assert models.rollback(T) == v1
 
 
 def test_a_version_without_influence_index_is_refused_after_an_erasure(
     stores: Stores, runtime: PrivacyRuntime, models: ErasureAwareModelStore
 ) -> None:
     stores.events.append(T, _events(3, range(20)))
-    old = _train(stores, models, None)  # no privacy gate: no influence index
     new = _train(stores, models, runtime)
     receipt = _erase(runtime, models, BundleRegistry(models), "u5")
     current = models.promoted_version(T)
     assert current is not None and current != new
+    # a version without an index whose data predates the erasure (e.g. copied back from a
+    # backup, or saved by a training that ran without the privacy gate during the erasure)
+    old = _train(stores, models, None, promote=False)
+    stores.erasures.record(T, stores.erasures.user_id_hash(T, "u5"), NOW + timedelta(hours=1),
+                           receipt.receipt_id)
 
     with pytest.raises(Conflict) as refused:
         models.promote(T, old)
@@ -165,18 +221,33 @@ def test_registry_cleans_or_refuses_a_version_promoted_behind_its_back(
 ) -> None:
     stores.events.append(T, _events(5, range(20)))
     v1 = _train(stores, models, runtime)
-    no_index = _train(stores, models, None, promote=False)
-    _erase(runtime, models, BundleRegistry(models), "u7")
     raw = FileModelStore(models.root)  # e.g. an older release promoting without the check
-    raw.promote(T, v1)
+    # v1 as it was before the erasure (an older release kept no rewrite): a backup copy
+    backup = "19990101T000000000000Z"
+    _, v1_bundle = raw.load(T, v1)
+    raw.save(T, v1_bundle, replace(raw.load(T, v1)[0], version=backup))
+    v1_index = load_influence(version_dir(models, T, v1))
+    assert v1_index is not None
+    save_influence(version_dir(models, T, backup), v1_index)
+    _erase(runtime, models, BundleRegistry(models), "u7")
+    assert load_influence(version_dir(models, T, backup)) is None or _key(stores, "u7") not in (
+        load_influence(version_dir(models, T, backup)).keys  # type: ignore[union-attr]
+    ), "the sweep cleaned the copy too"
+    # put the raw copy back behind the store's back and promote it with an older release
+    raw.save(T, v1_bundle, replace(raw.load(T, v1)[0], version=backup))
+    save_influence(version_dir(models, T, backup), v1_index)
+    raw.promote(T, backup)
 
     registry = BundleRegistry(models, prepare=models.servable)
     bundle = registry.get(T)
-    assert bundle is not None and bundle.version != v1
+    assert bundle is not None and bundle.version != backup
     assert models.promoted_version(T) == bundle.version, "the pointer follows the clean one"
     index = load_influence(version_dir(models, T, bundle.version))
     assert index is not None and _key(stores, "u7") not in index.keys
 
+    no_index = _train(stores, models, None, promote=False)
+    stores.erasures.record(T, stores.erasures.user_id_hash(T, "u7"), NOW + timedelta(hours=1),
+                           "later")
     raw.promote(T, no_index)
     with caplog.at_level(logging.ERROR, logger="personify.serving.model_registry"):
         assert registry.refresh() == []
@@ -209,7 +280,12 @@ def test_a_training_that_ran_during_an_erasure_is_promoted_without_the_person(
     served = models.promoted_version(T)
     assert manifest.promoted is False and manifest.metrics["promoted_as"] == served
     trained = load_influence(version_dir(models, T, manifest.version))
-    assert trained is not None and _key(stores, "u4") in trained.keys, "the model saw u4"
+    derived, _ = models.load(T, served)
+    assert derived.metrics["derived_from"] == manifest.version
+    assert derived.metrics["erased_rows"] == 1, "the model saw u4"
+    assert trained is not None and _key(stores, "u4") not in trained.keys, (
+        "the trained version itself was rewritten without u4 when promoted"
+    )
     _, bundle = models.load(T, served)
     fresh, _ = train_bundle([e for e in events if e.user_id != "u4"], CONFIG, version="x")
     assert _popularity(bundle) == _popularity(fresh)

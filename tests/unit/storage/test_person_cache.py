@@ -140,7 +140,11 @@ def test_processes_sharing_redis_see_each_others_writes(
     assert raw.calls == 1
     a.append(T, _grant("cy", ConsentState.WITHDRAWN))  # withdrawn through process A
     assert b.current(T, "cy")["personalization"].state == ConsentState.WITHDRAWN
-    assert client.exists(f"{redis_prefix}:gen:{T}:cy")
+    generations = [k.decode() for k in client.scan_iter(f"{redis_prefix}:gen:{T}:*")]
+    assert len(generations) == 1, "one counter for the person"
+    assert not generations[0].endswith(":cy"), "named by a keyed hash, never the plain id"
+    hashed = RedisGenerations(client, redis_prefix).subject(T, "cy")
+    assert generations[0] == f"{redis_prefix}:gen:{T}:{hashed}"
     stores.close()
     client.close()
 

@@ -14,7 +14,9 @@ class ErasureReceipt(BaseModel):
 
     ``model_status``: ``subtracted`` (the served model no longer reflects the person),
     ``not_in_model``, ``no_model``, ``no_influence_index`` (waits for the next retrain) or
-    ``failed``; ``retrain_pending`` says whether some model influence waits for a retrain.
+    ``failed``; ``retrain_pending`` says whether some model influence waits for a retrain;
+    ``model_versions_rewritten`` / ``model_versions_deleted`` name the other versions on disk
+    that held the person (rewritten in place without them, or deleted).
     """
 
     user_id: str
@@ -29,6 +31,14 @@ class ErasureReceipt(BaseModel):
     model_version: str | None = None
     model_neighbours_exact: bool = False
     retrain_pending: bool = False
+    model_versions_rewritten: list[str] = Field(
+        default_factory=list,
+        description="other model versions on disk that held the person, rewritten without them",
+    )
+    model_versions_deleted: list[str] = Field(
+        default_factory=list,
+        description="model versions without an influence index to clean them, deleted",
+    )
     seconds: float = 0.0
 
 
@@ -47,5 +57,7 @@ def receipt_of(result: ErasureResult) -> ErasureReceipt:
         model_version=result.model.version,
         model_neighbours_exact=result.model.exact_neighbours,
         retrain_pending=result.retrain_pending,
+        model_versions_rewritten=list(result.model.versions_rewritten),
+        model_versions_deleted=list(result.model.versions_deleted),
         seconds=round(result.seconds, 4),
     )

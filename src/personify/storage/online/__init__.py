@@ -32,9 +32,12 @@ __all__ = [
 
 
 def open_online_state(
-    url: str | None, prefix: str = "personify", *, config: OnlineStateConfig | None = None
+    url: str | None, prefix: str = "personify", *, config: OnlineStateConfig | None = None,
+    key_secret: bytes | None = None,
 ) -> OnlineState:
-    """The online state for ``url``; Redis is pinged and raises ``Unavailable`` when down."""
+    """The online state for ``url``; Redis is pinged and raises ``Unavailable`` when down.
+    ``key_secret`` keys the hash that names a person's Redis keys (see
+    :mod:`personify.storage.online.redis`; unset = a secret generated once in Redis)."""
     if url is None or url == "memory://":
         return MemoryOnlineState(config)
     if url.startswith(REDIS_SCHEMES):
@@ -52,7 +55,7 @@ def open_online_state(
                 field="redis_url",
                 accepted="pip install 'personify[redis]'",
             ) from exc
-        return RedisOnlineState.from_url(url, prefix, config)
+        return RedisOnlineState.from_url(url, prefix, config, key_secret=key_secret)
     raise ConfigurationError(
         f"unsupported online state URL {url!r}",
         field="redis_url",

@@ -1,14 +1,22 @@
 """Redis online state, shared by every server process. Keys live under ``{prefix}:{tenant}:``:
 
 ========================  ===========  ======================================================
-``log:{user}``            list         JSON entries ``[ts, type, item, [segments]]``, newest
+``log:{person}``          list         JSON entries ``[ts, type, item, [segments]]``, newest
                                        arrival first, capped at ``recent_cap``
 ``seen|bought|disliked:`` sorted set   item -> last time, capped at ``exclusion_cap``
-``vec:{user}``            hash         model version -> float32 bytes
-``active``                sorted set   user -> last activity (logical TTL, pruned by score)
+``vec:{person}``          hash         model version -> float32 bytes
+``active``                sorted set   person -> last activity (logical TTL, pruned by score)
 ``pop:{segment}``         sorted set   item -> log-space decayed score (see :mod:`.decay`)
 ``co:{item}``             sorted set   neighbour -> co-occurrence count, top ``neighbours_cap``
 ========================  ===========  ======================================================
+
+``{person}`` is never a plain user or anonymous id: it is a keyed hash of the tenant and the id
+(HMAC-SHA256, :class:`SubjectKeys`), so key names and set members carry no identifier a Redis dump,
+``MONITOR`` or a slow log could reveal, and nothing names a person once their keys are deleted.
+The key is ``redis_key_secret`` from the settings, else a random secret generated once and kept
+under ``{prefix}:_subject_secret``. Keys written by releases before 2026-12 used plain ids; they
+are no longer read and expire by their TTL (``user_ttl``; the person cache's generations after a
+day), and an erasure deletes a person's old plain-id keys too.
 
 Per-user keys carry a TTL of ``user_ttl`` refreshed on every write, so memory follows active
 users. An :meth:`apply` costs two round trips per batch (read the users' last log entries for
@@ -18,7 +26,12 @@ Every Redis failure surfaces as :class:`personify.domain.errors.Unavailable`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -170,6 +183,52 @@ TRENDING_REFRESH_S = 1.0
 events; what the person themself did is read fresh on every request)."""
 
 
+SECRET_KEY = "_subject_secret"
+"""``{prefix}:_subject_secret``: the generated key of :class:`SubjectKeys` without a configured
+secret."""
+
+
+class SubjectKeys:
+    """``(tenant, person) -> key name part``: HMAC-SHA256 of ``tenant NUL person`` (32 hex
+    characters), memoized in a bounded LRU (the ingestion hot path hashes each person once).
+
+    ``secret`` is the deployment's ``redis_key_secret``; without it a random secret is generated
+    once and kept in Redis (``SET NX``), so every process on the same Redis and prefix agrees.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, secret: bytes | None = None,
+                 max_entries: int = 200_000) -> None:
+        self._client, self._prefix = client, prefix
+        self._secret = secret
+        self.max_entries = max_entries
+        self._memo: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _key(self) -> bytes:
+        if self._secret is None:
+            name = f"{self._prefix}:{SECRET_KEY}"
+            with _translated("subject secret"):
+                self._client.set(name, os.urandom(32).hex(), nx=True)
+                raw = self._client.get(name)
+            if raw is None:  # pragma: no cover - deleted between the two calls
+                raise Unavailable("Redis lost the subject secret", field="redis_url")
+            self._secret = raw if isinstance(raw, bytes) else str(raw).encode()
+        return self._secret
+
+    def __call__(self, tenant: str, person: str) -> str:
+        memo = (tenant, person)
+        found = self._memo.get(memo)
+        if found is not None:
+            return found
+        digest = hmac.new(self._key(), f"{tenant}\x00{person}".encode(),
+                          hashlib.sha256).hexdigest()[:32]
+        with self._lock:
+            self._memo[memo] = digest
+            if len(self._memo) > self.max_entries:
+                self._memo.popitem(last=False)
+        return digest
+
+
 class RedisOnlineState:
     """The shared :class:`~personify.storage.online.port.OnlineState` on Redis."""
 
@@ -178,10 +237,14 @@ class RedisOnlineState:
         client: redis.Redis,
         prefix: str = "personify",
         config: OnlineStateConfig | None = None,
+        *,
+        key_secret: bytes | None = None,
     ) -> None:
         self.config = config or OnlineStateConfig()
         self.prefix = prefix
         self._client = client
+        self.subject = SubjectKeys(client, prefix, key_secret)
+        """Person -> the hashed name part of their keys (shared with the person cache)."""
         self._lam = decay_rate(self.config.half_life)
         self._ttl_ms = int(self.config.user_ttl.total_seconds() * 1000)
         self._trending: dict[tuple[str, str, int], tuple[float, list[tuple[bytes, float]]]] = {}
@@ -201,6 +264,7 @@ class RedisOnlineState:
         config: OnlineStateConfig | None = None,
         *,
         check: bool = True,
+        key_secret: bytes | None = None,
     ) -> RedisOnlineState:
         """Connect and (when ``check``) ping, or raise :class:`Unavailable`.
 
@@ -216,14 +280,20 @@ class RedisOnlineState:
             )
             if check:
                 client.ping()
-        return cls(client, prefix, config)
+        return cls(client, prefix, config, key_secret=key_secret)
 
     def _key(self, tenant: str, *parts: str) -> str:
         return ":".join((self.prefix, tenant, *parts))
 
-    def _user_keys(self, tenant: str, user: str) -> dict[str, str]:
+    def _member(self, tenant: str, user: str) -> str:
+        """The person's name in keys and in the ``active`` set (never the plain id)."""
+        return self.subject(tenant, user)
+
+    def _user_keys(self, tenant: str, user: str, *, plain: bool = False) -> dict[str, str]:
+        """The person's keys (``plain``: the names releases before 2026-12 used)."""
+        member = user if plain else self._member(tenant, user)
         names = ("log", *_MARKS, "vec")
-        return {name: self._key(tenant, name, user) for name in names}
+        return {name: self._key(tenant, name, member) for name in names}
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -246,8 +316,9 @@ class RedisOnlineState:
         with _translated("apply"):
             pipe = self._client.pipeline(transaction=False)
             for user in users:
-                pipe.zscore(active, user)
-                pipe.lrange(self._key(tenant, "log", user), 0, self.config.session_window - 1)
+                pipe.zscore(active, self._member(tenant, user))
+                pipe.lrange(self._user_keys(tenant, user)["log"], 0,
+                            self.config.session_window - 1)
             found = pipe.execute()
         histories: dict[str, list[ch.Entry]] = {}
         stale: list[str] = []
@@ -282,7 +353,7 @@ class RedisOnlineState:
             ]
             rows.append([keys["log"], [_encode(e) for e in mine.entries], marks,
                          list(keys.values())])
-            seen.extend((user, mine.last_ts))
+            seen.extend((self._member(tenant, user), mine.last_ts))
         payload = {
             "users": rows,
             "recent_cap": self.config.recent_cap,
@@ -333,7 +404,7 @@ class RedisOnlineState:
         keys = self._user_keys(tenant, user)
         with _translated("user_state"):
             pipe = self._client.pipeline(transaction=False)
-            pipe.zscore(self._key(tenant, "active"), user)
+            pipe.zscore(self._key(tenant, "active"), self._member(tenant, user))
             pipe.lrange(keys["log"], 0, -1)
             for name in _MARKS:
                 pipe.zrange(keys[name], 0, -1, withscores=True)
@@ -419,12 +490,13 @@ class RedisOnlineState:
         """Store the vector as float32 bytes in the user's ``vec`` hash."""
         validate_tenant_id(tenant)
         data = check_vector(vector).tobytes()
-        key = self._key(tenant, "vec", user)
+        key = self._user_keys(tenant, user)["vec"]
         with _translated("set_user_vector"):
             pipe = self._client.pipeline(transaction=False)
             pipe.hset(key, model_version, data)
             pipe.pexpire(key, self._ttl_ms)
-            pipe.zadd(self._key(tenant, "active"), {user: ch.to_epoch(now)}, gt=True)
+            pipe.zadd(self._key(tenant, "active"), {self._member(tenant, user): ch.to_epoch(now)},
+                      gt=True)
             pipe.execute()
 
     def get_user_vector(
@@ -434,8 +506,8 @@ class RedisOnlineState:
         validate_tenant_id(tenant)
         with _translated("get_user_vector"):
             pipe = self._client.pipeline(transaction=False)
-            pipe.zscore(self._key(tenant, "active"), user)
-            pipe.hget(self._key(tenant, "vec", user), model_version)
+            pipe.zscore(self._key(tenant, "active"), self._member(tenant, user))
+            pipe.hget(self._user_keys(tenant, user)["vec"], model_version)
             last, data = pipe.execute()
         if data is None or ch.expired(last, ch.to_epoch(now), self.config):
             return None
@@ -444,19 +516,23 @@ class RedisOnlineState:
     # -- erasure and identity -----------------------------------------------------------------
 
     def forget_user(self, tenant: str, user: str) -> None:
-        """Delete the user's keys and subtract their logged contributions, atomically."""
+        """Delete the user's keys and subtract their logged contributions, atomically (then
+        the same for keys an older release wrote under the plain id, if any are left)."""
         validate_tenant_id(tenant)
-        keys = self._user_keys(tenant, user)
         with _translated("forget_user"):
-            raw = cast(list[bytes], self._client.lrange(keys["log"], 0, -1))
-            log = [_decode(r) for r in reversed(raw)]
-            pipe = self._client.pipeline(transaction=True)
-            self._write_popularity(pipe, tenant, ch.popularity_of(log, self.config), "-", 0.0)
-            removed = ch.session_pairs((), log, self.config)
-            self._write_pairs(pipe, tenant, {p: -n for p, n in removed.items()})
-            pipe.delete(*keys.values())
-            pipe.zrem(self._key(tenant, "active"), user)
-            pipe.execute()
+            for plain in (False, True):
+                keys = self._user_keys(tenant, user, plain=plain)
+                raw = cast(list[bytes], self._client.lrange(keys["log"], 0, -1))
+                log = [_decode(r) for r in reversed(raw)]
+                pipe = self._client.pipeline(transaction=True)
+                self._write_popularity(pipe, tenant, ch.popularity_of(log, self.config), "-",
+                                       0.0)
+                removed = ch.session_pairs((), log, self.config)
+                self._write_pairs(pipe, tenant, {p: -n for p, n in removed.items()})
+                pipe.delete(*keys.values())
+                pipe.zrem(self._key(tenant, "active"),
+                          user if plain else self._member(tenant, user))
+                pipe.execute()
 
     def merge_users(
         self, tenant: str, anonymous_key: str, user_id: str, *, now: datetime | None = None
@@ -491,9 +567,9 @@ class RedisOnlineState:
             if vectors:
                 pipe.hset(target["vec"], mapping=vectors)
             active = self._key(tenant, "active")
-            pipe.zrem(active, key)
+            pipe.zrem(active, self._member(tenant, key))
             last = max(anon["last"], user["last"] if user["last"] is not None else anon["last"])
-            pipe.zadd(active, {user_id: last}, gt=True)
+            pipe.zadd(active, {self._member(tenant, user_id): last}, gt=True)
             for name in target.values():
                 pipe.pexpire(name, self._ttl_ms)
             self._write_pairs(pipe, tenant, delta)
@@ -502,7 +578,7 @@ class RedisOnlineState:
     def _read_whole(self, tenant: str, user: str) -> dict[str, Any]:
         keys = self._user_keys(tenant, user)
         pipe = self._client.pipeline(transaction=False)
-        pipe.zscore(self._key(tenant, "active"), user)
+        pipe.zscore(self._key(tenant, "active"), self._member(tenant, user))
         pipe.lrange(keys["log"], 0, -1)
         for name in _MARKS:
             pipe.zrange(keys[name], 0, -1, withscores=True)

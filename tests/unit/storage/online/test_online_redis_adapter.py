@@ -83,9 +83,11 @@ def test_keys_stay_under_the_tenant_prefix_and_user_keys_expire(
     client = redis.Redis.from_url(redis_url)
     keys = sorted(k.decode() for k in client.scan_iter(match=f"{redis_prefix}:*"))
     base = f"{redis_prefix}:{TENANT}:"
-    assert keys and all(k.startswith(base) for k in keys)
+    secret = f"{redis_prefix}:_subject_secret"  # generated once (no redis_key_secret set)
+    assert keys and all(k.startswith(base) for k in keys if k != secret)
+    person = state.subject(TENANT, "u1")
     for name in ("log", "seen", "bought", "vec"):
-        remaining = client.pttl(f"{base}{name}:u1")
+        remaining = client.pttl(f"{base}{name}:{person}")
         assert 0 < remaining <= ttl.total_seconds() * 1000, name
     assert client.pttl(f"{base}pop:country:DE") > 0
     client.close()
@@ -116,3 +118,38 @@ def test_every_call_on_a_dead_server_raises_unavailable() -> None:
         with pytest.raises(Unavailable):
             call()
     state.close()
+
+
+def test_key_names_never_carry_plain_ids_and_erasure_leaves_none(
+    redis_url: str, redis_prefix: str
+) -> None:
+    secret = b"s" * 32
+    state = RedisOnlineState.from_url(redis_url, redis_prefix, key_secret=secret)
+    other = RedisOnlineState.from_url(redis_url, redis_prefix, key_secret=secret)
+    client = redis.Redis.from_url(redis_url)
+    # a key an older release wrote under the plain id, still alive until its TTL
+    client.rpush(f"{redis_prefix}:{TENANT}:log:anon:cookie-7", "[1.0,\"view\",\"a\",[]]")
+    state.apply(TENANT, [event("alice-42", "a", T0, "purchase"), event("anon:cookie-7", "b", T0)],
+                now=T0)
+    state.set_user_vector(TENANT, "m1", "alice-42", np.ones(2), now=T0)
+    assert other.user_state(TENANT, "alice-42", now=T0).recent, "processes agree on the names"
+
+    def names() -> list[str]:
+        return [k.decode() for k in client.scan_iter(match=f"{redis_prefix}:*")]
+
+    def members() -> set[str]:
+        return {m.decode() for m in client.zrange(f"{redis_prefix}:{TENANT}:active", 0, -1)}
+
+    assert not [n for n in names() if "alice-42" in n], "no plain user id in a key name"
+    assert "alice-42" not in members() and len(members()) == 2
+    assert f"{redis_prefix}:_subject_secret" not in names(), "the configured secret is used"
+    for person in ("alice-42", "anon:cookie-7"):
+        state.forget_user(TENANT, person)
+    assert not [n for n in names() if "alice-42" in n or "cookie-7" in n]
+    assert not [n for n in names() if state.subject(TENANT, "alice-42") in n]
+    assert members() == set()
+    keyed = RedisOnlineState.from_url(redis_url, f"{redis_prefix}:x", key_secret=b"t" * 32)
+    assert keyed.subject(TENANT, "alice-42") != state.subject(TENANT, "alice-42")
+    for opened in (state, other, keyed):
+        opened.close()
+    client.close()
