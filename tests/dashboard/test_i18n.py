@@ -9,6 +9,7 @@ from importlib import resources
 import pytest
 
 from personify.dashboard.i18n import LANG_COOKIE, Translator, catalogue, negotiate
+from personify.insights.text import EMOTIONS
 
 from .conftest import TestClient
 
@@ -24,6 +25,8 @@ DYNAMIC_PREFIXES = {
     "flash_": ["promoted", "rolled_back"],
     "not_configured_": ["engine", "outbox"],
     "age_": ["days", "hours", "minutes", "now"],
+    "sentiment_": ["negative", "neutral", "positive"],
+    "emotion_": list(EMOTIONS),
 }
 CODE_KEYS = ["login_failed", "login_expired", "login_throttled", "login_not_admin",
              "erase_confirm_mismatch", "click_recorded", "click_rejected",
