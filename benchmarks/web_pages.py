@@ -3,7 +3,8 @@ with the ratio to a bare FastAPI endpoint measured by the same open-loop load ge
 same run (as benchmarks/serving.py does).
 
 Data: the first 2,000 Gowalla users of the LightGCN split (their check-ins as views, the places
-as items in 50 areas), a model trained as ``personify train`` would, the server started as
+as items in 50 areas), a model trained as ``personify train`` would (without the learned blend
+and the ranker: minutes, not tens of minutes, on the shared machine), the server started as
 ``personify serve`` would (one uvicorn worker, opt-out consent regime). The home page is defined
 with five rows (because you viewed, recommended, popular in the person's area, new for you,
 continue where you left off), ten items each; every request is a different person (cycling over
@@ -102,7 +103,8 @@ def main() -> None:
     models = FileModelStore(work / "models")
     if not models.promoted_version("default"):
         stores = open_stores(db_url)
-        train_tenant(stores.events, models, "default", TrainingConfig(),
+        train_tenant(stores.events, models, "default",
+                     TrainingConfig(learn_blend=False, train_ranker=False),
                      catalog=stores.catalog, users=stores.users)
         stores.close()
     port = free_port()

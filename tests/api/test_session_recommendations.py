@@ -86,14 +86,24 @@ def _tables(folder: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _in_process(app: FastAPI) -> bytes:
-    """The in-process online state and the chain's anti-repetition marks, pickled."""
-    engine = app.state.runtime.engine
+    """The in-process online state, the chain's anti-repetition marks, the insights cache and
+    the per-person erasure / experiment caches, pickled."""
+    runtime = app.state.runtime
+    engine = runtime.engine
     state = getattr(engine.state, "_tenants", None)
     tenants = {
         name: (sorted(t.users), copy.deepcopy(t.popularity), copy.deepcopy(t.co))
         for name, t in (state or {}).items()
     }
-    return pickle.dumps((tenants, repr(vars(engine.service.shown))))
+    insights = sorted(getattr(runtime.insights, "_cache", {}))
+    return pickle.dumps((tenants, repr(vars(engine.service.shown)), insights))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file but the SQLite databases (compared row by row): model files, insights and
+    segment artefacts."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".db" not in p.name}
 
 
 def _session_body(**fields: Any) -> dict[str, Any]:
@@ -158,6 +168,7 @@ def test_nothing_about_the_visitor_is_stored_or_logged(
 ) -> None:
     _flush(app)
     before_sql, before_memory = _tables(tmp_path), _in_process(app)
+    before_files = _files(tmp_path)
     assert any(name.endswith("_events") for name in before_sql), sorted(before_sql)
     assert any(name.startswith("personify.messaging.db:") for name in before_sql)
     caplog.clear()
@@ -174,6 +185,7 @@ def test_nothing_about_the_visitor_is_stored_or_logged(
     changed = [name for name in after_sql if after_sql[name] != before_sql.get(name)]
     assert changed == [], f"tables changed by session requests: {changed}"
     assert after_memory == before_memory, "the online state or the chain kept something"
+    assert _files(tmp_path) == before_files, "a file was written"
     logged = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
     for secret in [*SESSION, *shown, rec_id]:
         assert secret not in logged, f"{secret!r} appears in the logs"
