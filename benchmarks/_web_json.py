@@ -12,12 +12,24 @@ from typing import Any
 from _report import RESULTS_DIR, hardware
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no infinity (a latency the server never answered within): null instead."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def merge_web_results(metrics: dict[str, Any], *, command: str) -> Path:
     path = RESULTS_DIR / "web.json"
+    metrics = _finite(metrics)
     body: dict[str, Any] = {}
     if path.exists():
         body = json.loads(path.read_text(encoding="utf-8"))
-    merged = {**body.get("metrics", {}), **metrics}
+    merged = _finite({**body.get("metrics", {}), **metrics})
     commands = dict(body.get("commands", {}))
     for key in metrics:
         commands[key] = command

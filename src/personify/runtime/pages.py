@@ -23,6 +23,7 @@ messaging definitions); ``home`` exists without one (:data:`DEFAULT_HOME`)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +52,8 @@ KIND = "page"
 """The definitions table's kind of page documents."""
 DEFAULT_PAGE = "home"
 MAX_ROWS = 20
+DEFINITION_TTL_S = 5.0
+"""How long a process serves a page definition before reading it again."""
 MAX_ROW_ITEMS = 50
 LANGUAGES = ("en", "ru")
 Language = Literal["en", "ru"]
@@ -238,7 +241,7 @@ class Pages:
         self.service = service
         self.points = points
         self.clock = clock
-        self._cache: dict[tuple[str, str], tuple[datetime | None, PageDefinition]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, PageDefinition | None]] = {}
 
     # -- definitions ------------------------------------------------------------------------
 
@@ -247,19 +250,27 @@ class Pages:
         return sorted({DEFAULT_PAGE, *stored})
 
     def definition(self, tenant: str, name: str) -> PageDefinition:
-        """The stored definition, the default ``home``, or NotFound naming ``name``."""
+        """The stored definition, the default ``home``, or NotFound naming ``name``. Read
+        from the database at most every :data:`DEFINITION_TTL_S` seconds per page (a change
+        made through another process is served within that time; through this one at once)."""
+        now = time.monotonic()
+        cached = self._cache.get((tenant, name))
+        if cached is not None and now - cached[0] < DEFINITION_TTL_S:
+            if cached[1] is None:
+                raise self._missing(tenant, name)
+            return cached[1]
         stored = self.definitions.get(tenant, KIND, name)
         if stored is None:
-            if name == DEFAULT_PAGE:
-                return DEFAULT_HOME
-            raise NotFound(f"no page {name!r}", field="name",
-                           accepted=", ".join(self.names(tenant)))
-        cached = self._cache.get((tenant, name))
-        if cached is not None and cached[0] == stored.updated_at:
-            return cached[1]
-        page = PageDefinition.model_validate(stored.body)
-        self._cache[(tenant, name)] = (stored.updated_at, page)
+            page = DEFAULT_HOME if name == DEFAULT_PAGE else None
+        else:
+            page = PageDefinition.model_validate(stored.body)
+        self._cache[(tenant, name)] = (now, page)
+        if page is None:
+            raise self._missing(tenant, name)
         return page
+
+    def _missing(self, tenant: str, name: str) -> NotFound:
+        return NotFound(f"no page {name!r}", field="name", accepted=", ".join(self.names(tenant)))
 
     def is_defined(self, tenant: str, name: str) -> bool:
         return self.definitions.get(tenant, KIND, name) is not None
