@@ -137,6 +137,8 @@ def main() -> None:
         print("pages", got, flush=True)
         metrics["pages_home_at_200rps"] = got
         metrics["pages_home_p99_ms"] = got["p99_ms"]
+        metrics["pages_home_200rps_held"] = got["dropped"] == 0 and got["errors"] == 0
+        metrics["pages_home_achieved_rps_at_200"] = got["achieved_rps"]
         # what one worker sustains on this machine: closed loop, 4 connections
         closed = load(port, 0, args.seconds, bodies, closed=True, connections=4)
         print("closed loop", closed, flush=True)
