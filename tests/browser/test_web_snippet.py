@@ -150,6 +150,8 @@ def test_events_made_offline_arrive_exactly_once(
     tab.goto("/demo-shop")
     anon = accept(tab)
     wait_for(lambda: events_of(stores, anon), "the first batch")
+    wait_for(lambda: tab.evaluate("localStorage.getItem('personify:queue')") == "[]",
+             "the first batch acknowledged")
     tab.context.set_offline(True)
     for nth in range(3):
         tab.click(f"[data-personify-track=add_to_cart] >> nth={nth}")
