@@ -9,7 +9,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,9 +18,12 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from personify.testing.clocks import daytime_zone, real_now
 from personify.testing.cluster import Cluster
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.real_clock, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600),
+]
 
 ADMIN = "reconnect-admin-key-0123456789abcdef"
 TRACKING = "reconnect-tracking-secret-0123456789"
@@ -67,10 +70,14 @@ def _enqueue(postgres_url: str, hook: str, tmp_path: Path) -> None:
                         model_dir=str(tmp_path / "models"), webhook_allow_http=True,
                         webhook_allow_hosts=["127.0.0.1"])
     h = {"Authorization": f"Bearer {ADMIN}"}
-    with TestClient(create_app(settings)) as client:
+    # the real clock, like the worker it hands the outbox to (a moved suite clock would date
+    # the messages hours away from it)
+    with TestClient(create_app(settings, clock=real_now)) as client:
         for u in range(MESSAGES):
-            assert client.put(f"/v1/users/p{u}", json={"profile": {}}, headers=h).status_code \
-                == 200
+            # the worker is a child process on the real clock (a moved suite clock does not
+            # reach it): the people live where it is midday now, outside quiet hours
+            profile = {"profile": {"time_zone": daytime_zone()}}
+            assert client.put(f"/v1/users/p{u}", json=profile, headers=h).status_code == 200
             assert client.post(f"/v1/users/p{u}/consents", headers=h, json={
                 "purpose": "push_marketing", "state": "granted"}).status_code == 201
         assert client.put("/v1/messaging/channels/push", headers=h,
@@ -81,7 +88,7 @@ def _enqueue(postgres_url: str, hook: str, tmp_path: Path) -> None:
                           headers=h).status_code == 200
         sent = client.post("/v1/messaging/campaigns", headers=h, json={
             "name": "news", "template": "news", "channel": "push",
-            "send_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()})
+            "send_at": (real_now() - timedelta(minutes=1)).isoformat()})
         assert sent.status_code == 200 and sent.json()["enqueued"] == MESSAGES, sent.text
 
 

@@ -29,3 +29,25 @@ def daytime_clock() -> Clock:
     """A running clock at 12:00 UTC: outside the default quiet hours (21:00-08:00 local) of a
     person in any time zone from UTC-8 to UTC+8."""
     return shifted_clock(time(12, 0))
+
+
+def real_now() -> datetime:
+    """The real time, even while the suite's clock is moved (``PERSONIFY_TEST_WALL_CLOCK`` moves
+    the test process only, through time-machine): what a child process — a server or a worker
+    started by the test — reads."""
+    try:
+        import time_machine
+    except ImportError:  # pragma: no cover - time-machine is a dev dependency
+        return datetime.now(UTC)
+    if time_machine.escape_hatch.is_travelling():
+        return datetime.fromtimestamp(time_machine.escape_hatch.time.time(), UTC)
+    return datetime.now(UTC)
+
+
+def daytime_zone(now: datetime | None = None) -> str:
+    """An IANA zone where it is 12:xx local at ``now`` (the real time by default): people living
+    there are outside the default quiet hours (21:00-08:00 local) whenever a test runs, also in
+    child processes that read the real clock."""
+    hour = (now or real_now()).astimezone(UTC).hour
+    offset = 12 - hour  # -11 .. +12 hours from UTC
+    return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # Etc/GMT-5 is UTC+5
