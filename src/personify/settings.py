@@ -96,6 +96,17 @@ class Settings(BaseSettings):
         description="server logs: one JSON object per line (request id, route template, status, "
         "duration; never a person's id) or plain text",
     )
+    tracing: Literal["off", "console", "otlp"] = Field(
+        default="off",
+        description="OpenTelemetry tracing of requests and the serving chain's stages (needs "
+        "the otel extra): otlp exports over OTLP/HTTP to tracing_endpoint, console prints spans",
+    )
+    tracing_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces (unset: "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else the exporter's default)",
+    )
+    tracing_service_name: str = Field(default="personify", min_length=1)
     max_request_bytes: int = 16 * 1024 * 1024
     rate_limit_per_minute: int = Field(
         default=0, ge=0,

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from personify.domain.tracing import span
 from personify.runtime.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
 from personify.runtime.metrics import Metrics
 
@@ -64,17 +65,23 @@ class RequestObservability:
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = route_template(scope)
-            method = scope.get("method", "GET")
-            self.metrics.http_requests.labels(method, route, str(status)).observe(elapsed)
-            log.log(
-                logging.DEBUG if route in PROBES else logging.INFO,
-                "%s %s %d %.1fms", method, route, status, elapsed * 1000,
-                extra={"request_id": request_id, "method": method, "route": route,
-                       "status": status, "duration_ms": round(elapsed * 1000, 2)},
-            )
-            request_id_var.reset(token)
+        method = scope.get("method", "GET")
+        with span("personify.request", {"http.request.method": method}) as traced:
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = route_template(scope)
+                if traced is not None:  # OpenTelemetry's HTTP server conventions, no raw path
+                    traced.update_name(f"{method} {route}")
+                    traced.set_attribute("http.route", route)
+                    traced.set_attribute("http.response.status_code", status)
+                    traced.set_attribute("personify.request_id", request_id)
+                self.metrics.http_requests.labels(method, route, str(status)).observe(elapsed)
+                log.log(
+                    logging.DEBUG if route in PROBES else logging.INFO,
+                    "%s %s %d %.1fms", method, route, status, elapsed * 1000,
+                    extra={"request_id": request_id, "method": method, "route": route,
+                           "status": status, "duration_ms": round(elapsed * 1000, 2)},
+                )
+                request_id_var.reset(token)

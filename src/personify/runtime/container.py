@@ -39,6 +39,7 @@ from personify.runtime.metrics import Metrics
 from personify.runtime.networking import introduction_notifier
 from personify.runtime.pages import Pages
 from personify.runtime.segment.mapping import SegmentMapper
+from personify.runtime.tracing import start_tracing
 from personify.settings import DEMO_ADMIN_KEY, DEMO_BROWSER_KEY, Settings
 from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
@@ -81,6 +82,7 @@ class Runtime:
     owns_stores: bool = False
     _lifecycle: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stop_tracing: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def privacy(self) -> PrivacyRuntime:
@@ -106,6 +108,10 @@ class Runtime:
         ``personify messages worker``, which runs the loop in the foreground)."""
         loop = self.settings.messaging_enabled if messaging_loop is None else messaging_loop
         with self._lifecycle:
+            if not self._stop_tracing:
+                stop = start_tracing(self.settings)
+                if stop is not None:
+                    self._stop_tracing.append(stop)
             self.engine.start()
             if loop:
                 self.messaging.start()
@@ -121,6 +127,8 @@ class Runtime:
             self.engine.close()
             if self.owns_stores:
                 self.stores.close()
+            while self._stop_tracing:
+                self._stop_tracing.pop()()
 
 
 def build_runtime(

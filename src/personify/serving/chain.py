@@ -14,6 +14,7 @@ from personify.domain.errors import InvalidInput, Unavailable
 from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.limits import MAX_LIST_LENGTH
+from personify.domain.tracing import span
 from personify.domain.users import User
 from personify.serving.bundle import ModelBundle
 from personify.serving.catalog import CatalogSnapshot
@@ -169,21 +170,34 @@ class RecommendationService:
         what must not be shown (:meth:`_excluded`), the candidate pool (:meth:`_gather`),
         ranking (:meth:`_rank`), rules and diversity (:meth:`_arrange`), the answer and its
         impression (:meth:`_respond`)."""
-        scope = self._scope(tenant, request, bundle)
-        plan = self._plan(scope)
-        # explicit exclusions, the user themself, their own items and what they muted hold even
-        # without personalization (user_state is None then: no history is used)
-        excluded = self._excluded(tenant, request, scope.user_state, scope.catalog, scope.now)
-        repeating = self.registry.repeating()
-        rebuy = (
-            self._excluded(tenant, request, scope.user_state, scope.catalog, scope.now,
-                           bought=False)
-            if any(name in repeating for name, _, _ in plan) else excluded
-        )
-        pool, used = self._gather(scope, plan, excluded, rebuy)
-        ranked = self._rank(pool, scope.catalog, request, scope.bundle, scope)
-        chosen = self._arrange(ranked, scope.catalog, request, excluded, scope.now)
-        return self._respond(scope, chosen, used)
+        with span("personify.recommend", {"n": request.n}) as traced:
+            with span("personify.recommend.scope"):
+                scope = self._scope(tenant, request, bundle)
+            plan = self._plan(scope)
+            # explicit exclusions, the user themself, their own items and what they muted hold
+            # even without personalization (user_state is None then: no history is used)
+            with span("personify.recommend.exclusions"):
+                excluded = self._excluded(
+                    tenant, request, scope.user_state, scope.catalog, scope.now
+                )
+                repeating = self.registry.repeating()
+                rebuy = (
+                    self._excluded(tenant, request, scope.user_state, scope.catalog, scope.now,
+                                   bought=False)
+                    if any(name in repeating for name, _, _ in plan) else excluded
+                )
+            with span("personify.recommend.gather", {"sources": len(plan)}):
+                pool, used = self._gather(scope, plan, excluded, rebuy)
+            with span("personify.recommend.rank", {"candidates": len(pool)}):
+                ranked = self._rank(pool, scope.catalog, request, scope.bundle, scope)
+            with span("personify.recommend.arrange"):
+                chosen = self._arrange(ranked, scope.catalog, request, excluded, scope.now)
+            result = self._respond(scope, chosen, used)
+            if traced is not None:
+                traced.set_attribute("personalized", result.personalized)
+                traced.set_attribute("items", len(result.items))
+                traced.set_attribute("model_version", result.model_version or "")
+            return result
 
     def scope_for(self, tenant: str, request: RecommendationRequest) -> RequestScope:
         """The request's person as the chain sees them (consent, restriction, profile, live
@@ -352,7 +366,10 @@ class RecommendationService:
             else:
                 excluded, decided = excluded_all, decisions
             try:
-                found = source.candidates(scope, asked)
+                with span("personify.source", {"source": name}) as traced:
+                    found = source.candidates(scope, asked)
+                    if traced is not None:
+                        traced.set_attribute("candidates", len(found))
             except Unavailable as exc:
                 scope.warnings.append(f"source {name} unavailable: {exc.message}")
                 continue
