@@ -223,8 +223,8 @@ def test_pages_and_session_recommendations_through_both_clients(
         assert [r["title"] for r in shown["rows"]] == ["Свежее"]
         assert len(shown["rows"][0]["items"]) == 3
         answer = client.recommend_session(["b1", {"item_id": "b2", "type": "add_to_cart"}], n=4)
-        assert answer["recommendation_id"] and answer["items"]
-        assert not {"b1", "b2"} & {i["item_id"] for i in answer["items"]}
+        assert answer.recommendation_id and answer.items
+        assert not {"b1", "b2"} & set(answer.item_ids)
         with pytest.raises(InvalidInput) as bad:
             client.recommend_session(["b1"], n=0)
         assert bad.value.field is not None and "n" in bad.value.field
@@ -238,6 +238,6 @@ def test_pages_and_session_recommendations_through_both_clients(
             home = await client.page("home")
             assert "rows" in home
             answer = await client.recommend_session(["b3"], n=2)
-            assert len(answer["items"]) == 2
+            assert len(answer.items) == 2
 
     asyncio.run(run())

@@ -1,13 +1,18 @@
-"""A small typed Python client for the Personify HTTP API (sync and async, on httpx)."""
+"""A typed Python client for the Personify HTTP API (sync and async, on httpx). Every public
+route has a method on both clients, defined once in :mod:`personify.client._calls`."""
 
 from personify.client.async_client import AsyncPersonifyClient
 from personify.client.results import (
     BulkResult,
     Consents,
     CreatedKey,
+    Decision,
     ErasureReceipt,
     EventAck,
     IngestResult,
+    RankedAction,
+    Recommendations,
+    RecommendedItem,
     RejectedRecord,
 )
 from personify.client.sync import PersonifyClient
@@ -17,9 +22,13 @@ __all__ = [
     "BulkResult",
     "Consents",
     "CreatedKey",
+    "Decision",
     "ErasureReceipt",
     "EventAck",
     "IngestResult",
     "PersonifyClient",
+    "RankedAction",
+    "Recommendations",
+    "RecommendedItem",
     "RejectedRecord",
 ]

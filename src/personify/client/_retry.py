@@ -1,5 +1,7 @@
 """Retry policy: exponential backoff with jitter on connection errors, 429 and 5xx. Safe because
-Personify's writes are idempotent (events by event id, users and items by PUT)."""
+Personify's writes are idempotent (events by event id, users and items by PUT, campaigns per
+person); the few calls that are not (a key, a bandit decision, a consent record) are repeated
+only when the request surely did not reach the handler."""
 
 from __future__ import annotations
 
@@ -9,6 +11,10 @@ from dataclasses import dataclass
 import httpx
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+NOT_HANDLED_STATUSES = frozenset({429})
+"""Answers that say the request was refused before anything was done (rate limited)."""
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport errors raised before the request left the client."""
 
 
 @dataclass(frozen=True)
@@ -21,12 +27,14 @@ class RetryPolicy:
     cap: float = 10.0
 
     def should_retry(self, attempt: int, *, status: int | None = None,
-                     error: Exception | None = None) -> bool:
+                     error: Exception | None = None, idempotent: bool = True) -> bool:
         if attempt >= self.retries:
             return False
         if error is not None:
+            if not idempotent:
+                return isinstance(error, NOT_SENT_ERRORS)
             return isinstance(error, httpx.TransportError)
-        return status in RETRY_STATUSES
+        return status in (RETRY_STATUSES if idempotent else NOT_HANDLED_STATUSES)
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1``; honours a numeric Retry-After."""

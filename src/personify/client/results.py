@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from personify.domain.consents import ConsentRecord
+from personify.domain.items import Item
 from personify.domain.keys import ApiKey
 
 
@@ -55,6 +58,13 @@ class EventAck:
     event_id: str
     status: str
     """``stored``, or ``duplicate`` when the event id was already stored."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """Any other field of the answer (what the server filled in, for example)."""
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> EventAck:
+        rest = {k: v for k, v in body.items() if k not in ("event_id", "status")}
+        return cls(event_id=str(body["event_id"]), status=str(body["status"]), notes=rest)
 
 
 @dataclass
@@ -112,3 +122,57 @@ class CreatedKey:
 
     key: ApiKey
     secret: str
+
+
+class _Answer(BaseModel):
+    """An answer of the server: unknown fields from a newer server are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class RecommendedItem(_Answer):
+    item_id: str
+    score: float
+    source: str
+    """The candidate source that contributed most."""
+    explanation: str = ""
+    """Why, in the request's language (with ``explain=True``)."""
+    reasons: list[dict[str, Any]] = Field(default_factory=list)
+    item: Item | None = None
+    """The catalogue record (absent with ``include_items=False``)."""
+
+
+class Recommendations(_Answer):
+    """An answer of the recommendation calls (recommend, similar, bought together, rerank,
+    session)."""
+
+    recommendation_id: str
+    """Quote it as ``recommendation_id`` on later events to attribute clicks and buys."""
+    personalized: bool
+    model_version: str | None = None
+    sources: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    items: list[RecommendedItem] = Field(default_factory=list)
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [i.item_id for i in self.items]
+
+
+class RankedAction(_Answer):
+    id: str
+    rank: int
+    propensity: float
+    """Probability of this choice given the ranks above (log it for off-policy evaluation)."""
+    score: float
+
+
+class Decision(_Answer):
+    """A decision point's choice: send ``decision_id`` as ``recommendation_id`` on the reward
+    event."""
+
+    decision_id: str
+    point: str
+    policy: str
+    actions: list[RankedAction]
+    warnings: list[str] = Field(default_factory=list)
