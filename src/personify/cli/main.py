@@ -19,6 +19,7 @@ from personify.cli import (
     bulk,
     db,
     evaluate,
+    event_types,
     experiments,
     insights,
     keys,
@@ -56,6 +57,7 @@ GROUPS: dict[str, typer.Typer] = {
     "insights": insights.app,
     "networking": networking.app,
     "pages": pages.app,
+    "event-types": event_types.app,
     "worker": worker.app,
     # "privacy": privacy.app, ...
 }

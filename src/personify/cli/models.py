@@ -17,6 +17,7 @@ from rich.table import Table
 
 from personify.algorithms import available_models
 from personify.cli.context import state_of
+from personify.data.events import EventWeights
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
 from personify.jobs.selection import Selection, SelectionPlan
@@ -31,6 +32,7 @@ from personify.jobs.training import (
 )
 from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.runtime import open_runtime
+from personify.storage.sql.event_types import SqlEventTypes
 
 app = typer.Typer(help="List, promote and roll back trained model versions.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -175,6 +177,7 @@ def train(
     )
     if factors is not None:  # validated like the config's own default
         config = replace(config, factors=factors or None, factors_fixed=True)
+    config = replace(config, weights=tenant_weights(stores, tenant, config.weights))
     plan = None
     if select:
         store = runtime.model_store(settings.model_dir)
@@ -271,6 +274,8 @@ def _train_on_spark(
     state = state_of(ctx)
     settings = state.settings()
     stores = state.stores(settings)
+    config = replace(config, weights=tenant_weights(stores, tenant, config.weights))
+    custom_types = [*settings.custom_event_types, *_declared_types(stores, tenant)]
     runtime = open_runtime(stores, **settings.privacy_options())
     labels = {item.item_id: item.categories for item in stores.catalog.scan(tenant)
               if item.categories} if config.learn_blend else None
@@ -285,7 +290,7 @@ def _train_on_spark(
         try:
             with console.status("training on Spark") as status:
                 manifest = train_tenant_spark(
-                    SparkRun(spark, path, custom_event_types=settings.custom_event_types),
+                    SparkRun(spark, path, custom_event_types=custom_types),
                     runtime.model_store(settings.model_dir), tenant, config,
                     privacy=runtime.training(), labels=labels, promote=not no_promote,
                     progress=lambda done: status.update(f"training on Spark: {done} done"),
@@ -305,6 +310,20 @@ def _train_on_spark(
     for key in ("users", "items", "blend_weights", "spark_stages"):
         if key in manifest.metrics:
             console.print(f"  {key}: {manifest.metrics[key]}")
+
+
+def _declared_types(stores: Any, tenant: str) -> list[str]:
+    database = getattr(stores, "database", None)
+    return list(SqlEventTypes(database).declared(tenant)) if database is not None else []
+
+
+def tenant_weights(stores: Any, tenant: str, base: EventWeights) -> EventWeights:
+    """``base`` plus the training weights of the tenant's declared event types."""
+    database = getattr(stores, "database", None)
+    declared = SqlEventTypes(database).weights(tenant) if database is not None else {}
+    if not declared:
+        return base
+    return replace(base, weights={**base.weights, **declared})
 
 
 def _last_selection(store: ErasureAwareModelStore, tenant: str

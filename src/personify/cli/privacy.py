@@ -29,6 +29,7 @@ from personify.serving.model_registry import BundleRegistry
 from personify.settings import Settings
 from personify.storage.online import open_online_state
 from personify.storage.online.port import OnlineState
+from personify.storage.sql.event_types import SqlEventTypes
 
 app = typer.Typer(
     help="Data-subject requests (export, erase), retention purge, audit log.",
@@ -194,6 +195,9 @@ def retention_purge(
             accepted='retention_days in the config, e.g. {"view": 90, "*": 730}',
         )
     types = BUILTIN_EVENT_TYPES | set(settings.custom_event_types)
+    database = getattr(state_of(ctx).stores(settings), "database", None)
+    if database is not None:  # the tenant's declared types count as known for "*"
+        types |= set(SqlEventTypes(database).declared(tenant))
     deleted = runtime.retention.purge(runtime.events, tenant, known_types=types)
     for event_type, count in sorted(deleted.items()):
         console.print(f"{event_type}: {count} deleted")

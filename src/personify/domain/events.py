@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -213,26 +213,98 @@ class Event(BaseModel):
         return self.user_id if self.user_id is not None else f"anon:{self.anonymous_id}"
 
 
-class EventTypes:
-    """The event types one installation accepts: the built-in ones plus declared custom types."""
+MAX_EVENT_TYPE_WEIGHT = 100.0
+"""The largest training weight (in absolute value) a declared event type may carry."""
+MAX_DECLARED_EVENT_TYPES = 200
+"""How many event types one tenant may declare."""
 
-    def __init__(self, custom: Iterable[str] = ()) -> None:
+
+class EventTypeDefinition(BaseModel):
+    """A tenant's own event type, declared through ``PUT /v1/event-types/{name}`` or
+    ``personify event-types put``: what it means and how much it counts when training.
+
+    ``weight`` is the training weight of one event (a purchase counts 8, a view 1, a dislike
+    -4); ``None`` stores and accepts the events without using them as feedback. The online
+    state counts an event with a positive weight once in live popularity, like a view.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: ShortText | None = Field(
+        default=None, description="what the event means, for people reading the log"
+    )
+    weight: float | None = Field(
+        default=None, ge=-MAX_EVENT_TYPE_WEIGHT, le=MAX_EVENT_TYPE_WEIGHT, allow_inf_nan=False,
+        description="training weight of one event (negative = negative feedback; null = "
+        "stored, not used as feedback)",
+    )
+    needs_item: bool = Field(
+        default=False, description="events of this type must name item_id (about one item)"
+    )
+
+
+def check_custom_type_name(name: str) -> str:
+    """``name`` if it can be a declared event type (a machine name that no built-in type has),
+    else :class:`~personify.domain.errors.InvalidInput` naming the field ``name``."""
+    import re
+
+    from personify.domain.errors import InvalidInput
+
+    accepted = (f"1-{limits.MAX_NAME_LENGTH} characters: letters, digits, '_ . : -' "
+                "(not starting with '.', ':' or '-'), not a built-in type")
+    if not isinstance(name, str) or not re.fullmatch(
+        r"[A-Za-z0-9_][A-Za-z0-9_.:-]*", name
+    ) or len(name) > limits.MAX_NAME_LENGTH:
+        raise InvalidInput(f"invalid event type name {name!r}", field="name", accepted=accepted)
+    if name in BUILTIN_EVENT_TYPES:
+        raise InvalidInput(
+            f"{name!r} is a built-in event type; its meaning and weight are fixed",
+            field="name", accepted=accepted,
+        )
+    return name
+
+
+DeclaredTypes = Callable[[str], Mapping[str, EventTypeDefinition]]
+"""``tenant -> its declared event types`` (a cached read of the definitions store)."""
+
+
+class EventTypes:
+    """The event types one installation accepts: the built-in ones, the custom types of the
+    settings (every tenant) and, with ``declared``, each tenant's own declared types."""
+
+    def __init__(self, custom: Iterable[str] = (), *, declared: DeclaredTypes | None = None
+                 ) -> None:
         self.custom = frozenset(custom)
         self.accepted = BUILTIN_EVENT_TYPES | self.custom
+        self.declared = declared
 
-    def check(self, event: Event, *, now: datetime | None = None) -> list[tuple[str, str, str]]:
+    def of_tenant(self, tenant: str | None) -> Mapping[str, EventTypeDefinition]:
+        """The types ``tenant`` declared (empty without a declared-types reader)."""
+        if tenant is None or self.declared is None:
+            return {}
+        return self.declared(tenant)
+
+    def check(
+        self, event: Event, *, now: datetime | None = None, tenant: str | None = None
+    ) -> list[tuple[str, str, str]]:
         """Return the problems of an otherwise well-formed event as (field, message, accepted)."""
         problems: list[tuple[str, str, str]] = []
-        if event.type not in self.accepted:
+        declared = self.of_tenant(tenant) if event.type not in self.accepted else {}
+        definition = declared.get(event.type)
+        if event.type not in self.accepted and definition is None:
             problems.append(
                 (
                     "type",
                     f"unknown event type {event.type!r}",
-                    "one of " + ", ".join(sorted(self.accepted))
-                    + " (declare custom types with PERSONIFY_CUSTOM_EVENT_TYPES)",
+                    "one of " + ", ".join(sorted(self.accepted | set(declared)))
+                    + " (declare your own with PUT /v1/event-types/{name} or "
+                    "`personify event-types put`)",
                 )
             )
-        if event.type in ITEM_EVENT_TYPES and event.item_id is None and not (
+        needs_item = event.type in ITEM_EVENT_TYPES or (
+            definition is not None and definition.needs_item
+        )
+        if needs_item and event.item_id is None and not (
             event.type == EventType.IMPRESSION and event.item_ids
         ):
             problems.append(

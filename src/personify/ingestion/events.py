@@ -60,7 +60,7 @@ class EventIngestor:
         self._prefetch_erasures(tenant, [event for _, event in valid])
         accepted: list[Event] = []
         for index, event in valid:
-            problems = self.event_types.check(event, now=now)
+            problems = self.event_types.check(event, now=now, tenant=tenant)
             if problems:
                 field, message, accepted_values = problems[0]
                 rejected.append(

@@ -17,6 +17,7 @@ from personify.domain.users import User
 from personify.ingestion import EventIngestor, Rejection, validate_each
 from personify.jobs.import_report import RowError
 from personify.storage.ports import CatalogStore, EventStore, UserStore
+from personify.storage.sql.event_types import SqlEventTypes
 
 
 class ImportStores(Protocol):
@@ -65,8 +66,11 @@ def default_ingestor(stores: Any, custom_event_types: Iterable[str] = ()) -> Eve
     is_erased: Callable[[str, str], bool] | None = (
         ImportErasureCheck(erasures.is_erased) if erasures is not None else None
     )
+    database = getattr(stores, "database", None)
+    declared = SqlEventTypes(database).declared if database is not None else None
     return EventIngestor(
-        stores.events, event_types=EventTypes(custom_event_types), is_erased=is_erased
+        stores.events, event_types=EventTypes(custom_event_types, declared=declared),
+        is_erased=is_erased,
     )
 
 

@@ -45,6 +45,7 @@ from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores, open_stores
+from personify.storage.sql.event_types import SqlEventTypes
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 Clock = Callable[[], datetime]
@@ -75,6 +76,8 @@ class Runtime:
     networking: NetworkingService
     pages: Pages
     """Personalized pages of rows (definitions and composition; see runtime/pages.py)."""
+    event_types: SqlEventTypes
+    """The tenants' own event types (declared through the API / CLI, no restart)."""
     segment_mapper: SegmentMapper
     clock: Clock
     metrics: Metrics = field(default_factory=Metrics)
@@ -170,7 +173,9 @@ def _build(
     segment_track_map: Mapping[str, str] | None,
     consent_policy: ConsentPolicyLike | None,
 ) -> Runtime:
-    event_types = EventTypes(settings.custom_event_types)
+    assert stores.database is not None
+    declared_types = SqlEventTypes(stores.database)
+    event_types = EventTypes(settings.custom_event_types, declared=declared_types.declared)
     erasure_check = CachedErasureCheck(stores.erasures)
     if ingestor is None:
         ingestor = EventIngestor(stores.events, event_types=event_types, is_erased=erasure_check)
@@ -241,6 +246,7 @@ def _build(
         settings=settings, stores=stores, ingestor=ingestor, engine=engine,
         erasure_check=erasure_check, authenticator=authenticator, experiments=experiments,
         messaging=messaging, insights=insights, networking=networking, pages=pages,
+        event_types=declared_types,
         segment_mapper=SegmentMapper(track_map, event_types.accepted), clock=clock,
         metrics=metrics, owns_stores=owns_stores,
     )

@@ -207,6 +207,11 @@ def build_engine(
 
     def apply_to_state(tenant: str, events: Sequence[Event]) -> None:
         with_item = [e for e in events if e.item_id is not None]
+        if any(e.type not in ingestor.event_types.accepted for e in with_item):
+            # a tenant's declared type counts live only with a positive weight
+            declared = ingestor.event_types.of_tenant(tenant)
+            with_item = [e for e in with_item if e.type not in declared
+                         or (declared[e.type].weight or 0.0) > 0]
         allowed = gate.admit(tenant, with_item) if with_item else []
         if allowed:
             state.apply(tenant, allowed)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI
 from personify.api.routers import (
     consents,
     decisions,
+    event_types,
     events,
     experiments,
     health,
@@ -32,6 +33,7 @@ ROUTERS: list[APIRouter] = [
     recommendations.router,
     pages.router,
     events.router,
+    event_types.router,
     health.router,
     metrics.router,
     users.router,

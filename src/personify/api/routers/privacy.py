@@ -20,6 +20,7 @@ from personify.api.deps import (
     IngestKey,
     PersonGuardDep,
     PrivacyDep,
+    RuntimeDep,
     ServeKey,
     SettingsDep,
     runtime_of,
@@ -297,10 +298,11 @@ def audit_log(
     summary="Delete events older than their type's retention now (also a scheduled job)",
 )
 def purge(
-    key: AdminKey, privacy: PrivacyDep, settings: SettingsDep,
+    key: AdminKey, privacy: PrivacyDep, settings: SettingsDep, runtime: RuntimeDep,
     audit_days: Annotated[float | None, Query(gt=0)] = None,
 ) -> PurgeOut:
-    types = BUILTIN_EVENT_TYPES | set(settings.custom_event_types)
+    types = (BUILTIN_EVENT_TYPES | set(settings.custom_event_types)
+             | set(runtime.event_types.declared(key.tenant)))
     if not privacy.retention.days and audit_days is None:
         raise InvalidInput(
             "no retention is configured", field="retention_days",

@@ -64,7 +64,8 @@ async def _handle(request: Request, key: SegmentKey, stores: StoresDep, ingestor
                            accepted="a Segment message object")
     runtime = runtime_of(request)
     mapper: SegmentMapper = runtime.segment_mapper
-    mapped = mapper.map_batch(messages, default_type=call)
+    mapped = mapper.map_batch(messages, default_type=call,
+                              declared_types=runtime.event_types.declared(key.tenant))
     answer = await run_in_threadpool(
         lambda: apply_batch(mapped, tenant=key.tenant, stores=stores, ingestor=ingestor,
                             erased=erased, message_count=len(messages),

@@ -99,6 +99,8 @@ class MappedBatch:
     profiles: list[ProfileUpdate] = field(default_factory=list)
     aliases: list[AliasMerge] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    declared_types: frozenset[str] = frozenset()
+    """The tenant's declared event types, which track names may name directly too."""
 
 
 def _machine_name(name: str) -> str:
@@ -169,19 +171,24 @@ class SegmentMapper:
         self.track_map = {**DEFAULT_TRACK_MAP, **(track_map or {})}
         self.accepted_types = frozenset(accepted_types)
 
-    def event_type(self, name: str) -> str | None:
-        """The Personify type of a ``track`` event name, or None when it is not mapped."""
+    def event_type(self, name: str, declared: frozenset[str] = frozenset()) -> str | None:
+        """The Personify type of a ``track`` event name, or None when it is not mapped;
+        ``declared`` adds the tenant's declared types to the accepted ones."""
         mapped = self.track_map.get(name)
         if mapped is not None:
             return str(mapped)
-        if name in self.accepted_types:
+        if name in self.accepted_types or name in declared:
             return name
         machine = _machine_name(name)
-        return machine if machine in self.accepted_types else None
+        return machine if machine in self.accepted_types or machine in declared else None
 
-    def map_batch(self, messages: Sequence[Any], *, default_type: str | None = None) -> MappedBatch:
-        """Map every message; ``default_type`` is the call type of a single-call endpoint."""
-        out = MappedBatch()
+    def map_batch(
+        self, messages: Sequence[Any], *, default_type: str | None = None,
+        declared_types: Iterable[str] = (),
+    ) -> MappedBatch:
+        """Map every message; ``default_type`` is the call type of a single-call endpoint,
+        ``declared_types`` the tenant's own event types."""
+        out = MappedBatch(declared_types=frozenset(declared_types))
         for index, message in enumerate(messages):
             if not isinstance(message, dict):
                 out.rejected.append(Rejection(index, "invalid_input", None,
@@ -210,7 +217,7 @@ class SegmentMapper:
             self._reject(out, index, message, "properties", "properties must be an object",
                          "a JSON object")
             return
-        event_type = self.event_type(name)
+        event_type = self.event_type(name, out.declared_types)
         if event_type is None:
             self._reject(
                 out, index, message, "event",
