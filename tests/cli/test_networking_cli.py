@@ -51,3 +51,34 @@ def test_train_then_people(personify: Personify, database_url: str, tmp_path: Pa
     data = json.loads(shown.output)
     assert data["model"] == "trained" and len(data["people"]) == 5
     assert all(p["person_id"] != "p12" for p in data["people"])
+
+
+def test_feed_command(personify: Personify, database_url: str) -> None:
+    """``personify networking feed``: the same ranked, explained entries as the API."""
+    from personify.domain.items import Item
+    from personify.domain.users import Profile, User
+
+    now = datetime.now(UTC)  # the CLI reads the (possibly moved) clock of this process
+    stores = open_stores(database_url)
+    try:
+        stores.users.upsert("default", [User(user_id="me", profile=Profile(
+            skills=["qiskit"], time_zone="UTC"))])
+        stores.consents.append("default", ConsentRecord(
+            user_id="me", purpose="personalization", state=ConsentState.GRANTED))
+        stores.catalog.upsert("default", [
+            Item(item_id="meetup", type="event", title="Qiskit meet-up", tags=["qiskit"],
+                 properties={"starts_at": (now + timedelta(days=2)).isoformat(),
+                             "capacity": 5}),
+            Item(item_id="gone", type="event", title="Past", tags=["qiskit"],
+                 properties={"starts_at": (now - timedelta(days=2)).isoformat()}),
+            Item(item_id="qgroup", type="group", title="Qiskit users", tags=["qiskit"]),
+        ])
+    finally:
+        stores.close()
+    result = personify("networking", "feed", "me", "--shares", "events:1,groups:1")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [e["id"] for e in data["entries"]] in (["meetup", "qgroup"], ["qgroup", "meetup"])
+    assert all(e["reasons"] for e in data["entries"])
+    bad = personify("networking", "feed", "me", "--shares", "planets:1")
+    assert bad.exit_code == 2 and "shares" in bad.output

@@ -18,6 +18,7 @@ from personify.domain.errors import Forbidden
 from personify.domain.keys import ApiKey, Scope
 from personify.ingestion import EventIngestor
 from personify.insights.service import InsightsService
+from personify.networking.feed import FeedService
 from personify.networking.service import Introductions, NetworkingService
 from personify.privacy.runtime import PrivacyRuntime
 from personify.runtime.auth import Authenticator, require_scope, secret_from_headers
@@ -86,6 +87,10 @@ async def get_insights(request: Request) -> InsightsService:
 
 async def get_networking(request: Request) -> NetworkingService:
     return runtime_of(request).networking
+
+
+async def get_feed(request: Request) -> FeedService:
+    return runtime_of(request).feed
 
 
 async def get_introductions(request: Request) -> Introductions:
@@ -288,6 +293,7 @@ PrivacyDep = Annotated[PrivacyRuntime, Depends(get_privacy)]
 InsightsDep = Annotated[InsightsService, Depends(get_insights)]
 NetworkingDep = Annotated[NetworkingService, Depends(get_networking)]
 IntroductionsDep = Annotated[Introductions, Depends(get_introductions)]
+FeedDep = Annotated[FeedService, Depends(get_feed)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 IngestKey = Annotated[ApiKey, Depends(_ingest)]
 """A key with the ``ingest`` scope (or admin); its ``tenant`` is the request's tenant."""

@@ -1,4 +1,5 @@
-"""``personify networking train | people``: the reciprocal people model and one person's list."""
+"""``personify networking train | people | feed``: the reciprocal people model, one person's
+list and their networking feed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from personify.domain.consents import Purpose
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
 from personify.jobs.networking import train_networking
+from personify.networking.feed import FeedService, parse_shares
 from personify.networking.service import NetworkingService
 from personify.privacy.runtime import open_runtime
 
@@ -49,6 +51,12 @@ def people(
     tenant: TenantOption = None,
 ) -> None:
     """One person's people recommendations as JSON (what GET /v1/users/{id}/people answers)."""
+    tenant, service, _ = _services(ctx, tenant)
+    answer = service.people(tenant, user_id, n)
+    typer.echo(orjson.dumps(answer.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+
+
+def _services(ctx: typer.Context, tenant: str | None) -> tuple[str, NetworkingService, FeedService]:
     state = state_of(ctx)
     settings = state.settings()
     tenant = validate_tenant_id(tenant or settings.default_tenant)
@@ -59,5 +67,24 @@ def people(
         may_personalize=lambda t, u: runtime.policy.allows(t, u, Purpose.PERSONALIZATION.value),
         is_erased=stores.erasures.is_erased,
     )
-    answer = service.people(tenant, user_id, n)
+    return tenant, service, FeedService(service, stores.catalog, stores.events, stores.users)
+
+
+@app.command("feed")
+def feed(
+    ctx: typer.Context,
+    user_id: Annotated[str, typer.Argument(help="The person's user id.")],
+    n: Annotated[int, typer.Option(min=1, max=100, help="How many entries.")] = 20,
+    shares: Annotated[str | None, typer.Option(
+        help="Per-section shares, e.g. people:0.3,events:0.2,groups:0.1,projects:0.1,"
+             "content:0.3 (default: those).")] = None,
+    tenant: TenantOption = None,
+) -> None:
+    """One person's networking feed as JSON (what GET /v1/users/{id}/feed answers)."""
+    weights = parse_shares(shares)
+    tenant, _, service = _services(ctx, tenant)
+    if service.networking.is_erased(tenant, user_id):
+        raise InvalidInput(f"user {user_id!r} was erased", field="user_id",
+                           accepted="the id of a user who has not been erased")
+    answer = service.feed(tenant, user_id, n, weights)
     typer.echo(orjson.dumps(answer.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())

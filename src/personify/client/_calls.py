@@ -567,6 +567,18 @@ def people(user_id: str, *, n: int = 10) -> Call[dict[str, Any]]:
     return Call(_json, {"user_id": user_id}, params={"n": n})
 
 
+@endpoint("GET", "/v1/users/{user_id}/feed")
+def feed(user_id: str, *, n: int = 20,
+         shares: Mapping[str, float] | None = None) -> Call[dict[str, Any]]:
+    """The networking home feed: people, events, groups, projects and posts, each with
+    reasons; ``shares`` per section (``people``, ``events``, ``groups``, ``projects``,
+    ``content``), e.g. ``{"events": 0.5, "content": 0.5}``."""
+    params: dict[str, Any] = {"n": n}
+    if shares is not None:
+        params["shares"] = ",".join(f"{k}:{v:g}" for k, v in shares.items())
+    return Call(_json, {"user_id": user_id}, params=params)
+
+
 @endpoint("POST", "/v1/introductions")
 def request_introduction(from_user_id: str, to_user_id: str, *,
                          source: str = "user") -> Call[dict[str, Any]]:
@@ -1070,6 +1082,7 @@ class Endpoints:
     put_page = put_page
     delete_page = delete_page
     people = people
+    feed = feed
     request_introduction = request_introduction
     introduction = introduction
     accept_introduction = accept_introduction

@@ -25,6 +25,7 @@ from personify.insights.population import PopulationFiles
 from personify.insights.segments import SegmentFiles, SegmentTracker
 from personify.insights.service import InsightsService
 from personify.messaging.item_updates import ItemChangeWatcher
+from personify.networking.feed import FeedService
 from personify.networking.service import NetworkingService
 from personify.privacy.erasure import ErasureResult
 from personify.privacy.runtime import PrivacyRuntime
@@ -74,6 +75,8 @@ class Runtime:
     messaging: MessagingRuntime
     insights: InsightsService
     networking: NetworkingService
+    feed: FeedService
+    """The networking home feed (people, events, groups, projects, content)."""
     pages: Pages
     """Personalized pages of rows (definitions and composition; see runtime/pages.py)."""
     event_types: SqlEventTypes
@@ -234,6 +237,9 @@ def _build(
     )
     ingestor.add_listener(networking.on_events)
     engine.forgetters.append(networking.forget)
+    feed = FeedService(networking, stores.catalog, stores.events, stores.users, clock=clock)
+    ingestor.add_listener(feed.on_events)  # RSVPs, joins, follows count at once
+    engine.forgetters.append(feed.forget)
 
     assert stores.database is not None
     pages = Pages(SqlMessagingDefinitions(stores.database), engine.service, experiments.points,
@@ -245,7 +251,7 @@ def _build(
     return Runtime(
         settings=settings, stores=stores, ingestor=ingestor, engine=engine,
         erasure_check=erasure_check, authenticator=authenticator, experiments=experiments,
-        messaging=messaging, insights=insights, networking=networking, pages=pages,
+        messaging=messaging, insights=insights, networking=networking, feed=feed, pages=pages,
         event_types=declared_types,
         segment_mapper=SegmentMapper(track_map, event_types.accepted), clock=clock,
         metrics=metrics, owns_stores=owns_stores,

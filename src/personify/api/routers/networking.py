@@ -1,6 +1,6 @@
 """``/v1/users/{id}/people`` (serve scope): people this person should meet, scored on both
-sides' predicted interest, with reasons both may see; ``/v1/introductions`` (admin scope):
-double opt-in introductions."""
+sides' predicted interest, with reasons both may see; ``/v1/users/{id}/feed`` (serve scope):
+the ranked networking feed; ``/v1/introductions`` (admin scope): double opt-in introductions."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from fastapi import APIRouter, Query, Response
 from personify.api.deps import (
     AdminKey,
     ErasureCheckDep,
+    FeedDep,
     IntroductionsDep,
     NetworkingDep,
     ServeKey,
 )
 from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
+from personify.networking.feed import FeedResponse, parse_shares
 from personify.networking.introductions import IntroductionKpi, IntroductionView
 from personify.networking.service import IntroductionRequest, PeopleResponse
 from personify.runtime.identity import refuse_erased
@@ -35,6 +37,22 @@ def get_people(
 ) -> PeopleResponse:
     refuse_erased(erased, key.tenant, user_id)
     return networking.people(key.tenant, user_id, n)
+
+
+@router.get(
+    "/{user_id}/feed",
+    response_model=FeedResponse,
+    summary="The networking home feed: people, events, groups, projects and posts, explained",
+)
+def get_feed(
+    user_id: Identifier, key: ServeKey, feed: FeedDep, erased: ErasureCheckDep,
+    n: Annotated[int, Query(ge=1, le=100, description="how many entries (1..100)")] = 20,
+    shares: Annotated[str | None, Query(
+        max_length=200, description="per-section shares, e.g. people:0.3,events:0.2,groups:0.1,"
+        "projects:0.1,content:0.3 (sections not named get none; default: those)")] = None,
+) -> FeedResponse:
+    refuse_erased(erased, key.tenant, user_id)
+    return feed.feed(key.tenant, user_id, n, parse_shares(shares))
 
 
 intros = APIRouter(prefix="/v1/introductions", tags=["networking"], route_class=KeyFirstRoute)

@@ -1,0 +1,554 @@
+"""The networking home feed (``GET /v1/users/{id}/feed``): people, events, groups, projects and
+content (posts, articles, episodes) in one ranked list, with per-type shares, diversity and
+freshness, every entry explained.
+
+Each section ranks its own candidates with type-aware rules, on a 0..1 scale:
+
+- **people**: the reciprocal people recommender (:class:`NetworkingService`), scores rescaled by
+  the section's best; its reasons are the ones ``/people`` gives.
+- **events**: only upcoming (``starts_at`` after now) and not full (RSVPs + ``registered`` below
+  ``capacity``), not already joined; ``0.55 * topic fit + 0.25 * contacts going + 0.2 * soon``
+  (``exp(-days / 14)``), halved when it starts outside 08:00-22:00 in the person's time zone or
+  is held in person in another city than theirs, and raised by a fifth when it starts at an
+  hour the person is usually active (their activity rhythm: the hours of their last 200 events).
+- **projects**: only with roles open and skills the person has that the project needs; score is
+  the share of its required skills the person has.
+- **groups**: not yet joined; ``0.6 * topic fit + 0.4 * contacts in it`` (``n / (n + 2)``); a
+  group neither about the person's topics nor holding a contact is not shown.
+- **content**: not the person's own, not already liked or disliked; ``0.45 * topic fit +
+  0.25 * in one of their groups + 0.2 * by a contact + 0.1 * of a series they follow``, times
+  freshness ``0.5 ** (age_days / 7)``; content matching none of these is not shown.
+
+Mixing: each section gets ``round(share * n)`` places (largest remainders; a section with too few
+candidates gives its places to the others in proportion to their shares); places are filled in
+the order that keeps every section closest to its share so far, never the same section three
+times in a row while another has candidates left, and content by the same author or group is not
+placed next to each other when another candidate of the section is close (within the next 3).
+
+Topic fit: the share of an item's topics (tags and categories) the person is about (their
+skills and interests, and the topics they were active on in the network), capped at 1 over
+the item's first three topics.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field
+
+from personify.domain.errors import InvalidInput
+from personify.domain.events import Event
+from personify.domain.items import Item
+from personify.domain.users import User
+from personify.networking import items as typed
+from personify.networking.service import NetworkingService, PersonRecommendation
+from personify.storage.ports import CatalogStore, EventStore, UserStore
+
+Section = Literal["people", "events", "groups", "projects", "content"]
+SECTIONS: tuple[Section, ...] = ("people", "events", "groups", "projects", "content")
+DEFAULT_SHARES: dict[str, float] = {
+    "people": 0.25, "events": 0.2, "groups": 0.15, "projects": 0.15, "content": 0.25,
+}
+JOIN_TYPES = frozenset({"like", "purchase"})
+"""An RSVP to an event, joining a group, following a series: a ``like`` (or a ticket bought)."""
+REFUSE_TYPES = frozenset({"dislike", "not_interested"})
+SIGNAL_TYPES = sorted(JOIN_TYPES | REFUSE_TYPES)
+POOL = 500
+"""Newest catalogue items of each type considered per request."""
+EVENT_SOON_DAYS = 14.0
+CONTENT_HALF_LIFE_DAYS = 7.0
+CONVENIENT_HOURS = range(8, 22)
+RHYTHM_EVENTS = 200
+MAX_RUN = 2
+
+
+class FeedReason(BaseModel):
+    kind: str = Field(description="topics | contacts | group | author | series | skills | time | "
+                                  "place | places_left | people reasons (shared_topics, ...)")
+    text: str
+
+
+class FeedAuthor(BaseModel):
+    user_id: str
+    name: str | None = None
+    profile_url: str | None = None
+
+
+class FeedEntry(BaseModel):
+    section: Section
+    id: str = Field(description="item id, or the person's user id for people")
+    type: str = Field(description="the item type (event, group, project, post, ...) or person")
+    title: str | None = None
+    score: float = Field(description="the entry's score within its section (0..1)")
+    reasons: list[FeedReason] = Field(min_length=1)
+    url: str | None = None
+    author: FeedAuthor | None = Field(
+        default=None, description="who wrote it (content), with a link")
+    attribution: str | None = Field(
+        default=None, description="licence / source line to show with it")
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    time_zone: str | None = None
+    local_start: str | None = Field(default=None, description="the start in the person's time zone")
+    places_left: int | None = None
+    person: PersonRecommendation | None = None
+
+
+class FeedResponse(BaseModel):
+    user_id: str
+    generated_at: datetime
+    shares: dict[str, float] = Field(description="the shares asked for (normalized)")
+    counts: dict[str, int] = Field(description="entries per section in this answer")
+    entries: list[FeedEntry]
+    note: str | None = None
+
+
+def parse_shares(text: str | None) -> dict[str, float]:
+    """``people:0.4,events:0.2`` (sections not named get 0) or None for the defaults."""
+    if text is None or not text.strip():
+        return dict(DEFAULT_SHARES)
+    shares: dict[str, float] = dict.fromkeys(SECTIONS, 0.0)
+    accepted = "comma-separated section:weight pairs, sections " + ", ".join(SECTIONS) + \
+        ", weights >= 0 with a positive sum, e.g. people:0.4,events:0.6"
+    for part in text.split(","):
+        name, sep, value = part.strip().partition(":")
+        if not sep or name not in shares:
+            raise InvalidInput(f"bad share {part.strip()!r}", field="shares", accepted=accepted)
+        try:
+            weight = float(value)
+        except ValueError:
+            raise InvalidInput(f"bad weight in {part.strip()!r}", field="shares",
+                               accepted=accepted) from None
+        if not math.isfinite(weight) or weight < 0:
+            raise InvalidInput(f"bad weight in {part.strip()!r}", field="shares",
+                               accepted=accepted)
+        shares[name] = weight
+    total = sum(shares.values())
+    if total <= 0:
+        raise InvalidInput("the shares sum to 0", field="shares", accepted=accepted)
+    return shares
+
+
+def _normalized(shares: dict[str, float]) -> dict[str, float]:
+    total = sum(shares.values())
+    return {k: round(v / total, 6) for k, v in shares.items()}
+
+
+def quotas(shares: dict[str, float], available: dict[str, int], n: int) -> dict[str, int]:
+    """Places per section: largest remainders of ``share * n``; places a section cannot fill go
+    to the others in proportion to their shares."""
+    out = dict.fromkeys(shares, 0)
+    left = n
+    open_ = {s for s, w in shares.items() if w > 0 and available.get(s, 0) > 0}
+    while left > 0 and open_:
+        total = sum(shares[s] for s in open_)
+        raw = {s: left * shares[s] / total for s in open_}
+        give = {s: min(int(raw[s]), available[s] - out[s]) for s in open_}
+        rest = left - sum(give.values())
+        for s in sorted(open_, key=lambda s: (-(raw[s] - int(raw[s])), s)):
+            if rest <= 0:
+                break
+            if give[s] < available[s] - out[s]:
+                give[s] += 1
+                rest -= 1
+        if sum(give.values()) == 0:
+            break
+        for s, g in give.items():
+            out[s] += g
+        left = n - sum(out.values())
+        open_ = {s for s in open_ if out[s] < available[s]}
+    return out
+
+
+def interleave(ranked: dict[str, list[FeedEntry]], quota: dict[str, int],
+               shares: dict[str, float]) -> list[FeedEntry]:
+    """Fill places section by section, keeping each closest to its share, no run longer than
+    ``MAX_RUN`` while another section has entries left, no same author / group side by side."""
+    queues = {s: list(ranked.get(s, []))[: quota.get(s, 0)] for s in quota}
+    placed = dict.fromkeys(quota, 0)
+    total_share = sum(shares[s] for s in quota if quota[s]) or 1.0
+    out: list[FeedEntry] = []
+    while any(queues.values()):
+        position = len(out) + 1
+        candidates = [s for s, q in queues.items() if q]
+        run = [e.section for e in out[-MAX_RUN:]]
+        if len(run) == MAX_RUN and len(set(run)) == 1 and len(candidates) > 1:
+            candidates = [s for s in candidates if s != run[0]] or candidates
+
+        section = min(candidates, key=lambda s, at=position: (  # type: ignore[misc]
+            placed[s] - shares[s] / total_share * at, s))
+        queue = queues[section]
+        pick = 0
+        if out:
+            last = out[-1]
+            for i, entry in enumerate(queue[:3]):
+                if not _alike(entry, last):
+                    pick = i
+                    break
+        out.append(queue.pop(pick))
+        placed[section] += 1
+    return out
+
+
+def _alike(a: FeedEntry, b: FeedEntry) -> bool:
+    if a.section != b.section:
+        return False
+    return a.author is not None and b.author is not None and a.author.user_id == b.author.user_id
+
+
+@dataclass
+class Signals:
+    """Who joined / RSVP'd / followed which item, and what each person refused (per tenant)."""
+
+    members: dict[str, set[str]] = field(default_factory=dict)
+    joined: dict[str, set[str]] = field(default_factory=dict)
+    refused: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, event: Event) -> None:
+        if event.user_id is None or event.item_id is None:
+            return
+        if event.type in JOIN_TYPES:
+            self.members.setdefault(event.item_id, set()).add(event.user_id)
+            self.joined.setdefault(event.user_id, set()).add(event.item_id)
+        elif event.type in REFUSE_TYPES:
+            self.refused.setdefault(event.user_id, set()).add(event.item_id)
+
+    def forget(self, person: str) -> None:
+        for item in self.joined.pop(person, set()):
+            self.members.get(item, set()).discard(person)
+        self.refused.pop(person, None)
+
+
+@dataclass
+class Person:
+    """What the feed knows of the asking person."""
+
+    user_id: str
+    user: User | None
+    topics: dict[str, float]
+    skills: set[str]
+    contacts: set[str]
+    joined: set[str]
+    refused: set[str]
+    zone: ZoneInfo
+    active_hours: set[int]
+
+
+def fit(person_topics: dict[str, float], item_topics: Sequence[str]) -> tuple[float, list[str]]:
+    """Share of the item's topics the person is about (over at most 3), and those topics."""
+    shared = [t for t in item_topics if t in person_topics]
+    if not item_topics:
+        return 0.0, []
+    return min(1.0, len(shared) / min(3, len(item_topics))), shared[:3]
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _text(props: dict[str, Any], key: str) -> str | None:
+    value = props.get(key)
+    return value if isinstance(value, str) else None
+
+
+class FeedService:
+    """One per process, over the networking service (people, the network) and the stores."""
+
+    def __init__(self, networking: NetworkingService, catalog: CatalogStore,
+                 events: EventStore, users: UserStore,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.networking = networking
+        self.catalog = catalog
+        self.events = events
+        self.users = users
+        self.clock = clock
+        self._signals: dict[str, Signals] = {}
+        self._lock = threading.RLock()
+
+    # signals ------------------------------------------------------------------------------
+
+    def signals(self, tenant: str) -> Signals:
+        signals = self._signals.get(tenant)
+        if signals is None:
+            with self._lock:
+                signals = self._signals.get(tenant)
+                if signals is None:
+                    signals = Signals()
+                    for event in self.events.scan(tenant, types=SIGNAL_TYPES):
+                        signals.add(event)
+                    self._signals[tenant] = signals
+        return signals
+
+    def on_events(self, tenant: str, events: Sequence[Event]) -> None:
+        """Ingestion listener: RSVPs, joins and follows count at once."""
+        mine = [e for e in events if e.type in JOIN_TYPES or e.type in REFUSE_TYPES]
+        if not mine:
+            return
+        with self._lock:
+            signals = self._signals.get(tenant)
+            if signals is not None:
+                for event in mine:
+                    signals.add(event)
+
+    def forget(self, tenant: str, subjects: Sequence[str]) -> int:
+        with self._lock:
+            signals = self._signals.get(tenant)
+            if signals is not None:
+                for person in subjects:
+                    signals.forget(person)
+        return 0
+
+    # the person ---------------------------------------------------------------------------
+
+    def _person(self, tenant: str, user_id: str, user: User | None) -> Person:
+        topics: dict[str, float] = {}
+        skills: set[str] = set()
+        if user is not None:
+            skills = {s.lower() for s in user.profile.skills}
+            for t in [*user.profile.skills, *user.profile.interests]:
+                topics[t.lower()] = 1.0
+        net = self.networking.network(tenant)
+        state = net.state.people.get(user_id)
+        contacts: set[str] = set()
+        if state is not None:
+            for t, w in state.top_topics(10).items():
+                topics.setdefault(t, min(1.0, w))
+            for t, w in state.offers.items():
+                if w >= 1.0:
+                    skills.add(t)
+            contacts |= state.links
+        contacts |= {p for pair in net.connected if user_id in pair for p in pair} - {user_id}
+        zone = _zone(user.profile.time_zone if user is not None else None)
+        hours: dict[int, int] = {}
+        for event in self.events.for_user(tenant, user_id, limit=RHYTHM_EVENTS):
+            hour = event.timestamp.astimezone(zone).hour
+            hours[hour] = hours.get(hour, 0) + 1
+        total = sum(hours.values())
+        active = {h for h, c in hours.items() if total >= 20 and c / total >= 0.08}
+        signals = self.signals(tenant)
+        return Person(
+            user_id=user_id, user=user, topics=topics, skills=skills, contacts=contacts,
+            joined=set(signals.joined.get(user_id, ())),
+            refused=set(signals.refused.get(user_id, ())), zone=zone, active_hours=active,
+        )
+
+    # sections -----------------------------------------------------------------------------
+
+    def _items(self, tenant: str, types: Sequence[str]) -> list[Item]:
+        out: list[Item] = []
+        for t in types:
+            out.extend(i for i in self.catalog.list(tenant, type=t, limit=POOL)
+                       if i.available and not i.hidden)
+        return out
+
+    def _people(self, tenant: str, me: Person, n: int) -> list[FeedEntry]:
+        answer = self.networking.people(tenant, me.user_id, n)
+        if not answer.people:
+            return []
+        best = max(p.score for p in answer.people) or 1.0
+        out = []
+        for p in answer.people:
+            reasons = [FeedReason(kind=r.kind, text=r.text) for r in p.reasons] or [
+                FeedReason(kind="people", text="people like you interacted with them")]
+            out.append(FeedEntry(
+                section="people", id=p.person_id, type="person", title=p.name,
+                score=round(p.score / best, 6), reasons=reasons, url=p.profile_url,
+                attribution=p.attribution, person=p,
+            ))
+        return out
+
+    def _events(self, tenant: str, me: Person, now: datetime) -> list[FeedEntry]:
+        signals = self.signals(tenant)
+        city = (me.user.profile.city or "").strip().lower() if me.user is not None else ""
+        out = []
+        for item in self._items(tenant, [typed.EVENT]):
+            info = typed.event_info(item)
+            if info is None or info.starts_at <= now or item.item_id in me.joined \
+                    or item.item_id in me.refused:
+                continue
+            going = signals.members.get(item.item_id, set())
+            left = None
+            if info.capacity is not None:
+                left = info.capacity - info.registered - len(going)
+                if left <= 0:
+                    continue
+            topic_fit, shared = fit(me.topics, sorted(typed.topics(item)))
+            contacts = len(going & me.contacts)
+            days = (info.starts_at - now).total_seconds() / 86400.0
+            soon = math.exp(-days / EVENT_SOON_DAYS)
+            score = 0.55 * topic_fit + 0.25 * contacts / (contacts + 2) + 0.2 * soon
+            local = info.starts_at.astimezone(me.zone)
+            reasons = []
+            if shared:
+                reasons.append(FeedReason(kind="topics", text="about " + ", ".join(shared)))
+            if contacts:
+                reasons.append(FeedReason(kind="contacts",
+                                          text=f"{contacts} of your contacts are going"))
+            if local.hour not in CONVENIENT_HOURS:
+                score *= 0.5
+            elif local.hour in me.active_hours:
+                score *= 1.2
+                reasons.append(FeedReason(kind="time",
+                                          text="at a time you are usually active"))
+            where = (info.city or "").strip().lower()
+            if info.online:
+                reasons.append(FeedReason(kind="place", text="online"))
+            elif city and where and where != city:
+                score *= 0.5
+            elif city and where == city:
+                reasons.append(FeedReason(kind="place", text=f"in {info.city}, where you are"))
+            if not (shared or contacts):
+                continue  # nothing about it is about this person
+            reasons.append(FeedReason(
+                kind="time", text=f"starts {local:%a %d %b %H:%M} your time"
+                + (f", {left} places left" if left is not None else "")))
+            out.append(FeedEntry(
+                section="events", id=item.item_id, type=item.type, title=item.title or None,
+                score=round(min(score, 1.0), 6), reasons=reasons, url=_text(item.properties, "url"),
+                attribution=_text(item.properties, "attribution"), starts_at=info.starts_at,
+                ends_at=info.ends_at, time_zone=info.time_zone,
+                local_start=local.isoformat(), places_left=left,
+            ))
+        return sorted(out, key=lambda e: (-e.score, e.id))
+
+    def _projects(self, tenant: str, me: Person) -> list[FeedEntry]:
+        out = []
+        for item in self._items(tenant, [typed.PROJECT]):
+            info = typed.project_info(item)
+            if info is None or (info.roles_open is not None and info.roles_open <= 0):
+                continue
+            if item.item_id in me.joined or item.item_id in me.refused \
+                    or item.author_id == me.user_id:
+                continue
+            needed = info.required_skills or tuple(sorted(typed.topics(item)))
+            have = [s for s in needed if s in me.skills]
+            if not have:
+                continue
+            reasons = [FeedReason(kind="skills",
+                                  text="needs " + ", ".join(have[:3]) + ", which you have")]
+            if info.roles:
+                reasons.append(FeedReason(kind="roles", text="open roles: "
+                                          + ", ".join(info.roles[:3])))
+            out.append(FeedEntry(
+                section="projects", id=item.item_id, type=item.type, title=item.title or None,
+                score=round(len(have) / len(needed), 6), reasons=reasons,
+                url=_text(item.properties, "url"),
+                attribution=_text(item.properties, "attribution"),
+            ))
+        return sorted(out, key=lambda e: (-e.score, e.id))
+
+    def _groups(self, tenant: str, me: Person) -> list[FeedEntry]:
+        signals = self.signals(tenant)
+        out = []
+        for item in self._items(tenant, [typed.GROUP]):
+            if item.item_id in me.joined or item.item_id in me.refused:
+                continue
+            topic_fit, shared = fit(me.topics, sorted(typed.topics(item)))
+            contacts = len(signals.members.get(item.item_id, set()) & me.contacts)
+            if not (shared or contacts):
+                continue
+            reasons = []
+            if shared:
+                reasons.append(FeedReason(kind="topics", text="about " + ", ".join(shared)))
+            if contacts:
+                reasons.append(FeedReason(kind="contacts",
+                                          text=f"{contacts} of your contacts are members"))
+            out.append(FeedEntry(
+                section="groups", id=item.item_id, type=item.type, title=item.title or None,
+                score=round(0.6 * topic_fit + 0.4 * contacts / (contacts + 2), 6),
+                reasons=reasons, url=_text(item.properties, "url"),
+                attribution=_text(item.properties, "attribution"),
+            ))
+        return sorted(out, key=lambda e: (-e.score, e.id))
+
+    def _content(self, tenant: str, me: Person, now: datetime) -> list[FeedEntry]:
+        authors: dict[str, User | None] = {}
+        out = []
+        for item in self._items(tenant, sorted(typed.CONTENT_TYPES)):
+            if item.author_id == me.user_id or item.item_id in me.joined \
+                    or item.item_id in me.refused:
+                continue
+            if self.networking.is_erased(tenant, item.author_id or ""):
+                continue
+            group = _text(item.properties, "group_id")
+            series = _text(item.properties, "series_id")
+            topic_fit, shared = fit(me.topics, sorted(typed.topics(item)))
+            in_group = group is not None and group in me.joined
+            by_contact = item.author_id is not None and item.author_id in me.contacts
+            followed = series is not None and series in me.joined
+            if not (shared or in_group or by_contact or followed):
+                continue
+            when = typed.published(item)
+            age = max(0.0, (now - when).total_seconds() / 86400.0) if when else 30.0
+            fresh = 0.5 ** (age / CONTENT_HALF_LIFE_DAYS)
+            score = (0.45 * topic_fit + 0.25 * in_group + 0.2 * by_contact + 0.1 * followed) \
+                * fresh
+            author = None
+            if item.author_id is not None:
+                if item.author_id not in authors:
+                    authors[item.author_id] = self.users.get(tenant, item.author_id)
+                who = authors[item.author_id]
+                author = FeedAuthor(
+                    user_id=item.author_id, name=who.profile.name if who else None,
+                    profile_url=_text(who.properties, "profile_url") if who else None)
+            reasons = []
+            if shared:
+                reasons.append(FeedReason(kind="topics", text="about " + ", ".join(shared)))
+            if in_group:
+                reasons.append(FeedReason(kind="group", text="posted in a group you are in"))
+            if by_contact:
+                reasons.append(FeedReason(kind="author", text="by one of your contacts"))
+            if followed:
+                reasons.append(FeedReason(kind="series", text="a new episode of a series "
+                                          "you follow"))
+            out.append(FeedEntry(
+                section="content", id=item.item_id, type=item.type, title=item.title or None,
+                score=round(score, 6), reasons=reasons, url=_text(item.properties, "url"),
+                author=author, attribution=_text(item.properties, "attribution"),
+            ))
+        return sorted(out, key=lambda e: (-e.score, e.id))
+
+    # the feed -----------------------------------------------------------------------------
+
+    def feed(self, tenant: str, user_id: str, n: int = 20,
+             shares: dict[str, float] | None = None) -> FeedResponse:
+        now = self.clock()
+        asked = shares or dict(DEFAULT_SHARES)
+        user = self.users.get(tenant, user_id)
+        empty: dict[str, int] = dict.fromkeys(SECTIONS, 0)
+        if (user is not None and user.restricted) or not self.networking.may_personalize(
+                tenant, user_id):
+            return FeedResponse(
+                user_id=user_id, generated_at=now, shares=_normalized(asked), counts=empty,
+                entries=[], note="no personalization consent (or processing restricted): "
+                                 "no feed")
+        me = self._person(tenant, user_id, user)
+        ranked: dict[str, list[FeedEntry]] = {}
+        if asked.get("people", 0) > 0:
+            ranked["people"] = self._people(tenant, me, n)
+        if asked.get("events", 0) > 0:
+            ranked["events"] = self._events(tenant, me, now)
+        if asked.get("projects", 0) > 0:
+            ranked["projects"] = self._projects(tenant, me)
+        if asked.get("groups", 0) > 0:
+            ranked["groups"] = self._groups(tenant, me)
+        if asked.get("content", 0) > 0:
+            ranked["content"] = self._content(tenant, me, now)
+        shares_used: dict[str, float] = {s: asked.get(s, 0.0) for s in SECTIONS}
+        quota = quotas(shares_used, {s: len(v) for s, v in ranked.items()}, n)
+        entries = interleave(ranked, quota, shares_used)
+        counts = dict(empty)
+        for e in entries:
+            counts[e.section] += 1
+        return FeedResponse(user_id=user_id, generated_at=now, shares=_normalized(shares_used),
+                            counts=counts, entries=entries,
+                            note=None if entries else "nothing to show yet")
