@@ -6,12 +6,10 @@ through a signed webhook to a local receiver."""
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
@@ -25,6 +23,7 @@ from personify.runtime.messaging import MessagingRuntime
 from personify.runtime.messaging_wiring import configured_channels
 from personify.settings import Settings, WebhookChannelSetting
 from personify.storage.registry import Stores
+from personify.testing.webhook_sink import WebhookSink
 
 if TYPE_CHECKING:
     from conftest import TenantKeys
@@ -35,30 +34,10 @@ OPERATOR_SECRET = "operator-webhook-secret-9876543210"
 _ids = itertools.count()
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((dict(self.headers), body))
-        self.send_response(204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
-    _Receiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Receiver
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def receiver() -> Iterator[WebhookSink]:
+    with WebhookSink() as sink:
+        yield sink
 
 
 @pytest.fixture
@@ -193,9 +172,9 @@ def _restock_shop(client: TestClient, keys: TenantKeys, at: datetime) -> None:
 
 def test_a_restock_is_pushed_through_a_signed_webhook(
     client: TestClient, tenant_a: TenantKeys, messaging: MessagingRuntime,
-    receiver: tuple[str, type[_Receiver]],
+    receiver: WebhookSink,
 ) -> None:
-    url, hook = receiver
+    url, hook = receiver.url, receiver
     admin = tenant_a.headers("admin")
     assert client.put("/v1/messaging/channels/push", json={"url": url, "secret": TENANT_SECRET},
                       headers=admin).status_code == 200

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from personify.cli.main import app
+from personify.domain.events import Event
+from personify.storage.registry import open_stores
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +42,18 @@ def personify(database_url: str) -> Callable[..., Result]:
         return runner.invoke(app, ["--database-url", database_url, *args])
 
     return run
+
+
+@pytest.fixture
+def trainable_shop(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events of 20 people who may be profiled (so they train): 100 views of 25 items in the
+    tenant ``default`` (the training commands' tests)."""
+    monkeypatch.setenv("PERSONIFY_CONSENT_DEFAULTS", '{"profiling": "opt-out"}')
+    now = datetime.now(UTC)
+    events = [
+        Event(event_id=f"e{u}-{j}", type="view", user_id=f"u{u}", item_id=f"i{(u * 7 + j) % 25}",
+              timestamp=now - timedelta(hours=u + j))
+        for u in range(20) for j in range(5)
+    ]
+    with open_stores(database_url) as stores:
+        stores.events.append("default", events)

@@ -4,33 +4,16 @@ invalid counts refused naming the field."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import Result
 
-from personify.domain.events import Event
 from personify.serving.bundle import ModelBundle
 from personify.storage.model_files import FileModelStore
-from personify.storage.registry import open_stores
 
 T = "default"
 Personify = Callable[..., Result]
-
-
-@pytest.fixture
-def shop(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Events of 20 people who may be profiled (so they train)."""
-    monkeypatch.setenv("PERSONIFY_CONSENT_DEFAULTS", '{"profiling": "opt-out"}')
-    now = datetime.now(UTC)
-    events = [
-        Event(event_id=f"e{u}-{j}", type="view", user_id=f"u{u}", item_id=f"i{(u * 7 + j) % 25}",
-              timestamp=now - timedelta(hours=u + j))
-        for u in range(20) for j in range(5)
-    ]
-    with open_stores(database_url) as stores:
-        stores.events.append(T, events)
 
 
 def _served(tmp_path: Path) -> ModelBundle:
@@ -39,7 +22,9 @@ def _served(tmp_path: Path) -> ModelBundle:
     return bundle
 
 
-def test_train_with_and_without_factors(personify: Personify, shop: None, tmp_path: Path) -> None:
+def test_train_with_and_without_factors(
+    personify: Personify, trainable_shop: None, tmp_path: Path
+) -> None:
     pytest.importorskip("implicit")
     result = personify("train", "--no-blend", "--no-ranker", "--factors", "4")
     assert result.exit_code == 0, result.output
@@ -49,13 +34,13 @@ def test_train_with_and_without_factors(personify: Personify, shop: None, tmp_pa
     assert _served(tmp_path).factors is None
 
 
-def test_invalid_factor_count_is_refused(personify: Personify, shop: None) -> None:
+def test_invalid_factor_count_is_refused(personify: Personify, trainable_shop: None) -> None:
     result = personify("train", "--no-blend", "--no-ranker", "--factors", "1")
     assert result.exit_code != 0 and "factors" in result.output, result.output
 
 
 def test_user_model_lists_are_optional_and_validated(
-    personify: Personify, shop: None, tmp_path: Path
+    personify: Personify, trainable_shop: None, tmp_path: Path
 ) -> None:
     assert personify("train", "--no-ranker", "--no-select").exit_code == 0
     lists = _served(tmp_path).user_lists
@@ -70,7 +55,7 @@ def test_user_model_lists_are_optional_and_validated(
 
 
 def test_train_selects_on_its_events_shows_the_trials_and_reuses_the_choice(
-    personify: Personify, shop: None, tmp_path: Path
+    personify: Personify, trainable_shop: None, tmp_path: Path
 ) -> None:
     pytest.importorskip("optuna")
     first = personify("train", "--no-ranker", "--budget", "2")

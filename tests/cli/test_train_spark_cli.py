@@ -4,40 +4,23 @@ mode), the version saved, promoted and served like a local training; options val
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import Result
 
-from personify.domain.events import Event
 from personify.serving.bundle import ModelBundle
 from personify.storage.model_files import FileModelStore
-from personify.storage.registry import open_stores
 
 T = "default"
 Personify = Callable[..., Result]
 
 
-@pytest.fixture
-def shop(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Events of 20 people who may be profiled (so they train), one denied."""
-    monkeypatch.setenv("PERSONIFY_CONSENT_DEFAULTS", '{"profiling": "opt-out"}')
-    now = datetime.now(UTC)
-    events = [
-        Event(event_id=f"e{u}-{j}", type="view", user_id=f"u{u}", item_id=f"i{(u * 7 + j) % 25}",
-              timestamp=now - timedelta(hours=u + j))
-        for u in range(20) for j in range(5)
-    ]
-    with open_stores(database_url) as stores:
-        stores.events.append(T, events)
-
-
 @pytest.mark.spark
 @pytest.mark.timeout(1200)  # Spark on a loaded 2-core machine; well under a minute when idle
 def test_train_on_spark_promotes_a_served_bundle(
-    personify: Personify, shop: None, tmp_path: Path, spark: Any
+    personify: Personify, trainable_shop: None, tmp_path: Path, spark: Any
 ) -> None:
     result = personify("train", "--engine", "spark", "--master", "local[2]", "--no-blend",
                        "--factors", "0")
@@ -51,7 +34,7 @@ def test_train_on_spark_promotes_a_served_bundle(
     assert spark.sparkContext._jsc is not None  # the shared session was not stopped
 
 
-def test_spark_options_are_validated(personify: Personify, shop: None) -> None:
+def test_spark_options_are_validated(personify: Personify, trainable_shop: None) -> None:
     engine = personify("train", "--engine", "flink")
     assert engine.exit_code == 2 and "field: engine" in engine.output
     master = personify("train", "--engine", "spark", "--master", "mars://x")

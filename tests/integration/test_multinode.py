@@ -12,16 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import httpx
-import orjson
 import pytest
 
 from personify.testing.clocks import daytime_zone, real_now
 from personify.testing.cluster import Cluster
+from personify.testing.webhook_sink import WebhookSink
 
 pytestmark = [
     pytest.mark.real_clock, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow,
@@ -35,29 +33,10 @@ H = {"Authorization": f"Bearer {ADMIN}"}
 REFRESH_S = 0.5
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(orjson.loads(body))
-        self.send_response(204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
 @pytest.fixture
-def hook() -> Iterator[str]:
-    _Hook.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
+def hook() -> Iterator[WebhookSink]:
+    with WebhookSink() as sink:
+        yield sink
 
 
 def _seed(postgres_url: str, model_dir: Path) -> str:
@@ -95,7 +74,7 @@ def _seed(postgres_url: str, model_dir: Path) -> str:
 
 
 def test_two_servers_two_workers_share_everything(
-    postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path, hook: str
+    postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path, hook: WebhookSink
 ) -> None:
     model_dir = tmp_path / "models"
     first_version = _seed(postgres_url, model_dir)
@@ -166,7 +145,7 @@ def test_two_servers_two_workers_share_everything(
 
         # a campaign through B, sent by the two workers, each message exactly once
         assert http.put(f"{b.url}/v1/messaging/channels/push",
-                        json={"url": hook, "secret": HOOK_SECRET}).status_code == 200
+                        json={"url": hook.url, "secret": HOOK_SECRET}).status_code == 200
         template = {"channel": "push", "recommendations": 0,
                     "variants": [{"subject": "Hello {{ user.user_id }}", "text": "News"}]}
         assert http.put(f"{b.url}/v1/messaging/templates/news", json=template).status_code == 200
@@ -177,10 +156,10 @@ def test_two_servers_two_workers_share_everything(
         enqueued = sent.json()["enqueued"]
         assert enqueued == 30
         deadline = time.monotonic() + 40
-        while len(_Hook.received) < enqueued and time.monotonic() < deadline:
+        while len(hook.received) < enqueued and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1.0)  # a duplicate would arrive now
-        per_message = Counter(p["message_id"] for p in _Hook.received)
+        per_message = Counter(p["message_id"] for p in hook.payloads())
         assert len(per_message) == enqueued, (len(per_message), [cluster.tail(w) for w in workers])
         assert max(per_message.values()) == 1, "a message was sent twice"
 

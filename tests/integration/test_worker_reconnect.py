@@ -4,22 +4,19 @@ is delivered once and marked sent (none left in flight to be resent later as in 
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
-import orjson
 import pytest
 import sqlalchemy as sa
 
 from personify.testing.clocks import daytime_zone, real_now
 from personify.testing.cluster import Cluster
+from personify.testing.webhook_sink import WebhookSink
 
 pytestmark = [
     pytest.mark.real_clock, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600),
@@ -30,30 +27,10 @@ TRACKING = "reconnect-tracking-secret-0123456789"
 MESSAGES = 30
 
 
-class _SlowHook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        time.sleep(0.1)  # a send takes a moment: the kill lands mid-run
-        type(self).received.append(orjson.loads(body))
-        self.send_response(204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
 @pytest.fixture
-def hook() -> Iterator[str]:
-    _SlowHook.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
+def hook() -> Iterator[WebhookSink]:
+    with WebhookSink(delay=0.1) as sink:  # a send takes a moment: the kill lands mid-run
+        yield sink
 
 
 def _enqueue(postgres_url: str, hook: str, tmp_path: Path) -> None:
@@ -93,9 +70,9 @@ def _enqueue(postgres_url: str, hook: str, tmp_path: Path) -> None:
 
 
 def test_worker_survives_terminated_backends_without_resending(
-    postgres_url: str, tmp_path: Path, hook: str
+    postgres_url: str, tmp_path: Path, hook: WebhookSink
 ) -> None:
-    _enqueue(postgres_url, hook, tmp_path)
+    _enqueue(postgres_url, hook.url, tmp_path)
     app_name = f"pfy-worker-{uuid.uuid4().hex[:8]}"
     env = {"PERSONIFY_DATABASE_URL": f"{postgres_url}&application_name={app_name}",
            "PERSONIFY_TRACKING_SECRET": TRACKING, "PERSONIFY_MODEL_DIR": str(tmp_path / "models"),
@@ -106,7 +83,7 @@ def test_worker_survives_terminated_backends_without_resending(
     with Cluster(env, tmp_path) as cluster:
         worker = cluster.worker("worker", "messages", "--poll", "0.2")
         deadline = time.monotonic() + 240
-        while not _SlowHook.received:
+        while not hook.received:
             assert worker.alive(), cluster.tail(worker)
             assert time.monotonic() < deadline, "the worker sent nothing"
             time.sleep(0.02)
@@ -119,7 +96,7 @@ def test_worker_survives_terminated_backends_without_resending(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE application_name = :name"), {"name": app_name}).scalar() or 0)
             time.sleep(0.2)
-        while len(_SlowHook.received) < MESSAGES and time.monotonic() < deadline:
+        while len(hook.received) < MESSAGES and time.monotonic() < deadline:
             time.sleep(0.1)
         statuses: Counter[str] = Counter()
         while time.monotonic() < deadline:
@@ -133,7 +110,7 @@ def test_worker_survives_terminated_backends_without_resending(
         log = cluster.tail(worker, 20000)
     admin_db.dispose()
     assert terminated >= 3, "the worker's connections were not found to terminate"
-    per_message = Counter(p["message_id"] for p in _SlowHook.received)
+    per_message = Counter(p["message_id"] for p in hook.payloads())
     assert len(per_message) == MESSAGES, (len(per_message), log[-2000:])
     assert max(per_message.values()) == 1, "a message was sent twice"
     assert statuses == Counter({"sent": MESSAGES}), (statuses, log[-2000:])
