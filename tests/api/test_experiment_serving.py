@@ -16,7 +16,7 @@ from personify.runtime.experiment_serving import (
     non_personal_sources,
     recommend_in_experiments,
 )
-from personify.runtime.experiments import ExperimentsRuntime, build_experiments
+from personify.runtime.experiments import ExperimentsRuntime, open_experiments
 from personify.serving.catalog_cache import CatalogCache
 from personify.serving.chain import RecommendationService
 from personify.serving.request import RecommendationRequest
@@ -44,7 +44,7 @@ def service(stores: Stores) -> RecommendationService:
 
 @pytest.fixture
 def runtime(stores: Stores) -> ExperimentsRuntime:
-    rt = build_experiments(stores)
+    rt = open_experiments(stores.engine_url, database=stores.database)
     create_experiment(
         rt.experiments,
         T,
@@ -118,7 +118,7 @@ def test_no_exposure_without_an_impression(
 def test_anonymous_requests_without_experiments_pass_through(
     stores: Stores, service: RecommendationService
 ) -> None:
-    rt = build_experiments(stores)
+    rt = open_experiments(stores.engine_url, database=stores.database)
     result, assignments = recommend_in_experiments(
         rt, service, T, RecommendationRequest(anonymous_id="x", n=3)
     )

@@ -16,7 +16,7 @@ from personify.domain.errors import NotFound
 from personify.domain.events import Event
 from personify.experiments.bandits import DecisionLog
 from personify.runtime.decision_points import DecisionPointConfig, DecisionPoints
-from personify.runtime.experiments import build_experiments
+from personify.runtime.experiments import open_experiments
 from personify.storage.registry import Stores
 from personify.storage.sql.experiments import SqlDecisionLogStore, SqlDecisionPointStore
 
@@ -275,7 +275,7 @@ def test_a_reward_event_updates_the_policy(
     logged = log.get("default", first["decision_id"])
     assert logged is not None and logged.chosen == ["a", "b", "c"]
     assert logged.propensities == [1.0, 1.0, 1.0] and logged.policy == "offers"
-    fresh = build_experiments(stores)
+    fresh = open_experiments(stores.engine_url, database=stores.database)
     after_restart = fresh.points.decide("default", "offers", {"device": "mobile", "hour": 9},
                                         ["a", "b", "c"], 1)
     assert after_restart.decision.ranked == ["b"]
@@ -428,8 +428,8 @@ def test_the_impression_that_caused_the_exposure_counts_in_ctr(
                 item_id=body["items"][0]["item_id"], recommendation_id=body["recommendation_id"],
                 timestamp=datetime.now(UTC).isoformat(),
             ))
-    exposures = {x.unit: x for x in build_experiments(stores).exposures.exposures("default",
-                                                                               "reco-vs-pop")}
+    logged = open_experiments(stores.engine_url, database=stores.database).exposures
+    exposures = {x.unit: x for x in logged.exposures("default", "reco-vs-pop")}
     assert exposures, "serving under the experiment logs exposures"
     client.post("/v1/events/batch", json=clicks, headers=tenant_a.headers("ingest"))
     report = client.get("/v1/experiments/reco-vs-pop/report", headers=tenant_a.headers())

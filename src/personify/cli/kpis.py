@@ -17,7 +17,7 @@ from personify.cli.context import state_of
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
 from personify.experiments.kpis import GROUPINGS, KpiReport
-from personify.runtime.experiments import build_experiments
+from personify.runtime.experiments import open_experiments
 from personify.runtime.kpis import tenant_kpis
 
 console = Console(soft_wrap=True)
@@ -115,9 +115,10 @@ def kpis(
             "--group-by variant needs --experiment", field="experiment",
             accepted="an experiment name (personify experiments list)",
         )
+    experiments = open_experiments(stores.engine_url, database=stores.database)
     report = tenant_kpis(
-        stores.events, build_experiments(stores), tenant_id, group_by=group_by, since=since,
-        until=until, now=datetime.now(UTC), max_events=MAX_EVENTS, experiment=experiment,
+        stores.events, experiments, tenant_id, group_by=group_by, since=since, until=until,
+        now=datetime.now(UTC), max_events=MAX_EVENTS, experiment=experiment,
     )
     if as_json:
         body = asdict(report)

@@ -46,8 +46,8 @@ from personify.messaging.sqlite_stores import (
     SqliteOutboxStore,
     SqliteSuppressionStore,
 )
-from personify.storage.sql.database import Database, create_engine, normalize_url
-from personify.storage.sql.migrate import upgrade_engine
+from personify.storage.registry import open_database
+from personify.storage.sql.database import Database, normalize_url
 
 StateKind = Literal["memory", "file", "database"]
 
@@ -127,7 +127,7 @@ def open_state_stores(
         )
     owns = database is None
     if database is None:
-        database = _own_database(database_url)
+        database = open_database(database_url)
     return StateStores(
         SqlOutboxStore(database, owns_database=owns), SqlSuppressionStore(database),
         SqlInboxStore(database), SqlJourneyStateStore(database), SqlItemChangeStore(database),
@@ -150,15 +150,5 @@ def open_item_change_queue(
         Path(location.path).parent.mkdir(parents=True, exist_ok=True)
         return SqliteItemChangeStore(location.path)
     if database is None:
-        return SqlItemChangeStore(_own_database(database_url), owns_database=True)
+        return SqlItemChangeStore(open_database(database_url), owns_database=True)
     return SqlItemChangeStore(database)
-
-
-def _own_database(database_url: str) -> Database:
-    engine = create_engine(database_url)
-    try:
-        upgrade_engine(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return Database(engine)

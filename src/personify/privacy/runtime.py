@@ -32,10 +32,8 @@ from personify.storage.ports import (
     EventStore,
     UserStore,
 )
-from personify.storage.registry import Stores
+from personify.storage.registry import Stores, open_privacy_stores
 from personify.storage.sql.database import Database
-from personify.storage.sql.privacy_audit import SqlAuditLog
-from personify.storage.sql.privacy_preferences import SqlPreferenceStore
 
 
 @dataclass
@@ -134,7 +132,8 @@ def open_runtime(
     preference_store: PreferenceStore
     audit: AuditLog
     if stores.database is not None:
-        preference_store, audit = SqlPreferenceStore(stores.database), SqlAuditLog(stores.database)
+        tables = open_privacy_stores(stores.engine_url, database=stores.database)
+        preference_store, audit = tables.preferences, tables.audit
     else:
         preference_store, audit = MemoryPreferenceStore(), MemoryAuditLog()
     return PrivacyRuntime(

@@ -32,7 +32,7 @@ from personify.privacy.runtime import PrivacyRuntime
 from personify.runtime.auth import Authenticator, ForgettingKeyStore
 from personify.runtime.engine import Engine, build_engine
 from personify.runtime.erasure_check import CachedErasureCheck
-from personify.runtime.experiments import ExperimentsRuntime, build_experiments
+from personify.runtime.experiments import ExperimentsRuntime, open_experiments
 from personify.runtime.identity import erase_subjects
 from personify.runtime.messaging import MessagingRuntime
 from personify.runtime.messaging_wiring import ConsentPolicyLike, build_messaging
@@ -45,9 +45,8 @@ from personify.settings import DEMO_ADMIN_KEY, DEMO_BROWSER_KEY, Settings
 from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.online.port import OnlineState
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import Stores, open_definitions, open_stores
 from personify.storage.sql.event_types import SqlEventTypes
-from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 Clock = Callable[[], datetime]
 
@@ -176,8 +175,7 @@ def _build(
     segment_track_map: Mapping[str, str] | None,
     consent_policy: ConsentPolicyLike | None,
 ) -> Runtime:
-    assert stores.database is not None
-    declared_types = SqlEventTypes(stores.database)
+    declared_types = SqlEventTypes(open_definitions(stores.engine_url, database=stores.database))
     event_types = EventTypes(settings.custom_event_types, declared=declared_types.declared)
     erasure_check = CachedErasureCheck(stores.erasures)
     if ingestor is None:
@@ -193,7 +191,7 @@ def _build(
     # verified keys are cached for a moment; a revocation through this process ends it at once
     stores.keys = ForgettingKeyStore(stores.keys, authenticator)
 
-    experiments = build_experiments(stores)
+    experiments = open_experiments(stores.engine_url, database=stores.database)
     experiments.exposures.on_first = metrics.on_exposure
     ingestor.add_listener(experiments.points.on_events)
     engine.forgetters.append(experiments.forget)
@@ -241,9 +239,7 @@ def _build(
     ingestor.add_listener(feed.on_events)  # RSVPs, joins, follows count at once
     engine.forgetters.append(feed.forget)
 
-    assert stores.database is not None
-    pages = Pages(SqlMessagingDefinitions(stores.database), engine.service, experiments.points,
-                  clock=clock)
+    pages = Pages(messaging.definitions.store, engine.service, experiments.points, clock=clock)
     ingestor.add_listener(pages.on_events)  # clicks on a row's items reward the row
 
     observe_state(metrics, settings, engine, messaging)

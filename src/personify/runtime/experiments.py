@@ -1,6 +1,7 @@
 """The experiments' objects of one process: the SQL
-adapters of the experiment ports (on the stores' database), the alias map of sticky assignment,
-and the live bandit decision points (whose reward listener is registered on the ingestor)."""
+adapters of the experiment ports, the alias map of sticky assignment, and the live bandit
+decision points (whose reward listener is registered on the ingestor). The experiments role
+opens by database URL like every other (:func:`open_experiments`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from personify.domain.errors import ConfigurationError
 from personify.experiments.bandits import DecisionLog
 from personify.experiments.definitions import Experiment, ExperimentStatus
 from personify.experiments.ports import ExposureRecord
 from personify.runtime.decision_points import DecisionPoints
-from personify.storage.registry import Stores
+from personify.storage.registry import role_database
+from personify.storage.sql.database import Database
 from personify.storage.sql.experiments import (
     SqlAliasStore,
     SqlDecisionLogStore,
@@ -34,6 +35,8 @@ class ExperimentsRuntime:
     decisions: SqlDecisionLogStore[DecisionLog]
     aliases: SqlAliasStore
     points: DecisionPoints
+    database: Database | None = None
+    owns_database: bool = False
     _running: dict[str, tuple[float, list[Experiment]]] = field(default_factory=dict)
 
     def running(self, tenant: str) -> list[Experiment]:
@@ -66,14 +69,17 @@ class ExperimentsRuntime:
         """Drop the cache after a start or stop in this process."""
         self._running.pop(tenant, None)
 
+    def close(self) -> None:
+        """Dispose the database when :func:`open_experiments` opened it for a URL."""
+        if self.owns_database and self.database is not None:
+            self.database.dispose()
 
-def build_experiments(stores: Stores) -> ExperimentsRuntime:
-    """The runtime over the stores' database (SQLite, PostgreSQL or ``memory://``)."""
-    db = stores.database
-    if db is None:
-        raise ConfigurationError(
-            "experiments need a SQL database", field="database_url", accepted="sqlite, postgresql"
-        )
+
+def open_experiments(url: str, *, database: Database | None = None) -> ExperimentsRuntime:
+    """The experiments for the database ``url`` (SQLite, PostgreSQL or ``memory://``), on the
+    shared ``database`` when given (``open_experiments(stores.engine_url,
+    database=stores.database)``)."""
+    db, owns = role_database(url, database)
     decisions = SqlDecisionLogStore(db, DecisionLog.from_dict)
     return ExperimentsRuntime(
         experiments=SqlExperimentStore(db, Experiment.model_validate),
@@ -81,4 +87,6 @@ def build_experiments(stores: Stores) -> ExperimentsRuntime:
         decisions=decisions,
         aliases=SqlAliasStore(db),
         points=DecisionPoints(SqlDecisionPointStore(db), decisions),
+        database=db,
+        owns_database=owns,
     )

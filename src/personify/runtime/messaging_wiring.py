@@ -38,9 +38,8 @@ from personify.runtime.messaging_definitions import MessagingDefinitions
 from personify.serving.chain import RecommendationService
 from personify.serving.request import MAX_RESULTS, RecommendationRequest
 from personify.settings import Settings
-from personify.storage.registry import Stores
+from personify.storage.registry import Stores, open_definitions
 from personify.storage.sql.database import Database
-from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ def build_messaging(
     signer = tracking_signer(settings)
     state = open_messaging_stores(settings, stores.database)
     definitions = MessagingDefinitions(
-        SqlMessagingDefinitions(stores.database),
+        open_definitions(stores.engine_url, database=stores.database),
         renderer=TemplateRenderer(item_url=item_url_for(settings.item_url_template)),
         item_links_configured=settings.item_url_template is not None,
     )

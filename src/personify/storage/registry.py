@@ -1,8 +1,18 @@
 """Opens the stores for a database URL: the one place that picks a storage adapter.
 
+Every role kept in the database (``personify.storage.roles``) opens through :func:`open_database`:
+the core stores (:func:`open_stores`), the messaging definitions (:func:`open_definitions`), the
+privacy tables (:func:`open_privacy_stores`), the experiments
+(``personify.runtime.experiments.open_experiments``) and the messaging state
+(``personify.messaging.state_stores.open_state_stores``). Each opener takes the URL and, to share
+the process's engine, an open ``database``; a database it opened itself is disposed by its
+``close()``, a shared one never.
+
 >>> stores = open_stores("memory://")
 >>> stores.events.count("default")
 0
+>>> open_definitions(stores.engine_url, database=stores.database).list("default", "template")
+[]
 >>> stores.close()
 """
 
@@ -29,7 +39,10 @@ from personify.storage.sql.database import Database, create_engine
 from personify.storage.sql.erasures import SqlErasureStore
 from personify.storage.sql.events import SqlEventStore
 from personify.storage.sql.keys import SqlKeyStore
+from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 from personify.storage.sql.migrate import upgrade_engine
+from personify.storage.sql.privacy_audit import SqlAuditLog
+from personify.storage.sql.privacy_preferences import SqlPreferenceStore
 from personify.storage.sql.users import SqlUserStore
 
 
@@ -74,12 +87,13 @@ def unreachable(engine: Any, exc: Exception) -> Unavailable:
     )
 
 
-def open_stores(url: str, *, migrate: bool = True, erasure_hash_key: bytes | None = None) -> Stores:
-    """The stores for ``url`` (``sqlite:///path.db``, ``postgresql://...``, ``memory://``).
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    """The database for ``url`` (``sqlite:///path.db``, ``postgresql://...``, ``memory://``),
+    the one place every SQL-backed role opens one.
 
     With ``migrate`` the schema is brought to the newest revision first (safe when several
-    processes start together). Unknown schemes raise ConfigurationError naming the accepted ones.
-    """
+    processes start together). Unknown schemes raise ConfigurationError naming the accepted ones;
+    an unreachable server raises Unavailable naming where."""
     engine = create_engine(url)
     try:
         if migrate:
@@ -90,7 +104,21 @@ def open_stores(url: str, *, migrate: bool = True, erasure_hash_key: bytes | Non
     except BaseException:
         engine.dispose()
         raise
-    db = Database(engine)
+    return Database(engine)
+
+
+def role_database(url: str, database: Database | None) -> tuple[Database, bool]:
+    """What a role opener works on: the shared ``database`` when given (not owned), else one
+    opened for ``url`` (owned: the opener's ``close()`` disposes it)."""
+    if database is not None:
+        return database, False
+    return open_database(url), True
+
+
+def open_stores(url: str, *, migrate: bool = True, erasure_hash_key: bytes | None = None) -> Stores:
+    """The stores for ``url`` (``sqlite:///path.db``, ``postgresql://...``, ``memory://``),
+    on one :func:`open_database` (see there for ``migrate`` and errors)."""
+    db = open_database(url, migrate=migrate)
     return Stores(
         events=SqlEventStore(db),
         users=SqlUserStore(db),
@@ -101,3 +129,29 @@ def open_stores(url: str, *, migrate: bool = True, erasure_hash_key: bytes | Non
         engine_url=url,
         database=db,
     )
+
+
+def open_definitions(url: str, *, database: Database | None = None) -> SqlMessagingDefinitions:
+    """The messaging definitions (templates, journeys, campaigns, pages) for ``url``."""
+    db, owns = role_database(url, database)
+    return SqlMessagingDefinitions(db, owns_database=owns)
+
+
+@dataclass
+class PrivacyStores:
+    """The privacy role's tables: preference centre documents and the audit log."""
+
+    preferences: SqlPreferenceStore
+    audit: SqlAuditLog
+    database: Database
+    owns_database: bool = False
+
+    def close(self) -> None:
+        if self.owns_database:
+            self.database.dispose()
+
+
+def open_privacy_stores(url: str, *, database: Database | None = None) -> PrivacyStores:
+    """The preference and audit stores for ``url``."""
+    db, owns = role_database(url, database)
+    return PrivacyStores(SqlPreferenceStore(db), SqlAuditLog(db), db, owns)

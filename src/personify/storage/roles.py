@@ -55,17 +55,17 @@ ROLES: tuple[StorageRole, ...] = (
     _db_role(
         "experiments",
         "personify.storage.sql.experiments:SqlExperimentStore",
-        "personify.runtime.experiments:build_experiments",
+        "personify.runtime.experiments:open_experiments",
     ),
     _db_role(
         "definitions",
         "personify.storage.sql.messaging_definitions:SqlMessagingDefinitions",
-        "personify.runtime.messaging_wiring:build_messaging",
+        "personify.storage.registry:open_definitions",
     ),
     _db_role(
         "privacy",
         "personify.storage.sql.privacy_preferences:SqlPreferenceStore",
-        "personify.privacy.runtime:open_runtime",
+        "personify.storage.registry:open_privacy_stores",
     ),
     StorageRole(
         "messaging",

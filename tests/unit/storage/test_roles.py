@@ -13,16 +13,12 @@ from typing import Any
 import pytest
 
 from personify.domain.errors import ConfigurationError
-from personify.messaging.state_stores import open_state_stores
-from personify.privacy.runtime import open_runtime
 from personify.runtime.engine import person_generations
-from personify.runtime.experiments import build_experiments
 from personify.storage.model_files import FileModelStore
 from personify.storage.online import open_online_state
 from personify.storage.person_cache import LocalGenerations, RedisGenerations
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import open_stores
 from personify.storage.roles import ROLES, StorageRole, backend, describe
-from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 PAIRS = [
     pytest.param(role, kind, id=f"{role.name}-{kind}",
@@ -69,34 +65,59 @@ def opened() -> Iterator[list[Any]]:
         close()
 
 
+SHARED_DATABASE = {"experiments", "definitions", "privacy", "messaging"}
+"""Roles kept beside the core stores: their opener takes the URL, or the process's database."""
+
+
+def _check_opened(role: StorageRole, opened: Any) -> None:
+    """The opened object serves the role's port (an empty store answers)."""
+    if role.name in ("events", "people", "catalogue"):
+        assert getattr(opened, STORES_ATTRIBUTE[role.name]).count("t") == 0
+    elif role.name == "consents":
+        assert opened.consents.history("t", "ann") == []
+    elif role.name == "keys":
+        assert opened.keys.list("t") == []
+    elif role.name == "erasures":
+        assert opened.erasures.is_erased("t", "ann") is False
+    elif role.name == "experiments":
+        assert opened.experiments.list("t") == []
+    elif role.name == "definitions":
+        assert opened.list("t", "template") == []
+    elif role.name == "privacy":
+        assert opened.preferences.get("t", "ann") is None
+    elif role.name == "messaging":
+        assert opened.outbox.counts() == {}
+    else:  # pragma: no cover - a new role needs its row here
+        pytest.fail(f"no opening check for role {role.name!r}")
+
+
+def _closer(opened: Any) -> Any:
+    if hasattr(opened, "close"):
+        return opened.close
+    return getattr(getattr(opened, "outbox", None), "close", lambda: None)
+
+
 @pytest.mark.parametrize(("role", "kind"), PAIRS)
 def test_every_listed_backend_opens_through_the_role_opener(
     role: StorageRole, kind: str, url_of: Any, opened: list[Any], tmp_path: Path
 ) -> None:
     url = url_of(kind)
     assert backend(role, url) == role.backends[kind]
-
-    def stores() -> Stores:
-        s = open_stores(url)
-        opened.append(s.close)
-        return s
-
-    if role.name in STORES_ATTRIBUTE:
-        assert getattr(stores(), STORES_ATTRIBUTE[role.name]) is not None
-    elif role.name == "experiments":
-        assert build_experiments(stores()).experiments is not None
-    elif role.name == "definitions":
-        database = stores().database
-        assert database is not None
-        assert SqlMessagingDefinitions(database).list("t", "template") == []
-    elif role.name == "privacy":
-        assert open_runtime(stores()) is not None
-    elif role.name == "messaging":
-        state = open_state_stores(url)
-        opened.append(getattr(state.outbox, "close", lambda: None))
-        assert state.outbox.counts() == {}
-        expected = {"sqlite": "file", "postgresql": "database", "memory": "memory"}[kind]
-        assert state.location.kind == expected
+    opener = _resolve(role.opener)
+    if role.setting == "database_url":
+        # one opener per role, called with the URL alone: the same for every scheme
+        alone = opener(url)
+        opened.append(_closer(alone))
+        _check_opened(role, alone)
+        if role.name in SHARED_DATABASE:  # or on the process's own database
+            stores = open_stores(url)
+            opened.append(stores.close)
+            shared = opener(url, database=stores.database)
+            opened.append(_closer(shared))
+            _check_opened(role, shared)
+        if role.name == "messaging":
+            expected = {"sqlite": "file", "postgresql": "database", "memory": "memory"}[kind]
+            assert alone.location.kind == expected
         if kind == "postgresql":
             assert list(tmp_path.iterdir()) == []  # nothing local
     elif role.name in ("online state", "person cache"):

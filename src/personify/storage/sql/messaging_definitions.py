@@ -5,7 +5,7 @@ documents keyed by (tenant, kind, name) plus an ``enabled`` flag; the API edge v
 into ``MessageTemplate`` / ``JourneyDefinition`` / ``Campaign``. Works on SQLite, ``memory://``
 and PostgreSQL alike::
 
-    definitions = SqlMessagingDefinitions(stores.database)
+    definitions = open_definitions(url)  # personify.storage.registry; or (db) to share one
     definitions.put("default", "journey", "welcome", {...}, enabled=True)
 """
 
@@ -52,10 +52,17 @@ class SqlMessagingDefinitions:
     """Create / replace, read, list, enable and delete definition documents."""
 
     def __init__(
-        self, db: Database, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self, db: Database, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owns_database: bool = False,
     ) -> None:
         self.db = db
         self.clock = clock
+        self._owns = owns_database
+
+    def close(self) -> None:
+        """Dispose the database when this store opened it (``open_definitions`` by URL)."""
+        if self._owns:
+            self.db.dispose()
 
     def put(
         self, tenant: str, kind: str, name: str, body: Mapping[str, Any], *, enabled: bool
