@@ -13,14 +13,20 @@ items are upserted. Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
 from personify.ingestion import EventIngestor
-from personify.jobs.column_mapping import KINDS, Coercer, CoercionError, ColumnMapping
+from personify.jobs.column_mapping import (
+    KINDS,
+    Coercer,
+    CoercionError,
+    ColumnMapping,
+    Exclusions,
+)
 from personify.jobs.import_report import ErrorLog, ImportProgress, ImportReport, RowError
 from personify.jobs.online_retail_import import PRESET_NAME, import_online_retail
 from personify.jobs.record_sinks import ImportStores, Sink, default_ingestor, sink_for
@@ -46,6 +52,7 @@ def import_file(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
     error_report_path: str | Path | None = None,
+    exclude: Sequence[str] = (),
 ) -> ImportReport:
     """Import ``path`` into ``tenant`` and report rows read, stored, duplicates and rejected.
 
@@ -54,7 +61,9 @@ def import_file(
     ``mapping`` is target field -> source column (``{"profile.country": "Country"}``);
     ``defaults`` fill fields a row leaves empty; lists in CSV cells are split on ``separator``.
     Rows that cannot be stored go to ``error_report_path`` with their row number, field and
-    reason; they never stop the import.
+    reason; they never stop the import. ``exclude`` (``--exclude``) leaves out rows on purpose
+    (``item_id=POST``: counted as skipped) and ignores columns (a bare column name); see
+    :class:`~personify.jobs.column_mapping.Exclusions`.
     """
     validate_tenant_id(tenant)
     if batch_size < 1:
@@ -67,6 +76,11 @@ def import_file(
         if preset != PRESET_NAME:
             raise InvalidInput(
                 f"unknown preset {preset!r}", field="preset", accepted=", ".join(PRESETS)
+            )
+        if exclude:
+            raise InvalidInput(
+                "a preset leaves out its non-product rows itself; drop --exclude",
+                field="exclude", accepted="either --preset or --exclude",
             )
         if mapping:
             raise InvalidInput(
@@ -90,11 +104,13 @@ def import_file(
             field="kind",
             accepted="users, items, events (all needs --preset)",
         )
+    exclusions = Exclusions.parse(exclude, kind)
     columns = ColumnMapping(
         kind,
         dict(mapping or {}),
         dict(defaults or {}),
         Coercer(separator=separator, datetime_format=datetime_format),
+        ignored=exclusions.columns,
     )
     header = source.read_header()
     if header:
@@ -116,6 +132,7 @@ def import_file(
             errors,
             bar,
             batch_size,
+            exclusions,
         )
     report.seconds = time.perf_counter() - started
     return report
@@ -146,6 +163,7 @@ def _run(
     errors: ErrorLog,
     bar: ImportProgress,
     batch_size: int,
+    exclusions: Exclusions,
 ) -> None:
     raws: list[dict[str, Any]] = []
     rows: list[int] = []
@@ -166,6 +184,9 @@ def _run(
         report.rows += 1
         if isinstance(record, BadRow):
             errors.add(RowError(row_no, None, "invalid_input", record.reason, record.accepted))
+            continue
+        if exclusions.rows and exclusions.excludes(record, columns):
+            report.skipped += 1
             continue
         try:
             raws.append(apply(record))

@@ -8,6 +8,7 @@ Target fields are dotted paths into the domain record (``profile.country``, ``co
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 import types
@@ -216,6 +217,72 @@ def parse_assignments(specs: Iterable[str], *, option: str) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class Exclusions:
+    """``personify import --exclude``: rows to leave out on purpose and columns to ignore.
+
+    ``FIELD=PATTERN`` leaves out every row whose ``FIELD`` (a field of the record kind, read from
+    the column mapped to it, else from its default) matches the shell-style ``PATTERN``
+    (``POST``, ``gift_*``; case-sensitive; on a list field, any element): postage, fees and
+    manual adjustments in a shop's order lines, test accounts, a type not worth importing.
+    A bare ``COLUMN`` ignores that source column (a file without ``--map`` whose extra
+    column is not a field). Left-out rows are counted as skipped, never as errors, and never
+    hold back the other rows.
+    """
+
+    rows: tuple[tuple[str, str], ...] = ()
+    columns: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, specs: Iterable[str], kind: str) -> Exclusions:
+        rows: list[tuple[str, str]] = []
+        columns: set[str] = set()
+        for spec in specs:
+            target, sep, pattern = spec.partition("=")
+            target = target.strip()
+            if not target:
+                raise InvalidInput(
+                    f"--exclude {spec!r} names no field or column", field="exclude",
+                    accepted="FIELD=PATTERN (e.g. item_id=POST, item_id='gift_*') or COLUMN",
+                )
+            if not sep:
+                columns.add(target)
+                continue
+            if kind in MODELS and target_type(kind, target) is None:
+                raise InvalidInput(
+                    f"--exclude {spec!r}: {target!r} is not a field of {kind}",
+                    field="exclude", accepted=accepted_targets(kind),
+                )
+            if not pattern.strip():
+                raise InvalidInput(
+                    f"--exclude {spec!r} has an empty pattern", field="exclude",
+                    accepted="FIELD=PATTERN with a value or a shell pattern (* ? [...])",
+                )
+            rows.append((target, pattern.strip()))
+        return cls(tuple(rows), frozenset(columns))
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.columns)
+
+    def excludes(self, record: Mapping[str, Any], columns: ColumnMapping) -> bool:
+        """Whether ``record`` (a source row) is left out."""
+        for target, pattern in self.rows:
+            source = columns.mapping.get(target, target)
+            value = _lookup(record, source)
+            if value is None or value == "":
+                value = columns.defaults.get(target)
+            if value is None:
+                continue
+            values = value if isinstance(value, list) else (
+                [v for v in value.split(columns.coercer.separator)]
+                if isinstance(value, str) and target_type(columns.kind, target) is FieldType.LIST
+                else [value]
+            )
+            if any(fnmatch.fnmatchcase(str(v).strip(), pattern) for v in values):
+                return True
+        return False
+
+
 def _lookup(record: Mapping[str, Any], source: str) -> Any:
     """A source column, or a dotted path into nested JSON objects."""
     if source in record:
@@ -269,6 +336,8 @@ class ColumnMapping:
     mapping: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     coercer: Coercer = field(default_factory=Coercer)
+    ignored: frozenset[str] = frozenset()
+    """Source columns left out (``--exclude COLUMN``)."""
     _plan: list[tuple[str, str, FieldType | None]] = field(default_factory=list, init=False)
     _seen: dict[bytes, int] = field(default_factory=dict, init=False)
 
@@ -308,6 +377,7 @@ class ColumnMapping:
         every column must be a field path: an unknown column is an error before any row."""
         if self.mapping:
             return
+        columns = [c for c in columns if c not in self.ignored]
         unknown = [c for c in columns if target_type(self.kind, c) is None]
         if unknown:
             raise InvalidInput(
@@ -320,7 +390,8 @@ class ColumnMapping:
 
     def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The raw domain record for one source record; raises CoercionError on a bad cell."""
-        plan = self._plan or _ordered((key, key, target_type(self.kind, key)) for key in record)
+        plan = self._plan or _ordered((key, key, target_type(self.kind, key)) for key in record
+                                      if key not in self.ignored)
         out: dict[str, Any] = {}
         coerce = self.coercer
         for target, source, kind in plan:
