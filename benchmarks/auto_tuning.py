@@ -74,7 +74,7 @@ def previous() -> dict[str, Any]:
 
 
 def run(dataset: str, budget: float | None, candidates: bool,
-        save: Any = None) -> dict[str, Any]:
+        save: Any = None, retrain: bool = False) -> dict[str, Any]:
     from personify.jobs.served_evaluation import served_entries
 
     name, split = load_dataset(dataset, DATASETS)
@@ -85,7 +85,7 @@ def run(dataset: str, budget: float | None, candidates: bool,
     load_start = os.getloadavg()
     gc.collect()
     started = time.perf_counter()
-    entries = served_entries(budget, candidates=candidates,
+    entries = served_entries(budget, candidates=candidates, time_retrain=retrain,
                              progress=lambda what: None)(split, K)
     total = time.perf_counter() - started
     served_model, served_params, served_fit = entries.pop("served")
@@ -136,9 +136,11 @@ def main() -> None:
                         help="selection seconds (default scaled to the data)")
     parser.add_argument("--no-candidates", action="store_true",
                         help="skip refitting each candidate on train (served only)")
+    parser.add_argument("--retrain", action="store_true",
+                        help="also time the scheduled retrain that reuses the selection")
     args = parser.parse_args()
     for dataset in args.datasets:
-        result = run(dataset, args.budget, not args.no_candidates, save)
+        result = run(dataset, args.budget, not args.no_candidates, save, args.retrain)
         save(result)
 
 
@@ -165,6 +167,12 @@ def _merge(result: dict[str, Any]) -> None:
             metrics_out[f"best_single_ndcg@20_{name}"] = \
                 out["candidates"][out["best_single"]]["ndcg@20"]
         selection = out["served_params"].get("selection_seconds")
+        reuse = out["served_params"].get("retrain_reuse_seconds")
+        if reuse is not None:
+            metrics_out[f"retrain_reuse_seconds_{name}"] = reuse
+            metrics_out[f"selection_and_fit_seconds_{name}"] = out["served_fit_seconds"]
+            metrics_out[f"retrain_reuse_ratio_to_selection_and_fit_{name}"] = round(
+                reuse / max(out["served_fit_seconds"], 1e-9), 3)
         if name == "gowalla":
             metrics_out["selection_seconds_gowalla"] = selection
             metrics_out["selection_peak_rss_mb_gowalla"] = \

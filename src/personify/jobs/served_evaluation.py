@@ -63,6 +63,23 @@ def train_served(
                        Selection.from_dict(record) if isinstance(record, dict) else None)
 
 
+def retrain_reusing(train: Interactions, served: ServedModel) -> float:
+    """Seconds of the retrain a scheduler runs next on the same events: the plan reuses the
+    served version's selection (no search); raises if it searched instead."""
+    record = served.manifest.metrics.get("selection")
+    plan = SelectionPlan(mode="auto", previous=record if isinstance(record, dict) else None,
+                         previous_version=served.manifest.version)
+    started = time.perf_counter()
+    _, manifest = bundle_from_interactions(
+        train, TrainingConfig(), version="retrain", configure=plan.configure
+    )
+    seconds = time.perf_counter() - started
+    again = manifest.metrics.get("selection")
+    if not isinstance(again, dict) or not again.get("reused_from"):
+        raise RuntimeError("the retrain searched again instead of reusing the selection")
+    return seconds
+
+
 def _event_times(train: Interactions) -> tuple[NDArray[np.float64], datetime]:
     """Each log row's time (the real one, or one second apart per person from a fixed epoch
     when the log has none) and the request clock two days after the last."""
@@ -125,11 +142,13 @@ def served_rankings(
 
 def served_entries(
     budget_seconds: float | None = None, *, candidates: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, time_retrain: bool = False,
 ) -> Callable[[Split, int], dict[str, tuple[Recommender, dict[str, Any], float]]]:
     """``run_evaluation(extra=...)``: the served configuration chosen on the training part
     (answers of the serving chain) and, with ``candidates``, each candidate model at the best
-    parameters its trials found on the same validation split, refitted on the training part."""
+    parameters its trials found on the same validation split, refitted on the training part.
+    ``time_retrain`` also times a scheduled retrain on the same events, which reuses the
+    chosen configuration (``retrain_reuse_seconds`` in the served entry's parameters)."""
 
     def build(split: Split, k: int) -> dict[str, tuple[Recommender, dict[str, Any], float]]:
         started = time.perf_counter()
@@ -138,9 +157,11 @@ def served_entries(
         users = np.flatnonzero(np.diff(sp.csr_matrix(split.test.matrix).indptr) > 0)
         ranked = np.full((split.train.n_users, k), -1, dtype=np.int64)
         ranked[users] = served_rankings(served.bundle, split.train, users, k)
+        params = describe(served.selection, served.manifest)
+        if time_retrain:
+            params["retrain_reuse_seconds"] = round(retrain_reusing(split.train, served), 1)
         entries: dict[str, tuple[Recommender, dict[str, Any], float]] = {
-            "served": (RankedLists(ranked), describe(served.selection, served.manifest),
-                       fit_seconds)}
+            "served": (RankedLists(ranked), params, fit_seconds)}
         if candidates and served.selection is not None:
             for name, params in best_per_model(served.selection).items():
                 started = time.perf_counter()
@@ -179,5 +200,5 @@ def describe(selection: Selection | None, manifest: ModelManifest) -> dict[str, 
     return params
 
 
-__all__ = ["ServedModel", "best_per_model", "describe", "served_entries", "served_rankings",
-           "train_served"]
+__all__ = ["ServedModel", "best_per_model", "describe", "retrain_reusing", "served_entries",
+           "served_rankings", "train_served"]

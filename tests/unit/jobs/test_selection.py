@@ -107,3 +107,16 @@ def test_a_retrain_reuses_the_choice_until_the_data_changes_enough() -> None:
     _, regrown = train_bundle(grown, config, configure=SelectionPlan(
         budget_seconds=1.0, previous=record).configure)
     assert "events" in regrown.metrics["selection"]["retune_reason"]
+
+
+def test_the_benchmarks_retrain_timing_reuses_the_served_selection() -> None:
+    from personify.jobs.served_evaluation import retrain_reusing, train_served
+
+    split = planted_split(n_users=60, n_items=30, per_user=6)
+    served = train_served(split.train, budget_seconds=1.0)
+    assert served.selection is not None
+    assert retrain_reusing(split.train, served) > 0
+    # a version without a selection record cannot be reused: the timing refuses to lie
+    served.manifest.metrics.pop("selection")
+    with pytest.raises(RuntimeError, match="searched again"):
+        retrain_reusing(split.train, served)
