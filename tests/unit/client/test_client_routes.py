@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from typing import Any
 
 import httpx
@@ -134,3 +135,14 @@ def test_sync_and_async_methods_send_the_declared_route(name: str) -> None:
     for arg in endpoint.path_args:
         pattern = pattern.replace("{" + arg + "}", "a%20b%2Fc")
     assert path.split("?")[0] == pattern
+
+
+def test_the_reference_table_in_docs_lists_every_method_and_its_route() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text.split("## Python client", 1)[1].split("\n## ", 1)[0]
+    documented = dict(re.findall(r"^\| `(\w+)` \| `([A-Z]+ \S+)` \|", section, re.M))
+    declared = {name: f"{value.method} {value.route}" for name, value in vars(Endpoints).items()
+                if isinstance(value, Endpoint)}
+    assert documented == declared
