@@ -373,6 +373,35 @@ def user_events(user_id: str, *, limit: int = 100, types: Sequence[str] | None =
                 params=_query(limit=limit, type=list(types) if types else None, before=before))
 
 
+@endpoint("GET", "/v1/event-types")
+def event_types(*, builtin: bool = True) -> Call[list[dict[str, Any]]]:
+    """Every event type the tenant can send: its own, the configured ones and (unless
+    ``builtin=False``) the built-in ones, with their training weights."""
+    return Call(lambda r: list(r.json()["event_types"]), params=_query(builtin=builtin))
+
+
+@endpoint("GET", "/v1/event-types/{name}")
+def event_type(name: str) -> Call[dict[str, Any]]:
+    """One of the tenant's declared event types."""
+    return Call(_json, {"name": name})
+
+
+@endpoint("PUT", "/v1/event-types/{name}")
+def put_event_type(name: str, *, weight: float | None = None, description: str | None = None,
+                   needs_item: bool = False) -> Call[dict[str, Any]]:
+    """Declare (or redefine) an event type of the tenant's own, accepted from the next request
+    without a restart; ``weight`` is its training weight (None: stored, not used as feedback).
+    The same declaration again changes nothing."""
+    return Call(_json, {"name": name}, json={"weight": weight, "needs_item": needs_item,
+                                             **_body(description=description)})
+
+
+@endpoint("DELETE", "/v1/event-types/{name}")
+def delete_event_type(name: str) -> Call[dict[str, Any]]:
+    """Stop accepting new events of a declared type (stored ones keep it)."""
+    return Call(_json, {"name": name})
+
+
 def _chunks(records: list[Any], size: int, start: Callable[[], T],
             merge: Callable[[T, Any, int], None]) -> Chunked[T]:
     chunked = Chunked(start, merge)
@@ -1069,6 +1098,10 @@ class Endpoints:
     track = track
     send_events = send_events
     user_events = user_events
+    event_types = event_types
+    event_type = event_type
+    put_event_type = put_event_type
+    delete_event_type = delete_event_type
     recommend = recommend
     recommendations = recommendations
     rerank = rerank
