@@ -107,6 +107,24 @@ class Settings(BaseSettings):
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else the exporter's default)",
     )
     tracing_service_name: str = Field(default="personify", min_length=1)
+    weather_provider: Literal["none", "open-meteo"] = Field(
+        default="none",
+        description="open-meteo: a request with coordinates (context.location.latitude / "
+        "longitude) and no context.weather gets the current weather there from an "
+        "Open-Meteo-compatible API (rounded to ~1 km, cached per place and hour); none: only "
+        "the weather clients send",
+    )
+    weather_url: str = Field(
+        default="https://api.open-meteo.com",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="base URL of the Open-Meteo-compatible API (/v1/forecast below it): your "
+        "own instance, or Open-Meteo's",
+    )
+    weather_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=30,
+        description="how long a recommendation waits for the weather provider on a cache miss "
+        "(then it is served without weather, and the place is not asked again for 5 minutes)",
+    )
     max_request_bytes: int = 16 * 1024 * 1024
     rate_limit_per_minute: int = Field(
         default=0, ge=0,

@@ -41,6 +41,7 @@ from personify.runtime.networking import introduction_notifier
 from personify.runtime.pages import Pages
 from personify.runtime.segment.mapping import SegmentMapper
 from personify.runtime.tracing import start_tracing
+from personify.runtime.weather import OpenMeteoWeather
 from personify.settings import DEMO_ADMIN_KEY, DEMO_BROWSER_KEY, Settings
 from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
@@ -183,6 +184,10 @@ def _build(
     metrics = Metrics()
     ingestor.outcome_observers.append(metrics.on_ingested)
     engine = build_engine(settings, stores, ingestor, online_state=online_state, metrics=metrics)
+    if settings.weather_provider == "open-meteo":
+        engine.weather = OpenMeteoWeather(
+            settings.weather_url, timeout=settings.weather_timeout_seconds, clock=clock)
+        engine.service.enrich_context = engine.weather.enrich
     authenticator = Authenticator(
         stores.keys, bootstrap_secrets=bootstrap_secrets(settings),
         default_tenant=settings.default_tenant,

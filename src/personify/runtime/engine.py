@@ -27,6 +27,7 @@ from personify.privacy.runtime import PrivacyRuntime
 from personify.runtime.identity import open_privacy
 from personify.runtime.metrics import Metrics
 from personify.runtime.online_gate import BatchGate
+from personify.runtime.weather import OpenMeteoWeather
 from personify.serving.catalog_cache import CatalogCache, WriteThroughCatalog
 from personify.serving.chain import RecommendationService
 from personify.serving.factor_source import UserVectorUpdater
@@ -76,6 +77,8 @@ class Engine:
     """How often the promoted version is polled (a promotion is served within this)."""
     warm_up_done: threading.Event = field(default_factory=threading.Event)
     """Set when the start-up warm-up finished (successfully or not: it then loads lazily)."""
+    weather: OpenMeteoWeather | None = None
+    """The weather provider filling requests' ``context.weather`` (``weather_provider``)."""
 
     def start(self) -> None:
         """Start the background work (idempotent): the promoted-model refresh, the retraining
@@ -110,6 +113,8 @@ class Engine:
         self.bundles.stop()
         self.impressions.close()
         self.state.close()
+        if self.weather is not None:
+            self.weather.close()
 
 
 def open_state(settings: Settings, warnings: list[str]) -> OnlineState:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from personify.domain.errors import InvalidInput, Unavailable
-from personify.domain.events import Event
+from personify.domain.events import Context, Event
 from personify.domain.items import Item
 from personify.domain.limits import MAX_LIST_LENGTH
 from personify.domain.tracing import span
@@ -143,6 +143,8 @@ class RecommendationService:
         self.history = history
         self.shown = ShownItems()
         """What each person was shown (anti-repetition; forgotten on erasure)."""
+        self.enrich_context: Callable[[Context], Context] | None = None
+        """Fills a request's context before anything reads it (the weather provider)."""
 
     @property
     def sources(self) -> dict[str, CandidateSource]:
@@ -170,6 +172,7 @@ class RecommendationService:
         what must not be shown (:meth:`_excluded`), the candidate pool (:meth:`_gather`),
         ranking (:meth:`_rank`), rules and diversity (:meth:`_arrange`), the answer and its
         impression (:meth:`_respond`)."""
+        request = self._enriched(request)
         with span("personify.recommend", {"n": request.n}) as traced:
             with span("personify.recommend.scope"):
                 scope = self._scope(tenant, request, bundle)
@@ -198,6 +201,14 @@ class RecommendationService:
                 traced.set_attribute("items", len(result.items))
                 traced.set_attribute("model_version", result.model_version or "")
             return result
+
+    def _enriched(self, request: RecommendationRequest) -> RecommendationRequest:
+        enrich = self.enrich_context
+        if enrich is None:
+            return request
+        context = enrich(request.context)
+        return request if context is request.context else request.model_copy(
+            update={"context": context})
 
     def scope_for(self, tenant: str, request: RecommendationRequest) -> RequestScope:
         """The request's person as the chain sees them (consent, restriction, profile, live
@@ -232,6 +243,7 @@ class RecommendationService:
         if request.subject is not None or request.log_impression:
             raise InvalidInput("a session request names nobody and logs nothing",
                                field="user_id")
+        request = self._enriched(request)
         now = self.clock()
         catalog = self.catalogs(tenant)
         bundle = self.bundles(tenant)

@@ -153,6 +153,10 @@ async def serve(
         )
         return render(result, engine.catalogs.get(tenant), include_items=include_items)
 
+    weather = engine.weather
+    if weather is not None and weather.needs_fetch(request.context):
+        # a cache miss asks the provider (up to weather_timeout_seconds): off the event loop
+        return await run_in_threadpool(work)
     if request.subject is not None and any(
         affects_serving(e) for e in experiments.running(tenant)
     ):
