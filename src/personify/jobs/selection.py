@@ -11,6 +11,9 @@
    budget, its registry defaults tried first; a trial is scored on a subsample of the validation
    people first and promoted to the full set only when it beats the median of earlier trials
    there (Optuna's median pruner), so weak settings cost a fraction of a full evaluation;
+   each candidate's first trial runs while time is left (its defaults are always measured
+   then); once the budget is spent the remaining candidates are skipped and named in the
+   table, so the selection overruns its budget by at most the trial that was running;
 3. the choice by validation NDCG@20 with the one-standard-error rule: among the fully evaluated
    trials whose NDCG is within one standard error of the best (paired over the same people),
    the cheapest (fit + scoring seconds) — differences inside that band are noise of the
@@ -189,7 +192,8 @@ class Trial:
     params: dict[str, Any]
     status: str
     """``complete`` (scored on every validation person), ``pruned`` (stopped after the
-    subsample), ``failed``."""
+    subsample), ``failed``, ``skipped`` (not measured: the time budget was spent before this
+    candidate's turn)."""
     subsample_ndcg: float | None = None
     ndcg: float | None = None
     recall: float | None = None
@@ -354,6 +358,11 @@ def select_configuration(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for position, name in enumerate(names):
         left = deadline - time.perf_counter()
+        if left <= 0 and any(t.status == "complete" for t in trials):
+            # the budget is spent: the remaining (costlier) candidates are not measured, so a
+            # selection overruns its budget by at most one trial, not one trial per candidate
+            trials.append(Trial(name, {}, "skipped", note="time budget spent"))
+            continue
         share_end = time.perf_counter() + left / (len(names) - position)
         study = optuna.create_study(
             direction="maximize",

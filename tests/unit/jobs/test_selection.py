@@ -120,3 +120,17 @@ def test_the_benchmarks_retrain_timing_reuses_the_served_selection() -> None:
     served.manifest.metrics.pop("selection")
     with pytest.raises(RuntimeError, match="searched again"):
         retrain_reusing(split.train, served)
+
+
+def test_a_spent_budget_skips_the_remaining_candidates_instead_of_overrunning() -> None:
+    split = planted_split(n_users=80, n_items=40, per_user=6)
+    chosen = select_configuration(split.train, budget_seconds=1e-3, subsample_users=30,
+                                  models=["rp3beta", "itemknn", "ease", "bspm"])
+    # the first candidate is measured (something must be chosen); the others are named as
+    # skipped, not silently dropped and not run past the budget
+    statuses = [(t.model, t.status) for t in chosen.trials]
+    assert statuses[0][1] == "complete"
+    assert [s for _, s in statuses[1:]] == ["skipped"] * (len(statuses) - 1)
+    assert {m for m, _ in statuses} == {"rp3beta", "itemknn", "ease", "bspm"}
+    assert all(t.note == "time budget spent" for t in chosen.trials[1:])
+    assert chosen.trials[0].note == "chosen"
