@@ -11,7 +11,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -20,6 +28,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from personify.client._retry import RetryPolicy
 from personify.client.results import (
     BulkResult,
     Consents,
@@ -92,6 +101,45 @@ class Chunked(Generic[T]):
 
 
 Plan = Call[T] | Chunked[T]
+
+
+Reply = httpx.Response | httpx.TransportError | None
+"""What a client sends back into a :func:`conversation`: the answer to the call it was given
+(or the transport error that prevented one), or None after waiting."""
+
+
+def conversation(plan: Plan[T], retry: RetryPolicy) -> Generator[Call[Any] | float, Reply, T]:
+    """Everything about running a plan but the I/O, shared by both clients: it yields a
+    :class:`Call` to send (answer with the response or the transport error) or the seconds to
+    wait before the next attempt (answer None), and returns the decoded result. Chunks are sent
+    in order and merged; retries follow ``retry`` and the call's idempotency; an error answer
+    raises its ``personify.domain.errors`` exception."""
+    if isinstance(plan, Chunked):
+        result = plan.start()
+        for call, offset in zip(plan.calls, plan.offsets, strict=True):
+            plan.merge(result, (yield from _attempts(call, retry)), offset)
+        return result
+    return (yield from _attempts(plan, retry))
+
+
+def _attempts(call: Call[T], retry: RetryPolicy) -> Generator[Call[Any] | float, Reply, T]:
+    attempt = 0
+    while True:
+        reply = yield call
+        if isinstance(reply, httpx.TransportError):
+            if not retry.should_retry(attempt, error=reply, idempotent=call.idempotent):
+                raise reply
+            wait = retry.delay(attempt)
+        elif reply is None:
+            raise RuntimeError("a call was answered with nothing")
+        elif reply.is_success:
+            return call.decode(reply)
+        elif retry.should_retry(attempt, status=reply.status_code, idempotent=call.idempotent):
+            wait = retry.delay(attempt, reply.headers.get("retry-after"))
+        else:
+            raise error_from(reply)
+        yield wait
+        attempt += 1
 
 
 class SyncRunner:

@@ -45,34 +45,23 @@ class AsyncPersonifyClient(_calls.AsyncRunner, _calls.Endpoints):
         )
 
     async def _run(self, plan: _calls.Plan[T]) -> T:
-        if isinstance(plan, _calls.Chunked):
-            result = plan.start()
-            for call, offset in zip(plan.calls, plan.offsets, strict=True):
-                plan.merge(result, await self._send(call), offset)
-            return result
-        return await self._send(plan)
-
-    async def _send(self, call: _calls.Call[T]) -> T:
-        attempt = 0
+        talk = _calls.conversation(plan, self.retry)
+        reply: _calls.Reply = None
         while True:
             try:
-                response = await self._http.request(
-                    call.method, call.path, json=call.json, params=call.params
+                step = talk.send(reply)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, float):
+                await asyncio.sleep(step)
+                reply = None
+                continue
+            try:
+                reply = await self._http.request(
+                    step.method, step.path, json=step.json, params=step.params
                 )
             except httpx.TransportError as exc:
-                if not self.retry.should_retry(attempt, error=exc, idempotent=call.idempotent):
-                    raise
-                await asyncio.sleep(self.retry.delay(attempt))
-                attempt += 1
-                continue
-            if response.is_success:
-                return call.decode(response)
-            if self.retry.should_retry(attempt, status=response.status_code,
-                                       idempotent=call.idempotent):
-                await asyncio.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
-                attempt += 1
-                continue
-            raise _calls.error_from(response)
+                reply = exc
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -48,34 +48,23 @@ class PersonifyClient(_calls.SyncRunner, _calls.Endpoints):
         )
 
     def _run(self, plan: _calls.Plan[T]) -> T:
-        if isinstance(plan, _calls.Chunked):
-            result = plan.start()
-            for call, offset in zip(plan.calls, plan.offsets, strict=True):
-                plan.merge(result, self._send(call), offset)
-            return result
-        return self._send(plan)
-
-    def _send(self, call: _calls.Call[T]) -> T:
-        attempt = 0
+        talk = _calls.conversation(plan, self.retry)
+        reply: _calls.Reply = None
         while True:
             try:
-                response = self._http.request(
-                    call.method, call.path, json=call.json, params=call.params
+                step = talk.send(reply)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, float):
+                time.sleep(step)
+                reply = None
+                continue
+            try:
+                reply = self._http.request(
+                    step.method, step.path, json=step.json, params=step.params
                 )
             except httpx.TransportError as exc:
-                if not self.retry.should_retry(attempt, error=exc, idempotent=call.idempotent):
-                    raise
-                time.sleep(self.retry.delay(attempt))
-                attempt += 1
-                continue
-            if response.is_success:
-                return call.decode(response)
-            if self.retry.should_retry(attempt, status=response.status_code,
-                                       idempotent=call.idempotent):
-                time.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
-                attempt += 1
-                continue
-            raise _calls.error_from(response)
+                reply = exc
 
     def close(self) -> None:
         self._http.close()
