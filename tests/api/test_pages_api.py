@@ -213,6 +213,10 @@ def test_rows_are_logged_and_clicks_reward_the_row(
         assert logged.item_ids == [i["item_id"] for i in row["items"]]
     decision = runtime.experiments.decisions.get("default", page["page_id"])
     assert decision is not None and decision.policy == "page:home"
+    # the decision was queued, not written on the request's path; the queue writes it out
+    assert runtime.experiments.decisions.synchronous == 0
+    runtime.experiments.decisions.flush()
+    assert runtime.experiments.decisions.store.get("default", page["page_id"]) == decision
     # every shown row in the logged order with its logged propensity (a row whose items all
     # went to rows above it is chosen but not shown: it earns 0)
     shown = [r["row_id"] for r in page["rows"]]

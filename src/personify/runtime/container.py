@@ -131,6 +131,7 @@ class Runtime:
             self._closed.set()
             self.messaging.close()
             self.engine.close()
+            self.experiments.close()  # the decisions queued behind requests
             if self.owns_stores:
                 self.stores.close()
             while self._stop_tracing:

@@ -51,6 +51,7 @@ from personify.experiments.bandits import (
     policy_from_dict,
 )
 from personify.experiments.ports import DecisionLogStore
+from personify.runtime.decision_log import QueuedDecisionLog
 from personify.storage.sql.experiments import (
     BanditUpdate,
     DecisionPointRecord,
@@ -226,8 +227,12 @@ class DecisionPoints:
         context: ContextInput,
         actions: Sequence[str],
         k: int = 1,
+        *,
+        log_later: bool = False,
     ) -> DecisionOutcome:
-        """Rank ``k`` of ``actions`` and log the decision (with its propensities)."""
+        """Rank ``k`` of ``actions`` and log the decision (with its propensities). With
+        ``log_later`` (pages of rows) the log line is written behind the request by the
+        :class:`~personify.runtime.decision_log.QueuedDecisionLog`, when the store is one."""
         live = self._get(tenant, point)
         self.sync(tenant, point)
         now = self._clock()
@@ -245,7 +250,10 @@ class DecisionPoints:
             while len(live.pending) > MAX_PENDING:
                 due.append(live.pending.popitem(last=False)[1])
             policy = live.config.policy
-        self._decisions.record(tenant, record)
+        if log_later and isinstance(self._decisions, QueuedDecisionLog):
+            self._decisions.record_later(tenant, record)
+        else:
+            self._decisions.record(tenant, record)
         if due:
             self._close(tenant, point, live, due)
         return DecisionOutcome(point, decision, record, policy)

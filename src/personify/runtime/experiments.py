@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from personify.experiments.bandits import DecisionLog
 from personify.experiments.definitions import Experiment, ExperimentStatus
 from personify.experiments.ports import ExposureRecord
+from personify.runtime.decision_log import QueuedDecisionLog
 from personify.runtime.decision_points import DecisionPoints
 from personify.storage.registry import role_database
 from personify.storage.sql.database import Database
@@ -32,7 +33,8 @@ class ExperimentsRuntime:
 
     experiments: SqlExperimentStore[Experiment]
     exposures: SqlExposureLog[ExposureRecord]
-    decisions: SqlDecisionLogStore[DecisionLog]
+    decisions: QueuedDecisionLog
+    """The decision log; pages' decisions are written behind the request."""
     aliases: SqlAliasStore
     points: DecisionPoints
     database: Database | None = None
@@ -70,7 +72,9 @@ class ExperimentsRuntime:
         self._running.pop(tenant, None)
 
     def close(self) -> None:
-        """Dispose the database when :func:`open_experiments` opened it for a URL."""
+        """Write the decisions queued behind requests, then dispose the database when
+        :func:`open_experiments` opened it for a URL."""
+        self.decisions.close()
         if self.owns_database and self.database is not None:
             self.database.dispose()
 
@@ -80,7 +84,7 @@ def open_experiments(url: str, *, database: Database | None = None) -> Experimen
     shared ``database`` when given (``open_experiments(stores.engine_url,
     database=stores.database)``)."""
     db, owns = role_database(url, database)
-    decisions = SqlDecisionLogStore(db, DecisionLog.from_dict)
+    decisions = QueuedDecisionLog(SqlDecisionLogStore(db, DecisionLog.from_dict))
     return ExperimentsRuntime(
         experiments=SqlExperimentStore(db, Experiment.model_validate),
         exposures=SqlExposureLog(db, ExposureRecord),

@@ -342,7 +342,8 @@ class Pages:
         if log:
             point = point_name(name)
             self.points.ensure(tenant, point, page.policy)
-            outcome = self.points.decide(tenant, point, features, list(by_id), k)
+            outcome = self.points.decide(tenant, point, features, list(by_id), k,
+                                         log_later=True)
             page_id, policy = outcome.decision.decision_id, outcome.policy
             order, propensities = outcome.decision.ranked, outcome.decision.propensities
         else:  # a preview: the policy's current expectation, nothing explored or logged
@@ -434,14 +435,14 @@ class Pages:
             if anchor is None:
                 return None
             found = self.service.similar(tenant, anchor, want, user_id=scope.request.user_id,
-                                         explain=explain, language=lang)
+                                         explain=explain, language=lang, scope=scope)
             item = catalog.get(anchor)
             title = item.title if item is not None and item.title else anchor
             return _Candidate(row, found, request, {"title": title}, "because_you_viewed")
         if row.kind == "recommended":
             if not personal:
                 return None
-            return self._chain(tenant, row, request, {}, "recommended")
+            return self._chain(tenant, scope, row, request, {}, "recommended")
         if row.kind == "popular_in_category":
             category = row.category or self._top_category(scope, recent)
             if category is None:
@@ -450,30 +451,31 @@ class Pages:
             request = request.model_copy(update={"filters": filters,
                                                  "sources": ["popular", "trending"]})
             key = "popular_in_category_fixed" if row.category else "popular_in_category"
-            return self._chain(tenant, row, request, {"category": category}, key)
+            return self._chain(tenant, scope, row, request, {"category": category}, key)
         if row.kind == "new_for_you":
             request = request.model_copy(update={"sources": ["new_items"]})
-            return self._chain(tenant, row, request, {}, "new_for_you")
+            return self._chain(tenant, scope, row, request, {}, "new_for_you")
         if row.kind == "trending_near_you":
             location = scope.request.context.location
             place = (location.city or location.country) if location is not None else None
             if not place:
                 return None
             request = request.model_copy(update={"sources": ["trending"]})
-            return self._chain(tenant, row, request, {"place": place}, "trending_near_you")
+            return self._chain(tenant, scope, row, request, {"place": place}, "trending_near_you")
         if row.kind == "upcoming_events":
             condition = PropertyCondition(field=EVENT_DATE, op="gt",
                                           value=scope.now.isoformat())
             filters = row.filters.model_copy(
                 update={"conditions": [*row.filters.conditions, condition]})
             request = request.model_copy(update={"filters": filters})
-            return self._chain(tenant, row, request, {}, "upcoming_events")
-        return self._chain(tenant, row, request.model_copy(update={"sources": row.sources}),
+            return self._chain(tenant, scope, row, request, {}, "upcoming_events")
+        return self._chain(tenant, scope, row, request.model_copy(update={"sources": row.sources}),
                            {}, "custom")
 
-    def _chain(self, tenant: str, row: RowDefinition, request: RecommendationRequest,
-               params: dict[str, str], reason_key: str) -> _Candidate:
-        result = self.service.recommend(tenant, request)
+    def _chain(self, tenant: str, scope: RequestScope, row: RowDefinition,
+               request: RecommendationRequest, params: dict[str, str],
+               reason_key: str) -> _Candidate:
+        result = self.service.recommend(tenant, request, scope=scope)
         return _Candidate(row, result, request, params, reason_key)
 
     @staticmethod

@@ -89,6 +89,28 @@ class ModelBundle:
         best = positions[np.argmax(contrib, axis=0)]
         return self.items.lookup(top), total[top], best.astype(np.int64)
 
+    def history_affinity(
+        self, history: Sequence[str], candidates: Sequence[str]
+    ) -> NDArray[np.float32]:
+        """Per candidate, its summed neighbour similarity to ``history`` (each item weighing
+        1) divided by the best such sum over every item (0 for the history's own items and
+        unknown ids): the score of :meth:`history_scores`, normalised, for a few items only."""
+        out = np.zeros(len(candidates), np.float32)
+        idx = self.items.indices(list(history))
+        rows = idx[idx >= 0]
+        if rows.size == 0 or not len(candidates):
+            return out
+        sub = self.neighbours[rows]
+        total = np.asarray(sub.sum(axis=0), dtype=np.float32).ravel()
+        total[rows] = 0.0
+        top = float(total.max())
+        if top <= 0:
+            return out
+        cand = self.items.indices(list(candidates))
+        known = cand >= 0
+        out[known] = total[cand[known]] / top
+        return out
+
     def similar(self, item_id: str, n: int) -> list[tuple[str, float]]:
         i = self.items.get(item_id)
         if i < 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -164,9 +164,16 @@ class RecommendationService:
         self._order = list(value)
 
     def recommend(
-        self, tenant: str, request: RecommendationRequest, *, bundle: ModelBundle | None = None
+        self,
+        tenant: str,
+        request: RecommendationRequest,
+        *,
+        bundle: ModelBundle | None = None,
+        scope: RequestScope | None = None,
     ) -> RecommendationResult:
-        """``bundle`` overrides the tenant's live bundle (a model-vs-model experiment).
+        """``bundle`` overrides the tenant's live bundle (a model-vs-model experiment);
+        ``scope`` reuses the person read by :meth:`scope_for` for the same person, context and
+        moment (a page asks the chain once per row).
 
         Stages: who is asking (:meth:`_scope`), which sources at which weights (:meth:`_plan`),
         what must not be shown (:meth:`_excluded`), the candidate pool (:meth:`_gather`),
@@ -175,7 +182,14 @@ class RecommendationService:
         request = self._enriched(request)
         with span("personify.recommend", {"n": request.n}) as traced:
             with span("personify.recommend.scope"):
-                scope = self._scope(tenant, request, bundle)
+                if scope is not None and bundle is None:
+                    if (scope.request.user_id, scope.request.anonymous_id) != (
+                        request.user_id, request.anonymous_id
+                    ):
+                        raise ValueError("a reused scope must be the request's person")
+                    scope = replace(scope, request=request, warnings=list(scope.warnings))
+                else:
+                    scope = self._scope(tenant, request, bundle)
             plan = self._plan(scope)
             # explicit exclusions, the user themself, their own items and what they muted hold
             # even without personalization (user_state is None then: no history is used)
@@ -466,14 +480,18 @@ class RecommendationService:
         user_id: str | None = None,
         explain: bool = False,
         language: str = "en",
+        scope: RequestScope | None = None,
     ) -> RecommendationResult:
         """Items like ``item_id`` (trained neighbours + live co-occurrence; for an item neither
         knows, e.g. one added since training, its categories, tags and words); with ``user_id``
         and consent, re-weighted by that user's own history and without what they already
-        have."""
-        now = self.clock()
-        catalog = self.catalogs(tenant)
-        bundle = self.bundles(tenant)
+        have. ``scope`` (of :meth:`scope_for`, for ``user_id``) reuses the person already
+        read."""
+        if scope is not None and scope.request.user_id != user_id:
+            raise ValueError("a reused scope must be user_id's")
+        now = scope.now if scope is not None else self.clock()
+        catalog = scope.catalog if scope is not None else self.catalogs(tenant)
+        bundle = scope.bundle if scope is not None else self.bundles(tenant)
         warnings: list[str] = []
         anchor = catalog.get(item_id)
         title = anchor.title if anchor is not None and anchor.title else item_id
@@ -491,23 +509,24 @@ class RecommendationService:
             top = max((s for _, s in live), default=1.0) or 1.0
             for i, s in live:
                 scores[i] = scores.get(i, 0.0) + 0.5 * s / top
-        personalized = bool(user_id) and self.personalization_allowed(tenant, user_id or "")
+        if scope is not None:
+            personalized = bool(user_id) and scope.personalized
+        else:
+            personalized = bool(user_id) and self.personalization_allowed(tenant, user_id or "")
         excluded = {item_id}
         if user_id:
             excluded |= {user_id} | catalog.authored_by(user_id) | self.muted(tenant, user_id)
         if personalized and user_id and bundle is not None:
-            user_state = self._user_state(tenant, user_id, now, warnings)
+            user_state = (scope.user_state if scope is not None
+                          else self._user_state(tenant, user_id, now, warnings))
             if user_state is not None:
                 excluded |= set(user_state.bought) | set(user_state.disliked)
                 history = [i.item_id for i in user_state.recent[:50]]
-                if history:
-                    found, personal, _ = bundle.history_scores(
-                        history, [1.0] * len(history), bundle.items.ids.__len__()
-                    )
-                    top = float(personal.max()) if personal.size else 1.0
-                    lookup = dict(zip(found, personal / (top or 1.0), strict=True))
-                    for i in scores:
-                        scores[i] += 0.5 * float(lookup.get(i, 0.0))
+                if history and scores:
+                    ids = list(scores)
+                    affinity = bundle.history_affinity(history, ids)
+                    for i, a in zip(ids, affinity, strict=True):
+                        scores[i] += 0.5 * float(a)
         source = "similar"
         if not scores:  # an item the model does not know yet: its content speaks for it
             scores, source = dict(content_neighbours(catalog, item_id, n * 3)), "content"

@@ -231,19 +231,29 @@ class SqlDecisionLogStore(Generic[L]):
 
     def record(self, tenant: str, decision: L) -> None:
         """Store a decision (a repeated id replaces the earlier record)."""
-        insert = upsert_insert(self._db.dialect, bandit_decisions).values(
-            tenant=tenant,
-            decision_id=decision.decision_id,
-            policy=decision.policy,
-            timestamp=to_utc(decision.timestamp),
-            body=_dumps(decision.to_dict()),
-        )
+        self.record_many([(tenant, decision)])
+
+    def record_many(self, decisions: Sequence[tuple[str, L]]) -> None:
+        """Store ``(tenant, decision)`` pairs in one transaction (a repeated id replaces the
+        earlier record; within the batch the last one wins)."""
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for tenant, decision in decisions:
+            rows[(tenant, decision.decision_id)] = {
+                "tenant": tenant,
+                "decision_id": decision.decision_id,
+                "policy": decision.policy,
+                "timestamp": to_utc(decision.timestamp),
+                "body": _dumps(decision.to_dict()),
+            }
+        if not rows:
+            return
+        insert = upsert_insert(self._db.dialect, bandit_decisions)
         statement = insert.on_conflict_do_update(
             index_elements=["tenant", "decision_id"],
             set_={k: insert.excluded[k] for k in ("policy", "timestamp", "body")},
         )
         with self._db.write() as conn:
-            conn.execute(statement)
+            conn.execute(statement, list(rows.values()))
 
     def get(self, tenant: str, decision_id: str) -> L | None:
         query = sa.select(_B.body).where(_B.tenant == tenant, _B.decision_id == decision_id)
