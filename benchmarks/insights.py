@@ -14,36 +14,43 @@ Quantity x UnitPrice.
 
     python benchmarks/insights.py [--rounds 200]
 
-Segments (``--segments``, default on): the same customers, users, items and events (returns
-included) in an in-process store, the population fitted at the end of the data, three segments
-(one referring to another); then, for 300 random customers, one new purchase through the
-``EventIngestor`` with the insights listener, timing the whole ingest call (durable append +
-cache drop + the person's re-evaluation + entry / exit notification): the membership is current
-when the call returns. Then a full re-evaluation of every customer.
+Segments (skip with ``--no-segments``; ``--no-predictions`` runs only them and keeps the
+previous prediction figures): the same customers, users, items and events (returns included) in
+an in-process store, the population fitted at the end of the data, three segments (one referring
+to another). First a full re-evaluation of every customer (timed: wall and CPU). Then 600 random
+customers get one new purchase each through the ``EventIngestor`` with the insights listener,
+timing the whole ingest call (durable append + cache drop + the person's re-evaluation + entry /
+exit notification): the membership is current when the call returns. Every other one of them
+first loses their live facts, so their update takes the path that live facts replaced (their
+insights recomputed from their events): the baseline, measured interleaved in the same run.
+Load averages are recorded next to each phase.
 
 Text and tag figures (``emotion_macro_f1_cedr``, ``sentiment_macro_f1_goemotions``,
-``texts_per_second``, ``tag_precision@3``) are not measured yet.
+``texts_per_second``, ``tag_precision@3``) are copied from results/text.json and
+results/tags.json (benchmarks/text_insights.py, benchmarks/tags.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import write_results
+from benchmarks._report import RESULTS_DIR, write_results
 from personify.data.online_retail import load_purchase_log
 from personify.insights.predictions import DAY, activity_of_rows, evaluate, summary
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "online_retail_uci"
-NOT_MEASURED = ["emotion_macro_f1_cedr", "sentiment_macro_f1_goemotions", "texts_per_second",
-                "tag_precision@3"]
+TEXT_KEYS = ["emotion_macro_f1_cedr", "sentiment_macro_f1_goemotions", "texts_per_second",
+             "texts_per_cpu_second", "tag_precision@3", "tag_recall@3"]
 SEGMENTS = {
     "big_spenders": "monetary >= 2000",
     "at_risk_regulars": 'lifecycle in ["at_risk", "lapsed"] and frequency >= 3',
@@ -51,8 +58,16 @@ SEGMENTS = {
 }
 
 
-def segment_benchmark(people: int = 300) -> dict[str, float]:
-    """Membership latency on ingest and the full re-evaluation time (see the module doc)."""
+def _percentiles(values: list[float], prefix: str) -> dict[str, float]:
+    lat = np.asarray(values)
+    return {f"{prefix}_p50_ms": float(np.percentile(lat, 50)),
+            f"{prefix}_p99_ms": float(np.percentile(lat, 99)),
+            f"{prefix}_max_ms": float(lat.max())}
+
+
+def segment_benchmark(people: int = 300) -> dict[str, Any]:
+    """Membership latency on ingest, against the full recomputation it replaced, and the full
+    re-evaluation time (see the module doc)."""
     import random
     import tempfile
     from datetime import timedelta
@@ -88,69 +103,117 @@ def segment_benchmark(people: int = 300) -> dict[str, float]:
                               tracker=tracker, clock=clock)
     ingestor = EventIngestor(stores.events, listeners=[service.on_events], clock=clock)
     customers = [u.user_id for u in data.users]
-    started = time.perf_counter()
+    load_full = os.getloadavg()
+    started, cpu = time.perf_counter(), time.process_time()
     for user_id in customers:
         service.refresh("default", user_id)
-    full = time.perf_counter() - started
+    full, full_cpu = time.perf_counter() - started, time.process_time() - cpu
     counts = tracker.counts("default")
     rng = random.Random(0)
     items = [i.item_id for i in data.items if i.price]
-    latencies: list[float] = []
-    for n, user_id in enumerate(rng.sample(customers, people)):
+    sample = rng.sample(customers, 2 * people)
+    n = 0
+
+    def ingest(user_id: str) -> tuple[float, float]:
+        nonlocal n
+        n += 1
         event = Event(event_id=f"bench-{n}", type="purchase", user_id=user_id,
                       item_id=rng.choice(items), price=2500.0, quantity=1,
                       timestamp=end - timedelta(minutes=1))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ingestor.ingest("default", [event])
-        latencies.append((time.perf_counter() - t0) * 1000)
-    lat = np.asarray(latencies)
-    return {
-        "segment_membership_p99_ms": float(np.percentile(lat, 99)),
-        "segment_membership_p50_ms": float(np.percentile(lat, 50)),
+        return (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
+
+    # live: everyone has live facts after the full evaluation; baseline: the path this replaced
+    # (no live facts: the person's insights are recomputed from their events), alternating so
+    # both see the same load
+    live: list[tuple[float, float]] = []
+    baseline: list[tuple[float, float]] = []
+    load_ingest = os.getloadavg()
+    for i, user_id in enumerate(sample):
+        if i % 2:
+            service._live.pop(("default", user_id), None)
+            baseline.append(ingest(user_id))
+        else:
+            live.append(ingest(user_id))
+    out: dict[str, Any] = {
+        **_percentiles([w for w, _ in live], "segment_membership"),
+        "segment_membership_p99_cpu_ms": float(np.percentile([c for _, c in live], 99)),
+        **_percentiles([w for w, _ in baseline], "segment_membership_recompute_baseline"),
+        "segment_membership_recompute_baseline_p99_cpu_ms": float(
+            np.percentile([c for _, c in baseline], 99)),
         "segment_full_reevaluation_s": full,
+        "segment_full_reevaluation_cpu_s": full_cpu,
         "segment_customers": float(len(customers)),
         "segment_events_in_store": float(len(events)),
-        "segment_counts": counts,  # type: ignore[dict-item]
+        "segment_counts": counts,
         "segment_entries_on_ingest": float(sum(1 for _, entered in changes if entered)),
+        "segment_load_average_full_reevaluation": list(load_full),
+        "segment_load_average_ingest": list(load_ingest),
     }
+    out["segment_membership_speedup_p99"] = (
+        out["segment_membership_recompute_baseline_p99_ms"] / out["segment_membership_p99_ms"])
+    return out
+
+
+def _previous() -> dict[str, Any]:
+    path = RESULTS_DIR / "insights.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _text_figures() -> dict[str, Any]:
+    """The issue's text keys, as measured by benchmarks/text_insights.py (results/text.json) and
+    benchmarks/tags.py (results/tags.json)."""
+    out: dict[str, Any] = {}
+    for name in ("text", "tags"):
+        path = RESULTS_DIR / f"{name}.json"
+        if path.exists():
+            measured = json.loads(path.read_text())["metrics"]
+            out.update({k: measured[k] for k in TEXT_KEYS if k in measured})
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=200, help="bootstrap resamples")
     parser.add_argument("--no-segments", action="store_true", help="skip the segment phase")
+    parser.add_argument("--no-predictions", action="store_true",
+                        help="skip the prediction phase (its previous figures are kept)")
     args = parser.parse_args()
-    load_before = os.getloadavg()
-    started = time.perf_counter()
-    log = load_purchase_log(DATA / "online_retail.csv.gz")
-    amount = log.quantity.astype(np.float64) * log.unit_price.astype(np.float64)
-    activity = activity_of_rows(zip(log.customer.tolist(), log.timestamp.tolist(),
-                                    ["purchase"] * len(log), amount.tolist(), strict=True))
-    end = (float(log.timestamp.max()) // DAY + 1) * DAY
-    loaded = time.perf_counter() - started
-    started = time.perf_counter()
-    report = evaluate(activity, end, rounds=args.rounds)
-    seconds = time.perf_counter() - started
-    metrics: dict[str, float | None] = dict(summary(report))
-    churn = report["churn"]
-    metrics["churn_auc_bgnbd_no_purchase_baseline"] = churn["bgnbd_no_purchase"]["auc"]
-    metrics["churn_brier_recency_baseline"] = churn["recency_rule"]["brier"]
-    metrics["propensity_auc_recency_baseline"] = report["propensity"]["recency_rule"]["auc"]
-    metrics["propensity_auc_bgnbd_no_purchase_baseline"] = (
-        report["propensity"]["bgnbd_no_purchase"]["auc"])
-    metrics["clv_top_decile_capture"] = report["clv"]["top_decile_capture"]
-    if args.no_segments:
-        metrics["segment_membership_p99_ms"] = None
-    else:
+    previous = _previous()
+    metrics: dict[str, Any] = dict(previous.get("metrics", {}))
+    extra: dict[str, Any] = {k: v for k, v in previous.items()
+                             if k not in ("name", "metrics", "hardware", "date", "command")}
+    extra["load_average_before"] = os.getloadavg()
+    if not args.no_predictions:
+        started = time.perf_counter()
+        log = load_purchase_log(DATA / "online_retail.csv.gz")
+        amount = log.quantity.astype(np.float64) * log.unit_price.astype(np.float64)
+        activity = activity_of_rows(zip(log.customer.tolist(), log.timestamp.tolist(),
+                                        ["purchase"] * len(log), amount.tolist(), strict=True))
+        end = (float(log.timestamp.max()) // DAY + 1) * DAY
+        loaded = time.perf_counter() - started
+        started = time.perf_counter()
+        report = evaluate(activity, end, rounds=args.rounds)
+        seconds = time.perf_counter() - started
+        metrics.update(summary(report))
+        churn = report["churn"]
+        metrics["churn_auc_bgnbd_no_purchase_baseline"] = churn["bgnbd_no_purchase"]["auc"]
+        metrics["churn_brier_recency_baseline"] = churn["recency_rule"]["brier"]
+        metrics["propensity_auc_recency_baseline"] = report["propensity"]["recency_rule"]["auc"]
+        metrics["propensity_auc_bgnbd_no_purchase_baseline"] = (
+            report["propensity"]["bgnbd_no_purchase"]["auc"])
+        metrics["clv_top_decile_capture"] = report["clv"]["top_decile_capture"]
+        extra.update(report=report, lines=len(log), load_seconds=round(loaded, 1),
+                     evaluation_seconds=round(seconds, 1), bootstrap_rounds=args.rounds)
+    if not args.no_segments:
         metrics.update(segment_benchmark())
-    for key in NOT_MEASURED:
-        metrics[key] = None
-    path = write_results(
-        "insights", metrics, report=report, lines=len(log), load_seconds=round(loaded, 1),
-        evaluation_seconds=round(seconds, 1), bootstrap_rounds=args.rounds,
-        load_average_before=load_before, load_average_after=os.getloadavg(),
-        not_measured=NOT_MEASURED, segments=SEGMENTS,
-    )
+        extra["segments"] = SEGMENTS
+    metrics.update(_text_figures())
+    extra["not_measured"] = [k for k in TEXT_KEYS if metrics.get(k) is None]
+    extra["text_figures_from"] = "results/text.json, results/tags.json"
+    extra["load_average_after"] = os.getloadavg()
+    path = write_results("insights", metrics, **extra)
     for key, value in metrics.items():
         print(f"{key:48s} {value}")
     print(f"wrote {path}")

@@ -123,3 +123,35 @@ def test_text_command_and_show_include_text(
 
     missing = personify("insights", "train-text", "--datasets", "/nonexistent", "-o", "/tmp/x")
     assert missing.exit_code != 0 and "datasets" in missing.output
+
+
+def test_segments_refresh_and_counts_over_time(personify: Personify, database_url: str,
+                                              tmp_path: Path) -> None:
+    from personify.domain.users import User
+    from personify.insights.segments import SegmentFiles, SegmentIn
+
+    now = datetime.now(UTC)
+    stores = open_stores(database_url)
+    try:
+        stores.users.upsert("default", [User(user_id=f"p{c}") for c in range(6)])
+        for c in range(6):
+            stores.consents.append("default", ConsentRecord(
+                user_id=f"p{c}", purpose="profiling", state=ConsentState.GRANTED))
+        stores.events.append("default", [
+            Event(event_id=f"p{c}-{k}", type="purchase", user_id=f"p{c}", item_id="i1",
+                  price=100.0, timestamp=now - timedelta(days=10 + 5 * k))
+            for c in range(6) for k in range(c)])
+    finally:
+        stores.close()
+    SegmentFiles(tmp_path / "models", lambda: now).put(
+        "default", "regulars", SegmentIn(name="Regulars", text="frequency >= 3"))
+    refreshed = personify("insights", "refresh-segments")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "6 people" in refreshed.output and "regulars 3" in refreshed.output
+    listed = personify("insights", "segments")
+    assert listed.exit_code == 0 and "frequency >= 3" in listed.output
+    assert "regulars" in listed.output and " 3 " in listed.output
+    series = personify("insights", "segments", "--counts", "regulars")
+    assert series.exit_code == 0 and now.strftime("%Y-%m-%d") in series.output
+    missing = personify("insights", "segments", "--counts", "nope")
+    assert missing.exit_code != 0 and "regulars" in missing.output

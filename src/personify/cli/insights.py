@@ -90,6 +90,82 @@ def show(
     typer.echo(orjson.dumps(insights.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
 
 
+def _tracker(settings: Any) -> Any:
+    from personify.insights.segments import SegmentCounts, SegmentFiles, SegmentTracker
+
+    clock = lambda: datetime.now(UTC)  # noqa: E731
+    return SegmentTracker(SegmentFiles(settings.model_dir, clock), clock,
+                          history=SegmentCounts(settings.model_dir))
+
+
+@app.command("segments")
+def segments(
+    ctx: typer.Context,
+    tenant: TenantOption = None,
+    counts: Annotated[str | None, typer.Option(
+        help="Print this segment's stored member counts over time instead.")] = None,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="With --counts: the last N days.")
+                    ] = 30,
+) -> None:
+    """The tenant's live segments (rule, newest stored member count), or one segment's stored
+    counts over time (snapshots written by the server hourly and by every full refresh)."""
+    from datetime import timedelta
+
+    from personify.domain.errors import NotFound
+
+    state = state_of(ctx)
+    settings = state.settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    tracker = _tracker(settings)
+    defined = tracker.files.all(tenant)
+    if counts is not None:
+        if counts not in defined:
+            raise NotFound(f"no segment {counts!r}", field="counts",
+                           accepted="one of: " + (", ".join(sorted(defined)) or "none defined"))
+        since = datetime.now(UTC) - timedelta(days=days)
+        table = Table("at (UTC)", "members")
+        for at, n in tracker.history.series(tenant, counts, since=since):
+            table.add_row(at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), str(n))
+        console.print(table)
+        return
+    stored = tracker.history.read(tenant, limit=1)
+    latest = stored[-1][1] if stored else {}
+    table = Table("segment", "name", "rule", "members (newest snapshot)")
+    for sid, segment in sorted(defined.items()):
+        table.add_row(sid, segment.name, segment.text, str(latest.get(sid, "-")))
+    console.print(table)
+    if stored:
+        console.print(f"snapshot of {stored[-1][0].astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+@app.command("refresh-segments")
+def refresh_segments(ctx: typer.Context, tenant: TenantOption = None) -> None:
+    """Evaluate every person's segments now (as POST /v1/segments/refresh does, in this
+    process: no entry / exit events) and store the counts as a snapshot."""
+    import time
+
+    state = state_of(ctx)
+    settings = state.settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    stores = state.stores(settings)
+    runtime = open_runtime(stores, **settings.privacy_options())
+    service = insights_service(runtime, settings)
+    service.tracker = _tracker(settings)
+    started = time.perf_counter()
+    people, offset = 0, 0
+    while True:
+        page = stores.users.list(tenant, limit=1000, offset=offset)
+        for user in page:
+            service.refresh(tenant, user.user_id)
+        people += len(page)
+        offset += len(page)
+        if len(page) < 1000:
+            break
+    found = service.tracker.snapshot(tenant)
+    console.print(f"{people} people evaluated in {time.perf_counter() - started:.1f}s: "
+                  + (", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "no segments"))
+
+
 @app.command("train-text")
 def train_text(
     datasets: Annotated[str, typer.Option(

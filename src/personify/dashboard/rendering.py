@@ -18,6 +18,7 @@ NAVIGATION = (
     ("users", "/dashboard/users"),
     ("items", "/dashboard/items"),
     ("models", "/dashboard/models"),
+    ("segments", "/dashboard/segments"),
     ("experiments", "/dashboard/experiments"),
     ("messaging", "/dashboard/messaging"),
     ("pages", "/dashboard/pages"),

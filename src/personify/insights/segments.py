@@ -191,6 +191,73 @@ def user_facts(user: User | None) -> dict[str, Any]:
     }
 
 
+SNAPSHOT_EVERY = timedelta(hours=1)
+MAX_SNAPSHOTS = 20_000
+"""Snapshots kept per tenant (hourly: over two years)."""
+
+
+class SegmentCounts:
+    """Members per segment over time: ``<root>/segments/<tenant>.counts.jsonl``, one snapshot
+    ``{"at": ..., "counts": {segment: members}}`` a line, appended by the tracker at most once
+    per ``every`` (and by every full refresh)."""
+
+    def __init__(self, root: str | Path, every: timedelta = SNAPSHOT_EVERY) -> None:
+        self.root = Path(root) / "segments"
+        self.every = every
+        self._last: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def _path(self, tenant: str) -> Path:
+        return self.root / f"{tenant}.counts.jsonl"
+
+    def due(self, tenant: str, now: datetime) -> bool:
+        with self._lock:
+            last = self._last.get(tenant)
+            if last is None:
+                points = self.read(tenant, limit=1)
+                last = points[-1][0] if points else None
+                if last is not None:
+                    self._last[tenant] = last
+            return last is None or now - last >= self.every or now < last
+
+    def record(self, tenant: str, now: datetime, counts: Mapping[str, int]) -> None:
+        line = json.dumps({"at": now.isoformat(), "counts": dict(counts)}, sort_keys=True)
+        with self._lock:
+            path = self._path(tenant)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+            self._last[tenant] = now
+            if path.stat().st_size > MAX_SNAPSHOTS * 200:
+                kept = path.read_text(encoding="utf-8").splitlines()[-MAX_SNAPSHOTS // 2:]
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text("\n".join(kept) + "\n", encoding="utf-8")
+                os.replace(tmp, path)
+
+    def read(self, tenant: str, *, since: datetime | None = None, limit: int = MAX_SNAPSHOTS,
+             ) -> list[tuple[datetime, dict[str, int]]]:
+        """The stored snapshots, oldest first (the newest ``limit``)."""
+        try:
+            lines = self._path(tenant).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out: list[tuple[datetime, dict[str, int]]] = []
+        for line in lines[-limit:] if limit else []:
+            try:
+                data = json.loads(line)
+                at = datetime.fromisoformat(data["at"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn line (a crash mid-write) is skipped
+            if since is None or at >= since:
+                out.append((at, {str(k): int(v) for k, v in data["counts"].items()}))
+        return out
+
+    def series(self, tenant: str, segment_id: str, *, since: datetime | None = None,
+               ) -> list[tuple[datetime, int]]:
+        return [(at, counts.get(segment_id, 0)) for at, counts in self.read(tenant, since=since)
+                if segment_id in counts]
+
+
 SegmentListener = Callable[[str, str, str, bool, datetime], None]
 """``(tenant, user_id, segment_id, entered, at)``: True on entry, False on exit."""
 
@@ -204,9 +271,11 @@ class Membership:
 class SegmentTracker:
     """Evaluates a person's segments from their facts and remembers memberships (per process)."""
 
-    def __init__(self, files: SegmentFiles, clock: Callable[[], datetime]) -> None:
+    def __init__(self, files: SegmentFiles, clock: Callable[[], datetime],
+                 history: SegmentCounts | None = None) -> None:
         self.files = files
         self.clock = clock
+        self.history = history
         self.listeners: list[SegmentListener] = []
         self._members: dict[tuple[str, str], Membership] = {}
         self._lock = threading.Lock()
@@ -242,7 +311,22 @@ class SegmentTracker:
                 self._notify(tenant, user_id, sid, True, now)
             for sid in sorted(set(before) - inside):
                 self._notify(tenant, user_id, sid, False, now)
+        if self.history is not None and self.history.due(tenant, now):
+            self.snapshot(tenant)
         return current
+
+    def snapshot(self, tenant: str) -> dict[str, int]:
+        """Store the current member counts (the time series of counts over time)."""
+        counts = self.counts(tenant)
+        if self.history is not None and counts:
+            self.history.record(tenant, self.clock(), counts)
+        return counts
+
+    def memberships(self, tenant: str, user_id: str) -> set[str] | None:
+        """The person's segments as last evaluated here, None when not evaluated yet."""
+        with self._lock:
+            known = self._members.get((tenant, user_id))
+            return set(known.segments) if known is not None else None
 
     def members(self, tenant: str, segment_id: str) -> list[str]:
         with self._lock:

@@ -17,6 +17,7 @@ from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.insights.history import PurchaseHistory
+from personify.insights.live import LiveFacts
 from personify.insights.population import PersonScores, Population, PopulationFiles
 from personify.insights.profile import (
     BehaviourProfile,
@@ -34,7 +35,10 @@ from personify.storage.ports import CatalogStore, EventStore, UserStore
 MAX_EVENTS = 5_000
 CACHE_SIZE = 10_000
 MAX_SYNC_REFRESH = 50
-"""People of one ingested batch whose segments are re-evaluated before the ingest returns."""
+"""People of one ingested batch without live facts in this process (a first full computation)
+whose segments are re-evaluated before the ingest returns; people with live facts always are."""
+LIVE_SIZE = 200_000
+"""People whose live segment facts one process keeps (least recently updated dropped first)."""
 NOT_ALLOWED = Reason(
     en="Profiling is not allowed for this person (no profiling consent, restricted or erased): "
        "nothing is computed about them.",
@@ -127,6 +131,7 @@ class InsightsService:
         self.tracker = tracker
         self.clock = clock
         self._cache: OrderedDict[tuple[str, str], tuple[Insights, dict[str, Any]]] = OrderedDict()
+        self._live: OrderedDict[tuple[str, str], LiveFacts] = OrderedDict()
         self._lock = threading.Lock()
 
     def person_events(self, tenant: str, user_id: str) -> list[Event]:
@@ -135,6 +140,9 @@ class InsightsService:
     def insights(self, tenant: str, user_id: str) -> Insights:
         now = self.clock()
         if not self.may_profile(tenant, user_id):
+            with self._lock:
+                self._cache.pop((tenant, user_id), None)
+                self._live.pop((tenant, user_id), None)
             if self.tracker is not None:
                 self.tracker.update(tenant, user_id, None)
             return Insights(user_id=user_id, computed_at=now, status="not_allowed",
@@ -185,6 +193,27 @@ class InsightsService:
                            accepted="the id of an existing segment (GET /v1/segments)")
         return lambda user_id: segment_id in self.refresh(tenant, user_id)
 
+    def segments_of(self, tenant: str, user_id: str | None, wanted: Sequence[str], *,
+                    strict: bool = True) -> frozenset[str]:
+        """Which of ``wanted`` the person is in now: their memberships as kept current by
+        ingestion, evaluated first when this process has not evaluated them yet; none for an
+        anonymous visitor (``None``) or without profiling permission. ``strict``: an unknown
+        segment id is NotFound (else it is simply not matched)."""
+        from personify.domain.errors import NotFound
+
+        defined = self.tracker.files.all(tenant) if self.tracker is not None else {}
+        unknown = [s for s in wanted if s not in defined]
+        if unknown and strict:
+            raise NotFound(f"no segment {unknown[0]!r}", field="segments",
+                           accepted="ids of existing segments (GET /v1/segments): "
+                                    + (", ".join(sorted(defined)) or "none defined"))
+        if user_id is None or self.tracker is None or len(unknown) == len(wanted):
+            return frozenset()
+        known = self.tracker.memberships(tenant, user_id)
+        if known is None:
+            known = set(self.refresh(tenant, user_id))
+        return frozenset(known.intersection(wanted))
+
     def refresh(self, tenant: str, user_id: str) -> list[str]:
         """Re-evaluate one person's segments now (entry / exit listeners fire); their ids."""
         return [m.segment_id for m in self.insights(tenant, user_id).segments]
@@ -199,30 +228,72 @@ class InsightsService:
         profile = behaviour_profile(events, items, user, population, now)
         history = PurchaseHistory.of(e for e in events if e.timestamp <= now)
         scores = population.scores.get(user_id) if population is not None else None
+        memo: dict[str, Any] = {}
         insights = Insights(
             user_id=user_id, computed_at=now, status="ok", profile=profile,
             predictions=scored_predictions(history, population, scores, now),
-            text=text_insights(events, self.text_analyzer, now),
+            text=text_insights(events, self.text_analyzer, now, memo=memo),
             population_fitted_at=population.fitted_at if population else None,
         )
-        facts = {**facts_of(insights), **text_facts(insights.text),
-                 **recent_facts(events, items, now), **user_facts(user)}
+        own_facts, texts, declared = facts_of(insights), text_facts(insights.text), user_facts(user)
+        facts = {**own_facts, **texts, **recent_facts(events, items, now), **declared}
+        if self.tracker is not None:
+            live = LiveFacts.of(events, items, now, population, own_facts, declared, texts)
+            live.text_memo = memo
+            with self._lock:
+                self._live[(tenant, user_id)] = live
+                self._live.move_to_end((tenant, user_id))
+                while len(self._live) > LIVE_SIZE:
+                    self._live.popitem(last=False)
         return insights, facts
 
     # ingestion listener: the person's next read recomputes
     def on_events(self, tenant: str, events: Sequence[Event]) -> None:
-        """Drop the people's cached insights; with segments defined, re-evaluate them now."""
-        subjects = sorted({e.user_id for e in events if e.user_id})
-        if not subjects:
+        """Drop the people's cached insights; with segments defined, bring their memberships up
+        to date now: people with live facts by adding the events to them (no recomputation),
+        the others by a full computation (at most ``MAX_SYNC_REFRESH`` of them per batch)."""
+        by_subject: dict[str, list[Event]] = {}
+        for event in events:
+            if event.user_id:
+                by_subject.setdefault(event.user_id, []).append(event)
+        if not by_subject:
             return
+        subjects = sorted(by_subject)
         with self._lock:
             for subject in subjects:
                 self._cache.pop((tenant, subject), None)
-        if self.tracker is not None and self.tracker.files.all(tenant):
-            # bounded work on the ingestion path: a bulk batch beyond this leaves the rest to
-            # their next read or POST /v1/segments/refresh
-            for subject in subjects[:MAX_SYNC_REFRESH]:
-                self.refresh(tenant, subject)
+        if self.tracker is None or not self.tracker.files.all(tenant):
+            return
+        population = self.populations.load(tenant)
+        fitted = population.fitted_at if population is not None else None
+        cold: list[str] = []
+        for subject in subjects:
+            with self._lock:
+                live = self._live.get((tenant, subject))
+            if live is None or live.population_fitted_at != fitted:
+                cold.append(subject)
+            elif not self.may_profile(tenant, subject):
+                with self._lock:
+                    self._live.pop((tenant, subject), None)
+                self.tracker.update(tenant, subject, None)
+            else:
+                self._apply_live(tenant, subject, live, by_subject[subject], population)
+        # bounded work on the ingestion path: a bulk batch of unknown people beyond this leaves
+        # the rest to their next read or POST /v1/segments/refresh
+        for subject in cold[:MAX_SYNC_REFRESH]:
+            self.refresh(tenant, subject)
+
+    def _apply_live(self, tenant: str, user_id: str, live: LiveFacts, events: list[Event],
+                    population: Population | None) -> None:
+        assert self.tracker is not None
+        now = self.clock()
+        ids = list(dict.fromkeys(e.item_id for e in events if e.item_id))
+        items = self.catalog.get_many(tenant, ids) if ids else {}
+        with self._lock:
+            live.add(events, items, now, self.text_analyzer)
+            self._live.move_to_end((tenant, user_id))
+            facts = live.facts(population, now)
+        self.tracker.update(tenant, user_id, facts)
 
     def forget(self, tenant: str, subjects: Sequence[str]) -> int:
         """Erasure: drop cached insights and batch scores of the subjects."""
@@ -230,6 +301,7 @@ class InsightsService:
         with self._lock:
             for subject in subjects:
                 removed += self._cache.pop((tenant, subject), None) is not None
+                self._live.pop((tenant, subject), None)
         if self.tracker is not None:
             removed += self.tracker.forget(tenant, subjects)
         return removed + self.populations.forget(tenant, subjects)

@@ -71,8 +71,10 @@ def _share(counter: Counter[str], total: int) -> list[Share]:
 
 
 def text_insights(events: Sequence[Event], analyzer: TextAnalyzer, now: datetime,
-                  ) -> TextInsights | None:
-    """The person's text insights, or ``None`` when none of their events has a text."""
+                  memo: dict[str, Any] | None = None) -> TextInsights | None:
+    """The person's text insights, or ``None`` when none of their events has a text.
+    ``memo`` (event id -> analysis), when given, keeps each text's analysis so that a person's
+    next summary reads only their new texts."""
     written = sorted((e for e in events if e.text and e.text.strip()),
                      key=lambda e: e.timestamp, reverse=True)[:MAX_TEXTS]
     if not written:
@@ -88,7 +90,15 @@ def text_insights(events: Sequence[Event], analyzer: TextAnalyzer, now: datetime
     _, models, keyword_model = analyzer.models()
     for event in written:
         assert event.text is not None
-        analysis = analyzer.analyse(event.text)
+        known = memo.get(event.event_id) if memo is not None else None
+        if known is None:
+            analysis = analyzer.analyse(event.text)
+            predicted = (models[analysis.language or ""].predict_emotions(
+                analysis.cleaned, cleaned=True) if analysis.scores is not None else [])
+            known = (analysis, predicted)
+            if memo is not None:
+                memo[event.event_id] = known
+        analysis, predicted = known
         languages[analysis.language or "unknown"] += 1
         if analysis.language in models:
             cleaned.append((analysis.language or "", analysis.cleaned))
@@ -102,8 +112,7 @@ def text_insights(events: Sequence[Event], analyzer: TextAnalyzer, now: datetime
             last = (label, event.timestamp)
         if event.timestamp >= now - timedelta(days=RECENT_DAYS):
             recent[label] += 1
-        model = models[analysis.language or ""]
-        emotions.update(model.predict_emotions(analysis.cleaned, cleaned=True))
+        emotions.update(predicted)
     total = len(written)
     language_shares = _share(languages, total)
     main = next((s.key for s in language_shares if s.key != "unknown"), None)

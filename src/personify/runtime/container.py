@@ -22,7 +22,7 @@ from personify.domain.consents import Purpose
 from personify.domain.events import EventTypes
 from personify.ingestion import EventIngestor
 from personify.insights.population import PopulationFiles
-from personify.insights.segments import SegmentFiles, SegmentTracker
+from personify.insights.segments import SegmentCounts, SegmentFiles, SegmentTracker
 from personify.insights.service import InsightsService
 from personify.messaging.item_updates import ItemChangeWatcher
 from personify.networking.feed import FeedService
@@ -218,7 +218,8 @@ def _build(
     )
 
     # live segments: entries start segment-triggered journeys; campaigns reach members
-    tracker = SegmentTracker(SegmentFiles(settings.model_dir, clock), clock)
+    tracker = SegmentTracker(SegmentFiles(settings.model_dir, clock), clock,
+                             history=SegmentCounts(settings.model_dir))
     tracker.listeners.append(messaging.on_segment_changed)
     insights = InsightsService(
         events=stores.events, users=stores.users, catalog=stores.catalog,
@@ -226,6 +227,8 @@ def _build(
         may_profile=engine.privacy.gate.may_profile, tracker=tracker, clock=clock,
     )
     messaging.segment_members = insights.segment_members
+    engine.service.segments_of = insights.segments_of  # recommendation segment rules
+    experiments.segments_of = insights.segments_of  # experiment targeting
     ingestor.add_listener(insights.on_events)
     engine.forgetters.append(insights.forget)
 

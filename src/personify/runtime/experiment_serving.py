@@ -72,10 +72,13 @@ def apply_variant(
     return RecommendationRequest.model_validate({**request.model_dump(), **update}), warnings
 
 
-def unit_attributes(request: RecommendationRequest) -> UnitAttributes:
-    """What targeting sees of a recommendation request: its country and channel."""
+def unit_attributes(request: RecommendationRequest,
+                    segments: frozenset[str] = frozenset()) -> UnitAttributes:
+    """What targeting sees of a recommendation request: its country and channel, and the
+    person's live segments."""
     location = request.context.location
     return UnitAttributes(
+        segments=segments,
         country=location.country if location is not None else None,
         channel=request.context.channel,
     )
@@ -98,7 +101,8 @@ def recommend_in_experiments(
     unit = assignment_unit(
         request.user_id, request.anonymous_id, runtime.aliases.for_tenant(tenant)
     )
-    attributes = unit_attributes(request)
+    attributes = unit_attributes(
+        request, runtime.live_segments(tenant, request.user_id, running))
     assignments = [a for e in running if (a := assign(e, unit, attributes)) is not None]
     by_name = {e.name: e for e in running}
     warnings: list[str] = []

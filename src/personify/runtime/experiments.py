@@ -6,7 +6,7 @@ opens by database URL like every other (:func:`open_experiments`)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from personify.experiments.bandits import DecisionLog
@@ -39,6 +39,9 @@ class ExperimentsRuntime:
     points: DecisionPoints
     database: Database | None = None
     owns_database: bool = False
+    segments_of: Callable[..., frozenset[str]] | None = None
+    """``(tenant, user_id, segment ids, strict=False)``: the person's live segments among
+    those (set by the runtime), so experiments target live segments."""
     _running: dict[str, tuple[float, list[Experiment]]] = field(default_factory=dict)
 
     def running(self, tenant: str) -> list[Experiment]:
@@ -50,6 +53,14 @@ class ExperimentsRuntime:
         found = self.experiments.list(tenant, status=ExperimentStatus.RUNNING)
         self._running[tenant] = (now, found)
         return found
+
+    def live_segments(self, tenant: str, user_id: str | None,
+                      running: Sequence[Experiment]) -> frozenset[str]:
+        """The person's live segments among those the running experiments target."""
+        wanted = sorted({s for e in running for s in e.targeting.segments})
+        if not wanted or user_id is None or self.segments_of is None:
+            return frozenset()
+        return self.segments_of(tenant, user_id, wanted, strict=False)
 
     def forget(self, tenant: str, subjects: Sequence[str]) -> int:
         """Erasure hook: the subjects' exposures (under every unit key they had) and aliases."""

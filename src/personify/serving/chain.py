@@ -21,7 +21,14 @@ from personify.serving.catalog import CatalogSnapshot
 from personify.serving.content_similarity import content_neighbours
 from personify.serving.diversity import diversify
 from personify.serving.explanations import Reason, explain
-from personify.serving.filters import active_boosts, apply_boosts, item_filter, narrowing
+from personify.serving.filters import (
+    SegmentsOf,
+    active_boosts,
+    apply_boosts,
+    item_filter,
+    narrowing,
+    resolve_segment_rules,
+)
 from personify.serving.repetition import ShownItems
 from personify.serving.request import RecommendationRequest
 from personify.serving.source_registry import SourceRegistry, source_registry
@@ -145,6 +152,8 @@ class RecommendationService:
         """What each person was shown (anti-repetition; forgotten on erasure)."""
         self.enrich_context: Callable[[Context], Context] | None = None
         """Fills a request's context before anything reads it (the weather provider)."""
+        self.segments_of: SegmentsOf | None = None
+        """The person's live segments, for ``segment_rules`` (set by the runtime)."""
 
     @property
     def sources(self) -> dict[str, CandidateSource]:
@@ -178,7 +187,8 @@ class RecommendationService:
         Stages: who is asking (:meth:`_scope`), which sources at which weights (:meth:`_plan`),
         what must not be shown (:meth:`_excluded`), the candidate pool (:meth:`_gather`),
         ranking (:meth:`_rank`), rules and diversity (:meth:`_arrange`), the answer and its
-        impression (:meth:`_respond`)."""
+        impression (:meth:`_respond`). Segment rules are resolved first, for the person."""
+        request = resolve_segment_rules(tenant, request, self.segments_of)
         request = self._enriched(request)
         with span("personify.recommend", {"n": request.n}) as traced:
             with span("personify.recommend.scope"):
@@ -257,6 +267,7 @@ class RecommendationService:
         if request.subject is not None or request.log_impression:
             raise InvalidInput("a session request names nobody and logs nothing",
                                field="user_id")
+        request = resolve_segment_rules(tenant, request, self.segments_of)
         request = self._enriched(request)
         now = self.clock()
         catalog = self.catalogs(tenant)

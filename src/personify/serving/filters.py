@@ -4,10 +4,11 @@ boosts and buries."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from personify.domain.errors import Unavailable
 from personify.domain.events import Context
 from personify.domain.items import Item
 from personify.serving.request import (
@@ -165,3 +166,36 @@ def apply_boosts(item: Item, score: float, boosts: Iterable[Boost]) -> float:
         if matches(item, boost.condition):
             score = score * boost.factor if score >= 0 else score / boost.factor
     return score
+
+
+SegmentsOf = Callable[[str, str | None, Sequence[str]], frozenset[str]]
+"""``(tenant, user_id, segment ids)``: which of those live segments the person is in now (none
+for ``None``, an anonymous visitor); raises NotFound for an unknown id."""
+
+
+def resolve_segment_rules(tenant: str, request: RecommendationRequest,
+                          segments_of: SegmentsOf | None) -> RecommendationRequest:
+    """``request`` with its segment rules applied for its person: the filters and boosts of each
+    rule whose segments the person is in (or, negated, in none of) join the request's own."""
+    if not request.segment_rules:
+        return request
+    if segments_of is None:
+        raise Unavailable("segment rules need live segments, which this process does not serve",
+                          field="segment_rules", accepted="a request without segment_rules")
+    wanted = list(dict.fromkeys(s for r in request.segment_rules for s in r.segments))
+    inside = segments_of(tenant, request.user_id, wanted)
+    exclude = list(request.filters.exclude_categories)
+    conditions = list(request.filters.conditions)
+    boosts = list(request.rules.boosts)
+    for rule in request.segment_rules:
+        if bool(inside.intersection(rule.segments)) == rule.negate:
+            continue
+        exclude.extend(c for c in rule.exclude_categories if c not in exclude)
+        conditions.extend(rule.conditions)
+        boosts.extend(rule.boosts)
+    return request.model_copy(update={
+        "filters": request.filters.model_copy(
+            update={"exclude_categories": exclude, "conditions": conditions}),
+        "rules": request.rules.model_copy(update={"boosts": boosts}),
+        "segment_rules": [],
+    })

@@ -98,6 +98,21 @@ class Rules(BaseModel):
     )
 
 
+class SegmentRule(BaseModel):
+    """Filters and boosts that apply only to people in any of ``segments`` (the live segments of
+    ``/v1/segments``): e.g. no alcohol for the segment ``minors``, premium items up for ``vip``.
+    Anonymous visitors are in no segment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    segments: list[Name] = Field(min_length=1, max_length=20)
+    exclude_categories: list[Label] = Field(default_factory=list, max_length=100)
+    conditions: list[PropertyCondition] = Field(
+        default_factory=list, max_length=20, description="items must satisfy every one")
+    boosts: list[Boost] = Field(default_factory=list, max_length=20)
+    negate: bool = Field(default=False, description="apply to people in none of the segments")
+
+
 class Diversity(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -135,6 +150,9 @@ class RecommendationRequest(BaseModel):
     filters: Filters = Field(default_factory=Filters)
     exclude: Exclusions = Field(default_factory=Exclusions)
     rules: Rules = Field(default_factory=Rules)
+    segment_rules: list[SegmentRule] = Field(
+        default_factory=list, max_length=20,
+        description="filters and boosts for people in given live segments")
     diversity: Diversity = Field(default_factory=Diversity)
     repetition: Repetition = Field(default_factory=Repetition)
     explain: bool = False

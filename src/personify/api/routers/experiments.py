@@ -374,9 +374,11 @@ def assignments(
     if country is None and user_id is not None:
         profile = stores.users.get(key.tenant, user_id)
         country = profile.profile.country if profile is not None else None
-    attributes = UnitAttributes(frozenset(segment or ()), country, channel)
+    running = runtime.running(key.tenant)
+    live = runtime.live_segments(key.tenant, user_id, running)
+    attributes = UnitAttributes(frozenset(segment or ()) | live, country, channel)
     out = []
-    for exp in runtime.running(key.tenant):
+    for exp in running:
         if layer is not None and exp.layer != layer:
             continue
         got = assign(exp, unit, attributes)

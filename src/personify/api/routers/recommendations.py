@@ -145,7 +145,8 @@ async def serve(
     """Serve one request on the event loop: the chain is CPU work over in-memory state (a few
     milliseconds), and a thread hop per request would cost more than it saves. Requests under
     a running serving experiment write exposures and may load a pinned model, so they run in
-    the thread pool instead."""
+    the thread pool instead, as do requests with segment rules (a person this process has not
+    evaluated yet is evaluated first)."""
 
     def work() -> JSONBody:
         result, _ = recommend_in_experiments(
@@ -157,9 +158,9 @@ async def serve(
     if weather is not None and weather.needs_fetch(request.context):
         # a cache miss asks the provider (up to weather_timeout_seconds): off the event loop
         return await run_in_threadpool(work)
-    if request.subject is not None and any(
+    if request.subject is not None and (request.segment_rules or any(
         affects_serving(e) for e in experiments.running(tenant)
-    ):
+    )):
         return await run_in_threadpool(work)
     return work()
 

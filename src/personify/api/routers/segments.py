@@ -5,6 +5,7 @@ segment. Admin scope."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 
 from personify.api.deps import AdminKey, InsightsDep, StoresDep
 from personify.api.routing import KeyFirstRoute
-from personify.domain.errors import NotFound
+from personify.domain.errors import InvalidInput, NotFound
 from personify.insights.rules import FIELDS
 from personify.insights.segments import Segment, SegmentIn
 
@@ -34,6 +35,18 @@ class RefreshOut(BaseModel):
     people: int
     seconds: float
     counts: dict[str, int]
+
+
+class CountPoint(BaseModel):
+    at: datetime
+    members: int
+
+
+class CountsOut(BaseModel):
+    segment_id: str
+    points: list[CountPoint]
+    """Stored snapshots, oldest first: one at most every hour while people are evaluated, and
+    one per full refresh."""
 
 
 class MembersOut(BaseModel):
@@ -91,6 +104,25 @@ def segment_members(
                       user_ids=tracker.members(key.tenant, segment_id)[:limit])
 
 
+@router.get("/{segment_id}/counts", response_model=CountsOut,
+            summary="Members of a segment over time (stored snapshots)")
+def segment_counts(
+    segment_id: str, key: AdminKey, insights: InsightsDep,
+    since: Annotated[datetime | None, Query(description="ISO 8601 time; older points left out")]
+    = None,
+) -> CountsOut:
+    tracker = insights.tracker
+    assert tracker is not None
+    if segment_id not in tracker.files.all(key.tenant):
+        raise _missing(segment_id)
+    if since is not None and since.tzinfo is None:
+        raise InvalidInput("since needs a time zone", field="since",
+                           accepted="an ISO 8601 time with an offset, e.g. 2026-03-01T00:00:00Z")
+    series = tracker.history.series(key.tenant, segment_id, since=since) if tracker.history else []
+    return CountsOut(segment_id=segment_id,
+                     points=[CountPoint(at=at, members=n) for at, n in series])
+
+
 @router.delete("/{segment_id}", status_code=204, summary="Delete a segment")
 def delete_segment(segment_id: str, key: AdminKey, insights: InsightsDep) -> Response:
     tracker = insights.tracker
@@ -116,4 +148,4 @@ def refresh_segments(key: AdminKey, insights: InsightsDep, stores: StoresDep) ->
     tracker = insights.tracker
     assert tracker is not None
     return RefreshOut(people=people, seconds=round(time.perf_counter() - started, 3),
-                      counts=tracker.counts(key.tenant))
+                      counts=tracker.snapshot(key.tenant))

@@ -1,0 +1,142 @@
+"""Segment membership kept current on ingest from live facts (no recomputation of the profile):
+the facts after an event equal a full computation's, windows move with the (injected) clock, and
+consent / erasure drop the live facts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personify.domain.events import Event
+from personify.domain.items import Item
+from personify.ingestion import EventIngestor
+from personify.insights.live import STATIC_FIELDS
+from personify.insights.population import PopulationFiles
+from personify.insights.segments import SegmentFiles, SegmentIn, SegmentTracker
+from personify.insights.service import InsightsService
+from personify.jobs.insights import fit_insights
+from personify.storage.registry import Stores, open_stores
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def stores() -> Iterator[Stores]:
+    stores = open_stores("memory://")
+    yield stores
+    stores.close()
+
+
+def _event(n: int, type: str, user: str, item: str, days_ago: float, **fields: Any) -> Event:
+    return Event(event_id=f"e{n}", type=type, user_id=user, item_id=item,
+                 timestamp=NOW - timedelta(days=days_ago), **fields)
+
+
+def _setup(stores: Stores, tmp_path: Path, clock: Clock,
+           allowed: set[str] | None = None) -> tuple[InsightsService, EventIngestor,
+                                                      list[tuple[str, str, bool]]]:
+    stores.catalog.upsert("t", [Item(item_id="shoe", categories=["shoes"], price=100.0),
+                                Item(item_id="hat", categories=["hats"], price=40.0)])
+    history = [_event(i, "purchase", f"c{i % 25}", "shoe" if i % 2 else "hat",
+                      days_ago=3 + (i * 7) % 300, price=50.0 + i) for i in range(200)]
+    history += [_event(1000 + i, "view", f"c{i % 25}", "hat", days_ago=i % 10) for i in range(50)]
+    stores.events.append("t", history)
+    fit_insights(stores, str(tmp_path), "t", as_of=NOW, clock=lambda: NOW)
+    files = SegmentFiles(tmp_path, clock)
+    files.put("t", "shoe_lookers", SegmentIn(text='viewed_categories_7d has "shoes"'))
+    files.put("t", "buyers_this_week", SegmentIn(text="purchases_7d >= 1"))
+    files.put("t", "big", SegmentIn(text="monetary >= 1500 and rfm.r >= 1"))
+    files.put("t", "unhappy", SegmentIn(text='sentiment.last = "negative"'))
+    tracker = SegmentTracker(files, clock)
+    changes: list[tuple[str, str, bool]] = []
+    tracker.listeners.append(lambda t, u, s, entered, at: changes.append((u, s, entered)))
+    service = InsightsService(
+        events=stores.events, users=stores.users, catalog=stores.catalog,
+        populations=PopulationFiles(tmp_path),
+        may_profile=lambda t, u: allowed is None or u in allowed, tracker=tracker, clock=clock)
+    ingestor = EventIngestor(stores.events, listeners=[service.on_events], clock=clock)
+    return service, ingestor, changes
+
+
+def test_live_facts_after_events_equal_a_full_computation(stores: Stores, tmp_path: Path) -> None:
+    clock = Clock()
+    service, ingestor, changes = _setup(stores, tmp_path, clock)
+    for c in range(25):
+        service.refresh("t", f"c{c}")
+    assert changes == []  # the first evaluation is the baseline
+    computed = 0
+    real_compute = service._compute
+
+    def counting(*args: Any) -> Any:
+        nonlocal computed
+        computed += 1
+        return real_compute(*args)
+
+    service._compute = counting  # type: ignore[method-assign]
+    ingestor.ingest("t", [
+        _event(5000, "view", "c3", "shoe", days_ago=0.1),
+        _event(5001, "purchase", "c3", "shoe", days_ago=0.05, price=2000.0),
+        _event(5002, "review", "c3", "shoe", days_ago=0.01,
+               text="Terrible service, the shoes fell apart and nobody answers. Awful."),
+    ])
+    assert computed == 0  # the membership came from the live facts
+    assert {("c3", "shoe_lookers", True), ("c3", "big", True),
+            ("c3", "unhappy", True)} <= set(changes)
+    live = service._live[("t", "c3")]
+    population = service.populations.load("t")
+    incremental = live.facts(population, clock())
+    full = real_compute("t", "c3", population, clock())[1]
+    for key in full:
+        if key not in STATIC_FIELDS and key != "keywords":
+            same = incremental[key] == full[key] or (
+                isinstance(full[key], float) and math.isnan(full[key])
+                and math.isnan(incremental[key]))
+            assert same, key
+    assert incremental["keywords"] == full["keywords"]
+
+
+def test_windows_follow_the_clock_and_retries_change_nothing(stores: Stores,
+                                                             tmp_path: Path) -> None:
+    clock = Clock()
+    service, ingestor, changes = _setup(stores, tmp_path, clock)
+    service.refresh("t", "c4")
+    event = _event(6000, "purchase", "c4", "hat", days_ago=0, price=10.0)
+    ingestor.ingest("t", [event])
+    assert ("c4", "buyers_this_week", True) in changes or "buyers_this_week" in \
+        service.refresh("t", "c4")
+    before = service._live[("t", "c4")].history.spend
+    ingestor.ingest("t", [event])  # a retry is a duplicate: not counted twice
+    assert service._live[("t", "c4")].history.spend == before
+    clock.now = NOW + timedelta(days=8)
+    ingestor.ingest("t", [_event(6001, "view", "c4", "hat", days_ago=-8)])
+    assert ("c4", "buyers_this_week", False) in changes
+
+
+def test_consent_withdrawn_or_erased_drops_live_facts(stores: Stores, tmp_path: Path) -> None:
+    clock = Clock()
+    allowed = {"c1", "c2"}
+    service, ingestor, changes = _setup(stores, tmp_path, clock, allowed=allowed)
+    service.refresh("t", "c1")
+    service.refresh("t", "c2")
+    ingestor.ingest("t", [_event(7000, "view", "c1", "shoe", days_ago=0)])
+    assert "shoe_lookers" in {s for u, s, e in changes if u == "c1" and e}
+    allowed.discard("c1")
+    ingestor.ingest("t", [_event(7001, "view", "c1", "shoe", days_ago=0)])
+    assert ("t", "c1") not in service._live
+    assert service.tracker is not None
+    assert "c1" not in service.tracker.members("t", "shoe_lookers")
+    service.forget("t", ["c2"])
+    assert ("t", "c2") not in service._live
