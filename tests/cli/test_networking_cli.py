@@ -46,6 +46,13 @@ def test_train_then_people(personify: Personify, database_url: str, tmp_path: Pa
     assert "400 interactions" in result.output
     model = json.loads((tmp_path / "models" / "networking" / "default.json").read_text())
     assert len(model["weights"]) == len(model["features"])
+    proposed = personify("networking", "propose", "p12", "--n", "2")
+    assert proposed.exit_code == 0, proposed.output
+    lines = [json.loads(line) for line in proposed.output.splitlines()]
+    assert len(lines) == 2 and all(v["source"] == "system" for v in lines)
+    again = personify("networking", "propose", "p12", "--n", "2")
+    assert [json.loads(x)["introduction_id"] for x in again.output.splitlines()] == [
+        v["introduction_id"] for v in lines]
     shown = personify("networking", "people", "p12", "--n", "5")
     assert shown.exit_code == 0, shown.output
     data = json.loads(shown.output)

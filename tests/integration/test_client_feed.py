@@ -13,7 +13,7 @@ from _uvicorn_server import running
 
 from personify.api import create_app
 from personify.client import AsyncPersonifyClient, PersonifyClient
-from personify.domain.errors import InvalidInput
+from personify.domain.errors import InvalidInput, NotFound
 from personify.domain.items import Item
 from personify.domain.keys import Scope
 from personify.domain.users import Profile, User
@@ -60,6 +60,10 @@ def test_feed_through_both_clients(server: tuple[str, str], stores: Stores) -> N
         with pytest.raises(InvalidInput) as bad:
             client.feed("ana", shares={"planets": 1})
         assert bad.value.field == "shares"
+        assert client.propose_introductions("ana", n=2) == []  # nobody to meet yet
+        with pytest.raises(NotFound) as unknown:
+            client.propose_introductions("nobody")
+        assert unknown.value.field == "user_id"
 
     async def run() -> dict[str, Any]:
         async with AsyncPersonifyClient(url, secret) as client:

@@ -1,5 +1,5 @@
-"""``personify networking train | people | feed``: the reciprocal people model, one person's
-list and their networking feed."""
+"""``personify networking train | people | feed | propose``: the reciprocal people model, one
+person's list, their networking feed, and system-proposed introductions."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from personify.domain.errors import InvalidInput
 from personify.domain.tenants import validate_tenant_id
 from personify.jobs.networking import train_networking
 from personify.networking.feed import FeedService, parse_shares
-from personify.networking.service import NetworkingService
+from personify.networking.service import Introductions, NetworkingService
 from personify.privacy.runtime import open_runtime
+from personify.runtime.container import build_runtime
 
 app = typer.Typer(help="Professional networking: people worth meeting.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -88,3 +89,27 @@ def feed(
                            accepted="the id of a user who has not been erased")
     answer = service.feed(tenant, user_id, n, weights)
     typer.echo(orjson.dumps(answer.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command("propose")
+def propose(
+    ctx: typer.Context,
+    user_ids: Annotated[list[str], typer.Argument(help="The people to propose introductions for.")],
+    n: Annotated[int, typer.Option(min=1, max=20, help="Pending proposals to keep per person.")]
+    = 3,
+    tenant: TenantOption = None,
+) -> None:
+    """System-proposed introductions (what POST /v1/introductions:propose does): each person's
+    best reciprocal matches are asked through the messaging outbox (consent, quiet hours and
+    caps apply; sent by the messages worker). Prints the introductions as JSON lines."""
+    state = state_of(ctx)
+    settings = state.settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    runtime = build_runtime(settings, stores=state.stores(settings), clock=state.clock)
+    try:
+        flow = Introductions(runtime.networking)
+        for user_id in user_ids:
+            for view in flow.propose(tenant, user_id, n):
+                typer.echo(orjson.dumps(view.model_dump(mode="json")).decode())
+    finally:
+        runtime.close()

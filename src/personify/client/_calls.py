@@ -664,6 +664,13 @@ def request_introduction(from_user_id: str, to_user_id: str, *,
                              "source": source})
 
 
+@endpoint("POST", "/v1/introductions:propose")
+def propose_introductions(user_id: str, *, n: int = 3) -> Call[list[dict[str, Any]]]:
+    """System-proposed introductions from ``user_id`` to the best of their people list: keeps
+    up to ``n`` pending (a repeat answers the same ones)."""
+    return Call(_json, json={"user_id": user_id, "n": n})
+
+
 @endpoint("GET", "/v1/introductions/{introduction_id}")
 def introduction(introduction_id: str, *, as_user: str) -> Call[dict[str, Any]]:
     """An introduction as one of its two people sees it (a decline stays silent to A)."""
@@ -1165,6 +1172,7 @@ class Endpoints:
     people = people
     feed = feed
     request_introduction = request_introduction
+    propose_introductions = propose_introductions
     introduction = introduction
     accept_introduction = accept_introduction
     decline_introduction = decline_introduction

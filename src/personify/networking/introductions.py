@@ -41,6 +41,9 @@ class Introduction:
     source: str = "user"
     status: IntroStatus = IntroStatus.PENDING
     answered_at: datetime | None = None
+    variant: str = "default"
+    """the message variant B was asked with (``<language>-<tone>``, or the caller's, e.g. an
+    experiment arm): acceptance is reported per variant."""
 
     @property
     def expires_at(self) -> datetime:
@@ -74,6 +77,7 @@ class IntroductionView(BaseModel):
     requested_at: datetime
     expires_at: datetime
     source: str
+    variant: str = "default"
     contact: Contact | None = Field(
         None, description="the other person's contact, once the introduction is accepted")
     message: str | None = Field(
@@ -89,6 +93,9 @@ class IntroductionKpi(BaseModel):
     acceptance_rate: float | None = Field(
         description="accepted / (accepted + declined + expired); null before any answer")
     by_source: dict[str, dict[str, float | int | None]] = Field(default_factory=dict)
+    by_variant: dict[str, dict[str, float | int | None]] = Field(default_factory=dict)
+    by_source_and_variant: dict[str, dict[str, float | int | None]] = Field(
+        default_factory=dict, description="keyed '<source>/<variant>'")
 
 
 def kpi(intros: list[Introduction], now: datetime) -> IntroductionKpi:
@@ -114,4 +121,9 @@ def kpi(intros: list[Introduction], now: datetime) -> IntroductionKpi:
         pending=int(total["pending"] or 0),
         acceptance_rate=total["acceptance_rate"],
         by_source={s: count([i for i in intros if i.source == s]) for s in sources},
+        by_variant={v: count([i for i in intros if i.variant == v])
+                    for v in sorted({i.variant for i in intros})},
+        by_source_and_variant={
+            f"{s}/{v}": count([i for i in intros if (i.source, i.variant) == (s, v)])
+            for s, v in sorted({(i.source, i.variant) for i in intros})},
     )

@@ -353,9 +353,11 @@ class NetworkingService:
             iid = introduction_id(tenant, actor, other)
             if iid not in net.introductions:
                 source = event.properties.get("source")
+                variant = event.properties.get("variant")
                 net.introductions[iid] = Introduction(
                     iid, actor, other, event.timestamp,
-                    source=source if isinstance(source, str) else "user")
+                    source=source if isinstance(source, str) else "user",
+                    variant=variant if isinstance(variant, str) else "default")
             return
         intro = net.introductions.get(introduction_id(tenant, other, actor))
         if intro is None or intro.status != IntroStatus.PENDING:
@@ -482,11 +484,35 @@ class NetworkingService:
         )
 
 
+SYSTEM_SOURCE = "system"
+
+
 class IntroductionRequest(BaseModel):
     from_user_id: str = Field(min_length=1, max_length=256)
     to_user_id: str = Field(min_length=1, max_length=256)
     source: str = Field("user", pattern="^[a-z_]{1,32}$",
                         description="who proposed it: 'user' (A asked) or e.g. 'system'")
+    variant: str | None = Field(
+        default=None, pattern="^[A-Za-z0-9_.-]{1,64}$",
+        description="the message variant (e.g. an experiment arm) acceptance is reported by; "
+                    "default: the recipient's '<language>-<tone>'")
+
+
+class ProposalRequest(BaseModel):
+    user_id: str = Field(min_length=1, max_length=256,
+                         description="the person the system proposes introductions for")
+    n: int = Field(default=3, ge=1, le=20, description="pending system proposals to keep (1..20)")
+
+
+def message_variant(recipient: User | None) -> str:
+    """B's language (en / ru, else en) and tone (formal / informal): the variant of the
+    introduction message B receives."""
+    if recipient is None:
+        return "en-formal"
+    language = (recipient.profile.language or "en").lower()[:2]
+    tone = recipient.properties.get("tone")
+    return (f"{language if language in ('en', 'ru') else 'en'}-"
+            f"{tone if tone in ('formal', 'informal') else 'formal'}")
 
 
 def _contact(user_id: str, user: User | None) -> Contact:
@@ -525,7 +551,8 @@ class Introductions:
         return IntroductionView(
             introduction_id=intro.introduction_id, from_user_id=intro.from_user_id,
             to_user_id=intro.to_user_id, status=status, requested_at=intro.requested_at,
-            expires_at=intro.expires_at, source=intro.source, contact=contact, message=message,
+            expires_at=intro.expires_at, source=intro.source, variant=intro.variant,
+            contact=contact, message=message,
         )
 
     def _write(self, tenant: str, event: dict[str, Any]) -> None:
@@ -559,14 +586,16 @@ class Introductions:
             raise InvalidInput(f"{a!r} and {b!r} are already connected", field="to_user_id",
                                accepted="a person not yet connected")
         now = self.s.clock()
+        variant = body.variant or message_variant(recipient)
         self._write(tenant, {
             "event_id": f"{iid}-request", "type": EventType.INTRODUCTION_REQUEST.value,
             "user_id": a, "timestamp": now,
-            "properties": {"person_id": b, "introduction_id": iid, "source": body.source},
+            "properties": {"person_id": b, "introduction_id": iid, "source": body.source,
+                           "variant": variant},
         })
         intro = net.introductions.get(iid)
         if intro is None:  # the listener did not apply it (should not happen): do it here
-            intro = Introduction(iid, a, b, now, source=body.source)
+            intro = Introduction(iid, a, b, now, source=body.source, variant=variant)
             with self.s._lock:
                 net.introductions.setdefault(iid, intro)
         shared = sorted(visible(asker).topics & visible(recipient).topics)[:5]
@@ -608,6 +637,39 @@ class Introductions:
             raise NotFound(f"no introduction {iid!r} for {as_user!r}", field="introduction_id",
                            accepted="an introduction this person asked for or received")
         return self.view(tenant, intro, as_user)
+
+    def propose(self, tenant: str, user_id: str, n: int = 3) -> list[IntroductionView]:
+        """System-proposed introductions (``source: system``): keep up to ``n`` pending ones
+        from ``user_id`` to the best people of their reciprocal list (the people recommender:
+        consent, discoverability, blocks, connections and declines already applied), each
+        recipient asked like any other. A retry returns the same pending proposals (oldest
+        first)."""
+        net = self.s.network(tenant)
+        self._known(tenant, net, user_id, "user_id")
+        now = self.s.clock()
+        mine = sorted(
+            (i for i in net.introductions.values()
+             if i.from_user_id == user_id and i.source == SYSTEM_SOURCE
+             and i.status_at(now) == IntroStatus.PENDING),
+            key=lambda i: (i.requested_at, i.introduction_id))
+        out = [self.view(tenant, i, user_id) for i in mine[:n]]
+        if len(out) >= n:
+            return out
+        answer = self.s.people(tenant, user_id, min(100, 3 * n + 5))
+        for match in answer.people:
+            if len(out) >= n:
+                break
+            b = match.person_id
+            if any(k in net.introductions for k in (introduction_id(tenant, user_id, b),
+                                                      introduction_id(tenant, b, user_id))):
+                continue  # asked before, either way (a decline stays final)
+            try:
+                view, _ = self.request(tenant, IntroductionRequest(
+                    from_user_id=user_id, to_user_id=b, source=SYSTEM_SOURCE))
+            except (InvalidInput, NotFound, Erased):
+                continue
+            out.append(view)
+        return sorted(out, key=lambda v: (v.requested_at, v.introduction_id))
 
     def kpi(self, tenant: str) -> IntroductionKpi:
         net = self.s.network(tenant)

@@ -66,6 +66,28 @@ def check_template(template: MessageTemplate, renderer: TemplateRenderer) -> Non
                 ) from exc
 
 
+def builtin_template_documents() -> dict[str, dict[str, Any]]:
+    """The templates of ``personify/messaging/templates_builtin`` (the ``introduction`` one):
+    used while a tenant has stored none of that name."""
+    folder = resources.files("personify.messaging") / "templates_builtin"
+    found: dict[str, dict[str, Any]] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith((".yaml", ".yml")):
+            document = yaml.safe_load(entry.read_text(encoding="utf-8"))
+            found[str(document["name"])] = document
+    return found
+
+
+_BUILTIN_TEMPLATES: dict[str, MessageTemplate] = {}
+
+
+def builtin_template(name: str) -> MessageTemplate | None:
+    if not _BUILTIN_TEMPLATES:
+        for key, document in builtin_template_documents().items():
+            _BUILTIN_TEMPLATES[key] = MessageTemplate.parse(document)
+    return _BUILTIN_TEMPLATES.get(name)
+
+
 def builtin_journey_documents() -> dict[str, dict[str, Any]]:
     """The example journeys of ``personify/messaging/journeys_builtin`` as written (YAML)."""
     folder = resources.files("personify.messaging") / "journeys_builtin"
@@ -145,9 +167,11 @@ class MessagingDefinitions:
         return []
 
     def template(self, tenant: str, name: str) -> MessageTemplate | None:
+        """The stored template, else the built-in one of that name (``introduction``)."""
+
         def load() -> MessageTemplate | None:
             stored = self.store.get(tenant, TEMPLATE, name)
-            return MessageTemplate.parse(stored.body) if stored else None
+            return MessageTemplate.parse(stored.body) if stored else builtin_template(name)
 
         return self._cache.get((TEMPLATE, tenant, name), load)
 

@@ -11,12 +11,15 @@ from personify.domain.users import User
 from personify.messaging.introductions import suggest_introduction
 from personify.messaging.outbox import enqueue, new_message
 from personify.networking.introductions import Introduction
-from personify.networking.service import Notify
+from personify.networking.service import Notify, visible
 
 INTRODUCTION_TEMPLATE = "introduction"
-"""The messaging template that asks a recipient about an introduction (the operator writes it;
-its ``event`` holds ``introduction_id``, ``from_user_id``, ``from_name``, ``text`` — the
-personalized sentence in the recipient's language and tone — and ``expires_at``)."""
+"""The messaging template that asks a recipient about an introduction: the tenant's own, else
+the built-in one (``personify/messaging/templates_builtin/introduction.yaml``: en / ru, formal /
+informal). Its ``event`` holds ``introduction_id``, ``from_user_id``, ``from_name``,
+``from_profile_url``, ``shared`` (topics both show), ``they_offer`` (what the recipient looks
+for and the asker offers), ``source``, ``variant``, ``expires_at`` and ``text`` (a ready
+sentence in the recipient's language and tone)."""
 
 
 def introduction_notifier(messaging: Callable[[], Any],
@@ -36,6 +39,8 @@ def introduction_notifier(messaging: Callable[[], Any],
             return f"not sent: no messaging template {template!r}"
         sender = asker or User(user_id=intro.from_user_id)
         text = suggest_introduction(sender, recipient, {"interests": shared})
+        they_offer = sorted(visible(recipient).seeks & visible(asker).offers)[:3]
+        url = sender.properties.get("profile_url")
         now = runtime.clock()
         when = runtime.send_time_for(tenant)(recipient, now, timedelta(hours=24))
         message = new_message(
@@ -44,7 +49,9 @@ def introduction_notifier(messaging: Callable[[], Any],
             context={"event": {
                 "introduction_id": intro.introduction_id, "from_user_id": intro.from_user_id,
                 "from_name": sender.profile.name or sender.user_id, "text": text,
-                "expires_at": intro.expires_at.isoformat(),
+                "from_profile_url": url if isinstance(url, str) else "",
+                "shared": list(shared), "they_offer": they_offer, "source": intro.source,
+                "variant": intro.variant, "expires_at": intro.expires_at.isoformat(),
             }},
         )
         _, created = enqueue(runtime.state.outbox, message)

@@ -20,7 +20,7 @@ from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
 from personify.networking.feed import FeedResponse, parse_shares
 from personify.networking.introductions import IntroductionKpi, IntroductionView
-from personify.networking.service import IntroductionRequest, PeopleResponse
+from personify.networking.service import IntroductionRequest, PeopleResponse, ProposalRequest
 from personify.runtime.identity import refuse_erased
 
 router = APIRouter(prefix="/v1/users", tags=["networking"], route_class=KeyFirstRoute)
@@ -69,6 +69,16 @@ def request_introduction(
     if not created:
         response.status_code = 200
     return view
+
+
+@intros.post(
+    ":propose", response_model=list[IntroductionView],
+    summary="System-proposed introductions from a person to the best of their people list "
+            "(up to n pending; a retry answers the same)",
+)
+def propose_introductions(body: ProposalRequest, key: AdminKey,
+                          flow: IntroductionsDep) -> list[IntroductionView]:
+    return flow.propose(key.tenant, body.user_id, body.n)
 
 
 @intros.get("/kpi", response_model=IntroductionKpi,
