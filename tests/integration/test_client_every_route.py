@@ -137,6 +137,7 @@ def test_every_client_method_against_the_server(server: tuple[str, str, Stores])
         c.refresh_segments()
         assert c.segment("buyers")["segment_id"] == "buyers"
         assert "user_ids" in c.segment_members("buyers")
+        assert all("members" in point for point in c.segment_counts("buyers"))
         assert "buyers" in {s["segment_id"] for s in c.segments()["segments"]}
         c.delete_segment("buyers")
         assert c.kpis(group_by="none")["events"] > 0

@@ -841,6 +841,14 @@ def segment_members(segment_id: str, *, limit: int = 1000) -> Call[dict[str, Any
     return Call(_json, {"segment_id": segment_id}, params={"limit": limit})
 
 
+@endpoint("GET", "/v1/segments/{segment_id}/counts")
+def segment_counts(segment_id: str, *,
+                   since: datetime | None = None) -> Call[list[dict[str, Any]]]:
+    """A segment's size over time: stored snapshots (``at``, ``members``), oldest first."""
+    return Call(lambda r: list(r.json()["points"]), {"segment_id": segment_id},
+                params=_query(since=since))
+
+
 @endpoint("POST", "/v1/segments/refresh")
 def refresh_segments() -> Call[dict[str, Any]]:
     """Recompute every segment's membership now."""
@@ -1196,6 +1204,7 @@ class Endpoints:
     segment = segment
     delete_segment = delete_segment
     segment_members = segment_members
+    segment_counts = segment_counts
     refresh_segments = refresh_segments
     kpis = kpis
     create_experiment = create_experiment
