@@ -12,14 +12,11 @@ pytest.importorskip("aiosmtpd")
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.messaging.guardrails import Guardrails
-from personify.messaging.memory_stores import (
-    MemoryOutboxStore,
-    MemorySuppressionStore,
-)
 from personify.messaging.outbox import OutboxWorker, new_message
 from personify.messaging.records import DeliveryStatus
 from personify.messaging.smtp import SmtpConfig, SmtpSender
 from personify.messaging.smtp_sink import SmtpSink
+from personify.messaging.state_stores import memory_state
 from personify.messaging.templates import (
     MessageTemplate,
     RenderedMessage,
@@ -51,7 +48,8 @@ def sink():
 
 
 def test_multipart_email_with_one_click_unsubscribe(sink) -> None:
-    outbox, suppressions = MemoryOutboxStore(), MemorySuppressionStore()
+    state = memory_state()
+    outbox, suppressions = state.outbox, state.suppressions
     signer = TrackingSigner(b"t" * 32, "https://t.example", mailto_domain="example.com")
     worker = OutboxWorker(
         store=outbox,

@@ -29,8 +29,7 @@ from personify.messaging.guardrails import FrequencyCap, Guardrails
 from personify.messaging.ports import OutboxStore
 from personify.messaging.records import DeliveryStatus
 from personify.messaging.smtp_sink import SmtpSink
-from personify.messaging.sqlite_stores import SqliteOutboxStore
-from personify.messaging.state_stores import open_state_stores
+from personify.messaging.state_stores import memory_state, open_state_file, open_state_stores
 
 RECIPIENTS = 200
 LEASE_S = 1.0
@@ -48,7 +47,7 @@ def open_outbox(target: str) -> OutboxStore:
     """The outbox in a SQLite file (a path) or in a PostgreSQL database (a URL)."""
     if target.startswith("postgresql"):
         return open_state_stores(target).outbox
-    return SqliteOutboxStore(target)
+    return open_state_file(target).outbox
 
 
 def run_worker(
@@ -61,7 +60,6 @@ def run_worker(
     from datetime import timedelta
 
     from personify.domain.items import Item
-    from personify.messaging.memory_stores import MemorySuppressionStore
     from personify.messaging.outbox import OutboxWorker
     from personify.messaging.smtp import SmtpConfig, SmtpSender
     from personify.messaging.templates import MessageTemplate
@@ -79,7 +77,7 @@ def run_worker(
         users=lambda t, u: users.get(u),
         senders={"email": SmtpSender(SmtpConfig(port=port))},
         consent=lambda t, u, p: True,
-        suppressions=MemorySuppressionStore(),
+        suppressions=memory_state().suppressions,
         recommend=lambda t, u, n: [Item(item_id=f"{u}-{k}", title=f"item {k}") for k in range(n)],
         guardrails=Guardrails(caps=FrequencyCap({}), quiet_hours=None),
         worker_id=worker_id,

@@ -1,4 +1,5 @@
-"""Persistence ports of the messaging library; adapters in ``memory_stores`` and ``sqlite_stores``.
+"""Persistence ports of the messaging library; one adapter each in ``sql_stores`` (PostgreSQL,
+a SQLite file or memory: ``state_stores``).
 
 Every method takes the tenant (or an id issued by the store) explicitly.
 """

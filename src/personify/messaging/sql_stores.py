@@ -1,11 +1,15 @@
-"""SQL adapters of the messaging ports, on the shared database (PostgreSQL or SQLite).
+"""The adapters of the messaging ports, written once for every database: PostgreSQL, a SQLite
+file (``<name>.messaging.db``) or SQLite in memory (:mod:`personify.messaging.state_stores`
+picks the database).
 
 They keep the messaging state in the tables of ``personify.storage.sql.messaging_tables``
 (migration ``0006_messaging_state``), so several machines pointed at one PostgreSQL database
 share one outbox. The outbox claim takes its rows with ``SELECT ... FOR UPDATE SKIP LOCKED``
 on PostgreSQL (two workers never lease the same message; a worker blocked on nothing) and under
-SQLite's writer lock (``BEGIN IMMEDIATE``) otherwise; leases, claim tokens and the "send
-started" mark keep the crash-safety rules of :mod:`personify.messaging.sqlite_stores`.
+SQLite's writer lock (``BEGIN IMMEDIATE``) otherwise. Crash safety: a claim leases the message
+under a fresh claim token; "send started" is recorded before the send; a lease that expires on
+a message whose send had started marks it in doubt; marks are conditional on the claim token,
+so a worker that lost its lease cannot overwrite another's result.
 """
 
 from __future__ import annotations

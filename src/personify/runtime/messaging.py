@@ -25,7 +25,6 @@ from personify.messaging.campaigns import Campaign, schedule_campaign
 from personify.messaging.item_updates import ItemChange, ItemChangeStore, ItemViewStore
 from personify.messaging.journey_definitions import MAX_VIEWED_WITHIN, JourneyDefinition
 from personify.messaging.journeys import JourneyEngine, SendTime
-from personify.messaging.memory_stores import MemoryItemChangeStore, MemoryItemViewStore
 from personify.messaging.message_tests import (
     TestData,
     analyse_test,
@@ -76,8 +75,8 @@ class MessagingStores:
     suppressions: SuppressionStore
     inbox: InboxStore
     runs: JourneyStateStore
-    item_changes: ItemChangeStore = field(default_factory=MemoryItemChangeStore)
-    item_views: ItemViewStore = field(default_factory=MemoryItemViewStore)
+    item_changes: ItemChangeStore
+    item_views: ItemViewStore
     path: str | None = None
 
     def sent_to(self, tenant: str, user_id: str) -> list[dict[str, Any]]:

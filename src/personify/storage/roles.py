@@ -75,7 +75,7 @@ ROLES: tuple[StorageRole, ...] = (
         {
             "sqlite": "SQLite file next to the database (<name>.messaging.db, messaging_db_path)",
             "postgresql": "PostgreSQL, in the database (FOR UPDATE SKIP LOCKED claims)",
-            "memory": "in process",
+            "memory": "SQLite in memory",
         },
     ),
     StorageRole(

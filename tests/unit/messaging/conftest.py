@@ -1,5 +1,6 @@
-"""Fixtures of the messaging tests: every store adapter (memory, the SQLite file, SQL on SQLite
-and on PostgreSQL), a fake clock, a recording sender."""
+"""Fixtures of the messaging tests: the stores on every database they run on (memory, the
+SQLite messaging file, the shared database on SQLite and on PostgreSQL), a fake clock, a
+recording sender."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from personify.domain.users import User
-from personify.messaging import memory_stores, sql_stores, sqlite_stores
+from personify.messaging import sql_stores
 from personify.messaging.channels import SendError
 from personify.messaging.records import OutboxMessage
+from personify.messaging.state_stores import StateStores, memory_state, open_state_file
 from personify.messaging.templates import RenderedMessage
 from personify.storage.registry import open_stores
 from personify.storage.sql.database import Database
@@ -25,8 +27,8 @@ ADAPTERS = [
     "sql-sqlite",
     pytest.param("sql-postgres", marks=pytest.mark.postgres),
 ]
-"""Every adapter of the messaging ports: in memory, the SQLite file, and the SQL stores of
-the shared database on SQLite and on PostgreSQL."""
+"""Every database of the messaging stores: in memory, the SQLite messaging file, and the shared
+database on SQLite and on PostgreSQL."""
 
 
 @contextmanager
@@ -97,24 +99,19 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
                 sql_stores.SqlJourneyStateStore(db),
             )
         return
-    if request.param == "memory":
-        yield Stores(
-            memory_stores.MemoryOutboxStore(),
-            memory_stores.MemorySuppressionStore(),
-            memory_stores.MemoryInboxStore(),
-            memory_stores.MemoryJourneyStateStore(),
-        )
-        return
-    db = tmp_path / "messaging.sqlite"
-    opened = Stores(
-        sqlite_stores.SqliteOutboxStore(db),
-        sqlite_stores.SqliteSuppressionStore(db),
-        sqlite_stores.SqliteInboxStore(db),
-        sqlite_stores.SqliteJourneyStateStore(db),
-    )
-    yield opened
-    for store in (opened.outbox, opened.suppressions, opened.inbox, opened.runs):
-        store.close()  # type: ignore[attr-defined]
+    state = memory_state() if request.param == "memory" else open_state_file(
+        tmp_path / "messaging.sqlite")
+    yield of_state(state)
+    state.outbox.close()  # type: ignore[attr-defined]
+
+
+def of_state(state: StateStores) -> Stores:
+    return Stores(state.outbox, state.suppressions, state.inbox, state.runs)
+
+
+def in_memory() -> Stores:
+    """The four stores on a fresh in-memory database."""
+    return of_state(memory_state())
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 from personify.api import create_app
 from personify.domain.errors import ConfigurationError
 from personify.domain.users import User
-from personify.messaging import memory_stores
 from personify.messaging.guardrails import FrequencyCap, Guardrails
 from personify.messaging.outbox import OutboxWorker, new_message
 from personify.messaging.records import DeliveryStatus, OutboxMessage
@@ -21,7 +20,7 @@ from personify.messaging.templates import MessageTemplate, RenderedMessage
 from personify.messaging.webhook_channels import ChannelDirectory, WebhookChannel
 from personify.settings import Settings, WebhookChannelSetting
 
-from .conftest import Stores
+from .conftest import in_memory
 
 TEMPLATE = MessageTemplate(name="news", recommendations=0,
                            variants=[{"subject": "Hi {{ user.name }}", "text": "news"}])
@@ -43,8 +42,7 @@ class Recorder:
 @pytest.fixture
 def stores() -> Any:
     """The in-memory adapters only: these tests are about channels, not storage."""
-    return Stores(memory_stores.MemoryOutboxStore(), memory_stores.MemorySuppressionStore(),
-                  memory_stores.MemoryInboxStore(), memory_stores.MemoryJourneyStateStore())
+    return in_memory()
 
 
 def _worker(stores: Any, clock: Any, senders: dict[str, Any], **extra: Any) -> OutboxWorker:

@@ -13,7 +13,7 @@ import pytest
 from personify.domain.errors import InvalidInput
 from personify.domain.items import Item, ItemPatch
 from personify.domain.users import User
-from personify.messaging import memory_stores, sql_stores, sqlite_stores
+from personify.messaging import sql_stores
 from personify.messaging.item_updates import (
     BACK_IN_STOCK,
     PRICE_DROPPED,
@@ -23,6 +23,7 @@ from personify.messaging.item_updates import (
 )
 from personify.messaging.journey_definitions import builtin_journeys, parse_journey
 from personify.messaging.journeys import JourneyEngine
+from personify.messaging.state_stores import memory_state, open_state_file
 from personify.storage.registry import open_stores
 
 from .conftest import ADAPTERS, sql_database
@@ -90,14 +91,10 @@ def queue_and_views(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         with sql_database(request.param, request, tmp_path) as db:
             yield sql_stores.SqlItemChangeStore(db), sql_stores.SqlItemViewStore(db)
         return
-    if request.param == "memory":
-        yield memory_stores.MemoryItemChangeStore(), memory_stores.MemoryItemViewStore()
-        return
-    db = tmp_path / "messaging.sqlite"
-    queue, views = sqlite_stores.SqliteItemChangeStore(db), sqlite_stores.SqliteItemViewStore(db)
-    yield queue, views
-    queue.close()
-    views.close()
+    state = memory_state() if request.param == "memory" else open_state_file(
+        tmp_path / "messaging.sqlite")
+    yield state.item_changes, state.item_views
+    state.outbox.close()  # type: ignore[attr-defined]
 
 
 def test_change_queue_leases_and_forgets(queue_and_views, clock) -> None:

@@ -13,10 +13,11 @@ import pytest
 
 from personify.domain.events import Event
 from personify.domain.users import User
-from personify.messaging import memory_stores, sql_stores, sqlite_stores
+from personify.messaging import sql_stores
 from personify.messaging.journey_definitions import builtin_journeys
 from personify.messaging.journeys import JourneyEngine
 from personify.messaging.records import JourneyRun
+from personify.messaging.state_stores import memory_state, open_state_file
 from personify.runtime.messaging import HISTORY_LIMIT
 from personify.storage.registry import Stores, open_stores
 
@@ -118,30 +119,16 @@ def worlds(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[_Wo
                 for db in (batch, single)
             )
         return
-    if request.param == "memory":
-        yield tuple(  # type: ignore[misc]
-            _World(
-                memory_stores.MemoryJourneyStateStore(),
-                memory_stores.MemoryOutboxStore(),
-                memory_stores.MemorySuppressionStore(),
-            )
-            for _ in range(2)
-        )
-        return
-    opened = []
-    for name in ("batch", "single"):
-        db = tmp_path / f"{name}.sqlite"
-        opened.append(
-            (
-                sqlite_stores.SqliteJourneyStateStore(db),
-                sqlite_stores.SqliteOutboxStore(db),
-                sqlite_stores.SqliteSuppressionStore(db),
-            )
-        )
-    yield _World(*opened[0]), _World(*opened[1])
-    for stores in opened:
-        for store in stores:
-            store.close()
+    opened = [
+        memory_state() if request.param == "memory" else open_state_file(
+            tmp_path / f"{name}.sqlite")
+        for name in ("batch", "single")
+    ]
+    yield tuple(  # type: ignore[misc]
+        _World(state.runs, state.outbox, state.suppressions) for state in opened
+    )
+    for state in opened:
+        state.outbox.close()  # type: ignore[attr-defined]
 
 
 def _ev(kind: str, user: str, minute: int, item: str | None = "sku1") -> Event:
@@ -316,14 +303,15 @@ def test_abandoned_browse_batch_history_is_the_one_by_one_history(event_stores: 
         )
 
     def engine(bulk: bool) -> JourneyEngine:
+        state = memory_state()
         return JourneyEngine(
             [builtin_journeys()["abandoned_browse"]],
-            memory_stores.MemoryJourneyStateStore(),
-            memory_stores.MemoryOutboxStore(),
+            state.runs,
+            state.outbox,
             users=stores.users.get,
             users_many=getattr(stores.users, "get_many", None),  # as the runtime wires it
             consent=lambda t, uid, purpose: True,
-            suppressions=memory_stores.MemorySuppressionStore(),
+            suppressions=state.suppressions,
             history=history,
             history_many=history_many if bulk else None,
             send_time=lambda user, now, within: now + timedelta(hours=1),

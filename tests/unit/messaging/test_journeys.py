@@ -272,7 +272,7 @@ def test_a_birthday_greets_once_per_day_however_often_the_scan_runs(
         "name": "bday", "trigger": {"birthday": True},
         "steps": [{"type": "send", "id": "greeting", "template": "birthday"}],
     })
-    from personify.messaging import memory_stores
+    from personify.messaging.state_stores import memory_state
 
     def engine(runs):
         return JourneyEngine(
@@ -287,7 +287,7 @@ def test_a_birthday_greets_once_per_day_however_often_the_scan_runs(
     assert stores.runs.latest(T, "bday", "ann").status == RunStatus.COMPLETED
     clock.advance(timedelta(hours=2))
     first.scan_users(T, people.values(), clock())
-    engine(memory_stores.MemoryJourneyStateStore()).scan_users(T, people.values(), clock())
+    engine(memory_state().runs).scan_users(T, people.values(), clock())
     assert _queued(stores) == 1
     clock.advance(timedelta(days=365))
     first.scan_users(T, people.values(), clock())

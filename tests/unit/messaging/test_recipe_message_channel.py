@@ -12,14 +12,13 @@ import pytest
 
 from personify.domain.errors import ConfigurationError
 from personify.domain.users import User
-from personify.messaging import memory_stores
 from personify.messaging.channels import PermanentSendError
 from personify.messaging.guardrails import FrequencyCap, Guardrails
 from personify.messaging.outbox import OutboxWorker, new_message
 from personify.messaging.records import DeliveryStatus, OutboxMessage
 from personify.messaging.templates import MessageTemplate, RenderedMessage
 
-from .conftest import Stores
+from .conftest import in_memory
 
 
 class SmsSender:
@@ -51,8 +50,7 @@ TEMPLATE = MessageTemplate(name="flash", channel="sms", recommendations=0,
 @pytest.fixture
 def stores() -> Any:
     """The in-memory adapters only: these tests are about channels, not storage."""
-    return Stores(memory_stores.MemoryOutboxStore(), memory_stores.MemorySuppressionStore(),
-                  memory_stores.MemoryInboxStore(), memory_stores.MemoryJourneyStateStore())
+    return in_memory()
 
 
 def _worker(stores: Any, clock: Any, sms: SmsSender, consents: set[tuple[str, str]]) -> Any:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 
 from personify.domain.errors import InvalidInput, NotFound, Unauthorized
-from personify.messaging.memory_stores import MemoryOutboxStore, MemorySuppressionStore
 from personify.messaging.outbox import new_message
 from personify.messaging.records import TrackedLink
+from personify.messaging.state_stores import memory_state
 from personify.messaging.tracking import TrackingHandler, TrackingSigner
 
 
 @pytest.fixture
 def setup(clock):
     signer = TrackingSigner(b"k" * 32, "https://track.example/", mailto_domain="example.com")
-    outbox, suppressions = MemoryOutboxStore(), MemorySuppressionStore()
+    state = memory_state()
+    outbox, suppressions = state.outbox, state.suppressions
     events: list = []
     handler = TrackingHandler(
         signer, outbox, suppressions, lambda t, e: events.append((t, e)), clock=clock

@@ -34,9 +34,10 @@ Index(
 
 
 # -- messaging state: the outbox, tracked links, unsubscribes, the inbox, journey runs, the
-# item-change queue and who viewed which item (migration ``0006_messaging_state``). On SQLite
-# the messaging state stays in its own file (``personify.messaging.sqlite_stores``); these
-# tables hold it when the database is PostgreSQL (``personify.messaging.sql_stores``).
+# item-change queue and who viewed which item (migration ``0006_messaging_state``), read and
+# written by ``personify.messaging.sql_stores``: in the PostgreSQL database, in the SQLite file
+# next to a SQLite database (``<name>.messaging.db``) or in memory
+# (``personify.messaging.state_stores``).
 
 DEDUP_KEY = String(512)
 STATUS = String(16)
@@ -173,3 +174,9 @@ msg_item_view_backfills = Table(
     Column("tenant", TENANT, primary_key=True),
     Column("at", UtcDateTime(), nullable=False),
 )
+
+MESSAGING_STATE_TABLES = [
+    msg_outbox, msg_links, msg_suppressions, msg_inbox, msg_journey_runs, msg_item_changes,
+    msg_item_views, msg_item_view_backfills,
+]
+"""The messaging state's tables (what a state kept in memory creates)."""
