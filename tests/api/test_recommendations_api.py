@@ -279,9 +279,19 @@ def test_post_accepts_every_option_of_the_get_form(
         "city": {"context": {"location": {"city": "Berlin"}}},
         "device": {"context": {"device": "mobile"}}, "channel": {"context": {"channel": "web"}},
         "include_items": {"include_items": False},
+        "latitude": {"context": {"location": {"latitude": 52.5, "longitude": 13.4}}},
+        "longitude": {"context": {"location": {"latitude": 52.5, "longitude": 13.4}}},
+        "weather": {"context": {"weather": {"condition": "rain"}}},
+        "temperature_c": {"context": {"weather": {"temperature_c": 7}}},
+        "repetition_penalty": {"repetition": {"penalty": 1}},
+        "repetition_hours": {"repetition": {"hours": 2}},
     }
     missing = get_params - set(body_of)
     assert not missing, f"GET options without a POST form: {missing}"
+    for name, form in body_of.items():
+        who = {} if {"user_id", "anonymous_id"} & set(form) else {"user_id": "u1"}
+        answer = client.post("/v1/recommendations", json={**who, **form}, headers=h)
+        assert answer.status_code == 200, (name, answer.text)
     query = {"user_id": "u1", "n": 3, "category": "toys", "include_items": "false",
              "explain": "true"}
     body = {"user_id": "u1", "n": 3, "filters": {"categories": ["toys"]}, "include_items": False,

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from personify.experiments.ports import ExposureRecord
+from personify.settings import DEMO_ADMIN_KEY
 
 from .conftest import log_in, screenshot
 
@@ -73,6 +74,32 @@ def test_recommendations_change_after_a_click(page: Any) -> None:
     page.select_option("#device", "mobile")
     page.wait_for_selector("text=compared with the default context")
     screenshot(page, "user")
+
+
+def test_preview_with_weather_and_without_anti_repetition(page: Any) -> None:
+    """Served twice through the API, a person's preview demotes what they were shown; the
+    form's "Repeats: off" shows the list as if nothing had been shown, and the weather chosen
+    travels with the panel's own requests."""
+    log_in(page)
+    auth = {"Authorization": f"Bearer {DEMO_ADMIN_KEY}"}
+    served = []
+    for _ in range(2):
+        answer = page.request.get("/v1/recommendations?user_id=u09&n=10", headers=auth)
+        assert answer.ok, answer.text()
+        served.append([i["item_id"] for i in answer.json()["items"]])
+    page.goto("/dashboard/users/u09")
+    default = recommended(page)
+    assert len(set(default) & set(served[0])) <= 5, (default, served)
+    page.select_option("#repetition", "off")
+    page.wait_for_selector("text=compared with the default context")
+    off = recommended(page)
+    assert len(set(off) & set(served[0])) >= 8, (off, served[0])
+    page.select_option("#weather", "rain")
+    page.fill("#temperature", "7")
+    page.dispatch_event("#temperature", "change")
+    page.wait_for_selector("#recs form[hx-post*='weather=rain'][hx-post*='temperature=7']")
+    assert "repetition=off" in page.locator("#recs form").get_attribute("hx-post")
+    screenshot(page, "user-context")
 
 
 def test_create_and_read_an_experiment(page: Any, live: tuple[str, FastAPI]) -> None:

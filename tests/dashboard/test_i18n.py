@@ -9,6 +9,7 @@ from importlib import resources
 import pytest
 
 from personify.dashboard.i18n import LANG_COOKIE, Translator, catalogue, negotiate
+from personify.dashboard.recommendation_preview import REPETITION, WEATHER
 from personify.insights.text import EMOTIONS
 
 from .conftest import TestClient
@@ -19,6 +20,8 @@ DYNAMIC_PREFIXES = {
              "settings"],
     "consent_": ["granted", "denied", "withdrawn"],
     "device_": ["desktop", "mobile", "tablet"],
+    "weather_": list(WEATHER),
+    "repetition_": list(REPETITION),
     "status_": ["draft", "running", "stopped"],
     "scope_": ["ingest", "serve", "admin"],
     "purpose_": ["personalization", "profiling", "email_marketing", "push_marketing"],

@@ -22,7 +22,8 @@ from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
 from personify.domain import limits
 from personify.domain._fields import Identifier, Label, Name, ShortText
-from personify.domain.events import Context, Location
+from personify.domain.errors import InvalidInput
+from personify.domain.events import Context, Location, Weather, WeatherCondition
 from personify.domain.items import Item
 from personify.runtime.engine import Engine
 from personify.runtime.experiment_serving import affects_serving, recommend_in_experiments
@@ -34,6 +35,7 @@ from personify.serving.request import (
     Exclusions,
     Filters,
     RecommendationRequest,
+    Repetition,
 )
 from personify.storage.online.port import Interaction
 
@@ -185,10 +187,28 @@ async def recommend_get(
     city: ShortText | None = None,
     device: ShortText | None = None,
     channel: Name | None = None,
+    latitude: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False)] = None,
+    longitude: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False)] = None,
+    weather: Annotated[WeatherCondition | None, Query(
+        description="context.weather.condition (else the weather provider's, when "
+        "configured and latitude / longitude are given)")] = None,
+    temperature_c: Annotated[float | None, Query(ge=-90, le=60, allow_inf_nan=False)] = None,
+    repetition_penalty: Annotated[float, Query(
+        gt=0, le=1, description="score factor per unclicked impression; 1 = off")] = 0.5,
+    repetition_hours: Annotated[float, Query(
+        ge=0, le=24 * 7, description="how long an unclicked impression counts")] = 24.0,
     include_items: bool = True,
 ) -> JSONBody:
     access.check(user_id, anonymous_id)  # a browser key: only its visitor's recommendations
-    location = Location(country=country, city=city) if country or city else None
+    located = country or city or latitude is not None or longitude is not None
+    if (latitude is None) != (longitude is None):
+        raise InvalidInput("give latitude and longitude together",
+                           field="latitude" if latitude is None else "longitude",
+                           accepted="both coordinates, in degrees")
+    location = Location(country=country, city=city, latitude=latitude,
+                        longitude=longitude) if located else None
+    conditions = (Weather(condition=weather, temperature_c=temperature_c)
+                  if weather is not None or temperature_c is not None else None)
     request = RecommendationRequest(
         user_id=user_id,
         anonymous_id=anonymous_id,
@@ -197,7 +217,8 @@ async def recommend_get(
         filters=Filters(categories=category or []),
         explain=explain,
         language=language,
-        context=Context(location=location, device=device, channel=channel),
+        context=Context(location=location, device=device, channel=channel, weather=conditions),
+        repetition=Repetition(penalty=repetition_penalty, hours=repetition_hours),
         # the snippet records the impression itself when the widget is actually seen (event
         # id imp-<recommendation_id>, the id a served impression would have had): docs/web.md
         log_impression=access.visitor is None,

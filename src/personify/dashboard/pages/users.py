@@ -17,6 +17,8 @@ from personify.dashboard.pages.common import page_router, tenant
 from personify.dashboard.recommendation_preview import (
     CHANNELS,
     DEVICES,
+    REPETITION,
+    WEATHER,
     parse_choice,
     preview_recommendations,
 )
@@ -93,6 +95,8 @@ def user_detail(request: Request, user_id: str) -> Response:
         user_state=user_state,
         devices=DEVICES,
         channels=CHANNELS,
+        weathers=WEATHER,
+        repetitions=REPETITION,
         hours=range(24),
         insights=computed,
         heat=_heat(computed),
@@ -113,7 +117,9 @@ def _recommendations_panel(request: Request, user_id: str, *, flash: str = "") -
     if eng is None:
         return render(request, "panels/not_configured.html", what="engine")
     q = request.query_params
-    choice = parse_choice(q.get("device"), q.get("hour"), q.get("country"), q.get("channel"))
+    choice = parse_choice(q.get("device"), q.get("hour"), q.get("country"), q.get("channel"),
+                          weather=q.get("weather"), temperature=q.get("temperature"),
+                          repetition=q.get("repetition"))
     lang = cast(Any, language(request))
     preview = preview_recommendations(eng.service, tenant(request), user_id, choice,
                                       language=lang)
