@@ -140,3 +140,55 @@ def test_counts_over_time_are_stored_and_served(
                           headers=tenant_a.headers("serve")).status_code == 403
         assert client.get("/v1/segments/big/counts",
                           headers=tenant_b.headers()).status_code == 404
+
+
+INSIGHT_TEMPLATE = """
+name: tailored
+variants:
+  - language: en
+    subject: "{{ person.insights.top_interest or 'Something' }} for you"
+    text: |
+      {% if person.insights.sentiment_last == "negative" %}We are sorry.{% else %}Hello!{% endif %}
+      tier={{ person.insights.rfm_tier }} stage={{ person.insights.lifecycle }}
+      segments={{ person.insights.segments|join(",") }} status={{ person.insights.status }}
+"""
+
+
+def test_insights_are_template_variables(client: TestClient, tenant_a: TenantKeys) -> None:
+    from personify.insights.service import template_variables
+    from personify.messaging.templates import INSIGHT_VARIABLES
+
+    _setup(client, tenant_a)
+    admin = tenant_a.headers()
+    for user in ("rich", "modest"):
+        assert client.put(f"/v1/users/{user}", json={"profile": {"name": user}},
+                          headers=admin).status_code == 200
+    put = client.put("/v1/messaging/templates/tailored", content=INSIGHT_TEMPLATE.encode(),
+                     headers={**admin, "Content-Type": "application/yaml"})
+    assert put.status_code == 200, put.text
+    answer = client.post("/v1/messaging/templates/tailored/preview", json={"user_id": "rich"},
+                         headers=admin)
+    assert answer.status_code == 200, answer.text
+    rich = answer.json()
+    assert rich["subject"] == "food for you"
+    assert "Hello!" in rich["text"] and "segments=big" in rich["text"]
+    assert "stage=active" in rich["text"] and "status=ok" in rich["text"]
+    review = {"event_id": "rich-complaint", "type": "review", "user_id": "rich",
+              "text": "Terrible service, awful, the worst order I ever had. Never again.",
+              "timestamp": (NOW - timedelta(hours=1)).isoformat()}
+    assert client.post("/v1/events", json=review,
+                       headers=tenant_a.headers("ingest")).status_code == 200
+    sorry = client.post("/v1/messaging/templates/tailored/preview", json={"user_id": "rich"},
+                        headers=admin).json()
+    assert "We are sorry." in sorry["text"]
+    # without profiling permission nothing is computed: the variables say so
+    assert client.post("/v1/users/modest/consents", json={"purpose": "profiling",
+                       "state": "denied"}, headers=admin).status_code == 201
+    modest = client.post("/v1/messaging/templates/tailored/preview",
+                         json={"user_id": "modest"}, headers=admin).json()
+    assert modest["subject"] == "Something for you" and "status=not_allowed" in modest["text"]
+    assert "segments= " in modest["text"]
+    # every documented name is what the insights provide
+    from personify.insights.service import Insights
+    empty = Insights(user_id="x", computed_at=NOW, status="ok")
+    assert set(template_variables(empty)) == set(INSIGHT_VARIABLES)

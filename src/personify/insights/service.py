@@ -306,6 +306,12 @@ class InsightsService:
             removed += self.tracker.forget(tenant, subjects)
         return removed + self.populations.forget(tenant, subjects)
 
+    def template_variables(self, tenant: str, user_id: str) -> dict[str, Any]:
+        """``person.insights`` of message templates (the names of
+        ``personify.messaging.templates.INSIGHT_VARIABLES``); ``status: not_allowed`` with
+        nothing else without profiling permission."""
+        return template_variables(self.insights(tenant, user_id))
+
     def export(self, tenant: str, user_id: str) -> dict[str, Any]:
         """What the privacy export includes: the insights as served."""
         return self.insights(tenant, user_id).model_dump(mode="json")
@@ -330,3 +336,40 @@ def facts_of(insights: Insights) -> dict[str, Any]:
         "top_categories": {a.key for a in p.affinities.categories[:5]},
         "channel": p.rhythm.preferred_channel, "device": p.rhythm.preferred_device,
     }
+
+
+def template_variables(insights: Insights) -> dict[str, Any]:
+    """The template variables of one person's insights (None / empty where unknown)."""
+    out: dict[str, Any] = {
+        "status": insights.status, "top_interest": None, "top_interests": [], "top_brand": None,
+        "lifecycle": None, "rfm_tier": None, "price_label": None, "churn_risk": None,
+        "purchase_propensity": None, "clv_90d": None, "p_alive": None,
+        "preferred_channel": None, "sentiment_last": None, "recent_negative_share": None,
+        "dominant_emotion": None, "keywords": [],
+        "segments": [m.segment_id for m in insights.segments],
+    }
+    p, pr, text = insights.profile, insights.predictions, insights.text
+    if p is not None:
+        categories = [a.key for a in p.affinities.categories]
+        out.update(
+            top_interest=categories[0] if categories else None, top_interests=categories[:3],
+            top_brand=p.affinities.brands[0].key if p.affinities.brands else None,
+            lifecycle=p.lifecycle.stage, rfm_tier=p.rfm.tier,
+            price_label=p.price_sensitivity.label, preferred_channel=p.rhythm.preferred_channel,
+        )
+    if pr is not None:
+        base = pr.customer_base
+        out.update(
+            churn_risk=pr.churn_90d.probability if pr.churn_90d else None,
+            purchase_propensity=pr.purchase_30d.probability if pr.purchase_30d else None,
+            clv_90d=base.clv_90d, p_alive=base.probability_alive,
+        )
+    if text is not None:
+        out.update(
+            sentiment_last=text.sentiment.last if text.sentiment else None,
+            recent_negative_share=text.sentiment.recent_negative_share if text.sentiment
+            else None,
+            dominant_emotion=text.dominant_emotion,
+            keywords=[k.keyword for k in text.keywords[:5]],
+        )
+    return out

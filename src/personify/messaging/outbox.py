@@ -30,7 +30,12 @@ from personify.messaging.inbox import InboxSender
 from personify.messaging.ports import OutboxStore, SuppressionStore
 from personify.messaging.records import DeliveryStatus, OutboxMessage, TrackedLink
 from personify.messaging.smtp import SmtpSender
-from personify.messaging.templates import MessageInputs, MessageTemplate, TemplateRenderer
+from personify.messaging.templates import (
+    MessageInputs,
+    MessageTemplate,
+    TemplateRenderer,
+    uses_insights,
+)
 from personify.messaging.tracking import EventSink, TrackingSigner
 
 log = logging.getLogger(__name__)
@@ -160,6 +165,9 @@ class OutboxWorker:
     suppressions: SuppressionStore
     recommend: Recommend | None = None
     items: ItemLookup | None = None
+    insights: Callable[[str, str], dict[str, Any]] | None = None
+    """``(tenant, user_id)``: the person's ``person.insights`` template variables, asked only for
+    templates that read ``person``."""
     renderer: TemplateRenderer = field(default_factory=TemplateRenderer)
     signer: TrackingSigner | None = None
     guardrails: Guardrails = field(default_factory=Guardrails)
@@ -455,8 +463,14 @@ class OutboxWorker:
             found = self.items(message.tenant, cart_ids)
             cart = [found[i] for i in cart_ids if i in found]
         signer = self.signer
+        insights = (
+            self.insights(message.tenant, message.user_id)
+            if self.insights is not None and uses_insights(template, context.get("subject"))
+            else None
+        )
         return MessageInputs(
             user=user,
+            insights=insights,
             message_id=message.message_id,
             recommendation_id=context.get("recommendation_id"),
             recommendations=recommendations,

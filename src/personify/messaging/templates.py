@@ -2,7 +2,8 @@
 
 A :class:`MessageTemplate` holds one :class:`TemplateVariant` per (language, tone); the variant
 is chosen per person from ``profile.language`` and the ``tone`` user property (or the template
-default). Variables: ``user``, ``recommendations`` (with tracked links), ``cart``, ``discount``,
+default). Variables: ``user``, ``person.insights`` (what Personify computed about the person,
+:data:`INSIGHT_VARIABLES`), ``recommendations`` (with tracked links), ``cart``, ``discount``,
 ``event``, ``language``, ``tone`` and the ``plural`` filter.
 """
 
@@ -38,6 +39,27 @@ from personify.messaging.sandbox import (
 Tone = Literal["formal", "informal"]
 MAX_TEMPLATE_CHARS = 100_000
 PARTS = ("subject", "preheader", "html", "text")
+INSIGHT_VARIABLES: dict[str, str] = {
+    "status": "ok; not_allowed without profiling permission; unavailable when not computed",
+    "top_interest": "the strongest category affinity",
+    "top_interests": "the three strongest categories (a list)",
+    "top_brand": "the strongest brand / author affinity",
+    "lifecycle": "new, active, at_risk, lapsed or returning",
+    "rfm_tier": "champions, loyal, ... hibernating (RFM tier)",
+    "price_label": "bargain_hunter, neutral or premium",
+    "churn_risk": "probability of no purchase in 90 days (0-1)",
+    "purchase_propensity": "probability of a purchase in 30 days (0-1)",
+    "clv_90d": "predicted spend in 90 days",
+    "p_alive": "BG/NBD probability of being still a customer (0-1)",
+    "preferred_channel": "the channel the person uses most",
+    "sentiment_last": "sentiment of their newest text: negative, neutral or positive",
+    "recent_negative_share": "share of negative texts in the last 30 days (0-1)",
+    "dominant_emotion": "joy, sadness, surprise, fear, anger or neutral",
+    "keywords": "keywords of their texts (a list)",
+    "segments": "ids of the live segments they are in (a list)",
+}
+"""``person.insights.<name>``: every name is always present (``None`` / empty when unknown), so a
+template can test it without failing."""
 
 _LANGUAGE: ContextVar[str] = ContextVar("personify_message_language", default="en")
 
@@ -160,6 +182,21 @@ class MessageInputs:
     """A subject line (template syntax) replacing the variant's (a message test's variant)."""
     tone: str | None = None
     """``formal`` / ``informal`` instead of the person's tone (a message test's variant)."""
+    insights: dict[str, Any] | None = None
+    """``person.insights`` (keys of :data:`INSIGHT_VARIABLES`); None: not computed."""
+
+
+def unavailable_insights(status: str = "unavailable") -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(INSIGHT_VARIABLES)
+    out.update(status=status, top_interests=[], keywords=[], segments=[])
+    return out
+
+
+def uses_insights(template: MessageTemplate, subject: str | None = None) -> bool:
+    """Whether any part of the template (or a replacing subject) reads ``person``: the person's
+    insights are computed only for those."""
+    sources = [getattr(v, part) for v in template.variants for part in PARTS]
+    return any("person" in source for source in [*sources, subject or ""])
 
 
 def _finalize(value: Any) -> Any:
@@ -315,8 +352,10 @@ class TemplateRenderer:
             "user_id": inputs.user.user_id,
             "properties": dict(inputs.user.properties),
         }
+        insights = {**unavailable_insights(), **(inputs.insights or {})}
         return {
             "user": user,
+            "person": {"insights": insights},
             "recommendations": [
                 item_dict("r", i, item) for i, item in enumerate(inputs.recommendations)
             ],
@@ -371,6 +410,7 @@ def preview(
     discount: dict[str, Any] | None = None,
     event: dict[str, Any] | None = None,
     renderer: TemplateRenderer | None = None,
+    insights: dict[str, Any] | None = None,
 ) -> RenderedMessage:
     """Render ``template`` for ``user`` without sending or tracking anything."""
     inputs = MessageInputs(
@@ -379,5 +419,6 @@ def preview(
         cart=cart,
         discount=discount,
         event=event or {},
+        insights=insights,
     )
     return (renderer or TemplateRenderer()).render(template, inputs)

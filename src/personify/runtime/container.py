@@ -227,6 +227,7 @@ def _build(
         may_profile=engine.privacy.gate.may_profile, tracker=tracker, clock=clock,
     )
     messaging.segment_members = insights.segment_members
+    messaging.worker.insights = insights.template_variables  # person.insights in templates
     engine.service.segments_of = insights.segments_of  # recommendation segment rules
     experiments.segments_of = insights.segments_of  # experiment targeting
     ingestor.add_listener(insights.on_events)

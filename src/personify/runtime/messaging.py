@@ -34,7 +34,7 @@ from personify.messaging.message_tests import (
 )
 from personify.messaging.outbox import ConsentCheck, OutboxWorker, Recommend
 from personify.messaging.ports import InboxStore, JourneyStateStore, OutboxStore, SuppressionStore
-from personify.messaging.templates import RenderedMessage, preview
+from personify.messaging.templates import RenderedMessage, preview, uses_insights
 from personify.messaging.timing import SendTimeModel
 from personify.messaging.tracking import TrackingHandler, TrackingSigner
 from personify.messaging.webhook_channels import ChannelDirectory
@@ -467,6 +467,7 @@ class MessagingRuntime:
         )
         found = self.stores.catalog.get_many(tenant, list(cart_item_ids)) if cart_item_ids else {}
         discount = {"percent": discount_percent, "code": "PREVIEW"} if discount_percent else None
+        insights = self.worker.insights
         rendered = preview(
             template,
             user,
@@ -475,6 +476,8 @@ class MessagingRuntime:
             discount=discount,
             event=event,
             renderer=self.definitions.renderer,
+            insights=insights(tenant, user_id)
+            if insights is not None and uses_insights(template) else None,
         )
         return rendered, items
 

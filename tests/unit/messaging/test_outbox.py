@@ -198,3 +198,27 @@ def test_inbox_channel_delivers_to_the_in_app_inbox(worker, stores, clock, conse
     assert list_inbox(stores.inbox, "t", "ann", unread_only=True) == []
     assert [e.entry_id for e in list_inbox(stores.inbox, "t", "bob", unread_only=True)] == [other]
     assert stores.outbox.get(denied).status == DeliveryStatus.SUPPRESSED
+
+
+def test_person_insights_are_read_only_for_templates_that_use_them(worker, stores,
+                                                                  clock) -> None:
+    asked: list[str] = []
+
+    def insights(tenant: str, user_id: str) -> dict[str, object]:
+        asked.append(user_id)
+        return {"status": "ok", "top_interest": "shoes"}
+
+    worker.insights = insights
+    _enqueue(stores, clock, "ann", "k1")
+    assert worker.run_until_idle() == 1
+    assert asked == []  # the template does not read person
+    tailored = TEMPLATE.model_copy(update={"variants": [
+        TEMPLATE.variants[0].model_copy(update={
+            "subject": "{{ person.insights.top_interest }} for {{ user.name }}",
+            "text": "{{ person.insights.churn_risk is none }}"})]})
+    worker.templates = lambda tenant, name: tailored
+    _enqueue(stores, clock, "bob", "k2")
+    assert worker.run_until_idle() == 1
+    assert asked == ["bob"]
+    rendered = worker.sender.sent[-1][1]
+    assert rendered.subject == "shoes for Bob" and rendered.text == "True"
