@@ -6,6 +6,7 @@ here."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import re
@@ -55,10 +56,10 @@ def stores(tmp_path: Path) -> Iterator[Stores]:
 
 def test_the_readme_api_tour_runs_as_written(stores: Stores) -> None:
     blocks = tour_blocks()
-    assert len(blocks) >= 8, "the tour covers ingestion, consent, recommendations, errors, " \
-        "people, messages, experiments, export and erasure"
-    assert sum(block.count(DEMO_URL) for block in blocks) == 1
-    assert sum(block.count(DEMO_KEY) for block in blocks) == 1
+    assert len(blocks) >= 9, "the tour covers ingestion, consent, recommendations, errors, " \
+        "people, messages, experiments, export, erasure and the async client"
+    assert blocks[0].count(DEMO_URL) == blocks[0].count(DEMO_KEY) == 1, \
+        "the first block connects to the demo"
     _key, secret = stores.keys.create("default", "readme tour", [Scope.ADMIN])
     app = create_app(Settings(database_url="memory://"), stores=stores)
     namespace: dict[str, Any] = {"__name__": "readme_tour"}
@@ -75,6 +76,9 @@ def test_the_readme_api_tour_runs_as_written(stores: Stores) -> None:
                     f"block {number} should print {expected!r}; it printed {lines}")
                 lines = lines[found + 1:]
         namespace["client"].close()
+        # the async block's function, called again: three items each, from the live server
+        shelves = asyncio.run(namespace["shelves"](["shopper-1", "shopper-2"]))
+        assert [len(ids) for ids in shelves] == [3, 3]
 
     # what the tour did is in the store, and its last step erased alice
     answer = namespace["answer"]

@@ -190,6 +190,13 @@ class Endpoint(Generic[P, T]):
     def __get__(self, obj: Any, owner: Any) -> Any:
         if obj is None:
             return self
+        if isinstance(obj, AsyncRunner):
+
+            @functools.wraps(self.build)
+            async def awaited(*args: Any, **kwargs: Any) -> Any:
+                return await obj._run(self(*args, **kwargs))
+
+            return awaited
 
         @functools.wraps(self.build)
         def method(*args: Any, **kwargs: Any) -> Any:

@@ -71,8 +71,9 @@ def test_every_endpoint_of_the_call_layer_is_a_method_of_both_clients() -> None:
         assert vars(Endpoints)[name] is vars(_calls)[name], name
         assert vars(Endpoints)[name].__doc__, f"{name} has no documentation"
         for cls in (PersonifyClient, AsyncPersonifyClient):
-            assert inspect.signature(getattr(cls, name)) == inspect.signature(
-                getattr(cls(base_url="http://x", api_key="k"), name)), name
+            method = getattr(cls(base_url="http://x", api_key="k"), name)
+            assert inspect.signature(getattr(cls, name)) == inspect.signature(method), name
+            assert inspect.iscoroutinefunction(method) is (cls is AsyncPersonifyClient), name
 
 
 def _sample(parameter: inspect.Parameter) -> Any:
