@@ -164,3 +164,48 @@ def test_tenants_do_not_share_networks(client: TestClient, tenant_a: TenantKeys,
     _network(client, tenant_a)
     assert _people(client, tenant_a, "me")["people"]
     assert _people(client, tenant_b, "me")["people"] == []
+
+
+def test_erasure_by_another_process_is_read_from_tombstones_not_per_request(
+    client: TestClient, tenant_a: TenantKeys, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The people route asks the erasure store no per-person question per request; a tombstone
+    another process wrote leaves every list (and the id is refused) once the tombstones are
+    read again (every ERASURE_POLL_S)."""
+    from personify.networking import service as networking_service
+
+    _network(client, tenant_a)
+    asked: list[str] = []
+    for name in ("find", "is_erased", "erased_among"):
+        real = getattr(stores.erasures, name)
+
+        def counting(*args: Any, _real: Any = real, _name: str = name) -> Any:
+            asked.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(stores.erasures, name, counting)
+    for _ in range(3):
+        for uid in ("me", "mentor", "peer", "hub"):
+            _people(client, tenant_a, uid)
+    assert asked == []
+    assert "peer" in _ids(_people(client, tenant_a, "me"))
+
+    # another process erased "peer": only its tombstone is in the shared store
+    digest = stores.erasures.user_id_hash("default", "peer")
+    stores.erasures.record("default", digest, NOW, "receipt-elsewhere")
+    monkeypatch.setattr(networking_service, "ERASURE_POLL_S", 0.0)
+    assert "peer" not in _ids(_people(client, tenant_a, "me"))
+    assert "peer" not in _ids(_people(client, tenant_a, "mentor"))
+    gone = client.get("/v1/users/peer/people", headers=tenant_a.headers("serve"))
+    assert gone.status_code == 410
+    assert asked == []
+
+
+def test_people_route_runs_on_the_event_loop() -> None:
+    """A thread hop per request made the tail explode at 200 requests/s (benchmark
+    benchmarks/networking.py); the route is a coroutine that hops only to load a network."""
+    import inspect
+
+    from personify.api.routers.networking import get_people
+
+    assert inspect.iscoroutinefunction(get_people)

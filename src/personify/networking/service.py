@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from personify.networking.introductions import (
 from personify.networking.model import DirectionalModel
 from personify.networking.recommender import PeopleRecommender, PersonMatch
 from personify.networking.state import Interaction, NetworkState, Profile
-from personify.storage.ports import EventStore, UserStore
+from personify.storage.ports import ErasureStore, EventStore, UserStore
 
 log = logging.getLogger(__name__)
 MODEL_POLL_S = 5.0
@@ -57,6 +57,13 @@ RANKED_CACHE = 50_000
 """People whose ranked candidates are kept between requests until the network changes."""
 ERASURE_SLACK = 5
 """Extra people asked for, in case some were erased by another process since."""
+ERASURE_POLL_S = 1.0
+"""How often (at most) a tenant's new erasure tombstones are read: an erasure made through
+another process leaves this one's lists within this time (one made through this process does at
+once, through the erasure hook). One cheap query a second instead of one per request."""
+ERASURE_OVERLAP = timedelta(minutes=5)
+"""Tombstones are read from this long before the previous read (clock skew between processes);
+ones already applied are skipped."""
 HIDEABLE_FIELDS = ("skills", "interests", "goals")
 MAX_PROFILES = 200_000
 """Profiles read when a tenant's network is loaded; later ones are read when they ask."""
@@ -110,7 +117,8 @@ class PersonReason(BaseModel):
 class PersonRecommendation(BaseModel):
     person_id: str
     name: str | None = None
-    score: float = Field(description="harmonic mean of both directions' predicted interest")
+    score: float = Field(description="both directions' predicted interest combined: "
+                         "interest_forward^α · interest_backward^(1−α), α learned")
     interest_forward: float = Field(description="predicted interest of the asking person")
     interest_backward: float = Field(description="predicted interest of the recommended person")
     sources: list[str]
@@ -222,6 +230,15 @@ class TenantNetwork:
     introductions: dict[str, Introduction] = field(default_factory=dict)
     recommender: PeopleRecommender | None = None
     """kept between requests (its list of popular people is cached per state version)."""
+    erasures_read: float = 0.0
+    """``time.monotonic()`` of the last tombstone read."""
+    erasures_since: datetime | None = None
+    erased: set[str] = field(default_factory=set)
+    """hashes of every tombstone of the tenant read so far (all of them at load) and of the
+    people erased through this process."""
+    shown: dict[str, tuple[User, Visible]] = field(default_factory=dict)
+    """person -> (the stored profile object, what it shows): re-derived when the profile
+    cache hands out another object (a write)."""
 
     def apart(self, a: str, b: str) -> bool:
         return b in self.blocked.get(a, ()) or a in self.blocked.get(b, ())
@@ -242,7 +259,10 @@ class NetworkingService:
         # the event ingestor's ``ingest`` (its result has ``rejected``)
         notify: Notify | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        erasures: ErasureStore | None = None,
+        # tombstones read every ERASURE_POLL_S (None: every answer's people are checked)
     ) -> None:
+        self.erasures = erasures
         self.events = events
         self.users = users
         self.model_dir = Path(model_dir)
@@ -255,6 +275,10 @@ class NetworkingService:
         self._lock = threading.RLock()
 
     # loading and updates -----------------------------------------------------------------
+
+    def loaded(self, tenant: str) -> bool:
+        """Whether the tenant's network is in memory (answers need no store scan)."""
+        return tenant in self._tenants
 
     def network(self, tenant: str) -> TenantNetwork:
         net = self._tenants.get(tenant)
@@ -269,6 +293,11 @@ class NetworkingService:
             if net is None:
                 model, trained, mtime = self._load_model(tenant)
                 net = TenantNetwork(NetworkState(), model, trained, model_mtime=mtime)
+                if self.erasures is not None:
+                    net.erasures_read = time.monotonic()
+                    net.erasures_since = self.clock() - ERASURE_OVERLAP
+                    net.erased = {t.user_id_hash for t in self.erasures.erased_since(
+                        tenant, datetime.min.replace(tzinfo=UTC))}
                 self._apply(tenant, net, self.events.scan(tenant, types=sorted(PERSON_EVENT_TYPES)))
                 self._declare_all(tenant, net)
                 self._tenants[tenant] = net
@@ -374,6 +403,8 @@ class NetworkingService:
             if net is None:
                 return 0
             for person in subjects:
+                if self.erasures is not None:
+                    net.erased.add(self.erasures.user_id_hash(tenant, person))
                 if person in net.state.people:
                     removed += 1
                 net.state.forget(person)
@@ -435,47 +466,100 @@ class NetworkingService:
                 return False
             return self.may_personalize(tenant, pid)
 
+        if self.erasures is not None:
+            self._read_erasures(tenant, net)
         with self._lock:  # the listener may be changing the state in another thread
-            matches = rec.recommend(user_id, n + ERASURE_SLACK, allowed=allowed)
-        # erasures through this process already left the network; one made by another process
-        # is caught here (one batched lookup) and forgotten
-        prefetch = getattr(self.is_erased, "prefetch", None)
-        if prefetch is not None:
-            prefetch(tenant, [m.person_id for m in matches])
-        erased = [m.person_id for m in matches if self.is_erased(tenant, m.person_id)]
-        if erased:
-            self.forget(tenant, erased)
-            matches = [m for m in matches if m.person_id not in erased]
+            slack = 0 if self.erasures is not None else ERASURE_SLACK
+            matches = rec.recommend(user_id, n + slack, allowed=allowed)
+        if self.erasures is None:
+            # no tombstone reads: an erasure made by another process is caught here (one
+            # batched lookup) and forgotten
+            prefetch = getattr(self.is_erased, "prefetch", None)
+            if prefetch is not None:
+                prefetch(tenant, [m.person_id for m in matches])
+            erased = [m.person_id for m in matches if self.is_erased(tenant, m.person_id)]
+            if erased:
+                self.forget(tenant, erased)
+                matches = [m for m in matches if m.person_id not in erased]
         matches = matches[:n]
-        mine = visible(me)
+        mine = self._visible(net, user_id, me)
         return PeopleResponse(
             user_id=user_id, model=label,
-            people=[self._explain(m, mine, user(m.person_id)) for m in matches],
+            people=[self._explain(m, mine, user(m.person_id),
+                                  self._visible(net, m.person_id, user(m.person_id)))
+                    for m in matches],
         )
 
-    def _explain(self, m: PersonMatch, mine: Visible, other: User | None) -> PersonRecommendation:
-        theirs = visible(other)
+    def _visible(self, net: TenantNetwork, person: str, user: User | None) -> Visible:
+        if user is None:
+            return Visible()
+        hit = net.shown.get(person)
+        if hit is not None and hit[0] is user:
+            return hit[1]
+        shows = visible(user)
+        if len(net.shown) >= RANKED_CACHE:
+            net.shown.clear()
+        net.shown[person] = (user, shows)
+        return shows
+
+    def _read_erasures(self, tenant: str, net: TenantNetwork) -> None:
+        """Forget the people erased through other processes (tombstones read at most every
+        ``ERASURE_POLL_S``)."""
+        assert self.erasures is not None
+        now = time.monotonic()
+        if now - net.erasures_read < ERASURE_POLL_S:
+            return
+        net.erasures_read = now
+        since = net.erasures_since or self.clock() - ERASURE_OVERLAP
+        net.erasures_since = self.clock() - ERASURE_OVERLAP
+        fresh = [t.user_id_hash for t in self.erasures.erased_since(tenant, since)
+                 if t.user_id_hash not in net.erased]
+        if not fresh:
+            return
+        with self._lock:
+            people = list(net.state.people)
+        by_hash = {self.erasures.user_id_hash(tenant, p): p for p in people}
+        gone = [by_hash[h] for h in fresh if h in by_hash]
+        if gone:
+            self.forget(tenant, gone)
+        net.erased.update(fresh)
+
+    def erased(self, tenant: str, user_id: str) -> bool:
+        """Whether ``user_id`` was erased: from the tenant's tombstones (read at load, then at
+        most every ``ERASURE_POLL_S``) without a query per request; through ``is_erased``
+        when the service has no erasure store."""
+        if self.erasures is None:
+            return self.is_erased(tenant, user_id)
+        net = self.network(tenant)
+        self._read_erasures(tenant, net)
+        return self.erasures.user_id_hash(tenant, user_id) in net.erased
+
+    def _explain(self, m: PersonMatch, mine: Visible, other: User | None,
+                 theirs: Visible) -> PersonRecommendation:
+        # built from the service's own values: constructed, not validated (per request);
+        # every field is passed (a missing one's default factory is slow to construct)
         reasons: list[PersonReason] = []
         shared = sorted(mine.topics & theirs.topics)[:3]
         if shared:
-            reasons.append(PersonReason(kind="shared_topics", topics=shared,
-                                        text="you both list " + ", ".join(shared)))
+            reasons.append(PersonReason.model_construct(
+                kind="shared_topics", topics=shared, count=None,
+                text="you both list " + ", ".join(shared)))
         they_offer = sorted(mine.seeks & theirs.offers)[:3]
         if they_offer:
-            reasons.append(PersonReason(kind="they_offer", topics=they_offer,
-                                        text="you look for " + ", ".join(they_offer)
-                                        + "; they offer it"))
+            reasons.append(PersonReason.model_construct(
+                kind="they_offer", topics=they_offer, count=None,
+                text="you look for " + ", ".join(they_offer) + "; they offer it"))
         they_seek = sorted(theirs.seeks & mine.offers)[:3]
         if they_seek:
-            reasons.append(PersonReason(kind="they_seek", topics=they_seek,
-                                        text="they look for " + ", ".join(they_seek)
-                                        + "; you offer it"))
+            reasons.append(PersonReason.model_construct(
+                kind="they_seek", topics=they_seek, count=None,
+                text="they look for " + ", ".join(they_seek) + "; you offer it"))
         if m.common_contacts:
-            reasons.append(PersonReason(
-                kind="common_contacts", count=m.common_contacts,
+            reasons.append(PersonReason.model_construct(
+                kind="common_contacts", count=m.common_contacts, topics=[],
                 text=f"{m.common_contacts} of your contacts interacted with them",
             ))
-        return PersonRecommendation(
+        return PersonRecommendation.model_construct(
             person_id=m.person_id,
             name=other.profile.name if other is not None else None,
             score=round(m.score, 6), interest_forward=round(m.forward, 6),

@@ -242,6 +242,7 @@ def _build(
         stores.events, stores.users, model_dir=settings.model_dir,
         may_personalize=may_personalize, is_erased=erasure_check,
         ingest=ingestor.ingest, notify=introduction_notifier(lambda: messaging), clock=clock,
+        erasures=stores.erasures,
     )
     ingestor.add_listener(networking.on_events)
     engine.forgetters.append(networking.forget)

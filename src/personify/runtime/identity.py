@@ -5,7 +5,7 @@ dependency) is in ``personify.api``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from personify.domain.errors import Conflict, Erased
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from personify.runtime.engine import Engine
 
 
-def refuse_erased(check: CachedErasureCheck, tenant: str, user_id: str) -> None:
+def refuse_erased(check: Callable[[str, str], bool], tenant: str, user_id: str) -> None:
     """Erased (410) if ``user_id`` was erased: replayed data must not re-create a person."""
     if check(tenant, user_id):
         raise Erased(

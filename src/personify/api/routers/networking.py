@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
 from personify.api.deps import (
     AdminKey,
@@ -16,6 +17,7 @@ from personify.api.deps import (
     NetworkingDep,
     ServeKey,
 )
+from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
 from personify.networking.feed import FeedResponse, parse_shares
@@ -31,12 +33,25 @@ router = APIRouter(prefix="/v1/users", tags=["networking"], route_class=KeyFirst
     response_model=PeopleResponse,
     summary="People worth meeting (reciprocal), with reasons both sides may see",
 )
-def get_people(
-    user_id: Identifier, key: ServeKey, networking: NetworkingDep, erased: ErasureCheckDep,
+async def get_people(
+    user_id: Identifier, key: ServeKey, networking: NetworkingDep,
     n: Annotated[int, Query(ge=1, le=100, description="how many people (1..100)")] = 10,
-) -> PeopleResponse:
-    refuse_erased(erased, key.tenant, user_id)
-    return networking.people(key.tenant, user_id, n)
+) -> JSONBody:
+    """Served on the event loop once the tenant's network is in memory (CPU work over cached
+    rankings, a few milliseconds: a thread hop per request cost more than it saved and made the
+    tail explode under load); the first request of a tenant loads its network in the thread
+    pool."""
+
+    def work() -> JSONBody:
+        # the tenant's tombstones, read by the service at most once a second: no erasure
+        # query per request (a per-person cache missed on almost every request)
+        refuse_erased(lambda tenant, person: networking.erased(tenant, person), key.tenant,
+                      user_id)
+        return JSONBody(networking.people(key.tenant, user_id, n).model_dump(mode="json"))
+
+    if networking.loaded(key.tenant):
+        return work()
+    return await run_in_threadpool(work)
 
 
 @router.get(
