@@ -51,7 +51,10 @@ from personify.networking.evaluation import (  # noqa: E402
     recommender_ranker,
     temporal_task,
 )
-from personify.networking.recommender import PeopleRecommender  # noqa: E402
+from personify.networking.recommender import (  # noqa: E402
+    PeopleRecommender,
+    serving_recommender,
+)
 from personify.networking.simulation import NetworkSimConfig, simulate_network  # noqa: E402
 from personify.networking.state import build_state  # noqa: E402
 from personify.networking.training import fit_directional  # noqa: E402
@@ -128,10 +131,11 @@ def main() -> None:
     state = build_state(task.train, profiles)
     rankers = Baselines(state).rankers()
     baseline_names = list(rankers)
-    for mode in ("reciprocal", "one_sided", "product"):
-        rankers[f"reciprocal_model_{mode}" if mode != "reciprocal" else "reciprocal_model"] = (
-            recommender_ranker(PeopleRecommender(state, model, mode=mode))
-        )
+    # the served recommender (the learned reciprocal combination), then the alternatives
+    rankers["reciprocal_model"] = recommender_ranker(serving_recommender(state, model))
+    for mode in ("one_sided", "product", "harmonic"):
+        rankers[f"reciprocal_model_{mode}"] = recommender_ranker(
+            PeopleRecommender(state, model, mode=mode))
 
     settings = {
         "warm": (task.warm, task.warm_universe),
@@ -166,7 +170,7 @@ def main() -> None:
     )
 
     # latency of one recommendation (in process, 20 people) for every warm and cold query person
-    rec = PeopleRecommender(state, model)
+    rec = serving_recommender(state, model)
     times = []
     for q in sorted(set(task.warm) | set(task.cold)) * 3:
         t0 = time.perf_counter()
@@ -218,6 +222,9 @@ def main() -> None:
         methods=per,
         simulator=sim,
         model_weights=dict(zip(model.features, [_r(w) for w in model.weights], strict=True)),
+        model_combination={"kind": "weighted_geometric_mean",
+                           "forward_share": model.forward_share,
+                           "validation": model.validation},
         split={
             "cut": SUGGESTED_CUT.isoformat(),
             "train_interactions": len(task.train),

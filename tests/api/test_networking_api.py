@@ -209,3 +209,26 @@ def test_people_route_runs_on_the_event_loop() -> None:
     from personify.api.routers.networking import get_people
 
     assert inspect.iscoroutinefunction(get_people)
+
+
+def test_served_people_use_the_learned_reciprocal_combination(
+    client: TestClient, tenant_a: TenantKeys, settings: Settings
+) -> None:
+    """The score the API answers is the trained model's weighted geometric mean of both sides'
+    predicted interest, with the forward share stored in the model file."""
+    import json
+
+    from personify.networking.service import model_path, prior_model
+
+    path = model_path(settings.model_dir, "default")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(prior_model().with_share(0.25).to_dict()), encoding="utf-8")
+    _network(client, tenant_a)
+    body = _people(client, tenant_a, "me")
+    assert body["model"] == "trained" and body["people"]
+    lopsided = 0
+    for p in body["people"]:
+        f, b = p["interest_forward"], p["interest_backward"]
+        assert p["score"] == pytest.approx(f**0.25 * b**0.75, abs=2e-6)
+        lopsided += abs(f - b) > 1e-3
+    assert lopsided  # the share made a difference for some pair (not a symmetric check)

@@ -1,6 +1,7 @@
 """Candidate people for one person, from several sources, each remembered for the explanation.
 
-- ``graph``: friends of friends (people your contacts interacted with);
+- ``graph``: friends of friends (people your contacts interacted with), by Adamic-Adar (a shared
+  contact who knows few people counts more than a hub everyone knows);
 - ``threads``: people in the same conversations (engaging with the same content);
 - ``profile``: shared and complementary topics and goals (what you seek, they offer and back);
 - ``community``: the most engaged people in your topics (popularity within your communities,
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections import defaultdict
 
 from personify.networking.state import NetworkState
@@ -39,9 +41,10 @@ def candidates(
             pz = state.people.get(z)
             if pz is None:
                 continue
+            weight = 1.0 / math.log(len(pz.partners)) if len(pz.partners) > 1 else 1.0
             for y in pz.partners:
                 if keep(y):
-                    fof[y] += 1.0
+                    fof[y] += weight
         for y in _top(fof, per_source):
             out[y].add("graph")
 
@@ -72,7 +75,7 @@ def candidates(
                 out[y].add("profile")
             for y in _top(community, per_source // 2):
                 out[y].add("community")
-    for y in (popular or [])[: per_source // 2]:
+    for y in (popular or [])[:per_source]:
         if keep(y):
             out[y].add("popular")
     return dict(out)

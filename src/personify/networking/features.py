@@ -30,6 +30,7 @@ FEATURES: tuple[str, ...] = (
     "target_partners",
     "target_recent_activity",
     "actor_recent_activity",
+    "target_recent_acts",
 )
 
 RECENCY_DAYS = 21.0
@@ -64,10 +65,11 @@ class PairFeatures:
 
 
 def _person(state: NetworkState, p: PersonState | None) -> tuple[float, ...]:
-    """(log acts, log received, recency, log partners, log decayed activity), cached per state
-    version (each person's numbers are read once per request, not once per pair)."""
+    """(log acts, log received, recency, log partners, log decayed activity, log decayed acts
+    towards others), cached per state version (each person's numbers are read once per
+    request, not once per pair)."""
     if p is None:
-        return (0.0, 0.0, 0.0, 0.0, 0.0)
+        return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     cache = state.feature_cache
     if cache.version != state.version:
         cache.values.clear()
@@ -82,6 +84,7 @@ def _person(state: NetworkState, p: PersonState | None) -> tuple[float, ...]:
             _recency(p, now),
             math.log1p(len(p.links)),
             math.log1p(_decayed(p, now)),
+            math.log1p(_decayed_acts(p, now)),
         )
     return hit
 
@@ -106,6 +109,7 @@ def directional(state: NetworkState, pair: PairFeatures, forward: bool) -> list[
         fy[3],
         fy[4],
         fx[4],
+        fy[5],
     ]
 
 
@@ -114,6 +118,13 @@ def _decayed(p: PersonState | None, now: datetime | None) -> float:
         return 0.0
     days = max(0.0, (now - p.last_active).total_seconds() / 86400.0)
     return p.activity * math.exp(-days / ACTIVITY_DAYS)
+
+
+def _decayed_acts(p: PersonState, now: datetime | None) -> float:
+    if p.last_acted is None or now is None:
+        return 0.0
+    days = max(0.0, (now - p.last_acted).total_seconds() / 86400.0)
+    return p.acting * math.exp(-days / ACTIVITY_DAYS)
 
 
 def _target_popularity(topics: dict[str, float], y: PersonState) -> float:

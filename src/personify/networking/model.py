@@ -5,20 +5,22 @@ serving process needs no training extras) that predicts ``P(x acts towards y)`` 
 :mod:`personify.networking.features`. It is learned from who answers, comments on, accepts,
 replies to and follows whom.
 
-A pair is recommended by the **harmonic mean** of the two directions,
-``2·s(a→b)·s(b→a) / (s(a→b) + s(b→a))``. Why the harmonic mean: a connection only happens when
-both sides act, so the score must be high only when *both* directions are; the harmonic mean is
-at most twice the smaller side, so a pair everyone wants on one side (the famous expert) but who
-is unlikely to answer back is discounted, while two balanced moderate interests are kept. The
-arithmetic mean would let one enthusiastic side carry the pair; the product (the probability of
-both under independence) ranks by overall activity and compresses the scale, which makes scores
-hard to compare and to threshold. Reciprocal recommenders for people (RECON, Pizzato et al.
-2010; Xia et al. 2015) use the same combination.
+A pair is recommended by a **weighted geometric mean** of the two directions,
+``s(a→b)^α · s(b→a)^(1−α)``, with the forward share ``α`` learned together with the model on a
+validation period carved from the training history (:mod:`personify.networking.training`) and kept
+between ``MIN_SHARE`` and ``1 − MIN_SHARE``. Why this combination: a connection only happens when
+both sides act, so the score must vanish when *either* direction does; ``α = ½`` ranks exactly as
+the product ``s(a→b)·s(b→a)`` (the chance that both act, if independent). A network where one
+side decides more than the other (on a Q&A site the answerer chooses whom to answer) moves ``α``
+away from ½, but never past the bounds: a pair everyone wants on one side (the famous expert) who
+is unlikely to answer back is always discounted. The harmonic mean (RECON, Pizzato et al. 2010) is
+kept as a fixed alternative for the evaluation (``mode="harmonic"``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,10 +28,23 @@ from numpy.typing import NDArray
 
 from personify.networking.features import FEATURES
 
+MIN_SHARE = 0.25
+"""Neither side's share of the reciprocal score falls below this (one-sided interest is always
+discounted)."""
+SHARES: tuple[float, ...] = (0.25, 0.35, 0.5, 0.65, 0.75)
+"""Forward shares tried on the validation period."""
+
 
 def harmonic(forward: float, backward: float) -> float:
     total = forward + backward
     return 0.0 if total <= 0 else 2.0 * forward * backward / total
+
+
+def reciprocal(forward: float, backward: float, share: float = 0.5) -> float:
+    """``forward^share · backward^(1-share)``: 0 when either side is."""
+    if forward <= 0.0 or backward <= 0.0:
+        return 0.0
+    return math.exp(share * math.log(forward) + (1.0 - share) * math.log(backward))
 
 
 @dataclass(slots=True)
@@ -39,6 +54,10 @@ class DirectionalModel:
     mean: NDArray[np.float64]
     scale: NDArray[np.float64]
     features: tuple[str, ...] = FEATURES
+    forward_share: float = 0.5
+    """``α`` of the reciprocal combination (learned on the validation period)."""
+    validation: dict[str, float] = field(default_factory=dict)
+    """what the training measured on its validation period (kept with the model)."""
 
     @classmethod
     def fit(
@@ -86,6 +105,9 @@ class DirectionalModel:
             "bias": self.bias,
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
+            "combination": {"kind": "weighted_geometric_mean",
+                            "forward_share": self.forward_share},
+            "validation": dict(self.validation),
         }
 
     @classmethod
@@ -98,4 +120,16 @@ class DirectionalModel:
             bias=float(body["bias"]),
             mean=np.asarray(body["mean"], dtype=np.float64),
             scale=np.asarray(body["scale"], dtype=np.float64),
+            forward_share=_share(body.get("combination", {}).get("forward_share", 0.5)),
+            validation={str(k): float(v) for k, v in body.get("validation", {}).items()},
         )
+
+    def with_share(self, share: float) -> DirectionalModel:
+        return DirectionalModel(self.weights, self.bias, self.mean, self.scale, self.features,
+                                _share(share), dict(self.validation))
+
+
+def _share(value: object) -> float:
+    if not isinstance(value, (int, float)) or not MIN_SHARE <= float(value) <= 1.0 - MIN_SHARE:
+        raise ValueError(f"forward_share {value!r} is outside [{MIN_SHARE}, {1 - MIN_SHARE}]")
+    return float(value)

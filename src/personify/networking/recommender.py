@@ -1,8 +1,11 @@
 """People recommendations: candidates from every source, both directions scored, combined.
 
-``mode``: ``reciprocal`` (harmonic mean of both directions, the default and the served one),
-``one_sided`` (only the asking person's predicted interest) or ``product`` (both, multiplied):
-the last two are kept for the evaluation and the simulator.
+``mode``: ``reciprocal`` (both directions' predicted interest combined by the weighted geometric
+mean the model learned, see :mod:`personify.networking.model`; the default and the served one),
+``one_sided`` (only the asking person's predicted interest), ``product`` (both, multiplied) or
+``harmonic`` (their harmonic mean): the last three are kept for the evaluation and the simulator.
+The service and the benchmark build the recommender with :func:`serving_recommender`, so what is
+evaluated is what is served.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Literal
 
 from personify.networking.candidates import candidates, popular_people
 from personify.networking.features import PairFeatures, directional, matrix
-from personify.networking.model import DirectionalModel, harmonic
+from personify.networking.model import DirectionalModel, harmonic, reciprocal
 from personify.networking.state import NetworkState
 
-Mode = Literal["reciprocal", "one_sided", "product"]
-MODES: tuple[str, ...] = ("reciprocal", "one_sided", "product")
+Mode = Literal["reciprocal", "one_sided", "product", "harmonic"]
+MODES: tuple[str, ...] = ("reciprocal", "one_sided", "product", "harmonic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,22 @@ def _overlap(a: dict[str, float], b: dict[str, float], n: int = 3) -> tuple[str,
     return tuple(t for _, t in heapq.nlargest(n, common))
 
 
+Scored = list[tuple[float, float, float, str]]
+"""(combined score, forward, backward, person), best first."""
+
+
+@dataclass(slots=True)
+class _Ranked:
+    """One person's cached ranking at one state version, and the matches built from it so
+    far (a match's explanation fields are read from the state once per version, not once per
+    request)."""
+
+    version: int
+    scored: Scored
+    found: dict[str, set[str]]
+    matches: dict[str, PersonMatch] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class PeopleRecommender:
     state: NetworkState
@@ -55,8 +74,7 @@ class PeopleRecommender:
     cache_size: int = 0
     """People whose ranked candidates are kept until the network changes (0: none). Only the
     ranking is kept: ``allowed`` (consent, discoverability, blocks) is asked on every call."""
-    _ranked: dict[str, tuple[int, list[tuple[float, float, float, str]], dict[str, set[str]]]] = (
-        field(default_factory=dict))
+    _ranked: dict[str, _Ranked] = field(default_factory=dict)
 
     def popular(self) -> list[str]:
         if self._popular_version != self.state.version:
@@ -85,7 +103,9 @@ class PeopleRecommender:
             return forward
         if self.mode == "product":
             return forward * backward
-        return harmonic(forward, backward)
+        if self.mode == "harmonic":
+            return harmonic(forward, backward)
+        return reciprocal(forward, backward, self.model.forward_share)
 
     def recommend(
         self,
@@ -98,9 +118,9 @@ class PeopleRecommender:
         """Top ``k``. ``allowed`` (which may be costly: consent, profiles) is asked from the
         best-scored candidate down until ``k`` pass; popular people fill a short list."""
         cached = self._ranked.get(person) if self.cache_size and not exclude else None
-        if cached is not None and cached[0] == self.state.version:
-            _, scored, found = cached
-            found = dict(found)
+        memo: dict[str, PersonMatch] | None = None
+        if cached is not None and cached.version == self.state.version:
+            scored, found, memo = cached.scored, dict(cached.found), cached.matches
         else:
             found = candidates(self.state, person, per_source=self.per_source,
                                popular=self.popular())
@@ -108,8 +128,10 @@ class PeopleRecommender:
             if self.cache_size and not exclude:
                 if len(self._ranked) >= self.cache_size:
                     self._ranked.clear()
-                self._ranked[person] = (self.state.version, scored, dict(found))
-        out = self._take(person, scored, found, k, allowed)
+                entry = _Ranked(self.state.version, scored, dict(found))
+                self._ranked[person] = entry
+                memo = entry.matches
+        out = self._take(person, scored, found, k, allowed, memo)
         if len(out) < k:
             me = self.state.people.get(person)
             partners = me.partners if me is not None else set()
@@ -125,7 +147,7 @@ class PeopleRecommender:
             out = sorted(out + extra, key=lambda m: (-m.score, m.person_id))
         return out
 
-    def _score(self, person: str, pool: list[str]) -> list[tuple[float, float, float, str]]:
+    def _score(self, person: str, pool: list[str]) -> Scored:
         forward, backward = self.score_pairs(person, pool)
         return sorted(
             (
@@ -135,13 +157,18 @@ class PeopleRecommender:
             key=lambda t: (-t[0], t[3]),
         )
 
-    def _take(self, person: str, scored: list[tuple[float, float, float, str]],
-              found: dict[str, set[str]], k: int,
-              allowed: Callable[[str], bool] | None) -> list[PersonMatch]:
+    def _take(self, person: str, scored: Scored, found: dict[str, set[str]], k: int,
+              allowed: Callable[[str], bool] | None,
+              memo: dict[str, PersonMatch] | None = None) -> list[PersonMatch]:
         out: list[PersonMatch] = []
         for s, f, b, p in scored:
             if allowed is None or allowed(p):
-                out.append(self._match(person, p, s, f, b, found[p]))
+                match = memo.get(p) if memo is not None else None
+                if match is None:
+                    match = self._match(person, p, s, f, b, found[p])
+                    if memo is not None:
+                        memo[p] = match
+                out.append(match)
                 if len(out) >= k:
                     break
         return out
@@ -171,3 +198,11 @@ class PeopleRecommender:
             they_offer=_overlap(me.seeks, them.offers),
             they_seek=_overlap(them.seeks, me.offers),
         )
+
+
+def serving_recommender(
+    state: NetworkState, model: DirectionalModel, *, cache_size: int = 0
+) -> PeopleRecommender:
+    """The recommender the API serves (the reciprocal combination the model learned, every
+    candidate source); the benchmark evaluates this same one."""
+    return PeopleRecommender(state, model, mode="reciprocal", cache_size=cache_size)

@@ -47,7 +47,7 @@ from personify.networking.introductions import (
     kpi,
 )
 from personify.networking.model import DirectionalModel
-from personify.networking.recommender import PeopleRecommender, PersonMatch
+from personify.networking.recommender import PeopleRecommender, PersonMatch, serving_recommender
 from personify.networking.state import Interaction, NetworkState, Profile
 from personify.storage.ports import ErasureStore, EventStore, UserStore
 
@@ -91,6 +91,7 @@ PRIOR_WEIGHTS = {
     "actor_activity": 0.3, "target_received": 0.2, "target_activity": 0.3,
     "actor_recency": 0.2, "target_recency": 0.3, "target_community_popularity": 0.2,
     "target_partners": 0.0, "target_recent_activity": 0.3, "actor_recent_activity": 0.3,
+    "target_recent_acts": 0.3,
 }
 """The model used until ``personify networking train`` has learned one from the tenant's events."""
 
@@ -447,7 +448,8 @@ class NetworkingService:
         self._declare(net, user_id, me)
         rec = net.recommender
         if rec is None or rec.model is not net.model:
-            rec = net.recommender = PeopleRecommender(net.state, net.model, cache_size=RANKED_CACHE)
+            rec = net.recommender = serving_recommender(net.state, net.model,
+                                                        cache_size=RANKED_CACHE)
         users: dict[str, User | None] = {}
 
         def user(pid: str) -> User | None:

@@ -49,6 +49,10 @@ class PersonState:
     n_acts: int = 0
     n_received: int = 0
     activity: float = 0.0
+    acting: float = 0.0
+    """acts towards others (answers, replies, requests) decayed with ``ACTIVITY_DAYS``, as of
+    ``last_acted``: who is helping people *now*."""
+    last_acted: datetime | None = None
     links: set[str] = field(default_factory=set)
     """everyone this person interacted with, either direction (kept with ``out`` / ``inn``)."""
     _topics: TagWeights | None = None
@@ -160,6 +164,14 @@ class NetworkState:
         b.links.add(x.actor)
         a.n_acts += 1
         b.n_received += 1
+        if a.last_acted is None:
+            a.acting, a.last_acted = 1.0, x.timestamp
+        elif x.timestamp >= a.last_acted:
+            days = (x.timestamp - a.last_acted).total_seconds() / 86400.0
+            a.acting = a.acting * math.exp(-days / ACTIVITY_DAYS) + 1.0
+            a.last_acted = x.timestamp
+        else:
+            a.acting += 1.0
         for p in (a, b):
             if p.last_active is None:
                 p.activity = 1.0

@@ -108,3 +108,16 @@ def test_cached_ranking_follows_the_network_and_still_asks_allowed() -> None:
     assert "bob" not in [m.person_id for m in rec.recommend("me", 5, allowed=lambda p: p != "bob")]
     state.add(_x("me", "bob", 4))  # now a partner: the cached ranking is stale
     assert "bob" not in [m.person_id for m in rec.recommend("me", 5)]
+
+
+def test_cached_matches_are_built_once_per_network_version() -> None:
+    xs = [_x("me", "ann", 1), _x("ann", "bob", 2), _x("ann", "cat", 3)]
+    state = build_state(xs)
+    rec = PeopleRecommender(state, _activity_model(), cache_size=10)
+    first = rec.recommend("me", 5)
+    again = rec.recommend("me", 5, allowed=lambda p: True)
+    assert [m.person_id for m in first] == [m.person_id for m in again]
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    state.add(_x("bob", "cat", 4))  # the network changed: rankings and matches are rebuilt
+    moved = rec.recommend("me", 5)
+    assert not any(a is b for a, b in zip(first, moved, strict=False))
