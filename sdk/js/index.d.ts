@@ -60,6 +60,25 @@ export interface Recommendations {
   [field: string]: unknown;
 }
 
+export interface PageRow {
+  row_id: string;
+  kind: string;
+  title: string;
+  reason: string;
+  recommendation_id: string;
+  position: number;
+  propensity: number;
+  items: RecommendedItem[];
+  [field: string]: unknown;
+}
+
+export interface Page {
+  page: string;
+  page_id: string;
+  rows: PageRow[];
+  [field: string]: unknown;
+}
+
 export interface Personify {
   init(options: InitOptions): Personify;
   /** Any event type (built-in or a custom type the server knows); its event id, or null when
@@ -79,7 +98,11 @@ export interface Personify {
   anonymousId(): string | null;
   recommend(options?: { widget?: string; n?: number; item?: string }):
     Promise<Recommendations | null>;
-  /** Render the widgets (data-personify-widget) and item views under root (default: document). */
+  /** A personalized page of rows for this visitor (GET /v1/pages/{name}); null unless
+   * tracking with consent. */
+  rows(name: string, options?: { language?: "en" | "ru" }): Promise<Page | null>;
+  /** Render the widgets (data-personify-widget), pages of rows (data-personify-page) and
+   * item views under root (default: document). */
   scan(root?: ParentNode): void;
   consent: {
     grant(purposes?: Purpose[]): Promise<boolean>;

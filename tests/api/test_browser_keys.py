@@ -133,6 +133,16 @@ def test_a_browser_key_reads_no_profile_and_no_one_elses_recommendations(
     # POST recommendations (any subject in the body) stays a serve-key route
     assert client.post("/v1/recommendations", headers=headers,
                        json={"anonymous_id": ANON}).status_code == 403
+    # pages of rows: the visitor's own only, and no page definitions
+    refused = client.get(f"/v1/pages/home?anonymous_id={OTHER_ANON}", headers=headers)
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "user_id"
+    refused = client.get("/v1/pages/home?user_id=u1", headers=headers)
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "X-Person-Token"
+    for path in ("/v1/pages", "/v1/pages/home/definition"):
+        assert client.get(path, headers=headers).status_code == 403, path
+    page = client.get("/v1/pages/home", headers=headers)  # the visitor's, by default
+    assert page.status_code == 200, page.text
+    assert page.headers["access-control-allow-origin"] == SHOP
 
 
 def test_origin_not_on_the_tenants_list_is_refused(

@@ -301,3 +301,84 @@ def test_a_site_template_is_filled_as_text_and_unsafe_links_are_dropped(
     assert tab.locator("#custom b").count() == 0
     tab.wait_for_timeout(300)
     assert tab.evaluate("window.__pwned") is None
+
+
+VISIBLE = """() => [...document.querySelectorAll('#page-home [data-personify-item]')].map(n => {
+    const r = n.getBoundingClientRect(), clip = n.parentElement.getBoundingClientRect();
+    const left = Math.max(r.left, clip.left, 0), right = Math.min(r.right, clip.right, innerWidth);
+    const top = Math.max(r.top, clip.top, 0), bottom = Math.min(r.bottom, clip.bottom, innerHeight);
+    const area = Math.max(0, right - left) * Math.max(0, bottom - top);
+    return {row: n.closest('[data-personify-row]').getAttribute('data-personify-row'),
+            position: +n.getAttribute('data-personify-position'),
+            item: n.getAttribute('data-personify-item'),
+            ratio: area / (r.width * r.height)};
+})"""
+
+
+def test_a_page_of_rows_reports_only_the_items_actually_seen(
+    open_tab: Callable[..., Any], shop: tuple[str, Stores]
+) -> None:
+    stores = shop[1]
+    tab = open_tab()
+    tab.goto("/demo-shop/for-you")
+    anon = accept(tab)
+    tab.wait_for_selector("#page-home[data-personify-state=rendered]", state="attached")
+    rows = tab.evaluate("""() => [...document.querySelectorAll('[data-personify-row]')].map(
+        s => ({row: s._pfy.row_id, rid: s._pfy.rid, page: s._pfy.page_id}))""")
+    assert rows and len({r["page"] for r in rows}) == 1
+    rid_of = {r["row"]: r["rid"] for r in rows}
+
+    def reported() -> dict[tuple[str, int], Event]:
+        return {(e.properties["row_id"], e.properties["position"]): e
+                for e in events_of(stores, anon) if e.type == "impression"}
+
+    def check(seen: dict[tuple[str, int], float]) -> None:
+        """Items at least 60 % on screen at some rest point were reported, items never above
+        40 % were not (an item near half is left out of the check: the observer's 50 %)."""
+        got = reported()
+        clearly = {k for k, ratio in seen.items() if ratio >= 0.6}
+        never = {k for k, ratio in seen.items() if ratio <= 0.4}
+        assert clearly <= set(got), sorted(clearly - set(got))
+        assert not (never & set(got)), sorted(never & set(got))
+        for (row, position), event in got.items():
+            rid = rid_of[row]
+            assert (event.event_id, event.recommendation_id) == (f"imp-{rid}-{position}", rid)
+            assert event.properties["page_id"] == rows[0]["page"]
+
+    seen: dict[tuple[str, int], float] = {}
+
+    def look() -> None:
+        for node in tab.evaluate(VISIBLE):
+            key = (node["row"], node["position"])
+            seen[key] = max(seen.get(key, 0.0), node["ratio"])
+
+    tab.wait_for_timeout(1500)  # the snippet's flush interval
+    look()
+    assert any(r >= 0.6 for r in seen.values()) and any(r <= 0.4 for r in seen.values()), (
+        "the first screen shows some items and hides others")
+    wait_for(lambda: {k for k, r in seen.items() if r >= 0.6} <= set(reported()),
+             "the visible items' impressions")
+    check(seen)
+    # scroll the first row's carousel to its end: its hidden items come into view
+    tab.evaluate("""() => { const l = document.querySelector('#page-home .personify-row');
+                           l.scrollLeft = l.scrollWidth; }""")
+    tab.wait_for_timeout(300)
+    look()
+    wait_for(lambda: {k for k, r in seen.items() if r >= 0.6} <= set(reported()),
+             "the newly visible items' impressions")
+    tab.wait_for_timeout(1500)
+    check(seen)
+    # the server logged no row impression itself (the snippet reports what was seen)
+    assert all(e.event_id.count("-") >= 2 for e in events_of(stores, anon)
+               if e.type == "impression")
+    # a click on a row's item quotes the row and the page, so the row order learns
+    first = tab.locator("#page-home .personify-title >> nth=0")
+    item = first.evaluate("n => n.closest('[data-personify-item]')"
+                          ".getAttribute('data-personify-item')")
+    first.click()
+    tab.wait_for_url("**/demo-shop/item/**")
+    click = wait_for(lambda: [e for e in events_of(stores, anon) if e.type == "click"],
+                     "the click")[0]
+    assert click.item_id == item and click.recommendation_id == rows[0]["rid"]
+    assert (click.properties["page_id"], click.properties["row_id"]) == (
+        rows[0]["page"], rows[0]["row"])

@@ -313,10 +313,13 @@ class Pages:
         rows: Sequence[str] | None = None,
         explain: bool = True,
         log: bool = True,
+        log_rows: bool = True,
     ) -> Page:
         """The page for one person (or nobody: the non-personal rows). ``rows`` restricts it
         to some row ids (unknown ids are refused naming ``rows``). ``log=False`` shows the page
-        without logging impressions or a decision (the dashboard's "view as")."""
+        without logging impressions or a decision (the dashboard's "view as");
+        ``log_rows=False`` logs the decision but no row impression (the web snippet reports
+        the items the visitor actually sees itself)."""
         page = self.definition(tenant, name)
         wanted = page.rows
         if rows:
@@ -354,7 +357,8 @@ class Pages:
         out: list[Row] = []
         for position, (row_id, propensity) in enumerate(zip(order, propensities, strict=True)):
             cand = by_id[row_id]
-            row = self._row(tenant, name, page_id, cand, position, propensity, used, lang, log)
+            row = self._row(tenant, name, page_id, cand, position, propensity, used, lang,
+                            log and log_rows)
             if row is not None:
                 out.append(row)
         return Page(name, page_id, policy, lang, scope.personalized, out, warnings)

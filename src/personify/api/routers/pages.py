@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from personify.api.deps import AdminKey, RuntimeDep, ServeKey
+from personify.api.deps import AdminKey, RuntimeDep, ServeAccess
 from personify.api.responses import JSONBody
 from personify.api.routers.recommendations import RecommendedItemOut, items_json
 from personify.api.routing import KeyFirstRoute
@@ -91,7 +91,7 @@ def list_pages(key: AdminKey, runtime: RuntimeDep) -> PageNamesOut:
 @router.get("/{name}", response_model=PageOut, summary="A personalized page of rows")
 async def get_page(
     name: Name,
-    key: ServeKey,
+    access: ServeAccess,
     runtime: RuntimeDep,
     user_id: Identifier | None = None,
     anonymous_id: Identifier | None = None,
@@ -107,18 +107,27 @@ async def get_page(
 ) -> JSONBody:
     """Rows for the person (``user_id`` or ``anonymous_id``; neither: the non-personal rows),
     ordered by the page's row policy, titled in ``language`` (else the person's profile
-    language, else ``locale``, else English). Each row is logged as an impression."""
+    language, else ``locale``, else English). Each row is logged as an impression. A browser
+    key asks for its own visitor only (the ids default to the visitor's); its rows are not
+    logged as impressions: the snippet reports the items that were actually seen."""
     if user_id is not None and anonymous_id is not None:
         raise InvalidInput("give user_id or anonymous_id, not both", field="anonymous_id")
+    visitor = access.visitor
+    if visitor is not None:
+        if user_id is None and anonymous_id is None:
+            user_id = visitor.user_id
+            anonymous_id = None if user_id else visitor.anonymous_id
+        access.check(user_id, anonymous_id)
+    tenant = access.tenant
     location = Location(country=country, city=city) if country or city else None
     context = Context(location=location, device=device, channel=channel, locale=locale)
 
     def work() -> JSONBody:
         page = runtime.pages.render(
-            key.tenant, name, user_id=user_id, anonymous_id=anonymous_id, language=language,
-            context=context, rows=rows, explain=explain,
+            tenant, name, user_id=user_id, anonymous_id=anonymous_id, language=language,
+            context=context, rows=rows, explain=explain, log_rows=visitor is None,
         )
-        return JSONBody(page_json(page, runtime, key.tenant, include_items=include_items))
+        return JSONBody(page_json(page, runtime, tenant, include_items=include_items))
 
     # the row decision is logged in the database: off the event loop
     return await run_in_threadpool(work)

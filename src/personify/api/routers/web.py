@@ -125,6 +125,7 @@ def _page(settings: Settings, title: str, body: str, *, product: str = "") -> HT
 <link rel="stylesheet" href="/demo-shop/shop.css"></head>
 <body data-key="{e(DEMO_BROWSER_KEY)}" data-product="{e(product)}">
 <header><a href="/demo-shop" class="brand">Personify demo shop</a>
+<a href="/demo-shop/for-you" class="nav">For you</a>
 <span id="who"></span> <button id="login" type="button">Log in as {e(DEMO_SHOPPER)}</button>
 <button id="privacy" type="button">Privacy choices</button></header>
 <div id="consent-banner" hidden role="dialog" aria-label="Cookie consent">
@@ -163,6 +164,16 @@ def demo_shop(settings: SettingsDep, stores: StoresDep) -> HTMLResponse:
         '<div id="home-row" data-personify-widget="home-row" data-n="6"></div></section>'
     )
     return _page(settings, "Home", body)
+
+
+@router.get("/demo-shop/for-you", include_in_schema=False)
+def demo_for_you(settings: SettingsDep) -> HTMLResponse:
+    """A personalized page of rows (GET /v1/pages/home through the snippet): each row a
+    carousel; an item's impression is reported once half of it is on screen."""
+    _demo_only(settings)
+    body = ('<h1>For you</h1>'
+            '<div id="page-home" class="personify-page" data-personify-page="home"></div>')
+    return _page(settings, "For you", body)
 
 
 @router.get("/demo-shop/item/{item_id}", include_in_schema=False)

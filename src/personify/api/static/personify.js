@@ -315,6 +315,60 @@
       io.observe(box);
     }
   }
+  // ---- a page of rows: each item's impression is reported when half of it is in view
+  P.rows = function (name, o) {
+    o = o || {};
+    if (mode !== "full") return Promise.resolve(null);
+    var who = st.token ? "&user_id=" + enc(st.user) : "&anonymous_id=" + enc(st.aid);
+    return req("GET", "/v1/pages/" + enc(name) + "?explain=true" + who +
+      (o.language ? "&language=" + enc(o.language) : "")).then(function (x) {
+      return x.ok ? x.json() : null;
+    });
+  };
+  function renderPage(box, data, name) {
+    var id = box.getAttribute("data-template"), tpl = id && d.getElementById(id), io = null;
+    tpl = tpl && tpl.content ? tpl : null;
+    while (box.firstChild) box.removeChild(box.firstChild);
+    if (mode === "full" && w.IntersectionObserver) {
+      io = new w.IntersectionObserver(function (entries) {
+        entries.forEach(function (e) {
+          if (e.intersectionRatio < 0.5 || mode !== "full") return;
+          var node = e.target, r = node._pfyRow, pos = +node.getAttribute("data-personify-position");
+          io.unobserve(node);
+          P.track("impression", {
+            event_id: "imp-" + r.rid + "-" + pos, recommendation_id: r.rid,
+            item_ids: [node.getAttribute("data-personify-item")],
+            properties: { widget: name, page_id: r.page_id, row_id: r.row_id, position: pos }
+          });
+          node.setAttribute("data-personify-seen", "1");
+        });
+      }, { threshold: [0, 0.5, 1] });
+    }
+    data.rows.forEach(function (row) {
+      var sec = el("section", "personify-page-row"), list = el(tpl ? "div" : "ul", "personify-row");
+      sec.setAttribute("data-personify-row", row.row_id);
+      sec._pfy = { rid: row.recommendation_id, name: name, page_id: data.page_id, row_id: row.row_id };
+      sec.appendChild(el("h3", "personify-row-title", row.title));
+      sec.appendChild(el("small", "personify-row-why", row.reason));
+      row.items.forEach(function (it, i) {
+        var node = itemNode(it, tpl);
+        node.setAttribute("data-personify-position", i);
+        node._pfyRow = sec._pfy;
+        list.appendChild(node);
+      });
+      sec.appendChild(list);
+      box.appendChild(sec);
+      if (io) [].forEach.call(list.children, function (n) { io.observe(n); });
+    });
+    box._pfy = { name: name, page_id: data.page_id };
+    box.setAttribute("data-personify-state", data.rows.length ? "rendered" : "empty");
+  }
+  function loadPage(box) {
+    var name = box.getAttribute("data-personify-page");
+    if (mode !== "full") { box.setAttribute("data-personify-state", "empty"); return; }
+    P.rows(name).then(function (data) { if (data && data.rows) renderPage(box, data, name); });
+  }
+
   function load(box) {
     var name = box.getAttribute("data-personify-widget");
     return P.recommend({
@@ -329,22 +383,29 @@
     [].forEach.call(root.querySelectorAll("[data-personify-widget]"), function (x) {
       if (x._pfyMode !== mode) { x._pfyMode = mode; load(x); }
     });
+    [].forEach.call(root.querySelectorAll("[data-personify-page]"), function (x) {
+      if (x._pfyMode !== mode) { x._pfyMode = mode; loadPage(x); }
+    });
   }
   P.scan = function (root) { scan(root || d); };
   function onClick(ev) {
-    var t = ev.target, box = t.closest && t.closest("[data-personify-widget]"),
-      tracked = t.closest && t.closest("[data-personify-track]"), rid = box && box._pfy && box._pfy.rid;
+    var t = ev.target, box = t.closest && (t.closest("[data-personify-row]") ||
+        t.closest("[data-personify-widget]")),
+      tracked = t.closest && t.closest("[data-personify-track]"), pf = box && box._pfy,
+      rid = pf && pf.rid, item = t.closest && t.closest("[data-personify-item]"),
+      props = pf && pf.row_id ? { page_id: pf.page_id, row_id: pf.row_id } : {};
     if (tracked) {
       var price = parseFloat(tracked.getAttribute("data-personify-price"));
       P.track(tracked.getAttribute("data-personify-track"), {
         item_id: tracked.getAttribute("data-personify-item") || undefined,
-        price: isNaN(price) ? undefined : price, recommendation_id: rid
+        price: isNaN(price) ? undefined : price, recommendation_id: rid,
+        properties: pf && pf.row_id ? props : undefined
       });
-    } else if (box && box._pfy) {
-      var item = t.closest("[data-personify-item]");
-      if (item) P.track("click", {
-        item_id: item.getAttribute("data-personify-item"), recommendation_id: rid,
-        properties: { widget: box._pfy.name, position: +item.getAttribute("data-personify-position") }
+    } else if (pf && item) {
+      props.widget = pf.name;
+      props.position = +item.getAttribute("data-personify-position");
+      P.track("click", {
+        item_id: item.getAttribute("data-personify-item"), recommendation_id: rid, properties: props
       });
     }
   }
