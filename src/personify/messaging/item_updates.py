@@ -1,4 +1,5 @@
-"""Item updates that start journeys: a price drop and an item back in stock.
+"""Item updates that start journeys: a price drop, an item back in stock, and a new item worth
+announcing ("new for you": a new event, post, article or episode).
 
 When the catalogue stores a new version of an item, :func:`detect_item_changes` compares it with
 the stored one and yields the internal trigger events ``item.price_dropped`` (a lower price in
@@ -19,13 +20,18 @@ from typing import Any, Final, Literal, Protocol
 from personify.domain.items import Item, ItemPatch
 from personify.storage.ports import CatalogStore
 
-ChangeKind = Literal["item.price_dropped", "item.back_in_stock"]
+ChangeKind = Literal["item.price_dropped", "item.back_in_stock", "item.new_for_you"]
 PRICE_DROPPED: Final = "item.price_dropped"
 BACK_IN_STOCK: Final = "item.back_in_stock"
+NEW_FOR_YOU: Final = "item.new_for_you"
 TRIGGER_KINDS: dict[str, ChangeKind] = {
     "price_drop": PRICE_DROPPED,
     "back_in_stock": BACK_IN_STOCK,
+    "new_for_you": NEW_FOR_YOU,
 }
+ANNOUNCED_TYPES = frozenset({"event", "post", "article", "episode"})
+"""Item types whose creation is an ``item.new_for_you`` (its audience is asked of the
+``new_item_audience`` hook: group members, series followers, people on its topics)."""
 """Journey ``trigger.item_update`` values -> the internal event each one listens to."""
 
 
@@ -74,12 +80,18 @@ class ItemChange:
 def detect_item_changes(
     tenant: str, before: Item | None, after: Item, now: datetime
 ) -> list[ItemChange]:
-    """The trigger events of storing ``after`` over ``before`` (None: a new item, no event).
+    """The trigger events of storing ``after`` over ``before`` (None: a new item, which is an
+    ``item.new_for_you`` when of an announced type).
 
     A price drop needs a price before and after, in the same currency (or both without one);
     a hidden item never triggers anything.
     """
-    if before is None or after.hidden:
+    if after.hidden:
+        return []
+    if before is None:
+        if after.type in ANNOUNCED_TYPES and after.available:
+            return [ItemChange(tenant=tenant, item_id=after.item_id, kind=NEW_FOR_YOU, at=now,
+                               title=after.title)]
         return []
     changes: list[ItemChange] = []
 

@@ -34,7 +34,7 @@ class Trigger(_Strict):
     min_count: int = Field(default=1, ge=1, le=1000)
     window: Duration | None = None
     same_item: bool = False
-    item_update: Literal["price_drop", "back_in_stock"] | None = None
+    item_update: Literal["price_drop", "back_in_stock", "new_for_you"] | None = None
     min_drop_percent: float = Field(default=0.0, ge=0, le=100)
     viewed_within: Duration = Field(
         default=timedelta(days=14), description="item updates reach people who viewed the item"

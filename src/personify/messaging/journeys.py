@@ -179,7 +179,8 @@ class JourneyEngine:
         return started
 
     def on_item_change(
-        self, change: ItemChange, viewers: Callable[[timedelta], Iterable[str]], now: datetime
+        self, change: ItemChange, viewers: Callable[[timedelta], Iterable[str]], now: datetime,
+        extra: Mapping[str, Any] | None = None,
     ) -> list[JourneyRun]:
         """An internal trigger event (``item.price_dropped`` / ``item.back_in_stock``): start
         every journey listening to it for the people ``viewers(trigger.viewed_within)`` names;
@@ -192,7 +193,8 @@ class JourneyEngine:
                 continue
             if change.kind == PRICE_DROPPED and change.drop_percent < trigger.min_drop_percent:
                 continue
-            context = {"event": change.event_context(), "trigger_item_id": change.item_id}
+            context = {"event": {**change.event_context(), **(extra or {})},
+                       "trigger_item_id": change.item_id}
             for user_id in viewers(trigger.viewed_within):
                 user = self.users(change.tenant, user_id)
                 if user is not None:

@@ -517,6 +517,53 @@ class FeedService:
             ))
         return sorted(out, key=lambda e: (-e.score, e.id))
 
+    # "new for you" ------------------------------------------------------------------------
+
+    def audience(self, tenant: str, item_id: str, limit: int) -> tuple[list[str], dict[str, Any]]:
+        """Who a new event / post / episode is for, and the message context: the members of its
+        group (``properties.group_id``), the followers of its series (``series_id``), then the
+        people most engaged in its topics (their profile and their activity in the network),
+        never its author or organiser nor erased people; an event already started or full
+        reaches nobody. The journey that announces it applies consent, re-entry, caps and
+        quiet hours."""
+        item = self.catalog.get(tenant, item_id)
+        if item is None or item.hidden or not item.available:
+            return [], {}
+        now = self.clock()
+        context: dict[str, Any] = {"item_type": item.type,
+                                   "url": _text(item.properties, "url") or "",
+                                   "starts_at": "", "time_zone": "", "group_title": "",
+                                   "series_title": ""}
+        exclude = {item.author_id, _text(item.properties, "organiser_id")}
+        if item.type == typed.EVENT:
+            info = typed.event_info(item)
+            if info is None or info.starts_at <= now or (
+                    info.capacity is not None and info.registered >= info.capacity):
+                return [], {}
+            context["starts_at"] = info.starts_at.isoformat()
+            context["time_zone"] = info.time_zone
+        signals = self.signals(tenant)
+        found: dict[str, str] = {}
+        for key, why in (("group_id", "group"), ("series_id", "series")):
+            ref = _text(item.properties, key)
+            if ref is not None:
+                group = self.catalog.get(tenant, ref)
+                if group is not None:
+                    context[f"{why}_title"] = group.title
+                for person in sorted(signals.members.get(ref, set())):
+                    found.setdefault(person, why)
+        state = self.networking.network(tenant).state
+        engaged: dict[str, float] = {}
+        for topic in typed.topics(item):
+            for person, weight in state.tag_people.get(topic, {}).items():
+                engaged[person] = engaged.get(person, 0.0) + weight
+        for person, _ in sorted(engaged.items(), key=lambda kv: (-kv[1], kv[0])):
+            found.setdefault(person, "topics")
+        people = [p for p in found if p not in exclude
+                  and item_id not in signals.joined.get(p, ())
+                  and not self.networking.is_erased(tenant, p)][:limit]
+        return people, context
+
     # the feed -----------------------------------------------------------------------------
 
     def feed(self, tenant: str, user_id: str, n: int = 20,

@@ -249,6 +249,7 @@ def _build(
     feed = FeedService(networking, stores.catalog, stores.events, stores.users, clock=clock)
     ingestor.add_listener(feed.on_events)  # RSVPs, joins, follows count at once
     engine.forgetters.append(feed.forget)
+    messaging.new_item_audience = feed.audience  # "new for you" journeys reach them
 
     pages = Pages(messaging.definitions.store, engine.service, experiments.points, clock=clock)
     ingestor.add_listener(pages.on_events)  # clicks on a row's items reward the row

@@ -22,7 +22,12 @@ from personify.domain.users import User
 from personify.experiments.analysis import ExperimentResult
 from personify.ingestion import EventIngestor
 from personify.messaging.campaigns import Campaign, schedule_campaign
-from personify.messaging.item_updates import ItemChange, ItemChangeStore, ItemViewStore
+from personify.messaging.item_updates import (
+    NEW_FOR_YOU,
+    ItemChange,
+    ItemChangeStore,
+    ItemViewStore,
+)
 from personify.messaging.journey_definitions import MAX_VIEWED_WITHIN, JourneyDefinition
 from personify.messaging.journeys import JourneyEngine, SendTime
 from personify.messaging.message_tests import (
@@ -168,6 +173,10 @@ class MessagingRuntime:
     segment_members: Callable[[str, str], Callable[[str], bool]] | None = None
     """``(tenant, segment_id) -> is this user in it now`` (set by the insights wiring);
     campaigns with a ``segment`` need it."""
+    new_item_audience: Callable[[str, str, int], tuple[list[str], dict[str, Any]]] | None = None
+    """``(tenant, item_id, limit) -> (people, event context)``: who a new event / post /
+    episode is for (set by the networking wiring: group members, series followers, people on
+    its topics); the ``new_for_you`` journeys need it."""
     tracking: TrackingHandler = field(init=False)
 
     def __post_init__(self) -> None:
@@ -357,13 +366,24 @@ class MessagingRuntime:
                 if engine is None or change.at < now - ITEM_CHANGE_MAX_AGE:
                     continue
 
-                def viewers(within: timedelta, change: ItemChange = change) -> list[str]:
+                audience: list[str] | None = None
+                extra: dict[str, Any] = {}
+                if change.kind == NEW_FOR_YOU:  # not viewers: the people the item is for
+                    if self.new_item_audience is None:
+                        continue
+                    audience, extra = self.new_item_audience(
+                        change.tenant, change.item_id, MAX_ITEM_AUDIENCE)
+
+                def viewers(within: timedelta, change: ItemChange = change,
+                            found: list[str] | None = audience) -> list[str]:
+                    if found is not None:
+                        return found
                     return self.state.item_views.viewers(
                         change.tenant, change.item_id, now - within, limit=MAX_ITEM_AUDIENCE
                     )
 
                 with self._journey_lock:
-                    started += len(engine.on_item_change(change, viewers, now))
+                    started += len(engine.on_item_change(change, viewers, now, extra))
             self.state.item_changes.done([change_id for change_id, _ in claimed])
 
     def tick(self, now: datetime | None = None) -> int:
