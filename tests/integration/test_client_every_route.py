@@ -127,6 +127,8 @@ def test_every_client_method_against_the_server(server: tuple[str, str, Stores])
         other = c.request_introduction("cy", "di")
         assert c.decline_introduction(other["introduction_id"])["status"] == "declined"
         assert c.introduction_kpi()["requested"] >= 2
+        proposed = c.propose_introductions("cy", n=2)
+        assert isinstance(proposed, list) and len(proposed) <= 2
         # preferences and insights
         assert isinstance(c.put_preferences("bo", {"declared_interests": ["tea"]}), Preferences)
         c.not_interested("bo", item_id="i3")
