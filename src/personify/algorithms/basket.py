@@ -40,6 +40,34 @@ def basket_ids(data: Interactions, gap_seconds: float = 0.0) -> NDArray[np.int64
     return ids
 
 
+def repeat_propensity(buyers: NDArray[Any], repeaters: NDArray[Any], prior: float = 2.0
+                      ) -> NDArray[np.float32]:
+    """Per item, the share of its buyers who bought it in two or more baskets, shrunk towards
+    the overall share by ``prior`` pseudo-buyers (also the Spark trainer's formula)."""
+    buyers = np.asarray(buyers, dtype=np.float64)
+    repeaters = np.asarray(repeaters, dtype=np.float64)
+    overall = repeaters.sum() / max(buyers.sum(), 1)
+    return ((repeaters + prior * overall) / (buyers + prior)).astype(np.float32)
+
+
+def rule_scores(
+    together: NDArray[Any], support_i: NDArray[Any], support_j: NDArray[Any], n_baskets: int,
+    *, metric: str = "confidence", shrink: float = 10.0,
+) -> NDArray[np.float32]:
+    """The score of rules ``i -> j`` from the baskets holding both (``together``) and each
+    item's number of baskets: shrunk confidence, lift or cosine (also the Spark trainer's)."""
+    c = np.asarray(together, dtype=np.float32)
+    n_i = np.asarray(support_i, dtype=np.float32)
+    n_j = np.asarray(support_j, dtype=np.float32)
+    if metric == "confidence":
+        vals = c / (n_i + shrink)
+    elif metric == "lift":
+        vals = c * n_baskets / (n_i * n_j)
+    else:
+        vals = c / (np.sqrt(n_i * n_j) + shrink)
+    return np.asarray(vals, dtype=np.float32)
+
+
 class BuyItAgain(Recommender):
     """Repeat-purchase scores: recency-decayed purchase frequency of the user times the item's
     smoothed repeat propensity (the share of its buyers who bought it in two or more baskets)."""
@@ -81,9 +109,7 @@ class BuyItAgain(Recommender):
         counts = sp.csr_matrix((np.ones(len(first), np.float32), (users, items)), shape=shape)
         buyers = np.asarray((counts > 0).sum(axis=0)).ravel()
         repeaters = np.asarray((counts > 1).sum(axis=0)).ravel()
-        overall = repeaters.sum() / max(buyers.sum(), 1)
-        prior = self.propensity_prior
-        self.propensity_ = ((repeaters + prior * overall) / (buyers + prior)).astype(np.float32)
+        self.propensity_ = repeat_propensity(buyers, repeaters, self.propensity_prior)
         self.n_items_ = data.n_items
         return self
 
@@ -162,14 +188,9 @@ class FrequentlyBoughtTogether(Recommender):
 
     def _rules(self, co: sp.csr_matrix, support: NDArray[np.float32], n: int) -> sp.csr_matrix:
         coo = co.tocoo()
-        n_i, n_j = support[coo.row], support[coo.col]
-        if self.metric == "confidence":
-            vals = coo.data / (n_i + self.shrink)
-        elif self.metric == "lift":
-            vals = coo.data * n / (n_i * n_j)
-        else:
-            vals = coo.data / (np.sqrt(n_i * n_j) + self.shrink)
-        rules = sp.csr_matrix((vals.astype(np.float32), (coo.row, coo.col)), shape=co.shape)
+        vals = rule_scores(coo.data, support[coo.row], support[coo.col], n,
+                           metric=self.metric, shrink=self.shrink)
+        rules = sp.csr_matrix((vals, (coo.row, coo.col)), shape=co.shape)
         if self.neighbors and rules.shape[0]:
             parts = [topk_rows(rules[s: s + 512].toarray(), self.neighbors)
                      for s in range(0, rules.shape[0], 512)]
@@ -221,4 +242,5 @@ class FrequentlyBoughtTogether(Recommender):
         return top_n(rows, n)
 
 
-__all__ = ["BuyItAgain", "FrequentlyBoughtTogether", "basket_ids"]
+__all__ = ["BuyItAgain", "FrequentlyBoughtTogether", "basket_ids", "repeat_propensity",
+           "rule_scores"]

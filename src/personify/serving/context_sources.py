@@ -50,6 +50,12 @@ def train_time_of_day(log: TrainingLog) -> HourlyPopularity | None:
     hours = ((times // 3600) % 24).astype(np.int64)
     raw = np.zeros((24, data.n_items), dtype=np.float64)
     np.add.at(raw, (hours, data.item_idx), weights)
+    return hourly_popularity(data.items, raw)
+
+
+def hourly_popularity(items: Vocabulary, raw: NDArray[np.float64]) -> HourlyPopularity:
+    """The part from the decayed weight per hour of the day (UTC) and item (24 x items), as
+    :func:`train_time_of_day` sums it (the Spark trainer sums it in Spark SQL)."""
     smooth = np.zeros_like(raw)
     for distance, w in enumerate(SMOOTHING):
         smooth += w * np.roll(raw, distance, axis=0)
@@ -57,9 +63,9 @@ def train_time_of_day(log: TrainingLog) -> HourlyPopularity | None:
             smooth += w * np.roll(raw, -distance, axis=0)
     best = smooth.max(axis=1, keepdims=True)
     by_hour = (smooth / np.where(best > 0, best, 1.0)).astype(np.float32)
-    k = min(200, data.n_items)
+    k = min(200, len(items))
     top = np.argsort(-by_hour, axis=1, kind="stable")[:, :k].astype(np.int64)
-    return HourlyPopularity(data.items, by_hour, top)
+    return HourlyPopularity(items, by_hour, top)
 
 
 class TimeOfDaySource:

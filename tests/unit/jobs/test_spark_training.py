@@ -64,6 +64,12 @@ def _events() -> list[Event]:
                              timestamp=NOW - timedelta(hours=rng.randint(1, 900))))
         out.append(Event(event_id=f"s{u}", type="search", user_id=f"u{u}", query="lamp",
                          timestamp=NOW - timedelta(hours=2)))
+        # orders of several items (one timestamp each), some bought again in a later order
+        for order in range(1 + (u % 3 == 0)):
+            when = NOW - timedelta(hours=100 + 7 * u + 300 * order)
+            for n, item in enumerate({home, home + 1, home + 2 + u % 5}):
+                out.append(Event(event_id=f"b{u}-{order}-{n}", type="purchase",
+                                 user_id=f"u{u}", item_id=f"i{item}", timestamp=when))
     for who in OUTSIDERS:  # each with an item nobody else has, and popular items
         for n, item in enumerate([f"only-{who}", "i0", "i1", "i16", f"only-{who}"]):
             out.append(Event(event_id=f"{who}-{n}", type="purchase", user_id=who, item_id=item,
@@ -135,6 +141,30 @@ def test_popularity_and_neighbours_equal_in_process(trained: Trained) -> None:
     assert sum(map(len, rows_local.values())) > 100  # top-10 rows, most of them full
     for item in rows_local:
         _same_up_to_ties(rows_local[item], rows_spark[item], f"neighbours of {item}")
+
+
+@pytest.mark.spark
+def test_source_parts_equal_in_process(trained: Trained) -> None:
+    """Time of day, basket rules and repeat propensity: the in-process trainers' parts."""
+    local, remote = trained.local.parts, trained.spark.bundle.parts
+    assert set(local) == set(remote) == {"time_of_day", "bought_together", "buy_again"}
+    lt, rt = local["time_of_day"], remote["time_of_day"]
+    for hour in range(24):
+        at_local = dict(zip(lt.items.ids, lt.by_hour[hour].tolist(), strict=True))
+        at_spark = dict(zip(rt.items.ids, rt.by_hour[hour].tolist(), strict=True))
+        assert at_local == pytest.approx(at_spark, rel=1e-5, abs=1e-7), hour
+        # the hour's best items: the same scores (items tied there may come in either order)
+        assert [v for _, v in lt.at(hour, 5)] == pytest.approx(
+            [v for _, v in rt.at(hour, 5)], rel=1e-5), hour
+    la, ra = local["buy_again"], remote["buy_again"]
+    assert {i: la.of(i) for i in la.items.ids} == pytest.approx(
+        {i: ra.of(i) for i in la.items.ids}, rel=1e-6)
+    assert len({round(la.of(i), 4) for i in la.items.ids}) > 2  # repeaters differ from others
+    lb, rb = local["bought_together"], remote["bought_together"]
+    assert lb.rules.nnz > 20
+    for item in lb.items.ids:
+        _same_up_to_ties(dict(lb.together(item, 200)), dict(rb.together(item, 200)),
+                         f"bought together with {item}")
 
 
 @pytest.mark.spark

@@ -140,7 +140,8 @@ class GatedEvents:
     """The weighted item events the model may learn from, and what was left out."""
 
     frame: Any
-    """Spark DataFrame: subject, item_id, weight (float), ts (epoch seconds, double)."""
+    """Spark DataFrame: subject, item_id, weight (float), ts (epoch seconds, double), purchase
+    (bool: a purchase event, for the basket parts)."""
     excluded: Counter[str]
     rows_read: int
 
@@ -208,8 +209,9 @@ def read_events(
     weighted = events.where(F.col("item_id").isNotNull()).withColumn(
         "weight", weight_column(weights, counts)
     ).where(F.col("weight").isNotNull())
-    return GatedEvents(weighted.select("subject", "item_id", "weight", "ts"), excluded,
-                       rows_read)
+    purchase = (F.col("type") == F.lit("purchase")).alias("purchase")
+    return GatedEvents(weighted.select("subject", "item_id", "weight", "ts", purchase),
+                       excluded, rows_read)
 
 
 def _equals(table: Any, column: str, value: str) -> Any:

@@ -6,7 +6,9 @@ What runs where:
   weights, the aggregation to one row per person and item, decayed popularity, the RP3beta
   item-item matrix (per user partition a sparse ``X^T D X`` product, summed by a shuffle, then
   the top ``k`` per item), implicit ALS (Spark MLlib, ``implicitPrefs``) and the per-person
-  lists (each partition multiplies its people's histories by the broadcast neighbour matrix).
+  lists (each partition multiplies its people's histories by the broadcast neighbour matrix),
+  and the sources' trained parts: time of day, basket rules, repeat propensity
+  (``jobs.spark.parts``).
 * **the driver**: the vocabularies, the bundle itself (neighbours ``n_items x k``, lists
   ``people x 100``, factors) and the erasure influence index (one sparse row per person: the
   format the servers read), gathered through Arrow; never a dense items x items matrix.
@@ -15,8 +17,8 @@ What runs where:
   driver (their person x item rows), not on everyone.
 
 Not distributed (refused with the single-machine limit in the message): user models other than
-RP3beta (BSPM, EASE, GF-CF, iALS lists ...), the configuration selection, the basket and
-time-of-day source parts (left out of Spark bundles) and the impression ranker.
+RP3beta (BSPM, EASE, GF-CF, iALS lists ...), the configuration selection and the impression
+ranker (it learns from logged impressions: train it with a local ``personify train``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from personify.data.vocabulary import Vocabulary
 from personify.domain.errors import InvalidInput
 from personify.jobs.blend_training import learn_source_weights
 from personify.jobs.spark.input import read_events
+from personify.jobs.spark.parts import source_parts_on_spark
 from personify.jobs.training import (
     DEFAULT_FACTOR_PARAMS,
     TrainingConfig,
@@ -408,10 +411,12 @@ def train_on_spark(
                             partitions=partitions, model_name=config.model,
                             trained_through=t_max)
         stage("per-person lists")
+    parts = source_parts_on_spark(events, items, item_frame)
+    stage("source parts (time of day, baskets)")
     bundle = ModelBundle(
         version=version, items=items, neighbours=neighbours,
         popularity=popularity.astype(np.float32), model_name=config.model, params=params,
-        source_weights=default_source_weights(), factors=factors, user_lists=lists, parts={},
+        source_weights=default_source_weights(), factors=factors, user_lists=lists, parts=parts,
     )
     influence = None
     if privacy is not None:
