@@ -76,7 +76,7 @@
   }
   P.consent = {
     grant: function (purposes) {
-      if (gpc()) return Promise.resolve(false);
+      if (cfg.tracking === false || gpc()) return Promise.resolve(false);
       purposes = purposes && purposes.length ? purposes : cfg.purposes;
       put(ls(), KC, purposes);
       if (mode !== "full") start();

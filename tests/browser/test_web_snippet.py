@@ -382,3 +382,60 @@ def test_a_page_of_rows_reports_only_the_items_actually_seen(
     assert click.item_id == item and click.recommendation_id == rows[0]["rid"]
     assert (click.properties["page_id"], click.properties["row_id"]) == (
         rows[0]["page"], rows[0]["row"])
+
+
+@pytest.mark.parametrize("session_only", [False, True])
+def test_with_tracking_off_the_snippet_sends_and_stores_nothing(
+    open_tab: Callable[..., Any], shop: tuple[str, Stores], session_only: bool
+) -> None:
+    """The site setting ``tracking: false``: no banner, a grant is refused, tracking calls and
+    tracked buttons send nothing; only the session-only mode's answers, when the site offers
+    it, reach the server (and they store nothing)."""
+    stores = shop[1]
+    known = visitors(stores)
+    tab = open_tab()
+    options = f"tracking: false, sessionOnly: {str(session_only).lower()},"
+
+    def site_code(route: Any) -> None:
+        body = route.fetch().text()
+        assert "sessionOnly: true," in body
+        route.fulfill(status=200, content_type="application/javascript",
+                      body=body.replace("sessionOnly: true,", options))
+
+    tab.route("**/demo-shop/shop.js", site_code)
+    tab.goto("/demo-shop/item/i04")
+    tab.wait_for_selector("#similar[data-personify-state]" if session_only else "#add",
+                          state="attached")
+    assert tab.is_hidden("#consent-banner")
+    assert tab.evaluate("personify.consent.grant()") is False
+    assert tab.evaluate("personify.viewItem('i04')") is None
+    assert tab.evaluate("personify.track('purchase', {item_id: 'i04'})") is None
+    tab.click("#add")
+    tab.click("#buy")
+    tab.wait_for_timeout(1500)  # longer than the flush interval
+    allowed = {"/v1/recommendations/session"} if session_only else set()
+    assert {path.split("?")[0] for _, path in tab.api_calls} <= allowed
+    assert tab.evaluate("personify.consent.status()") == ("session" if session_only else "off")
+    kept = storage_of(tab)
+    assert kept["local"] == [] and kept["cookie"] == ""
+    assert kept["session"] == (["personify:session"] if session_only else [])
+    assert visitors(stores) == known
+
+
+def test_a_refused_consent_sends_and_stores_nothing(
+    open_tab: Callable[..., Any], shop: tuple[str, Stores]
+) -> None:
+    stores = shop[1]
+    known = visitors(stores)
+    tab = open_tab()
+    tab.goto("/demo-shop/item/i06")
+    tab.click("#consent-decline")  # no session-only mode either
+    tab.click("#add")
+    tab.evaluate("personify.addToCart('i06')")
+    tab.goto("/demo-shop")  # the next page remembers nothing and asks again
+    tab.wait_for_selector("#consent-banner:not([hidden])")
+    tab.click("[data-personify-track=add_to_cart] >> nth=0")
+    tab.wait_for_timeout(1500)
+    assert tab.api_calls == []
+    assert storage_of(tab) == {"local": [], "session": [], "cookie": ""}
+    assert visitors(stores) == known
