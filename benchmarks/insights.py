@@ -213,6 +213,11 @@ def main() -> None:
     extra["not_measured"] = [k for k in TEXT_KEYS if metrics.get(k) is None]
     extra["text_figures_from"] = "results/text.json, results/tags.json"
     extra["load_average_after"] = os.getloadavg()
+    phases = [p for p, skipped in (("predictions", args.no_predictions),
+                                   ("segments", args.no_segments)) if not skipped]
+    extra["runs"] = [*extra.get("runs", []), {
+        "command": "python " + " ".join(sys.argv), "phases": [*phases, "text figures copied"],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}][-10:]
     path = write_results("insights", metrics, **extra)
     for key, value in metrics.items():
         print(f"{key:48s} {value}")

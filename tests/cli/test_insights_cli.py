@@ -155,3 +155,28 @@ def test_segments_refresh_and_counts_over_time(personify: Personify, database_ur
     assert series.exit_code == 0 and now.strftime("%Y-%m-%d") in series.output
     missing = personify("insights", "segments", "--counts", "nope")
     assert missing.exit_code != 0 and "regulars" in missing.output
+
+
+def test_topics_from_the_tenants_labelled_items(personify: Personify, database_url: str) -> None:
+    from personify.domain.items import Item
+
+    stores = open_stores(database_url)
+    try:
+        none = personify("insights", "topics", "a warm hat")
+        assert none.exit_code != 0 and "labels" in none.output
+        stores.catalog.upsert("default", [
+            Item(item_id="h1", title="Wool winter hat", description="keeps your ears warm",
+                 categories=["hats"]),
+            Item(item_id="h2", title="Knitted beanie hat", categories=["hats"]),
+            Item(item_id="s1", title="Running shoes", description="light foam sole",
+                 categories=["shoes"]),
+            Item(item_id="s2", title="Trail shoes with a grippy sole", categories=["shoes"]),
+        ])
+    finally:
+        stores.close()
+    result = personify("insights", "topics", "a warm winter hat", "--n", "1")
+    assert result.exit_code == 0, result.output
+    assert "hats" in result.output and "shoes" not in result.output
+    assert "learnt from 4 items, 2 categories" in result.output
+    bad = personify("insights", "topics", "x", "--labels", "colours")
+    assert bad.exit_code != 0 and "categories or tags" in bad.output

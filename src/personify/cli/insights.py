@@ -166,6 +166,45 @@ def refresh_segments(ctx: typer.Context, tenant: TenantOption = None) -> None:
                   + (", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "no segments"))
 
 
+@app.command("topics")
+def topics(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="The text to label.")],
+    tenant: TenantOption = None,
+    n: Annotated[int, typer.Option(min=1, max=20, help="How many topics.")] = 3,
+    labels: Annotated[str, typer.Option(
+        help="Which item labels are the topics: categories or tags.")] = "categories",
+) -> None:
+    """The tenant's own topics of a text: a topic model fitted now from the catalogue's labelled
+    items (title and description -> categories or tags), NumPy only."""
+    from personify.insights.topics import TopicModel
+
+    if labels not in ("categories", "tags"):
+        raise InvalidInput(f"bad --labels {labels!r}", field="labels",
+                           accepted="categories or tags")
+    state = state_of(ctx)
+    settings = state.settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    stores = state.stores(settings)
+    texts, targets = [], []
+    for item in stores.catalog.scan(tenant):
+        wanted = list(item.categories if labels == "categories" else item.tags)
+        body = " ".join(x for x in (item.title, item.description) if x)
+        if wanted and body.strip():
+            texts.append(body)
+            targets.append(wanted)
+    if not texts:
+        raise InvalidInput(f"no item of {tenant!r} has both a text and {labels}",
+                           field="labels", accepted="items with a title or description and "
+                                                    f"{labels} (PUT /v1/items/{{id}})")
+    model = TopicModel.fit(texts, targets)
+    table = Table("topic", "score")
+    for topic in model.predict(text, n):
+        table.add_row(topic.label, f"{topic.score:.3f}")
+    console.print(table)
+    console.print(f"learnt from {len(texts)} items, {len(model.names)} {labels}")
+
+
 @app.command("train-text")
 def train_text(
     datasets: Annotated[str, typer.Option(
