@@ -444,7 +444,7 @@ def main() -> None:
         stop(server)
     # bare FastAPI, same machine, same load generator
     bare_dir = work / "bare"
-    bare_dir.mkdir()
+    bare_dir.mkdir(exist_ok=True)  # a --work rerun finds it from the run before
     (bare_dir / "bare_app.py").write_text(BARE_APP)
     bare_port = free_port()
     bare = subprocess.Popen(
