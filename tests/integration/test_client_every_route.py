@@ -91,6 +91,9 @@ def test_every_client_method_against_the_server(server: tuple[str, str, Stores])
                    "item_id": f"i{(j + k) % 8}", "timestamp": now - timedelta(hours=3, minutes=k)}
                   for j, p in enumerate(people) for k in range(3)]
         assert c.send_events(events).stored == 12
+        unnamed = {"type": "view", "user_id": "bo", "item_id": "i2",
+                   "timestamp": now - timedelta(minutes=2)}
+        assert c.send_events([unnamed, unnamed]).stored == 2     # two events, two new ids
         assert c.track({"event_id": "w-1", "type": "wishlist", "user_id": "ana", "item_id": "i1",
                         "timestamp": now - timedelta(minutes=1)}).status == "stored"
         assert c.delete_event_type("wishlist") == {"deleted": "wishlist"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import uuid
 from collections.abc import (
     Callable,
     Collection,
@@ -407,16 +408,25 @@ def bulk_upsert_items(items: Iterable[Item | Mapping[str, Any]]) -> Chunked[Bulk
 @endpoint("POST", "/v1/events")
 def track(event: Event | Mapping[str, Any]) -> Call[EventAck]:
     """Send one event; a repeated event id is acknowledged as a duplicate (so a retry never
-    stores it twice)."""
-    return Call(lambda r: EventAck.from_json(r.json()), json=_dump(event, exclude={"received_at"}))
+    stores it twice). An event given without ``event_id`` gets a random one here, before the
+    first attempt, so its retries are the same event too."""
+    return Call(lambda r: EventAck.from_json(r.json()), json=_event_body(event))
 
 
 @endpoint("POST", "/v1/events/batch")
 def send_events(events: Iterable[Event | Mapping[str, Any]]) -> Chunked[IngestResult]:
     """Send events in batches of at most 10,000; rejections keep their index, the good
-    events of a batch are stored."""
-    records = [_dump(e, exclude={"received_at"}) for e in events]
+    events of a batch are stored. Events without ``event_id`` get one as in :meth:`track`."""
+    records = [_event_body(e) for e in events]
     return _chunks(records, MAX_BATCH_EVENTS, IngestResult, IngestResult.merge)
+
+
+def _event_body(event: Event | Mapping[str, Any]) -> Any:
+    """The event as JSON, with an idempotency key: its ``event_id``, or a new random one."""
+    body = _dump(event, exclude={"received_at"})
+    if isinstance(body, dict) and body.get("event_id") is None:
+        body["event_id"] = f"py-{uuid.uuid4().hex}"
+    return body
 
 
 @endpoint("GET", "/v1/users/{user_id}/events")

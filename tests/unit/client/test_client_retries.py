@@ -6,6 +6,7 @@ server (no connection, or 429)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -93,3 +94,28 @@ def _async(steps: list[Any], call: Callable[[Any], Any]) -> tuple[list[str], Any
         return None
 
     return seen, asyncio.run(scenario())
+
+
+def test_an_event_without_an_id_gets_one_before_the_first_attempt() -> None:
+    """The id is the idempotency key: the lost first attempt and its retry carry the same one,
+    so the server stores one event; an id given (even a bad one) is sent as it is."""
+    bodies: list[dict[str, Any]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        if len(bodies) == 1:
+            raise httpx.ReadError("answer lost", request=request)
+        return httpx.Response(200, json={"event_id": bodies[-1]["event_id"], "status": "stored"})
+
+    event = {"type": "view", "user_id": "u", "item_id": "i", "timestamp": "2026-01-01T00:00:00Z"}
+    with PersonifyClient("http://x", "k", backoff=0.0,
+                         transport=httpx.MockTransport(handle)) as client:
+        ack = client.track(event)
+        assert len(bodies) == 2 and bodies[0] == bodies[1]
+        assert ack.event_id == bodies[0]["event_id"] and ack.event_id.startswith("py-")
+        bodies.clear()
+        client.track(event)
+        assert bodies[-1]["event_id"] != ack.event_id        # a new event, a new id
+        bodies.clear()
+        client.track({**event, "event_id": ""})
+        assert bodies[-1]["event_id"] == ""                    # the server names the bad field
