@@ -20,7 +20,12 @@ from personify.serving.bundle import ModelBundle
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.explanations import Reason
 from personify.serving.request import RecommendationRequest
-from personify.storage.online.port import Interaction, OnlineState, UserState
+from personify.storage.online.port import (
+    Interaction,
+    OnlineState,
+    UserState,
+    context_segments,
+)
 
 HISTORY_WEIGHTS: dict[str, float] = {
     "view": 1.0,
@@ -271,28 +276,54 @@ class InterestsSource:
         self._cache: dict[tuple[int, int, str, str, int], list[tuple[str, float]]] = {}
 
 
+SEGMENT_WEIGHTS: dict[str, float] = {"city": 1.0, "country": 0.8, "region": 0.8,
+                                      "device": 0.8, "channel": 0.6, "daypart": 0.4}
+"""How much an item's live popularity in each of the request's context segments counts,
+relative to its top item there; the global ranking counts :data:`GLOBAL_TRENDING_WEIGHT`."""
+GLOBAL_TRENDING_WEIGHT = 0.5
+
+
 class TrendingSource:
-    """Live decayed popularity in the request's context (country), else globally."""
+    """Live decayed popularity per segment of the request's context — its city, country,
+    device and part of the day (the online state's ``context_segments``) — and globally: each
+    segment's ranking relative to its top item, weighted by :data:`SEGMENT_WEIGHTS` and summed,
+    so what is popular here, on this device, at this time of day comes first."""
 
     name = "trending"
     personal = False
 
     def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
-        if scope.state is None:
+        state = scope.state
+        if state is None:
             return []
-        location = scope.request.context.location
-        out: list[Scored] = []
-        seen: set[str] = set()
-        if location is not None and location.country:
-            segment = f"country:{location.country.strip().upper()}"
-            place = location.city or location.country
-            for item_id, s in scope.state.trending(scope.tenant, n, segment=segment, now=scope.now):
-                out.append(Scored(item_id, s, Reason("popular_in", self.name, s, {"place": place})))
-                seen.add(item_id)
-        for item_id, s in scope.state.trending(scope.tenant, n, now=scope.now):
-            if item_id not in seen:
-                out.append(Scored(item_id, s * 0.5, Reason("trending", self.name, s * 0.5)))
-        return out
+        context = scope.request.context
+        location = context.location
+        place = (location.city or location.country) if location is not None else None
+        fields = getattr(getattr(state, "config", None), "context_segments", ("country",))
+        totals: dict[str, float] = {}
+        best: dict[str, tuple[float, Reason]] = {}
+
+        def add(rows: list[tuple[str, float]], weight: float, reason: str,
+                args: dict[str, str]) -> None:
+            top = rows[0][1] if rows and rows[0][1] > 0 else 0.0
+            if top <= 0:
+                return
+            for item_id, s in rows:
+                part = weight * s / top
+                totals[item_id] = totals.get(item_id, 0.0) + part
+                if item_id not in best or best[item_id][0] < part:
+                    best[item_id] = (part, Reason(reason, self.name, part, args))
+
+        for kind, segment in context_segments(context, scope.now, fields):
+            rows = state.trending(scope.tenant, n, segment=segment, now=scope.now)
+            if kind in ("city", "country", "region") and place:
+                add(rows, SEGMENT_WEIGHTS.get(kind, 0.5), "popular_in", {"place": place})
+            else:
+                add(rows, SEGMENT_WEIGHTS.get(kind, 0.5), "trending", {})
+        add(state.trending(scope.tenant, n, now=scope.now), GLOBAL_TRENDING_WEIGHT,
+            "trending", {})
+        top = heapq.nlargest(n, totals.items(), key=lambda kv: (kv[1], kv[0]))
+        return [Scored(item_id, score, best[item_id][1]) for item_id, score in top]
 
 
 class NewItemsSource:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,8 +52,10 @@ class OnlineStateConfig:
     """Bounds and maths of the online state; the defaults suit a Gowalla-sized shop.
 
     ``context_segments`` names the context fields that define popularity segments
-    (``country``, ``region``, ``city``, ``device``, ``channel``): an event from Germany also
-    counts for segment ``country:DE``. Callers may add segments per event in :meth:`apply`.
+    (``country``, ``region``, ``city``, ``device``, ``channel``, and ``daypart``: night,
+    morning, afternoon or evening of the event's local time, else of its UTC time): an event
+    from Germany also counts for segment ``country:DE``. Callers may add segments per event in
+    :meth:`apply`.
     """
 
     recent_cap: int = 200
@@ -69,7 +71,7 @@ class OnlineStateConfig:
     default_weight: float = 1.0
     bought_types: frozenset[str] = frozenset({EventType.PURCHASE})
     disliked_types: frozenset[str] = frozenset({EventType.DISLIKE, EventType.NOT_INTERESTED})
-    context_segments: tuple[str, ...] = ("country",)
+    context_segments: tuple[str, ...] = ("country", "city", "device", "daypart")
 
     def weight(self, event_type: str) -> float:
         """The counting weight of an event type (unknown custom types get ``default_weight``)."""
@@ -207,20 +209,39 @@ class OnlineState(Protocol):
         ...
 
 
+DAYPARTS = ("night", "morning", "afternoon", "evening")
+"""Six-hour buckets of the day: 0-5, 6-11, 12-17, 18-23."""
+
+
+def daypart(moment: datetime) -> str:
+    return DAYPARTS[moment.hour // 6]
+
+
 def segment_names(event: Event, fields: Sequence[str]) -> list[str]:
     """The context segments of an event: ``country:DE``, ``device:mobile`` ..."""
-    out: list[str] = []
-    context = event.context
+    return [name for _, name in context_segments(event.context, event.timestamp, fields)]
+
+
+def context_segments(
+    context: Any, at: datetime, fields: Sequence[str]
+) -> list[tuple[str, str]]:
+    """``(field, segment)`` of a context at ``at`` (an event's time, a request's now):
+    ``("country", "country:DE")``, ``("daypart", "daypart:evening")`` ...; the daypart is of
+    ``context.local_time`` when the client sent it, else of ``at`` in UTC."""
+    out: list[tuple[str, str]] = []
     location = context.location
     for name in fields:
         value: str | None
-        if name in ("country", "region", "city"):
+        if name == "daypart":
+            local = context.local_time
+            value = daypart(local if local is not None else at.astimezone(UTC))
+        elif name in ("country", "region", "city"):
             value = getattr(location, name) if location is not None else None
         else:
             value = getattr(context, name, None)
         if value:
             value = value.strip()
-            out.append(f"{name}:{value.upper() if name == 'country' else value}")
+            out.append((name, f"{name}:{value.upper() if name == 'country' else value}"))
     return out
 
 

@@ -19,7 +19,7 @@ from personify.storage.online.decay import (
     score_floor,
     value_at,
 )
-from personify.storage.online.port import OnlineStateConfig
+from personify.storage.online.port import OnlineStateConfig, daypart
 from personify.testing.online_state_contracts import T0, event, minutes
 
 CONFIG = OnlineStateConfig()
@@ -65,8 +65,9 @@ def test_entries_skip_impressions_and_dedupe_segments() -> None:
     e3 = event("u1", None, T0, "search")
     entries = ch.entries_by_user([e1, e2, e3], CONFIG, {e1.event_id: ["country:DE", "global", "x"]})
     assert list(entries) == ["u1", "anon:s1"]
-    assert entries["u1"][0].segments == ("country:DE", "x")
-    assert entries["anon:s1"][0].segments == ()
+    part = f"daypart:{daypart(T0)}"  # every event has a part of the day
+    assert entries["u1"][0].segments == ("country:DE", part, "x")
+    assert entries["anon:s1"][0].segments == (part,)
 
 
 def test_session_pairs_use_the_window_and_the_gap() -> None:
