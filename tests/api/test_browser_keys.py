@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from _tenant_keys import CUSTOM_TYPES, TenantKeys
 
 from personify.domain import person_tokens
+from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.keys import Scope
 from personify.settings import Settings
 from personify.storage.registry import Stores
@@ -248,6 +250,58 @@ def test_identify_merges_the_anonymous_history_only_with_a_person_token(
     assert linked.json() == {"user_id": "u42", "anonymous_id": ANON, "linked": True}
     history = stores.events.for_user("default", "u42")
     assert [e.event_id for e in history] == [viewed["event_id"]]
+
+
+def _identify(client: Any, key: str, user_id: str, anon: str) -> None:
+    linked = client.post("/v1/browser/identify", json={"user_id": user_id, "anonymous_id": anon},
+                         headers=visitor(key, anon, **{"X-Personify-User-Id": user_id,
+                                                       "X-Person-Token": token_for(user_id)}))
+    assert linked.status_code == 200, linked.text
+
+
+def _now_state(stores: Stores, subject: str, purpose: str = "personalization") -> tuple[str, str]:
+    record = stores.consents.current("default", subject)[purpose]
+    return record.state.value, record.source
+
+
+def test_identify_carries_the_visitors_consent_and_a_refusal_stays_a_refusal(
+    client: Any, browser_key: str, stores: Stores, tenant_a: TenantKeys
+) -> None:
+    admin = tenant_a.headers()
+    earlier = datetime.now(UTC) - timedelta(days=1)
+    # a grant in the banner before login becomes the user's (who had no record)
+    granted = client.post(f"/v1/users/{ANON}/consents/personalization:grant",
+                          headers=visitor(browser_key), json={"source": "web-snippet"})
+    assert granted.status_code == 201, granted.text
+    assert client.post("/v1/events/batch", headers=visitor(browser_key),
+                       json={"events": [event()]}).json()["stored"] == 1
+    _identify(client, browser_key, "u42", ANON)
+    assert _now_state(stores, "u42") == ("granted", "identify")
+    assert "profiling" not in stores.consents.current("default", "u42"), "only what was decided"
+    assert len(stores.events.for_user("default", "u42")) == 1
+    # the account granted yesterday; this visitor refused before logging in: still refused
+    stores.consents.append("default", ConsentRecord(
+        user_id="u43", purpose="personalization", state=ConsentState.GRANTED,
+        recorded_at=earlier))
+    denied = client.post(f"/v1/users/{OTHER_ANON}/consents/personalization:deny",
+                         headers=visitor(browser_key, OTHER_ANON), json={"source": "web-snippet"})
+    assert denied.status_code == 201, denied.text
+    _identify(client, browser_key, "u43", OTHER_ANON)
+    assert _now_state(stores, "u43") == ("denied", "identify")
+    served = client.get("/v1/recommendations?user_id=u43", headers=admin)
+    assert served.status_code == 200 and not served.json()["personalized"]
+    # a visitor's refusal older than the account's own later grant: the later word stands
+    third = "anon-" + "c" * 22
+    stores.consents.append("default", ConsentRecord(
+        user_id=third, purpose="personalization", state=ConsentState.DENIED,
+        recorded_at=earlier))
+    assert client.post("/v1/users/u44/consents/personalization:grant", headers=admin,
+                       json={"source": "account"}).status_code == 201
+    _identify(client, browser_key, "u44", third)
+    assert _now_state(stores, "u44") == ("granted", "account")
+    # linking again changes nothing
+    _identify(client, browser_key, "u42", ANON)
+    assert [r.source for r in stores.consents.history("default", "u42")] == ["identify"]
 
 
 def test_a_visitor_records_only_their_own_consent(client: Any, browser_key: str) -> None:

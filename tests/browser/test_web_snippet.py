@@ -432,6 +432,9 @@ def test_a_refused_consent_sends_and_stores_nothing(
     tab.click("#consent-decline")  # no session-only mode either
     tab.click("#add")
     tab.evaluate("personify.addToCart('i06')")
+    # logging in after a refusal links nothing and records no consent: still refused
+    tab.click("#login")
+    tab.wait_for_selector("#who:has-text('Sign-in needs consent first')")
     tab.goto("/demo-shop")  # the next page remembers nothing and asks again
     tab.wait_for_selector("#consent-banner:not([hidden])")
     tab.click("[data-personify-track=add_to_cart] >> nth=0")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from personify.domain.consents import ConsentRecord
 from personify.domain.errors import Conflict, Erased
 from personify.domain.users import Profile, User
 from personify.privacy.erasure import ErasureResult
@@ -65,10 +66,47 @@ def link_anonymous(
         user = stores.users.upsert(
             tenant, [user.model_copy(update={"anonymous_ids": [*user.anonymous_ids, anonymous_id]})]
         )[0]
+    carry_consents(stores, tenant, anonymous_id, user_id)
     stores.events.link_anonymous(tenant, anonymous_id, user_id)
     if state is not None:
         state.merge_users(tenant, f"anon:{anonymous_id}", user_id)
     return user
+
+
+def carry_consents(
+    stores: Stores, tenant: str, anonymous_id: str, user_id: str
+) -> list[ConsentRecord]:
+    """At a merge, the anonymous visitor's consent decisions become the user's where they are
+    the person's latest word: per purpose, the anonymous id's newest record is appended to the
+    user's log (``source`` ``identify``, same state, text version and expiry) when the user has
+    no record for that purpose or only older ones. So a grant given in the banner before login
+    carries over, and a refusal (denied or withdrawn) made before login stays a refusal even if
+    the account had granted earlier; a decision the user made later than the visitor keeps
+    standing. The anonymous id's own records are kept (its audit trail). Returns the records
+    appended."""
+    visitor = _latest_by_purpose(stores.consents.history(tenant, anonymous_id))
+    if not visitor:
+        return []
+    account = _latest_by_purpose(stores.consents.history(tenant, user_id))
+    carried = []
+    for purpose, record in sorted(visitor.items()):
+        mine = account.get(purpose)
+        if (mine is not None and mine.recorded_at is not None and record.recorded_at is not None
+                and mine.recorded_at >= record.recorded_at):
+            continue
+        carried.append(stores.consents.append(tenant, ConsentRecord(
+            user_id=user_id, purpose=purpose, state=record.state, source="identify",
+            text_version=record.text_version, expires_at=record.expires_at,
+        )))
+    return carried
+
+
+def _latest_by_purpose(history: Sequence[ConsentRecord]) -> dict[str, ConsentRecord]:
+    """Per purpose, the newest record of a log read oldest first."""
+    latest: dict[str, ConsentRecord] = {}
+    for record in history:
+        latest[record.purpose] = record
+    return latest
 
 
 def merge_traits(
