@@ -107,6 +107,14 @@ def test_every_client_method_against_the_server(server: tuple[str, str, Stores])
         # recommendations
         answer = c.recommend("ana", n=3, explain=True)
         assert isinstance(answer, Recommendations) and answer.items
+        every_option = c.recommend(
+            anonymous_id="cookie-ana", n=2, item_types=["product"],
+            context={"device": "mobile", "channel": "web", "weather": {"condition": "rain"}},
+            filters={"categories": ["tea"]}, exclude={"bought": False, "seen_days": 1},
+            rules={"promoted": ["i3"]}, diversity={"max_per_category": 2},
+            repetition={"penalty": 0.5}, sources=["popular", "trending"], explain=True,
+            language="ru", log_impression=False, include_items=False)
+        assert every_option.items and all(i.item is None for i in every_option.items)
         assert c.recommendations("ana", n=2, categories=["tea"]).items
         assert set(c.rerank(["i1", "i2"], user_id="ana").item_ids) == {"i1", "i2"}
         assert isinstance(c.similar("i1", n=2), Recommendations)
