@@ -23,7 +23,8 @@ def test_network_demo_loads_trains_and_attributes(
     assert first.exit_code == 0, first.output
     assert "402 people, 3,288 person -> person events" in first.output
     assert "quantumcomputing.stackexchange.com" in first.output and "CC BY-SA" in first.output
-    assert "/people?n=5" in first.output
+    assert "/people?n=5" in first.output and "/feed?n=10" in first.output
+    assert "groups and posts" in first.output
     assert (tmp_path / "models" / "networking" / "default.json").exists()
     again = personify(*args)
     assert again.exit_code == 0 and "402 people, 3,288" in again.output
@@ -34,5 +35,13 @@ def test_network_demo_loads_trains_and_attributes(
     for person in people["people"]:
         assert person["profile_url"].startswith("https://quantumcomputing.stackexchange.com/users/")
         assert "CC BY-SA" in person["attribution"]
+    feed = json.loads(personify("networking", "feed", "26", "--n", "12").output)
+    posts = [e for e in feed["entries"] if e["section"] == "content"]
+    assert posts and all(e["reasons"] for e in feed["entries"])
+    for post in posts:  # the attribution Stack Exchange requires: source, link, author + link
+        assert post["url"].startswith("https://quantumcomputing.stackexchange.com/q/")
+        assert post["author"]["name"] and post["author"]["profile_url"].startswith(
+            "https://quantumcomputing.stackexchange.com/users/")
+        assert "CC BY-SA" in post["attribution"]
     bad = personify("demo", "--dataset", "dating", "--load-only")
     assert bad.exit_code == 2 and "dataset" in bad.output

@@ -30,6 +30,7 @@ DYNAMIC_PREFIXES = {
     "age_": ["days", "hours", "minutes", "now"],
     "sentiment_": ["negative", "neutral", "positive"],
     "emotion_": list(EMOTIONS),
+    "feed_": ["people", "events", "groups", "projects", "content"],
 }
 CODE_KEYS = ["login_failed", "login_expired", "login_throttled", "login_not_admin",
              "erase_confirm_mismatch", "click_recorded", "click_rejected",

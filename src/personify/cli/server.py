@@ -264,7 +264,7 @@ def prepare_network_demo(stores: Stores, settings: Settings, data: Path | None) 
     user = busiest.user_id if busiest is not None else "26"
     return "\n".join([
         f"[bold green]Personify network demo[/] — {counts.people:,} people, "
-        f"{counts.events:,} person -> person events",
+        f"{counts.events:,} person -> person events, {counts.items:,} groups and posts",
         f"  data: {NETWORK_ATTRIBUTION}",
         "  (every person in the answers carries profile_url and this attribution)",
         "",
@@ -274,6 +274,8 @@ def prepare_network_demo(stores: Stores, settings: Settings, data: Path | None) 
         "",
         "  try:",
         f"    curl {auth} '{base}/v1/users/{user}/people?n=5'",
+        f"    curl {auth} '{base}/v1/users/{user}/feed?n=10'",
+        f"    dashboard: {base}/dashboard/users/{user}",
         f"    curl {auth} {base}/v1/users/{user}",
     ])
 

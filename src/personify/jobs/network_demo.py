@@ -1,7 +1,9 @@
 """The Quantum Computing Stack Exchange network as demo data (``personify demo --dataset
 network``): its people as users (name, about-me, topics they answer as skills and ask about as
-interests, the profile link and the CC BY-SA attribution in properties) and its answers and
-comments as ``reply`` events between them (thread, topics, the post's link).
+interests, the profile link and the CC BY-SA attribution in properties), its answers and
+comments as ``reply`` events between them (thread, topics, the post's link), its tags as
+``group`` items (the tag wiki excerpt as description) and its questions as ``post`` items (title,
+author, tags, link, attribution) for the networking feed.
 
 The data set is not bundled (CC BY-SA: anything derived from it must stay CC BY-SA): it is read
 from the shared datasets folder.
@@ -17,6 +19,7 @@ from pathlib import Path
 from personify.data.stackexchange import ATTRIBUTION, DATASET_NAME, SENetwork, load_stackexchange
 from personify.domain import limits
 from personify.domain.events import Event
+from personify.domain.items import Item
 from personify.domain.users import Profile, User
 from personify.ingestion.events import EventIngestor
 from personify.networking import stackexchange as se
@@ -32,6 +35,7 @@ ATTRIBUTION_SHORT = (
 class NetworkCounts:
     people: int
     events: int
+    items: int = 0
 
 
 def default_dataset_dir() -> Path:
@@ -82,18 +86,45 @@ def network_events(network: SENetwork) -> list[Event]:
     return events
 
 
+def network_items(network: SENetwork) -> list[Item]:
+    """Tags as groups and questions as posts (the question's link, its author and the
+    attribution in properties: whoever shows them can credit the source and the author)."""
+    site = "https://quantumcomputing.stackexchange.com"
+    items = [
+        Item(item_id=f"tag:{tag}", type="group", title=tag[: limits.MAX_SHORT_TEXT],
+             description=(excerpt or "")[: limits.MAX_LONG_TEXT], tags=[tag],
+             properties={"url": f"{site}/questions/tagged/{tag}",
+                         "attribution": ATTRIBUTION_SHORT})
+        for tag, excerpt in sorted(network.tags.items())
+    ]
+    for q in sorted(network.questions.values(), key=lambda q: q.question_id):
+        author = network.people.get(q.owner)
+        if author is None:  # no author to credit (a deleted account): not shown
+            continue
+        items.append(Item(
+            item_id=f"q:{q.question_id}", type="post", title=q.title[: limits.MAX_SHORT_TEXT],
+            tags=list(q.tags[:20]), author_id=author.user_id, created_at=q.created,
+            properties={"url": q.url, "attribution": ATTRIBUTION_SHORT, "source": "stackexchange",
+                        "author_name": author.display_name[: limits.MAX_SHORT_TEXT],
+                        "author_url": author.profile_url},
+        ))
+    return items
+
+
 def load_network_demo(stores: Stores, tenant: str, ingestor: EventIngestor,
                       dataset: str | Path | None = None) -> NetworkCounts:
     """Load (idempotently: users are upserted, events keep their ids) the whole network."""
     network = load_stackexchange(dataset or default_dataset_dir())
     users = network_users(network)
     stores.users.upsert(tenant, users)
+    items = network_items(network)
+    stores.catalog.upsert(tenant, items)
     events = network_events(network)
     result = ingestor.ingest(tenant, events)
     if result.rejected:
         first = result.rejected[0]
         raise ValueError(f"{len(result.rejected)} network events refused, e.g. {first}")
-    return NetworkCounts(len(users), len(events))
+    return NetworkCounts(len(users), len(events), len(items))
 
 
 __all__ = ["ATTRIBUTION", "ATTRIBUTION_SHORT", "NetworkCounts", "load_network_demo"]

@@ -17,7 +17,9 @@ Each section ranks its own candidates with type-aware rules, on a 0..1 scale:
   group neither about the person's topics nor holding a contact is not shown.
 - **content**: not the person's own, not already liked or disliked; ``0.45 * topic fit +
   0.25 * in one of their groups + 0.2 * by a contact + 0.1 * of a series they follow``, times
-  freshness ``0.5 ** (age_days / 7)``; content matching none of these is not shown.
+  freshness ``max(0.01, 0.5 ** (age_days / 7))``; content matching none of these is not shown;
+  the author's name and link come from their profile (``profile_url``), else from the item's
+  ``author_name`` / ``author_url``.
 
 Mixing: each section gets ``round(share * n)`` places (largest remainders; a section with too few
 candidates gives its places to the others in proportion to their shares); places are filled in
@@ -63,6 +65,8 @@ POOL = 500
 """Newest catalogue items of each type considered per request."""
 EVENT_SOON_DAYS = 14.0
 CONTENT_HALF_LIFE_DAYS = 7.0
+FRESHNESS_FLOOR = 0.01
+"""Old content keeps its order by relevance (an archive such as the demo's 2018 posts)."""
 CONVENIENT_HOURS = range(8, 22)
 RHYTHM_EVENTS = 200
 MAX_RUN = 2
@@ -489,7 +493,7 @@ class FeedService:
                 continue
             when = typed.published(item)
             age = max(0.0, (now - when).total_seconds() / 86400.0) if when else 30.0
-            fresh = 0.5 ** (age / CONTENT_HALF_LIFE_DAYS)
+            fresh = max(FRESHNESS_FLOOR, 0.5 ** (age / CONTENT_HALF_LIFE_DAYS))
             score = (0.45 * topic_fit + 0.25 * in_group + 0.2 * by_contact + 0.1 * followed) \
                 * fresh
             author = None
@@ -498,8 +502,11 @@ class FeedService:
                     authors[item.author_id] = self.users.get(tenant, item.author_id)
                 who = authors[item.author_id]
                 author = FeedAuthor(
-                    user_id=item.author_id, name=who.profile.name if who else None,
-                    profile_url=_text(who.properties, "profile_url") if who else None)
+                    user_id=item.author_id,
+                    name=(who.profile.name if who else None)
+                    or _text(item.properties, "author_name"),
+                    profile_url=(_text(who.properties, "profile_url") if who else None)
+                    or _text(item.properties, "author_url"))
             reasons = []
             if shared:
                 reasons.append(FeedReason(kind="topics", text="about " + ", ".join(shared)))

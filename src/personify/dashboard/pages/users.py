@@ -1,5 +1,6 @@
 """Users: search, a person's profile, consents, activity, recommendations ("view as this
-user" with a context switcher and a test click), export and erasure."""
+user" with a context switcher and a test click), networking (people to meet and the feed, with
+reasons and source attribution), export and erasure."""
 
 from __future__ import annotations
 
@@ -125,6 +126,22 @@ def _recommendations_panel(request: Request, user_id: str, *, flash: str = "") -
                                       language=lang)
     return render(request, "panels/recommendations.html", user_id=user_id, p=preview,
                   choice=choice, flash=flash)
+
+
+def _network_panel(request: Request, user_id: str) -> Response:
+    rt = runtime(request)
+    who = tenant(request)
+    if rt.erasure_check(who, user_id):  # nothing is computed for an erased person
+        return Response('<div id="network"></div>', media_type="text/html")
+    people = rt.networking.people(who, user_id, 5)
+    feed = rt.feed.feed(who, user_id, 10)
+    return render(request, "panels/network.html", user_id=user_id, people=people, feed=feed)
+
+
+@router.get("/users/{user_id}/network")
+async def user_network(request: Request, user_id: str) -> Response:
+    """People to meet and the networking feed of this person (``/people``, ``/feed``)."""
+    return await run_in_threadpool(_network_panel, request, user_id)
 
 
 @router.get("/users/{user_id}/recommendations")
