@@ -83,11 +83,11 @@ def _sample(parameter: inspect.Parameter) -> Any:
         return "a b/c"
     if annotation.startswith(("User |", "Item |", "Event |", "Mapping", "UserPatch",
                               "ItemPatch", "Preferences")):
-        return {"user_id": "a b/c", "item_id": "a b/c"}
+        return {"user_id": "a b/c", "item_id": "a b/c", "event_id": "e"}
     if annotation.startswith(("Sequence[str]", "Iterable[Scope | str]")):
         return ["admin"]
     if annotation.startswith(("Sequence", "Iterable")):
-        return [{"item_id": "a b/c", "user_id": "a b/c"}]
+        return [{"item_id": "a b/c", "user_id": "a b/c", "event_id": "e"}]
     raise AssertionError(f"no sample for {parameter}")
 
 
