@@ -6,7 +6,8 @@ Run: python benchmarks/networking.py [--bootstrap 2000] [--rate 200 --seconds 20
 The HTTP phase loads the network into a SQLite database as ``personify demo --dataset network``
 does, trains the people model, starts one uvicorn worker and sends ``GET /v1/users/{id}/people``
 for every person at a fixed rate (open loop, latency from the scheduled time); ``GET /health`` at
-the same rate in the same run is the baseline.
+the same rate in the same run is the baseline, and so is a one-route FastAPI app under uvicorn at
+the same rate (the floor this machine gives any Python server at its current load).
 
 Contains data from Quantum Computing Stack Exchange (https://quantumcomputing.stackexchange.com),
 CC BY-SA 3.0/4.0 (see the data set's README).
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +34,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmarks._report import write_results  # noqa: E402
-from benchmarks.serving import KEY, free_port, load, start_server, stop  # noqa: E402
+from benchmarks.serving import (  # noqa: E402
+    BARE_APP,
+    KEY,
+    free_port,
+    load,
+    start_server,
+    stop,
+)
 from personify.data.stackexchange import (  # noqa: E402
     ATTRIBUTION,
     DATASET_NAME,
@@ -101,14 +110,47 @@ def http_phase(dataset: str, rate: float, seconds: float) -> dict[str, Any]:
                 statuses = [c.get(p).status_code for p in paths]
             warm = {"requests": len(paths), "ok": statuses.count(200),
                     "seconds": round(time.perf_counter() - started, 2)}
+            loads = {"before_health": _load_average()}
             health = load(port, rate, seconds, None, method="GET", path="/health")
+            loads["before_people"] = _load_average()
             served = load(port, rate, seconds, bodies, method="GET")
+            loads["after_people"] = _load_average()
             time.sleep(5)  # let a backlog drain before the lower rate
             half = load(port, rate / 2, seconds, bodies, method="GET")
         finally:
             stop(proc)
+        bare = bare_phase(work, rate, seconds)
+        loads["after_bare"] = _load_average()
     return {"people": counts.people, "events": counts.events, "warm_up": warm,
-            "health": health, "people_endpoint": served, "people_endpoint_half_rate": half}
+            "health": health, "people_endpoint": served, "people_endpoint_half_rate": half,
+            "bare_fastapi": bare, "load_average": loads}
+
+
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def bare_phase(work: Path, rate: float, seconds: float) -> dict[str, Any]:
+    """A one-route FastAPI app under uvicorn at the same rate: what this machine, at this
+    load, gives any Python web server (the floor under every figure of this run)."""
+    bare_dir = work / "bare"
+    bare_dir.mkdir()
+    (bare_dir / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"], cwd=bare_dir)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        return load(port, rate, seconds, None, method="GET", path="/ping")
+    finally:
+        stop(proc)
 
 
 def main() -> None:
@@ -183,6 +225,7 @@ def main() -> None:
     served = http["people_endpoint"] if http else {}
     health = http["health"] if http else {}
     half = http["people_endpoint_half_rate"] if http else {}
+    bare = http["bare_fastapi"] if http else {}
 
     ndcg_ours = per[ours][f"ndcg@{K}_warm"]
     ndcg_best = per[best_warm][f"ndcg@{K}_warm"]
@@ -211,6 +254,10 @@ def main() -> None:
         "people_p50_ms_at_half_rate": half.get("p50_ms"),
         "people_p99_ratio_to_health": (
             _r(served["p99_ms"] / health["p99_ms"]) if served and health.get("p99_ms") else None),
+        "bare_fastapi_p99_ms_same_rate": bare.get("p99_ms"),
+        "people_p99_ratio_to_bare_fastapi": (
+            _r(served["p99_ms"] / bare["p99_ms"]) if served and bare.get("p99_ms") else None),
+        "load_average_during_people": http["load_average"]["after_people"] if http else None,
         "people_p99_ms_in_process": _r(np.percentile(lat, 99)),
         "people_p50_ms_in_process": _r(np.percentile(lat, 50)),
         "query_people": {s: len(q) for s, (q, _) in settings.items()},
