@@ -315,3 +315,68 @@ def test_results_of_unknown_or_plain_campaigns(
     assert client.post("/v1/messaging/campaigns", json=plain, headers=admin).status_code == 200
     refused = client.get("/v1/messaging/campaigns/plain/results", headers=admin)
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "name"
+
+
+JOURNEY = {
+    "name": "hello_ab", "trigger": {"event": "view"}, "consent_purpose": "email_marketing",
+    "steps": [{"type": "send", "id": "hello", "template": "digest", "primary_metric": "clicks",
+               "variants": [{"name": "control"},
+                            {"name": "bold", "template": "bold",
+                             "subject": "Bold hello, {{ user.name }}"}]}],
+}
+
+
+def test_a_journey_step_with_variants_is_assigned_sent_and_analysed(
+    client: TestClient, tenant_a: TenantKeys, messaging: MessagingRuntime, sink: SmtpSink,
+    clock: list[datetime],
+) -> None:
+    from personify.messaging.journey_definitions import SendStep, parse_journey
+    from personify.messaging.message_tests import step_experiment
+
+    _shop(client, tenant_a, PEOPLE)
+    admin = tenant_a.headers("admin")
+    put = client.put("/v1/messaging/journeys/hello_ab", json=JOURNEY, headers=admin)
+    assert put.status_code == 200, put.text
+    step = parse_journey(JOURNEY).steps[0]
+    assert isinstance(step, SendStep) and step.variants
+    experiment = step_experiment("hello_ab", "hello", step.variants, "clicks")
+    expected = {u: variant_for(experiment, u) for u in PEOPLE}
+    assert set(expected.values()) == {"control", "bold"}, "no holdout: everyone is tested"
+    views = [{"event_id": f"view-{u}", "type": "view", "user_id": u, "item_id": "i0",
+              "timestamp": clock[0].isoformat()} for u in PEOPLE]
+    assert client.post("/v1/events/batch", json={"events": views},
+                       headers=tenant_a.headers("ingest")).status_code == 200
+    messaging.run_once()
+    messaging.run_once()
+    mails = _mails(sink)
+    assert set(mails) == set(PEOPLE) and all(len(m) == 1 for m in mails.values())
+    for user, [mail] in mails.items():
+        want = (f"Bold hello, {user.upper()}" if expected[user] == "bold"
+                else f"Your selection, {user.upper()}")
+        assert str(mail["Subject"]) == want
+    bold = sorted(u for u, v in expected.items() if v == "bold")
+    control = sorted(u for u, v in expected.items() if v == "control")
+    for user in bold:
+        pixel, clicks, _ = _links(mails[user][0])
+        assert client.get(pixel).status_code == 200
+        assert client.get(clicks[0], follow_redirects=False).status_code == 302
+
+    results = client.get("/v1/messaging/journeys/hello_ab/steps/hello/results", headers=admin)
+    assert results.status_code == 200, results.text
+    body = results.json()
+    assert body["test"] == "journey:hello_ab:hello" and body["primary_metric"] == "clicks"
+    by_name = {v["name"]: v for v in body["variants"]}
+    assert by_name["bold"]["sent"] == len(bold) and by_name["control"]["sent"] == len(control)
+    assert by_name["bold"]["clicks"] == len(bold) and by_name["control"]["clicks"] == 0
+    clicks_row = next(c for c in body["comparisons"] if c["metric"] == "clicks")
+    assert clicks_row["variant"] == "bold" and clicks_row["p_value"] < 0.01
+
+    missing = client.get("/v1/messaging/journeys/hello_ab/steps/nope/results", headers=admin)
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "step"
+    for variants, says in (([{"name": "control"}], "at least 2 variants"),
+                           ([{"name": "a"}, {"name": "a"}], "unique"),
+                           ([{"name": "a"}, {"name": "b", "send_at": SEND_AT}], "send_at")):
+        bad = {**JOURNEY, "steps": [{**JOURNEY["steps"][0], "variants": variants}]}
+        r = client.put("/v1/messaging/journeys/hello_ab", json=bad, headers=admin)
+        assert r.status_code == 422 and says in r.text, r.text
+        assert r.json()["error"]["field"].startswith("steps.0"), r.text

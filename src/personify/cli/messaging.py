@@ -111,6 +111,26 @@ def results(
     tenant_id = _tenant(ctx, tenant)
     with _runtime(ctx) as runtime:
         *_, document = runtime.test_results(tenant_id, campaign)
+    _print_results(document, as_json=as_json)
+
+
+@app.command("journey-results")
+def journey_results(
+    ctx: typer.Context,
+    journey: Annotated[str, typer.Argument(help="The journey's name.")],
+    step: Annotated[str, typer.Argument(help="The id of its send step with variants.")],
+    days: Annotated[float, typer.Option(min=0.001, help="Sends of the last days.")] = 90.0,
+    tenant: TenantOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON document.")] = False,
+) -> None:
+    """A journey step's A/B/n test (its variants): the same analysis as a test campaign's."""
+    tenant_id = _tenant(ctx, tenant)
+    with _runtime(ctx) as runtime:
+        document = runtime.journey_step_results(tenant_id, journey, step, days=days)
+    _print_results(document, as_json=as_json)
+
+
+def _print_results(document: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         console.print_json(data=document)
         return

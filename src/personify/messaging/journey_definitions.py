@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from personify.domain.errors import InvalidInput
 from personify.messaging.conditions import Condition, Duration
+from personify.messaging.message_tests import MessageMetric, MessageVariant, check_test
 
 MAX_VIEWED_WITHIN = timedelta(days=90)
 """The longest ``viewed_within`` of an item-update trigger (views are kept this long)."""
@@ -109,6 +110,27 @@ class SendStep(_Strict):
     discount_percent: float | None = Field(default=None, gt=0, le=100)
     transactional: bool = False
     purpose: str | None = None
+    variants: list[MessageVariant] | None = Field(
+        default=None, max_length=26,
+        description="an A/B/n test of this step's message: 2..26 variants (template, subject, "
+        "tone; the step's template where unset), assigned per person by the experiments "
+        "engine and analysed with the campaigns' statistics",
+    )
+    primary_metric: MessageMetric = "clicks"
+
+    @model_validator(mode="after")
+    def _test(self) -> SendStep:
+        if self.variants is None:
+            return self
+        try:
+            check_test(self.variants, None)
+        except InvalidInput as exc:
+            raise ValueError(f"{exc.field}: {exc.message}") from exc
+        timed = [v.name for v in self.variants if v.send_at is not None]
+        if timed:
+            raise ValueError(f"variants.send_at: a journey step sends when it is reached; "
+                             f"drop send_at from {timed}")
+        return self
 
 
 Step = Annotated[WaitStep | ConditionStep | SendStep, Field(discriminator="type")]

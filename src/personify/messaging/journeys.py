@@ -31,6 +31,7 @@ from personify.messaging.journey_definitions import (
     SendStep,
     WaitStep,
 )
+from personify.messaging.message_tests import TEST_PHASE, step_experiment, variant_for
 from personify.messaging.outbox import ConsentCheck, UserLookup, new_message
 from personify.messaging.ports import JourneyStateStore, OutboxStore, SuppressionStore
 from personify.messaging.records import JourneyRun, RunStatus
@@ -409,10 +410,19 @@ class JourneyEngine:
         if step.discount_percent is not None:
             code = hashlib.sha256(f"{run.tenant}:{run.run_id}".encode()).hexdigest()[:8].upper()
             context["discount"] = {"percent": step.discount_percent, "code": code}
+        template = step.template
+        if step.variants:  # an A/B/n test of this step: the person's variant, logged with it
+            experiment = step_experiment(journey.name, step.id, step.variants,
+                                         step.primary_metric)
+            chosen = variant_for(experiment, run.user_id) or step.variants[0].name
+            arm = next(v for v in step.variants if v.name == chosen)
+            template = arm.template or step.template
+            context |= {"campaign": experiment.name, "variant": arm.name, "phase": TEST_PHASE}
+            context |= {k: v for k, v in (("subject", arm.subject), ("tone", arm.tone)) if v}
         message = new_message(
             run.tenant,
             run.user_id,
-            step.template,
+            template,
             channel=step.channel,
             dedup_key=_send_key(run, journey, step),
             context=context,

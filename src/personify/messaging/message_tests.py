@@ -20,10 +20,11 @@ assigned and analysed by the experiments engine.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -183,6 +184,29 @@ def experiment_of(
         end_at=max(end, start + timedelta(seconds=1)),
         planned_sample_size=winner.min_recipients if winner is not None else None,
     )
+
+
+JOURNEY_TEST_SPAN = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+"""A journey step's test runs as long as the step exists (assignment never depends on it)."""
+
+
+def step_test_name(journey: str, step_id: str) -> str:
+    """The test name of a journey step with variants: ``journey:<journey>:<step>`` (hashed
+    when longer than an experiment name may be); the ``campaign`` property of its sends."""
+    name = f"journey:{journey}:{step_id}"
+    if len(name) <= 64:
+        return name
+    return "journey:" + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def step_experiment(
+    journey: str, step_id: str, variants: Sequence[MessageVariant], primary_metric: str
+) -> Experiment:
+    """The experiment assigning a journey step's recipients to its variants: the message
+    test machinery of campaigns, without a winner rule (every recipient is tested)."""
+    start, end = JOURNEY_TEST_SPAN
+    return experiment_of(step_test_name(journey, step_id), variants, primary_metric, None,
+                         start=start, end=end)
 
 
 def variant_for(experiment: Experiment, user_id: str) -> str | None:

@@ -28,7 +28,7 @@ from personify.messaging.item_updates import (
     ItemChangeStore,
     ItemViewStore,
 )
-from personify.messaging.journey_definitions import MAX_VIEWED_WITHIN, JourneyDefinition
+from personify.messaging.journey_definitions import MAX_VIEWED_WITHIN, JourneyDefinition, SendStep
 from personify.messaging.journeys import JourneyEngine, SendTime
 from personify.messaging.message_tests import (
     TestData,
@@ -36,6 +36,7 @@ from personify.messaging.message_tests import (
     choose_winner,
     result_document,
     samples_from_sends,
+    step_experiment,
 )
 from personify.messaging.outbox import ConsentCheck, OutboxWorker, Recommend
 from personify.messaging.ports import InboxStore, JourneyStateStore, OutboxStore, SuppressionStore
@@ -609,6 +610,40 @@ class MessagingRuntime:
         stored = self.definitions.message_test(tenant, name)
         decision = dict(stored.body) if stored is not None else None
         return campaign, result, data, result_document(experiment, result, data, decision)
+
+    def journey_step_results(
+        self, tenant: str, journey: str, step_id: str, *, days: float = 90.0,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The analysis of a journey step's A/B/n test over its sends of the last ``days``:
+        the same statistics as a test campaign (opens, clicks, conversions, revenue per
+        recipient, unsubscribes as the guardrail)."""
+        found = self.definitions.journey(tenant, journey)
+        if found is None:
+            raise NotFound(f"no journey {journey!r}", field="name",
+                           accepted="the name of a stored journey")
+        definition = found[0]
+        step = next((s for s in definition.steps if s.id == step_id), None)
+        if not isinstance(step, SendStep) or not step.variants:
+            tested = [s.id for s in definition.steps if isinstance(s, SendStep) and s.variants]
+            raise NotFound(f"journey {journey!r} has no send step {step_id!r} with variants",
+                           field="step", accepted=", ".join(tested) or "none in this journey")
+        now = now or self.clock()
+        experiment = step_experiment(definition.name, step.id, step.variants,
+                                     step.primary_metric)
+        events = self.stores.events.scan(
+            tenant, since=now - timedelta(days=days),
+            types=[EventType.MESSAGE_SENT.value, EventType.EMAIL_OPEN.value,
+                   EventType.EMAIL_CLICK.value, EventType.PURCHASE.value],
+        )
+        data = samples_from_sends(
+            experiment.name, [v.name for v in experiment.variants], events,
+            unsubscribed=lambda user: self.state.suppressions.is_suppressed(
+                tenant, user, step.channel),
+        )
+        result = analyse_test(experiment, data, now=now)
+        return {"journey": definition.name, "step": step.id, "test": experiment.name,
+                **result_document(experiment, result, data, None)}
 
     def decide_message_tests(self, now: datetime | None = None) -> int:
         """For every test campaign with a winner rule still testing: once its time has come (or

@@ -25,6 +25,7 @@ from personify.api.schemas.messaging import (
     InboxList,
     JourneyList,
     JourneyOut,
+    JourneyStepResultsOut,
     MarkRead,
     MarkReadOut,
     MessageStatusOut,
@@ -294,6 +295,20 @@ def campaign_results(
 ) -> TestResultsOut:
     _, _, _, document = messaging.test_results(key.tenant, name)
     return TestResultsOut(campaign=name, **document)
+
+
+@router.get(
+    "/journeys/{name}/steps/{step_id}/results",
+    response_model=JourneyStepResultsOut,
+    summary="A journey step's A/B/n test: opens, clicks, conversions, revenue per recipient, "
+    "unsubscribes per variant and the comparisons with the control",
+)
+def journey_step_results(
+    name: DefinitionName, step_id: DefinitionName, key: AdminKey, messaging: MessagingDep,
+    days: Annotated[float, Query(gt=0, le=3650, description="sends of the last days")] = 90,
+) -> JourneyStepResultsOut:
+    document = messaging.journey_step_results(key.tenant, name, step_id, days=days)
+    return JourneyStepResultsOut(campaign=document["test"], **document)
 
 
 @router.get("/outbox", response_model=OutboxCounts, summary="Messages per delivery status")

@@ -145,6 +145,13 @@ class TestResultsOut(BaseModel):
     )
 
 
+class JourneyStepResultsOut(TestResultsOut):
+    """A journey step's A/B/n test: the same analysis, over the step's recent sends."""
+
+    journey: str
+    step: str
+    test: str = Field(description="the test's name: the campaign property of its sends")
+
 class CampaignList(BaseModel):
     campaigns: list[dict[str, Any]]
 
