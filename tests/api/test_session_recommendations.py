@@ -241,6 +241,11 @@ def test_a_trained_model_answers_the_session(
     body = r.json()
     assert body["model_version"] is not None
     assert body["items"][0]["item_id"] == "sku-shoe-4"
+    # the served session-kNN (V-SKNN over the training visits) takes part and explains itself
+    assert engine.bundles.get("default").part("session_knn") is not None
+    assert "session_knn" in body["sources"]
+    reasons = {(x["type"], x["source"]) for x in body["items"][0]["reasons"]}
+    assert ("similar_visits", "session_knn") in reasons, body["items"][0]
 
 
 @pytest.mark.parametrize(

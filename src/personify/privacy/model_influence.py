@@ -16,7 +16,8 @@ training *without* those rows would have produced:
 * the per-person lists of the user model (``personify.serving.user_lists``) — dropped: every
   list was scored through the erased rows, so the derived version serves everyone by the exact
   neighbour fold-in until the retrain the erasure requests restores them;
-* the trained parts of registered sources (``ModelBundle.parts``: bought-together rules,
+* the trained parts of registered sources (``ModelBundle.parts``: bought-together rules, the
+  past visits of ``session_knn``,
   buy-it-again frequencies) — dropped like the lists;
 * any other model, the learned blend weights and the impression ranker — not subtractable; they
   keep the person's (aggregate, non-identifying) influence until the next retrain, which no

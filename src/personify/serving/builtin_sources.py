@@ -25,6 +25,7 @@ from personify.serving.context_sources import (
     train_time_of_day,
 )
 from personify.serving.factor_source import FactorSource
+from personify.serving.session_knn import SessionKnnSource, train_session_knn
 from personify.serving.source_registry import (
     BlendContext,
     BlendLearning,
@@ -173,6 +174,15 @@ BUILTIN_SPECS: tuple[SourceSpec, ...] = (
         explanations={"in_your_session": {
             "en": "Goes with {title}, which you are looking at now",
             "ru": "Подходит к «{title}», который вы смотрите сейчас",
+        }},
+    ),
+    SourceSpec(
+        name="session_knn", source=SessionKnnSource(), personal=True, default_weight=1.0,
+        position=12, needs=("session_knn",), train=train_session_knn, feature=False,
+        in_default_order=False,  # the session endpoint asks it; other requests name it
+        explanations={"similar_visits": {
+            "en": "Visitors who looked at {title} in a visit like yours looked at it",
+            "ru": "Посетители, смотревшие «{title}» в похожем визите, смотрели и это",
         }},
     ),
     SourceSpec(

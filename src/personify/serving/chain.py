@@ -293,6 +293,14 @@ class RecommendationService:
                 # before the first training the live co-occurrence answers alone
                 weight = self.registry.default_weights().get("session", 1.0)
                 plan.insert(0, ("session", session, weight))
+            knn = self.sources.get("session_knn")
+            if (knn is not None and bundle is not None and bundle.part("session_knn") is not None
+                    and all(name != "session_knn" for name, _, _ in plan)):
+                # the served V-SKNN over past visits (trained with the bundle)
+                weight = self.registry.default_weights().get("session_knn", 1.0)
+                if bundle.source_weights.get("session_knn"):
+                    weight = bundle.source_weights["session_knn"]
+                plan.insert(0, ("session_knn", knn, weight))
             plan.append(("content", SessionContentSource(), SESSION_CONTENT_WEIGHT))
         excluded = self._excluded(tenant, request, user_state, catalog, now)
         rebuy = self._excluded(tenant, request, user_state, catalog, now, bought=False)

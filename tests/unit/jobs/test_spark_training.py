@@ -147,7 +147,9 @@ def test_popularity_and_neighbours_equal_in_process(trained: Trained) -> None:
 def test_source_parts_equal_in_process(trained: Trained) -> None:
     """Time of day, basket rules and repeat propensity: the in-process trainers' parts."""
     local, remote = trained.local.parts, trained.spark.bundle.parts
-    assert set(local) == set(remote) == {"time_of_day", "bought_together", "buy_again"}
+    # session_knn (past visits) is trained in process only: the Spark trainer has no visits yet
+    assert set(local) - {"session_knn"} == set(remote) == {
+        "time_of_day", "bought_together", "buy_again"}
     lt, rt = local["time_of_day"], remote["time_of_day"]
     for hour in range(24):
         at_local = dict(zip(lt.items.ids, lt.by_hour[hour].tolist(), strict=True))

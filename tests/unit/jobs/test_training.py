@@ -287,7 +287,8 @@ def test_purchases_train_the_basket_parts_and_the_blend_learns_bought_together()
     assert all("bought_together=" in key for key in manifest.metrics["blend_hit_rate@20"])
     views = [e.model_copy(update={"type": "view"}) for e in events]
     plain, manifest = train_bundle(views, config)
-    assert not plain.parts and "bought_together" not in manifest.metrics["blend_weights"]
+    assert set(plain.parts or {}) <= {"session_knn"}, "no basket part without purchases"
+    assert "bought_together" not in manifest.metrics["blend_weights"]
 
 
 def test_the_blend_learns_time_of_day_popularity_and_the_chain_serves_it() -> None:
