@@ -47,7 +47,7 @@ from personify.messaging.campaigns import Campaign, schedule_campaign
 from personify.messaging.guardrails import FrequencyCap, Guardrails
 from personify.messaging.outbox import OutboxWorker
 from personify.messaging.smtp import SmtpConfig, SmtpSender
-from personify.messaging.state_stores import open_state_file
+from personify.messaging.sqlite_stores import SqliteOutboxStore, SqliteSuppressionStore
 from personify.messaging.templates import MessageTemplate
 from personify.messaging.timing import SendTimeModel
 from personify.messaging.tracking import TrackingSigner
@@ -208,12 +208,11 @@ def worker_process(db: str, port: int, recipients: int, items: list[Item], worke
                                                sender_name="Shop"), signer)}
 
     consents = {f"u{i}" for i in range(recipients)}  # everyone opted in to email_marketing
-    state = open_state_file(db)
     worker = OutboxWorker(
-        store=state.outbox, templates=lambda t, n: TEMPLATE, users=lookup,
+        store=SqliteOutboxStore(db), templates=lambda t, n: TEMPLATE, users=lookup,
         senders=senders(), make_senders=senders if concurrency > 1 else None,
         concurrency=concurrency, consent=lambda t, u, p: u in consents,
-        suppressions=state.suppressions, recommend=recommend, signer=signer,
+        suppressions=SqliteSuppressionStore(db), recommend=recommend, signer=signer,
         # the default caps (2 emails per person per local day, counted in the outbox);
         # no quiet hours, so the figure does not depend on the time of day of the run
         guardrails=Guardrails(caps=FrequencyCap(), quiet_hours=None),
@@ -230,7 +229,7 @@ def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
                  items: list[Item]) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="personify-msg-bench-"))
     db, record = tmp / "outbox.sqlite", tmp / "sink-ids.txt"
-    store = open_state_file(db).outbox
+    store = SqliteOutboxStore(db)
     campaign = Campaign(name="weekly", template="weekly", send_at=datetime.now(UTC))
     t0 = time.perf_counter()
     enqueued = schedule_campaign(store, "shop", campaign,

@@ -29,7 +29,8 @@ from personify.messaging.guardrails import FrequencyCap, Guardrails
 from personify.messaging.ports import OutboxStore
 from personify.messaging.records import DeliveryStatus
 from personify.messaging.smtp_sink import SmtpSink
-from personify.messaging.state_stores import memory_state, open_state_file, open_state_stores
+from personify.messaging.sqlite_stores import SqliteOutboxStore
+from personify.messaging.state_stores import open_state_stores
 
 RECIPIENTS = 200
 LEASE_S = 1.0
@@ -47,7 +48,7 @@ def open_outbox(target: str) -> OutboxStore:
     """The outbox in a SQLite file (a path) or in a PostgreSQL database (a URL)."""
     if target.startswith("postgresql"):
         return open_state_stores(target).outbox
-    return open_state_file(target).outbox
+    return SqliteOutboxStore(target)
 
 
 def run_worker(
@@ -62,6 +63,7 @@ def run_worker(
     from personify.domain.items import Item
     from personify.messaging.outbox import OutboxWorker
     from personify.messaging.smtp import SmtpConfig, SmtpSender
+    from personify.messaging.state_stores import memory_state
     from personify.messaging.templates import MessageTemplate
 
     template = MessageTemplate(name="news", recommendations=3, variants=[{

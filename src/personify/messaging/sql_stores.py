@@ -1,15 +1,13 @@
-"""The adapters of the messaging ports, written once for every database: PostgreSQL, a SQLite
-file (``<name>.messaging.db``) or SQLite in memory (:mod:`personify.messaging.state_stores`
-picks the database).
+"""SQL adapters of the messaging ports: the state in PostgreSQL, or in SQLite in memory
+(``memory://``); :mod:`personify.messaging.state_stores` picks the database (a SQLite
+deployment's own file goes through :mod:`personify.messaging.sqlite_stores`).
 
 They keep the messaging state in the tables of ``personify.storage.sql.messaging_tables``
 (migration ``0006_messaging_state``), so several machines pointed at one PostgreSQL database
 share one outbox. The outbox claim takes its rows with ``SELECT ... FOR UPDATE SKIP LOCKED``
 on PostgreSQL (two workers never lease the same message; a worker blocked on nothing) and under
-SQLite's writer lock (``BEGIN IMMEDIATE``) otherwise. Crash safety: a claim leases the message
-under a fresh claim token; "send started" is recorded before the send; a lease that expires on
-a message whose send had started marks it in doubt; marks are conditional on the claim token,
-so a worker that lost its lease cannot overwrite another's result.
+SQLite's writer lock (``BEGIN IMMEDIATE``) otherwise; leases, claim tokens and the "send
+started" mark keep the crash-safety rules of :mod:`personify.messaging.sqlite_stores`.
 """
 
 from __future__ import annotations
@@ -164,15 +162,12 @@ class SqlOutboxStore(_SqlStore):
         t = msg_outbox
         inserted: set[str] = set()
         with self._db.write() as conn:
-            for start in range(0, len(messages), _IN_CHUNK):
-                chunk = messages[start : start + _IN_CHUNK]
-                statement = (
-                    upsert_insert(self._db.dialect, t)
-                    .values([_outbox_values(m) for m in chunk])
-                    .on_conflict_do_nothing()
-                    .returning(t.c.message_id)
-                )
-                inserted.update(row[0] for row in conn.execute(statement))
+            # one compiled statement, executed for every row (SQLAlchemy batches the rows
+            # into multi-row INSERTs with RETURNING: "insertmanyvalues")
+            insert = upsert_insert(self._db.dialect, t).on_conflict_do_nothing()
+            statement = insert.returning(t.c.message_id)
+            rows = conn.execute(statement, [_outbox_values(m) for m in messages])
+            inserted.update(row[0] for row in rows)
             existing = self._by_dedup_key(
                 conn, [m for m in messages if m.message_id not in inserted]
             )

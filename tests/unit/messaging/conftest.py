@@ -102,7 +102,7 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     state = memory_state() if request.param == "memory" else open_state_file(
         tmp_path / "messaging.sqlite")
     yield of_state(state)
-    state.outbox.close()  # type: ignore[attr-defined]
+    state.close()
 
 
 def of_state(state: StateStores) -> Stores:

@@ -94,7 +94,7 @@ def queue_and_views(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     state = memory_state() if request.param == "memory" else open_state_file(
         tmp_path / "messaging.sqlite")
     yield state.item_changes, state.item_views
-    state.outbox.close()  # type: ignore[attr-defined]
+    state.close()
 
 
 def test_change_queue_leases_and_forgets(queue_and_views, clock) -> None:

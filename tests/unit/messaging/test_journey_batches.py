@@ -128,7 +128,7 @@ def worlds(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[_Wo
         _World(state.runs, state.outbox, state.suppressions) for state in opened
     )
     for state in opened:
-        state.outbox.close()  # type: ignore[attr-defined]
+        state.close()
 
 
 def _ev(kind: str, user: str, minute: int, item: str | None = "sku1") -> Event:

@@ -35,9 +35,8 @@ Index(
 
 # -- messaging state: the outbox, tracked links, unsubscribes, the inbox, journey runs, the
 # item-change queue and who viewed which item (migration ``0006_messaging_state``), read and
-# written by ``personify.messaging.sql_stores``: in the PostgreSQL database, in the SQLite file
-# next to a SQLite database (``<name>.messaging.db``) or in memory
-# (``personify.messaging.state_stores``).
+# written by ``personify.messaging.sql_stores`` in the PostgreSQL database or in memory; a
+# SQLite deployment keeps the state in its own file (``personify.messaging.sqlite_stores``).
 
 DEDUP_KEY = String(512)
 STATUS = String(16)
