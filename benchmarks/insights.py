@@ -25,6 +25,11 @@ first loses their live facts, so their update takes the path that live facts rep
 insights recomputed from their events): the baseline, measured interleaved in the same run.
 Load averages are recorded next to each phase.
 
+Clusters (skip with ``--no-clusters``): the customers' behavioural features at the end of the
+data and 90 days earlier, clustered by ``personify.insights.clusters`` (k by silhouette); the
+later fit matched to the earlier one; the agreement is the share of people in both whose cluster
+id stayed.
+
 Text and tag figures (``emotion_macro_f1_cedr``, ``sentiment_macro_f1_goemotions``,
 ``texts_per_second``, ``tag_precision@3``) are copied from results/text.json and
 results/tags.json (benchmarks/text_insights.py, benchmarks/tags.py).
@@ -156,6 +161,33 @@ def segment_benchmark(people: int = 300) -> dict[str, Any]:
     return out
 
 
+def cluster_benchmark() -> dict[str, Any]:
+    """Clusters of the Online Retail customers at the end of the data, matched to a fit 90 days
+    earlier (the refit a tenant would see), with their agreement."""
+    from datetime import timedelta
+
+    from personify.data.online_retail import read_online_retail
+    from personify.insights.clusters import fit_clusters, person_features
+
+    data = read_online_retail(DATA / "online_retail.csv.gz", anonymous="skip")
+    events = list(data.events)
+    end = max(e.timestamp for e in events) + timedelta(days=1)
+    started, cpu = time.perf_counter(), time.process_time()
+    before = fit_clusters(person_features(events, end - timedelta(days=90)))
+    after = fit_clusters(person_features(events, end), previous=before)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "cluster_k": after["k"], "cluster_silhouette": after["silhouette"],
+        "cluster_silhouette_by_k": after["silhouette_by_k"],
+        "cluster_agreement_with_previous": after["agreement_with_previous"],
+        "cluster_people": after["people"], "cluster_previous_k": before["k"],
+        "cluster_fit_seconds": seconds, "cluster_fit_cpu_seconds": cpu_seconds,
+        "cluster_descriptions": {c["id"]: f"{c['share']:.1%}: {c['description']['en']}"
+                                 for c in after["clusters"]},
+        "cluster_load_average": list(os.getloadavg()),
+    }
+
+
 def _previous() -> dict[str, Any]:
     path = RESULTS_DIR / "insights.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -177,6 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=200, help="bootstrap resamples")
     parser.add_argument("--no-segments", action="store_true", help="skip the segment phase")
+    parser.add_argument("--no-clusters", action="store_true", help="skip the cluster phase")
     parser.add_argument("--no-predictions", action="store_true",
                         help="skip the prediction phase (its previous figures are kept)")
     args = parser.parse_args()
@@ -209,12 +242,15 @@ def main() -> None:
     if not args.no_segments:
         metrics.update(segment_benchmark())
         extra["segments"] = SEGMENTS
+    if not args.no_clusters:
+        metrics.update(cluster_benchmark())
     metrics.update(_text_figures())
     extra["not_measured"] = [k for k in TEXT_KEYS if metrics.get(k) is None]
     extra["text_figures_from"] = "results/text.json, results/tags.json"
     extra["load_average_after"] = os.getloadavg()
     phases = [p for p, skipped in (("predictions", args.no_predictions),
-                                   ("segments", args.no_segments)) if not skipped]
+                                   ("segments", args.no_segments),
+                                   ("clusters", args.no_clusters)) if not skipped]
     extra["runs"] = [*extra.get("runs", []), {
         "command": "python " + " ".join(sys.argv), "phases": [*phases, "text figures copied"],
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}][-10:]

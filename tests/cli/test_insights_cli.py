@@ -180,3 +180,29 @@ def test_topics_from_the_tenants_labelled_items(personify: Personify, database_u
     assert "learnt from 4 items, 2 categories" in result.output
     bad = personify("insights", "topics", "x", "--labels", "colours")
     assert bad.exit_code != 0 and "categories or tags" in bad.output
+
+
+def test_fit_with_clusters_and_the_clusters_command(personify: Personify, database_url: str,
+                                                    ) -> None:
+    pytest.importorskip("sklearn")
+    stores = open_stores(database_url)
+    try:
+        assert "no insights fitted" in personify("insights", "clusters").output
+        events = []
+        for c in range(60):
+            stores.consents.append("default", ConsentRecord(
+                user_id=f"k{c}", purpose="profiling", state=ConsentState.GRANTED))
+            for k in range(2 + (c % 2) * 8):
+                events.append(Event(
+                    event_id=f"k{c}-{k}", type="purchase", user_id=f"k{c}", item_id="i1",
+                    price=3.0 if c % 2 else 300.0,
+                    timestamp=(AS_OF - timedelta(days=5 + 9 * k)).replace(
+                        hour=21 if c % 2 else 10)))
+        stores.events.append("default", events)
+    finally:
+        stores.close()
+    fitted = personify("insights", "fit", "--as-of", "2026-01-31", "--clusters")
+    assert fitted.exit_code == 0, fitted.output
+    assert "clusters: k=2" in fitted.output and "silhouette" in fitted.output
+    listed = personify("insights", "clusters")
+    assert listed.exit_code == 0 and "than average" in listed.output and "c1" in listed.output

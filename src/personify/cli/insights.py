@@ -44,6 +44,9 @@ def fit(
     predictions: Annotated[bool, typer.Option(
         help="Also train churn / propensity (LightGBM, the train extra) and score everyone.",
     )] = False,
+    clusters: Annotated[bool, typer.Option(
+        help="Also cluster people on behavioural features (scikit-learn, the train extra).",
+    )] = False,
 ) -> None:
     """Fit the population artefact (BG/NBD, Gamma-Gamma, RFM edges, price references) from the
     events that profiling consent admits, and save it under the model directory."""
@@ -55,7 +58,7 @@ def fit(
     result = fit_insights(
         stores, settings.model_dir, tenant,
         event_filter=runtime.training().event_filter(tenant), as_of=_as_of(as_of),
-        predictions=predictions,
+        predictions=predictions, clusters=clusters,
     )
     population = result.population
     bg = population.bgnbd
@@ -73,6 +76,36 @@ def fit(
             console.print(f"{name}: " + (f"trained on {info['people']} people"
                                          if info.get("trained") else str(info.get("reason"))))
         console.print(f"scored {len(population.scores)} people")
+    if clusters:
+        _print_clusters(population.clusters)
+
+
+def _print_clusters(found: dict[str, Any]) -> None:
+    if not found.get("fitted"):
+        console.print(f"clusters: {found.get('reason', 'not fitted')}")
+        return
+    agreement = found.get("agreement_with_previous")
+    console.print(
+        f"clusters: k={found['k']} by {found['criterion']}, silhouette {found['silhouette']}"
+        + (f", agreement with the previous fit {agreement:.1%}" if agreement is not None else ""))
+    table = Table("cluster", "people", "share", "what distinguishes it")
+    for c in found["clusters"]:
+        table.add_row(c["id"], str(c["size"]), f"{c['share']:.1%}", c["description"]["en"])
+    console.print(table)
+
+
+@app.command("clusters")
+def clusters_command(ctx: typer.Context, tenant: TenantOption = None) -> None:
+    """The clusters of the last ``personify insights fit --clusters``: size, share and what
+    distinguishes each (the description in English; the API answers both languages)."""
+    from personify.insights.population import PopulationFiles
+
+    state = state_of(ctx)
+    settings = state.settings()
+    tenant = validate_tenant_id(tenant or settings.default_tenant)
+    population = PopulationFiles(settings.model_dir).load(tenant)
+    _print_clusters(population.clusters if population is not None else {
+        "reason": "no insights fitted yet (personify insights fit --clusters)"})
 
 
 @app.command("show")

@@ -34,7 +34,7 @@ MAX_RECENT = 2_000
 
 STATIC_FIELDS = (
     "top_categories", "channel", "device", "price.label", "price.discount_share",
-    "churn_risk", "purchase_propensity",
+    "churn_risk", "purchase_propensity", "cluster",
 )
 """Facts taken from the last full computation (not changed by one event)."""
 

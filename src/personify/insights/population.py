@@ -209,11 +209,15 @@ class PopulationFiles:
         return population
 
     def forget(self, tenant: str, subjects: Iterable[str]) -> int:
-        """Drop the subjects' batch scores (erasure); returns how many were dropped."""
+        """Drop the subjects' batch scores and cluster memberships (erasure); returns how many
+        were dropped."""
         population = self.load(tenant)
         if population is None:
             return 0
-        dropped = [s for s in subjects if population.scores.pop(s, None) is not None]
+        members = population.clusters.get("members", {})
+        dropped = [s for s in subjects
+                   if (population.scores.pop(s, None) is not None)
+                   | (members.pop(s, None) is not None)]
         if dropped:
             self.save(population)
         return len(dropped)

@@ -49,6 +49,7 @@ FIELDS: dict[str, tuple[FieldType, str]] = {
     "top_categories": ("set", "the person's strongest category affinities"),
     "channel": ("string", "preferred channel"),
     "device": ("string", "preferred device"),
+    "cluster": ("string", "the person's automatic cluster (c1, c2 ...; insights fit --clusters)"),
     "purchases_7d": ("number", "purchase events in the last 7 days"),
     "purchases_30d": ("number", "purchase events in the last 30 days"),
     "views_7d": ("number", "view events in the last 7 days"),

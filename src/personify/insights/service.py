@@ -54,6 +54,12 @@ class SegmentMembership(BaseModel):
     reason: Reason
 
 
+class ClusterMembership(BaseModel):
+    cluster_id: str
+    share: float = Field(description="share of the tenant's people in this cluster")
+    reason: Reason = Field(description="what distinguishes the cluster from everyone")
+
+
 class Insights(BaseModel):
     user_id: str
     computed_at: datetime
@@ -64,6 +70,8 @@ class Insights(BaseModel):
     text: TextInsights | None = Field(
         default=None, description="what the person's own texts say (absent when they wrote none)")
     segments: list[SegmentMembership] = Field(default_factory=list)
+    cluster: ClusterMembership | None = Field(
+        default=None, description="the automatic cluster (personify insights fit --clusters)")
     population_fitted_at: datetime | None = None
 
 
@@ -233,6 +241,7 @@ class InsightsService:
             user_id=user_id, computed_at=now, status="ok", profile=profile,
             predictions=scored_predictions(history, population, scores, now),
             text=text_insights(events, self.text_analyzer, now, memo=memo),
+            cluster=cluster_of(population, user_id),
             population_fitted_at=population.fitted_at if population else None,
         )
         own_facts, texts, declared = facts_of(insights), text_facts(insights.text), user_facts(user)
@@ -317,6 +326,19 @@ class InsightsService:
         return self.insights(tenant, user_id).model_dump(mode="json")
 
 
+def cluster_of(population: Population | None, user_id: str) -> ClusterMembership | None:
+    clusters = population.clusters if population is not None else {}
+    cid = clusters.get("members", {}).get(user_id)
+    found = next((c for c in clusters.get("clusters", []) if c["id"] == cid), None)
+    if found is None:
+        return None
+    text = found["description"]
+    return ClusterMembership(
+        cluster_id=cid, share=found["share"],
+        reason=Reason(en=f"Cluster {cid} ({found['share']:.0%} of people): {text['en']}.",
+                      ru=f"Кластер {cid} ({found['share']:.0%} людей): {text['ru']}."))
+
+
 def facts_of(insights: Insights) -> dict[str, Any]:
     """The rule fields computed from a person's insights."""
     p, pr = insights.profile, insights.predictions
@@ -335,6 +357,7 @@ def facts_of(insights: Insights) -> dict[str, Any]:
         "purchase_propensity": pr.purchase_30d.probability if pr.purchase_30d else None,
         "top_categories": {a.key for a in p.affinities.categories[:5]},
         "channel": p.rhythm.preferred_channel, "device": p.rhythm.preferred_device,
+        "cluster": insights.cluster.cluster_id if insights.cluster else None,
     }
 
 
@@ -347,6 +370,7 @@ def template_variables(insights: Insights) -> dict[str, Any]:
         "preferred_channel": None, "sentiment_last": None, "recent_negative_share": None,
         "dominant_emotion": None, "keywords": [],
         "segments": [m.segment_id for m in insights.segments],
+        "cluster": insights.cluster.cluster_id if insights.cluster else None,
     }
     p, pr, text = insights.profile, insights.predictions, insights.text
     if p is not None:

@@ -51,10 +51,12 @@ def fit_insights(
     event_filter: Callable[[Event], bool] | None = None,
     as_of: datetime | None = None,
     predictions: bool = False,
+    clusters: bool = False,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> InsightsFitResult:
-    """Fit and save ``<root>/insights/<tenant>.json``; ``as_of`` defaults to now."""
-    if predictions:
+    """Fit and save ``<root>/insights/<tenant>.json``; ``as_of`` defaults to now. ``clusters``:
+    also cluster people (matched to the previous fit's clusters)."""
+    if predictions or clusters:
         require_training_extra()
     import time
 
@@ -74,6 +76,12 @@ def fit_insights(
 
         score_population(population, events, as_of=cut)
     files = PopulationFiles(root)
+    if clusters:
+        from personify.insights.clusters import fit_clusters, person_features
+
+        before = files.load(tenant)
+        population.clusters = fit_clusters(
+            person_features(events, cut), before.clusters if before is not None else None)
     path = files.save(population)
     seconds = time.perf_counter() - started
     log.info("insights for %s fitted on %d customers in %.1fs", tenant, population.customers,

@@ -21,13 +21,14 @@ log = logging.getLogger(__name__)
 
 def train_in_subprocess(tenant: str, extra_args: Sequence[str] = ()) -> int:
     """Run ``personify train --tenant T`` in a child process, then refit the tenant's insights
-    (``personify insights fit``, with the churn / propensity models when the ``train`` extra is
-    installed); returns the training's exit code (a failed insights fit is logged)."""
+    (``personify insights fit``, with the churn / propensity models and the clusters when the
+    ``train`` extra is installed); returns the training's exit code (a failed insights fit is
+    logged)."""
     command = [sys.executable, "-m", "personify.cli.main", "train", "--tenant", tenant, *extra_args]
     code = subprocess.run(command, check=False, capture_output=True, timeout=3600).returncode
     insights = [sys.executable, "-m", "personify.cli.main", "insights", "fit", "--tenant", tenant]
     if importlib.util.find_spec("lightgbm") and importlib.util.find_spec("sklearn"):
-        insights.append("--predictions")
+        insights += ["--predictions", "--clusters"]
     done = subprocess.run(insights, check=False, capture_output=True, timeout=3600)
     if done.returncode != 0:
         log.warning("insights fit for %s failed: %s", tenant, done.stderr[-2000:])

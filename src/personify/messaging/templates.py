@@ -57,6 +57,7 @@ INSIGHT_VARIABLES: dict[str, str] = {
     "dominant_emotion": "joy, sadness, surprise, fear, anger or neutral",
     "keywords": "keywords of their texts (a list)",
     "segments": "ids of the live segments they are in (a list)",
+    "cluster": "their automatic cluster id (c1, c2 ...)",
 }
 """``person.insights.<name>``: every name is always present (``None`` / empty when unknown), so a
 template can test it without failing."""
