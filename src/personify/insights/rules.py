@@ -63,6 +63,7 @@ FIELDS: dict[str, tuple[FieldType, str]] = {
     "profile.skills": ("set", "profile skills"),
     "profile.interests": ("set", "profile interests"),
     "profile.goals": ("set", "profile goals"),
+    "profile.keywords": ("set", "keywords of the profile's bio (RU / EN)"),
     "restricted": ("bool", "processing restricted"),
     "texts": ("number", "texts the person wrote (events with a text, newest 200)"),
     "language": ("string", "main language of the person's texts: ru, en or other"),

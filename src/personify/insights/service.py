@@ -29,7 +29,13 @@ from personify.insights.profile import (
 )
 from personify.insights.segments import SegmentTracker, recent_facts, user_facts
 from personify.insights.text import TextAnalyzer, default_analyzer
-from personify.insights.text_profile import TextInsights, text_facts, text_insights
+from personify.insights.text_profile import (
+    ProfileText,
+    TextInsights,
+    profile_text_insights,
+    text_facts,
+    text_insights,
+)
 from personify.storage.ports import CatalogStore, EventStore, UserStore
 
 MAX_EVENTS = 5_000
@@ -70,6 +76,8 @@ class Insights(BaseModel):
     text: TextInsights | None = Field(
         default=None, description="what the person's own texts say (absent when they wrote none)")
     segments: list[SegmentMembership] = Field(default_factory=list)
+    profile_text: ProfileText | None = Field(
+        default=None, description="language and keywords of the person's profile.bio")
     cluster: ClusterMembership | None = Field(
         default=None, description="the automatic cluster (personify insights fit --clusters)")
     population_fitted_at: datetime | None = None
@@ -242,9 +250,13 @@ class InsightsService:
             predictions=scored_predictions(history, population, scores, now),
             text=text_insights(events, self.text_analyzer, now, memo=memo),
             cluster=cluster_of(population, user_id),
+            profile_text=profile_text_insights(user.profile.bio if user else None,
+                                               self.text_analyzer),
             population_fitted_at=population.fitted_at if population else None,
         )
         own_facts, texts, declared = facts_of(insights), text_facts(insights.text), user_facts(user)
+        declared["profile.keywords"] = set(insights.profile_text.keywords
+                                           if insights.profile_text else ())
         facts = {**own_facts, **texts, **recent_facts(events, items, now), **declared}
         if self.tracker is not None:
             live = LiveFacts.of(events, items, now, population, own_facts, declared, texts)

@@ -188,3 +188,33 @@ def text_facts(text: TextInsights | None) -> dict[str, Any]:
         "emotions": {e.key for e in text.emotions if e.share >= 0.2},
         "keywords": {k.keyword for k in text.keywords},
     }
+
+
+class ProfileText(BaseModel):
+    """What the person's own profile text (``profile.bio``) says: its language and keywords,
+    each kept with the field it came from (the export shows it)."""
+
+    language: str | None
+    keywords: list[str] = Field(default_factory=list)
+    source: str = "profile.bio"
+    reason: Reason
+
+
+def profile_text_insights(bio: str | None, analyzer: TextAnalyzer) -> ProfileText | None:
+    """Language and keywords of a profile's bio (Russian and English words both read: a Russian
+    bio naming English tools keeps them); None without a bio."""
+    if not bio or not bio.strip():
+        return None
+    analysis = analyzer.analyse(bio)
+    _, models, keyword_model = analyzer.models()
+    found = []
+    if analysis.language in models:
+        found = [k.keyword for k in keywords(
+            [("ru", analysis.cleaned), ("en", analysis.cleaned)], keyword_model, n=10)]
+    words_en = ", ".join(found[:5]) or "-"
+    return ProfileText(
+        language=analysis.language, keywords=found,
+        reason=Reason(en=f"Profile text in {analysis.language or 'an unknown language'}; "
+                         f"keywords: {words_en}.",
+                      ru=f"Текст профиля: язык {analysis.language or 'не определён'}; "
+                         f"ключевые слова: {words_en}."))
