@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from personify.domain.consents import Purpose
 from personify.domain.errors import Unavailable
@@ -33,6 +34,7 @@ from personify.serving.chain import RecommendationService
 from personify.serving.factor_source import UserVectorUpdater
 from personify.serving.impressions import ImpressionLogger
 from personify.serving.model_registry import BundleRegistry
+from personify.serving.repetition import SharedShownItems, ShownStore
 from personify.settings import Settings
 from personify.storage.online import open_online_state
 from personify.storage.online.fallback import FallbackOnlineState
@@ -254,6 +256,9 @@ def build_engine(
     )
     engine.forgetters.append(update_latency.forget)
     engine.forgetters.append(bundles.forget_pinned)
+    shared = state.primary if isinstance(state, FallbackOnlineState) else state
+    if callable(getattr(shared, "record_shown", None)):  # Redis: shared by every worker
+        service.shown = SharedShownItems(cast(ShownStore, shared))
     engine.forgetters.append(service.shown.forget)
     return engine
 

@@ -29,7 +29,7 @@ from personify.serving.filters import (
     narrowing,
     resolve_segment_rules,
 )
-from personify.serving.repetition import ShownItems
+from personify.serving.repetition import ShownItems, ShownLog
 from personify.serving.request import RecommendationRequest
 from personify.serving.source_registry import SourceRegistry, source_registry
 from personify.serving.sources import CandidateSource, RequestScope, Scored
@@ -148,7 +148,7 @@ class RecommendationService:
         self.candidates_per_source = candidates_per_source
         self.clock = clock
         self.history = history
-        self.shown = ShownItems()
+        self.shown: ShownLog = ShownItems()
         """What each person was shown (anti-repetition; forgotten on erasure)."""
         self.enrich_context: Callable[[Context], Context] | None = None
         """Fills a request's context before anything reads it (the weather provider)."""

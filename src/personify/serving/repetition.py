@@ -2,19 +2,65 @@
 without a click sink in that person's next answers for a while (``RecommendationRequest.
 repetition``: a factor per unclicked impression within a window of hours).
 
-Held in process, per serving worker, from the chain's own logged answers: bounded (people,
+Held in process (:class:`ShownItems`) from the chain's own logged answers: bounded (people,
 items per person), expiring after ``horizon``, and forgotten on erasure (an engine forgetter).
+With a shared online state (Redis) it is :class:`SharedShownItems`: every worker records and
+reads the same per-person list, so a person served by one worker is not shown the same thing
+by the next; while the store is unreachable, each worker falls back to its own memory.
 A click, a view or any other interaction with an item after it was shown clears its count.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
+from personify.domain.errors import Unavailable
 from personify.storage.online.port import Interaction
+
+log = logging.getLogger(__name__)
+
+
+class ShownLog(Protocol):
+    """What the chain needs of an anti-repetition memory."""
+
+    def record(self, tenant: str, subject: str, item_ids: Sequence[str],
+               when: datetime) -> None: ...
+
+    def unclicked(self, tenant: str, subject: str, since: datetime,
+                  interactions: Sequence[Interaction]) -> dict[str, int]: ...
+
+    def forget(self, tenant: str, subjects: Sequence[str]) -> int: ...
+
+
+class ShownStore(Protocol):
+    """A shared store of shown answers (the Redis online state)."""
+
+    def record_shown(self, tenant: str, user: str, item_ids: Sequence[str], when: datetime, *,
+                     keep: int, ttl: timedelta) -> None: ...
+
+    def shown_answers(self, tenant: str, user: str) -> list[tuple[float, list[str]]]: ...
+
+    def forget_shown(self, tenant: str, user: str) -> bool: ...
+
+
+def _counts(times_by_item: dict[str, list[datetime]], since: datetime,
+            interactions: Sequence[Interaction]) -> dict[str, int]:
+    last: dict[str, datetime] = {}
+    for inter in interactions:
+        if inter.item_id in times_by_item and inter.timestamp > last.get(inter.item_id, since):
+            last[inter.item_id] = inter.timestamp
+    out = {}
+    for item_id, times in times_by_item.items():
+        after = last.get(item_id, since)
+        count = sum(t > after for t in times)
+        if count:
+            out[item_id] = count
+    return out
 
 
 class ShownItems:
@@ -56,19 +102,54 @@ class ShownItems:
             if not shown:
                 return {}
             snapshot = {i: list(t) for i, t in shown.items()}
-        last: dict[str, datetime] = {}
-        for inter in interactions:
-            if inter.item_id in snapshot and inter.timestamp > last.get(inter.item_id, since):
-                last[inter.item_id] = inter.timestamp
-        out = {}
-        for item_id, times in snapshot.items():
-            after = last.get(item_id, since)
-            count = sum(t > after for t in times)
-            if count:
-                out[item_id] = count
-        return out
+        return _counts(snapshot, since, interactions)
 
     def forget(self, tenant: str, subjects: Sequence[str]) -> int:
         """Erasure: drop what was shown to these people."""
         with self._lock:
             return sum(self._people.pop((tenant, s), None) is not None for s in subjects)
+
+
+class SharedShownItems:
+    """Anti-repetition kept in a shared store (every worker of a deployment reads and writes
+    the same per-person answers); each worker's own :class:`ShownItems` serves while the store
+    is unreachable, so a Redis outage degrades to per-worker memory, never to an error."""
+
+    def __init__(self, store: ShownStore, *, keep: int = 50,
+                 horizon: timedelta = timedelta(days=7)) -> None:
+        self.store = store
+        self.keep = keep
+        self.horizon = horizon
+        self.local = ShownItems(horizon=horizon)
+
+    def record(self, tenant: str, subject: str, item_ids: Sequence[str], when: datetime) -> None:
+        self.local.record(tenant, subject, item_ids, when)
+        try:
+            self.store.record_shown(tenant, subject, item_ids, when, keep=self.keep,
+                                    ttl=self.horizon)
+        except Unavailable as exc:
+            log.warning("shown items not shared (kept in this worker): %s", exc.message)
+
+    def unclicked(self, tenant: str, subject: str, since: datetime,
+                  interactions: Sequence[Interaction]) -> dict[str, int]:
+        try:
+            answers = self.store.shown_answers(tenant, subject)
+        except Unavailable:
+            return self.local.unclicked(tenant, subject, since, interactions)
+        times: dict[str, list[datetime]] = {}
+        for ts, items in answers:
+            when = datetime.fromtimestamp(ts, UTC)
+            if when <= since:
+                continue
+            for item_id in items:
+                times.setdefault(item_id, []).append(when)
+        return _counts(times, since, interactions)
+
+    def forget(self, tenant: str, subjects: Sequence[str]) -> int:
+        dropped = self.local.forget(tenant, subjects)
+        for subject in subjects:
+            try:
+                dropped += int(self.store.forget_shown(tenant, subject))
+            except Unavailable:  # the online state's erasure deletes the key as well
+                log.warning("shown items of an erased person not deleted now")
+        return dropped

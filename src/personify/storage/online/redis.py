@@ -8,6 +8,8 @@
 ``active``                sorted set   person -> last activity (logical TTL, pruned by score)
 ``pop:{segment}``         sorted set   item -> log-space decayed score (see :mod:`.decay`)
 ``co:{item}``             sorted set   neighbour -> co-occurrence count, top ``neighbours_cap``
+``shown:{person}``        list         JSON answers ``[ts, [items]]`` the chain showed, newest
+                                       first, capped (anti-repetition shared by every worker)
 ========================  ===========  ======================================================
 
 ``{person}`` is never a plain user or anonymous id: it is a keyed hash of the tenant and the id
@@ -34,7 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
@@ -292,8 +294,37 @@ class RedisOnlineState:
     def _user_keys(self, tenant: str, user: str, *, plain: bool = False) -> dict[str, str]:
         """The person's keys (``plain``: the names releases before 2026-12 used)."""
         member = user if plain else self._member(tenant, user)
-        names = ("log", *_MARKS, "vec")
+        names = ("log", *_MARKS, "vec", "shown")
         return {name: self._key(tenant, name, member) for name in names}
+
+    # -- what the chain showed (anti-repetition) ----------------------------------------------
+
+    def record_shown(self, tenant: str, user: str, item_ids: Sequence[str], when: datetime, *,
+                     keep: int, ttl: timedelta) -> None:
+        """Append one answer shown to ``user`` (at most ``keep`` answers, kept ``ttl``)."""
+        key = self._user_keys(tenant, user)["shown"]
+        entry = orjson.dumps([when.timestamp(), list(item_ids)])
+        with _translated("record_shown"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.lpush(key, entry)
+            pipe.ltrim(key, 0, keep - 1)
+            pipe.pexpire(key, max(1, int(ttl.total_seconds() * 1000)))
+            pipe.execute()
+
+    def shown_answers(self, tenant: str, user: str) -> list[tuple[float, list[str]]]:
+        """The answers shown to ``user``, newest first: ``(epoch seconds, item ids)``."""
+        key = self._user_keys(tenant, user)["shown"]
+        with _translated("shown_answers"):
+            raw = cast(list[bytes], self._client.lrange(key, 0, -1))
+        out: list[tuple[float, list[str]]] = []
+        for entry in raw:
+            ts, items = orjson.loads(entry)
+            out.append((float(ts), [str(i) for i in items]))
+        return out
+
+    def forget_shown(self, tenant: str, user: str) -> bool:
+        with _translated("forget_shown"):
+            return bool(self._client.delete(self._user_keys(tenant, user)["shown"]))
 
     # -- writes -------------------------------------------------------------------------------
 
