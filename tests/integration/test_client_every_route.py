@@ -162,8 +162,10 @@ def test_every_client_method_against_the_server(server: tuple[str, str, Stores])
         c.start_experiment("exp")
         assert c.experiment("exp")["experiment"]["status"] == "running"
         assert [e["name"] for e in c.experiments(status="running")] == ["exp"]
-        given = c.assignments(user_id="ana")["assignments"][0]
-        assert c.expose("exp", user_id="ana", variant=given["variant"])["logged"] in (True, False)
+        given = c.assignments(user_id="ana").assignments[0]
+        assert given.experiment == "exp" and given.variant in ("a", "b")
+        assert c.expose("exp", user_id="ana", variant=given.variant).logged
+        assert not c.expose("exp", user_id="ana", variant=given.variant).logged  # once
         for p in people:
             c.recommend(p, n=2)
         try:

@@ -3,12 +3,15 @@ route has a method on both clients, defined once in :mod:`personify.client._call
 
 from personify.client.async_client import AsyncPersonifyClient
 from personify.client.results import (
+    Assignment,
+    Assignments,
     BulkResult,
     Consents,
     CreatedKey,
     Decision,
     ErasureReceipt,
     EventAck,
+    Exposure,
     IngestResult,
     RankedAction,
     Recommendations,
@@ -18,6 +21,8 @@ from personify.client.results import (
 from personify.client.sync import PersonifyClient
 
 __all__ = [
+    "Assignment",
+    "Assignments",
     "AsyncPersonifyClient",
     "BulkResult",
     "Consents",
@@ -25,6 +30,7 @@ __all__ = [
     "Decision",
     "ErasureReceipt",
     "EventAck",
+    "Exposure",
     "IngestResult",
     "PersonifyClient",
     "RankedAction",

@@ -31,12 +31,14 @@ from pydantic import BaseModel
 
 from personify.client._retry import RetryPolicy
 from personify.client.results import (
+    Assignments,
     BulkResult,
     Consents,
     CreatedKey,
     Decision,
     ErasureReceipt,
     EventAck,
+    Exposure,
     IngestResult,
     Recommendations,
 )
@@ -933,10 +935,10 @@ def assignments(
     channel: str | None = None,
     segments: Sequence[str] | None = None,
     layer: str | None = None,
-) -> Call[dict[str, Any]]:
+) -> Call[Assignments]:
     """The variants this visitor gets (at most one per layer) and their payloads; nothing is
     logged until :meth:`expose`."""
-    return Call(_json, params=_query(
+    return Call(_model(Assignments), params=_query(
         user_id=user_id, anonymous_id=anonymous_id, country=country, channel=channel,
         segment=list(segments) if segments else None, layer=layer))
 
@@ -944,9 +946,9 @@ def assignments(
 @endpoint("POST", "/v1/exposures")
 def expose(experiment: str, *, user_id: str | None = None, anonymous_id: str | None = None,
            variant: str | None = None, recommendation_id: str | None = None,
-           timestamp: datetime | None = None) -> Call[dict[str, Any]]:
+           timestamp: datetime | None = None) -> Call[Exposure]:
     """Record that the caller served this visitor its variant (the first exposure counts)."""
-    return Call(_json, json=_body(
+    return Call(_model(Exposure), json=_body(
         experiment=experiment, user_id=user_id, anonymous_id=anonymous_id, variant=variant,
         recommendation_id=recommendation_id, timestamp=timestamp))
 

@@ -176,3 +176,31 @@ class Decision(_Answer):
     policy: str
     actions: list[RankedAction]
     warnings: list[str] = Field(default_factory=list)
+
+
+class Assignment(_Answer):
+    """The variant one visitor gets in one running experiment (``variant`` is None in the
+    holdout)."""
+
+    experiment: str
+    layer: str
+    variant: str | None
+    holdout: bool = False
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Assignments(_Answer):
+    """A visitor's unit (the key assignment hashes, sticky across login) and its variants, at
+    most one per layer."""
+
+    unit: str
+    assignments: list[Assignment] = Field(default_factory=list)
+
+
+class Exposure(_Answer):
+    """Whether this exposure was logged (only a unit's first one per experiment is)."""
+
+    logged: bool
+    experiment: str
+    unit: str
+    variant: str | None = None
