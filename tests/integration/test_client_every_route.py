@@ -198,6 +198,10 @@ def test_every_client_method_against_the_server(server: tuple[str, str, Stores])
         assert "j" in {j["name"] for j in c.journeys()["journeys"]}
         with pytest.raises(NotFound):
             c.journey_run("j", "ana")
+        try:
+            assert "variants" in c.journey_step_results("j", "s", days=7)
+        except (InvalidInput, NotFound) as error:  # a step without variants: named
+            assert error.field
         c.delete_journey("j")
         sent = c.send_campaign({"name": "camp", "template": "t", "send_at": now,
                                 "variants": [{"name": "control"}, {"name": "short",

@@ -1089,6 +1089,14 @@ def journey_run(name: str, user_id: str) -> Call[dict[str, Any]]:
     return Call(_json, {"name": name, "user_id": user_id})
 
 
+@endpoint("GET", "/v1/messaging/journeys/{name}/steps/{step_id}/results")
+def journey_step_results(name: str, step_id: str, *, days: float = 90) -> Call[dict[str, Any]]:
+    """A journey send step's A/B/n test over the sends of the last ``days``: per variant
+    opens, clicks, conversions, revenue per recipient, unsubscribes, and the comparisons with
+    the control."""
+    return Call(_json, {"name": name, "step_id": step_id}, params={"days": days})
+
+
 @endpoint("GET", "/v1/messaging/campaigns")
 def campaigns() -> Call[list[dict[str, Any]]]:
     """The tenant's campaigns."""
@@ -1253,6 +1261,7 @@ class Endpoints:
     enable_journey = enable_journey
     disable_journey = disable_journey
     journey_run = journey_run
+    journey_step_results = journey_step_results
     campaigns = campaigns
     send_campaign = send_campaign
     campaign_results = campaign_results
