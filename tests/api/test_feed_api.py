@@ -38,7 +38,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def app(settings: Settings, stores: Stores, tenant_a: TenantKeys,
         clock: list[datetime]) -> FastAPI:
-    return create_app(settings, stores=stores, clock=lambda: clock[0])
+    app = create_app(settings, stores=stores, clock=lambda: clock[0])
+    app.state.runtime.feed.pool_ttl_s = 0.0  # item writes show at once (default: within 2 s)
+    return app
 
 
 def _send(client: TestClient, keys: TenantKeys, now: datetime,

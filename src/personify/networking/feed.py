@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,8 +62,13 @@ JOIN_TYPES = frozenset({"like", "purchase"})
 """An RSVP to an event, joining a group, following a series: a ``like`` (or a ticket bought)."""
 REFUSE_TYPES = frozenset({"dislike", "not_interested"})
 SIGNAL_TYPES = sorted(JOIN_TYPES | REFUSE_TYPES)
-POOL = 500
-"""Newest catalogue items of each type considered per request."""
+POOL = 5_000
+"""Catalogue items of each type considered per request (read in pages; beyond it, in item id
+order, items are not considered)."""
+PAGE = 1_000
+POOL_TTL_S = 2.0
+"""How long a process reuses the catalogue items of a type it read (a new or changed item shows
+within this; RSVPs, joins and erasures count at once)."""
 EVENT_SOON_DAYS = 14.0
 CONTENT_HALF_LIFE_DAYS = 7.0
 FRESHNESS_FLOOR = 0.01
@@ -269,7 +275,8 @@ class FeedService:
 
     def __init__(self, networking: NetworkingService, catalog: CatalogStore,
                  events: EventStore, users: UserStore,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 pool_ttl_s: float = POOL_TTL_S) -> None:
         self.networking = networking
         self.catalog = catalog
         self.events = events
@@ -277,6 +284,10 @@ class FeedService:
         self.clock = clock
         self._signals: dict[str, Signals] = {}
         self._lock = threading.RLock()
+        self.pool_ttl_s = pool_ttl_s
+        self._pool: dict[tuple[str, str], tuple[float, list[Item]]] = {}
+        self._topic_cache: dict[int, tuple[Item, list[str]]] = {}
+        """id of a pooled item -> (the item, its sorted topics), while it is in the pool."""
 
     # signals ------------------------------------------------------------------------------
 
@@ -350,9 +361,29 @@ class FeedService:
     def _items(self, tenant: str, types: Sequence[str]) -> list[Item]:
         out: list[Item] = []
         for t in types:
-            out.extend(i for i in self.catalog.list(tenant, type=t, limit=POOL)
-                       if i.available and not i.hidden)
+            key = (tenant, t)
+            cached = self._pool.get(key)
+            at = time.monotonic()
+            if cached is None or at - cached[0] >= self.pool_ttl_s:
+                found: list[Item] = []
+                for offset in range(0, POOL, PAGE):
+                    page = self.catalog.list(tenant, type=t, limit=PAGE, offset=offset)
+                    found.extend(i for i in page if i.available and not i.hidden)
+                    if len(page) < PAGE:
+                        break
+                for stale in (cached[1] if cached is not None else ()):
+                    self._topic_cache.pop(id(stale), None)
+                for i in found:
+                    self._topic_cache[id(i)] = (i, sorted(typed.topics(i)))
+                cached = self._pool[key] = (at, found)
+            out.extend(cached[1])
         return out
+
+    def _topics_of(self, item: Item) -> list[str]:
+        found = self._topic_cache.get(id(item))
+        if found is not None and found[0] is item:
+            return found[1]
+        return sorted(typed.topics(item))
 
     def _people(self, tenant: str, me: Person, n: int) -> list[FeedEntry]:
         answer = self.networking.people(tenant, me.user_id, n)
@@ -385,7 +416,7 @@ class FeedService:
                 left = info.capacity - info.registered - len(going)
                 if left <= 0:
                     continue
-            topic_fit, shared = fit(me.topics, sorted(typed.topics(item)))
+            topic_fit, shared = fit(me.topics, self._topics_of(item))
             contacts = len(going & me.contacts)
             days = (info.starts_at - now).total_seconds() / 86400.0
             soon = math.exp(-days / EVENT_SOON_DAYS)
@@ -433,7 +464,7 @@ class FeedService:
             if item.item_id in me.joined or item.item_id in me.refused \
                     or item.author_id == me.user_id:
                 continue
-            needed = info.required_skills or tuple(sorted(typed.topics(item)))
+            needed = info.required_skills or tuple(self._topics_of(item))
             have = [s for s in needed if s in me.skills]
             if not have:
                 continue
@@ -456,7 +487,7 @@ class FeedService:
         for item in self._items(tenant, [typed.GROUP]):
             if item.item_id in me.joined or item.item_id in me.refused:
                 continue
-            topic_fit, shared = fit(me.topics, sorted(typed.topics(item)))
+            topic_fit, shared = fit(me.topics, self._topics_of(item))
             contacts = len(signals.members.get(item.item_id, set()) & me.contacts)
             if not (shared or contacts):
                 continue
@@ -474,18 +505,15 @@ class FeedService:
             ))
         return sorted(out, key=lambda e: (-e.score, e.id))
 
-    def _content(self, tenant: str, me: Person, now: datetime) -> list[FeedEntry]:
-        authors: dict[str, User | None] = {}
-        out = []
+    def _content(self, tenant: str, me: Person, now: datetime, n: int) -> list[FeedEntry]:
+        scored: list[tuple[float, str, Item, list[str], bool, bool, bool]] = []
         for item in self._items(tenant, sorted(typed.CONTENT_TYPES)):
             if item.author_id == me.user_id or item.item_id in me.joined \
                     or item.item_id in me.refused:
                 continue
-            if self.networking.is_erased(tenant, item.author_id or ""):
-                continue
             group = _text(item.properties, "group_id")
             series = _text(item.properties, "series_id")
-            topic_fit, shared = fit(me.topics, sorted(typed.topics(item)))
+            topic_fit, shared = fit(me.topics, self._topics_of(item))
             in_group = group is not None and group in me.joined
             by_contact = item.author_id is not None and item.author_id in me.contacts
             followed = series is not None and series in me.joined
@@ -496,11 +524,22 @@ class FeedService:
             fresh = max(FRESHNESS_FLOOR, 0.5 ** (age / CONTENT_HALF_LIFE_DAYS))
             score = (0.45 * topic_fit + 0.25 * in_group + 0.2 * by_contact + 0.1 * followed) \
                 * fresh
+            scored.append((-round(score, 6), item.item_id, item, shared, in_group, by_contact,
+                           followed))
+        scored.sort(key=lambda x: (x[0], x[1]))
+        # only the candidates the feed can use are explained; erased authors' posts leave it
+        # (one batched lookup)
+        head = scored[: 3 * n]
+        prefetch = getattr(self.networking.is_erased, "prefetch", None)
+        if prefetch is not None:
+            prefetch(tenant, [x[2].author_id for x in head if x[2].author_id is not None])
+        out = []
+        for neg, _, item, shared, in_group, by_contact, followed in head:
             author = None
             if item.author_id is not None:
-                if item.author_id not in authors:
-                    authors[item.author_id] = self.users.get(tenant, item.author_id)
-                who = authors[item.author_id]
+                if self.networking.is_erased(tenant, item.author_id):
+                    continue
+                who = self.users.get(tenant, item.author_id)
                 author = FeedAuthor(
                     user_id=item.author_id,
                     name=(who.profile.name if who else None)
@@ -519,10 +558,10 @@ class FeedService:
                                           "you follow"))
             out.append(FeedEntry(
                 section="content", id=item.item_id, type=item.type, title=item.title or None,
-                score=round(score, 6), reasons=reasons, url=_text(item.properties, "url"),
+                score=-neg, reasons=reasons, url=_text(item.properties, "url"),
                 author=author, attribution=_text(item.properties, "attribution"),
             ))
-        return sorted(out, key=lambda e: (-e.score, e.id))
+        return out
 
     # "new for you" ------------------------------------------------------------------------
 
@@ -596,7 +635,7 @@ class FeedService:
         if asked.get("groups", 0) > 0:
             ranked["groups"] = self._groups(tenant, me)
         if asked.get("content", 0) > 0:
-            ranked["content"] = self._content(tenant, me, now)
+            ranked["content"] = self._content(tenant, me, now, n)
         shares_used: dict[str, float] = {s: asked.get(s, 0.0) for s in SECTIONS}
         quota = quotas(shares_used, {s: len(v) for s, v in ranked.items()}, n)
         entries = interleave(ranked, quota, shares_used)
