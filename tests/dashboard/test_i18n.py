@@ -21,6 +21,7 @@ DYNAMIC_PREFIXES = {
     "consent_": ["granted", "denied", "withdrawn"],
     "device_": ["desktop", "mobile", "tablet"],
     "weather_": list(WEATHER),
+    "state_source_": ["live", "history", "none", "not_personalized"],
     "repetition_": list(REPETITION),
     "status_": ["draft", "running", "stopped"],
     "scope_": ["ingest", "serve", "admin"],

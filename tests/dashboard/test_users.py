@@ -151,3 +151,34 @@ def test_user_page_shows_what_their_texts_say(client: TestClient, shop_stores: S
     assert "курьер" in box and "negative" in box and "CEDR" in box
     russian = client.get("/dashboard/users/u02", headers={"Accept-Language": "ru"})
     assert "Их тексты" in russian.text and "негатив" in russian.text
+
+
+def test_the_state_panel_shows_what_the_engine_uses(
+    client: TestClient, app: FastAPI, shop_stores: Stores
+) -> None:
+    """A customer whose purchases the live state does not know (stored before this process
+    started) is served from their stored events: the panel says so and shows them, not 0."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    bought = [Event(event_id=f"hist-{k}", type="purchase", user_id="hist", item_id=f"i{k:02d}",
+                    timestamp=now - timedelta(days=3, hours=k)) for k in range(1, 4)]
+    shop_stores.events.append(TENANT, bought)
+    page = client.get("/dashboard/users/hist").text
+    assert "this person&#39;s stored events" in page or "this person's stored events" in page
+    panel = page.split('data-testid="state-in-use"')[1].split("</dl>")[0]
+    assert re.search(r"Bought items</dt><dd>3:", panel), panel
+    assert "/dashboard/items/i01" in panel
+
+    runtime = app.state.runtime
+    click = Event(event_id="hist-click", type="click", user_id="hist", item_id="i05",
+                  timestamp=datetime.now(UTC))
+    assert not runtime.ingestor.ingest(TENANT, [click]).rejected
+    live = client.get("/dashboard/users/hist").text
+    assert "the live state (updated with each event)" in live
+
+    # the chain's consent decision says no (what a withdrawn consent leads to)
+    runtime.engine.service.personalization_allowed = lambda tenant, user: user != "hist"
+    refused = client.get("/dashboard/users/hist").text
+    assert "nothing of this person (answers are not personalized)" in refused
+    assert 'data-testid="state-in-use"' not in refused

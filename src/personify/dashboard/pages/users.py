@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
@@ -26,8 +27,11 @@ from personify.dashboard.recommendation_preview import (
 from personify.dashboard.rendering import language, render
 from personify.dashboard.state import engine, ingestor, insights, runtime, stores
 from personify.dashboard.user_data import ErasureOutcome, export_user
+from personify.domain.errors import Unavailable
 from personify.domain.events import Context, Event
 from personify.insights.service import Insights
+from personify.serving.request import RecommendationRequest
+from personify.storage.online.port import UserState
 from personify.storage.registry import Stores
 
 router = page_router()
@@ -77,9 +81,12 @@ def user_detail(request: Request, user_id: str) -> Response:
         ).items()
     }
     eng = engine(request)
-    user_state = None
-    if eng is not None:
-        user_state = eng.state.user_state(who, user_id)
+    used = _state_in_use(eng, who, user_id) if eng is not None else None
+    user_state = used.state if used is not None else None
+    if user_state is not None:
+        wanted = {i.item_id for i in user_state.recent[:5]} | set(list(user_state.bought)[:5])
+        titles |= {k: v.title for k, v in st.catalog.get_many(
+            who, [i for i in wanted if i not in titles]).items()}
     service = insights(request)
     computed = service.insights(who, user_id) if service is not None else None
     return render(
@@ -94,6 +101,8 @@ def user_detail(request: Request, user_id: str) -> Response:
         consent_history=st.consents.history(who, user_id)[-20:],
         interests=_inferred_interests(st, who, events),
         user_state=user_state,
+        state_source=used.source if used is not None else "",
+        state_notes=used.notes if used is not None else [],
         devices=DEVICES,
         channels=CHANNELS,
         weathers=WEATHER,
@@ -102,6 +111,34 @@ def user_detail(request: Request, user_id: str) -> Response:
         insights=computed,
         heat=_heat(computed),
     )
+
+
+@dataclass(frozen=True)
+class StateInUse:
+    """What the serving chain reads about a person now: ``source`` is ``live`` (the online
+    state), ``history`` (their stored events: the live state does not know them — a restart,
+    an expired or a Redis outage), ``none`` (nothing yet) or ``not_personalized`` (no consent,
+    restricted: the chain reads nothing of theirs; ``notes`` says why)."""
+
+    state: UserState | None
+    source: str
+    notes: list[str]
+
+
+def _state_in_use(eng: Any, tenant: str, user_id: str) -> StateInUse:
+    scope = eng.service.scope_for(tenant, RecommendationRequest(user_id=user_id,
+                                                                log_impression=False))
+    notes = [w for w in scope.warnings if not w.startswith("no trained model")]
+    if not scope.personalized:
+        return StateInUse(None, "not_personalized", notes)
+    used = scope.user_state
+    if used is None or not used.recent:
+        return StateInUse(used, "none", notes)
+    try:
+        live = eng.state.user_state(tenant, user_id)
+    except Unavailable:
+        live = None
+    return StateInUse(used, "live" if live is not None and live.recent else "history", notes)
 
 
 def _heat(computed: Insights | None) -> list[list[float]]:
