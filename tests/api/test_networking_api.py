@@ -232,3 +232,20 @@ def test_served_people_use_the_learned_reciprocal_combination(
         assert p["score"] == pytest.approx(f**0.25 * b**0.75, abs=2e-6)
         lopsided += abs(f - b) > 1e-3
     assert lopsided  # the share made a difference for some pair (not a symmetric check)
+
+
+def test_rendered_people_are_reused_until_a_profile_changes(
+    client: TestClient, tenant_a: TenantKeys, app: FastAPI
+) -> None:
+    """Each entry is rendered once and reused while its match and both profiles are unchanged;
+    a profile write is seen on the next answer."""
+    _network(client, tenant_a)
+    service = app.state.runtime.networking
+    first = service.people_body("default", "me", 5)
+    again = service.people_body("default", "me", 5)
+    assert first["people"] and all(
+        a is b for a, b in zip(first["people"], again["people"], strict=True))
+    _user(client, tenant_a, "mentor", name="Renamed Mentor", skills=["qiskit", "qec"],
+          goals=["offer:mentoring"])
+    names = {p["person_id"]: p["name"] for p in _people(client, tenant_a, "me")["people"]}
+    assert names["mentor"] == "Renamed Mentor"

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 MODEL_POLL_S = 5.0
 RANKED_CACHE = 50_000
 """People whose ranked candidates are kept between requests until the network changes."""
+RENDERED_CACHE = 200_000
+"""Rendered people entries kept (asker, person) until their parts change."""
 ERASURE_SLACK = 5
 """Extra people asked for, in case some were erased by another process since."""
 ERASURE_POLL_S = 1.0
@@ -144,6 +146,10 @@ class Visible:
     topics: set[str] = field(default_factory=set)
     offers: set[str] = field(default_factory=set)
     seeks: set[str] = field(default_factory=set)
+
+
+NOBODY = Visible()
+"""What a person without a stored profile shows (shared: never modified)."""
 
 
 def _goals(goals: Sequence[str]) -> tuple[set[str], set[str]]:
@@ -237,6 +243,9 @@ class TenantNetwork:
     erased: set[str] = field(default_factory=set)
     """hashes of every tombstone of the tenant read so far (all of them at load) and of the
     people erased through this process."""
+    rendered: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    """(asker, person) -> (match, both visible profiles, the person's profile object, the
+    rendered entry): reused while every part is the same object."""
     shown: dict[str, tuple[User, Visible]] = field(default_factory=dict)
     """person -> (the stored profile object, what it shows): re-derived when the profile
     cache hands out another object (a write)."""
@@ -437,14 +446,20 @@ class NetworkingService:
             net.declared[person] = key
 
     def people(self, tenant: str, user_id: str, n: int = 10) -> PeopleResponse:
+        return PeopleResponse.model_validate(self.people_body(tenant, user_id, n))
+
+    def people_body(self, tenant: str, user_id: str, n: int = 10) -> dict[str, Any]:
+        """The answer as JSON-ready data (what the API sends); each entry is rendered once per
+        (match, both visible profiles) and reused while none of them changes."""
         net = self.network(tenant)
         me = self.users.get(tenant, user_id)
         label = "trained" if net.trained else "prior"
         if (me is not None and me.restricted) or not self.may_personalize(tenant, user_id):
-            return PeopleResponse(
-                user_id=user_id, people=[], model=label,
-                note="no personalization consent (or processing restricted): no people suggested",
-            )
+            return {
+                "user_id": user_id, "people": [], "model": label,
+                "note": "no personalization consent (or processing restricted): no people "
+                        "suggested",
+            }
         self._declare(net, user_id, me)
         rec = net.recommender
         if rec is None or rec.model is not net.model:
@@ -485,16 +500,27 @@ class NetworkingService:
                 matches = [m for m in matches if m.person_id not in erased]
         matches = matches[:n]
         mine = self._visible(net, user_id, me)
-        return PeopleResponse(
-            user_id=user_id, model=label,
-            people=[self._explain(m, mine, user(m.person_id),
-                                  self._visible(net, m.person_id, user(m.person_id)))
-                    for m in matches],
-        )
+        return {"user_id": user_id, "people": [self._entry(net, user_id, m, mine, user(m.person_id))
+                                               for m in matches],
+                "model": label, "note": None}
+
+    def _entry(self, net: TenantNetwork, asker: str, m: PersonMatch, mine: Visible,
+               other: User | None) -> dict[str, Any]:
+        theirs = self._visible(net, m.person_id, other)
+        key = (asker, m.person_id)
+        hit = net.rendered.get(key)
+        if (hit is not None and hit[0] is m and hit[1] is mine and hit[2] is theirs
+                and hit[3] is other):
+            return hit[4]
+        body = self._explain(m, mine, other, theirs).model_dump(mode="json")
+        if len(net.rendered) >= RENDERED_CACHE:
+            net.rendered.clear()
+        net.rendered[key] = (m, mine, theirs, other, body)
+        return body
 
     def _visible(self, net: TenantNetwork, person: str, user: User | None) -> Visible:
         if user is None:
-            return Visible()
+            return NOBODY
         hit = net.shown.get(person)
         if hit is not None and hit[0] is user:
             return hit[1]

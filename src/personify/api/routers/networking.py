@@ -47,7 +47,7 @@ async def get_people(
         # query per request (a per-person cache missed on almost every request)
         refuse_erased(lambda tenant, person: networking.erased(tenant, person), key.tenant,
                       user_id)
-        return JSONBody(networking.people(key.tenant, user_id, n).model_dump(mode="json"))
+        return JSONBody(networking.people_body(key.tenant, user_id, n))
 
     if networking.loaded(key.tenant):
         return work()
