@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -16,6 +17,7 @@ from personify.domain.items import Item
 from personify.domain.users import User
 from personify.ingestion import EventIngestor, Rejection, validate_each
 from personify.jobs.import_report import RowError
+from personify.networking.items import problems as item_problems
 from personify.storage.ports import CatalogStore, EventStore, UserStore
 from personify.storage.sql.event_types import SqlEventTypes
 
@@ -122,12 +124,26 @@ class RecordSink:
         upsert: Callable[[str, Sequence[Any]], object],
         id_field: str,
         tenant: str,
+        check: Callable[[Any], list[tuple[str, str, str]]] | None = None,
     ) -> None:
         self.model, self.upsert, self.id_field, self.tenant = model, upsert, id_field, tenant
+        self.check = check
+        """Further checks of a valid record: ``(field, message, accepted)`` problems."""
 
     def write(self, raws: Sequence[Any], rows: Sequence[int]) -> BatchOutcome:
         valid, rejected = validate_each(self.model, raws, id_field=self.id_field, max_bytes=None)
         latest: dict[str, BaseModel] = {}
+        kept = []
+        for index, record in valid:
+            found = self.check(record) if self.check is not None else []
+            if found:
+                field, message, accepted = found[0]
+                rejected.append(Rejection(index, "invalid_input", field, message, accepted,
+                                          getattr(record, self.id_field)))
+            else:
+                kept.append((index, record))
+        rejected.sort(key=lambda r: r.index)
+        valid = kept
         for _, record in valid:
             latest[getattr(record, self.id_field)] = record
         if latest:
@@ -142,4 +158,5 @@ def sink_for(kind: str, stores: ImportStores, ingestor: EventIngestor, tenant: s
         return EventSink(ingestor, tenant)
     if kind == "users":
         return RecordSink(User, stores.users.upsert, "user_id", tenant)
-    return RecordSink(Item, stores.catalog.upsert, "item_id", tenant)
+    return RecordSink(Item, stores.catalog.upsert, "item_id", tenant,
+                      check=lambda item: item_problems(item, datetime.now(UTC)))

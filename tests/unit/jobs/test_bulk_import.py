@@ -326,3 +326,20 @@ def test_import_erasure_check_asks_once_per_user() -> None:
     now[0] = 11.0  # a "no" is asked again after the TTL; a "yes" never is
     assert (check(T, "a"), check(T, "gone")) == (False, True)
     assert asked == ["a", "gone", "a"]
+
+
+def test_typed_networking_items_are_checked(stores: Stores, tmp_path: Path) -> None:
+    """An imported event in the past or ending before it starts is a row error naming the
+    field; the good rows are stored (the same rules as PUT /v1/items)."""
+    soon = datetime(2099, 1, 1, 18, tzinfo=UTC).isoformat()
+    path = write_jsonl(tmp_path / "items.jsonl", [
+        {"item_id": "ok", "type": "event", "properties": {"starts_at": soon}},
+        {"item_id": "past", "type": "event", "properties": {"starts_at": "2001-01-01T10:00:00Z"}},
+        {"item_id": "ends", "type": "event", "properties": {"starts_at": soon, "ends_at": soon}},
+        {"item_id": "group", "type": "group", "tags": ["qiskit"]},
+    ])
+    report = import_file(path, "items", stores, T, progress=False)
+    assert (report.rows, report.stored, report.rejected) == (4, 2, 2)
+    assert {(e.row, e.field, e.id) for e in report.errors} == {
+        (2, "properties.starts_at", "past"), (3, "properties.ends_at", "ends")}
+    assert sorted(stores.catalog.get_many(T, ["ok", "past", "ends", "group"])) == ["group", "ok"]
