@@ -230,3 +230,15 @@ def test_the_audit_log_records_the_status_the_caller_got(
         ("GET /v1/users/{user_id}", 404)]
     ann = client.get("/v1/privacy/audit", params={"user_id": "ann"}, headers=h).json()
     assert sorted(e["status"] for e in ann["entries"]) == [200, 200]
+
+
+def test_a_refused_parameter_or_body_is_audited_as_422_not_500(
+    client: TestClient, tenant_a: TenantKeys
+) -> None:
+    h = tenant_a.headers()
+    assert client.put("/v1/users/ann/preferences", json={"declared_interests": 3},
+                      headers=h).status_code == 422
+    assert client.patch("/v1/users/ann", json={"nope": 1}, headers=h).status_code == 422
+    ann = client.get("/v1/privacy/audit", params={"user_id": "ann"}, headers=h).json()
+    assert sorted((e["resource"], e["status"]) for e in ann["entries"]) == [
+        ("PATCH /v1/users/{user_id}", 422), ("PUT /v1/users/{user_id}/preferences", 422)]

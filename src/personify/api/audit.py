@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 
 from personify.api.deps import AdminKey, PrivacyDep
 from personify.api.errors import status_for
@@ -50,6 +51,9 @@ def audit_personal_data(
         raise
     except HTTPException as exc:
         record_access(privacy, request, key, subject=subject, status=exc.status_code)
+        raise
+    except RequestValidationError:  # FastAPI validates parameters and bodies inside this scope
+        record_access(privacy, request, key, subject=subject, status=422)
         raise
     except Exception:
         record_access(privacy, request, key, subject=subject, status=500)
