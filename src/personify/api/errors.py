@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from personify.api.responses import JSONBody
 from personify.domain.errors import (
@@ -188,9 +189,24 @@ def _http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc.__cause__, PersonifyError):  # e.g. the body limit hit while FastAPI read
         return _personify_error(request, exc.__cause__)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    headers = exc.headers
+    if exc.status_code == 405:  # Starlette names only the first route that matched the path
+        headers = {**(headers or {}), "Allow": ", ".join(_methods_of_path(request))}
     return JSONBody(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
     )
+
+
+def _methods_of_path(request: Request) -> list[str]:
+    """Every method some route of the app answers for the request's path (the 405's Allow)."""
+    return [
+        method for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+               for route in request.app.router.routes)
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _unexpected_error(_request: Request, exc: Exception) -> Response:
