@@ -103,6 +103,19 @@ def test_a_405_allows_every_method_of_the_path(client: TestClient, admin: dict[s
     assert "POST" not in allowed
 
 
+def test_every_framework_4xx_names_the_field(client: TestClient, admin: dict[str, str]) -> None:
+    wrong_method = client.request("TRACE", "/v1/items/i1", headers=admin).json()["error"]
+    assert (wrong_method["field"], wrong_method["code"]) == ("method", "method_not_allowed")
+    assert "GET" in wrong_method["accepted"]
+    assert client.get("/v1/nothing").json()["error"]["field"] == "path"
+    # a missing body and a rule over the whole body name the body
+    empty = client.patch("/v1/users/u1", headers=admin)
+    assert (empty.status_code, empty.json()["error"]["field"]) == (422, "body")
+    both = client.post("/v1/users/u1/not-interested", headers=admin,
+                       json={"item_id": "i1", "category": "c"})
+    assert (both.status_code, both.json()["error"]["field"]) == (422, "body")
+
+
 def test_validation_error_lists_every_field(client: TestClient, admin: dict[str, str]) -> None:
     response = client.put("/v1/users/u1", headers=admin,
                           json={"profile": {"birth_year": "x", "experience_years": -1}})

@@ -176,12 +176,17 @@ def _validation_error(_request: Request, exc: Exception) -> Response:
         error_body(
             "invalid_input",
             str(first.get("msg", "invalid input")),
-            field=field_path(first.get("loc", ())) or None,
+            # a whole-body error (a missing body, a model rule) names its location: "body"
+            field=field_path(first.get("loc", ())) or _location(first.get("loc", ())),
             accepted=accepted,
             details={"errors": listed} if len(errors) > 1 else None,
         ),
         status_code=422,
     )
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    return str(loc[0]) if loc else None
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
@@ -190,11 +195,24 @@ def _http_error(request: Request, exc: Exception) -> Response:
         return _personify_error(request, exc.__cause__)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = exc.headers
+    field, accepted = _HTTP_FIELDS.get(exc.status_code, (None, None))
     if exc.status_code == 405:  # Starlette names only the first route that matched the path
-        headers = {**(headers or {}), "Allow": ", ".join(_methods_of_path(request))}
+        allowed = ", ".join(_methods_of_path(request))
+        headers = {**(headers or {}), "Allow": allowed}
+        accepted = allowed
     return JSONBody(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
+        error_body(code, str(exc.detail), field=field, accepted=accepted),
+        status_code=exc.status_code, headers=headers,
     )
+
+
+_HTTP_FIELDS = {
+    404: ("path", "a route listed in /openapi.json"),
+    405: ("method", None),
+    406: ("Accept", "application/json"),
+    415: ("Content-Type", "application/json"),
+}
+"""The field a framework error is about (every 4xx names one)."""
 
 
 def _methods_of_path(request: Request) -> list[str]:
