@@ -92,6 +92,18 @@ def test_channel_crud_never_shows_the_secret(
                       headers=tenant_b.headers("serve")).status_code == 403
 
 
+def test_a_null_name_is_the_url_name_and_the_documented_bodies_leave_it_out(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    body = {"name": None, "url": "https://push.example.com/hook", "secret": TENANT_SECRET}
+    saved = client.put("/v1/messaging/channels/push", json=body, headers=admin)
+    assert (saved.status_code, saved.json()["name"]) == (200, "push"), saved.text
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    for body_schema in ("MessageTemplateBody", "JourneyDefinitionBody"):
+        assert "name" not in components[body_schema].get("required", []), body_schema
+    assert "name" in components["MessageTemplate"]["required"]  # answers always carry it
+
+
 @pytest.mark.parametrize(
     ("name", "body", "field"),
     [

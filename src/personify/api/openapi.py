@@ -11,15 +11,22 @@ from pydantic import BaseModel
 
 _REF = "#/components/schemas/{model}"
 _EXTRA_MODELS: dict[str, type[BaseModel]] = {}
+_OPTIONAL_IN_BODY: dict[str, tuple[str, ...]] = {}
 
 
 def documented_body(
-    model: type[BaseModel], *, many: bool, key: str | None = None
+    model: type[BaseModel], *, many: bool, key: str | None = None,
+    from_path: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """``openapi_extra`` declaring a JSON body of ``model`` (or an array of them, optionally also
-    accepted wrapped as ``{key: [...]}``)."""
-    _EXTRA_MODELS[model.__name__] = model
-    ref = {"$ref": _REF.format(model=model.__name__)}
+    accepted wrapped as ``{key: [...]}``). Fields in ``from_path`` may be left out of the body
+    (the URL gives them): the body is then documented as ``<Model>Body`` without them required."""
+    name = model.__name__
+    if from_path:
+        name = f"{name}Body"
+        _OPTIONAL_IN_BODY[name] = from_path
+    _EXTRA_MODELS[name] = model
+    ref = {"$ref": _REF.format(model=name)}
     schema: dict[str, Any] = ref
     if many:
         array = {"type": "array", "items": ref}
@@ -98,6 +105,9 @@ def install_openapi(app: FastAPI) -> None:
             body = model.model_json_schema(ref_template=_REF)
             for sub_name, sub_schema in body.pop("$defs", {}).items():
                 components.setdefault(sub_name, sub_schema)
+            optional = _OPTIONAL_IN_BODY.get(name, ())
+            if optional:
+                body["required"] = [f for f in body.get("required", []) if f not in optional]
             components.setdefault(name, body)
         app.openapi_schema = schema
         return schema

@@ -69,7 +69,8 @@ async def _document(request: Request, name: str, what: str, max_bytes: int) -> d
             f"the {what} is too large", field="body", accepted=f"<= {MAX_DEFINITION_BYTES} bytes"
         )
     document = parse_document(raw, request.headers.get("content-type"), what=what)
-    document.setdefault("name", name)
+    if document.get("name") is None:  # absent or null: the URL's
+        document["name"] = name
     if document["name"] != name:
         raise InvalidInput(
             f"the {what} is named {document['name']!r} but the URL says {name!r}",
@@ -103,7 +104,7 @@ def list_templates(key: AdminKey, messaging: MessagingDep) -> TemplateList:
     "/templates/{name}",
     response_model=MessageTemplate,
     summary="Create or replace a template (JSON, or YAML with Content-Type: application/yaml)",
-    openapi_extra=documented_body(MessageTemplate, many=False),
+    openapi_extra=documented_body(MessageTemplate, many=False, from_path=("name",)),
 )
 async def put_template(
     name: DefinitionName, request: Request, response: Response, key: AdminKey,
@@ -184,7 +185,7 @@ def list_journeys(key: AdminKey, messaging: MessagingDep) -> JourneyList:
     "/journeys/{name}",
     response_model=JourneyOut,
     summary="Create or replace a journey (JSON, or YAML with Content-Type: application/yaml)",
-    openapi_extra=documented_body(JourneyDefinition, many=False),
+    openapi_extra=documented_body(JourneyDefinition, many=False, from_path=("name",)),
 )
 async def put_journey(
     name: DefinitionName, request: Request, key: AdminKey, messaging: MessagingDep,
