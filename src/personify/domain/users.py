@@ -46,7 +46,7 @@ class Profile(BaseModel):
 
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: name too long
             raise ValueError(
                 f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
             ) from exc

@@ -52,7 +52,7 @@ def local_time(when: datetime, context: Context, time_zone: str | None) -> datet
     if time_zone:
         try:
             return when.astimezone(ZoneInfo(time_zone))
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
     return when
 
