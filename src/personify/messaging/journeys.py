@@ -63,6 +63,9 @@ class JourneyEngine:
     send_time: SendTime | None = None
     users_many: UsersMany | None = None
     history_many: HistoryMany | None = None
+    insights: Callable[[str, str], dict[str, Any]] | None = None
+    """``(tenant, user_id)``: the person's insights for condition steps on ``insights.*`` (the
+    ``person.insights`` names of templates), read only for steps that use them."""
 
     def __post_init__(self) -> None:
         self._by_name = {j.name: j for j in self.journeys}
@@ -367,7 +370,10 @@ class JourneyEngine:
 
     def _holds(self, run: JourneyRun, step: ConditionStep) -> bool:
         user = self.users(run.tenant, run.user_id)
-        if not all_hold(step.all, record_of(user)):
+        record = record_of(user)
+        if self.insights is not None and any(c.field.startswith("insights.") for c in step.all):
+            record["insights"] = self.insights(run.tenant, run.user_id)
+        if not all_hold(step.all, record):
             return False
         if step.events_since_entry is not None:
             rule = step.events_since_entry

@@ -236,6 +236,7 @@ class MessagingRuntime:
             send_time=self.send_time_for(tenant),
             users_many=self.people,
             history_many=history_many,
+            insights=self.worker.insights,
         )
         self._engines[tenant] = (journeys, engine)
         return engine

@@ -312,3 +312,34 @@ def test_durations_accept_iso_8601_as_the_openapi_schema_says() -> None:
                        "reentry": {"cooldown": "three days"},
                        "steps": [{"type": "send", "id": "s", "template": "t"}]})
     assert "P1D" in bad.value.message or "P1D" in str(bad.value.accepted)
+
+
+def test_condition_steps_read_the_persons_insights(stores, people, clock) -> None:
+    journey = parse_journey(
+        {
+            "name": "care",
+            "trigger": {"event": "view"},
+            "consent_purpose": None,
+            "steps": [
+                {"type": "condition", "id": "risky", "then": "next", "else": "exit",
+                 "all": [{"field": "insights.churn_risk", "op": "gt", "value": 0.7},
+                         {"field": "insights.segments", "op": "contains", "value": "vip"}]},
+                {"type": "send", "id": "keep", "template": "newsletter", "transactional": True},
+            ],
+        }
+    )
+    asked: list[str] = []
+    known = {"ann": {"churn_risk": 0.9, "segments": ["vip"]},
+             "bob": {"churn_risk": 0.9, "segments": []}}
+
+    def insights(tenant: str, user_id: str) -> dict[str, object]:
+        asked.append(user_id)
+        return known[user_id]
+
+    engine = JourneyEngine([journey], stores.runs, stores.outbox,
+                           users=lambda t, u: people.get(u), insights=insights)
+    [ann] = engine.handle_event(T, _event("view", "ann", clock()), clock())
+    [bob] = engine.handle_event(T, _event("view", "bob", clock(), n=1), clock())
+    assert ann.status == RunStatus.COMPLETED and _queued(stores) == 1
+    assert bob.status == RunStatus.EXITED and bob.exit_reason == "condition"
+    assert asked == ["ann", "bob"]
