@@ -46,6 +46,8 @@ def test_train_then_people(personify: Personify, database_url: str, tmp_path: Pa
     assert "400 interactions" in result.output
     model = json.loads((tmp_path / "models" / "networking" / "default.json").read_text())
     assert len(model["weights"]) == len(model["features"])
+    share = model["combination"]["forward_share"]
+    assert 0.25 <= share <= 0.75 and f"interest_forward^{share:g}" in result.output
     proposed = personify("networking", "propose", "p12", "--n", "2")
     assert proposed.exit_code == 0, proposed.output
     lines = [json.loads(line) for line in proposed.output.splitlines()]

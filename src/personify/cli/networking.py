@@ -42,6 +42,9 @@ def train(ctx: typer.Context, tenant: TenantOption = None) -> None:
                            accepted="at least 10 person -> person events with new pairs") from exc
     console.print(f"Trained the people model for {tenant} on {result.interactions} interactions "
                   f"between {result.people} people in {result.seconds:.1f}s -> {result.path}")
+    share = result.forward_share
+    console.print(f"Reciprocal combination: interest_forward^{share:g} x "
+                  f"interest_backward^{1 - share:g} (share chosen on the validation period)")
 
 
 @app.command("people")

@@ -23,6 +23,8 @@ class NetworkingTrainResult:
     interactions: int
     people: int
     seconds: float
+    forward_share: float = 0.5
+    """the reciprocal combination's forward share chosen on the validation period."""
 
 
 def train_networking(
@@ -58,4 +60,4 @@ def train_networking(
     tmp.replace(path)
     people = {p for x in interactions for p in (x.actor, x.target)}
     return NetworkingTrainResult(path, len(interactions), len(people),
-                                 time.perf_counter() - started)
+                                 time.perf_counter() - started, model.forward_share)
