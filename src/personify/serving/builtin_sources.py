@@ -19,6 +19,7 @@ from personify.serving.basket_sources import (
     train_buy_again,
 )
 from personify.serving.bundle import ModelBundle
+from personify.serving.content_similarity import ColdContentSource
 from personify.serving.context_sources import (
     TimeOfDaySource,
     offline_time_of_day,
@@ -238,6 +239,13 @@ BUILTIN_SPECS: tuple[SourceSpec, ...] = (
             "trending": {"en": "Trending now", "ru": "Сейчас в тренде"},
         },
         blend=BlendLearning(TRENDING_GRID, _trending),
+    ),
+    SourceSpec(
+        # cold start: untrained items like the person's newest ones by content (not a ranking
+        # feature: a ranker trained before it existed keeps its feature vector)
+        name="cold_content", source=ColdContentSource(), personal=True, default_weight=0.3,
+        position=62, feature=False,
+        explanations={"similar_to": {"en": "Similar to {title}", "ru": "Похоже на «{title}»"}},
     ),
     SourceSpec(
         name="time_of_day", source=TimeOfDaySource(), personal=False, default_weight=0.1,

@@ -11,6 +11,8 @@ from functools import lru_cache
 from personify.data.text import tokenize
 from personify.domain.items import Item
 from personify.serving.catalog import CatalogSnapshot
+from personify.serving.explanations import Reason
+from personify.serving.sources import RequestScope, Scored
 
 PER_LABEL = 2000
 """Candidates read per shared label (labels can hold a large share of the catalogue)."""
@@ -51,3 +53,37 @@ def content_neighbours(catalog: CatalogSnapshot, item_id: str, n: int) -> list[t
         scored.append((other_id, score))
     scored.sort(key=lambda kv: (-kv[1], kv[0]))
     return scored[:n]
+
+
+COLD_ANCHORS = 3
+"""The person's newest distinct items whose content neighbours the ``cold_content`` source
+asks."""
+
+
+class ColdContentSource:
+    """Cold start in the served chain: items the trained model does not know yet (added since
+    the last training, never interacted with) that are like the person's newest items by their
+    catalogue content (labels and words of title and description). A new item reaches people
+    the moment it is added; once a training knows it, the collaborative sources take over."""
+
+    name = "cold_content"
+    personal = True
+
+    def candidates(self, scope: RequestScope, n: int) -> list[Scored]:
+        state = scope.user_state
+        if state is None or not state.recent:
+            return []
+        known = scope.bundle.items if scope.bundle is not None else None
+        anchors = list(dict.fromkeys(i.item_id for i in state.recent))[:COLD_ANCHORS]
+        best: dict[str, Scored] = {}
+        for rank, anchor in enumerate(anchors):
+            item = scope.catalog.get(anchor)
+            title = item.title if item is not None and item.title else anchor
+            for other, score in content_neighbours(scope.catalog, anchor, 4 * n):
+                if known is not None and other in known:
+                    continue
+                value = score / (1 + rank)
+                if other not in best or best[other].score < value:
+                    best[other] = Scored(other, value, Reason(
+                        "similar_to", self.name, value, {"item_id": anchor, "title": title}))
+        return sorted(best.values(), key=lambda s: (-s.score, s.item_id))[:n]

@@ -411,3 +411,30 @@ def test_a_new_item_has_similar_items_the_moment_it_is_added(service) -> None:
                                                     sources=["new_items"]))
     new = [i for i in result.items if i.item_id == "n1"]
     assert new and new[0].reasons[0]["type"] == "new_in_category", [i.item_id for i in result.items]
+
+
+def test_a_new_item_reaches_people_through_the_default_chain_by_its_content(service) -> None:
+    """Cold start served: an item added after training (the model does not know it) is
+    recommended to someone whose newest items are like it, with the reason, without being
+    asked for by name; once known to the model it is no longer this source's."""
+    svc, state, _ = service
+    catalog = svc.catalogs(T)
+    catalog.upsert([Item(item_id="i22", title="Wooden train set", categories=["toys"],
+                         created_at=NOW - timedelta(days=80))])
+    _click(state, "trainfan", "i22")
+    before = svc.recommend(T, RecommendationRequest(user_id="trainfan", n=10, explain=True))
+    assert "n1" not in [i.item_id for i in before.items]
+    catalog.upsert([Item(item_id="n1", title="Wooden train, deluxe", categories=["toys"],
+                         created_at=NOW - timedelta(minutes=5))])
+    after = svc.recommend(T, RecommendationRequest(user_id="trainfan", n=10, explain=True))
+    new = [i for i in after.items if i.item_id == "n1"]
+    assert new, [i.item_id for i in after.items]
+    assert "cold_content" in after.sources
+    assert any(r["type"] == "similar_to" and r["source"] == "cold_content"
+               for r in new[0].reasons), new[0].reasons
+    # known to the model: the cold source leaves it to the trained ones
+    only = svc.recommend(T, RecommendationRequest(user_id="trainfan", n=10,
+                                                  sources=["cold_content"]))
+    bundle = svc.bundles(T)
+    assert bundle is not None
+    assert all(i.item_id not in bundle.items for i in only.items)
