@@ -70,7 +70,8 @@ def test_train_selects_on_its_events_shows_the_trials_and_reuses_the_choice(
     assert "one-standard-error" in shown.output and "chosen" in shown.output
     for trial in record["trials"]:
         assert trial["model"] in shown.output
-    assert all(len(line) <= 80 for line in shown.output.splitlines() if "│" in line)
+    wide = [line for line in shown.output.splitlines() if "│" in line and len(line) > 80]
+    assert not wide, wide
     again = personify("train", "--no-ranker")
     assert again.exit_code == 0, again.output
     assert f"reused from {manifest.version}" in again.output

@@ -410,8 +410,9 @@ def selection_lines(selection: Selection, record: dict[str, Any]) -> list[str]:
 
 def selection_table(selection: Selection) -> Table:
     """Every trial: model, parameters, validation metrics, fit time, memory (80 columns)."""
-    table = Table("model", "parameters", "ndcg@20", "recall", "fit s", "MB", "",
-                  title="trials (ndcg on the subsample in brackets when pruned)")
+    table = Table("model", "parameters", "ndcg@20", "recall", "fit s", "MB", "", width=80,
+                  title="trials (ndcg on the subsample in brackets when pruned; skipped: "
+                        "the time budget was spent)")
     for trial in selection.trials:
         ndcg = (f"{trial.ndcg:.4f}" if trial.ndcg is not None else
                 f"({trial.subsample_ndcg:.4f})" if trial.subsample_ndcg is not None else "-")
@@ -420,7 +421,8 @@ def selection_table(selection: Selection) -> Table:
         table.add_row(trial.model, params, ndcg,
                       f"{trial.recall:.4f}" if trial.recall is not None else "",
                       f"{trial.fit_seconds:.1f}", f"{trial.memory_mb:.0f}",
-                      trial.note or (trial.status if trial.status != "complete" else ""))
+                      "skipped" if trial.status == "skipped"  # the budget was spent
+                      else trial.note or (trial.status if trial.status != "complete" else ""))
     return table
 
 
