@@ -127,3 +127,25 @@ def test_new_items_reach_the_people_they_are_for(client: TestClient, tenant_a: T
         clock[0] += timedelta(hours=6)
         messaging.tick(clock[0])
     assert [m.context["event"]["item_id"] for m in _queued(app, "topical")] == ["ev"]
+
+
+def test_no_audience_without_a_new_for_you_journey(client: TestClient, tenant_a: TenantKeys,
+                                                   app: FastAPI, clock: list[datetime]) -> None:
+    """Another item-update journey (price_drop) makes writes compared, but a new post is
+    announced to nobody and its audience is not computed."""
+    admin = tenant_a.headers()
+    messaging = app.state.runtime.messaging
+    asked: list[str] = []
+    real = messaging.new_item_audience
+    messaging.new_item_audience = lambda *a: (asked.append(a[1]), real(*a))[1]
+    assert client.post("/v1/messaging/journeys/price_drop/enable",
+                       headers=admin).status_code == 200
+    _user(client, tenant_a, "reader", skills=["qiskit"])
+    assert client.put("/v1/items/p9", json={"type": "post", "title": "x", "tags": ["qiskit"]},
+                      headers=admin).status_code == 200
+    assert messaging.process_item_changes(clock[0]) == 0 and asked == []
+    assert client.post("/v1/messaging/journeys/new_for_you/enable",
+                       headers=admin).status_code == 200
+    assert client.put("/v1/items/p10", json={"type": "post", "title": "y", "tags": ["qiskit"]},
+                      headers=admin).status_code == 200
+    assert messaging.process_item_changes(clock[0]) == 1 and asked == ["p10"]

@@ -371,8 +371,9 @@ class MessagingRuntime:
                 audience: list[str] | None = None
                 extra: dict[str, Any] = {}
                 if change.kind == NEW_FOR_YOU:  # not viewers: the people the item is for
-                    if self.new_item_audience is None:
-                        continue
+                    if self.new_item_audience is None or not any(
+                            j.trigger.item_update == "new_for_you" for j in engine.journeys):
+                        continue  # nobody listens: the audience is not computed
                     audience, extra = self.new_item_audience(
                         change.tenant, change.item_id, MAX_ITEM_AUDIENCE)
 
