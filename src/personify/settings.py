@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         "SQLite database; unset = next to it (<name>.messaging.db). Refused with PostgreSQL, "
         "which keeps them in the database",
     )
+    complaint_holdback_days: int = Field(
+        default=0, ge=0, le=365,
+        description="hold back marketing messages for this many days after a person's newest "
+        "text was negative (a complaint); 0 = off",
+    )
     messaging_worker_threads: int = Field(
         default=1, ge=1, le=16,
         description="threads of the outbox worker, each with its own SMTP connection (more "

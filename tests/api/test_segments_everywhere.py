@@ -192,3 +192,35 @@ def test_insights_are_template_variables(client: TestClient, tenant_a: TenantKey
     from personify.insights.service import Insights
     empty = Insights(user_id="x", computed_at=NOW, status="ok")
     assert set(template_variables(empty)) == set(INSIGHT_VARIABLES)
+
+
+def test_marketing_is_held_back_after_a_complaint(
+    database_url: str, tmp_path: Path, stores: Stores, tenant_a: TenantKeys,
+    tenant_b: TenantKeys,
+) -> None:
+    off = Settings(database_url=database_url, model_dir=str(tmp_path / "off"), demo=False)
+    assert create_app(off, stores=stores, clock=lambda: NOW).state.runtime.messaging.worker \
+        .hold_back is None  # off by default
+    now = [NOW]
+    settings = Settings(database_url=database_url, model_dir=str(tmp_path / "models"),
+                        demo=False, complaint_holdback_days=7,
+                        consent_defaults={"profiling": "opt-out"})
+    app = create_app(settings, stores=stores, clock=lambda: now[0])
+    hold = app.state.runtime.messaging.worker.hold_back
+    assert hold is not None
+    with TestClient(app) as client:
+        texts = [("ann", "Terrible service, awful support, I want my money back. Never again."),
+                 ("bob", "Lovely shoes, great quality, thank you so much!")]
+        for n, (user, text) in enumerate(texts):
+            review = {"event_id": f"r{n}", "type": "review", "user_id": user, "text": text,
+                      "timestamp": (NOW - timedelta(days=1)).isoformat()}
+            assert client.post("/v1/events", json=review,
+                               headers=tenant_a.headers("ingest")).status_code == 200
+        reason = hold("default", "ann")
+        assert reason is not None and "complaint" in reason
+        assert hold("default", "bob") is None and hold("default", "nobody") is None
+        now[0] = NOW + timedelta(days=7)  # the hold ends 7 days after the complaint
+        client.post("/v1/events", headers=tenant_a.headers("ingest"), json={
+            "event_id": "v1", "type": "view", "user_id": "ann", "item_id": "x",
+            "timestamp": now[0].isoformat()})
+        assert hold("default", "ann") is None

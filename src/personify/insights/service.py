@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -332,6 +332,21 @@ class InsightsService:
         ``personify.messaging.templates.INSIGHT_VARIABLES``); ``status: not_allowed`` with
         nothing else without profiling permission."""
         return template_variables(self.insights(tenant, user_id))
+
+    def complaint_hold(self, tenant: str, user_id: str, days: int) -> str | None:
+        """Why marketing is held back: the person's newest text was negative within ``days``
+        (None when it was not, or nothing is known about them)."""
+        if days <= 0:
+            return None
+        insights = self.insights(tenant, user_id)
+        sentiment = insights.text.sentiment if insights.text is not None else None
+        if sentiment is None or sentiment.last != "negative" or sentiment.last_at is None:
+            return None
+        until = sentiment.last_at + timedelta(days=days)
+        if until <= self.clock():
+            return None
+        return (f"held back after a complaint: negative feedback on "
+                f"{sentiment.last_at:%Y-%m-%d}, until {until:%Y-%m-%d %H:%M} UTC")
 
     def export(self, tenant: str, user_id: str) -> dict[str, Any]:
         """What the privacy export includes: the insights as served."""

@@ -168,6 +168,9 @@ class OutboxWorker:
     insights: Callable[[str, str], dict[str, Any]] | None = None
     """``(tenant, user_id)``: the person's ``person.insights`` template variables, asked only for
     templates that read ``person``."""
+    hold_back: Callable[[str, str], str | None] | None = None
+    """``(tenant, user_id)``: why marketing to the person is held back now (e.g. after their
+    complaint), None when it is not; a held-back message is suppressed with that reason."""
     renderer: TemplateRenderer = field(default_factory=TemplateRenderer)
     signer: TrackingSigner | None = None
     guardrails: Guardrails = field(default_factory=Guardrails)
@@ -426,6 +429,8 @@ class OutboxWorker:
             return f"skipped: unknown consent purpose {purpose!r}"
         if not self.consent(message.tenant, message.user_id, purpose):
             return f"no consent for {purpose}"
+        if self.hold_back is not None:
+            return self.hold_back(message.tenant, message.user_id)
         return None
 
     def _channel_purpose(self, tenant: str, channel: str) -> tuple[bool, str | None]:

@@ -228,6 +228,9 @@ def _build(
     )
     messaging.segment_members = insights.segment_members
     messaging.worker.insights = insights.template_variables  # person.insights in templates
+    if settings.complaint_holdback_days:
+        days = settings.complaint_holdback_days
+        messaging.worker.hold_back = lambda t, u: insights.complaint_hold(t, u, days)
     engine.service.segments_of = insights.segments_of  # recommendation segment rules
     experiments.segments_of = insights.segments_of  # experiment targeting
     ingestor.add_listener(insights.on_events)

@@ -222,3 +222,16 @@ def test_person_insights_are_read_only_for_templates_that_use_them(worker, store
     assert asked == ["bob"]
     rendered = worker.sender.sent[-1][1]
     assert rendered.subject == "shoes for Bob" and rendered.text == "True"
+
+
+def test_marketing_held_back_transactional_not(worker, stores, clock) -> None:
+    worker.hold_back = lambda tenant, user_id: "held back after a complaint" if user_id == "ann" \
+        else None
+    held = _enqueue(stores, clock, "ann", "k1")
+    service = _enqueue(stores, clock, "ann", "k2", transactional=True)
+    other = _enqueue(stores, clock, "bob", "k3")
+    worker.run_until_idle()
+    assert stores.outbox.get(held).status == DeliveryStatus.SUPPRESSED
+    assert "complaint" in (stores.outbox.get(held).last_error or "")
+    assert stores.outbox.get(service).status == DeliveryStatus.SENT
+    assert stores.outbox.get(other).status == DeliveryStatus.SENT
