@@ -29,7 +29,7 @@ class NetworkingTrainResult:
 
 def train_networking(
     stores: Stores, model_dir: str | Path, tenant: str, *,
-    event_filter: Callable[[Event], bool] | None = None, l2: float = 30.0,
+    event_filter: Callable[[Event], bool] | None = None, l2: float | None = None,
 ) -> NetworkingTrainResult:
     """Fit on every admitted interaction event and write ``<model_dir>/networking/<tenant>.json``.
 

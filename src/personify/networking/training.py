@@ -8,21 +8,29 @@ negative. The model learned there is then applied to the network up to ``cut``.
 The same validation period chooses the forward share ``α`` of the reciprocal combination
 (:mod:`personify.networking.model`): among :data:`~personify.networking.model.SHARES`, the one whose
 ranking of each person's candidates gives the best mean NDCG@20 of the people they newly
-interacted with (either direction) in that period; ties go to the share nearest ½. Nothing after
-``cut`` is read.
+interacted with (either direction) in that period; ties go to the share nearest ½. The L2
+penalty is chosen before, on the same period but held out: a model fitted on half of its people
+ranks the other half's candidates (:func:`select_l2`). Nothing after ``cut`` is read.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from datetime import datetime
 
 import numpy as np
+from numpy.typing import NDArray
 
 from personify.networking.candidates import candidates, popular_people
 from personify.networking.features import PairFeatures, directional, matrix
 from personify.networking.model import SHARES, DirectionalModel, reciprocal
 from personify.networking.state import Interaction, Profile, build_state
+
+L2_GRID: tuple[float, ...] = (10.0, 30.0, 100.0)
+"""L2 penalties tried on the validation period (weaker ones diverge on small networks)."""
+DEFAULT_L2 = 30.0
+"""Used when the validation period cannot be split (too few people with new pairs)."""
 
 
 def fit_directional(
@@ -32,10 +40,11 @@ def fit_directional(
     profiles: dict[str, Profile] | None = None,
     label_share: float = 0.2,
     per_source: int = 60,
-    l2: float = 30.0,
+    l2: float | None = None,
     warm_only: bool = True,
 ) -> DirectionalModel:
-    """Fit on ``interactions`` before ``cut`` (all of them when ``cut`` is None)."""
+    """Fit on ``interactions`` before ``cut`` (all of them when ``cut`` is None). ``l2`` None:
+    chosen among :data:`L2_GRID` by :func:`select_l2` on the validation period."""
     history = sorted(
         (x for x in interactions if cut is None or x.timestamp < cut), key=lambda x: x.timestamp
     )
@@ -74,14 +83,66 @@ def fit_directional(
             backward.append(directional(state, pair, False))
             labels.append(1.0 if other in positives[person] else 0.0)
         groups.append((person, others))
-    model = DirectionalModel.fit(matrix(rows), np.asarray(labels), l2=l2)
+    xf, yf, xb = matrix(rows), np.asarray(labels), matrix(backward)
+    by_l2: dict[float, float] = {}
+    if l2 is None:
+        l2, by_l2 = select_l2(xf, yf, xb, groups, positives)
+    model = DirectionalModel.fit(xf, yf, l2=l2)
     share, scores = select_share(
-        model.predict(matrix(rows)).tolist(), model.predict(matrix(backward)).tolist(), groups,
-        positives,
+        model.predict(xf).tolist(), model.predict(xb).tolist(), groups, positives,
     )
     learned = model.with_share(share)
     learned.validation = {f"ndcg@20_share_{s}": round(v, 4) for s, v in sorted(scores.items())}
+    learned.validation.update(
+        {f"ndcg@20_heldout_l2_{k:g}": round(v, 4) for k, v in sorted(by_l2.items())})
+    learned.validation["l2"] = float(l2)
     return learned
+
+
+def select_l2(
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    backward: NDArray[np.float64],
+    groups: list[tuple[str, list[str]]],
+    positives: dict[str, set[str]],
+    *,
+    grid: tuple[float, ...] = L2_GRID,
+) -> tuple[float, dict[float, float]]:
+    """The L2 penalty with the best held-out NDCG@20 on the validation period: its people are
+    split in two halves (by a hash of the id), a model fitted on one half's rows ranks the other
+    half's candidates (both sides' interest multiplied), and the two halves' scores are
+    averaged. Ties go to the stronger penalty."""
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for _, others in groups:
+        bounds.append((start, start + len(others)))
+        start += len(others)
+    fold = [zlib.crc32(person.encode()) % 2 for person, _ in groups]
+    scores: dict[float, float] = {}
+    for l2 in grid:
+        halves = []
+        for k in (0, 1):
+            train = [i for i, f in enumerate(fold) if f != k]
+            test = [i for i, f in enumerate(fold) if f == k]
+            if not train or not test:
+                continue
+            tr = np.concatenate([np.arange(*bounds[i]) for i in train])
+            te = np.concatenate([np.arange(*bounds[i]) for i in test])
+            try:
+                model = DirectionalModel.fit(x[tr], y[tr], l2=l2)
+            except ValueError:  # one half has no positive row
+                continue
+            _, by_share = select_share(
+                model.predict(x[te]).tolist(), model.predict(backward[te]).tolist(),
+                [groups[i] for i in test], positives, shares=(0.5,),
+            )
+            halves.append(by_share[0.5])
+        if halves:
+            scores[l2] = sum(halves) / len(halves)
+    if not scores:
+        return DEFAULT_L2, {}
+    best = max(sorted(scores, reverse=True), key=lambda v: scores[v])
+    return best, scores
 
 
 def select_share(

@@ -12,7 +12,13 @@ from personify.networking.features import FEATURES, PairFeatures, directional
 from personify.networking.model import MIN_SHARE, DirectionalModel, reciprocal
 from personify.networking.recommender import PeopleRecommender
 from personify.networking.state import Interaction, build_state
-from personify.networking.training import fit_directional, select_share
+from personify.networking.training import (
+    DEFAULT_L2,
+    L2_GRID,
+    fit_directional,
+    select_l2,
+    select_share,
+)
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -73,7 +79,8 @@ def test_fit_learns_a_share_on_the_validation_period_and_serves_it() -> None:
     xs = _network()
     model = fit_directional(xs)
     assert MIN_SHARE <= model.forward_share <= 1 - MIN_SHARE
-    assert set(model.validation) == {f"ndcg@20_share_{s}" for s in (0.25, 0.35, 0.5, 0.65, 0.75)}
+    assert {f"ndcg@20_share_{s}" for s in (0.25, 0.35, 0.5, 0.65, 0.75)} <= set(model.validation)
+    assert model.validation["l2"] in L2_GRID  # chosen on held-out validation people
     rec = PeopleRecommender(build_state(xs), model)
     for m in rec.recommend("a5", 5):
         assert m.score == pytest.approx(reciprocal(m.forward, m.backward, model.forward_share))
@@ -99,3 +106,18 @@ def test_recent_acts_feature_favours_who_helps_now() -> None:
     to_new = directional(state, PairFeatures(state, "me", "new"), True)[col]
     assert to_new > to_old > 0.0
     assert state.people["y0"].acting == 0.0 and state.people["y0"].last_acted is None
+
+
+def test_select_l2_scores_every_penalty_on_held_out_people() -> None:
+    rng = np.random.default_rng(0)
+    people = [f"p{i}" for i in range(40)]
+    groups = [(p, [f"c{j}" for j in range(10)]) for p in people]
+    n = len(FEATURES)
+    x = rng.standard_normal((400, n))
+    y = (x[:, 0] + 0.3 * rng.standard_normal(400) > 1.2).astype(float)
+    positives = {p: {f"c{j}" for j in range(10) if y[i * 10 + j]} for i, p in enumerate(people)}
+    best, scores = select_l2(x, y, x, groups, positives)
+    assert set(scores) == set(L2_GRID) and best in L2_GRID
+    assert scores[best] == max(scores.values()) and scores[best] > 0.5
+    # one person cannot be split into a fitting half and a scoring half
+    assert select_l2(x[:10], y[:10], x[:10], groups[:1], positives) == (DEFAULT_L2, {})
