@@ -224,3 +224,31 @@ def test_marketing_is_held_back_after_a_complaint(
             "event_id": "v1", "type": "view", "user_id": "ann", "item_id": "x",
             "timestamp": now[0].isoformat()})
         assert hold("default", "ann") is None
+
+
+def test_after_complaint_journey_sends_a_service_message(
+    client: TestClient, tenant_a: TenantKeys,
+) -> None:
+    admin = tenant_a.headers()
+    assert client.put("/v1/users/ann", json={"profile": {"name": "Ann",
+                      "email": "ann@example.org"}}, headers=admin).status_code == 200
+    assert client.put("/v1/segments/complained", headers=admin,
+                      json={"text": 'sentiment.last = "negative"'}).status_code == 200
+    assert client.post("/v1/messaging/journeys/after_complaint/enable",
+                       headers=admin).status_code == 200
+    assert client.get("/v1/users/ann/insights", headers=admin).json()["segments"] == []
+    review = {"event_id": "c1", "type": "review", "user_id": "ann",
+              "text": "Terrible service, awful, the worst order I ever had. Never again.",
+              "timestamp": (NOW - timedelta(hours=1)).isoformat()}
+    assert client.post("/v1/events", json=review,
+                       headers=tenant_a.headers("ingest")).status_code == 200
+    after = client.get("/v1/users/ann/insights", headers=admin).json()
+    assert [s["segment_id"] for s in after["segments"]] == ["complained"], after["text"]
+    run = client.get("/v1/messaging/journeys/after_complaint/runs/ann", headers=admin)
+    assert run.status_code == 200, run.text
+    body = run.json()
+    assert body["status"] == "completed" and len(body["messages"]) == 1, body
+    # someone who wrote nothing negative is not in the segment (no journey for them)
+    assert client.put("/v1/users/bob", json={"profile": {"name": "Bob"}},
+                      headers=admin).status_code == 200
+    assert client.get("/v1/users/bob/insights", headers=admin).json()["segments"] == []
