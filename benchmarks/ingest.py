@@ -4,12 +4,23 @@ then the bulk import of the full UCI Online Retail file.
 
     python benchmarks/ingest.py [--seconds 25] [--batch 2000] [--connections 4] [--workers 2]
                                 [--backends sqlite,postgres] [--skip-import] [--profile DIR]
-                                [--online-state]
+                                [--online-state] [--realistic]
 
 ``--workers`` is ``personify serve --workers N`` (uvicorn worker processes; SQLite's WAL and
 busy timeout serialise their commits). ``--online-state`` makes profiling consent opt-out so
 every event also feeds the (per-process, in-memory) online state; by default consent is
 opt-in and the privacy gate admits nothing, as on a fresh installation.
+
+``--realistic`` runs, per backend, a baseline (the plain run above, no online state) and then a
+deployment as it lives: people consented (profiling and personalization opt-out, email marketing
+granted to everyone who arrives with a profile), the online state fed, messaging on with every
+built-in journey enabled, and traffic as it comes: mixed event types (views, clicks, searches,
+carts, purchases, ratings), new people and items arriving while events flow (an admin client
+creating profiles with consent and adding items), browser-sized batches (5-100 events) mixed
+with server batches (500-2,000), ids repeated inside a batch and whole batches retried, and bad
+records interleaved (about 2 %: unknown types, NaN / negative amounts, control characters,
+missing ids), each refused by index while the rest is stored. Keys
+``realistic_events_per_s_<backend>`` and ``realistic_ratio_to_baseline_<backend>``.
 
 Checks, per backend: every acknowledged event is in the store (``lost_events``), no event is
 stored twice and every re-sent batch is acknowledged as duplicates (``duplicate_events``).
@@ -39,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson
 
+from benchmarks._report import RESULTS_DIR as RESULTS
 from benchmarks._report import write_results
 
 TENANT = "default"
@@ -64,7 +76,7 @@ def serve(url: str, port: int, profile: str | None, workers: int = 1) -> None:
 
     if workers > 1:
         os.environ["PERSONIFY_DATABASE_URL"] = url
-        create_app(load_settings(database_url=url)).state.stores.close()  # migrate once
+        create_app(load_settings(database_url=url)).state.runtime.stores.close()  # migrate once
         uvicorn.run(
             "personify.cli.asgi:app_from_environment", factory=True, host="127.0.0.1",
             port=port, workers=workers, log_level="warning", access_log=False,
@@ -103,6 +115,171 @@ def batch_body(worker: int, seq: int, size: int, timestamp: bytes) -> bytes:
                timestamp, extra)
         )
     return b"[" + b",".join(parts) + b"]"
+
+
+_REALISTIC_TYPES = (b"view",) * 10 + (b"click",) * 4 + (b"search", b"add_to_cart", b"add_to_cart",
+                                                     b"purchase", b"rating")
+_BAD_RECORDS = (
+    b'{"event_id":"bad-%d-%d-%d","type":"teleport","user_id":"u1","item_id":"i1"}',
+    b'{"event_id":"bad-%d-%d-%d","type":"purchase","user_id":"u1","item_id":"i1","price":-5}',
+    b'{"event_id":"bad-%d-%d-%d","type":"view","user_id":"u\\u0000x","item_id":"i1"}',
+    b'{"event_id":"bad-%d-%d-%d","type":"view","item_id":"i1"}',
+    b'{"event_id":"bad-%d-%d-%d","type":"purchase","user_id":"u1","item_id":"i1","quantity":1e300}',
+)
+
+
+def realistic_body(worker: int, seq: int, size: int, timestamp: bytes,
+                   new_users: int) -> tuple[bytes, list[tuple[int, str]], int, int]:
+    """A batch as real clients send it: mixed types, ~2 % bad records, ~1 % ids repeated inside
+    the batch; returns the body, the (index, event id) of its good records, and the numbers of
+    bad records and of repeats."""
+    parts: list[bytes] = []
+    good: list[tuple[int, str]] = []
+    bad = repeats = 0
+    for i in range(size):
+        mix = (seq * 31 + i * 17 + worker * 7) % 100
+        if mix < 2:
+            parts.append(_BAD_RECORDS[(seq + i) % len(_BAD_RECORDS)] % (worker, seq, i))
+            bad += 1
+            continue
+        if mix == 2 and good:  # the same event twice in one batch (a client's double send)
+            parts.append(parts[good[-1][0]])
+            repeats += 1
+            continue
+        kind = _REALISTIC_TYPES[(seq * 3 + i) % len(_REALISTIC_TYPES)]
+        # most events come from known people, some from people who arrived during the run
+        user = (b"u%d" % ((seq * 7 + i) % 20_000)) if mix % 5 else (
+            b"p%d-%d" % (worker, (seq + i) % max(new_users, 1)))
+        event_id = f"r{worker}-{seq}-{i}"
+        extra = b""
+        if kind == b"purchase":
+            extra = b',"price":%d.5,"quantity":%d,"order_id":"o%d-%d"' % (
+                5 + i % 90, 1 + i % 3, worker, seq)
+        elif kind == b"rating":
+            extra = b',"value":%d' % (1 + i % 5)
+        elif kind == b"search":
+            extra = b',"query":"red shoes %d"' % (i % 50)
+        item = b',"item_id":"i%d"' % ((i * 13 + seq) % 5_000) if kind != b"search" else b""
+        good.append((len(parts), event_id))
+        parts.append(
+            b'{"event_id":"%s","type":"%s","user_id":"%s"%s,"timestamp":"%s",'
+            b'"context":{"device":"%s","channel":"web","locale":"de-DE"}%s}'
+            % (event_id.encode(), kind, user, item, timestamp,
+               b"mobile" if i % 3 else b"desktop", extra)
+        )
+    return b"[" + b",".join(parts) + b"]", good, bad, repeats
+
+
+def load_realistic(port: int, secret: str, admin: str, seconds: float,
+                   connections: int) -> dict[str, Any]:
+    """``connections`` clients sending realistic batches (browser-sized and server-sized, good
+    and bad records, repeats, retries) while an admin client adds people (with consent) and
+    items; report the acknowledged good event ids."""
+    deadline = time.monotonic() + seconds
+    timestamp = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {secret}"}
+    admin_headers = {"Content-Type": "application/json", "Authorization": f"Bearer {admin}"}
+    lock = threading.Lock()
+    acked: list[str] = []
+    stats: dict[str, int] = {"requests": 0, "errors": 0, "resent_batches": 0, "resent_stored": 0,
+                             "resent_duplicates": 0, "bad_records_sent": 0,
+                             "bad_records_refused": 0, "good_records_refused": 0,
+                             "in_batch_repeats": 0, "people_added": 0, "items_added": 0,
+                             "admin_errors": 0}
+    arrived = {"people": 0}
+    latencies: list[float] = []
+
+    def post(conn: http.client.HTTPConnection, path: str, body: bytes,
+             hdrs: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+        try:
+            conn.request("POST", path, body=body, headers=hdrs)
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            return None
+        return response.status, (orjson.loads(data) if data else {})
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        seq = 0
+        while time.monotonic() < deadline:
+            # browser-sized batches most of the time, a server's batch every fourth
+            size = 500 + (seq * 379) % 1_501 if seq % 4 == 3 else 5 + (seq * 37) % 96
+            body, good, bad, repeats = realistic_body(index, seq, size, timestamp,
+                                                      arrived["people"])
+            started = time.perf_counter()
+            answer = post(conn, "/v1/events/batch", body, headers)
+            elapsed = time.perf_counter() - started
+            with lock:
+                stats["requests"] += 1
+                latencies.append(elapsed)
+                stats["bad_records_sent"] += bad
+                stats["in_batch_repeats"] += repeats
+                if answer is None or answer[0] not in (200, 207):
+                    stats["errors"] += 1
+                else:
+                    refused = {r["index"] for r in answer[1].get("rejected", [])}
+                    good_index = {i for i, _ in good}
+                    stats["bad_records_refused"] += len(refused - good_index)
+                    stats["good_records_refused"] += len(refused & good_index)
+                    acked.extend(event_id for i, event_id in good if i not in refused)
+            if answer is not None and seq % RESEND_EVERY == 0:  # a retry after a lost answer
+                again = post(conn, "/v1/events/batch", body, headers)
+                with lock:
+                    stats["resent_batches"] += 1
+                    if again is not None and again[0] in (200, 207):
+                        stats["resent_stored"] += again[1]["stored"]
+                        stats["resent_duplicates"] += again[1]["duplicates"]
+            seq += 1
+        conn.close()
+
+    def arrivals() -> None:
+        """People sign up (profile, e-mail consent) and the catalogue grows while events flow."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        n = 0
+        while time.monotonic() < deadline:
+            users = [{"user_id": f"p{w}-{n + k}", "profile": {
+                "email": f"p{w}-{n + k}@example.test", "time_zone": "Europe/Berlin",
+                "language": "de"}} for w in range(connections) for k in range(5)]
+            items = [{"item_id": f"new-{n + k}", "title": f"New thing {n + k}",
+                      "categories": ["new"], "price": 10 + k} for k in range(20)]
+            ok_users = post(conn, "/v1/users:bulk", orjson.dumps(users), admin_headers)
+            ok_items = post(conn, "/v1/items:bulk", orjson.dumps(items), admin_headers)
+            granted = 0
+            for user in users[:connections]:
+                answer = post(conn, f"/v1/users/{user['user_id']}/consents/email_marketing:grant",
+                              b'{"source":"signup","text_version":"2026-12"}', admin_headers)
+                granted += answer is not None and answer[0] == 201
+            with lock:
+                if ok_users is None or ok_users[0] != 200 or ok_items is None \
+                        or ok_items[0] != 200 or granted != connections:
+                    stats["admin_errors"] += 1
+                stats["people_added"] += len(users)
+                stats["items_added"] += len(items)
+            n += 5
+            arrived["people"] = n
+            time.sleep(0.2)
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(connections)]
+    threads.append(threading.Thread(target=arrivals))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        **stats,
+        "wall_seconds": wall,
+        "acked_ids": acked,
+        "p50_batch_latency_ms": round(1000 * latencies[len(latencies) // 2], 1)
+        if latencies else None,
+        "p99_batch_latency_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1)
+        if latencies else None,
+    }
 
 
 def load(port: int, secret: str, seconds: float, batch: int, connections: int) -> dict[str, Any]:
@@ -301,6 +478,84 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]
     }
 
 
+def _enable_builtin_journeys(port: int, admin: str) -> list[str]:
+    """Enable every built-in journey through the API; returns the names it enabled."""
+    from personify.messaging.journey_definitions import builtin_journeys
+
+    enabled = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for name in sorted(builtin_journeys()):
+        conn.request("POST", f"/v1/messaging/journeys/{name}/enable",
+                     headers={"Authorization": f"Bearer {admin}"})
+        response = conn.getresponse()
+        response.read()
+        if response.status == 200:
+            enabled.append(name)
+        else:
+            print(f"journey {name}: {response.status}", file=sys.stderr)
+    conn.close()
+    return enabled
+
+
+def run_realistic(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The realistic run on ``url``: consented people, online state, messaging and the built-in
+    journeys on, realistic traffic; verify every acknowledged good event is stored once."""
+    from personify.domain.keys import Scope
+    from personify.storage.registry import open_stores
+
+    with open_stores(url) as stores:
+        _key, secret = stores.keys.create(TENANT, "benchmark", [Scope.INGEST])
+        _key, admin = stores.keys.create(TENANT, "benchmark-admin", [Scope.ADMIN])
+    port = free_port()
+    env = {**os.environ, "PERSONIFY_DEMO": "0", "PERSONIFY_MESSAGING_ENABLED": "1",
+           "PERSONIFY_TRACKING_SECRET": "benchmark-tracking-secret-0123456789",
+           "PERSONIFY_CONSENT_DEFAULTS": json.dumps(
+               {"profiling": "opt-out", "personalization": "opt-out"})}
+    server = subprocess.Popen(
+        [sys.executable, __file__, "serve", "--url", url, "--port", str(port),
+         "--workers", str(args.workers)], env=env)
+    try:
+        wait_ready(port)
+        journeys = _enable_builtin_journeys(port, admin)
+        cpu_before = cpu_seconds(server.pid)
+        loader = subprocess.run(
+            [sys.executable, __file__, "load-realistic", "--port", str(port), "--secret", secret,
+             "--admin", admin, "--seconds", str(args.seconds),
+             "--connections", str(args.connections)],
+            check=True, capture_output=True, env=env,
+        )
+        server_cpu = cpu_seconds(server.pid) - cpu_before
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    report = json.loads(loader.stdout)
+    expected = set(report.pop("acked_ids"))
+    rows, ids = stored_ids(url)
+    good_ids = {i for i in ids if i.startswith("r")}
+    return {
+        "events_per_s": round(len(expected) / report["wall_seconds"]),
+        "server_cpu_seconds": round(server_cpu, 1),
+        "events_per_server_cpu_second": round(len(expected) / server_cpu) if server_cpu else None,
+        "acknowledged_events": len(expected),
+        "stored_rows": rows,
+        "lost_events": len(expected - ids),
+        "duplicate_events": (rows - len(ids)) + report["resent_stored"],
+        "stored_but_unacknowledged": len(good_ids - expected),
+        "bad_records_stored": len(ids - good_ids),
+        "journeys_enabled": journeys,
+        **{k: report[k] for k in (
+            "bad_records_sent", "bad_records_refused", "good_records_refused",
+            "in_batch_repeats", "resent_batches", "resent_duplicates", "people_added",
+            "items_added", "admin_errors", "requests", "errors", "p50_batch_latency_ms",
+            "p99_batch_latency_ms")},
+        "seconds": round(report["wall_seconds"], 1),
+    }
+
+
 def postgres_database() -> tuple[str, str]:
     """Create a fresh database on the PostgreSQL server; returns (its URL, its name)."""
     import sqlalchemy as sa
@@ -353,7 +608,11 @@ def main() -> None:
     load_p = sub.add_parser("load")
     load_p.add_argument("--port", type=int, required=True)
     load_p.add_argument("--secret", required=True)
-    for p in (parser, load_p):
+    real_p = sub.add_parser("load-realistic")
+    real_p.add_argument("--port", type=int, required=True)
+    real_p.add_argument("--secret", required=True)
+    real_p.add_argument("--admin", required=True)
+    for p in (parser, load_p, real_p):
         p.add_argument("--seconds", type=float, default=25.0)
         p.add_argument("--batch", type=int, default=2_000)
         p.add_argument("--connections", type=int, default=4)
@@ -363,6 +622,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--online-state", action="store_true",
                         help="profiling consent opt-out: every event feeds the online state")
+    parser.add_argument("--realistic", action="store_true",
+                        help="per backend, the baseline then the realistic deployment and traffic")
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.url, args.port, args.profile, args.workers)
@@ -371,7 +632,64 @@ def main() -> None:
         report = load(args.port, args.secret, args.seconds, args.batch, args.connections)
         sys.stdout.write(json.dumps(report))
         return
+    if args.command == "load-realistic":
+        report = load_realistic(args.port, args.secret, args.admin, args.seconds,
+                                args.connections)
+        sys.stdout.write(json.dumps(report))
+        return
+    if args.realistic:
+        run_realistic_comparison(args)
+        return
     run(args)
+
+
+def run_realistic_comparison(args: argparse.Namespace) -> None:
+    """Baseline and realistic run per backend, merged into results/ingest.json (the other keys
+    are kept)."""
+    load_before = os.getloadavg()
+    per_backend: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        for backend in args.backends.split(","):
+            runs: dict[str, Any] = {}
+            for kind, runner in (("baseline", run_backend), ("realistic", run_realistic)):
+                if backend == "sqlite":
+                    runs[kind] = runner(backend, f"sqlite:///{tmp / f'{kind}.db'}", args)
+                else:
+                    url, name = postgres_database()
+                    try:
+                        runs[kind] = runner(backend, url, args)
+                    finally:
+                        drop_postgres_database(name)
+                runs[kind]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+                print(backend, kind, json.dumps(runs[kind], indent=1))
+            per_backend[backend] = runs
+    path = RESULTS / "ingest.json"
+    existing = json.loads(path.read_text()) if path.exists() else {"metrics": {}}
+    metrics = dict(existing.get("metrics", {}))
+    for backend, runs in per_backend.items():
+        base, real = runs["baseline"]["events_per_s"], runs["realistic"]["events_per_s"]
+        metrics[f"realistic_events_per_s_{backend}"] = real
+        metrics[f"realistic_baseline_events_per_s_{backend}"] = base
+        metrics[f"realistic_ratio_to_baseline_{backend}"] = round(real / base, 3) if base else None
+        metrics[f"realistic_lost_events_{backend}"] = runs["realistic"]["lost_events"]
+        metrics[f"realistic_duplicate_events_{backend}"] = runs["realistic"]["duplicate_events"]
+    metrics["realistic_load_average_1m_before"] = round(load_before[0], 2)
+    metrics["realistic_load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    metrics["realistic_connections"] = args.connections
+    metrics["realistic_workers"] = args.workers
+    metrics["realistic_per_backend"] = per_backend
+    extra = {k: v for k, v in existing.items() if k not in ("name", "metrics", "hardware", "date",
+                                                             "command")}
+    if "command" in existing and not str(existing["command"]).count("--realistic"):
+        # the other keys came from another run: keep its command and date beside them
+        extra["command_of_the_other_keys"] = existing["command"]
+        extra["date_of_the_other_keys"] = existing.get("date")
+    written = write_results("ingest", metrics, **extra)
+    for key, value in metrics.items():
+        if key.startswith("realistic_") and key != "realistic_per_backend":
+            print(f"{key:44} {value}")
+    print(f"wrote {written}")
 
 
 def run(args: argparse.Namespace) -> None:

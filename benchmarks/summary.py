@@ -61,6 +61,9 @@ def headline(name: str, body: dict[str, Any]) -> list[str]:
         f"{hw.get('cpu_count', '?')} cores ({hw.get('cpu_model', hw.get('machine', '?'))}), "
         f"{round(hw.get('memory_kb', 0) / 1e6)} GB, Python {hw.get('python', '?')}; "
         f"{body.get('date', '?')}; `{body.get('command', '?')}`",
+        *([f"Keys not produced by that command: {body['date_of_the_other_keys']}; "
+           f"`{body['command_of_the_other_keys']}`"] if body.get("command_of_the_other_keys")
+          else []),
         "",
         "| metric | value |",
         "|---|---|",
