@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -42,6 +41,7 @@ from personify.privacy.model_influence import load_influence
 from personify.privacy.pseudonyms import tombstone_key
 from personify.privacy.runtime import PrivacyRuntime, open_runtime
 from personify.serving.model_registry import BundleRegistry
+from personify.storage.model_files import load_artifact
 from personify.storage.online import MemoryOnlineState, OnlineState, open_online_state
 from personify.storage.person_cache import (
     CachedConsentStore,
@@ -192,7 +192,7 @@ class Lifecycle(RuleBasedStateMachine):
                     assert row_key.encode() not in path.read_bytes(), (user, path)
                 index = load_influence(directory)
                 assert index is None or row_key not in index.keys, (user, manifest.version)
-                bundle = pickle.loads((directory / "artifact.pkl").read_bytes())
+                bundle = load_artifact(directory / "artifact.pkl")
                 lists = getattr(bundle, "user_lists", None)
                 assert lists is None or lists.users.get(user) < 0, (user, manifest.version)
                 assert f"'{user}'" not in repr(getattr(bundle, "parts", None))

@@ -15,6 +15,17 @@ class Vocabulary:
         self.ids: list[str] = list(dict.fromkeys(ids))
         self._index = {value: i for i, value in enumerate(self.ids)}
 
+    def __getstate__(self) -> dict[str, object]:
+        # the index is rebuilt on load: half the pickle, and rebuilt by Python code, which lets
+        # other threads run (a C unpickle of a big dict holds the GIL until it is done: a server
+        # loading a new model version would stall its requests meanwhile)
+        return {k: v for k, v in self.__dict__.items() if k != "_index"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if "_index" not in state:  # pickles of earlier releases hold the index itself
+            self._index = {value: i for i, value in enumerate(self.ids)}
+
     def __len__(self) -> int:
         return len(self.ids)
 

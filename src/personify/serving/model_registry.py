@@ -13,6 +13,7 @@ nothing is ever trained on the request path.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 from collections import OrderedDict
@@ -116,7 +117,7 @@ class BundleRegistry:
                 return False
             try:
                 manifest, bundle = self.store.load(tenant, wanted)
-            except (NotFound, OSError, EOFError) as exc:
+            except (NotFound, OSError, EOFError, pickle.UnpicklingError) as exc:
                 log.warning("could not load model %s for %s: %s", wanted, tenant, exc)
                 self._bundles.setdefault(tenant, None)
                 return False
@@ -191,7 +192,7 @@ class BundleRegistry:
                 return None
         try:
             _, bundle = self.store.load(tenant, wanted)
-        except (NotFound, OSError, EOFError) as exc:
+        except (NotFound, OSError, EOFError, pickle.UnpicklingError) as exc:
             log.warning("could not load pinned model %s for %s: %s", wanted, tenant, exc)
             return None
         if not isinstance(bundle, ModelBundle):

@@ -132,9 +132,9 @@ def _holders(models: FileModelStore, stores: Stores, user_id: str) -> list[str]:
 
 
 def _pickled_ids(path: Path, user_id: str) -> bool:
-    import pickle
+    from personify.storage.model_files import load_artifact
 
-    bundle = pickle.loads(path.read_bytes())
+    bundle = load_artifact(path)
     lists = getattr(bundle, "user_lists", None)
     return bool(lists is not None and lists.users.get(user_id) >= 0) or (
         user_id in repr(getattr(bundle, "parts", None))
