@@ -457,7 +457,7 @@ class Pages:
             key = "popular_in_category_fixed" if row.category else "popular_in_category"
             return self._chain(tenant, scope, row, request, {"category": category}, key)
         if row.kind == "new_for_you":
-            request = request.model_copy(update={"sources": ["new_items"]})
+            request = request.model_copy(update={"sources": ["cold_content", "new_items"]})
             return self._chain(tenant, scope, row, request, {}, "new_for_you")
         if row.kind == "trending_near_you":
             location = scope.request.context.location

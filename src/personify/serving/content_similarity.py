@@ -58,6 +58,9 @@ def content_neighbours(catalog: CatalogSnapshot, item_id: str, n: int) -> list[t
 COLD_ANCHORS = 3
 """The person's newest distinct items whose content neighbours the ``cold_content`` source
 asks."""
+COLD_POOL = 500
+"""Content neighbours read per anchor before the ones the model knows are left out (most of a
+trained shop's catalogue is known)."""
 
 
 class ColdContentSource:
@@ -79,9 +82,9 @@ class ColdContentSource:
         for rank, anchor in enumerate(anchors):
             item = scope.catalog.get(anchor)
             title = item.title if item is not None and item.title else anchor
-            for other, score in content_neighbours(scope.catalog, anchor, 4 * n):
-                if known is not None and other in known:
-                    continue
+            for other, score in content_neighbours(scope.catalog, anchor, max(COLD_POOL, n)):
+                if (known is not None and other in known) or other in state.seen:
+                    continue  # the model's, or already the person's
                 value = score / (1 + rank)
                 if other not in best or best[other].score < value:
                     best[other] = Scored(other, value, Reason(
