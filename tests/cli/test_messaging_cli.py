@@ -149,3 +149,23 @@ def test_a_test_campaign_and_its_results(url: str, tmp_path: Path, sink: SmtpSin
     assert refused.exit_code == USER_ERROR_EXIT and "variants" in refused.output
     missing = _run(url, "results", "nope")
     assert missing.exit_code == USER_ERROR_EXIT and "no campaign 'nope'" in missing.output
+
+
+def test_journey_step_results_from_the_command_line(url: str) -> None:
+    journey = {"name": "ab_j", "trigger": {"event": "view"}, "steps": [
+        {"type": "send", "id": "s", "template": "hello",
+         "variants": [{"name": "control"}, {"name": "short", "subject": "Hi"}]}]}
+    with open_stores(url) as stores:
+        assert stores.database is not None
+        SqlMessagingDefinitions(stores.database).put("default", "journey", "ab_j", journey,
+                                                      enabled=True)
+    shown = _run(url, "journey-results", "ab_j", "s", "--json")
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.output)
+    assert document["test"] == "journey:ab_j:s"
+    assert [v["name"] for v in document["variants"]] == ["control", "short"]
+    assert all(v["sent"] == 0 for v in document["variants"]) and document["final"] is False
+    table = _run(url, "journey-results", "ab_j", "s")
+    assert table.exit_code == 0 and "short" in table.output, table.output
+    missing = _run(url, "journey-results", "ab_j", "nope")
+    assert missing.exit_code == USER_ERROR_EXIT and "step" in missing.output, missing.output
