@@ -16,12 +16,23 @@ class Vocabulary:
         self._index = {value: i for i, value in enumerate(self.ids)}
 
     def __getstate__(self) -> dict[str, object]:
-        # the index is rebuilt on load: half the pickle, and rebuilt by Python code, which lets
-        # other threads run (a C unpickle of a big dict holds the GIL until it is done: a server
-        # loading a new model version would stall its requests meanwhile)
-        return {k: v for k, v in self.__dict__.items() if k != "_index"}
+        # a loading server must not stall its requests: the C unpickler holds the GIL until it
+        # is done, so the ids travel as one NUL-joined string (one object to unpickle, one fast
+        # split) when no id holds a NUL, and the index is rebuilt by Python code, which lets
+        # other threads run
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_index", "ids")}
+        joined = "\0".join(self.ids)
+        if len(self.ids) > 1 and joined.count("\0") == len(self.ids) - 1:
+            state["joined_ids"] = joined
+        else:
+            state["ids"] = self.ids
+        return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        state = dict(state)
+        joined = state.pop("joined_ids", None)
+        if isinstance(joined, str):
+            state["ids"] = joined.split("\0")
         self.__dict__.update(state)
         if "_index" not in state:  # pickles of earlier releases hold the index itself
             self._index = {value: i for i, value in enumerate(self.ids)}

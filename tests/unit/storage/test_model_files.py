@@ -95,8 +95,13 @@ def test_plain_pickle_artifacts_of_earlier_releases_still_load(
     assert not _mapped(loaded.popularity)
 
 
-def test_vocabulary_pickles_without_its_index() -> None:
-    vocab = Vocabulary(["a", "b", "c"])
+@pytest.mark.parametrize(
+    "ids", [[], ["a"], ["a", "b", "c"], ["", "x", ""][1:], ["a\0b", "c"], ["é", "日本", " "]]
+)
+def test_vocabulary_pickles_without_its_index(ids: list[str]) -> None:
+    vocab = Vocabulary(ids)
     assert "_index" not in vocab.__getstate__()
     again = pickle.loads(pickle.dumps(vocab))
-    assert again.index("c") == 2 and "b" in again and again.get("z") == -1
+    assert again.ids == vocab.ids and len(again) == len(ids)
+    assert all(again.index(value) == i for i, value in enumerate(vocab.ids))
+    assert again.get("zz") == -1
