@@ -7,19 +7,16 @@ reported per source and variant."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _network_app import network_app, network_settings, put_user  # noqa: F401 - fixtures
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from personify.api import create_app
-from personify.settings import Settings
-from personify.storage.registry import Stores
-
 if TYPE_CHECKING:
     from conftest import TenantKeys
+
 
 NOW = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
 _seq = iter(range(1_000_000))
@@ -30,32 +27,13 @@ def clock() -> list[datetime]:
     return [NOW]
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, model_dir=str(tmp_path / "models"), demo=False,
-                    consent_defaults={"profiling": "opt-out", "personalization": "opt-out"})
-
-
-@pytest.fixture
-def app(settings: Settings, stores: Stores, tenant_a: TenantKeys,
-        clock: list[datetime]) -> FastAPI:
-    return create_app(settings, stores=stores, clock=lambda: clock[0])
-
-
-def _user(client: TestClient, keys: TenantKeys, uid: str, **profile: Any) -> None:
-    props = profile.pop("properties", {})
-    r = client.put(f"/v1/users/{uid}", json={"profile": profile, "properties": props},
-                   headers=keys.headers())
-    assert r.status_code in (200, 201), r.text
-
-
 def _network(client: TestClient, keys: TenantKeys) -> None:
-    _user(client, keys, "me", name="Ann", email="ann@example.org", skills=["qiskit"],
+    put_user(client, keys, "me", name="Ann", email="ann@example.org", skills=["qiskit"],
           goals=["offer:mentoring"], properties={"profile_url": "https://example.org/ann"})
-    _user(client, keys, "ru", name="Борис", email="b@example.org", skills=["qiskit"],
+    put_user(client, keys, "ru", name="Борис", email="b@example.org", skills=["qiskit"],
           goals=["seek:mentoring"], language="ru", properties={"tone": "informal"})
-    _user(client, keys, "en", name="Eve", email="e@example.org", skills=["qiskit", "qec"])
-    _user(client, keys, "third", name="Tom", email="t@example.org", skills=["qec"])
+    put_user(client, keys, "en", name="Eve", email="e@example.org", skills=["qiskit", "qec"])
+    put_user(client, keys, "third", name="Tom", email="t@example.org", skills=["qec"])
     events = [{"event_id": f"x{next(_seq)}", "type": "message", "user_id": "me",
                "properties": {"person_id": "hub"}, "timestamp": (NOW - timedelta(hours=2))
                .isoformat()}]

@@ -5,19 +5,16 @@ input is refused with the field, retries are idempotent, and the KPI counts it a
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _network_app import network_app, network_settings, put_user  # noqa: F401 - fixtures
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from personify.api import create_app
-from personify.settings import Settings
-from personify.storage.registry import Stores
-
 if TYPE_CHECKING:
     from conftest import TenantKeys
+
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TEMPLATE = {"channel": "email", "recommendations": 0,
@@ -28,25 +25,6 @@ TEMPLATE = {"channel": "email", "recommendations": 0,
 @pytest.fixture
 def clock() -> list[datetime]:
     return [NOW]
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, model_dir=str(tmp_path / "models"), demo=False,
-                    consent_defaults={"profiling": "opt-out", "personalization": "opt-out"})
-
-
-@pytest.fixture
-def app(settings: Settings, stores: Stores, tenant_a: TenantKeys,
-        clock: list[datetime]) -> FastAPI:
-    return create_app(settings, stores=stores, clock=lambda: clock[0])
-
-
-def _user(client: TestClient, keys: TenantKeys, uid: str, **profile: Any) -> None:
-    props = profile.pop("properties", {})
-    r = client.put(f"/v1/users/{uid}", json={"profile": profile, "properties": props},
-                   headers=keys.headers())
-    assert r.status_code in (200, 201), r.text
 
 
 def _ask(client: TestClient, keys: TenantKeys, a: str, b: str) -> Any:
@@ -63,11 +41,11 @@ def test_double_opt_in_flow(client: TestClient, tenant_a: TenantKeys, app: FastA
     admin = tenant_a.headers()
     assert client.put("/v1/messaging/templates/introduction", json=TEMPLATE,
                       headers=admin).status_code == 200
-    _user(client, tenant_a, "ann", name="Ann", email="ann@example.org", skills=["qiskit"])
-    _user(client, tenant_a, "bob", name="Боб", email="bob@example.org", skills=["qiskit"],
+    put_user(client, tenant_a, "ann", name="Ann", email="ann@example.org", skills=["qiskit"])
+    put_user(client, tenant_a, "bob", name="Боб", email="bob@example.org", skills=["qiskit"],
           language="ru", properties={"tone": "informal"})
-    _user(client, tenant_a, "cat", name="Cat", email="cat@example.org")
-    _user(client, tenant_a, "ghost", properties={"network_discoverable": False})
+    put_user(client, tenant_a, "cat", name="Cat", email="cat@example.org")
+    put_user(client, tenant_a, "ghost", properties={"network_discoverable": False})
 
     r = _ask(client, tenant_a, "ann", "bob")
     assert r.status_code == 201, r.text
