@@ -115,7 +115,7 @@ def print_import_report(report: ImportReport) -> None:
     table.add_row("duplicates (already stored)", f"{report.duplicates:,}")
     table.add_row("rejected", f"{report.rejected:,}")
     if report.skipped:
-        table.add_row("skipped (left out on purpose: --exclude, a preset's non-product rows)",
+        table.add_row("skipped on purpose (--exclude, presets)",
                       f"{report.skipped:,}")
     for kind, count in report.extra_records.items():
         table.add_row(f"{kind} upserted", f"{count:,}")

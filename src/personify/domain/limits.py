@@ -28,6 +28,9 @@ MAX_AMOUNT = 1_000_000_000.0
 """Prices and event values (in the currency's units): finite, at most a billion in magnitude."""
 MAX_QUANTITY = 1_000_000.0
 """Units in one event (quantity): finite, 0..a million."""
+MAX_OFFSET = 100_000_000
+"""Largest ``offset`` of a listing (past it, a database's integer would overflow long before a
+catalogue or a user base is that large: page by filters or an export instead)."""
 MAX_BATCH_EVENTS = 10_000
 """Events per batch call."""
 MAX_BATCH_RECORDS = 10_000

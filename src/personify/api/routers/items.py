@@ -84,7 +84,7 @@ def list_items(
     type: Annotated[Name | None, Query(description="only items of this type")] = None,
     query: ShortText | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=limits.MAX_OFFSET)] = 0,
 ) -> ItemList:
     items = stores.catalog.list(key.tenant, type=type, query=query, limit=limit, offset=offset)
     return ItemList(items=items, limit=limit, offset=offset)

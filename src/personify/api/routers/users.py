@@ -82,7 +82,7 @@ def list_users(
     stores: StoresDep,
     query: ShortText | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=limits.MAX_OFFSET)] = 0,
 ) -> UserList:
     users = stores.users.list(key.tenant, query=query, limit=limit, offset=offset)
     return UserList(users=users, limit=limit, offset=offset)
