@@ -67,8 +67,10 @@ POOL = 5_000
 order, items are not considered)."""
 PAGE = 1_000
 POOL_TTL_S = 2.0
-"""How long a process reuses the catalogue items of a type it read (a new or changed item shows
-within this; RSVPs, joins and erasures count at once)."""
+"""How long a process reuses the catalogue items of a type it read when nothing tells it of a
+write: a write through this process drops the copy at once (:meth:`FeedService.items_written`,
+called by the catalogue store's write listeners), one made by another process shows within this.
+RSVPs, joins and erasures count at once."""
 EVENT_SOON_DAYS = 14.0
 CONTENT_HALF_LIFE_DAYS = 7.0
 FRESHNESS_FLOOR = 0.01
@@ -285,7 +287,10 @@ class FeedService:
         self._signals: dict[str, Signals] = {}
         self._lock = threading.RLock()
         self.pool_ttl_s = pool_ttl_s
-        self._pool: dict[tuple[str, str], tuple[float, list[Item]]] = {}
+        self._pool: dict[tuple[str, str], tuple[float, int, list[Item]]] = {}
+        """(tenant, type) -> (monotonic time read, the tenant's write generation then, items)."""
+        self._writes: dict[str, int] = {}
+        """tenant -> catalogue writes seen (a copy read before the latest write is stale)."""
         self._topic_cache: dict[int, tuple[Item, list[str]]] = {}
         """id of a pooled item -> (the item, its sorted topics), while it is in the pool."""
 
@@ -358,25 +363,41 @@ class FeedService:
 
     # sections -----------------------------------------------------------------------------
 
+    def items_written(self, tenant: str, types: frozenset[str] | None = None) -> None:
+        """Catalogue write listener: the tenant's copy of ``types`` (None: every type) is stale;
+        the next feed reads the catalogue again (a new event or post shows at once)."""
+        with self._lock:
+            self._writes[tenant] = self._writes.get(tenant, 0) + 1
+            for key in [k for k in self._pool if k[0] == tenant
+                        and (types is None or k[1] in types)]:
+                for stale in self._pool.pop(key)[2]:
+                    self._topic_cache.pop(id(stale), None)
+
     def _items(self, tenant: str, types: Sequence[str]) -> list[Item]:
         out: list[Item] = []
         for t in types:
             key = (tenant, t)
             cached = self._pool.get(key)
             at = time.monotonic()
-            if cached is None or at - cached[0] >= self.pool_ttl_s:
+            generation = self._writes.get(tenant, 0)
+            if (cached is None or at - cached[0] >= self.pool_ttl_s
+                    or cached[1] != generation):
                 found: list[Item] = []
                 for offset in range(0, POOL, PAGE):
                     page = self.catalog.list(tenant, type=t, limit=PAGE, offset=offset)
                     found.extend(i for i in page if i.available and not i.hidden)
                     if len(page) < PAGE:
                         break
-                for stale in (cached[1] if cached is not None else ()):
-                    self._topic_cache.pop(id(stale), None)
-                for i in found:
-                    self._topic_cache[id(i)] = (i, sorted(typed.topics(i)))
-                cached = self._pool[key] = (at, found)
-            out.extend(cached[1])
+                with self._lock:
+                    for stale in (cached[2] if cached is not None else ()):
+                        self._topic_cache.pop(id(stale), None)
+                    cached = (at, generation, found)
+                    # a write during the read: this copy answers this request only
+                    if self._writes.get(tenant, 0) == generation:
+                        self._pool[key] = cached
+                        for i in found:
+                            self._topic_cache[id(i)] = (i, sorted(typed.topics(i)))
+            out.extend(cached[2])
         return out
 
     def _topics_of(self, item: Item) -> list[str]:

@@ -43,6 +43,7 @@ from personify.runtime.segment.mapping import SegmentMapper
 from personify.runtime.tracing import start_tracing
 from personify.runtime.weather import OpenMeteoWeather
 from personify.settings import DEMO_ADMIN_KEY, DEMO_BROWSER_KEY, Settings
+from personify.storage.catalog_writes import CatalogWriteNotifier
 from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.online.port import OnlineState
@@ -249,7 +250,11 @@ def _build(
     )
     ingestor.add_listener(networking.on_events)
     engine.forgetters.append(networking.forget)
-    feed = FeedService(networking, stores.catalog, stores.events, stores.users, clock=clock)
+    # every catalogue write through this process tells the feed at once (its copy of events,
+    # groups, projects and posts is otherwise reused for up to POOL_TTL_S)
+    catalog = stores.catalog = CatalogWriteNotifier(stores.catalog)
+    feed = FeedService(networking, catalog, stores.events, stores.users, clock=clock)
+    catalog.listeners.append(feed.items_written)
     ingestor.add_listener(feed.on_events)  # RSVPs, joins, follows count at once
     engine.forgetters.append(feed.forget)
     messaging.new_item_audience = feed.audience  # "new for you" journeys reach them
