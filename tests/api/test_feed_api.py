@@ -281,3 +281,52 @@ def test_item_writes_show_in_the_feed_at_once(client: TestClient, tenant_a: Tena
     assert client.delete("/v1/items/post_new", headers=tenant_a.headers()).status_code in (
         200, 204)
     assert "post_new" not in [e["id"] for e in _feed(client, tenant_a, "me")["entries"]]
+
+
+def test_events_ranked_by_distance_and_time_zone_convenience(
+    client: TestClient, tenant_a: TenantKeys, clock: list[datetime]
+) -> None:
+    """Alike events (same topic, day and contacts) differ only in where and when: the nearer
+    venue ranks first (the person's coordinates vs the event's), an online event at a
+    convenient hour of the person's zone above the same one at night there; coordinates are
+    checked on write, naming the field."""
+    now = clock[0]
+    r = client.put("/v1/users/me", headers=tenant_a.headers(), json={
+        "profile": {"skills": ["qiskit"], "time_zone": "Europe/Berlin", "city": "Berlin"},
+        "properties": {"latitude": 52.52, "longitude": 13.405}})
+    assert r.status_code in (200, 201), r.text
+    day = (now + timedelta(days=3)).date().isoformat()
+    base = {"time_zone": "Europe/Berlin", "starts_at": f"{day}T18:00:00"}
+    events = {
+        "ev_berlin": {**base, "latitude": 52.50, "longitude": 13.42, "city": "Berlin"},
+        "ev_potsdam": {**base, "latitude": 52.39, "longitude": 13.06, "city": "Potsdam"},
+        "ev_munich": {**base, "latitude": 48.14, "longitude": 11.58, "city": "Munich"},
+        "ev_online_evening": {**base, "online": True},
+        "ev_online_late": {**base, "online": True, "starts_at": f"{day}T21:30:00"},
+        # 18:00 in Los Angeles is 03:00 in Berlin
+        "ev_online_night": {"time_zone": "America/Los_Angeles", "online": True,
+                            "starts_at": f"{(now + timedelta(days=2)).date().isoformat()}T18:00"},
+    }
+    for iid, props in events.items():
+        r = _item(client, tenant_a, iid, type="event", title=iid, tags=["qiskit"],
+                  properties=props)
+        assert r.status_code == 200, r.text
+    entries = _feed(client, tenant_a, "me", "n=10&shares=events:1")["entries"]
+    order = [e["id"] for e in entries]
+    assert set(order) == set(events)
+    assert order.index("ev_berlin") < order.index("ev_potsdam") < order.index("ev_munich")
+    assert (order.index("ev_online_evening") < order.index("ev_online_late")
+            < order.index("ev_online_night"))
+    by_id = {e["id"]: e for e in entries}
+    place = [r["text"] for r in by_id["ev_potsdam"]["reasons"] if r["kind"] == "place"]
+    assert place and "km from you" in place[0]
+    assert by_id["ev_munich"]["score"] < 0.2 * by_id["ev_berlin"]["score"]  # ~500 km away
+    assert by_id["ev_online_night"]["local_start"].startswith(
+        f"{(now + timedelta(days=3)).date().isoformat()}T03:00")
+    # coordinates come as a valid pair
+    for props, field in (({"latitude": 52.5}, "properties.longitude"),
+                         ({"longitude": 13.4}, "properties.latitude"),
+                         ({"latitude": 91, "longitude": 13.4}, "properties.latitude"),
+                         ({"latitude": 52.5, "longitude": "east"}, "properties.longitude")):
+        r = _item(client, tenant_a, "ev_bad", type="event", properties={**base, **props})
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, (props, r.text)

@@ -8,9 +8,13 @@ Each section ranks its own candidates with type-aware rules, on a 0..1 scale:
   the section's best; its reasons are the ones ``/people`` gives.
 - **events**: only upcoming (``starts_at`` after now) and not full (RSVPs + ``registered`` below
   ``capacity``), not already joined; ``0.55 * topic fit + 0.25 * contacts going + 0.2 * soon``
-  (``exp(-days / 14)``), halved when it starts outside 08:00-22:00 in the person's time zone or
-  is held in person in another city than theirs, and raised by a fifth when it starts at an
-  hour the person is usually active (their activity rhythm: the hours of their last 200 events).
+  (``exp(-days / 14)``), times the **time-zone convenience** of its start in the person's time
+  zone (:func:`convenience`: 1 from 09:00 to 19:59, 0.8 at 08:00 and 20:00-21:59, 0.5 at 07:00
+  and 22:00, 0.2 at night), raised by a fifth when it starts at an hour the person is usually
+  active (their activity rhythm: the hours of their last 200 events), and times the **distance**
+  factor of an event held in person: ``1 / (1 + km / 50)`` from the person's location
+  (``properties.latitude`` / ``longitude`` of their profile) to the venue's (the event's
+  ``latitude`` / ``longitude``), else halved when it is in another city than theirs.
 - **projects**: only with roles open and skills the person has that the project needs; score is
   the share of its required skills the person has.
 - **groups**: not yet joined; ``0.6 * topic fit + 0.4 * contacts in it`` (``n / (n + 2)``); a
@@ -75,7 +79,8 @@ EVENT_SOON_DAYS = 14.0
 CONTENT_HALF_LIFE_DAYS = 7.0
 FRESHNESS_FLOOR = 0.01
 """Old content keeps its order by relevance (an archive such as the demo's 2018 posts)."""
-CONVENIENT_HOURS = range(8, 22)
+DISTANCE_SCALE_KM = 50.0
+"""An in-person event this far away counts half as much as one next door (1 / (1 + km / 50))."""
 RHYTHM_EVENTS = 200
 MAX_RUN = 2
 
@@ -250,6 +255,19 @@ class Person:
     refused: set[str]
     zone: ZoneInfo
     active_hours: set[int]
+    location: tuple[float, float] | None = None
+    """(latitude, longitude) from the profile's ``properties``, when given."""
+
+
+def convenience(hour: int) -> float:
+    """How convenient an event starting at ``hour`` (the person's local time) is to attend."""
+    if 9 <= hour <= 19:
+        return 1.0
+    if hour in (8, 20, 21):
+        return 0.8
+    if hour in (7, 22):
+        return 0.5
+    return 0.2
 
 
 def fit(person_topics: dict[str, float], item_topics: Sequence[str]) -> tuple[float, list[str]]:
@@ -359,6 +377,7 @@ class FeedService:
             user_id=user_id, user=user, topics=topics, skills=skills, contacts=contacts,
             joined=set(signals.joined.get(user_id, ())),
             refused=set(signals.refused.get(user_id, ())), zone=zone, active_hours=active,
+            location=typed.coordinates(user.properties) if user is not None else None,
         )
 
     # sections -----------------------------------------------------------------------------
@@ -449,15 +468,19 @@ class FeedService:
             if contacts:
                 reasons.append(FeedReason(kind="contacts",
                                           text=f"{contacts} of your contacts are going"))
-            if local.hour not in CONVENIENT_HOURS:
-                score *= 0.5
-            elif local.hour in me.active_hours:
+            score *= convenience(local.hour)
+            if local.hour in me.active_hours and convenience(local.hour) >= 0.8:
                 score *= 1.2
                 reasons.append(FeedReason(kind="time",
                                           text="at a time you are usually active"))
             where = (info.city or "").strip().lower()
             if info.online:
                 reasons.append(FeedReason(kind="place", text="online"))
+            elif info.place is not None and me.location is not None:
+                km = typed.distance_km(me.location, info.place)
+                score *= 1.0 / (1.0 + km / DISTANCE_SCALE_KM)
+                reasons.append(FeedReason(kind="place", text=f"{km:,.0f} km from you"
+                                          + (f", in {info.city}" if info.city else "")))
             elif city and where and where != city:
                 score *= 0.5
             elif city and where == city:

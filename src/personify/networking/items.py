@@ -6,7 +6,7 @@ The type-specific fields live in ``properties`` (the catalogue stays one table):
   (IANA name; a start without an offset is read in it, default UTC), ``capacity`` (places, an
   integer >= 1), ``registered`` (places taken outside Personify, added to the RSVPs counted from
   ``like`` / ``purchase`` events on the item), ``online`` (bool), ``city`` / ``place``,
-  ``organiser_id``;
+  ``latitude`` / ``longitude`` (the place, degrees, given together), ``organiser_id``;
 - ``group``: its topics are ``tags`` and ``categories``; members are the people with a ``like``
   event on it;
 - ``project``: ``required_skills`` (list of strings), ``roles_open`` (an integer >= 0 or a list of
@@ -22,6 +22,7 @@ does not parse.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,7 @@ CONTENT_TYPES = frozenset({"post", "article", "episode", "content"})
 """Item types shown in the feed's content section."""
 NETWORK_TYPES = frozenset({EVENT, GROUP, PROJECT, *CONTENT_TYPES})
 
+EARTH_RADIUS_KM = 6371.0
 Problem = tuple[str, str, str]
 """``(field, message, accepted)``."""
 
@@ -50,6 +52,8 @@ class EventInfo:
     online: bool
     city: str | None
     organiser_id: str | None
+    place: tuple[float, float] | None = None
+    """(latitude, longitude) of the venue, when given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,30 @@ def _when(value: Any, zone: ZoneInfo) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)
+
+
+def coordinates(props: dict[str, Any]) -> tuple[float, float] | None:
+    """``(latitude, longitude)`` from ``props`` when both are valid numbers, else None."""
+    lat, lon = props.get("latitude"), props.get("longitude")
+    if not (isinstance(lat, (int, float)) and isinstance(lon, (int, float))
+            and _number(lat) and _number(lon)):
+        return None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return None
+    return float(lat), float(lon)
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle (haversine) distance between two (latitude, longitude) points."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (math.sin((lat2 - lat1) / 2) ** 2
+         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
+    return 2.0 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
 def _count(value: Any) -> int | None:
@@ -134,6 +162,15 @@ def event_problems(props: dict[str, Any], now: datetime | None) -> list[Problem]
                             f"an integer >= {low}"))
     if props.get("online") is not None and not isinstance(props["online"], bool):
         out.append(("properties.online", "online must be true or false", "a boolean"))
+    for name, limit, other in (("latitude", 90.0, "longitude"), ("longitude", 180.0, "latitude")):
+        value = props.get(name)
+        accepted = f"a number of degrees from -{limit:g} to {limit:g}, given with {other}"
+        if value is None:
+            if props.get(other) is not None:
+                out.append((f"properties.{name}", f"{other} was given without {name}", accepted))
+        elif not _number(value) or not -limit <= float(value) <= limit:
+            out.append((f"properties.{name}", f"{name} {value!r} is not a number of degrees "
+                        f"from -{limit:g} to {limit:g}", accepted))
     return out
 
 
@@ -192,6 +229,7 @@ def event_info(item: Item) -> EventInfo | None:
         capacity=_count(props.get("capacity")), registered=_count(props.get("registered")) or 0,
         online=props.get("online") is True, city=city if isinstance(city, str) else None,
         organiser_id=organiser if isinstance(organiser, str) else None,
+        place=coordinates(props),
     )
 
 
