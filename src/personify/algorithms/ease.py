@@ -11,6 +11,13 @@ the SciPy backend inverts in place (about ``n_items^2 x 4`` bytes, e.g. 6.7 GB f
 PyTorch (used above 32k items when installed) peaks at two such matrices
 (``~2 x n_items^2 x 4`` bytes, 13.4 GB for 41k items). ``fit`` refuses with a clear error when the
 plan exceeds ``memory_budget_gb``; use ItemKNN / RP3beta (sparse, top-k pruned) instead then.
+
+Removing training rows ``R`` (people, binarised) is a low-rank change of the Gram matrix,
+``X'^T X' = X^T X - R^T R``, so the inverse follows exactly without a refit (Woodbury):
+``P' = P + P R^T (I - R P R^T)^-1 R P`` (:func:`downdate_inverse`, ``O(n_items^2 r)`` for ``r``
+rows, only the rows of ``P`` at the items ``R`` touches are read to set it up). ``fit`` keeps
+``diag(P)`` (``p_diag_``), so ``P`` itself can be rebuilt from the weights
+(:func:`inverse_from_weights`) when it must be kept for that.
 """
 
 from __future__ import annotations
@@ -105,6 +112,7 @@ class EASE(Recommender):
             p[rows] /= -diag[None, :]
         p[np.diag_indices(n)] = 0.0
         self.B_: NDArray[Any] = p
+        self.p_diag_: NDArray[Any] = diag
         self.X_ = x
         self.n_items_ = n
         return self
@@ -154,3 +162,73 @@ class EASE(Recommender):
                       ) -> tuple[IdArray, ScoreArray]:
         self.check_fitted()
         return similar_from_rows(self.B_, np.asarray(item_indices, dtype=np.int64), n)
+
+
+def _block_rows(n: int, cells: int = 4_000_000) -> int:
+    """Rows per block so that one float64 block of ``n`` columns stays near ``cells`` cells."""
+    return max(1, min(n, cells // max(1, n)))
+
+
+def inverse_from_weights(weights: NDArray[Any], p_diag: NDArray[Any], out: NDArray[Any]
+                         ) -> NDArray[Any]:
+    """``P`` rebuilt from a fitted EASE's ``B_`` and ``p_diag_`` into ``out`` (an array or a
+    memory map of the same shape), block by block: ``P_ij = -B_ij P_jj`` off the diagonal."""
+    n = weights.shape[0]
+    step = _block_rows(n)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = np.multiply(weights[start:stop], -p_diag[None, :]).astype(out.dtype, copy=False)
+        idx = np.arange(start, stop)
+        block[idx - start, idx] = p_diag[idx]
+        out[start:stop] = block
+    return out
+
+
+def downdate_inverse(p: NDArray[Any], removed: sp.csr_matrix, out: NDArray[Any]) -> None:
+    """Write ``(X^T X - R^T R + l2 I)^-1`` into ``out`` from ``p = (X^T X + l2 I)^-1`` and the
+    removed rows ``R`` (rows x items, the very values the fit saw): the Woodbury identity
+    ``P + (R P)^T (I - R P R^T)^-1 (R P)``, in float64, ``out`` written block by block
+    (``out`` may be a memory map; ``p`` is read, never written, unless it is ``out``)."""
+    import scipy.linalg
+
+    n = p.shape[0]
+    removed = sp.csr_matrix(removed, dtype=np.float64)
+    touched = np.unique(removed.indices)
+    part = sp.csr_matrix(removed[:, touched])  # rows x k: only the touched items count
+    rp = np.asarray(part @ np.asarray(p[touched], dtype=np.float64))  # R P (P symmetric)
+    inner = np.eye(removed.shape[0]) - np.asarray(part @ rp[:, touched].T).T
+    # I - R P R^T is positive definite: the Gram matrix without R plus l2 I stays so
+    solved = scipy.linalg.solve((inner + inner.T) / 2, rp, assume_a="pos", check_finite=False)
+    step = _block_rows(n)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = np.array(p[start:stop], dtype=np.float64)  # a copy: ``p`` stays as it is
+        block += rp[:, start:stop].T @ solved
+        out[start:stop] = block.astype(out.dtype, copy=False)
+
+
+def neighbours_from_inverse(p: NDArray[Any], k: int) -> sp.csr_matrix:
+    """items x items: the top-``k`` positive weights of every row of ``B = -P / diag(P)``
+    (zero diagonal), exactly the neighbours ``EASE.fit`` then ``similar_items`` give."""
+    from personify.algorithms.base import top_n
+
+    n = p.shape[0]
+    diag = np.diagonal(p).copy()
+    step = _block_rows(n)
+    rows_out, cols_out, vals_out = [], [], []
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        idx = np.arange(start, stop)
+        block = np.array(p[start:stop], dtype=p.dtype)
+        block /= -diag[None, :]
+        block = block.astype(np.float32, copy=False)
+        block[idx - start, idx] = -np.inf
+        ids, scores = top_n(block, k)
+        mask = (ids >= 0) & np.isfinite(scores) & (scores > 0)
+        rows_out.append(np.repeat(idx, ids.shape[1]).reshape(ids.shape)[mask])
+        cols_out.append(ids[mask])
+        vals_out.append(scores[mask])
+    return sp.csr_matrix(
+        (np.concatenate(vals_out), (np.concatenate(rows_out), np.concatenate(cols_out))),
+        shape=(n, n), dtype=np.float32,
+    )

@@ -7,11 +7,13 @@ Training never runs inside a request; the server picks the new version up and sw
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +56,9 @@ docs/benchmarks/gowalla.md): too slow to score one person inside a request, it s
 trained person in batch at training time (``personify.serving.user_lists``)."""
 Configure = Callable[[Interactions, "TrainingConfig"], tuple["TrainingConfig", dict[str, Any]]]
 """Chooses the training configuration from the interactions (see ``train_bundle``)."""
+OnModel = Callable[[Recommender, "TrainingConfig"], None]
+"""Sees the fitted neighbour model of the served bundle (not the blend's validation refits)
+before it is dropped, with the configuration it was fitted by."""
 DEFAULT_LIST_LENGTH = 100
 DEFAULT_LIST_USERS = 200_000
 
@@ -157,6 +162,7 @@ def train_bundle(
     labels: Mapping[str, Sequence[str]] | None = None,
     list_progress: Callable[[int, int], None] | None = None,
     configure: Configure | None = None,
+    on_model: OnModel | None = None,
 ) -> tuple[ModelBundle, ModelManifest]:
     """Fit the configured model on ``events`` and package it for serving (``on_data``
     receives the interactions the bundle is fitted on; ``labels``, item id -> categories, lets
@@ -181,7 +187,7 @@ def train_bundle(
         on_data(data)
     return bundle_from_interactions(data, config, version=version, labels=labels,
                                     list_progress=list_progress, configure=configure,
-                                    started=started, purchased=purchased)
+                                    started=started, purchased=purchased, on_model=on_model)
 
 
 def bundle_from_interactions(
@@ -194,6 +200,7 @@ def bundle_from_interactions(
     configure: Configure | None = None,
     started: float | None = None,
     purchased: NDArray[np.bool_] | None = None,
+    on_model: OnModel | None = None,
 ) -> tuple[ModelBundle, ModelManifest]:
     """``train_bundle`` from interactions already built (e.g. an evaluation's training part;
     ``purchased`` marks the log rows that are purchases, for the basket sources)."""
@@ -208,7 +215,7 @@ def bundle_from_interactions(
     if configure is not None:
         config, selection = configure(data, config)
     bundle = fit_bundle(data, config, version or new_version(), list_progress=list_progress,
-                        purchased=purchased)
+                        purchased=purchased, on_model=on_model)
     blend_metrics: dict[str, Any] = {}
     if config.learn_blend:
         fitted = learn_source_weights(
@@ -258,12 +265,15 @@ def fit_bundle(
     list_users: NDArray[np.int64] | None = None,
     list_progress: Callable[[int, int], None] | None = None,
     purchased: NDArray[np.bool_] | None = None,
+    on_model: OnModel | None = None,
 ) -> ModelBundle:
     """Fit the configured model on ``data`` and package neighbours, popularity, the user
     model's lists (for ``list_users``, default the most recently active ``config.list_users``)
     and the registered sources' parts."""
     model = create_model(config.model, **config.params).fit(data)
     neighbours = neighbour_matrix(model, data.n_items, config.neighbours)
+    if on_model is not None:
+        on_model(model, config)
     user_lists = None
     if config.user_model is not None and config.list_length > 0:
         scorer = (
@@ -408,6 +418,11 @@ def train_tenant(
 
     config = config or TrainingConfig()
     fitted: list[Interactions] = []
+    version = new_version()
+    kept = (  # what an exact erasure needs of the model beyond the influence index (EASE's P)
+        (lambda model, used: privacy.record_model(models, tenant, version, model, used.neighbours))
+        if privacy is not None else None
+    )
     labels = (
         {item.item_id: item.categories for item in catalog.scan(tenant) if item.categories}
         if catalog is not None and config.learn_blend
@@ -415,10 +430,15 @@ def train_tenant(
     )
     try:
         bundle, manifest = train_bundle(
-            stream(), config, on_data=fitted.append, labels=labels,
-            list_progress=list_progress, configure=configure,
+            stream(), config, version=version, on_data=fitted.append, labels=labels,
+            list_progress=list_progress, configure=configure, on_model=kept,
         )
-    except InvalidInput as exc:
+    except BaseException as exc:
+        partial = Path(models.root) / tenant / version
+        if not (partial / "manifest.json").exists():  # no half-written version left behind
+            shutil.rmtree(partial, ignore_errors=True)
+        if not isinstance(exc, InvalidInput):
+            raise
         if excluded and exc.field == "events":
             raise InvalidInput(
                 f"{exc.message}; {explain_exclusions(excluded)}", field="events",

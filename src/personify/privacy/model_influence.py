@@ -13,6 +13,11 @@ training *without* those rows would have produced:
   transition probabilities and popularity penalty (rp3beta) are recomputed without the rows for
   every item whose row can change (the person's items and every item co-occurring with them),
   then the same top-k;
+* item neighbours of ``ease`` (binary) — exact: the version keeps ``P = (X^T X + l2 I)^-1``
+  (:mod:`personify.privacy.ease_inverse`); removing the rows is a low-rank change of the Gram
+  matrix, so ``P`` without them follows by the Woodbury identity and the top-k neighbours are
+  recomputed from it (a version trained without privacy, or before ``P`` was kept, has none:
+  its neighbours wait for the retrain);
 * the per-person lists of the user model (``personify.serving.user_lists``) — dropped: every
   list was scored through the erased rows, so the derived version serves everyone by the exact
   neighbour fold-in until the retrain the erasure requests restores them;
@@ -56,6 +61,13 @@ from personify.data.events import EventWeights, interactions_from_events
 from personify.data.interactions import Interactions
 from personify.data.vocabulary import Vocabulary
 from personify.domain.events import Event
+from personify.privacy.ease_inverse import (
+    EaseInverse,
+    forget_ease,
+    load_ease_inverse,
+    place_ease,
+    remove_ease_inverse,
+)
 from personify.storage.model_files import FileModelStore
 
 INFLUENCE_FILE = "influence.npz"
@@ -94,6 +106,8 @@ class InfluenceIndex:
     key_scheme: str = ""
     """``tombstone`` when the keys are :func:`~personify.privacy.pseudonyms.tombstone_key` of
     the erasure tombstones (so a tombstone names its row); empty in older indexes."""
+    ease: EaseInverse | None = None
+    """The version's EASE inverse (``ease`` neighbour models trained with privacy on)."""
 
     def rows_of(self, keys: Iterable[str]) -> NDArray[np.int64]:
         wanted = set(keys)
@@ -143,7 +157,8 @@ def influence_of(
 
 
 def save_influence(directory: Path, index: InfluenceIndex) -> None:
-    """Write ``influence.npz`` into a model version directory, atomically."""
+    """Write ``influence.npz`` (and the EASE inverse, or remove a stale one) into a model
+    version directory, atomically."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".influence.", suffix=".npz")
     os.close(fd)
@@ -164,6 +179,10 @@ def save_influence(directory: Path, index: InfluenceIndex) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if index.ease is not None:
+        place_ease(index.ease, directory)
+    else:
+        remove_ease_inverse(directory)
 
 
 def load_influence(directory: Path) -> InfluenceIndex | None:
@@ -179,12 +198,19 @@ def load_influence(directory: Path) -> InfluenceIndex | None:
         return InfluenceIndex(
             [str(k) for k in f["keys"]], x, pop, np.asarray(f["row_last"]),
             float(meta["t_max"]), float(meta["half_life"]), str(meta.get("key_scheme", "")),
+            load_ease_inverse(directory),
         )
 
 
-def exact_neighbours(model_name: str, params: dict[str, Any]) -> bool:
-    """Whether :func:`forget_rows` recomputes this model's neighbours exactly."""
-    return model_name in EXACT_MODELS and bool(params.get("binary", True))
+def exact_neighbours(model_name: str, params: dict[str, Any],
+                     index: InfluenceIndex | None = None) -> bool:
+    """Whether :func:`forget_rows` recomputes this model's neighbours exactly (``ease`` when
+    ``index`` carries its inverse)."""
+    if not params.get("binary", True):
+        return False
+    return model_name in EXACT_MODELS or (
+        model_name == "ease" and index is not None and index.ease is not None
+    )
 
 
 def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], version: str
@@ -199,7 +225,10 @@ def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], versi
                                        / index.half_life_days))
     popularity = np.asarray(pop_rows.sum(axis=0), dtype=np.float64).ravel().astype(np.float32)
     neighbours = bundle.neighbours
-    if exact_neighbours(bundle.model_name, bundle.params):
+    ease = None  # an inverse that is not downdated must not outlive the rows: dropped
+    if index.ease is not None and exact_neighbours(bundle.model_name, bundle.params, index):
+        ease, neighbours = forget_ease(index.ease, sp.csr_matrix(index.x[rows]))
+    elif exact_neighbours(bundle.model_name, bundle.params):
         touched = np.unique(sp.csr_matrix(index.x[rows]).indices)
         recompute = _rp3beta_without if bundle.model_name == "rp3beta" else _itemknn_without
         neighbours = recompute(bundle.neighbours, index.x, x, touched, bundle.params)
@@ -216,7 +245,7 @@ def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], versi
     new_bundle = replace(bundle, **changes)  # type: ignore[type-var]
     new_index = InfluenceIndex(
         [index.keys[i] for i in keep], x, sp.csr_matrix(pop_rows), last, t_max,
-        index.half_life_days, index.key_scheme,
+        index.half_life_days, index.key_scheme, ease,
     )
     return new_bundle, new_index
 

@@ -214,7 +214,7 @@ class ErasureAwareModelStore(FileModelStore):
         bundles.set(tenant, new_bundle)
         return ModelForgetResult(
             "subtracted" if own.size else "not_in_model", new_bundle.version,
-            exact_neighbours(bundle.model_name, bundle.params), int(own.size),
+            exact_neighbours(bundle.model_name, bundle.params, index), int(own.size),
             lists_dropped=getattr(bundle, "user_lists", None) is not None,
         )
 

@@ -8,10 +8,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from personify.algorithms.base import Recommender
+from personify.algorithms.ease import EASE
 from personify.data.events import EventWeights
 from personify.data.interactions import Interactions
 from personify.data.vocabulary import Vocabulary
 from personify.domain.events import Event
+from personify.privacy.ease_inverse import load_ease_inverse, save_ease_inverse
 from personify.privacy.model_influence import (
     TOMBSTONE_KEYS,
     build_influence,
@@ -94,4 +97,16 @@ class TrainingPrivacy:
         """The index of ``version`` from the interactions it was fitted on."""
         key, scheme = self._key(tenant)
         index = influence_of(data, key=key, half_life_days=half_life_days, key_scheme=scheme)
-        save_influence(version_dir(models, tenant, version), index)
+        directory = version_dir(models, tenant, version)
+        index.ease = load_ease_inverse(directory)  # kept by :meth:`record_model`, if any
+        save_influence(directory, index)
+
+    def record_model(
+        self, models: FileModelStore, tenant: str, version: str, model: Recommender,
+        neighbours: int,
+    ) -> None:
+        """Keep what an exact erasure needs of the fitted neighbour ``model`` beyond the
+        influence index: for binary ``ease``, its inverse ``P`` (``ease_inverse.npy``,
+        ``n_items^2`` floats in the model's dtype). Call before :meth:`record_influence_of`."""
+        if isinstance(model, EASE) and model.binary:
+            save_ease_inverse(version_dir(models, tenant, version), model, neighbours)
