@@ -38,13 +38,25 @@ def test_train_then_people(personify: Personify, database_url: str, tmp_path: Pa
             events.append(Event(
                 event_id=f"e{k}", type="reply", user_id=f"p{a}", timestamp=T0 + timedelta(hours=k),
                 properties={"person_id": f"p{b}", "topics": [f"t{b % 3}"]}))
+        # connection requests answered late in the history: explicit labels
+        for k in range(12):
+            a, b = f"p{10 + k}", f"p{k % 10}"
+            at = T0 + timedelta(hours=395 + k / 4)
+            events.append(Event(event_id=f"r{k}", type="connection_request", user_id=a,
+                                timestamp=at, properties={"person_id": b}))
+            events.append(Event(
+                event_id=f"d{k}", type="connection_accept" if k % 3 else "connection_decline",
+                user_id=b, timestamp=at + timedelta(minutes=5), properties={"person_id": a}))
         stores.events.append("default", events)
     finally:
         stores.close()
     result = personify("networking", "train")
     assert result.exit_code == 0, result.output
-    assert "400 interactions" in result.output
+    assert "420 interactions" in result.output  # replies, requests and accepts
     model = json.loads((tmp_path / "models" / "networking" / "default.json").read_text())
+    assert model["validation"]["decisions"] == 12
+    assert model["validation"]["decisions_accepted"] == 8
+    assert "explicit labels: 12" in result.output
     assert len(model["weights"]) == len(model["features"])
     share = model["combination"]["forward_share"]
     assert 0.25 <= share <= 0.75 and f"interest_forward^{share:g}" in result.output

@@ -45,6 +45,7 @@ def train(ctx: typer.Context, tenant: TenantOption = None) -> None:
     share = result.forward_share
     console.print(f"Reciprocal combination: interest_forward^{share:g} x "
                   f"interest_backward^{1 - share:g} (share chosen on the validation period)")
+    console.print(f"Accepts / declines used as explicit labels: {result.decisions}")
 
 
 @app.command("people")

@@ -11,8 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from personify.domain.events import Event
-from personify.networking.service import INTERACTION_TYPES, model_path, profile_of, to_interaction
-from personify.networking.state import Interaction, Profile
+from personify.networking.service import (
+    DECISION_TYPES,
+    INTERACTION_TYPES,
+    model_path,
+    profile_of,
+    to_decision,
+    to_interaction,
+)
+from personify.networking.state import Decision, Interaction, Profile
 from personify.networking.training import fit_directional
 from personify.storage.registry import Stores
 
@@ -25,6 +32,8 @@ class NetworkingTrainResult:
     seconds: float
     forward_share: float = 0.5
     """the reciprocal combination's forward share chosen on the validation period."""
+    decisions: int = 0
+    """accepts / declines of the validation period used as explicit labels."""
 
 
 def train_networking(
@@ -32,17 +41,23 @@ def train_networking(
     event_filter: Callable[[Event], bool] | None = None, l2: float | None = None,
 ) -> NetworkingTrainResult:
     """Fit on every admitted interaction event and write ``<model_dir>/networking/<tenant>.json``.
+    Accepts and declines of connection requests and introductions are explicit labels
+    (:func:`personify.networking.training.fit_directional`).
 
     Raises ValueError when there are too few interactions (fewer than 10) or no new pair in the
     most recent fifth of them to learn from."""
     started = time.perf_counter()
     interactions: list[Interaction] = []
-    for event in stores.events.scan(tenant, types=sorted(INTERACTION_TYPES)):
+    decisions: list[Decision] = []
+    for event in stores.events.scan(tenant, types=sorted(INTERACTION_TYPES | set(DECISION_TYPES))):
         if event_filter is not None and not event_filter(event):
             continue
         x = to_interaction(event)
         if x is not None:
             interactions.append(x)
+        d = to_decision(event)
+        if d is not None:
+            decisions.append(d)
     profiles: dict[str, Profile] = {}
     offset = 0
     while True:
@@ -52,7 +67,7 @@ def train_networking(
         if len(users) < 1000:
             break
         offset += 1000
-    model = fit_directional(interactions, profiles=profiles, l2=l2)
+    model = fit_directional(interactions, profiles=profiles, l2=l2, decisions=decisions)
     path = model_path(model_dir, tenant)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -60,4 +75,5 @@ def train_networking(
     tmp.replace(path)
     people = {p for x in interactions for p in (x.actor, x.target)}
     return NetworkingTrainResult(path, len(interactions), len(people),
-                                 time.perf_counter() - started, model.forward_share)
+                                 time.perf_counter() - started, model.forward_share,
+                                 int(model.validation.get("decisions", 0)))

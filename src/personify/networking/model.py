@@ -67,22 +67,27 @@ class DirectionalModel:
         *,
         l2: float = 1.0,
         iterations: int = 50,
+        sample_weight: NDArray[np.float64] | None = None,
     ) -> DirectionalModel:
-        """Newton's method on the penalised log-likelihood (the bias is not penalised)."""
+        """Newton's method on the penalised (``sample_weight``-weighted) log-likelihood (the
+        bias is not penalised)."""
         if x.shape[0] == 0 or y.min() == y.max():
             raise ValueError("training the directional model needs both positive and negative rows")
+        sw = np.ones(x.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale[scale == 0] = 1.0
         z = np.hstack([(x - mean) / scale, np.ones((x.shape[0], 1))])
         w = np.zeros(z.shape[1])
-        w[-1] = np.log(y.mean() / (1 - y.mean()))
+        rate = float(np.average(y, weights=sw))
+        w[-1] = np.log(rate / (1 - rate))
         penalty = np.full(z.shape[1], l2)
         penalty[-1] = 0.0
         for _ in range(iterations):
             p = 1.0 / (1.0 + np.exp(-(z @ w)))
-            grad = z.T @ (p - y) + penalty * w
-            hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(w))
+            grad = z.T @ (sw * (p - y)) + penalty * w
+            hess = ((z * (sw * p * (1 - p))[:, None]).T @ z + np.diag(penalty)
+                    + 1e-9 * np.eye(len(w)))
             step = np.linalg.solve(hess, grad)
             w -= step
             if np.abs(step).max() < 1e-8:

@@ -48,7 +48,7 @@ from personify.networking.introductions import (
 )
 from personify.networking.model import DirectionalModel
 from personify.networking.recommender import PeopleRecommender, PersonMatch, serving_recommender
-from personify.networking.state import Interaction, NetworkState, Profile
+from personify.networking.state import Decision, Interaction, NetworkState, Profile
 from personify.storage.ports import ErasureStore, EventStore, UserStore
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,11 @@ INTERACTION_TYPES = frozenset(
         EventType.ENDORSEMENT,
     }
 )
+DECISION_TYPES = {
+    EventType.CONNECTION_ACCEPT: True, EventType.INTRODUCTION_ACCEPT: True,
+    EventType.CONNECTION_DECLINE: False, EventType.INTRODUCTION_DECLINE: False,
+}
+"""Answers to a request (by the person asked; ``person_id`` is who asked): accepted or not."""
 INTRODUCTION_TYPES = frozenset(
     {EventType.INTRODUCTION_REQUEST, EventType.INTRODUCTION_ACCEPT, EventType.INTRODUCTION_DECLINE}
 )
@@ -200,6 +205,16 @@ def to_interaction(event: Event) -> Interaction | None:
         thread=thread if isinstance(thread, str) else None, tags=topics,
         offered=offered if isinstance(offered, bool) else None,
     )
+
+
+def to_decision(event: Event) -> Decision | None:
+    """The explicit answer an accept / decline event records (None for other events)."""
+    accepted = DECISION_TYPES.get(EventType(event.type)) if event.type in DECISION_TYPES else None
+    other = event.properties.get("person_id")
+    if accepted is None or event.user_id is None or not isinstance(other, str):
+        return None
+    return Decision(actor=event.user_id, target=other, timestamp=event.timestamp,
+                    accepted=accepted)
 
 
 def profile_of(user: User) -> Profile:

@@ -32,6 +32,18 @@ class Interaction:
     offered: bool | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An explicit answer to a request: ``actor`` (the person asked: the recipient of a
+    connection request or an introduction) accepted or declined ``target`` (who asked). The
+    strongest label of ``actor``'s interest in ``target`` the network has."""
+
+    actor: str
+    target: str
+    timestamp: datetime
+    accepted: bool
+
+
 @dataclass(slots=True)
 class PersonState:
     out: dict[str, int] = field(default_factory=dict)

@@ -11,6 +11,15 @@ ranking of each person's candidates gives the best mean NDCG@20 of the people th
 interacted with (either direction) in that period; ties go to the share nearest ½. The L2
 penalty is chosen before, on the same period but held out: a model fitted on half of its people
 ranks the other half's candidates (:func:`select_l2`). Nothing after ``cut`` is read.
+
+Explicit answers (:class:`~personify.networking.state.Decision`: a connection request or an
+introduction accepted or declined) are labels too, when present: each answer given in the
+validation period between two people the inner network knows is one more row, "the person asked
+towards the one who asked", 1 for an accept and 0 for a decline, weighted
+:data:`DECISION_WEIGHT` times an ordinary row (an answer is what the person said about this very
+pair; an ordinary negative only says they did not act towards a candidate). A decline is
+otherwise only one negative among every candidate the person did not act towards. Answers given
+before the inner cut are not used: the network they would be scored on already holds them.
 """
 
 from __future__ import annotations
@@ -25,12 +34,17 @@ from numpy.typing import NDArray
 from personify.networking.candidates import candidates, popular_people
 from personify.networking.features import PairFeatures, directional, matrix
 from personify.networking.model import SHARES, DirectionalModel, reciprocal
-from personify.networking.state import Interaction, Profile, build_state
+from personify.networking.state import Decision, Interaction, Profile, build_state
 
 L2_GRID: tuple[float, ...] = (10.0, 30.0, 100.0)
 """L2 penalties tried on the validation period (weaker ones diverge on small networks)."""
 DEFAULT_L2 = 30.0
 """Used when the validation period cannot be split (too few people with new pairs)."""
+DECISION_WEIGHT = 5.0
+"""Weight of an explicit accept / decline row relative to an ordinary candidate row."""
+
+Extra = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+"""(rows, labels, weights) added to every fit: the explicit answers."""
 
 
 def fit_directional(
@@ -42,9 +56,13 @@ def fit_directional(
     per_source: int = 60,
     l2: float | None = None,
     warm_only: bool = True,
+    decisions: list[Decision] | None = None,
+    decision_weight: float = DECISION_WEIGHT,
 ) -> DirectionalModel:
     """Fit on ``interactions`` before ``cut`` (all of them when ``cut`` is None). ``l2`` None:
-    chosen among :data:`L2_GRID` by :func:`select_l2` on the validation period."""
+    chosen among :data:`L2_GRID` by :func:`select_l2` on the validation period. ``decisions``:
+    accepts and declines, used as explicit labels (see the module docstring); the model's
+    ``validation`` records how many were used."""
     history = sorted(
         (x for x in interactions if cut is None or x.timestamp < cut), key=lambda x: x.timestamp
     )
@@ -84,10 +102,23 @@ def fit_directional(
             labels.append(1.0 if other in positives[person] else 0.0)
         groups.append((person, others))
     xf, yf, xb = matrix(rows), np.asarray(labels), matrix(backward)
+    answered = [
+        d for d in decisions or ()
+        if d.timestamp >= inner and (cut is None or d.timestamp < cut) and d.actor != d.target
+        and state.known(d.actor) and state.known(d.target)
+    ]
+    extra: Extra | None = None
+    if answered:
+        extra = (
+            matrix([directional(state, PairFeatures(state, d.actor, d.target), True)
+                    for d in answered]),
+            np.asarray([1.0 if d.accepted else 0.0 for d in answered]),
+            np.full(len(answered), decision_weight),
+        )
     by_l2: dict[float, float] = {}
     if l2 is None:
-        l2, by_l2 = select_l2(xf, yf, xb, groups, positives)
-    model = DirectionalModel.fit(xf, yf, l2=l2)
+        l2, by_l2 = select_l2(xf, yf, xb, groups, positives, extra=extra)
+    model = _fit(xf, yf, l2, extra)
     share, scores = select_share(
         model.predict(xf).tolist(), model.predict(xb).tolist(), groups, positives,
     )
@@ -96,7 +127,20 @@ def fit_directional(
     learned.validation.update(
         {f"ndcg@20_heldout_l2_{k:g}": round(v, 4) for k, v in sorted(by_l2.items())})
     learned.validation["l2"] = float(l2)
+    learned.validation["decisions"] = float(len(answered))
+    learned.validation["decisions_accepted"] = float(sum(d.accepted for d in answered))
     return learned
+
+
+def _fit(x: NDArray[np.float64], y: NDArray[np.float64], l2: float,
+         extra: Extra | None) -> DirectionalModel:
+    """The directional model on ``x`` / ``y`` (weight 1) and the explicit answers."""
+    if extra is None:
+        return DirectionalModel.fit(x, y, l2=l2)
+    ex, ey, ew = extra
+    return DirectionalModel.fit(
+        np.vstack([x, ex]), np.concatenate([y, ey]), l2=l2,
+        sample_weight=np.concatenate([np.ones(len(y)), ew]))
 
 
 def select_l2(
@@ -107,11 +151,13 @@ def select_l2(
     positives: dict[str, set[str]],
     *,
     grid: tuple[float, ...] = L2_GRID,
+    extra: Extra | None = None,
 ) -> tuple[float, dict[float, float]]:
     """The L2 penalty with the best held-out NDCG@20 on the validation period: its people are
     split in two halves (by a hash of the id), a model fitted on one half's rows ranks the other
     half's candidates (both sides' interest multiplied), and the two halves' scores are
-    averaged. Ties go to the stronger penalty."""
+    averaged. Ties go to the stronger penalty. ``extra`` (the explicit answers) joins every
+    fit."""
     bounds: list[tuple[int, int]] = []
     start = 0
     for _, others in groups:
@@ -129,7 +175,7 @@ def select_l2(
             tr = np.concatenate([np.arange(*bounds[i]) for i in train])
             te = np.concatenate([np.arange(*bounds[i]) for i in test])
             try:
-                model = DirectionalModel.fit(x[tr], y[tr], l2=l2)
+                model = _fit(x[tr], y[tr], l2, extra)
             except ValueError:  # one half has no positive row
                 continue
             _, by_share = select_share(

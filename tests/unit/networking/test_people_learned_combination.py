@@ -121,3 +121,52 @@ def test_select_l2_scores_every_penalty_on_held_out_people() -> None:
     assert scores[best] == max(scores.values()) and scores[best] > 0.5
     # one person cannot be split into a fitting half and a scoring half
     assert select_l2(x[:10], y[:10], x[:10], groups[:1], positives) == (DEFAULT_L2, {})
+
+
+def test_accepts_and_declines_are_explicit_labels_when_present() -> None:
+    """Answers given in the validation period train the model: the declined pairs' predicted
+    interest (the person asked, towards who asked) falls, the accepted ones' rises, against the
+    same fit without them; answers before the validation period are not used."""
+    from personify.networking.state import Decision
+
+    xs = _network()
+    end = max(x.timestamp for x in xs)
+    state = build_state(xs)
+    known = sorted(p for p in state.people if state.known(p))
+    # helpers accept askers they answered before and decline the others, late in the history
+    decisions = []
+    for i, helper in enumerate(sorted(p for p in known if p.startswith("h"))):
+        for j, asker in enumerate(sorted(p for p in known if p.startswith("a"))[:10]):
+            accepted = asker in state.people[helper].out
+            at = end - timedelta(hours=1 + i + j / 100)
+            decisions.append(Decision(helper, asker, at, accepted))
+    early = [Decision(d.actor, d.target, T0 - timedelta(days=1), d.accepted) for d in decisions]
+    plain = fit_directional(xs, l2=10.0)
+    taught = fit_directional(xs, l2=10.0, decisions=decisions)
+    ignored = fit_directional(xs, l2=10.0, decisions=early)
+    assert plain.validation["decisions"] == 0 and ignored.validation["decisions"] == 0
+    used = taught.validation["decisions"]
+    assert used > 0 and 0 < taught.validation["decisions_accepted"] < used
+    assert np.allclose(ignored.weights, plain.weights)
+
+    def mean_interest(model: DirectionalModel, accepted: bool) -> float:
+        rows = [directional(state, PairFeatures(state, d.actor, d.target), True)
+                for d in decisions if d.accepted is accepted]
+        return float(model.predict(np.asarray(rows)).mean())
+
+    assert mean_interest(taught, False) < mean_interest(plain, False)
+    gap_plain = mean_interest(plain, True) - mean_interest(plain, False)
+    gap_taught = mean_interest(taught, True) - mean_interest(taught, False)
+    assert gap_taught > gap_plain
+
+
+def test_weighted_fit_equals_repeated_rows() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, len(FEATURES)))
+    y = (x[:, 0] + rng.normal(size=200) > 0).astype(float)
+    weights = np.where(np.arange(200) < 20, 3.0, 1.0)
+    repeated = np.concatenate([np.arange(200), np.arange(20), np.arange(20)])
+    a = DirectionalModel.fit(x, y, l2=5.0, sample_weight=weights)
+    b = DirectionalModel.fit(x[repeated], y[repeated], l2=5.0)
+    # the same likelihood; only the standardisation (mean, scale of the rows) differs
+    assert np.allclose(a.predict(x), b.predict(x), atol=0.02)
