@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         "(then it is served without weather, and the place is not asked again for 5 minutes)",
     )
     max_request_bytes: int = 16 * 1024 * 1024
+    idempotency_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30,
+        description="how long the first answer to an Idempotency-Key is kept and replayed to "
+        "a retry with the same key (per tenant and API key), in hours",
+    )
     rate_limit_per_minute: int = Field(
         default=0, ge=0,
         description="requests per minute per API key (a token bucket holding a minute's worth); "

@@ -139,8 +139,22 @@ def test_retries_after_lost_answers_store_nothing_twice(
     with PersonifyClient(url, secret, retries=4, backoff=0.01, transport=flaky) as client:
         result = client.send_events([_event(i, user_id="retry") for i in range(100)])
     assert flaky.requests == 4
-    assert result.accepted == 100 and result.duplicates == 100  # stored by the lost attempt
+    # the retries carry the lost attempt's Idempotency-Key: the server answers with the
+    # first answer (100 stored) instead of running the batch again
+    assert result.accepted == 100 and result.stored == 100 and result.duplicates == 0
     assert stores.events.count("default") == 100
+
+
+def test_a_lost_answer_to_a_consent_is_recorded_once(
+    server: tuple[str, str], stores: Stores
+) -> None:
+    """A consent record appends each time it runs; its retry (same Idempotency-Key) does not."""
+    url, secret = server
+    flaky = FlakyTransport(drops=1, unavailable=0)
+    with PersonifyClient(url, secret, retries=2, backoff=0.01, transport=flaky) as client:
+        client.record_consent("lost-answer", "email_marketing", "granted")
+    assert flaky.requests == 2
+    assert len(stores.consents.history("default", "lost-answer")) == 1
 
 
 def test_retries_give_up_after_the_budget(server: tuple[str, str]) -> None:

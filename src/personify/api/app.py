@@ -20,6 +20,7 @@ from fastapi import FastAPI
 import personify
 from personify.api.cors import BrowserCors
 from personify.api.errors import install_error_handlers
+from personify.api.idempotency import IdempotencyKeys
 from personify.api.limits import BodySizeLimit
 from personify.api.observability import RequestObservability
 from personify.api.openapi import install_openapi
@@ -35,6 +36,8 @@ from personify.storage.registry import Stores
 DESCRIPTION = (
     "Self-hosted personalization engine. Authenticate with `Authorization: Bearer <key>` or "
     "`X-API-Key`. Errors are `{\"error\": {code, message, field, accepted}}`. "
+    "A `POST` / `PATCH` sent with an `Idempotency-Key` header is done once: a repeat with the "
+    "same key and request gets the first answer (docs/api.md, Idempotency keys). "
     "A Segment-compatible tracking endpoint lives under `/segment/v1/...`."
 )
 
@@ -111,6 +114,8 @@ def app_over(runtime: Runtime) -> FastAPI:
     app.state.rate_limiter = build_rate_limiter(runtime.settings)  # used by the key dependencies
     app.state.closers.append(app.state.rate_limiter.close)
     install_error_handlers(app)
+    # inside the body limit: a kept or replayed request never reads more than it allows
+    app.add_middleware(IdempotencyKeys, runtime=runtime)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes)
     app.add_middleware(EncodedSlashes)
     app.add_middleware(BrowserCors, allowed_origins=runtime.settings.allowed_origins)

@@ -89,6 +89,8 @@ class Call(Generic[T]):
     path: str = ""
     idempotent: bool = True
     """Safe to repeat after a lost answer."""
+    headers: Mapping[str, str] | None = None
+    """Headers of this call; a write's ``Idempotency-Key``, the same on every retry."""
 
 
 @dataclass
@@ -137,12 +139,31 @@ def _attempts(call: Call[T], retry: RetryPolicy) -> Generator[Call[Any] | float,
             raise RuntimeError("a call was answered with nothing")
         elif reply.is_success:
             return call.decode(reply)
-        elif retry.should_retry(attempt, status=reply.status_code, idempotent=call.idempotent):
+        elif retry.should_retry(attempt, status=reply.status_code, idempotent=call.idempotent) or (
+            _still_running(call, reply) and attempt < retry.retries
+        ):
             wait = retry.delay(attempt, reply.headers.get("retry-after"))
         else:
             raise error_from(reply)
         yield wait
         attempt += 1
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+KEYED_METHODS = frozenset({"POST", "PATCH"})
+UNKEYED_ROUTES = frozenset({"/v1/keys"})
+"""The server refuses a key there: the answer carries a secret it never stores."""
+
+
+def _still_running(call: Call[Any], reply: httpx.Response) -> bool:
+    """A 409 saying the first attempt with this call's ``Idempotency-Key`` has not answered
+    yet (the client gave up waiting for it): worth asking again."""
+    if reply.status_code != 409 or not call.headers or IDEMPOTENCY_HEADER not in call.headers:
+        return False
+    try:
+        return bool(reply.json()["error"].get("field") == IDEMPOTENCY_HEADER)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 class SyncRunner:
@@ -164,8 +185,11 @@ class Endpoint(Generic[P, T]):
     (``Endpoints.get_user("ana")``), read from a client it is the method that runs it."""
 
     def __init__(self, method: str, route: str, build: Callable[P, Plan[T]],
-                 idempotent: bool) -> None:
+                 idempotent: bool, read: bool = False) -> None:
         self.method, self.route, self.build, self.idempotent = method, route, build, idempotent
+        self.keyed = method in KEYED_METHODS and not read and route not in UNKEYED_ROUTES
+        """Each call carries a fresh ``Idempotency-Key`` (kept across its retries), so the
+        server does a retried write once and the call is safe to repeat."""
         self.path_args = tuple(re.findall(r"{(\w+)}", route))
         functools.update_wrapper(self, build)
 
@@ -180,6 +204,10 @@ class Endpoint(Generic[P, T]):
         if set(call.args) != set(self.path_args):
             raise TypeError(f"{self.route} needs {self.path_args}, got {sorted(call.args)}")
         path = self.route.format(**{k: quote(str(v), safe="") for k, v in call.args.items()})
+        if self.keyed:
+            headers = {**(call.headers or {}), IDEMPOTENCY_HEADER: uuid.uuid4().hex}
+            return replace(call, method=self.method, path=path, idempotent=True,
+                           headers=headers)
         return replace(call, method=self.method, path=path, idempotent=self.idempotent)
 
     @overload
@@ -209,14 +237,16 @@ class Endpoint(Generic[P, T]):
 
 
 def endpoint(
-    method: str, route: str, *, idempotent: bool = True
+    method: str, route: str, *, idempotent: bool = True, read: bool = False
 ) -> Callable[[Callable[P, Plan[T]]], Endpoint[P, T]]:
     """Declare a builder as the client method for ``method route``. ``idempotent=False``
     for calls whose repeat after a lost answer would act twice (they are retried only when
-    the request surely did not reach the server)."""
+    the request surely did not reach the server) unless an ``Idempotency-Key`` protects them:
+    every ``POST`` / ``PATCH`` gets one but those declared ``read=True`` (a POST that only
+    computes an answer) and :data:`UNKEYED_ROUTES`."""
 
     def wrap(build: Callable[P, Plan[T]]) -> Endpoint[P, T]:
-        return Endpoint(method, route, build, idempotent)
+        return Endpoint(method, route, build, idempotent, read)
 
     return wrap
 
@@ -485,7 +515,7 @@ def _recommendations(response: httpx.Response) -> Recommendations:
     return Recommendations.model_validate(response.json())
 
 
-@endpoint("POST", "/v1/recommendations")
+@endpoint("POST", "/v1/recommendations", read=True)
 def recommend(
     user_id: str | None = None,
     *,
@@ -541,7 +571,7 @@ def recommendations(
         include_items=include_items))
 
 
-@endpoint("POST", "/v1/recommendations/rerank")
+@endpoint("POST", "/v1/recommendations/rerank", read=True)
 def rerank(
     item_ids: Sequence[str],
     *,
@@ -574,7 +604,7 @@ def bought_together(item_id: str, *, n: int = 10, user_id: str | None = None,
                 params=_query(n=n, user_id=user_id, explain=explain, language=language))
 
 
-@endpoint("POST", "/v1/recommendations/session")
+@endpoint("POST", "/v1/recommendations/session", read=True)
 def recommend_session(
     items: Sequence[str | Mapping[str, Any]],
     *,
@@ -1035,7 +1065,7 @@ def delete_template(name: str) -> Call[None]:
     return Call(_nothing, {"name": name})
 
 
-@endpoint("POST", "/v1/messaging/templates/{name}/preview")
+@endpoint("POST", "/v1/messaging/templates/{name}/preview", read=True)
 def preview_template(name: str, user_id: str, *, cart_item_ids: Sequence[str] = (),
                      discount_percent: float | None = None,
                      event: Mapping[str, Any] | None = None) -> Call[dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Retry policy: exponential backoff with jitter on connection errors, 429 and 5xx. Safe because
-Personify's writes are idempotent (events by event id, users and items by PUT, campaigns per
-person); the few calls that are not (a key, a bandit decision, a consent record) are repeated
-only when the request surely did not reach the handler."""
+every POST / PATCH write carries an ``Idempotency-Key`` that stays the same across its retries
+(the server answers a repeat with the first answer instead of acting twice) and the other
+writes are idempotent by nature (PUT, DELETE); the one call without a key (creating an API
+key, whose answer holds a secret the server never keeps) is repeated only when the request
+surely did not reach the handler."""
 
 from __future__ import annotations
 

@@ -58,7 +58,8 @@ class AsyncPersonifyClient(_calls.AsyncRunner, _calls.Endpoints):
                 continue
             try:
                 reply = await self._http.request(
-                    step.method, step.path, json=step.json, params=step.params
+                    step.method, step.path, json=step.json, params=step.params,
+                    headers=step.headers
                 )
             except httpx.TransportError as exc:
                 reply = exc

@@ -25,8 +25,9 @@ T = TypeVar("T")
 
 class PersonifyClient(_calls.SyncRunner, _calls.Endpoints):
     """Typed access to the whole API. Retries connection errors, 429 and 5xx with exponential
-    backoff and jitter (safe: writes are idempotent; the calls that are not are repeated only
-    when the request did not reach the server); error answers raise the matching
+    backoff and jitter (safe: each POST / PATCH write sends an ``Idempotency-Key``, the same on
+    every retry, so the server does it once; creating an API key is repeated only when the
+    request did not reach the server); error answers raise the matching
     ``personify.domain.errors`` exception with its field and accepted values."""
 
     def __init__(
@@ -61,7 +62,8 @@ class PersonifyClient(_calls.SyncRunner, _calls.Endpoints):
                 continue
             try:
                 reply = self._http.request(
-                    step.method, step.path, json=step.json, params=step.params
+                    step.method, step.path, json=step.json, params=step.params,
+                    headers=step.headers
                 )
             except httpx.TransportError as exc:
                 reply = exc

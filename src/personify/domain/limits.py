@@ -11,6 +11,8 @@ MAX_ID_LENGTH = 128
 """User, item, event, order and recommendation ids: 1..128 characters."""
 MAX_NAME_LENGTH = 64
 """Event types, item types, purposes, property names, tenant names."""
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+"""An ``Idempotency-Key`` header: 1..255 visible ASCII characters."""
 MAX_SHORT_TEXT = 512
 """Titles, search queries, pages, single attribute values."""
 MAX_LONG_TEXT = 20_000

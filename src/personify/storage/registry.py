@@ -38,6 +38,7 @@ from personify.storage.sql.consents import SqlConsentStore
 from personify.storage.sql.database import Database, create_engine
 from personify.storage.sql.erasures import SqlErasureStore
 from personify.storage.sql.events import SqlEventStore
+from personify.storage.sql.idempotency import SqlIdempotencyStore
 from personify.storage.sql.keys import SqlKeyStore
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 from personify.storage.sql.migrate import upgrade_engine
@@ -58,6 +59,8 @@ class Stores:
     erasures: ErasureStore
     engine_url: str
     database: Database | None = None
+    idempotency: SqlIdempotencyStore | None = None
+    """The first answers to ``Idempotency-Key`` requests (the API's retried writes)."""
 
     def close(self) -> None:
         if self.database is not None:
@@ -128,6 +131,7 @@ def open_stores(url: str, *, migrate: bool = True, erasure_hash_key: bytes | Non
         erasures=SqlErasureStore(db, hash_key=erasure_hash_key),
         engine_url=url,
         database=db,
+        idempotency=SqlIdempotencyStore(db),
     )
 
 

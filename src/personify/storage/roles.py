@@ -52,6 +52,7 @@ ROLES: tuple[StorageRole, ...] = (
     _db_role("consents", "personify.storage.ports:ConsentStore"),
     _db_role("keys", "personify.storage.ports:KeyStore"),
     _db_role("erasures", "personify.storage.ports:ErasureStore"),
+    _db_role("idempotency keys", "personify.storage.sql.idempotency:SqlIdempotencyStore"),
     _db_role(
         "experiments",
         "personify.storage.sql.experiments:SqlExperimentStore",

@@ -1,11 +1,12 @@
 """Which failures each kind of call repeats (both clients run the same conversation): an
-idempotent call after any transport error, 429 or 5xx; a call whose repeat would act twice
-(a bandit decision, a new key, a consent record) only when the request never reached the
-server (no connection, or 429)."""
+idempotent call, or a write protected by its Idempotency-Key (a bandit decision, a consent
+record), after any transport error, 429 or 5xx; creating an API key (no key: its answer holds
+a secret) only when the request never reached the server (no connection, or 429)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -14,13 +15,14 @@ import httpx
 import pytest
 
 from personify.client import AsyncPersonifyClient, PersonifyClient
-from personify.domain.errors import Unavailable
+from personify.domain.errors import Conflict, Unavailable
 
 DECISION = {"decision_id": "d1", "point": "offer", "policy": "epsilon_greedy",
             "actions": [{"id": "a", "rank": 1, "propensity": 0.9, "score": 0.1}]}
 
 
-def script(*steps: Any) -> tuple[httpx.MockTransport, list[str]]:
+def script(*steps: Any, keys: list[str | None] | None = None
+           ) -> tuple[httpx.MockTransport, list[str]]:
     """A transport that plays ``steps`` in order: an exception class is raised (after the
     request "reached" the server unless it is a connect error), a status answers with it."""
     seen: list[str] = []
@@ -28,11 +30,14 @@ def script(*steps: Any) -> tuple[httpx.MockTransport, list[str]]:
 
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(request.url.path)
+        if keys is not None:
+            keys.append(request.headers.get("Idempotency-Key"))
         step = queue.pop(0)
         if isinstance(step, type):
             raise step("scripted", request=request)
         if step == 200:
             return httpx.Response(200, json=DECISION if request.url.path == "/v1/decisions"
+                                  else KEY if request.url.path == "/v1/keys"
                                   else {"status": "ok"})
         return httpx.Response(step, headers={"Retry-After": "0"},
                               json={"error": {"code": "unavailable" if step == 503
@@ -49,19 +54,75 @@ def health(client: Any) -> Any:
     return client.health()
 
 
+KEY = {"key": {"key_id": "k1", "tenant": "default", "name": "n", "scopes": ["serve"],
+               "created_at": "2026-01-01T00:00:00Z"}, "secret": "pfy_k1_x"}
+
+
+def create_key(client: Any) -> Any:
+    return client.create_key("n", ["serve"])
+
+
 @pytest.mark.parametrize(("steps", "sends", "outcome"), [
-    ([httpx.ReadError, 200], 1, httpx.ReadError),        # may have decided: not repeated
+    ([httpx.ReadError, 200], 1, httpx.ReadError),        # may have made a key: not repeated
     ([httpx.ConnectError, 200], 2, None),                # never reached the server
     ([429, 200], 2, None),                               # refused before anything was done
-    ([503, 200], 1, Unavailable),                        # may have decided
+    ([503, 200], 1, Unavailable),                        # may have made a key
 ])
-def test_a_decision_is_repeated_only_when_it_cannot_have_been_made(
+def test_a_new_key_is_repeated_only_when_it_cannot_have_been_made(
     steps: list[Any], sends: int, outcome: type[Exception] | None
 ) -> None:
+    """The one write without an Idempotency-Key: its answer holds a secret the server never
+    keeps to send again."""
     for make in (_sync, _async):
-        seen, raised = make(steps, decide)
-        assert len(seen) == sends and seen[0] == "/v1/decisions"
+        seen, raised = make(steps, create_key)
+        assert len(seen) == sends and seen[0] == "/v1/keys"
         assert raised is outcome
+
+
+@pytest.mark.parametrize("failure", [httpx.ReadError, 503, 429])
+def test_a_decision_is_repeated_under_one_idempotency_key(failure: Any) -> None:
+    """A write the server would do twice (a bandit decision) carries an Idempotency-Key, the
+    same on every attempt, so a lost answer is safe to ask again; a new call, a new key."""
+    for make in (_sync, _async):
+        keys: list[str | None] = []
+        seen, raised = make([failure, 200], decide, keys)
+        assert len(seen) == 2 and raised is None
+        assert keys[0] and keys[0] == keys[1]
+        again: list[str | None] = []
+        make([200], decide, again)
+        assert again[0] and again[0] != keys[0]
+
+
+def test_a_still_running_answer_is_asked_again_and_other_conflicts_are_not() -> None:
+    still = httpx.Response(409, json={"error": {"code": "conflict", "message": "running",
+                                                "field": "Idempotency-Key"}})
+    other = httpx.Response(409, json={"error": {"code": "conflict", "message": "exists",
+                                                "field": "name"}})
+    for first, sends in ((still, 2), (other, 1)):
+        answers = [first, httpx.Response(200, json=DECISION)]
+        seen: list[int] = []
+
+        def handle(request: httpx.Request, answers: list[httpx.Response] = answers,
+                   seen: list[int] = seen) -> httpx.Response:
+            seen.append(1)
+            return answers.pop(0)
+
+        with PersonifyClient("http://x", "k", backoff=0.0,
+                             transport=httpx.MockTransport(handle)) as client, \
+                contextlib.suppress(Conflict):
+            decide(client)
+        assert len(seen) == sends
+
+
+def test_reads_sent_by_post_carry_no_key_and_writes_do() -> None:
+    from personify.client._calls import Endpoints
+
+    keyed = {name for name, value in vars(Endpoints).items()
+             if getattr(value, "keyed", False)}
+    assert {"recommend", "rerank", "recommend_session", "preview_template", "create_key"
+            }.isdisjoint(keyed)
+    assert {"decide", "record_consent", "send_events", "create_experiment",
+            "request_introduction", "patch_user"} <= keyed
 
 
 @pytest.mark.parametrize("failure", [httpx.ReadError, httpx.ConnectError, 429, 503, 502])
@@ -71,8 +132,9 @@ def test_an_idempotent_call_is_repeated_after_any_passing_failure(failure: Any) 
         assert len(seen) == 3 and raised is None
 
 
-def _sync(steps: list[Any], call: Callable[[Any], Any]) -> tuple[list[str], Any]:
-    transport, seen = script(*steps)
+def _sync(steps: list[Any], call: Callable[[Any], Any],
+          keys: list[str | None] | None = None) -> tuple[list[str], Any]:
+    transport, seen = script(*steps, keys=keys)
     with PersonifyClient("http://x", "k", retries=3, backoff=0.0, transport=transport) as client:
         try:
             call(client)
@@ -81,8 +143,9 @@ def _sync(steps: list[Any], call: Callable[[Any], Any]) -> tuple[list[str], Any]
     return seen, None
 
 
-def _async(steps: list[Any], call: Callable[[Any], Any]) -> tuple[list[str], Any]:
-    transport, seen = script(*steps)
+def _async(steps: list[Any], call: Callable[[Any], Any],
+           keys: list[str | None] | None = None) -> tuple[list[str], Any]:
+    transport, seen = script(*steps, keys=keys)
 
     async def scenario() -> Any:
         async with AsyncPersonifyClient("http://x", "k", retries=3, backoff=0.0,

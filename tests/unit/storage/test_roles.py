@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ PAIRS = [
     for role in ROLES for kind in role.backends
 ]
 STORES_ATTRIBUTE = {"events": "events", "people": "users", "catalogue": "catalog",
-                    "consents": "consents", "keys": "keys", "erasures": "erasures"}
+                    "consents": "consents", "keys": "keys", "erasures": "erasures",
+                    "idempotency keys": "idempotency"}
 
 
 def _resolve(path: str) -> Any:
@@ -79,6 +81,8 @@ def _check_opened(role: StorageRole, opened: Any) -> None:
         assert opened.keys.list("t") == []
     elif role.name == "erasures":
         assert opened.erasures.is_erased("t", "ann") is False
+    elif role.name == "idempotency keys":
+        assert opened.idempotency.purge(datetime.now(UTC)) == 0
     elif role.name == "experiments":
         assert opened.experiments.list("t") == []
     elif role.name == "definitions":

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -165,6 +166,23 @@ erasures = Table(
     Column("erased_at", UtcDateTime(), nullable=False),
     Column("receipt_id", String(limits.MAX_ID_LENGTH), nullable=False),
 )
+
+idempotency_keys = Table(
+    "personify_idempotency_keys",
+    metadata,
+    Column("tenant", TENANT, primary_key=True),
+    Column("key_id", String(32), primary_key=True, comment="the API key that sent the request"),
+    Column("idempotency_key", String(limits.MAX_IDEMPOTENCY_KEY_LENGTH), primary_key=True),
+    Column("request_hash", String(64), nullable=False,
+           comment="SHA-256 of method, path, query and body"),
+    Column("status", Integer, comment="the stored answer's status; NULL while in progress"),
+    Column("content_type", String(200)),
+    Column("body", LargeBinary),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+Index("ix_personify_idempotency_keys_expires_at", idempotency_keys.c.expires_at)
+"""The first answer to each ``Idempotency-Key`` per tenant and API key (docs/api.md)."""
 
 meta = Table(
     "personify_meta",
