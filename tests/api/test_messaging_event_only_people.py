@@ -54,3 +54,30 @@ def test_a_journey_reaches_a_person_known_only_through_events(
     assert messaging.person("default", "nobody") is None
     assert messaging.person("default", "ghost") is not None
     assert set(messaging.people("default", ["ghost", "nobody"])) == {"ghost"}
+
+
+def test_many_people_known_only_through_events_are_found_in_one_bulk_read(
+    app: FastAPI, client: TestClient, tenant_a: TenantKeys, stores: Stores
+) -> None:
+    """A batch's people without a user record are looked up together (one bulk read of their
+    events), not with one events query per person (what made journeys cost a query per event)."""
+    messaging: MessagingRuntime = app.state.runtime.messaging
+    when = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    events = [{"event_id": f"m-{k}", "type": "view", "user_id": f"ghost{k}", "item_id": "i7",
+               "timestamp": when} for k in range(30)]
+    assert client.post("/v1/events/batch", json={"events": events},
+                       headers=tenant_a.headers("ingest")).status_code == 200
+    calls: list[str] = []
+    real_for_user = messaging.stores.events.for_user
+
+    def counting_for_user(tenant: str, user_id: str, **kwargs: object) -> object:
+        calls.append(user_id)
+        return real_for_user(tenant, user_id, **kwargs)  # type: ignore[arg-type]
+
+    messaging.stores.events.for_user = counting_for_user  # type: ignore[method-assign]
+    try:
+        found = messaging.people("default", [f"ghost{k}" for k in range(30)] + ["nobody"])
+    finally:
+        del messaging.stores.events.for_user
+    assert set(found) == {f"ghost{k}" for k in range(30)}
+    assert calls == []

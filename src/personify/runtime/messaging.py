@@ -257,9 +257,10 @@ class MessagingRuntime:
             dict(get_many(tenant, list(user_ids))) if get_many is not None
             else {u: v for u in user_ids if (v := self.stores.users.get(tenant, u)) is not None}
         )
-        for user_id in user_ids:
-            if user_id not in found and self._has_events(tenant, user_id):
-                found[user_id] = User(user_id=user_id)
+        missing = [u for u in dict.fromkeys(user_ids) if u not in found]
+        if missing:  # known only through events: one bulk read (not one query per person)
+            recent = self.stores.events.recent_for_users(tenant, missing, limit_per_user=1)
+            found.update({u: User(user_id=u) for u in missing if recent.get(u)})
         return found
 
     def _has_events(self, tenant: str, user_id: str) -> bool:
