@@ -15,6 +15,7 @@ from personify.privacy.erasure import ErasureResult
 from personify.privacy.model_influence import ModelForgetResult
 from personify.privacy.runtime import PrivacyRuntime, open_runtime
 from personify.runtime.erasure_check import CachedErasureCheck
+from personify.serving.repetition import ShownLog
 from personify.settings import Settings
 from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores
@@ -40,12 +41,14 @@ def link_anonymous(
     anonymous_id: str,
     *,
     state: OnlineState | None = None,
+    shown: ShownLog | None = None,
 ) -> User:
     """Merge ``anonymous_id`` into ``user_id``: its past events count for the user from now on
     (in the event store and, with ``state``, in the online state), and it joins the user's
     ``anonymous_ids``. Creates a bare user when none exists yet; Conflict when the anonymous id
     already belongs to another user; Erased when the anonymous id was erased (its data must not
-    come back through a link)."""
+    come back through a link). With ``shown`` (the serving chain's anti-repetition memory) what
+    the visitor was shown counts as shown to the user."""
     if stores.erasures.is_erased(tenant, f"anon:{anonymous_id}"):
         raise Erased(
             f"anonymous id {anonymous_id!r} was erased; it cannot be linked again",
@@ -70,6 +73,8 @@ def link_anonymous(
     stores.events.link_anonymous(tenant, anonymous_id, user_id)
     if state is not None:
         state.merge_users(tenant, f"anon:{anonymous_id}", user_id)
+    if shown is not None:
+        shown.merge(tenant, f"anon:{anonymous_id}", user_id)
     return user
 
 

@@ -8,6 +8,8 @@ With a shared online state (Redis) it is :class:`SharedShownItems`: every worker
 reads the same per-person list, so a person served by one worker is not shown the same thing
 by the next; while the store is unreachable, each worker falls back to its own memory.
 A click, a view or any other interaction with an item after it was shown clears its count.
+At an identity merge (an anonymous visitor logs in) what the visitor was shown becomes the
+person's: :meth:`ShownItems.merge` here, ``merge_users`` for the shared list.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class ShownLog(Protocol):
                   interactions: Sequence[Interaction]) -> dict[str, int]: ...
 
     def forget(self, tenant: str, subjects: Sequence[str]) -> int: ...
+
+    def merge(self, tenant: str, source: str, target: str) -> None: ...
 
 
 class ShownStore(Protocol):
@@ -109,6 +113,21 @@ class ShownItems:
         with self._lock:
             return sum(self._people.pop((tenant, s), None) is not None for s in subjects)
 
+    def merge(self, tenant: str, source: str, target: str) -> None:
+        """Identity merge: what was shown to ``source`` (an anonymous visitor, ``anon:<id>``)
+        now counts as shown to ``target`` (the person who logged in); ``source`` is dropped."""
+        if source == target:
+            return
+        with self._lock:
+            moved = self._people.pop((tenant, source), None)
+            if not moved:
+                return
+            shown = self._people.pop((tenant, target), None) or {}
+            for item_id, times in moved.items():
+                shown[item_id] = sorted([*shown.get(item_id, []), *times])[-self.per_item:]
+            ordered = sorted(shown.items(), key=lambda kv: kv[1][-1])  # oldest first
+            self._people[(tenant, target)] = dict(ordered[-self.per_person:])
+
 
 class SharedShownItems:
     """Anti-repetition kept in a shared store (every worker of a deployment reads and writes
@@ -144,6 +163,11 @@ class SharedShownItems:
             for item_id in items:
                 times.setdefault(item_id, []).append(when)
         return _counts(times, since, interactions)
+
+    def merge(self, tenant: str, source: str, target: str) -> None:
+        """Identity merge in this worker's fallback memory; the shared list moves with the rest
+        of the person's online state (``merge_users`` of the Redis state)."""
+        self.local.merge(tenant, source, target)
 
     def forget(self, tenant: str, subjects: Sequence[str]) -> int:
         dropped = self.local.forget(tenant, subjects)

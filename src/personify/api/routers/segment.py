@@ -69,7 +69,7 @@ async def _handle(request: Request, key: SegmentKey, stores: StoresDep, ingestor
     answer = await run_in_threadpool(
         lambda: apply_batch(mapped, tenant=key.tenant, stores=stores, ingestor=ingestor,
                             erased=erased, message_count=len(messages),
-                            state=runtime.online_state,
+                            state=runtime.online_state, shown=runtime.engine.service.shown,
                             guard=person_guard_for(request, key))
     )
     return JSONBody(answer)

@@ -94,7 +94,8 @@ def add_alias(
     erased: ErasureCheckDep, engine: EngineDep,
 ) -> User:
     refuse_erased(erased, key.tenant, user_id)
-    return link_anonymous(stores, key.tenant, user_id, body.anonymous_id, state=engine.state)
+    return link_anonymous(stores, key.tenant, user_id, body.anonymous_id, state=engine.state,
+                          shown=engine.service.shown)
 
 
 @router.post(

@@ -89,7 +89,8 @@ def identify(
         access.check(user_id=body.user_id)
         access.check(anonymous_id=body.anonymous_id, field="anonymous_id")
     refuse_erased(erased, access.tenant, body.user_id)
-    link_anonymous(stores, access.tenant, body.user_id, body.anonymous_id, state=engine.state)
+    link_anonymous(stores, access.tenant, body.user_id, body.anonymous_id, state=engine.state,
+                   shown=engine.service.shown)
     return IdentifyOut(user_id=body.user_id, anonymous_id=body.anonymous_id)
 
 

@@ -17,6 +17,7 @@ from personify.ingestion.validation import rejection_from_validation_error
 from personify.runtime.erasure_check import CachedErasureCheck
 from personify.runtime.identity import link_anonymous, merge_traits
 from personify.runtime.segment.mapping import MappedBatch, ProfileUpdate
+from personify.serving.repetition import ShownLog
 from personify.storage.online.port import OnlineState
 from personify.storage.registry import Stores
 
@@ -31,6 +32,7 @@ def apply_batch(
     message_count: int,
     state: OnlineState | None = None,
     guard: PersonGuard | None = None,
+    shown: ShownLog | None = None,
 ) -> dict[str, Any]:
     """Apply ``mapped`` for ``tenant``; returns the response body (Segment's ``success`` plus
     Personify's counts and rejections by message index). Without a ``guard`` that trusts the
@@ -56,13 +58,14 @@ def apply_batch(
             tenant,
             update.user_id,
             erased,
-            partial(_apply_profile, stores, tenant, update, state),
+            partial(_apply_profile, stores, tenant, update, state, shown),
         )
         if problem is not None:
             rejected.append(problem)
     for alias in mapped.aliases:
         merge = partial(
-            link_anonymous, stores, tenant, alias.user_id, alias.anonymous_id, state=state
+            link_anonymous, stores, tenant, alias.user_id, alias.anonymous_id, state=state,
+            shown=shown,
         )
         problem = _guarded(alias.index, stores, tenant, alias.user_id, alias.person_token,
                            guard, created)
@@ -81,12 +84,14 @@ def apply_batch(
 
 
 def _apply_profile(
-    stores: Stores, tenant: str, update: ProfileUpdate, state: OnlineState | None = None
+    stores: Stores, tenant: str, update: ProfileUpdate, state: OnlineState | None = None,
+    shown: ShownLog | None = None,
 ) -> None:
     """``identify`` / ``group``: merge traits, then the anonymous id when one came along."""
     merge_traits(stores, tenant, update.user_id, update.profile, update.properties)
     if update.anonymous_id:
-        link_anonymous(stores, tenant, update.user_id, update.anonymous_id, state=state)
+        link_anonymous(stores, tenant, update.user_id, update.anonymous_id, state=state,
+                       shown=shown)
 
 
 def _guarded(

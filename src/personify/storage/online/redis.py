@@ -576,18 +576,19 @@ class RedisOnlineState:
         at = ch.to_epoch(now)
         cfg = self.config
         with _translated("merge_users"):
+            self._merge_shown(tenant, key, user_id)
             anon = self._read_whole(tenant, key)
             if anon["last"] is None or ch.expired(anon["last"], at, cfg):
-                self._client.delete(*self._user_keys(tenant, key).values())
+                self._client.delete(*self._state_keys(tenant, key).values())
                 return
             user = self._read_whole(tenant, user_id)
             if ch.expired(user["last"], at, cfg):
                 user = {"last": None, "log": [], "vec": {}, **{m: {} for m in _MARKS}}
             merged = ch.merged_log(anon["log"], user["log"], cfg.recent_cap)
             delta = ch.merge_pairs_delta(anon["log"], user["log"], merged, cfg)
-            target = self._user_keys(tenant, user_id)
+            target = self._state_keys(tenant, user_id)
             pipe = self._client.pipeline(transaction=True)
-            pipe.delete(*target.values(), *self._user_keys(tenant, key).values())
+            pipe.delete(*target.values(), *self._state_keys(tenant, key).values())
             if merged:
                 pipe.lpush(target["log"], *(_encode(e) for e in merged))
             for name in _MARKS:
@@ -605,6 +606,37 @@ class RedisOnlineState:
                 pipe.pexpire(name, self._ttl_ms)
             self._write_pairs(pipe, tenant, delta)
             pipe.execute()
+
+    def _state_keys(self, tenant: str, user: str) -> dict[str, str]:
+        """The person's keys but the shown answers (moved on their own: they outlive the
+        interaction state, a visitor shown answers without ever acting has only them)."""
+        keys = self._user_keys(tenant, user)
+        keys.pop("shown")
+        return keys
+
+    def _merge_shown(self, tenant: str, anonymous_key: str, user_id: str) -> None:
+        """Move the answers shown to the visitor onto the person (both lists merged newest
+        first, nothing dropped: the next ``record_shown`` trims to its ``keep``), keeping the
+        longer of the two remaining lifetimes."""
+        source = self._user_keys(tenant, anonymous_key)["shown"]
+        target = self._user_keys(tenant, user_id)["shown"]
+        read = self._client.pipeline(transaction=False)
+        read.lrange(source, 0, -1)
+        read.pttl(source)
+        read.lrange(target, 0, -1)
+        read.pttl(target)
+        anon_raw, anon_ttl, user_raw, user_ttl = read.execute()
+        if not anon_raw:
+            return
+        entries = [*anon_raw, *user_raw]
+        entries.sort(key=lambda raw: float(orjson.loads(raw)[0]), reverse=True)
+        ttl = max(int(anon_ttl or 0), int(user_ttl or 0))
+        write = self._client.pipeline(transaction=True)
+        write.delete(source, target)
+        write.rpush(target, *entries)
+        if ttl > 0:
+            write.pexpire(target, ttl)
+        write.execute()
 
     def _read_whole(self, tenant: str, user: str) -> dict[str, Any]:
         keys = self._user_keys(tenant, user)
