@@ -5,41 +5,17 @@ contacts, fresh content), every entry explained; typed items refused with the fi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pytest
+from _clocked_app import any_hour_clock, clocked_app, opt_out_settings  # noqa: F401 - fixtures
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from personify.api import create_app
-from personify.settings import Settings
-from personify.storage.registry import Stores
 
 if TYPE_CHECKING:
     from conftest import TenantKeys
 
-DAY = datetime(2026, 3, 2, tzinfo=UTC)
 _seq = iter(range(1_000_000))
-
-
-@pytest.fixture(params=[time(3, 0), time(23, 0)], ids=["03h", "23h"])
-def clock(request: pytest.FixtureRequest) -> list[datetime]:
-    return [datetime.combine(DAY.date(), request.param, tzinfo=UTC)]
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, model_dir=str(tmp_path / "models"), demo=False,
-                    consent_defaults={"profiling": "opt-out", "personalization": "opt-out"})
-
-
-@pytest.fixture
-def app(settings: Settings, stores: Stores, tenant_a: TenantKeys,
-        clock: list[datetime]) -> FastAPI:
-    app = create_app(settings, stores=stores, clock=lambda: clock[0])
-    return app
 
 
 def _send(client: TestClient, keys: TenantKeys, now: datetime,

@@ -4,14 +4,13 @@ export and erasure."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _clocked_app import clocked_app, opt_out_settings  # noqa: F401 - fixtures
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from personify.api import create_app
 from personify.insights.population import PersonScores, PopulationFiles
 from personify.jobs.insights import fit_insights
 from personify.settings import Settings
@@ -24,15 +23,8 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, model_dir=str(tmp_path / "models"), demo=False,
-                    consent_defaults={"profiling": "opt-out", "personalization": "opt-out"})
-
-
-@pytest.fixture
-def app(settings: Settings, stores: Stores, tenant_a: TenantKeys, tenant_b: TenantKeys) -> FastAPI:
-    app = create_app(settings, stores=stores, clock=lambda: NOW)
-    return app
+def clock() -> list[datetime]:
+    return [NOW]
 
 
 def _purchases(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _network_app import network_app, network_settings, put_user  # noqa: F401 - fixtures
+from _clocked_app import clocked_app, opt_out_settings, put_user  # noqa: F401 - fixtures
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 

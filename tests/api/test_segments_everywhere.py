@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from fastapi import FastAPI
+from _clocked_app import clocked_app, opt_out_settings  # noqa: F401 - fixtures
 from fastapi.testclient import TestClient
 
 from personify.api import create_app
@@ -23,14 +23,8 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, model_dir=str(tmp_path / "models"), demo=False,
-                    consent_defaults={"profiling": "opt-out", "personalization": "opt-out"})
-
-
-@pytest.fixture
-def app(settings: Settings, stores: Stores, tenant_a: TenantKeys, tenant_b: TenantKeys) -> FastAPI:
-    return create_app(settings, stores=stores, clock=lambda: NOW)
+def clock() -> list[datetime]:
+    return [NOW]
 
 
 def _buy(client: TestClient, keys: TenantKeys, user: str, item: str, n: int, price: float,
