@@ -10,35 +10,30 @@ from typing import Any
 
 import httpx
 import pytest
-from _uvicorn_server import running
+from _uvicorn_server import admin_server, sqlite_stores
 
-from personify.api import create_app
 from personify.client import AsyncPersonifyClient, PersonifyClient
 from personify.domain.errors import Forbidden, InvalidInput, LimitExceeded, NotFound, Unauthorized
 from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.keys import Scope
 from personify.domain.users import Profile, User
-from personify.settings import Settings
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import Stores
 
 WHEN = (datetime.now(UTC) - timedelta(minutes=3)).isoformat()
 
 
 @pytest.fixture
 def stores(tmp_path: Any) -> Iterator[Stores]:
-    opened = open_stores(f"sqlite:///{tmp_path}/client.db")
-    yield opened
-    opened.close()
+    with sqlite_stores(tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture
 def server(stores: Stores) -> Iterator[tuple[str, str]]:
     """(base URL, admin secret) of a live server."""
-    _key, secret = stores.keys.create("default", "client tests", [Scope.ADMIN])
-    app = create_app(Settings(database_url="memory://"), stores=stores)
-    with running(app) as url:
-        yield url, secret
+    with admin_server(stores) as served:
+        yield served
 
 
 def _event(i: int, **fields: Any) -> dict[str, Any]:

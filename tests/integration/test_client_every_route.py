@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _uvicorn_server import running
+from _uvicorn_server import admin_server, sqlite_stores
 
-from personify.api import create_app
 from personify.client import (
     AsyncPersonifyClient,
     Decision,
@@ -28,8 +27,7 @@ from personify.domain.errors import InvalidInput, NotFound
 from personify.domain.keys import Scope
 from personify.domain.privacy import Preferences
 from personify.domain.users import User
-from personify.settings import Settings
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import Stores
 
 
 class Recording(httpx.HTTPTransport):
@@ -56,12 +54,8 @@ def uncalled(sent: list[tuple[str, str]]) -> set[str]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str, Stores]]:
-    stores = open_stores(f"sqlite:///{tmp_path}/every.db")
-    _key, secret = stores.keys.create("default", "every route", [Scope.ADMIN])
-    app = create_app(Settings(database_url="memory://"), stores=stores)
-    with running(app) as url:
+    with sqlite_stores(tmp_path, "every.db") as stores, admin_server(stores) as (url, secret):
         yield url, secret, stores
-    stores.close()
 
 
 def test_every_client_method_against_the_server(server: tuple[str, str, Stores]) -> None:

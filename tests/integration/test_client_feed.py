@@ -9,33 +9,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from _uvicorn_server import running
+from _uvicorn_server import admin_server, sqlite_stores
 
-from personify.api import create_app
 from personify.client import AsyncPersonifyClient, PersonifyClient
 from personify.domain.errors import InvalidInput, NotFound
 from personify.domain.items import Item
-from personify.domain.keys import Scope
 from personify.domain.users import Profile, User
-from personify.settings import Settings
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import Stores
 
 NOW = datetime(2026, 5, 4, 23, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def stores(tmp_path: Any) -> Iterator[Stores]:
-    opened = open_stores(f"sqlite:///{tmp_path}/client.db")
-    yield opened
-    opened.close()
+    with sqlite_stores(tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture
 def server(stores: Stores) -> Iterator[tuple[str, str]]:
-    _key, secret = stores.keys.create("default", "client tests", [Scope.ADMIN])
-    app = create_app(Settings(database_url="memory://"), stores=stores, clock=lambda: NOW)
-    with running(app) as url:
-        yield url, secret
+    with admin_server(stores, clock=lambda: NOW) as served:
+        yield served
 
 
 def test_feed_through_both_clients(server: tuple[str, str], stores: Stores) -> None:

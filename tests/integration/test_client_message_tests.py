@@ -8,15 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _uvicorn_server import running
+from _uvicorn_server import admin_server, sqlite_stores
 
-from personify.api import create_app
 from personify.client import AsyncPersonifyClient, PersonifyClient
 from personify.domain.errors import InvalidInput, NotFound
-from personify.domain.keys import Scope
 from personify.domain.users import User
-from personify.settings import Settings
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import Stores
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
 TEMPLATE = {"name": "hello", "recommendations": 0,
@@ -32,21 +29,18 @@ CAMPAIGN: dict[str, Any] = {
 
 @pytest.fixture
 def stores(tmp_path: Any) -> Iterator[Stores]:
-    opened = open_stores(f"sqlite:///{tmp_path}/client.db")
-    assert opened.database is not None
-    SqlMessagingDefinitions(opened.database).put("default", "template", "hello", TEMPLATE,
-                                                  enabled=True)
-    opened.users.upsert("default", [User(user_id=f"u{k}") for k in range(30)])
-    yield opened
-    opened.close()
+    with sqlite_stores(tmp_path) as opened:
+        assert opened.database is not None
+        SqlMessagingDefinitions(opened.database).put("default", "template", "hello", TEMPLATE,
+                                                      enabled=True)
+        opened.users.upsert("default", [User(user_id=f"u{k}") for k in range(30)])
+        yield opened
 
 
 @pytest.fixture
 def server(stores: Stores) -> Iterator[tuple[str, str]]:
-    _key, secret = stores.keys.create("default", "client tests", [Scope.ADMIN])
-    app = create_app(Settings(database_url="memory://"), stores=stores)
-    with running(app) as url:
-        yield url, secret
+    with admin_server(stores) as served:
+        yield served
 
 
 def test_sync_client_sends_a_test_and_reads_its_results(server: tuple[str, str]) -> None:
