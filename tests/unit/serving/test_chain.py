@@ -438,3 +438,26 @@ def test_a_new_item_reaches_people_through_the_default_chain_by_its_content(serv
     bundle = svc.bundles(T)
     assert bundle is not None
     assert all(i.item_id not in bundle.items for i in only.items)
+
+
+def test_the_cold_source_scores_only_the_items_the_model_does_not_know(service) -> None:
+    """Its label members are the cold ones only (found once per catalogue version and model),
+    so a trained shop's labels cost nothing; a new item joins them at once."""
+    from personify.serving.content_similarity import ColdContentSource
+
+    svc, _, _ = service
+    catalog = svc.catalogs(T)
+    bundle = svc.bundles(T)
+    assert bundle is not None
+    source = ColdContentSource()
+    catalog.upsert([Item(item_id="i22", title="Wooden train set", categories=["toys"],
+                         created_at=NOW - timedelta(days=80))])
+    cold = source._cold_labels(catalog, bundle.items)
+    members = catalog.with_label("toys")
+    assert members and cold("toys") == [i for i in members if i not in bundle.items]
+    assert source._cold_labels(catalog, bundle.items) is cold  # same version: kept
+    catalog.upsert([Item(item_id="n1", title="Wooden train, deluxe", categories=["toys"],
+                         created_at=NOW - timedelta(minutes=5))])
+    fresh = source._cold_labels(catalog, bundle.items)
+    assert fresh is not cold and "n1" in fresh("toys")
+    assert source._cold_labels(catalog, None)("toys") == catalog.with_label("toys")
