@@ -144,6 +144,9 @@ def test_a_browser_key_reads_no_profile_and_no_one_elses_recommendations(
         assert client.get(path, headers=headers).status_code == 403, path
     page = client.get("/v1/pages/home", headers=headers)  # the visitor's, by default
     assert page.status_code == 200, page.text
+    # the snippet reports the rows that were seen: a browser cannot claim every row was
+    served = client.get("/v1/pages/home?impressions=served", headers=headers)
+    assert served.status_code == 422 and served.json()["error"]["field"] == "impressions"
     assert page.headers["access-control-allow-origin"] == SHOP
 
 

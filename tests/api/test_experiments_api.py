@@ -355,6 +355,47 @@ def test_unrewarded_actions_get_zero_rewards_when_the_window_closes(stores: Stor
         points.decide("t", "missing", ctx, ["a"], 1)
 
 
+def test_seen_only_decisions_count_only_the_actions_seen(stores: Stores) -> None:
+    """A page's rows below the fold: of a ``seen_only`` decision, only the actions reported
+    seen (or clicked) earn a zero when the window closes; an unseen action neither earns nor
+    loses. A mark reaching another process opens the decision from the log there, and each
+    zero is counted once."""
+    assert stores.database is not None
+    now = [datetime(2024, 5, 1, tzinfo=UTC)]
+    log = SqlDecisionLogStore(stores.database, DecisionLog.from_dict)
+    points = DecisionPoints(SqlDecisionPointStore(stores.database), log, clock=lambda: now[0])
+    other = DecisionPoints(SqlDecisionPointStore(stores.database), log, clock=lambda: now[0])
+    points.configure("t", "p", DecisionPointConfig(alpha=0.0, epsilon=0.0,
+                                                   reward_window_seconds=60))
+    ctx = {"device": "web"}
+    made = points.decide("t", "p", ctx, ["a", "b", "c", "d"], 4, seen_only=True)
+    decision_id = made.decision.decision_id
+    assert made.log.seen_only and log.get("t", decision_id) == made.log
+    click = Event(event_id="c1", type="click", user_id="u", item_id="b",
+                  recommendation_id=decision_id, timestamp=now[0])
+    points.on_events("t", [click])  # clicked: seen, rewarded 1
+    assert points.mark_seen("t", [(decision_id, "a", now[0])]) == 1
+    assert points.mark_seen("t", [(decision_id, "a", now[0])]) == 0  # once
+    # not chosen, unknown decision, after the window: ignored
+    assert points.mark_seen("t", [(decision_id, "zzz", now[0]), ("dec-unknown", "a", now[0]),
+                                  (decision_id, "c", now[0] + timedelta(minutes=5))]) == 0
+    # "d" was seen in another process (the one the impression reached)
+    assert other.mark_seen("t", [(decision_id, "d", now[0])]) == 1
+    now[0] += timedelta(minutes=2)
+    assert points.close_expired("t", "p") == 1  # "a": seen, not clicked; "c" never seen
+    assert other.close_expired("t", "p") == 1  # "d"
+    assert points.close_expired("t", "p") == 0 and other.close_expired("t", "p") == 0
+    for process in (points, other):
+        info = process.describe("t", "p")
+        assert info["updates"] == 3, info
+        assert info["actions_learned"] == ["a", "b", "d"], info  # "c" neither won nor lost
+    # an ordinary decision still counts every chosen action
+    plain = points.decide("t", "p", ctx, ["a", "c"], 2)
+    assert not plain.log.seen_only
+    now[0] += timedelta(minutes=2)
+    assert points.close_expired("t", "p") == 2
+
+
 def test_kpis_per_channel_variant_and_window_limits(
     client: TestClient, tenant_a: TenantKeys, make_event: MakeEvent
 ) -> None:

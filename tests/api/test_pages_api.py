@@ -246,3 +246,64 @@ def test_rows_are_logged_and_clicks_reward_the_row(
                 headers=tenant_a.headers("ingest"))
     assert seeded.get("/v1/decisions/page:home", headers=tenant_a.headers()).json()[
         "updates"] == 1
+
+
+def test_only_rows_seen_enter_the_row_policy(
+    app: FastAPI, seeded: TestClient, tenant_a: TenantKeys
+) -> None:
+    """impressions=reported (the snippet's way): nothing is logged when the page is served;
+    a row whose impression arrives and is not clicked earns 0 when the window closes, a
+    clicked row earns 1, and rows never scrolled into view neither earn nor lose."""
+    runtime = app.state.runtime
+    page = _page(seeded, tenant_a, user_id="ana", impressions="reported")
+    rows = page["rows"]
+    assert len(rows) >= 3, [r["row_id"] for r in rows]
+    runtime.engine.impressions.flush()
+    assert not [e for e in runtime.stores.events.for_user("default", "ana", limit=100)
+                if e.type == "impression"], "reported: nothing logged when served"
+    seen, clicked = rows[0], rows[1]
+    at = datetime.now(UTC).isoformat()
+    events = [
+        {"event_id": f"imp-{seen['recommendation_id']}-{k}", "type": "impression",
+         "user_id": "ana", "item_ids": [item["item_id"]],
+         "recommendation_id": seen["recommendation_id"], "timestamp": at,
+         "properties": {"page_id": page["page_id"], "row_id": seen["row_id"], "position": k}}
+        for k, item in enumerate(seen["items"][:2])
+    ] + [{
+        "event_id": "click-seen-row", "type": "click", "user_id": "ana",
+        "item_id": clicked["items"][0]["item_id"],
+        "recommendation_id": clicked["recommendation_id"], "timestamp": at,
+        "properties": {"page_id": page["page_id"], "row_id": clicked["row_id"]},
+    }]
+    r = seeded.post("/v1/events/batch", json={"events": events},
+                    headers=tenant_a.headers("ingest"))
+    assert r.status_code == 200 and r.json()["stored"] == len(events), r.text
+    points = runtime.experiments.points
+    later = datetime.now(UTC) + timedelta(days=1)
+    points._clock = lambda: later  # the page's reward window (30 min) has closed
+    points.close_expired("default", "page:home")
+    state = seeded.get("/v1/decisions/page:home", headers=tenant_a.headers()).json()
+    assert state["updates"] == 2, state
+    assert state["actions_learned"] == sorted([seen["row_id"], clicked["row_id"]]), state
+
+
+def test_served_rows_count_as_seen_and_browser_keys_report(
+    app: FastAPI, seeded: TestClient, tenant_a: TenantKeys
+) -> None:
+    """impressions=served (a server key's default): every row answered is seen, so each
+    unclicked one earns 0; a row the policy chose but left empty is not. A bad mode is refused
+    naming the field."""
+    runtime = app.state.runtime
+    page = _page(seeded, tenant_a, user_id="ana")
+    decision = runtime.experiments.decisions.get("default", page["page_id"])
+    assert decision is not None and decision.seen_only
+    points = runtime.experiments.points
+    later = datetime.now(UTC) + timedelta(days=1)
+    points._clock = lambda: later
+    points.close_expired("default", "page:home")
+    state = seeded.get("/v1/decisions/page:home", headers=tenant_a.headers()).json()
+    assert state["updates"] == len(page["rows"]), (state, decision.chosen)
+    assert state["actions_learned"] == sorted(r["row_id"] for r in page["rows"])
+    r = seeded.get("/v1/pages/home", params={"user_id": "ana", "impressions": "sometimes"},
+                   headers=tenant_a.headers("serve"))
+    assert r.status_code == 422 and "impressions" in r.text, r.text

@@ -652,12 +652,16 @@ def page(
     locale: str | None = None,
     explain: bool | None = None,
     include_items: bool | None = None,
+    impressions: str | None = None,
 ) -> Call[dict[str, Any]]:
-    """A personalized page of rows for one person."""
+    """A personalized page of rows for one person. ``impressions="reported"``: nothing is
+    logged now; send an ``impression`` event with ``properties.page_id`` / ``row_id`` for each
+    row that comes into view (only those count for the row order)."""
     return Call(_json, {"name": name}, params=_query(
         user_id=user_id, anonymous_id=anonymous_id, language=language,
         rows=list(rows) if rows else None, country=country, city=city, device=device,
-        channel=channel, locale=locale, explain=explain, include_items=include_items))
+        channel=channel, locale=locale, explain=explain, include_items=include_items,
+        impressions=impressions))
 
 
 @endpoint("GET", "/v1/pages")

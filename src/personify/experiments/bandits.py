@@ -70,6 +70,9 @@ class DecisionLog:
     propensities: list[float]
     policy: str
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    seen_only: bool = False
+    """Only the chosen actions reported *seen* (or rewarded) count as shown: the others earn
+    no zero when the reward window closes (a page's rows below the fold)."""
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)

@@ -8,6 +8,13 @@ first such event per action counts). A decision *closes* ``reward_window_seconds
 made: its chosen actions that earned nothing are then updated with reward 0, so the policy learns
 from misses too. Rewards after the window are ignored (they would count the round twice).
 
+A decision made ``seen_only`` (a page of rows, whose lower rows may never be scrolled into view)
+counts only the actions reported *seen* (:meth:`DecisionPoints.mark_seen`, from the page's
+impressions) or rewarded: an action never seen neither earns nor loses, so the policy does not
+learn that a row is bad from people who never saw it. Seen marks are per process, like the open
+decisions; a process that receives a mark for a decision another one made opens it from the
+decision log, and each process closes what it saw (the update log's claim counts each zero once).
+
 Shared learning: every update is first *claimed* in the update log
 (``personify_bandit_updates``, unique per point, epoch, decision and action): only the process
 whose insert succeeds applies it at once, so a reward seen by two workers, or a window closed by
@@ -109,6 +116,12 @@ class _Pending:
     log: DecisionLog
     closes_at: datetime
     rewarded: set[str] = field(default_factory=set)
+    seen: set[str] | None = None
+    """The actions reported seen (``seen_only`` decisions); None: every chosen action counts."""
+
+    @classmethod
+    def of(cls, record: DecisionLog, closes_at: datetime) -> _Pending:
+        return cls(record, closes_at, seen=set() if record.seen_only else None)
 
 
 @dataclass
@@ -229,10 +242,13 @@ class DecisionPoints:
         k: int = 1,
         *,
         log_later: bool = False,
+        seen_only: bool = False,
     ) -> DecisionOutcome:
         """Rank ``k`` of ``actions`` and log the decision (with its propensities). With
         ``log_later`` (pages of rows) the log line is written behind the request by the
-        :class:`~personify.runtime.decision_log.QueuedDecisionLog`, when the store is one."""
+        :class:`~personify.runtime.decision_log.QueuedDecisionLog`, when the store is one.
+        With ``seen_only`` only the actions later reported seen (:meth:`mark_seen`) or
+        rewarded count when the window closes."""
         live = self._get(tenant, point)
         self.sync(tenant, point)
         now = self._clock()
@@ -244,7 +260,8 @@ class DecisionPoints:
             # logged even for the context-free Bernoulli policy: OPE may use it
             record = decision.log(encode_context(context, live.config.dim), actions, point)
             record.timestamp = now
-            live.pending[decision.decision_id] = _Pending(
+            record.seen_only = seen_only
+            live.pending[decision.decision_id] = _Pending.of(
                 record, now + timedelta(seconds=live.config.reward_window_seconds)
             )
             while len(live.pending) > MAX_PENDING:
@@ -284,6 +301,52 @@ class DecisionPoints:
                 self._claim(tenant, point, live, updates)
             except Exception:
                 log.exception("could not store %d bandit updates of %s", len(updates), point)
+
+    def mark_seen(
+        self, tenant: str, marks: Sequence[tuple[str, str, datetime]]
+    ) -> int:
+        """Record ``(decision_id, action, when)`` as seen (an impression of a page's row): a
+        ``seen_only`` decision's action then earns 0 at the window's close unless rewarded.
+        Marks of unknown decisions, of actions not chosen, of decisions that are not
+        ``seen_only`` and after the window are ignored. Returns the marks that counted."""
+        counted = 0
+        for decision_id, action, when in dict.fromkeys(marks):
+            try:
+                pending = self._open(tenant, decision_id)
+            except Exception:  # a bad mark never fails ingestion
+                log.exception("could not open decision %s to mark %s seen", decision_id, action)
+                continue
+            if pending is None:
+                continue
+            live, found = pending
+            with live.lock:
+                if (found.seen is None or action not in found.log.chosen
+                        or when > found.closes_at or action in found.seen):
+                    continue
+                found.seen.add(action)
+            counted += 1
+        return counted
+
+    def _open(self, tenant: str, decision_id: str) -> tuple[_Live, _Pending] | None:
+        """The open decision ``decision_id`` of this process, opened from the decision log
+        when another process made it; None when unknown or its window has closed."""
+        for (t, _point), live in list(self._live.items()):
+            if t == tenant:
+                found = live.pending.get(decision_id)
+                if found is not None:
+                    return live, found
+        record = self._decisions.get(tenant, decision_id)
+        if record is None:
+            return None
+        try:
+            live = self._get(tenant, record.policy)
+        except NotFound:  # the point was removed since
+            return None
+        closes_at = record.timestamp + timedelta(seconds=live.config.reward_window_seconds)
+        if self._clock() > closes_at:
+            return None
+        with live.lock:
+            return live, live.pending.setdefault(decision_id, _Pending.of(record, closes_at))
 
     def close_expired(self, tenant: str, point: str) -> int:
         """Close the point's decisions whose reward window has passed; returns updates made."""
@@ -375,7 +438,7 @@ class DecisionPoints:
         if event.timestamp > closes_at or self._clock() > closes_at:
             return None  # the window closed (possibly in another process): already counted
         with live.lock:
-            pending = live.pending.setdefault(decision_id, _Pending(record, closes_at))
+            pending = live.pending.setdefault(decision_id, _Pending.of(record, closes_at))
             update = self._rewarded(live, pending, event)
         return (record.policy, live, update) if update is not None else None
 
@@ -388,6 +451,8 @@ class DecisionPoints:
         if action in pending.rewarded or event.timestamp > pending.closes_at:
             return None
         pending.rewarded.add(action)
+        if pending.seen is not None:
+            pending.seen.add(action)  # a click on it: it was seen
         return BanditUpdate(pending.log.decision_id, action, reward, pending.log.context)
 
     def _expired(self, live: _Live, now: datetime) -> list[_Pending]:
@@ -401,12 +466,13 @@ class DecisionPoints:
         return due
 
     def _close(self, tenant: str, point: str, live: _Live, due: Sequence[_Pending]) -> int:
-        """Zero rewards for the closed decisions' actions that earned nothing (here)."""
+        """Zero rewards for the closed decisions' actions that earned nothing (here); of a
+        ``seen_only`` decision, only for the actions seen (here)."""
         zeros = [
             BanditUpdate(p.log.decision_id, a, 0.0, p.log.context)
             for p in due
             for a in p.log.chosen
-            if a not in p.rewarded
+            if a not in p.rewarded and (p.seen is None or a in p.seen)
         ]
         return self._claim(tenant, point, live, zeros)
 

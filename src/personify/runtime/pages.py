@@ -12,7 +12,16 @@ each position's propensity in the decision log, so the off-policy estimators of
 evaluate another row policy from the same log. Rewards flow back as ordinary events: a click
 (add to cart, purchase) on an item of a row quotes the row's ``recommendation_id`` and carries
 ``properties.page_id`` / ``properties.row_id``; :meth:`Pages.on_events` turns it into the
-row's reward. Rows shown but never clicked are rewarded 0 when the decision's window closes.
+row's reward. Only rows that were *seen* and never clicked are rewarded 0 when the decision's
+window closes; a row never seen neither earns nor loses (the decision is ``seen_only``). What
+counts as seen depends on who reports impressions (``impressions``):
+
+* ``served`` (a server-side caller; the default for server keys): every row in the answer is
+  logged as an impression and counts as seen (a row the bandit chose whose items all went to
+  rows above it is not in the answer, so it does not count);
+* ``reported`` (the web snippet, always for browser keys): nothing is logged when the page is
+  served; the caller sends an ``impression`` event quoting ``properties.page_id`` /
+  ``properties.row_id`` when a row's items come into view, and only those rows count.
 
 Each row's items are logged as an impression (the row's ``recommendation_id``, with ``page``,
 ``page_id``, ``row_id``, ``row_position`` in the impression's ``context.extra``), so item
@@ -69,6 +78,10 @@ EVENT_DATE = "starts_at"
 """The item property holding an event's start (ISO 8601, UTC): items with one in the future
 fill "Upcoming events for you"."""
 REWARD_TYPES = {"click": 1.0, "add_to_cart": 1.0, "purchase": 1.0}
+SEEN_TYPE = "impression"
+"""The event type that reports a row as seen (with ``properties.page_id`` / ``row_id``)."""
+Impressions = Literal["served", "reported"]
+IMPRESSION_MODES: tuple[str, ...] = ("served", "reported")
 CONTINUE_TYPES = frozenset({"view", "click", "add_to_cart"})
 
 TITLES: dict[str, dict[str, str]] = {
@@ -313,13 +326,17 @@ class Pages:
         rows: Sequence[str] | None = None,
         explain: bool = True,
         log: bool = True,
-        log_rows: bool = True,
+        impressions: Impressions = "served",
     ) -> Page:
         """The page for one person (or nobody: the non-personal rows). ``rows`` restricts it
         to some row ids (unknown ids are refused naming ``rows``). ``log=False`` shows the page
-        without logging impressions or a decision (the dashboard's "view as");
-        ``log_rows=False`` logs the decision but no row impression (the web snippet reports
-        the items the visitor actually sees itself)."""
+        without logging impressions or a decision (the dashboard's "view as").
+        ``impressions="served"`` logs every row served as an impression, seen;
+        ``"reported"`` logs the decision but no row impression: the caller (the web snippet)
+        reports the rows the visitor actually sees, and only those count for the row policy."""
+        if impressions not in IMPRESSION_MODES:
+            raise InvalidInput(f"unknown impressions mode {impressions!r}", field="impressions",
+                               accepted=", ".join(IMPRESSION_MODES))
         page = self.definition(tenant, name)
         wanted = page.rows
         if rows:
@@ -346,11 +363,13 @@ class Pages:
             point = point_name(name)
             self.points.ensure(tenant, point, page.policy)
             outcome = self.points.decide(tenant, point, features, list(by_id), k,
-                                         log_later=True)
+                                         log_later=True, seen_only=True)
             page_id, policy = outcome.decision.decision_id, outcome.policy
+            decided_at = outcome.log.timestamp
             order, propensities = outcome.decision.ranked, outcome.decision.propensities
         else:  # a preview: the policy's current expectation, nothing explored or logged
             page_id, policy = f"preview-{uuid.uuid4().hex}", "preview"
+            decided_at = self.clock()
             order = self.points.preview(tenant, point_name(name), features, list(by_id))[:k]
             propensities = [1.0] * k
         used: set[str] = set()
@@ -358,24 +377,33 @@ class Pages:
         for position, (row_id, propensity) in enumerate(zip(order, propensities, strict=True)):
             cand = by_id[row_id]
             row = self._row(tenant, name, page_id, cand, position, propensity, used, lang,
-                            log and log_rows)
+                            log and impressions == "served")
             if row is not None:
                 out.append(row)
+        if log and impressions == "served":  # every row in the answer was shown
+            self.points.mark_seen(tenant, [(page_id, r.row_id, decided_at) for r in out])
         return Page(name, page_id, policy, lang, scope.personalized, out, warnings)
 
     def on_events(self, tenant: str, events: Sequence[Event]) -> None:
         """Ingestion listener: an event on an item of a row rewards the row in its page's
-        decision (as the decision points' own listener does for an action)."""
+        decision (as the decision points' own listener does for an action); an impression of
+        a row's items marks the row seen (so it earns 0 if never clicked)."""
         rewards = []
+        seen: dict[tuple[str, str], datetime] = {}
         for event in events:
             hit = row_hit(event)
-            if hit is not None:
+            if hit is not None and event.type == SEEN_TYPE:
+                if hit not in seen or event.timestamp < seen[hit]:
+                    seen[hit] = event.timestamp
+            elif hit is not None:
                 rewards.append(Event.model_construct(
                     event_id=event.event_id, type=event.type, user_id=event.user_id,
                     anonymous_id=event.anonymous_id, item_id=hit[1], item_ids=[],
                     timestamp=event.timestamp, recommendation_id=hit[0], properties={},
                     context=event.context,
                 ))
+        if seen:
+            self.points.mark_seen(tenant, [(p, r, at) for (p, r), at in seen.items()])
         if rewards:
             self.points.on_events(tenant, rewards)
 

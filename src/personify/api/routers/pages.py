@@ -17,7 +17,7 @@ from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier, Name, ShortText
 from personify.domain.errors import InvalidInput, NotFound
 from personify.domain.events import Context, Location
-from personify.runtime.pages import DEFAULT_PAGE, MAX_ROWS, Page, PageDefinition
+from personify.runtime.pages import DEFAULT_PAGE, MAX_ROWS, Impressions, Page, PageDefinition
 
 router = APIRouter(prefix="/v1/pages", tags=["pages"], route_class=KeyFirstRoute)
 
@@ -104,15 +104,25 @@ async def get_page(
     locale: ShortText | None = None,
     explain: bool = True,
     include_items: bool = True,
+    impressions: Annotated[Impressions | None, Query(
+        description="served: every row answered is logged as an impression and counts as "
+        "seen by the row policy (server keys' default); reported: nothing is logged now, the "
+        "caller sends an impression event with properties.page_id / row_id for each row that "
+        "comes into view, and only those rows count (browser keys always)")] = None,
 ) -> JSONBody:
     """Rows for the person (``user_id`` or ``anonymous_id``; neither: the non-personal rows),
     ordered by the page's row policy, titled in ``language`` (else the person's profile
-    language, else ``locale``, else English). Each row is logged as an impression. A browser
-    key asks for its own visitor only (the ids default to the visitor's); its rows are not
-    logged as impressions: the snippet reports the items that were actually seen."""
+    language, else ``locale``, else English). With ``impressions=served`` (the default) each
+    row is logged as an impression. A browser key asks for its own visitor only (the ids
+    default to the visitor's) and its rows are ``reported``: the snippet reports the rows
+    that were actually seen; rows never seen neither reward nor penalise the row order."""
     if user_id is not None and anonymous_id is not None:
         raise InvalidInput("give user_id or anonymous_id, not both", field="anonymous_id")
     visitor = access.visitor
+    if visitor is not None and impressions == "served":
+        raise InvalidInput("a browser key reports the rows that were seen",
+                           field="impressions", accepted="reported")
+    mode: Impressions = impressions or ("served" if visitor is None else "reported")
     if visitor is not None:
         if user_id is None and anonymous_id is None:
             user_id = visitor.user_id
@@ -125,7 +135,7 @@ async def get_page(
     def work() -> JSONBody:
         page = runtime.pages.render(
             tenant, name, user_id=user_id, anonymous_id=anonymous_id, language=language,
-            context=context, rows=rows, explain=explain, log_rows=visitor is None,
+            context=context, rows=rows, explain=explain, impressions=mode,
         )
         return JSONBody(page_json(page, runtime, tenant, include_items=include_items))
 
