@@ -170,3 +170,21 @@ def test_weighted_fit_equals_repeated_rows() -> None:
     b = DirectionalModel.fit(x[repeated], y[repeated], l2=5.0)
     # the same likelihood; only the standardisation (mean, scale of the rows) differs
     assert np.allclose(a.predict(x), b.predict(x), atol=0.02)
+
+
+def test_several_label_periods_and_the_newest_chooses() -> None:
+    """Three label periods by default: the penalty and share are chosen by how a model fitted
+    on the earlier periods ranks the newest one's candidates, then the model is refitted on all
+    three; one period falls back to the held-out-by-people penalty."""
+    xs = _network()
+    three = fit_directional(xs)
+    assert three.validation["windows"] == 3
+    assert {f"ndcg@20_newest_l2_{k:g}" for k in L2_GRID} <= set(three.validation)
+    best = max(three.validation[f"ndcg@20_share_{s}"] for s in (0.25, 0.35, 0.5, 0.65, 0.75))
+    assert three.validation[f"ndcg@20_share_{three.forward_share}"] == best
+    assert three.validation[f"ndcg@20_newest_l2_{three.validation['l2']:g}"] == best
+    one = fit_directional(xs, windows=1)
+    assert one.validation["windows"] == 1
+    assert {f"ndcg@20_heldout_l2_{k:g}" for k in L2_GRID} <= set(one.validation)
+    # more periods, more rows: the two fits differ
+    assert not np.allclose(one.weights, three.weights)
