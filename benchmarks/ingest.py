@@ -170,6 +170,49 @@ def realistic_body(worker: int, seq: int, size: int, timestamp: bytes,
     return b"[" + b",".join(parts) + b"]", good, bad, repeats
 
 
+def post(conn: http.client.HTTPConnection, path: str, body: bytes,
+         headers: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+    """(status, JSON answer) of one POST on a keep-alive connection; None when it failed."""
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        return None
+    return response.status, (orjson.loads(data) if data else {})
+
+
+def resend(conn: http.client.HTTPConnection, body: bytes, headers: dict[str, str],
+           stats: dict[str, int], lock: threading.Lock) -> None:
+    """Send a batch again, as a client retrying after a lost answer, and count how the
+    duplicates were answered."""
+    again = post(conn, "/v1/events/batch", body, headers)
+    with lock:
+        stats["resent_batches"] += 1
+        if again is not None and again[0] in (200, 207):
+            stats["resent_stored"] += again[1]["stored"]
+            stats["resent_duplicates"] += again[1]["duplicates"]
+
+
+def run_clients(threads: list[threading.Thread], latencies: list[float]) -> dict[str, Any]:
+    """Start the client threads, wait for them all; the wall time and batch latency p50/p99."""
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "wall_seconds": wall,
+        "p50_batch_latency_ms": round(1000 * latencies[len(latencies) // 2], 1)
+        if latencies else None,
+        "p99_batch_latency_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1)
+        if latencies else None,
+    }
+
+
 def load_realistic(port: int, secret: str, admin: str, seconds: float,
                    connections: int) -> dict[str, Any]:
     """``connections`` clients sending realistic batches (browser-sized and server-sized, good
@@ -188,17 +231,6 @@ def load_realistic(port: int, secret: str, admin: str, seconds: float,
                              "admin_errors": 0}
     arrived = {"people": 0}
     latencies: list[float] = []
-
-    def post(conn: http.client.HTTPConnection, path: str, body: bytes,
-             hdrs: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
-        try:
-            conn.request("POST", path, body=body, headers=hdrs)
-            response = conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            return None
-        return response.status, (orjson.loads(data) if data else {})
 
     def client(index: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -225,12 +257,7 @@ def load_realistic(port: int, secret: str, admin: str, seconds: float,
                     stats["good_records_refused"] += len(refused & good_index)
                     acked.extend(event_id for i, event_id in good if i not in refused)
             if answer is not None and seq % RESEND_EVERY == 0:  # a retry after a lost answer
-                again = post(conn, "/v1/events/batch", body, headers)
-                with lock:
-                    stats["resent_batches"] += 1
-                    if again is not None and again[0] in (200, 207):
-                        stats["resent_stored"] += again[1]["stored"]
-                        stats["resent_duplicates"] += again[1]["duplicates"]
+                resend(conn, body, headers, stats, lock)
             seq += 1
         conn.close()
 
@@ -262,24 +289,10 @@ def load_realistic(port: int, secret: str, admin: str, seconds: float,
             time.sleep(0.2)
         conn.close()
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(connections)]
     threads.append(threading.Thread(target=arrivals))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        **stats,
-        "wall_seconds": wall,
-        "acked_ids": acked,
-        "p50_batch_latency_ms": round(1000 * latencies[len(latencies) // 2], 1)
-        if latencies else None,
-        "p99_batch_latency_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1)
-        if latencies else None,
-    }
+    timing = run_clients(threads, latencies)  # before ``stats`` is read: the threads fill it
+    return {**stats, **timing, "acked_ids": acked}
 
 
 def load(port: int, secret: str, seconds: float, batch: int, connections: int) -> dict[str, Any]:
@@ -294,27 +307,15 @@ def load(port: int, secret: str, seconds: float, batch: int, connections: int) -
                              "resent_stored": 0, "resent_duplicates": 0, "stored_reported": 0}
     latencies: list[float] = []
 
-    def post(conn: http.client.HTTPConnection, body: bytes) -> dict[str, Any] | None:
-        try:
-            conn.request("POST", "/v1/events/batch", body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            return None
-        if response.status != 200:
-            return None
-        answer: dict[str, Any] = orjson.loads(data)
-        return answer
-
     def worker(index: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         seq = 0
         while time.monotonic() < deadline:
             body = batch_body(index, seq, batch, timestamp)
             started = time.perf_counter()
-            answer = post(conn, body)
+            sent = post(conn, "/v1/events/batch", body, headers)
             elapsed = time.perf_counter() - started
+            answer = sent[1] if sent is not None and sent[0] == 200 else None
             with lock:
                 stats["requests"] += 1
                 latencies.append(elapsed)
@@ -324,33 +325,13 @@ def load(port: int, secret: str, seconds: float, batch: int, connections: int) -
                     acked.append((index, seq))
                     stats["stored_reported"] += answer["stored"]
             if answer is not None and seq % RESEND_EVERY == 0:
-                again = post(conn, body)
-                with lock:
-                    stats["resent_batches"] += 1
-                    if again is not None:
-                        stats["resent_stored"] += again["stored"]
-                        stats["resent_duplicates"] += again["duplicates"]
+                resend(conn, body, headers, stats, lock)
             seq += 1
         conn.close()
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        **stats,
-        "wall_seconds": wall,
-        "acked_batches": acked,
-        "batch": batch,
-        "p50_batch_latency_ms": round(1000 * latencies[len(latencies) // 2], 1)
-        if latencies else None,
-        "p99_batch_latency_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1)
-        if latencies else None,
-    }
+    timing = run_clients(threads, latencies)
+    return {**stats, **timing, "acked_batches": acked, "batch": batch}
 
 
 # --- the driver ---------------------------------------------------------------------------------
