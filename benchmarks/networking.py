@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,8 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from benchmarks._report import write_results  # noqa: E402
 from benchmarks.serving import (  # noqa: E402
-    BARE_APP,
     KEY,
+    bare_server,
     free_port,
     load,
     start_server,
@@ -133,24 +132,8 @@ def _load_average() -> list[float]:
 def bare_phase(work: Path, rate: float, seconds: float) -> dict[str, Any]:
     """A one-route FastAPI app under uvicorn at the same rate: what this machine, at this
     load, gives any Python web server (the floor under every figure of this run)."""
-    bare_dir = work / "bare"
-    bare_dir.mkdir()
-    (bare_dir / "bare_app.py").write_text(BARE_APP)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"], cwd=bare_dir)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    with bare_server(work) as port:
         return load(port, rate, seconds, None, method="GET", path="/ping")
-    finally:
-        stop(proc)
 
 
 HTTP_KEYS = (

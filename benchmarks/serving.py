@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,33 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@contextmanager
+def bare_server(work: Path) -> Iterator[int]:
+    """A one-route FastAPI app (``GET /ping``) under uvicorn, the same way the service runs, until
+    the block ends: yields its port once it answers. What this machine, at this load, gives any
+    Python web server, measured in the same run as the service."""
+    folder = work / "bare"
+    folder.mkdir(parents=True, exist_ok=True)  # a --work rerun finds it from the run before
+    (folder / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        cwd=folder,
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        yield port
+    finally:
+        stop(proc)
 
 
 def rss_mb(pid: int) -> float:
@@ -319,29 +348,8 @@ def beyond_500(work: Path) -> None:
 
 def bare_rps(work: Path) -> float:
     """Requests/s a bare FastAPI endpoint answers on this machine, same load generator."""
-    bare_dir = work / "bare"
-    bare_dir.mkdir(exist_ok=True)  # a --work rerun finds it from the run before
-    (bare_dir / "bare_app.py").write_text(BARE_APP)
-    bare_port = free_port()
-    bare = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(bare_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=bare_dir,
-    )
-    time.sleep(3)
-    try:
+    with bare_server(work) as bare_port:
         got = load(bare_port, 0, 8, None, closed=True, method="GET", path="/ping", connections=32)
-    finally:
-        stop(bare)
     return float(got["achieved_rps"])
 
 
@@ -602,26 +610,7 @@ def main() -> None:
     finally:
         stop(server)
     # bare FastAPI, same machine, same load generator
-    bare_dir = work / "bare"
-    bare_dir.mkdir(exist_ok=True)  # a --work rerun finds it from the run before
-    (bare_dir / "bare_app.py").write_text(BARE_APP)
-    bare_port = free_port()
-    bare = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--port",
-            str(bare_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=bare_dir,
-    )
-    time.sleep(3)
-    try:
+    with bare_server(work) as bare_port:
         got = load(bare_port, 0, 8, None, closed=True, method="GET", path="/ping", connections=32)
         results["bare_fastapi_rps_same_run"] = got["achieved_rps"]
         got_p = load(
@@ -635,8 +624,6 @@ def main() -> None:
             connections=1,
         )
         del got_p
-    finally:
-        stop(bare)
     results["personify_over_bare_ratio"] = results["max_rps_at_p99_100ms"] / max(
         1.0, results["bare_fastapi_rps_same_run"]
     )

@@ -30,10 +30,8 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +43,8 @@ from personify.jobs.training import TrainingConfig, train_tenant
 from personify.storage.model_files import FileModelStore
 from personify.storage.registry import open_stores
 from serving import (
-    BARE_APP,
     KEY,
+    bare_server,
     free_port,
     load,
     load_gowalla,
@@ -72,29 +70,11 @@ HOME = {
 
 
 def bare_p99(work: Path, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    folder = work / "bare"
-    folder.mkdir(exist_ok=True)
-    (folder / "bare_app.py").write_text(BARE_APP)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=folder,
-    )
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+    with bare_server(work) as port:
         opened = load(port, RATE, seconds, None, method="GET", path="/ping")
         closed = load(port, 0, seconds, None, method="GET", path="/ping", closed=True,
                       connections=4)
-        return opened, closed
-    finally:
-        stop(proc)
+    return opened, closed
 
 
 def main() -> None:
