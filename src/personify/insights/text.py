@@ -140,6 +140,26 @@ def hashed(feats: Iterable[str], buckets: int = BUCKETS) -> tuple[np.ndarray, np
     return idx, 1.0 + np.log(tf)
 
 
+def stack_rows(rows: Sequence[tuple[np.ndarray, np.ndarray]], buckets: int = BUCKETS) -> Any:
+    """A sparse (len(rows) x buckets) float32 CSR matrix of per-text (bucket indices, term
+    frequencies) pairs, e.g. of :func:`hashed` or :func:`hashed_text`."""
+    from scipy import sparse
+
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(idx) for idx, _ in rows])
+    return sparse.csr_matrix(
+        (np.concatenate([tf for _, tf in rows]) if rows else np.zeros(0, np.float32),
+         np.concatenate([idx for idx, _ in rows]) if rows else np.zeros(0, np.int64), indptr),
+        shape=(len(rows), buckets), dtype=np.float32)
+
+
+def idf_weights(tf: Any, buckets: int = BUCKETS) -> np.ndarray:
+    """Smoothed inverse document frequencies ``log((1 + n) / (1 + df)) + 1`` of the bucket
+    columns of a (texts x buckets) CSR matrix, float32."""
+    df = np.bincount(tf.indices, minlength=buckets)
+    return (np.log((1 + tf.shape[0]) / (1 + df)) + 1.0).astype(np.float32)
+
+
 @lru_cache(maxsize=50_000)
 def _word_buckets(word: str, buckets: int) -> tuple[int, ...]:
     """Buckets of one word's own features (the word and its character 3-5-grams)."""

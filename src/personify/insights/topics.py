@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from personify.insights.text import clean, hashed_text
+from personify.insights.text import clean, hashed_text, idf_weights, stack_rows
 
 BUCKETS = 1 << 18
 NEIGHBOURS = 10
@@ -32,16 +32,8 @@ class Topic:
 
 
 def _rows(texts: Sequence[str], buckets: int) -> sparse.csr_matrix:
-    indptr, indices, values = [0], [], []
-    for text in texts:
-        idx, tf = hashed_text(clean(text), buckets, cleaned=True)
-        indices.append(idx)
-        values.append(tf)
-        indptr.append(indptr[-1] + len(idx))
-    return sparse.csr_matrix(
-        (np.concatenate(values) if values else np.zeros(0, np.float32),
-         np.concatenate(indices) if indices else np.zeros(0, np.int64), indptr),
-        shape=(len(texts), buckets), dtype=np.float32)
+    return stack_rows([hashed_text(clean(text), buckets, cleaned=True) for text in texts],
+                      buckets)
 
 
 def _normalise(m: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -75,8 +67,7 @@ class TopicModel:
         if not pairs:
             raise ValueError("no labelled texts to learn topics from")
         raw = _rows([t for t, _ in pairs], buckets)
-        df = np.bincount(raw.indices, minlength=buckets).astype(np.float32)
-        idf = np.log((1.0 + len(pairs)) / (1.0 + df)).astype(np.float32) + 1.0
+        idf = idf_weights(raw, buckets)
         docs = _normalise(sparse.csr_matrix(raw @ sparse.diags(idf)))
         names = sorted({label for _, ls in pairs for label in ls})
         index = {n: i for i, n in enumerate(names)}

@@ -38,6 +38,8 @@ from personify.insights.text import (
     clean,
     features,
     hashed,
+    idf_weights,
+    stack_rows,
     stems,
     words,
 )
@@ -123,23 +125,11 @@ def _holdout(example: Example) -> bool:
 
 def term_matrix(texts: Sequence[str]) -> Any:
     """Sparse (texts x buckets) sublinear term frequencies of :func:`features`."""
-    from scipy import sparse
-
-    indptr, indices, values = [0], [], []
-    for text in texts:
-        idx, tf = hashed(features(text))
-        indices.append(idx)
-        values.append(tf)
-        indptr.append(indptr[-1] + len(idx))
-    return sparse.csr_matrix(
-        (np.concatenate(values) if values else np.zeros(0, np.float32),
-         np.concatenate(indices) if indices else np.zeros(0, np.int64), indptr),
-        shape=(len(texts), BUCKETS), dtype=np.float32)
+    return stack_rows([hashed(features(text)) for text in texts], BUCKETS)
 
 
 def idf_of(tf: Any) -> np.ndarray:
-    df = np.bincount(tf.indices, minlength=BUCKETS)
-    return (np.log((1 + tf.shape[0]) / (1 + df)) + 1.0).astype(np.float32)
+    return idf_weights(tf, BUCKETS)
 
 
 def tfidf(tf: Any, idf: np.ndarray) -> Any:
