@@ -17,7 +17,11 @@ Quantity x UnitPrice.
 Segments (skip with ``--no-segments``; ``--no-predictions`` runs only them and keeps the
 previous prediction figures): the same customers, users, items and events (returns included) in
 an in-process store, the population fitted at the end of the data, three segments (one referring
-to another). First a full re-evaluation of every customer (timed: wall and CPU). Then 600 random
+to another). First a full re-evaluation of every customer (timed: wall and CPU), three ways in
+the same run: one person at a time on a service of its own (``refresh`` per person, what
+``POST /v1/segments/refresh`` did before: the baseline), then ``refresh_many`` cold (events read
+per chunk of 200 people, catalogue items once; the counts must equal the baseline's), then
+``refresh_many`` again warm (people with live facts re-evaluated from them). Then 600 random
 customers get one new purchase each through the ``EventIngestor`` with the insights listener,
 timing the whole ingest call (durable append + cache drop + the person's re-evaluation + entry /
 exit notification): the membership is current when the call returns. Every other one of them
@@ -108,12 +112,31 @@ def segment_benchmark(people: int = 300) -> dict[str, Any]:
                               tracker=tracker, clock=clock)
     ingestor = EventIngestor(stores.events, listeners=[service.on_events], clock=clock)
     customers = [u.user_id for u in data.users]
-    load_full = os.getloadavg()
+    # before: one person at a time (what POST /v1/segments/refresh did), on a service and
+    # tracker of its own so that nothing it keeps helps the batch
+    one_tracker = SegmentTracker(files, clock)
+    one_by_one = InsightsService(events=stores.events, users=stores.users, catalog=stores.catalog,
+                                 populations=PopulationFiles(root), may_profile=lambda t, u: True,
+                                 tracker=one_tracker, clock=clock)
+    load_one = os.getloadavg()
     started, cpu = time.perf_counter(), time.process_time()
     for user_id in customers:
-        service.refresh("default", user_id)
+        one_by_one.refresh("default", user_id)
+    one, one_cpu = time.perf_counter() - started, time.process_time() - cpu
+    del one_by_one
+    # after: InsightsService.refresh_many, cold (nothing kept), then warm (live facts kept)
+    users = list(data.users)
+    load_full = os.getloadavg()
+    started, cpu = time.perf_counter(), time.process_time()
+    service.refresh_many("default", users)
     full, full_cpu = time.perf_counter() - started, time.process_time() - cpu
     counts = tracker.counts("default")
+    if counts != one_tracker.counts("default"):
+        raise SystemExit(f"batch counts {counts} != one by one {one_tracker.counts('default')}")
+    load_warm = os.getloadavg()
+    started, cpu = time.perf_counter(), time.process_time()
+    service.refresh_many("default", users)
+    warm, warm_cpu = time.perf_counter() - started, time.process_time() - cpu
     rng = random.Random(0)
     items = [i.item_id for i in data.items if i.price]
     sample = rng.sample(customers, 2 * people)
@@ -149,6 +172,15 @@ def segment_benchmark(people: int = 300) -> dict[str, Any]:
             np.percentile([c for _, c in baseline], 99)),
         "segment_full_reevaluation_s": full,
         "segment_full_reevaluation_cpu_s": full_cpu,
+        "segment_full_reevaluation_one_by_one_s": one,
+        "segment_full_reevaluation_one_by_one_cpu_s": one_cpu,
+        "segment_full_reevaluation_speedup": one / full,
+        "segment_full_reevaluation_speedup_cpu": one_cpu / full_cpu,
+        "segment_full_reevaluation_warm_s": warm,
+        "segment_full_reevaluation_warm_cpu_s": warm_cpu,
+        "segment_full_reevaluation_warm_speedup": one / warm,
+        "segment_load_average_one_by_one": list(load_one),
+        "segment_load_average_warm": list(load_warm),
         "segment_customers": float(len(customers)),
         "segment_events_in_store": float(len(events)),
         "segment_counts": counts,

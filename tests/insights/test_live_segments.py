@@ -140,3 +140,61 @@ def test_consent_withdrawn_or_erased_drops_live_facts(stores: Stores, tmp_path: 
     assert "c1" not in service.tracker.members("t", "shoe_lookers")
     service.forget("t", ["c2"])
     assert ("t", "c2") not in service._live
+
+
+def _memberships(service: InsightsService, people: list[str]) -> dict[str, set[str] | None]:
+    assert service.tracker is not None
+    return {u: service.tracker.memberships("t", u) for u in people}
+
+
+def test_refresh_many_equals_one_by_one_and_reads_events_per_chunk(stores: Stores,
+                                                                   tmp_path: Path) -> None:
+    from personify.domain.users import User
+
+    clock = Clock()
+    allowed = {f"c{c}" for c in range(25)} - {"c7"}
+    one, _, _ = _setup(stores, tmp_path / "one", clock, allowed=allowed)
+    people = [f"c{c}" for c in range(25)]
+    stores.users.upsert("t", [User(user_id=u) for u in people])
+    for u in people:
+        one.refresh("t", u)
+    batch, _, changes = _setup(open_stores("memory://"), tmp_path / "batch", clock,
+                               allowed=allowed)
+    batch.events, batch.users, batch.catalog = stores.events, stores.users, stores.catalog
+    batch.populations = one.populations
+    per_person = 0
+    real_events = batch.person_events
+
+    def counting(*args: Any) -> Any:
+        nonlocal per_person
+        per_person += 1
+        return real_events(*args)
+
+    batch.person_events = counting  # type: ignore[method-assign]
+    users = stores.users.list("t", limit=100)
+    assert batch.refresh_many("t", users, chunk=10) == 25
+    assert per_person == 0  # read per chunk, not per person
+    expected = _memberships(one, people)
+    assert _memberships(batch, people) == expected
+    assert not expected["c7"] and any(expected[u] for u in people)
+    assert ("t", "c7") not in batch._live
+    # warm: live facts answer, time-dependent facts move with the clock like a full computation
+    clock.now = NOW + timedelta(days=8)
+    computed = 0
+    real_compute = batch._compute_from
+
+    def counting_compute(*args: Any) -> Any:
+        nonlocal computed
+        computed += 1
+        return real_compute(*args)
+
+    batch._compute_from = counting_compute  # type: ignore[method-assign]
+    changes.clear()
+    batch.refresh_many("t", users, chunk=10)
+    assert computed == 0
+    fresh, _, _ = _setup(open_stores("memory://"), tmp_path / "fresh", clock, allowed=allowed)
+    fresh.events, fresh.users, fresh.catalog = stores.events, stores.users, stores.catalog
+    fresh.populations = one.populations
+    fresh.refresh_many("t", users)
+    assert _memberships(batch, people) == _memberships(fresh, people)
+    assert any(u for u, s, entered in changes if s == "buyers_this_week" and not entered)

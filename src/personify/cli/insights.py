@@ -188,8 +188,7 @@ def refresh_segments(ctx: typer.Context, tenant: TenantOption = None) -> None:
     people, offset = 0, 0
     while True:
         page = stores.users.list(tenant, limit=1000, offset=offset)
-        for user in page:
-            service.refresh(tenant, user.user_id)
+        service.refresh_many(tenant, page)
         people += len(page)
         offset += len(page)
         if len(page) < 1000:

@@ -58,6 +58,8 @@ class LiveFacts:
     texts: list[Event] = field(default_factory=list)
     text_memo: dict[str, Any] = field(default_factory=dict)
     text_part: dict[str, Any] = field(default_factory=dict)
+    bio: str | None = None
+    """The profile.bio the declared keywords were taken from."""
 
     @classmethod
     def of(cls, events: Iterable[Event], items: Mapping[str, Item], now: datetime,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,8 @@ CACHE_SIZE = 10_000
 MAX_SYNC_REFRESH = 50
 """People of one ingested batch without live facts in this process (a first full computation)
 whose segments are re-evaluated before the ingest returns; people with live facts always are."""
+REFRESH_CHUNK = 200
+"""People whose events one query of a full re-evaluation reads."""
 LIVE_SIZE = 200_000
 """People whose live segment facts one process keeps (least recently updated dropped first)."""
 NOT_ALLOWED = Reason(
@@ -178,11 +180,7 @@ class InsightsService:
             population.fitted_at if population else None
         ) or (now - cached[0].computed_at).total_seconds() > 3600:
             cached = self._compute(tenant, user_id, population, now)
-            with self._lock:
-                self._cache[key] = cached
-                self._cache.move_to_end(key)
-                while len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
+            self._store(tenant, user_id, cached)
         return cached
 
     def _memberships(self, tenant: str, user_id: str, facts: dict[str, Any],
@@ -234,6 +232,90 @@ class InsightsService:
         """Re-evaluate one person's segments now (entry / exit listeners fire); their ids."""
         return [m.segment_id for m in self.insights(tenant, user_id).segments]
 
+    def refresh_many(self, tenant: str, users: Iterable[User], *,
+                     chunk: int = REFRESH_CHUNK) -> int:
+        """Re-evaluate the segments of many people now (``POST /v1/segments/refresh``, the
+        CLI): what :meth:`refresh` does for each, in batches. A person whose live facts are
+        current (same population, evaluated by this process since) is re-evaluated from them
+        at ``now`` without reading their events (incremental: their declared profile is read
+        again, time-dependent facts are re-derived); the others are computed in chunks: one
+        events query per chunk (``recent_for_users``), the catalogue items read once per run.
+        Returns the number of people evaluated."""
+        if self.tracker is None or not self.tracker.files.all(tenant):
+            return sum(1 for _ in users)
+        population = self.populations.load(tenant)
+        fitted = population.fitted_at if population is not None else None
+        seen: dict[str, Item] = {}
+        people = 0
+        pending: list[User] = []
+        for user in users:
+            people += 1
+            with self._lock:
+                live = self._live.get((tenant, user.user_id))
+            if live is not None and live.population_fitted_at == fitted:
+                self._refresh_live(tenant, user, live, population)
+            else:
+                pending.append(user)
+            if len(pending) >= chunk:
+                self._refresh_chunk(tenant, pending, population, seen)
+                pending = []
+        if pending:
+            self._refresh_chunk(tenant, pending, population, seen)
+        return people
+
+    def _refresh_live(self, tenant: str, user: User, live: LiveFacts,
+                      population: Population | None) -> None:
+        assert self.tracker is not None
+        if not self.may_profile(tenant, user.user_id):
+            self.insights(tenant, user.user_id)  # drops what is kept, leaves every segment
+            return
+        declared = user_facts(user)
+        declared["profile.keywords"] = live.user_facts.get("profile.keywords", set())
+        if user.profile.bio != live.bio:
+            text = profile_text_insights(user.profile.bio, self.text_analyzer)
+            declared["profile.keywords"] = set(text.keywords if text else ())
+            live.bio = user.profile.bio
+        now = self.clock()
+        with self._lock:
+            live.user_facts = declared
+            facts = live.facts(population, now)
+        self.tracker.update(tenant, user.user_id, facts)
+
+    def _refresh_chunk(self, tenant: str, users: Sequence[User], population: Population | None,
+                       seen: dict[str, Item]) -> None:
+        allowed = []
+        for user in users:
+            if self.may_profile(tenant, user.user_id):
+                allowed.append(user)
+            else:
+                self.insights(tenant, user.user_id)  # not_allowed: drops what is kept
+        if not allowed:
+            return
+        found = self.events.recent_for_users(tenant, [u.user_id for u in allowed],
+                                             limit_per_user=MAX_EVENTS)
+        wanted = list(dict.fromkeys(e.item_id for evs in found.values() for e in evs
+                                    if e.item_id and e.item_id not in seen))
+        for start in range(0, len(wanted), 1000):
+            seen.update(self.catalog.get_many(tenant, wanted[start:start + 1000]))
+        now = self.clock()
+        for user in allowed:
+            events = [e for e in found.get(user.user_id, []) if e.type != "impression"]
+            items = {e.item_id: seen[e.item_id] for e in events
+                     if e.item_id and e.item_id in seen}
+            computed = self._compute_from(tenant, user.user_id, user, events, items,
+                                          population, now)
+            self._store(tenant, user.user_id, computed)
+            self._memberships(tenant, user.user_id, computed[1])
+
+    def _store(self, tenant: str, user_id: str, computed: tuple[Insights, dict[str, Any]],
+               ) -> None:
+        key = (tenant, user_id)
+        with self._lock:
+            self._cache[key] = computed
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+
     def _compute(
         self, tenant: str, user_id: str, population: Population | None, now: datetime
     ) -> tuple[Insights, dict[str, Any]]:
@@ -241,6 +323,12 @@ class InsightsService:
         events = [e for e in self.person_events(tenant, user_id) if e.type != "impression"]
         item_ids = list(dict.fromkeys(e.item_id for e in events if e.item_id))
         items: dict[str, Item] = self.catalog.get_many(tenant, item_ids) if item_ids else {}
+        return self._compute_from(tenant, user_id, user, events, items, population, now)
+
+    def _compute_from(
+        self, tenant: str, user_id: str, user: User | None, events: list[Event],
+        items: Mapping[str, Item], population: Population | None, now: datetime,
+    ) -> tuple[Insights, dict[str, Any]]:
         profile = behaviour_profile(events, items, user, population, now)
         history = PurchaseHistory.of(e for e in events if e.timestamp <= now)
         scores = population.scores.get(user_id) if population is not None else None
@@ -261,6 +349,7 @@ class InsightsService:
         if self.tracker is not None:
             live = LiveFacts.of(events, items, now, population, own_facts, declared, texts)
             live.text_memo = memo
+            live.bio = user.profile.bio if user else None
             with self._lock:
                 self._live[(tenant, user_id)] = live
                 self._live.move_to_end((tenant, user_id))

@@ -139,8 +139,7 @@ def refresh_segments(key: AdminKey, insights: InsightsDep, stores: StoresDep) ->
     offset = 0
     while True:
         page = stores.users.list(key.tenant, limit=1000, offset=offset)
-        for user in page:
-            insights.refresh(key.tenant, user.user_id)
+        insights.refresh_many(key.tenant, page)
         people += len(page)
         offset += len(page)
         if len(page) < 1000:
