@@ -111,7 +111,7 @@ def test_segments_crud_live_membership_and_journey_on_entry(
                headers=admin)
     client.put("/v1/items/shoe", json={"categories": ["shoes"], "price": 50.0}, headers=admin)
     bad = client.put("/v1/segments/vip", json={"text": "monetary >"}, headers=admin)
-    assert bad.status_code == 422
+    assert bad.status_code == 422 and "item_id" in bad.text
     error = bad.json()["error"]
     assert error["field"] == "rule" and "position 10" in error["message"]
     unknown = client.put("/v1/segments/vip", json={"text": "spend > 1"}, headers=admin)
@@ -219,3 +219,20 @@ def test_text_insights_segment_export_and_erasure(
     assert stores.events.for_user("default", "wri", limit=10) == []  # and the texts
     assert client.get("/v1/users/wri/insights", headers=admin).status_code == 410
     assert client.get("/v1/segments/unhappy/members", headers=admin).json()["user_ids"] == []
+
+
+def test_item_insights_through_the_api(client: TestClient, tenant_a: TenantKeys,
+                                       tenant_b: TenantKeys) -> None:
+    for k, title in enumerate(["Green tea leaves", "Black tea blend", "Oolong tea"]):
+        client.put(f"/v1/items/t{k}", json={"title": title, "categories": ["tea"]},
+                   headers=tenant_a.headers())
+    client.put("/v1/items/x", json={"title": "Smoky lapsang tea, loose leaves"},
+               headers=tenant_a.headers())
+    r = client.get("/v1/items/x/insights", headers=tenant_a.headers("serve"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["language"] == "en" and body["topics"][0]["label"] == "tea"
+    assert body["reason"]["en"] and body["reason"]["ru"]
+    missing = client.get("/v1/items/x/insights", headers=tenant_b.headers("serve"))
+    assert missing.status_code == 404 and "item_id" in missing.text
+    assert client.get("/v1/items/x/insights").status_code == 401

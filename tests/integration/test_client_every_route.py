@@ -139,6 +139,7 @@ def test_every_client_method_against_the_server(server: tuple[str, str, Stores])
         c.not_interested("bo", item_id="i3")
         assert "i3" in c.preferences("bo").muted_items
         assert c.insights("ana")["user_id"] == "ana"
+        assert c.item_insights("i1")["status"] == "ok"
         # segments and KPIs
         assert c.put_segment("buyers", {"name": "Buyers", "text": "frequency >= 1"})["rule"]
         c.refresh_segments()

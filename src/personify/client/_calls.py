@@ -864,6 +864,13 @@ def insights(user_id: str) -> Call[dict[str, Any]]:
     return Call(_json, {"user_id": user_id})
 
 
+@endpoint("GET", "/v1/items/{item_id}/insights")
+def item_insights(item_id: str) -> Call[dict[str, Any]]:
+    """What an item's title and description say: language, sentiment, emotion, keywords and
+    topics in the tenant's categories."""
+    return Call(_json, {"item_id": item_id})
+
+
 @endpoint("GET", "/v1/segments")
 def segments() -> Call[dict[str, Any]]:
     """The tenant's segments (``segments``) and the fields a rule may use (``fields``)."""
@@ -1260,6 +1267,7 @@ class Endpoints:
     audit_log = audit_log
     purge_retention = purge_retention
     insights = insights
+    item_insights = item_insights
     segments = segments
     put_segment = put_segment
     segment = segment

@@ -34,7 +34,8 @@ MAX_RECENT = 2_000
 
 STATIC_FIELDS = (
     "top_categories", "channel", "device", "price.label", "price.discount_share",
-    "churn_risk", "purchase_propensity", "cluster",
+    "churn_risk", "purchase_propensity", "cluster", "item_topics", "item_keywords",
+    "item_emotions",
 )
 """Facts taken from the last full computation (not changed by one event)."""
 

@@ -55,6 +55,10 @@ FIELDS: dict[str, tuple[FieldType, str]] = {
     "views_7d": ("number", "view events in the last 7 days"),
     "viewed_categories_7d": ("set", "categories of items viewed in the last 7 days"),
     "bought_categories_30d": ("set", "categories of items bought in the last 30 days"),
+    "item_topics": ("set", "topics (the tenant's categories) of the texts of the items the "
+                           "person bought, carted or viewed most recently (up to 50 items)"),
+    "item_keywords": ("set", "keywords of the texts of those items"),
+    "item_emotions": ("set", "emotions of the texts of those items (neutral left out)"),
     "profile.country": ("string", "profile country"),
     "profile.city": ("string", "profile city"),
     "profile.language": ("string", "profile language"),

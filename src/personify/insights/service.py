@@ -17,6 +17,7 @@ from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.insights.history import PurchaseHistory
+from personify.insights.item_text import ItemTextInsights, ItemTexts
 from personify.insights.live import LiveFacts
 from personify.insights.population import PersonScores, Population, PopulationFiles
 from personify.insights.profile import (
@@ -141,6 +142,7 @@ class InsightsService:
         text_analyzer: TextAnalyzer | None = None,
     ) -> None:
         self.text_analyzer = text_analyzer or default_analyzer()
+        self.item_texts = ItemTexts(catalog, self.text_analyzer, clock)
         self.events = events
         self.users = users
         self.catalog = catalog
@@ -343,6 +345,7 @@ class InsightsService:
             population_fitted_at=population.fitted_at if population else None,
         )
         own_facts, texts, declared = facts_of(insights), text_facts(insights.text), user_facts(user)
+        own_facts.update(self.item_texts.facts(tenant, recent_items(events, items)))
         declared["profile.keywords"] = set(insights.profile_text.keywords
                                            if insights.profile_text else ())
         facts = {**own_facts, **texts, **recent_facts(events, items, now), **declared}
@@ -356,6 +359,16 @@ class InsightsService:
                 while len(self._live) > LIVE_SIZE:
                     self._live.popitem(last=False)
         return insights, facts
+
+    def item_insights(self, tenant: str, item_id: str) -> ItemTextInsights:
+        """What the item's title and description say (NotFound for an unknown item)."""
+        from personify.domain.errors import NotFound
+
+        item = self.catalog.get(tenant, item_id)
+        if item is None:
+            raise NotFound(f"no item {item_id!r}", field="item_id",
+                           accepted="the id of an item in the catalogue")
+        return self.item_texts.of(tenant, item)
 
     # ingestion listener: the person's next read recomputes
     def on_events(self, tenant: str, events: Sequence[Event]) -> None:
@@ -440,6 +453,24 @@ class InsightsService:
     def export(self, tenant: str, user_id: str) -> dict[str, Any]:
         """What the privacy export includes: the insights as served."""
         return self.insights(tenant, user_id).model_dump(mode="json")
+
+
+ITEM_TEXT_EVENTS = frozenset({"purchase", "add_to_cart", "view", "like", "click"})
+RECENT_ITEMS = 50
+
+
+def recent_items(events: Sequence[Event], items: Mapping[str, Item]) -> list[Item]:
+    """The items a person bought, carted, liked, clicked or viewed most recently (newest first,
+    at most :data:`RECENT_ITEMS`): whose texts give ``item_topics`` and the like."""
+    seen: dict[str, Item] = {}
+    for event in sorted(events, key=lambda e: e.timestamp, reverse=True):
+        if event.type in ITEM_TEXT_EVENTS and event.item_id and event.item_id not in seen:
+            item = items.get(event.item_id)
+            if item is not None:
+                seen[event.item_id] = item
+                if len(seen) >= RECENT_ITEMS:
+                    break
+    return list(seen.values())
 
 
 def cluster_of(population: Population | None, user_id: str) -> ClusterMembership | None:

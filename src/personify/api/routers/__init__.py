@@ -38,6 +38,7 @@ ROUTERS: list[APIRouter] = [
     metrics.router,
     users.router,
     insights.router,
+    insights.items_router,
     networking.router,
     networking.intros,
     consents.router,

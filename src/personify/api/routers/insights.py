@@ -7,16 +7,19 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from personify.api.audit import Audited
-from personify.api.deps import AdminKey, ErasureCheckDep, InsightsDep, StoresDep
+from personify.api.deps import AdminKey, ErasureCheckDep, InsightsDep, ServeKey, StoresDep
 from personify.api.routing import KeyFirstRoute
 from personify.domain._fields import Identifier
 from personify.domain.errors import NotFound
+from personify.insights.item_text import ItemTextInsights
 from personify.insights.service import Insights
 from personify.runtime.identity import refuse_erased
 
 router = APIRouter(
     prefix="/v1/users", tags=["insights"], dependencies=[Audited], route_class=KeyFirstRoute
 )
+items_router = APIRouter(prefix="/v1/items", tags=["insights"], route_class=KeyFirstRoute)
+"""What an item's text says: no personal data, a serving key reads it."""
 
 
 @router.get(
@@ -38,3 +41,14 @@ def get_insights(
         raise NotFound(f"no user {user_id!r}", field="user_id",
                        accepted="the id of a user with a profile or events")
     return result
+
+
+@items_router.get(
+    "/{item_id}/insights",
+    response_model=ItemTextInsights,
+    summary="What an item's title and description say: language, sentiment, emotion, keywords "
+            "and topics in the tenant's categories (RU/EN reason)",
+)
+def get_item_insights(item_id: Identifier, key: ServeKey,
+                      insights: InsightsDep) -> ItemTextInsights:
+    return insights.item_insights(key.tenant, item_id)
