@@ -111,7 +111,7 @@ def test_segments_crud_live_membership_and_journey_on_entry(
                headers=admin)
     client.put("/v1/items/shoe", json={"categories": ["shoes"], "price": 50.0}, headers=admin)
     bad = client.put("/v1/segments/vip", json={"text": "monetary >"}, headers=admin)
-    assert bad.status_code == 422 and "item_id" in bad.text
+    assert bad.status_code == 422
     error = bad.json()["error"]
     assert error["field"] == "rule" and "position 10" in error["message"]
     unknown = client.put("/v1/segments/vip", json={"text": "spend > 1"}, headers=admin)
