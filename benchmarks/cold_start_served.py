@@ -15,7 +15,10 @@ as the engine does), and each sampled person asks the
   ``collaborative``);
 - ``served_without_cold_content``: the same sources except ``cold_content`` (the chain before
   it existed);
-- ``served_cold_content_only``: ``cold_content`` alone.
+- ``served_cold_content_only``: ``cold_content`` alone;
+- ``served_cold_slots_2`` / ``served_cold_slots_5``: the default chain with 2 / 5 of the 20
+  places kept for cold items (``cold_slots``: the best ``cold_content`` items replace the
+  lowest-ranked others, spread through the list).
 
 Recall@20 / NDCG@20 over the whole catalogue (relevant = the person's held-out test products),
 as ``all_items_*`` of the offline file. Merged into ``results/cold_start.json`` under
@@ -33,7 +36,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -49,7 +52,7 @@ from personify.evaluation.metrics import ndcg, recall
 from personify.jobs.training import TrainingConfig, train_bundle
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.chain import RecommendationService
-from personify.serving.request import RecommendationRequest
+from personify.serving.request import RecommendationRequest, Repetition
 from personify.storage.online.memory import MemoryOnlineState
 
 K = 20
@@ -79,13 +82,14 @@ def main() -> None:
     known[np.unique(train.item_idx)] = True
     catalog = CatalogSnapshot([
         Item(item_id=item_id, title=str(data.item_features["title"][k])[:200] or item_id,
-             categories=list(data.item_features["categories"][k]))
+             categories=[str(c) for c in cast(list[str], data.item_features["categories"][k])])
         for k, item_id in enumerate(data.items.ids)
     ])
     events = _events(train)
     bundle, _ = train_bundle(events, TrainingConfig(
         learn_blend=False, train_ranker=False, user_model=None, factors=None))
     state = MemoryOnlineState()
+    assert train.timestamps is not None, "the purchase log has timestamps"
     order = np.argsort(train.timestamps, kind="stable")
     for start in range(0, len(order), 20_000):
         state.apply(TENANT, [events[int(j)] for j in order[start:start + 20_000]])
@@ -111,16 +115,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sample = sorted(rng.choice(people, size=min(args.users, len(people)), replace=False))
     default = list(service.source_order)
-    variants: dict[str, tuple[list[str] | None, float | None]] = {
-        "served_default": (None, None),
-        "served_cold_content_weight_1": (None, 1.0),
-        "served_without_cold_content": ([s for s in default if s != "cold_content"], None),
-        "served_cold_content_only": (["cold_content"], None),
+    variants: dict[str, tuple[list[str] | None, float | None, int]] = {
+        "served_default": (None, None, 0),
+        "served_cold_content_weight_1": (None, 1.0, 0),
+        "served_without_cold_content": ([s for s in default if s != "cold_content"], None, 0),
+        "served_cold_content_only": (["cold_content"], None, 0),
+        "served_cold_slots_2": (None, None, 2),
+        "served_cold_slots_5": (None, None, 5),
     }
     load = os.getloadavg()
     out: dict[str, Any] = {"users": len(sample), "users_with_test_purchases": len(people),
                            "new_items": int((~known).sum()), "k": K}
-    for name, (sources, weight) in variants.items():
+    for name, (sources, weight, slots) in variants.items():
         bundle.source_weights.pop("cold_content", None)
         if weight is not None:
             bundle.source_weights["cold_content"] = weight
@@ -130,8 +136,8 @@ def main() -> None:
         t0 = time.perf_counter()
         for row, person in enumerate(sample):
             request = RecommendationRequest(user_id=person, n=K, sources=sources,
-                                            log_impression=False,
-                                            repetition={"penalty": 1.0})
+                                            log_impression=False, cold_slots=slots,
+                                            repetition=Repetition(penalty=1.0))
             ids = [i.item_id for i in service.recommend(TENANT, request).items]
             wanted = relevant[person]
             for col, item_id in enumerate(ids[:K]):

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         "(then it is served without weather, and the place is not asked again for 5 minutes)",
     )
     max_request_bytes: int = 16 * 1024 * 1024
+    cold_slots: dict[str, Annotated[int, Field(ge=0, le=200)]] = Field(
+        default_factory=dict,
+        description='tenant -> how many of the n places of a recommendation list are kept for '
+        'cold items (the trained model does not know them yet) that match the person by '
+        'content, "*" for the other tenants; unset = 0. A request\'s cold_slots overrides it '
+        '(JSON in env: {"*": 2})',
+    )
     idempotency_hours: float = Field(
         default=24.0, gt=0, le=24 * 30,
         description="how long the first answer to an Idempotency-Key is kept and replayed to "

@@ -70,3 +70,17 @@ def test_bad_get_options_name_the_parameter(client: TestClient, tenant_a: Tenant
                        headers=tenant_a.headers("serve"))
         assert r.status_code == 422, (params, r.text)
         assert field in r.text, (field, r.text)
+
+
+def test_cold_slots_on_get_and_post_are_validated_naming_the_parameter(
+    client: TestClient, tenant_a: TenantKeys
+) -> None:
+    _shop(client, tenant_a)
+    assert len(_ids(client, tenant_a, cold_slots=2)) == 4  # an anonymous visitor: no cold match
+    for bad in (-1, 201):
+        r = client.get("/v1/recommendations", params={"anonymous_id": "me", "cold_slots": bad},
+                       headers=tenant_a.headers("serve"))
+        assert r.status_code == 422 and r.json()["error"]["field"] == "cold_slots", r.text
+        r = client.post("/v1/recommendations", json={"anonymous_id": "me", "cold_slots": bad},
+                        headers=tenant_a.headers("serve"))
+        assert r.status_code == 422 and "cold_slots" in r.json()["error"]["field"], r.text

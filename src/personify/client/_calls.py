@@ -529,21 +529,24 @@ def recommend(
     diversity: Mapping[str, Any] | None = None,
     repetition: Mapping[str, Any] | None = None,
     sources: Sequence[str] | None = None,
+    cold_slots: int | None = None,
     explain: bool = False,
     language: str = "en",
     log_impression: bool = True,
     include_items: bool = True,
 ) -> Call[Recommendations]:
     """Recommendations for a user or an anonymous visitor with every option of
-    ``POST /v1/recommendations`` (filters, exclusions, rules, diversity, repetition, sources;
-    see docs/serving.md). ``explain=True`` adds a reason in ``language`` to each item. Quote
-    the answer's ``recommendation_id`` on later events to attribute clicks and buys."""
+    ``POST /v1/recommendations`` (filters, exclusions, rules, diversity, repetition, sources,
+    ``cold_slots``: places kept for items the model does not know yet; see
+    docs/serving.md). ``explain=True`` adds a reason in ``language`` to each item. Quote the
+    answer's ``recommendation_id`` on later events to attribute clicks and buys."""
     return Call(_recommendations, json=_body(
         user_id=user_id, anonymous_id=anonymous_id, n=n,
         item_types=list(item_types) if item_types else None, context=context, filters=filters,
         exclude=exclude, rules=rules, diversity=diversity, repetition=repetition,
-        sources=list(sources) if sources is not None else None, explain=explain,
-        language=language, log_impression=log_impression, include_items=include_items))
+        sources=list(sources) if sources is not None else None, cold_slots=cold_slots,
+        explain=explain, language=language, log_impression=log_impression,
+        include_items=include_items))
 
 
 @endpoint("GET", "/v1/recommendations")
@@ -560,6 +563,7 @@ def recommendations(
     city: str | None = None,
     device: str | None = None,
     channel: str | None = None,
+    cold_slots: int | None = None,
     include_items: bool = True,
 ) -> Call[Recommendations]:
     """The simple query-string form of :meth:`recommend` (what a browser snippet asks)."""
@@ -567,7 +571,7 @@ def recommendations(
         user_id=user_id, anonymous_id=anonymous_id, n=n,
         item_type=list(item_types) if item_types else None,
         category=list(categories) if categories else None, explain=explain, language=language,
-        country=country, city=city, device=device, channel=channel,
+        country=country, city=city, device=device, channel=channel, cold_slots=cold_slots,
         include_items=include_items))
 
 

@@ -208,6 +208,8 @@ def build_engine(
         log_impression=update_latency.wrap(impressions),
         history=history,
     )
+    cold_slots = settings.cold_slots
+    service.cold_slots = lambda tenant: cold_slots.get(tenant, cold_slots.get("*", 0))
 
     gate = BatchGate(privacy.gate, stores.users, stores.consents, stores.erasures)
     user_vectors = UserVectorUpdater(state, bundles.peek)  # ALS fold-in of the live history

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,6 +149,9 @@ class RecommendationService:
         self.clock = clock
         self.history = history
         self.shown: ShownLog = ShownItems()
+        self.cold_slots: Callable[[str], int] = lambda tenant: 0
+        """The tenant's default number of places kept for cold items (``cold_slots`` of a
+        request overrides it)."""
         """What each person was shown (anti-repetition; forgotten on erasure)."""
         self.enrich_context: Callable[[Context], Context] | None = None
         """Fills a request's context before anything reads it (the weather provider)."""
@@ -218,7 +221,17 @@ class RecommendationService:
             with span("personify.recommend.rank", {"candidates": len(pool)}):
                 ranked = self._rank(pool, scope.catalog, request, scope.bundle, scope)
             with span("personify.recommend.arrange"):
-                chosen = self._arrange(ranked, scope.catalog, request, excluded, scope.now)
+                slots = min(request.n, request.cold_slots if request.cold_slots is not None
+                            else self.cold_slots(tenant))
+                cold = self._cold(scope, pool, excluded, slots,
+                                  asked=any(name == "cold_content" for name, _, _ in plan)
+                                  ) if slots else []
+                chosen = self._arrange(ranked, scope.catalog, request, excluded, scope.now,
+                                       cold=cold, cold_slots=slots,
+                                       known=scope.bundle.items if scope.bundle else None)
+                placed = {c.item_id for c in chosen}
+                if "cold_content" not in used and any(c.item_id in placed for c in cold):
+                    used = [*used, "cold_content"]
             result = self._respond(scope, chosen, used)
             if traced is not None:
                 traced.set_attribute("personalized", result.personalized)
@@ -711,6 +724,41 @@ class RecommendationService:
                 cand.final = cand.final * factor if cand.final >= 0 else cand.final / factor
                 cand.tie *= factor
 
+    def _cold(self, scope: RequestScope, pool: dict[str, _Candidate], excluded: set[str],
+              slots: int, *, asked: bool = False) -> list[_Candidate]:
+        """The best cold items for the person's reserved places (the ``cold_content``
+        source's, visible under the request's filters), best first; the pool's candidate
+        when the blend already holds the item. ``asked``: the plan asked the source already,
+        so the pool holds its visible candidates (it is not asked twice)."""
+        source = self.sources.get("cold_content")
+        if source is None or not scope.personalized:
+            return []
+        if asked:
+            found_in_pool = [c for c in pool.values() if "cold_content" in c.scores]
+            return sorted(found_in_pool, key=lambda c: (-c.scores["cold_content"], c.item_id))
+        request, catalog = scope.request, scope.catalog
+        try:
+            found = source.candidates(scope, max(slots * 5, 20))
+        except Unavailable as exc:
+            scope.warnings.append(f"source cold_content unavailable: {exc.message}")
+            return []
+        allowed = item_filter(request.filters, request.item_types, scope.now)
+        restrict = set(request.filters.item_ids) if request.filters.item_ids is not None else None
+        top = max((abs(s.score) for s in found), default=1.0) or 1.0
+        out = []
+        for scored in found:
+            item = catalog.get(scored.item_id)
+            if (item is None or scored.item_id in excluded or not allowed(item)
+                    or (restrict is not None and scored.item_id not in restrict)):
+                continue
+            cand = pool.get(scored.item_id)
+            if cand is None:
+                share = scored.score / top
+                cand = _Candidate(scored.item_id, {"cold_content": share}, [scored.reason],
+                                  0.0, share, [share])
+            out.append(cand)
+        return out
+
     def _arrange(
         self,
         ranked: list[_Candidate],
@@ -718,6 +766,10 @@ class RecommendationService:
         request: RecommendationRequest,
         excluded: set[str],
         now: datetime,
+        *,
+        cold: Sequence[_Candidate] = (),
+        cold_slots: int = 0,
+        known: Container[str] | None = None,
     ) -> list[_Candidate]:
         n = request.n
         rules = request.rules
@@ -755,6 +807,9 @@ class RecommendationService:
             max_per_category=request.diversity.max_per_category,
             mmr_lambda=request.diversity.mmr_lambda,
         )
+        if cold_slots and cold:
+            organic = _reserve_cold(organic, cold, cold_slots, n - len(pinned) - len(promoted),
+                                    taken, known)
         if promoted:
             # spread promoted items evenly through the organic list
             step = max(1, (len(organic) + len(promoted)) // len(promoted))
@@ -842,3 +897,32 @@ def state_from_history(subject: str, events: Sequence[Event]) -> UserState:
             disliked.setdefault(event.item_id, event.timestamp)
     last = recent[0].timestamp if recent else None
     return UserState(subject, recent, [], seen, bought, disliked, last)
+
+
+def _reserve_cold(organic: list[_Candidate], cold: Sequence[_Candidate], slots: int,
+                  room: int, taken: set[str], known: Container[str] | None) -> list[_Candidate]:
+    """``organic`` with at least ``slots`` cold items (as many as ``cold`` offers): the cold
+    items it ranked already count (those of ``cold`` and any the model does not know), the
+    missing ones replace the lowest-ranked others and are spread evenly through the list."""
+    ids = {c.item_id for c in organic}
+    cold_ids = {c.item_id for c in cold}
+    present = sum(1 for c in organic
+                  if c.item_id in cold_ids or (known is not None and c.item_id not in known))
+    extra = [c for c in cold if c.item_id not in ids and c.item_id not in taken]
+    extra = extra[:max(0, min(slots, room) - present)]
+    if not extra:
+        return organic
+    over = len(organic) + len(extra) - room
+    if over > 0:  # drop the lowest-ranked warm items to make room
+        kept: list[_Candidate] = []
+        for cand in reversed(organic):
+            is_cold = cand.item_id in cold_ids or (known is not None and cand.item_id not in known)
+            if over > 0 and not is_cold:
+                over -= 1
+                continue
+            kept.append(cand)
+        organic = kept[::-1]
+    step = max(1, (len(organic) + len(extra)) // len(extra))
+    for k, cand in enumerate(extra):
+        organic.insert(min(len(organic), k * step + step - 1), cand)
+    return organic

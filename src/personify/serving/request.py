@@ -155,6 +155,13 @@ class RecommendationRequest(BaseModel):
         description="filters and boosts for people in given live segments")
     diversity: Diversity = Field(default_factory=Diversity)
     repetition: Repetition = Field(default_factory=Repetition)
+    cold_slots: int | None = Field(
+        default=None, ge=0, le=MAX_RESULTS,
+        description="of the n places, how many are kept for cold items (ones the trained "
+        "model does not know yet: added since the last training, never interacted with) "
+        "that match the person by content; those already ranked in count, the rest replace "
+        "the lowest-ranked others, spread through the list. 0 = none; null = the tenant's "
+        "default (setting cold_slots)")
     explain: bool = False
     language: Literal["en", "ru"] = "en"
     sources: list[Name] | None = Field(

@@ -197,6 +197,9 @@ async def recommend_get(
         gt=0, le=1, description="score factor per unclicked impression; 1 = off")] = 0.5,
     repetition_hours: Annotated[float, Query(
         ge=0, le=24 * 7, description="how long an unclicked impression counts")] = 24.0,
+    cold_slots: Annotated[int | None, Query(
+        ge=0, le=MAX_RESULTS, description="places of the n kept for cold items (the model "
+        "does not know them yet) matching the person; unset = the tenant's default")] = None,
     include_items: bool = True,
 ) -> JSONBody:
     access.check(user_id, anonymous_id)  # a browser key: only its visitor's recommendations
@@ -219,6 +222,7 @@ async def recommend_get(
         language=language,
         context=Context(location=location, device=device, channel=channel, weather=conditions),
         repetition=Repetition(penalty=repetition_penalty, hours=repetition_hours),
+        cold_slots=cold_slots,
         # the snippet records the impression itself when the widget is actually seen (event
         # id imp-<recommendation_id>, the id a served impression would have had): docs/web.md
         log_impression=access.visitor is None,
