@@ -199,17 +199,27 @@ def downdate_inverse(p: NDArray[Any], removed: sp.csr_matrix, out: NDArray[Any])
     inner = np.eye(removed.shape[0]) - np.asarray(part @ rp[:, touched].T).T
     # I - R P R^T is positive definite: the Gram matrix without R plus l2 I stays so
     solved = scipy.linalg.solve((inner + inner.T) / 2, rp, assume_a="pos", check_finite=False)
+    change = solved.astype(out.dtype)  # the update, added in ``out``'s dtype (one rounding)
+    left = rp.astype(out.dtype)
     step = _block_rows(n)
     for start in range(0, n, step):
         stop = min(start + step, n)
-        block = np.array(p[start:stop], dtype=np.float64)  # a copy: ``p`` stays as it is
-        block += rp[:, start:stop].T @ solved
-        out[start:stop] = block.astype(out.dtype, copy=False)
+        block = np.array(p[start:stop], dtype=out.dtype)  # a copy: ``p`` stays as it is
+        block += left[:, start:stop].T @ change
+        out[start:stop] = block
 
 
-def neighbours_from_inverse(p: NDArray[Any], k: int) -> sp.csr_matrix:
+def neighbours_from_inverse(p: NDArray[Any], k: int,
+                            previous: sp.csr_matrix | None = None) -> sp.csr_matrix:
     """items x items: the top-``k`` positive weights of every row of ``B = -P / diag(P)``
-    (zero diagonal), exactly the neighbours ``EASE.fit`` then ``similar_items`` give."""
+    (zero diagonal), exactly the neighbours ``EASE.fit`` then ``similar_items`` give (ties at
+    the k-th value may pick either item).
+
+    ``previous``, the top-``k`` neighbours of a nearby ``P`` (before a downdate), only makes it
+    faster: a row's new top-k lies among the entries at least as large as the k-th largest new
+    weight of its previous top-k columns (k entries of the row that reach it), so only those
+    few candidates are ranked instead of the whole row."""
+    from personify.algorithms._sparse import sparse_topk_rows
     from personify.algorithms.base import top_n
 
     n = p.shape[0]
@@ -223,6 +233,13 @@ def neighbours_from_inverse(p: NDArray[Any], k: int) -> sp.csr_matrix:
         block /= -diag[None, :]
         block = block.astype(np.float32, copy=False)
         block[idx - start, idx] = -np.inf
+        if previous is not None:
+            kept = _candidates(block, sp.csr_matrix(previous[start:stop]), k)
+            found = sp.csr_matrix(sparse_topk_rows(kept, k)).tocoo()
+            rows_out.append(found.row + start)
+            cols_out.append(found.col)
+            vals_out.append(found.data)
+            continue
         ids, scores = top_n(block, k)
         mask = (ids >= 0) & np.isfinite(scores) & (scores > 0)
         rows_out.append(np.repeat(idx, ids.shape[1]).reshape(ids.shape)[mask])
@@ -232,3 +249,19 @@ def neighbours_from_inverse(p: NDArray[Any], k: int) -> sp.csr_matrix:
         (np.concatenate(vals_out), (np.concatenate(rows_out), np.concatenate(cols_out))),
         shape=(n, n), dtype=np.float32,
     )
+
+
+def _candidates(block: NDArray[np.float32], previous: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """The positive entries of ``block`` that can be in their row's top-``k``: at least the
+    smallest new value at the row's previous top-``k`` columns (when it had ``k``)."""
+    counts = np.diff(previous.indptr)
+    floor = np.zeros(block.shape[0], dtype=np.float32)
+    nonempty = np.flatnonzero(counts > 0)
+    if nonempty.size:
+        at = block[np.repeat(np.arange(block.shape[0]), counts), previous.indices]
+        lowest = np.minimum.reduceat(at, previous.indptr[:-1][nonempty])  # per non-empty row
+        full = counts[nonempty] >= k
+        floor[nonempty[full]] = lowest[full]
+    mask = (block >= floor[:, None]) & (block > 0)
+    r, c = np.nonzero(mask)
+    return sp.csr_matrix((block[r, c], (r, c)), shape=block.shape, dtype=np.float32)

@@ -21,7 +21,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,9 +127,40 @@ def place_ease(inverse: EaseInverse, directory: Path) -> None:
     _write_meta(directory, inverse.neighbours)
 
 
-def forget_ease(inverse: EaseInverse, removed: sp.csr_matrix) -> tuple[EaseInverse, sp.csr_matrix]:
+_RECENT: OrderedDict[tuple[Any, ...], tuple[EaseInverse, sp.csr_matrix]] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
+RECENT = 2
+"""Downdates remembered: one erasure rewrites every version on disk holding the person, and
+versions derived from one another share their ``P`` file (same inode, same rows removed)."""
+
+
+def _downdate_key(inverse: EaseInverse, removed: sp.csr_matrix) -> tuple[Any, ...]:
+    """The result depends only on the ``P`` file (replaced, never written in place: its device
+    and inode name its content) and the removed rows."""
+    stat = os.stat(inverse.path)
+    rows = sp.csr_matrix(removed)
+    return (
+        stat.st_dev,
+        stat.st_ino,
+        stat.st_mtime_ns,
+        inverse.neighbours,
+        rows.shape,
+        rows.indptr.tobytes(),
+        rows.indices.tobytes(),
+        rows.data.tobytes(),
+    )
+
+
+def forget_ease(
+    inverse: EaseInverse, removed: sp.csr_matrix, previous: sp.csr_matrix | None = None
+) -> tuple[EaseInverse, sp.csr_matrix]:
     """``P`` without the ``removed`` rows (a scratch file next to the old one) and the bundle's
-    neighbours recomputed from it."""
+    neighbours recomputed from it (``previous``, the neighbours before, only speeds that up)."""
+    key = _downdate_key(inverse, removed)
+    with _RECENT_LOCK:
+        if key in _RECENT:
+            _RECENT.move_to_end(key)
+            return _RECENT[key]
     p = inverse.matrix()
     fd, tmp = tempfile.mkstemp(
         dir=inverse.path.parent, prefix=".ease_inverse.scratch.", suffix=".npy"
@@ -137,6 +170,10 @@ def forget_ease(inverse: EaseInverse, removed: sp.csr_matrix) -> tuple[EaseInver
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=p.dtype, shape=p.shape)
     downdate_inverse(p, removed, out)
     out.flush()
-    neighbours = neighbours_from_inverse(out, inverse.neighbours)
+    neighbours = neighbours_from_inverse(out, inverse.neighbours, previous)
     del out, p
+    with _RECENT_LOCK:
+        _RECENT[key] = (fresh, neighbours)
+        while len(_RECENT) > RECENT:
+            _RECENT.popitem(last=False)  # its scratch file goes with the last handle
     return fresh, neighbours

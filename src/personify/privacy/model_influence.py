@@ -227,7 +227,8 @@ def forget_rows(bundle: B, index: InfluenceIndex, rows: NDArray[np.int64], versi
     neighbours = bundle.neighbours
     ease = None  # an inverse that is not downdated must not outlive the rows: dropped
     if index.ease is not None and exact_neighbours(bundle.model_name, bundle.params, index):
-        ease, neighbours = forget_ease(index.ease, sp.csr_matrix(index.x[rows]))
+        ease, neighbours = forget_ease(index.ease, sp.csr_matrix(index.x[rows]),
+                                       bundle.neighbours)
     elif exact_neighbours(bundle.model_name, bundle.params):
         touched = np.unique(sp.csr_matrix(index.x[rows]).indices)
         recompute = _rp3beta_without if bundle.model_name == "rp3beta" else _itemknn_without

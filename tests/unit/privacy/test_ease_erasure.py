@@ -14,7 +14,12 @@ import pytest
 import scipy.sparse as sp
 
 from personify.algorithms.base import Recommender
-from personify.algorithms.ease import EASE, downdate_inverse, inverse_from_weights
+from personify.algorithms.ease import (
+    EASE,
+    downdate_inverse,
+    inverse_from_weights,
+    neighbours_from_inverse,
+)
 from personify.data.interactions import Interactions
 from personify.data.vocabulary import Vocabulary
 from personify.domain.events import Event
@@ -204,7 +209,8 @@ def test_an_erasure_through_the_service_is_exact_for_ease(
     after = np.load(new_dir / EASE_FILE)
     assert (new_dir / EASE_FILE).samefile(base_dir / EASE_FILE)
     assert np.abs(after - before).max() > 1e-6
-    assert not [p for p in Path(models.root).rglob(".ease_inverse*")]
+    scratch = list(Path(models.root).rglob(".ease_inverse*"))  # the downdate kept for reuse:
+    assert all(p.samefile(new_dir / EASE_FILE) for p in scratch)  # a link, not another copy
     # a second erasure downdates the downdated inverse again
     again = service.erase_user(T, "u11")
     assert again.model.exact_neighbours and not again.retrain_pending
@@ -214,6 +220,31 @@ def test_an_erasure_through_the_service_is_exact_for_ease(
     )
     got, want = _neighbours(bundle), _neighbours(fresh)
     assert got.keys() == want.keys() and max(abs(got[k] - want[k]) for k in want) < 1e-6
+    # every version on disk was rewritten without both people; those that shared an inverse
+    # share the downdated one (computed once, linked)
+    versions = [m.version for m in models.list(T)]
+    assert len(versions) == 3
+    inverses = {version_dir(models, T, v) / EASE_FILE for v in versions}
+    served_file = version_dir(models, T, str(models.promoted_version(T))) / EASE_FILE
+    assert all(f.samefile(served_file) for f in inverses)
+    for version in versions:
+        _, stored = models.load(T, version)
+        assert _neighbours(stored).keys() == want.keys(), version
+
+
+def test_ranking_only_the_candidates_a_previous_top_k_leaves_is_exact() -> None:
+    """``neighbours_from_inverse(previous=...)`` ranks only the entries that can reach a row's
+    top-k; the result is the full ranking's."""
+    rng = np.random.default_rng(7)
+    x = sp.csr_matrix((rng.random((300, 120)) < 0.08).astype(np.float64))
+    p = _inverse(x, 4.0)
+    before = neighbours_from_inverse(p, 10)
+    out = np.empty_like(p)
+    downdate_inverse(p, x[[3, 50]], out)
+    full, fast = neighbours_from_inverse(out, 10), neighbours_from_inverse(out, 10, before)
+    assert (full != before).nnz > 0, "the downdate changed the neighbours"
+    assert abs(full - fast).max() < 1e-7 and (full != 0).nnz == (fast != 0).nnz
+    assert (neighbours_from_inverse(out, 10, sp.csr_matrix(p.shape)) != full).nnz == 0
 
 
 def test_a_failed_training_leaves_no_inverse_behind(
