@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi.testclient import TestClient
 
+from personify.domain.consents import ConsentRecord
 from personify.domain.events import EventTypeDefinition
 from personify.storage.registry import Stores
 from personify.storage.sql.event_types import SqlEventTypes
@@ -118,3 +119,35 @@ def test_segment_track_names_reach_a_declared_type(
     assert ours.json()["stored"] == 1, ours.text
     theirs = client.post("/segment/v1/track", json=track, headers=tenant_b.headers("ingest"))
     assert theirs.json()["stored"] == 0 and theirs.json()["rejected"][0]["field"] == "event"
+
+
+def test_declared_weights_count_in_the_live_popularity_of_their_tenant(
+    client: TestClient, tenant_a: TenantKeys, tenant_b: TenantKeys, stores: Stores
+) -> None:
+    """One ``wishlist`` declared at weight 6 outweighs five views in the live popularity (the
+    untrained chain's ``popular`` / ``trending``), as it does in training; a type declared at
+    weight 0 is kept but not counted; another tenant's same-named type counts its own weight."""
+    admin_a, admin_b = tenant_a.headers("admin"), tenant_b.headers("admin")
+    assert client.put("/v1/event-types/wishlist", json={"weight": 6},
+                      headers=admin_a).status_code == 201
+    assert client.put("/v1/event-types/peek", json={"weight": 0},
+                      headers=admin_a).status_code == 201
+    for name, body in (("wishlist", {"weight": 1}), ("peek", {"description": "no weight"})):
+        assert client.put(f"/v1/event-types/{name}", json=body,
+                          headers=admin_b).status_code == 201
+    people = ["w", *(f"v{k}" for k in range(5)), *(f"p{k}" for k in range(9))]
+    for keys in (tenant_a, tenant_b):
+        for person in people:  # live state is kept for people who may be profiled (opt-in)
+            for purpose in ("personalization", "profiling"):
+                stores.consents.append(keys.tenant, ConsentRecord(
+                    user_id=person, purpose=purpose, state="granted"))
+        views = [_event(10 + k, "view", item_id="viewed", user_id=f"v{k}") for k in range(5)]
+        wish = _event(20, "wishlist", item_id="wished", user_id="w")
+        peeks = [_event(30 + k, "peek", item_id="peeked", user_id=f"p{k}") for k in range(9)]
+        assert _send(client, keys, *views, wish, *peeks)["stored"] == 15
+    state = client.app.state.runtime.engine.state  # type: ignore[attr-defined]
+    a = dict(state.trending(tenant_a.tenant, 10))
+    assert a["wished"] > a["viewed"] and "peeked" not in a, a
+    assert a["wished"] / a["viewed"] > 1.1  # 6 against 5 (decayed alike)
+    b = dict(state.trending(tenant_b.tenant, 10))
+    assert b["viewed"] > b["wished"] and "peeked" not in b, b  # weight 1: one view's worth

@@ -225,7 +225,8 @@ class EventTypeDefinition(BaseModel):
 
     ``weight`` is the training weight of one event (a purchase counts 8, a view 1, a dislike
     -4); ``None`` stores and accepts the events without using them as feedback. The online
-    state counts an event with a positive weight once in live popularity, like a view.
+    state counts an event with a positive weight in the tenant's live popularity and
+    co-occurrence with that weight (a view counts 1 there), from the next batch on.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -8,8 +8,8 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -39,7 +39,7 @@ from personify.settings import Settings
 from personify.storage.online import open_online_state
 from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
-from personify.storage.online.port import OnlineState
+from personify.storage.online.port import OnlineState, OnlineStateConfig
 from personify.storage.person_cache import (
     CachedConsentStore,
     CachedPreferenceStore,
@@ -146,6 +146,22 @@ def person_generations(state: OnlineState) -> Generations:
     return LocalGenerations()
 
 
+def count_declared_weights(state: OnlineState, ingestor: EventIngestor) -> None:
+    """Let the tenants' declared event-type weights count in the live popularity and
+    co-occurrence (the ingestor's cached read of the declared types, refreshed every few
+    seconds), as they count in training."""
+    event_types = ingestor.event_types
+
+    def declared(tenant: str) -> Mapping[str, float]:
+        return {name: d.weight for name, d in event_types.of_tenant(tenant).items()
+                if d.weight is not None}
+
+    for layer in (state, getattr(state, "primary", None), getattr(state, "fallback", None)):
+        config = getattr(layer, "config", None)
+        if isinstance(config, OnlineStateConfig):
+            layer.config = replace(config, tenant_weights=declared)  # type: ignore[union-attr]
+
+
 def build_engine(
     settings: Settings,
     stores: Stores,
@@ -157,6 +173,7 @@ def build_engine(
     warnings: list[str] = []
     metrics = metrics if metrics is not None else Metrics()
     state = online_state if online_state is not None else open_state(settings, warnings)
+    count_declared_weights(state, ingestor)
     # profile, consent log and preferences are read on every recommendation: cached per
     # person, invalidated by every write through these stores (across processes via Redis)
     people = PersonCache(person_generations(state))

@@ -185,6 +185,23 @@ class OnlineStateContract:
         assert [i for i, _ in state.trending(TENANT, 2, now=now)] == ["croissant", "pretzel"]
         assert state.trending(TENANT, 5, segment="country:US", now=now) == []
 
+    def test_a_tenants_declared_weights_count_only_for_it(self, make_state: MakeState) -> None:
+        """``tenant_weights``: a tenant's own event type counts with its declared weight in
+        that tenant's popularity (and not at all at 0); other tenants keep ``weights``."""
+        declared = {TENANT: {"wishlist": 4.0, "peek": 0.0}}
+        state = make_state(OnlineStateConfig(
+            half_life=timedelta(days=365), tenant_weights=lambda t: declared.get(t, {})))
+        for tenant in (TENANT, "other"):
+            batch = [event(f"v{k}", "viewed", minutes(k), type="view") for k in range(3)]
+            batch += [event("w", "wished", minutes(3), type="wishlist")]
+            batch += [event(f"p{k}", "peeked", minutes(4), type="peek") for k in range(5)]
+            state.apply(tenant, batch, now=minutes(5))
+        mine = dict(state.trending(TENANT, 5, now=minutes(5)))
+        assert mine["wished"] == pytest.approx(4 * mine["viewed"] / 3, rel=1e-3)
+        assert "peeked" not in mine
+        theirs = dict(state.trending("other", 5, now=minutes(5)))
+        assert theirs["peeked"] > theirs["viewed"] > theirs["wished"]
+
     def test_counters_below_the_minimum_are_evicted(self, make_state: MakeState) -> None:
         state = make_state(OnlineStateConfig(half_life=timedelta(hours=1), min_popularity=0.01))
         state.apply(TENANT, [event("u1", "a", minutes(0))], now=minutes(0))

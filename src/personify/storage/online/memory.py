@@ -116,7 +116,7 @@ class MemoryOnlineState:
                 if record is not None and ch.expired(record.last_active, at, self.config):
                     del state.users[user]
             histories = {u: list(state.users[u].log) for u in new if u in state.users}
-            batch = ch.batch_changes(new, histories, self.config)
+            batch = ch.batch_changes(new, histories, self.config.for_tenant(tenant))
             for user, mine in batch.users.items():
                 self._apply_user(state, user, mine)
             self._add_popularity(state, batch.popularity)
@@ -314,7 +314,8 @@ class MemoryOnlineState:
                 return
             log = list(record.log)
             state.popularity_version += 1
-            for (segment, item), score in ch.popularity_of(log, self.config).items():
+            cfg = self.config.for_tenant(tenant)
+            for (segment, item), score in ch.popularity_of(log, cfg).items():
                 counters = state.popularity.get(segment)
                 if counters is None or item not in counters:
                     continue
@@ -324,7 +325,7 @@ class MemoryOnlineState:
                 else:
                     counters[item] = left
                 state.tops.pop(segment, None)
-            self._subtract_pairs(state, ch.session_pairs((), log, self.config))
+            self._subtract_pairs(state, ch.session_pairs((), log, cfg))
 
     def _subtract_pairs(self, state: _Tenant, pairs: Mapping[ch.Pair, int]) -> None:
         for (item, other), count in pairs.items():
@@ -347,7 +348,7 @@ class MemoryOnlineState:
         if key == user_id:
             return
         at = ch.to_epoch(now)
-        cfg = self.config
+        cfg = self.config.for_tenant(tenant)
         with self._lock:
             state = self._tenant(tenant)
             anon = state.users.pop(key, None)

@@ -16,8 +16,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -72,10 +72,25 @@ class OnlineStateConfig:
     bought_types: frozenset[str] = frozenset({EventType.PURCHASE})
     disliked_types: frozenset[str] = frozenset({EventType.DISLIKE, EventType.NOT_INTERESTED})
     context_segments: tuple[str, ...] = ("country", "city", "device", "daypart")
+    tenant_weights: Callable[[str], Mapping[str, float]] | None = field(
+        default=None, compare=False)
+    """The weights a tenant declared for its own event types (``PUT /v1/event-types/{name}``
+    with a ``weight``): they count in that tenant's live popularity and co-occurrence as in
+    its training; None = ``weights`` for every tenant."""
 
     def weight(self, event_type: str) -> float:
         """The counting weight of an event type (unknown custom types get ``default_weight``)."""
         return self.weights.get(event_type, self.default_weight)
+
+    def for_tenant(self, tenant: str) -> OnlineStateConfig:
+        """This config with ``tenant``'s declared weights over ``weights`` (itself when the
+        tenant declared none)."""
+        if self.tenant_weights is None:
+            return self
+        declared = self.tenant_weights(tenant)
+        if not declared or all(self.weights.get(k) == v for k, v in declared.items()):
+            return self
+        return replace(self, weights={**self.weights, **declared}, tenant_weights=None)
 
 
 @dataclass(frozen=True, slots=True)

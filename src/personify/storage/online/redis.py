@@ -359,7 +359,7 @@ class RedisOnlineState:
                 stale.append(user)
             elif raw:
                 histories[user] = [_decode(r) for r in reversed(raw)]
-        batch = ch.batch_changes(new, histories, self.config)
+        batch = ch.batch_changes(new, histories, self.config.for_tenant(tenant))
         with _translated("apply"):
             pipe = self._client.pipeline(transaction=False)
             for user in stale:
@@ -556,9 +556,9 @@ class RedisOnlineState:
                 raw = cast(list[bytes], self._client.lrange(keys["log"], 0, -1))
                 log = [_decode(r) for r in reversed(raw)]
                 pipe = self._client.pipeline(transaction=True)
-                self._write_popularity(pipe, tenant, ch.popularity_of(log, self.config), "-",
-                                       0.0)
-                removed = ch.session_pairs((), log, self.config)
+                cfg = self.config.for_tenant(tenant)
+                self._write_popularity(pipe, tenant, ch.popularity_of(log, cfg), "-", 0.0)
+                removed = ch.session_pairs((), log, cfg)
                 self._write_pairs(pipe, tenant, {p: -n for p, n in removed.items()})
                 pipe.delete(*keys.values())
                 pipe.zrem(self._key(tenant, "active"),
@@ -574,7 +574,7 @@ class RedisOnlineState:
         if key == user_id:
             return
         at = ch.to_epoch(now)
-        cfg = self.config
+        cfg = self.config.for_tenant(tenant)
         with _translated("merge_users"):
             self._merge_shown(tenant, key, user_id)
             anon = self._read_whole(tenant, key)
