@@ -46,8 +46,10 @@ from personify.messaging import smtp_sink
 from personify.messaging.campaigns import Campaign, schedule_campaign
 from personify.messaging.guardrails import FrequencyCap, Guardrails
 from personify.messaging.outbox import OutboxWorker
+from personify.messaging.records import DeliveryStatus, TrackedLink
 from personify.messaging.smtp import SmtpConfig, SmtpSender
 from personify.messaging.sqlite_stores import SqliteOutboxStore, SqliteSuppressionStore
+from personify.messaging.state_stores import open_state_file
 from personify.messaging.templates import MessageTemplate
 from personify.messaging.timing import SendTimeModel
 from personify.messaging.tracking import TrackingSigner
@@ -181,8 +183,23 @@ def make_user(i: int) -> User:
     )
 
 
+def open_outbox(db: str | Path, state: str) -> tuple[Any, Any, Any]:
+    """(outbox, suppressions, close) on the messaging file ``db``: the SQL adapters the service
+    opens (``sql``) or the hand-written sqlite3 ones they replace (``sqlite3``)."""
+    if state == "sqlite3":
+        outbox, suppressions = SqliteOutboxStore(db), SqliteSuppressionStore(db)
+
+        def close() -> None:
+            outbox.close()
+            suppressions.close()
+
+        return outbox, suppressions, close
+    stores = open_state_file(db)
+    return stores.outbox, stores.suppressions, stores.close
+
+
 def worker_process(db: str, port: int, recipients: int, items: list[Item], worker_id: str,
-                   concurrency: int, batch: int, result: Any) -> None:
+                   concurrency: int, batch: int, state: str, result: Any) -> None:
     """One worker process: drain the outbox, report its CPU time and counters."""
     users = {f"u{i}": None for i in range(recipients)}
     cache: dict[str, User] = {}
@@ -208,11 +225,12 @@ def worker_process(db: str, port: int, recipients: int, items: list[Item], worke
                                                sender_name="Shop"), signer)}
 
     consents = {f"u{i}" for i in range(recipients)}  # everyone opted in to email_marketing
+    outbox, suppressions, close = open_outbox(db, state)
     worker = OutboxWorker(
-        store=SqliteOutboxStore(db), templates=lambda t, n: TEMPLATE, users=lookup,
+        store=outbox, templates=lambda t, n: TEMPLATE, users=lookup,
         senders=senders(), make_senders=senders if concurrency > 1 else None,
         concurrency=concurrency, consent=lambda t, u, p: u in consents,
-        suppressions=SqliteSuppressionStore(db), recommend=recommend, signer=signer,
+        suppressions=suppressions, recommend=recommend, signer=signer,
         # the default caps (2 emails per person per local day, counted in the outbox);
         # no quiet hours, so the figure does not depend on the time of day of the run
         guardrails=Guardrails(caps=FrequencyCap(), quiet_hours=None),
@@ -221,15 +239,16 @@ def worker_process(db: str, port: int, recipients: int, items: list[Item], worke
     cpu = time.process_time()
     worker.run_until_idle()
     worker.close()
+    close()
     result.put({"cpu_s": time.process_time() - cpu, "sent": worker.stats.sent,
                 "failed": worker.stats.failed})
 
 
 def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
-                 items: list[Item]) -> dict[str, Any]:
+                 items: list[Item], state: str = "sql") -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="personify-msg-bench-"))
-    db, record = tmp / "outbox.sqlite", tmp / "sink-ids.txt"
-    store = SqliteOutboxStore(db)
+    db, record = tmp / "outbox.messaging.db", tmp / "sink-ids.txt"
+    store, _, close_store = open_outbox(db, state)
     campaign = Campaign(name="weekly", template="weekly", send_at=datetime.now(UTC))
     t0 = time.perf_counter()
     enqueued = schedule_campaign(store, "shop", campaign,
@@ -256,7 +275,8 @@ def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
     t0 = time.perf_counter()
     procs = [
         ctx.Process(target=worker_process,
-                    args=(str(db), port, recipients, items, f"w{k}", concurrency, batch, results))
+                    args=(str(db), port, recipients, items, f"w{k}", concurrency, batch, state,
+                          results))
         for k in range(workers)
     ]
     for p in procs:
@@ -273,7 +293,7 @@ def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
     received = Counter(record.read_text(encoding="ascii").split())
     sink_cpu = float(Path(f"{record}.cpu").read_text(encoding="ascii"))
     counts = store.counts()
-    store.close()
+    close_store()
     sent = sum(r["sent"] for r in reports)
     cpu = sum(r["cpu_s"] for r in reports)
     return {
@@ -301,6 +321,59 @@ def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
     }
 
 
+def store_ops_cpu(state: str, messages: int) -> float:
+    """CPU ms per message of the outbox's own operations alone, as the worker calls them: a
+    claim of 200 and the batch's cap counts, then per message the unsubscribe check, "send
+    started" with 4 tracked links and the result."""
+    db = Path(tempfile.mkdtemp(prefix="personify-msg-ops-")) / "ops.messaging.db"
+    outbox, suppressions, close = open_outbox(db, state)
+    now = datetime.now(UTC)
+    schedule_campaign(outbox, "shop", Campaign(name="ops", template="weekly", send_at=now),
+                      (make_user(i) for i in range(messages)), now=now, batch_size=2_000)
+    links = {f"l{k}": TrackedLink(url=f"https://shop.example/p/{k}", item_id=f"i{k}",
+                                  recommendation_id="r") for k in range(4)}
+    day = (now - timedelta(hours=12), now + timedelta(hours=12))
+    cpu, done = time.process_time(), 0
+    while batch := outbox.claim("ops", now, limit=200, lease=timedelta(minutes=5)):
+        outbox.count_sent_many("shop", "email", {m.user_id: day for m in batch})
+        for m in batch:
+            suppressions.is_suppressed("shop", m.user_id, "email")
+            outbox.begin_send(m.message_id, m.claim_token or "", links)
+            outbox.mark(m.message_id, m.claim_token or "", DeliveryStatus.SENT, now)
+            done += 1
+    cpu = time.process_time() - cpu
+    close()
+    assert done == messages, (done, messages)
+    return 1000 * cpu / messages
+
+
+def compare_adapters(args: argparse.Namespace, items: list[Item]) -> dict[str, Any]:
+    """The hand-written sqlite3 adapters against the SQL adapters on the same messaging file,
+    alternating ``--compare-sqlite3`` rounds: the outbox operations alone, and the whole
+    campaign (the workers' CPU per message); medians and their ratio."""
+    ops: dict[str, list[float]] = {"sqlite3": [], "sql": []}
+    cpu: dict[str, list[float]] = {"sqlite3": [], "sql": []}
+    for _ in range(args.compare_sqlite3):
+        for state in cpu:
+            ops[state].append(round(store_ops_cpu(state, args.recipients), 4))
+            run = run_campaign(args.recipients, args.workers, args.threads, args.batch, items,
+                               state)
+            assert run["campaign_duplicates"] == 0, run
+            cpu[state].append(run["campaign_worker_cpu_ms_per_message"])
+            print(state, "outbox operations", ops[state][-1], "ms, whole worker",
+                  cpu[state][-1], "ms CPU per message")
+    med = {k: float(np.median(v)) for k, v in ops.items()}
+    wmed = {k: float(np.median(v)) for k, v in cpu.items()}
+    return {
+        "adapters_outbox_ops_cpu_ms_per_message": ops,
+        "adapters_worker_cpu_ms_per_message": cpu,
+        "adapters_sql_to_sqlite3_outbox_ops_cpu": round(med["sql"] / med["sqlite3"], 3),
+        "adapters_sql_to_sqlite3_worker_cpu": round(wmed["sql"] / wmed["sqlite3"], 3),
+        "adapters_recipients": args.recipients,
+        "adapters_rounds": args.compare_sqlite3,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=100_000)
@@ -310,6 +383,10 @@ def main() -> None:
     parser.add_argument("--skip-sto", action="store_true")
     parser.add_argument("--skip-campaign", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--compare-sqlite3", type=int, default=0, metavar="ROUNDS",
+                        help="also run the campaign ROUNDS times on each of the hand-written "
+                        "sqlite3 adapters and the SQL adapters, alternating, and report the "
+                        "workers' CPU per message of each and their ratio")
     args = parser.parse_args()
     metrics: dict[str, Any] = {}
     if not args.skip_sto:
@@ -320,8 +397,12 @@ def main() -> None:
         metrics.update(run_campaign(args.recipients, args.workers, args.threads, args.batch,
                                     items[:4000]))
         print({k: v for k, v in metrics.items() if k.startswith(("campaign", "machine"))})
+    if args.compare_sqlite3:
+        _, _, items = load_invoices()
+        metrics.update(compare_adapters(args, items[:4000]))
     if not args.no_write:
-        print(write_results("messaging", metrics))
+        name = "messaging_state" if args.skip_sto and args.skip_campaign else "messaging"
+        print(write_results(name, metrics))
 
 
 if __name__ == "__main__":

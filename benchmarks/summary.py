@@ -34,6 +34,7 @@ ORDER = [
     "experiments_api",
     "messaging",
     "messaging_service",
+    "messaging_state",
     "dashboard",
     "networking",
     "insights",

@@ -16,8 +16,7 @@ from personify.domain.events import Event
 from personify.domain.items import Item
 from personify.domain.users import User
 from personify.messaging.item_updates import PRICE_DROPPED
-from personify.messaging.sqlite_stores import SqliteItemChangeStore
-from personify.messaging.state_stores import messaging_db_path
+from personify.messaging.state_stores import messaging_db_path, open_state_file
 from personify.storage.registry import open_stores
 from personify.storage.sql.messaging_definitions import SqlMessagingDefinitions
 
@@ -89,11 +88,11 @@ def test_an_imported_price_drop_reaches_the_viewer(
 
     path = messaging_db_path(shop)
     assert path is not None
-    queue = SqliteItemChangeStore(path)
+    state = open_state_file(path)
     try:
-        queued = queue.claim(datetime.now(UTC), limit=10, lease=timedelta(seconds=0))
+        queued = state.item_changes.claim(datetime.now(UTC), limit=10, lease=timedelta(seconds=0))
     finally:
-        queue.close()
+        state.close()
     assert [(c.item_id, c.kind, c.old_price, c.new_price) for _, c in queued] == [
         ("i0", PRICE_DROPPED, 100.0, 99.0), ("i1", PRICE_DROPPED, 100.0, 80.0)]
 

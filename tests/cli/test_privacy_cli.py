@@ -19,7 +19,7 @@ from personify.domain.users import User
 from personify.jobs.training import TrainingConfig, train_tenant
 from personify.messaging.outbox import new_message
 from personify.messaging.records import InboxEntry
-from personify.messaging.sqlite_stores import SqliteInboxStore, SqliteOutboxStore
+from personify.messaging.state_stores import open_state_file
 from personify.privacy.model_influence import load_influence, version_dir
 from personify.privacy.pseudonyms import tombstone_key
 from personify.storage.model_files import FileModelStore
@@ -40,8 +40,8 @@ def test_export_holds_the_persons_messages_and_nobody_elses(
 ) -> None:
     with open_stores(database_url) as stores:
         stores.users.upsert(T, [User(user_id="ana"), User(user_id="bob")])
-    outbox, inbox = SqliteOutboxStore(_messaging_db(database_url)), SqliteInboxStore(
-        _messaging_db(database_url))
+    state = open_state_file(_messaging_db(database_url))
+    outbox, inbox = state.outbox, state.inbox
     try:
         for user, template in (("ana", "welcome"), ("bob", "bob-only-template")):
             outbox.enqueue(new_message(T, user, template, dedup_key=f"w-{user}",
@@ -51,8 +51,7 @@ def test_export_holds_the_persons_messages_and_nobody_elses(
                                  subject=f"hello {user}", text="news",
                                  created_at=datetime.now(UTC)))
     finally:
-        outbox.close()
-        inbox.close()
+        state.close()
 
     result = personify("privacy", "export", "ana")
     assert result.exit_code == 0, result.output

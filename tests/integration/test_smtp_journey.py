@@ -24,11 +24,7 @@ from personify.messaging.outbox import OutboxWorker
 from personify.messaging.records import RunStatus
 from personify.messaging.smtp import SmtpConfig, SmtpSender
 from personify.messaging.smtp_sink import SmtpSink
-from personify.messaging.sqlite_stores import (
-    SqliteJourneyStateStore,
-    SqliteOutboxStore,
-    SqliteSuppressionStore,
-)
+from personify.messaging.state_stores import open_state_file
 from personify.messaging.templates import MessageTemplate
 from personify.messaging.timing import SendTimeModel
 from personify.messaging.tracking import TrackingHandler, TrackingSigner
@@ -81,8 +77,8 @@ def test_yaml_journey_end_to_end(tmp_path: Path) -> None:
                 properties={"tone": "informal"})
     users = {"olga": user}
     db = tmp_path / "messaging.sqlite"
-    outbox, runs, suppressions = (SqliteOutboxStore(db), SqliteJourneyStateStore(db),
-                                  SqliteSuppressionStore(db))
+    state = open_state_file(db)
+    outbox, runs, suppressions = state.outbox, state.runs, state.suppressions
     # Olga is usually active at 19:xx Moscow time (16:xx UTC)
     history = [("olga", datetime(2026, 2, d, 16, 20, tzinfo=UTC)) for d in range(1, 20)]
     timing = SendTimeModel().fit(history, users)
@@ -155,5 +151,4 @@ def test_yaml_journey_end_to_end(tmp_path: Path) -> None:
         worker.run_until_idle()
         assert len(sink.handler.message_ids) == 1
         worker.close()
-    for store in (outbox, runs, suppressions):
-        store.close()
+    state.close()

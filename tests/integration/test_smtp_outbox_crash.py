@@ -29,8 +29,7 @@ from personify.messaging.guardrails import FrequencyCap, Guardrails
 from personify.messaging.ports import OutboxStore
 from personify.messaging.records import DeliveryStatus
 from personify.messaging.smtp_sink import SmtpSink
-from personify.messaging.sqlite_stores import SqliteOutboxStore
-from personify.messaging.state_stores import open_state_stores
+from personify.messaging.state_stores import memory_state, open_state_file, open_state_stores
 
 RECIPIENTS = 200
 LEASE_S = 1.0
@@ -48,7 +47,7 @@ def open_outbox(target: str) -> OutboxStore:
     """The outbox in a SQLite file (a path) or in a PostgreSQL database (a URL)."""
     if target.startswith("postgresql"):
         return open_state_stores(target).outbox
-    return SqliteOutboxStore(target)
+    return open_state_file(target).outbox
 
 
 def run_worker(
@@ -63,7 +62,6 @@ def run_worker(
     from personify.domain.items import Item
     from personify.messaging.outbox import OutboxWorker
     from personify.messaging.smtp import SmtpConfig, SmtpSender
-    from personify.messaging.state_stores import memory_state
     from personify.messaging.templates import MessageTemplate
 
     template = MessageTemplate(name="news", recommendations=3, variants=[{

@@ -1,5 +1,5 @@
-"""Persistence ports of the messaging library; adapters in ``sql_stores`` (PostgreSQL, memory)
-and ``sqlite_stores`` (a SQLite deployment's messaging file), opened by ``state_stores``.
+"""Persistence ports of the messaging library; adapters in ``sql_stores`` (PostgreSQL, a SQLite
+deployment's messaging file, memory), opened by ``state_stores``.
 
 Every method takes the tenant (or an id issued by the store) explicitly.
 """

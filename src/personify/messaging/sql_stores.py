@@ -1,17 +1,24 @@
-"""SQL adapters of the messaging ports: the state in PostgreSQL, or in SQLite in memory
-(``memory://``); :mod:`personify.messaging.state_stores` picks the database (a SQLite
-deployment's own file goes through :mod:`personify.messaging.sqlite_stores`).
+"""SQL adapters of the messaging ports, for every database: PostgreSQL, a SQLite deployment's
+messaging file and SQLite in memory (:mod:`personify.messaging.state_stores` picks the database).
 
 They keep the messaging state in the tables of ``personify.storage.sql.messaging_tables``
 (migration ``0006_messaging_state``), so several machines pointed at one PostgreSQL database
 share one outbox. The outbox claim takes its rows with ``SELECT ... FOR UPDATE SKIP LOCKED``
 on PostgreSQL (two workers never lease the same message; a worker blocked on nothing) and under
-SQLite's writer lock (``BEGIN IMMEDIATE``) otherwise; leases, claim tokens and the "send
-started" mark keep the crash-safety rules of :mod:`personify.messaging.sqlite_stores`.
+SQLite's writer lock (``BEGIN IMMEDIATE``) otherwise. Crash safety: a claim leases its messages
+under a fresh claim token; "send started" is committed before the send and the result after it,
+both conditional on the token, so a worker killed at any point leaves each message either
+unsent (claimed again after the lease) or marked in doubt (resent once, flagged).
+
+The statements run for every message (unsubscribe check, "send started", tracked links, result)
+are built once and :class:`~personify.storage.sql.prepared.Prepared` (run on the SQLite driver's
+connection: SQLAlchemy's per-statement machinery costs more than such a statement on a local
+file, see ``docs/benchmarks/messaging_state.md``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -32,7 +39,7 @@ from personify.messaging.records import (
     RunStatus,
     TrackedLink,
 )
-from personify.storage.sql._columns import EPOCH
+from personify.storage.sql._columns import EPOCH, UtcDateTime
 from personify.storage.sql._dialect import upsert_insert
 from personify.storage.sql.database import Database
 from personify.storage.sql.messaging_tables import (
@@ -45,10 +52,98 @@ from personify.storage.sql.messaging_tables import (
     msg_outbox,
     msg_suppressions,
 )
+from personify.storage.sql.prepared import Prepared
 
 _IN_CHUNK = 500
 """People per ``IN (...)`` list."""
 _CLAIMABLE = (DeliveryStatus.QUEUED.value, DeliveryStatus.DEFERRED.value)
+
+
+# -- the worker's per-message statements, built once: building a Core statement (coercing its
+# clauses, computing its cache key) costs several times what SQLite takes to run it, and the
+# worker runs these for every message it sends
+
+_o = msg_outbox
+_CLAIM = (
+    sa.select(_o)
+    .where(
+        sa.or_(
+            sa.and_(_o.c.status.in_(_CLAIMABLE), _o.c.not_before <= sa.bindparam("now")),
+            sa.and_(
+                _o.c.status == DeliveryStatus.SENDING.value,
+                _o.c.lease_until <= sa.bindparam("now"),
+            ),
+        )
+    )
+    .order_by(_o.c.not_before, _o.c.seq)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = (
+    _o.update()
+    .where(_o.c.message_id == sa.bindparam("m_id"))
+    .values(
+        status=DeliveryStatus.SENDING.value,
+        lease_until=sa.bindparam("m_lease_until"),
+        claim_token=sa.bindparam("m_token"),
+        send_started=False,
+        in_doubt=sa.bindparam("m_doubt"),
+    )
+)
+_BEGIN_SEND = Prepared(
+    _o.update()
+    .where(_o.c.message_id == sa.bindparam("m_id"), _o.c.claim_token == sa.bindparam("m_token"))
+    .values(send_started=True)
+)
+_MARK = Prepared(
+    _o.update()
+    .where(_o.c.message_id == sa.bindparam("m_id"), _o.c.claim_token == sa.bindparam("m_token"))
+    .values(
+        status=sa.bindparam("m_status"),
+        lease_until=None,
+        claim_token=None,
+        last_error=sa.bindparam("m_error"),
+        send_started=False,
+        # unchanged where the outcome gives none
+        sent_at=sa.func.coalesce(sa.bindparam("m_sent_at", type_=UtcDateTime()), _o.c.sent_at),
+        not_before=sa.func.coalesce(
+            sa.bindparam("m_not_before", type_=UtcDateTime()), _o.c.not_before
+        ),
+        attempts=sa.func.coalesce(sa.bindparam("m_attempts", type_=sa.Integer()), _o.c.attempts),
+    )
+)
+_SENT_IN_WINDOW = sa.select(_o.c.user_id, _o.c.sent_at).where(
+    _o.c.tenant == sa.bindparam("tenant"),
+    _o.c.channel == sa.bindparam("channel"),
+    _o.c.status == DeliveryStatus.SENT.value,
+    _o.c.transactional.is_(False),
+    _o.c.user_id.in_(sa.bindparam("user_ids", expanding=True)),
+    _o.c.sent_at >= sa.bindparam("since"),
+    _o.c.sent_at < sa.bindparam("until"),
+)
+_s = msg_suppressions
+_IS_SUPPRESSED = Prepared(
+    sa.select(sa.literal(1))
+    .where(
+        _s.c.tenant == sa.bindparam("tenant"),
+        _s.c.user_id == sa.bindparam("user_id"),
+        _s.c.channel.in_((sa.bindparam("channel"), "*")),
+    )
+    .limit(1)
+)
+
+
+@functools.cache
+def _save_links_statement(dialect: str) -> Prepared:
+    statement = upsert_insert(dialect, msg_links)
+    return Prepared(statement.on_conflict_do_update(
+        index_elements=[msg_links.c.message_id, msg_links.c.link_id],
+        set_={
+            "url": statement.excluded.url,
+            "item_id": statement.excluded.item_id,
+            "recommendation_id": statement.excluded.recommendation_id,
+        },
+    ))
 
 
 class _SqlStore:
@@ -207,22 +302,10 @@ class SqlOutboxStore(_SqlStore):
     def claim(
         self, worker: str, now: datetime, *, limit: int, lease: timedelta
     ) -> list[OutboxMessage]:
-        t = msg_outbox
-        due = sa.or_(
-            sa.and_(t.c.status.in_(_CLAIMABLE), t.c.not_before <= now),
-            sa.and_(t.c.status == DeliveryStatus.SENDING.value, t.c.lease_until <= now),
-        )
-        query = (
-            sa.select(t)
-            .where(due)
-            .order_by(t.c.not_before, t.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         lease_until = now + lease
         claimed: list[OutboxMessage] = []
         with self._db.write() as conn:
-            for row in conn.execute(query):
+            for row in conn.execute(_CLAIM, {"now": now, "limit": limit}):
                 message = _outbox_row(row)
                 if message.status == DeliveryStatus.SENDING:
                     message.in_doubt = message.in_doubt or message.send_started
@@ -233,17 +316,14 @@ class SqlOutboxStore(_SqlStore):
                 claimed.append(message)
             if claimed:
                 conn.execute(
-                    t.update()
-                    .where(t.c.message_id == sa.bindparam("m_id"))
-                    .values(
-                        status=DeliveryStatus.SENDING.value,
-                        lease_until=lease_until,
-                        claim_token=sa.bindparam("m_token"),
-                        send_started=False,
-                        in_doubt=sa.bindparam("m_doubt"),
-                    ),
+                    _LEASE,
                     [
-                        {"m_id": m.message_id, "m_token": m.claim_token, "m_doubt": m.in_doubt}
+                        {
+                            "m_id": m.message_id,
+                            "m_lease_until": lease_until,
+                            "m_token": m.claim_token,
+                            "m_doubt": m.in_doubt,
+                        }
                         for m in claimed
                     ],
                 )
@@ -257,38 +337,18 @@ class SqlOutboxStore(_SqlStore):
     ) -> bool:
         """ "Send started" and the message's tracked links, in one transaction (retried on a
         lost connection: it is idempotent under the claim token)."""
-        t = msg_outbox
 
         def unit() -> bool:
-            with self._db.write() as conn:
-                result = conn.execute(
-                    t.update()
-                    .where(t.c.message_id == message_id, t.c.claim_token == claim_token)
-                    .values(send_started=True)
-                )
-                if result.rowcount != 1:
+            with self._db.prepared_write() as run:
+                if run.execute(_BEGIN_SEND, {"m_id": message_id, "m_token": claim_token}) != 1:
                     return False
                 if links:
-                    self._save_links(conn, message_id, links)
+                    run.executemany(
+                        _save_links_statement(self._db.dialect), _link_rows(message_id, links)
+                    )
                 return True
 
         return retry_on_disconnect(unit)
-
-    def _save_links(
-        self, conn: Connection, message_id: str, links: Mapping[str, TrackedLink]
-    ) -> None:
-        statement = upsert_insert(self._db.dialect, msg_links)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[msg_links.c.message_id, msg_links.c.link_id],
-                set_={
-                    "url": statement.excluded.url,
-                    "item_id": statement.excluded.item_id,
-                    "recommendation_id": statement.excluded.recommendation_id,
-                },
-            ),
-            _link_rows(message_id, links),
-        )
 
     def mark(
         self,
@@ -301,29 +361,19 @@ class SqlOutboxStore(_SqlStore):
         error: str | None = None,
         attempts: int | None = None,
     ) -> bool:
-        t = msg_outbox
-        values: dict[str, Any] = {
-            "status": str(status),
-            "lease_until": None,
-            "claim_token": None,
-            "last_error": error,
-            "send_started": False,
+        params = {
+            "m_id": message_id,
+            "m_token": claim_token,
+            "m_status": str(status),
+            "m_error": error,
+            "m_sent_at": now if status == DeliveryStatus.SENT else None,
+            "m_not_before": not_before,
+            "m_attempts": attempts,
         }
-        if status == DeliveryStatus.SENT:
-            values["sent_at"] = now
-        if not_before is not None:
-            values["not_before"] = not_before
-        if attempts is not None:
-            values["attempts"] = attempts
 
         def unit() -> bool:  # conditional on the claim token: a retry after a commit is a no-op
-            with self._db.write() as conn:
-                result = conn.execute(
-                    t.update()
-                    .where(t.c.message_id == message_id, t.c.claim_token == claim_token)
-                    .values(**values)
-                )
-                return result.rowcount == 1
+            with self._db.prepared_write() as run:
+                return run.execute(_MARK, params) == 1
 
         return retry_on_disconnect(unit)
 
@@ -384,7 +434,6 @@ class SqlOutboxStore(_SqlStore):
         self, tenant: str, channel: str, windows: Mapping[str, tuple[datetime, datetime]]
     ) -> dict[str, int]:
         """:meth:`count_sent` for many people (one query per chunk), each with their window."""
-        t = msg_outbox
         counts = dict.fromkeys(windows, 0)
         ids = list(windows)
         with self._db.read() as conn:
@@ -393,12 +442,14 @@ class SqlOutboxStore(_SqlStore):
                 since = min(windows[u][0] for u in chunk)
                 until = max(windows[u][1] for u in chunk)
                 rows = conn.execute(
-                    sa.select(t.c.user_id, t.c.sent_at).where(
-                        self._sent(tenant, channel),
-                        t.c.user_id.in_(chunk),
-                        t.c.sent_at >= since,
-                        t.c.sent_at < until,
-                    )
+                    _SENT_IN_WINDOW,
+                    {
+                        "tenant": tenant,
+                        "channel": channel,
+                        "user_ids": chunk,
+                        "since": since,
+                        "until": until,
+                    },
                 )
                 for user_id, sent_at in rows:
                     low, high = windows[user_id]
@@ -417,8 +468,8 @@ class SqlOutboxStore(_SqlStore):
     def save_links(self, message_id: str, links: dict[str, TrackedLink]) -> None:
         if not links:
             return
-        with self._db.write() as conn:
-            self._save_links(conn, message_id, links)
+        with self._db.prepared_write() as run:
+            run.executemany(_save_links_statement(self._db.dialect), _link_rows(message_id, links))
 
     def get_link(self, message_id: str, link_id: str) -> TrackedLink | None:
         t = msg_links
@@ -453,16 +504,9 @@ class SqlSuppressionStore(_SqlStore):
             )
 
     def is_suppressed(self, tenant: str, user_id: str, channel: str) -> bool:
-        t = msg_suppressions
-        with self._db.read() as conn:
-            row = conn.execute(
-                sa.select(sa.literal(1))
-                .where(
-                    t.c.tenant == tenant, t.c.user_id == user_id, t.c.channel.in_((channel, "*"))
-                )
-                .limit(1)
-            ).first()
-        return row is not None
+        params = {"tenant": tenant, "user_id": user_id, "channel": channel}
+        with self._db.prepared_read() as run:
+            return run.exists(_IS_SUPPRESSED, params)
 
     def lift(self, tenant: str, user_id: str, channel: str) -> bool:
         t = msg_suppressions

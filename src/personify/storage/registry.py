@@ -35,7 +35,7 @@ from personify.storage.ports import (
 )
 from personify.storage.sql.catalog import SqlCatalogStore
 from personify.storage.sql.consents import SqlConsentStore
-from personify.storage.sql.database import Database, create_engine
+from personify.storage.sql.database import Database, SqliteSync, create_engine
 from personify.storage.sql.erasures import SqlErasureStore
 from personify.storage.sql.events import SqlEventStore
 from personify.storage.sql.idempotency import SqlIdempotencyStore
@@ -90,14 +90,18 @@ def unreachable(engine: Any, exc: Exception) -> Unavailable:
     )
 
 
-def open_database(url: str, *, migrate: bool = True) -> Database:
+def open_database(
+    url: str, *, migrate: bool = True, sqlite_synchronous: SqliteSync = "FULL"
+) -> Database:
     """The database for ``url`` (``sqlite:///path.db``, ``postgresql://...``, ``memory://``),
     the one place every SQL-backed role opens one.
 
     With ``migrate`` the schema is brought to the newest revision first (safe when several
-    processes start together). Unknown schemes raise ConfigurationError naming the accepted ones;
-    an unreachable server raises Unavailable naming where."""
-    engine = create_engine(url)
+    processes start together). ``sqlite_synchronous`` is SQLite's durability (see
+    :data:`~personify.storage.sql.database.SqliteSync`). Unknown schemes raise
+    ConfigurationError naming the accepted ones; an unreachable server raises Unavailable
+    naming where."""
+    engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
     try:
         if migrate:
             upgrade_engine(engine)

@@ -35,8 +35,8 @@ Index(
 
 # -- messaging state: the outbox, tracked links, unsubscribes, the inbox, journey runs, the
 # item-change queue and who viewed which item (migration ``0006_messaging_state``), read and
-# written by ``personify.messaging.sql_stores`` in the PostgreSQL database or in memory; a
-# SQLite deployment keeps the state in its own file (``personify.messaging.sqlite_stores``).
+# written by ``personify.messaging.sql_stores`` in the PostgreSQL database, in memory, or in a
+# SQLite deployment's messaging file (``personify.messaging.state_stores``).
 
 DEDUP_KEY = String(512)
 STATUS = String(16)

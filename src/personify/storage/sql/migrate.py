@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from personify.storage.sql.database import create_engine
+from personify.storage.sql.database import begin_immediate, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ADVISORY_LOCK_KEY = 0x5045_5253_4F4E_4659 & 0x7FFF_FFFF_FFFF_FFFF
@@ -52,8 +52,9 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> None:
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
                 conn.commit()
         else:
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
+            with begin_immediate(conn):
+                transaction = conn.begin()
+            with transaction:
                 command.upgrade(alembic_config(conn), revision)
 
 
