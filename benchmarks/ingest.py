@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -400,29 +401,26 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Start the server on ``url``, drive load from another process, verify the store."""
-    from personify.domain.keys import Scope
-    from personify.storage.registry import open_stores
-
-    with open_stores(url) as stores:
-        _key, secret = stores.keys.create(TENANT, "benchmark", [Scope.INGEST])
+def serve_and_load(
+    url: str, env: dict[str, str], workers: int, load_command: list[str], *,
+    profile: str | None = None, on_ready: Callable[[int], Any] | None = None,
+) -> tuple[dict[str, Any], float, Any]:
+    """Serve ``url`` (``workers`` uvicorn processes), run ``on_ready(port)`` once it answers,
+    then the load generator ``load_command`` (a subcommand of this file and its arguments, the
+    port added) in its own process; returns (its report, the server's CPU seconds during the
+    load, what ``on_ready`` returned)."""
     port = free_port()
-    env = {**os.environ, "PERSONIFY_DEMO": "0"}
-    if args.online_state:
-        env["PERSONIFY_CONSENT_DEFAULTS"] = json.dumps({"profiling": "opt-out"})
     serve_cmd = [sys.executable, __file__, "serve", "--url", url, "--port", str(port),
-                 "--workers", str(args.workers)]
-    if args.profile:
-        serve_cmd += ["--profile", str(Path(args.profile) / f"server-{name}.prof")]
+                 "--workers", str(workers)]
+    if profile:
+        serve_cmd += ["--profile", profile]
     server = subprocess.Popen(serve_cmd, env=env)
     try:
         wait_ready(port)
+        prepared = on_ready(port) if on_ready is not None else None
         cpu_before = cpu_seconds(server.pid)
         loader = subprocess.run(
-            [sys.executable, __file__, "load", "--port", str(port), "--secret", secret,
-             "--seconds", str(args.seconds), "--batch", str(args.batch),
-             "--connections", str(args.connections)],
+            [sys.executable, __file__, load_command[0], "--port", str(port), *load_command[1:]],
             check=True, capture_output=True, env=env,
         )
         server_cpu = cpu_seconds(server.pid) - cpu_before
@@ -433,7 +431,25 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    report = json.loads(loader.stdout)
+    return json.loads(loader.stdout), server_cpu, prepared
+
+
+def run_backend(name: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Start the server on ``url``, drive load from another process, verify the store."""
+    from personify.domain.keys import Scope
+    from personify.storage.registry import open_stores
+
+    with open_stores(url) as stores:
+        _key, secret = stores.keys.create(TENANT, "benchmark", [Scope.INGEST])
+    env = {**os.environ, "PERSONIFY_DEMO": "0"}
+    if args.online_state:
+        env["PERSONIFY_CONSENT_DEFAULTS"] = json.dumps({"profiling": "opt-out"})
+    report, server_cpu, _ = serve_and_load(
+        url, env, args.workers,
+        ["load", "--secret", secret, "--seconds", str(args.seconds), "--batch", str(args.batch),
+         "--connections", str(args.connections)],
+        profile=str(Path(args.profile) / f"server-{name}.prof") if args.profile else None,
+    )
     acked = report.pop("acked_batches")
     expected = {f"w{w}-{s}-{i}" for w, s in acked for i in range(report["batch"])}
     rows, ids = stored_ids(url)
@@ -487,33 +503,16 @@ def run_realistic(name: str, url: str, args: argparse.Namespace) -> dict[str, An
     with open_stores(url) as stores:
         _key, secret = stores.keys.create(TENANT, "benchmark", [Scope.INGEST])
         _key, admin = stores.keys.create(TENANT, "benchmark-admin", [Scope.ADMIN])
-    port = free_port()
     env = {**os.environ, "PERSONIFY_DEMO": "0", "PERSONIFY_MESSAGING_ENABLED": "1",
            "PERSONIFY_TRACKING_SECRET": "benchmark-tracking-secret-0123456789",
            "PERSONIFY_CONSENT_DEFAULTS": json.dumps(
                {"profiling": "opt-out", "personalization": "opt-out"})}
-    server = subprocess.Popen(
-        [sys.executable, __file__, "serve", "--url", url, "--port", str(port),
-         "--workers", str(args.workers)], env=env)
-    try:
-        wait_ready(port)
-        journeys = _enable_builtin_journeys(port, admin)
-        cpu_before = cpu_seconds(server.pid)
-        loader = subprocess.run(
-            [sys.executable, __file__, "load-realistic", "--port", str(port), "--secret", secret,
-             "--admin", admin, "--seconds", str(args.seconds),
-             "--connections", str(args.connections)],
-            check=True, capture_output=True, env=env,
-        )
-        server_cpu = cpu_seconds(server.pid) - cpu_before
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    report = json.loads(loader.stdout)
+    report, server_cpu, journeys = serve_and_load(
+        url, env, args.workers,
+        ["load-realistic", "--secret", secret, "--admin", admin, "--seconds", str(args.seconds),
+         "--connections", str(args.connections)],
+        on_ready=lambda port: _enable_builtin_journeys(port, admin),
+    )
     expected = set(report.pop("acked_ids"))
     rows, ids = stored_ids(url)
     good_ids = {i for i in ids if i.startswith("r")}

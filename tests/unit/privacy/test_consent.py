@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,15 +9,9 @@ import pytest
 from personify.domain.consents import ConsentState
 from personify.domain.errors import ConfigurationError, InvalidInput
 from personify.privacy.consent import ConsentDefaults, ConsentPolicy
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import Stores
 
 T = "default"
-
-
-@pytest.fixture
-def stores() -> Iterator[Stores]:
-    with open_stores("memory://") as opened:
-        yield opened
 
 
 def test_opt_in_is_the_default_and_a_grant_allows(stores: Stores) -> None:

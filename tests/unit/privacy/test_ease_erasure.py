@@ -4,7 +4,6 @@ equals retraining without their rows."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,10 @@ from personify.privacy.model_influence import (
     version_dir,
 )
 from personify.privacy.model_versions import ErasureAwareModelStore
-from personify.privacy.runtime import PrivacyRuntime, open_runtime
+from personify.privacy.runtime import PrivacyRuntime
 from personify.serving.bundle import ModelBundle
 from personify.serving.model_registry import BundleRegistry
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import Stores
 
 T = "default"
 NOW = datetime(2025, 5, 1, tzinfo=UTC)
@@ -165,17 +164,6 @@ def test_erasing_float32_stays_within_its_stated_tolerance(tmp_path: Path) -> No
     assert len(shared) >= 0.99 * len(want)  # a link within rounding of zero may flip
     assert max(abs(got[k] - want[k]) for k in shared) < 1e-6
     assert all(abs(v) < 1e-6 for k, v in got.items() if k not in want)
-
-
-@pytest.fixture
-def stores() -> Iterator[Stores]:
-    with open_stores("memory://") as opened:
-        yield opened
-
-
-@pytest.fixture
-def runtime(stores: Stores) -> PrivacyRuntime:
-    return open_runtime(stores, demo=True)  # profiling opt-out: everyone trains
 
 
 def test_an_erasure_through_the_service_is_exact_for_ease(

@@ -21,11 +21,11 @@ from personify.privacy.erasure import ErasureService
 from personify.privacy.model_influence import load_influence, save_influence, version_dir
 from personify.privacy.model_versions import ErasureAwareModelStore
 from personify.privacy.pseudonyms import tombstone_key
-from personify.privacy.runtime import PrivacyRuntime, open_runtime
+from personify.privacy.runtime import PrivacyRuntime
 from personify.serving.bundle import ModelBundle
 from personify.serving.model_registry import BundleRegistry
 from personify.storage.model_files import FileModelStore
-from personify.storage.registry import Stores, open_stores
+from personify.storage.registry import Stores
 
 T = "default"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -40,17 +40,6 @@ def _events(seed: int, users: range, items: int = 30) -> list[Event]:
               timestamp=NOW - timedelta(hours=rng.randint(1, 400)))
         for u in users for j in range(rng.randint(2, 7))
     ]
-
-
-@pytest.fixture
-def stores() -> Iterator[Stores]:
-    with open_stores("memory://") as opened:
-        yield opened
-
-
-@pytest.fixture
-def runtime(stores: Stores) -> PrivacyRuntime:
-    return open_runtime(stores, demo=True)  # profiling opt-out: everyone trains
 
 
 @pytest.fixture
