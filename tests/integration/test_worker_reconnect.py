@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from personify.domain.consents import ConsentRecord, ConsentState
+from personify.storage.registry import open_stores
 from personify.testing.clocks import daytime_zone, real_now
 from personify.testing.cluster import Cluster
 from personify.testing.webhook_sink import WebhookSink
@@ -55,8 +57,14 @@ def _enqueue(postgres_url: str, hook: str, tmp_path: Path) -> None:
             # reach it): the people live where it is midday now, outside quiet hours
             profile = {"profile": {"time_zone": daytime_zone()}}
             assert client.put(f"/v1/users/p{u}", json=profile, headers=h).status_code == 200
-            assert client.post(f"/v1/users/p{u}/consents", headers=h, json={
-                "purpose": "push_marketing", "state": "granted"}).status_code == 201
+        # consents dated by the worker's clock: the store dates a record by this process's
+        # wall clock, which a moved suite clock (PERSONIFY_TEST_WALL_CLOCK=23:00) puts hours
+        # ahead of the worker's, whose consent check would then find no grant yet
+        with open_stores(postgres_url) as stores:
+            for u in range(MESSAGES):
+                stores.consents.append("default", ConsentRecord(
+                    user_id=f"p{u}", purpose="push_marketing", state=ConsentState.GRANTED,
+                    recorded_at=real_now() - timedelta(seconds=1)))
         assert client.put("/v1/messaging/channels/push", headers=h,
                           json={"url": hook, "secret": "s" * 32}).status_code == 200
         template = {"channel": "push", "recommendations": 0,
