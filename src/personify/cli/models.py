@@ -113,7 +113,7 @@ def train(
         str,
         typer.Option(help="'local': this process (default); 'spark': Apache Spark (pip install "
                      "'personify[spark]', Java 17), RP3beta neighbours and lists, MLlib ALS, "
-                     "no selection (docs/spark.md)."),
+                     "the sources' parts, the ranker, no selection (docs/spark.md)."),
     ] = "local",
     master: Annotated[
         str,
@@ -138,7 +138,8 @@ def train(
         raise InvalidInput(f"unknown engine {engine!r}", field="engine", accepted="local, spark")
     if engine == "spark":
         _train_on_spark(ctx, tenant, master=master, events=events, user_model=user_model,
-                        factors=factors, no_blend=no_blend, no_promote=no_promote,
+                        factors=factors, no_blend=no_blend, no_ranker=no_ranker,
+                        no_promote=no_promote,
                         blend_selection=blend_selection, params=param)
         return
     if events is not None:
@@ -246,11 +247,13 @@ def train(
 
 def _train_on_spark(
     ctx: typer.Context, tenant: str, *, master: str, events: str | None,
-    user_model: str | None, factors: int | None, no_blend: bool, no_promote: bool,
+    user_model: str | None, factors: int | None, no_blend: bool, no_ranker: bool,
+    no_promote: bool,
     blend_selection: str, params: list[str] | None,
 ) -> None:
     """``personify train --engine spark``: RP3beta neighbours and lists, MLlib ALS factors,
-    popularity, the blend on a sample, the influence index; saved and promoted like a local
+    popularity, the sources' parts, the blend on a sample, the impression ranker, the influence
+    index; saved and promoted like a local
     training (``personify.jobs.spark.training``)."""
     import tempfile
 
@@ -266,7 +269,7 @@ def _train_on_spark(
     chosen = user_model or DEFAULT_MODEL
     config = TrainingConfig(
         model=DEFAULT_MODEL, params=dict(DEFAULT_PARAMS), learn_blend=not no_blend,
-        train_ranker=False, user_model=None if chosen == "none" else chosen,
+        train_ranker=not no_ranker, user_model=None if chosen == "none" else chosen,
         user_params=dict(DEFAULT_PARAMS) if chosen == DEFAULT_MODEL else {},
         blend_selection=blend_selection,
         factors=DEFAULT_FACTORS if factors is None else (factors or None),
@@ -293,6 +296,7 @@ def _train_on_spark(
                     SparkRun(spark, path, custom_event_types=custom_types),
                     runtime.model_store(settings.model_dir), tenant, config,
                     privacy=runtime.training(), labels=labels, promote=not no_promote,
+                    catalog=stores.catalog, users=stores.users,
                     progress=lambda done: status.update(f"training on Spark: {done} done"),
                 )
         finally:
@@ -307,7 +311,7 @@ def _train_on_spark(
         console.print(f"  promoted {_served(manifest.version, manifest.metrics['promoted_as'])}")
     if "excluded_events" in manifest.metrics:
         console.print(f"  [yellow]{explain_exclusions(manifest.metrics['excluded_events'])}[/]")
-    for key in ("users", "items", "blend_weights", "spark_stages"):
+    for key in ("users", "items", "blend_weights", "ranker", "spark_stages"):
         if key in manifest.metrics:
             console.print(f"  {key}: {manifest.metrics[key]}")
 

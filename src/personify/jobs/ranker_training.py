@@ -61,42 +61,27 @@ def ranking_data(
         elif event.recommendation_id and event.item_id and event.type in LABELS:
             per = labels.setdefault(event.recommendation_id, {})
             per[event.item_id] = max(per.get(event.item_id, 0), LABELS[event.type])
-    blocks, ys, groups, blends, times = [], [], [], [], []
-    features = source_features()
-    for rec_id, imp in sorted(impressions.items(), key=lambda kv: kv[1].timestamp):
+    blocks, ys, blends, times = [], [], [], []
+    # oldest first (the newest groups validate); impressions of one second by recommendation id
+    for rec_id, imp in sorted(impressions.items(), key=lambda kv: (kv[1].timestamp, kv[0])):
         got = labels.get(rec_id)
         if not got:
             continue
-        ids = list(imp.item_ids or [])
-        source_scores = []
-        for pos, item_id in enumerate(ids):
-            scores = {}
-            for name in features:
-                values = imp.properties.get(f"score_{name}")
-                if isinstance(values, list) and pos < len(values):
-                    value = values[pos]
-                    scores[name] = float(value) if isinstance(value, int | float) else 0.0
-            source_scores.append((item_id, scores))
-        user = users(imp.user_id) if imp.user_id else None
-        profile = user.profile if user is not None else None
-        location = imp.context.location
-        block = feature_matrix(
-            source_scores,
-            when=imp.timestamp,
-            context=imp.context,
-            time_zone=profile.time_zone if profile else None,
-            country=(location.country if location else None)
-            or (profile.country if profile else None),
-            items={i: items.get(i) for i in ids},
-            popularity=popularity,
+        block, y, blend = impression_group(
+            imp, got, items, users=users, popularity=popularity, weights=weights
         )
         blocks.append(block)
-        ys.append([got.get(i, 0) for i in ids])
-        groups.append(len(ids))
-        blends.append(
-            [sum(weights.get(k, 0.1) * v for k, v in s.items()) for _, s in source_scores]
-        )
+        ys.append(y)
+        blends.append(blend)
         times.append(imp.timestamp.timestamp())
+    return assemble(blocks, ys, blends, times)
+
+
+def assemble(
+    blocks: list[NDArray[np.float32]], ys: list[list[int]], blends: list[list[float]],
+    times: list[float],
+) -> RankingData:
+    """The groups (oldest first) as one ``RankingData``."""
     if not blocks:
         width = feature_matrix(
             [],
@@ -113,10 +98,48 @@ def ranking_data(
     return RankingData(
         np.vstack(blocks),
         np.concatenate([np.asarray(y, np.int32) for y in ys]),
-        groups,
+        [len(y) for y in ys],
         np.concatenate([np.asarray(b, np.float32) for b in blends]),
         times,
     )
+
+
+def impression_group(
+    imp: Event,
+    got: Mapping[str, int],
+    items: Mapping[str, Item],
+    *,
+    users: Callable[[str], User | None],
+    popularity: Mapping[str, float],
+    weights: Mapping[str, float],
+) -> tuple[NDArray[np.float32], list[int], list[float]]:
+    """One query group: the features of an impression's items (the source scores it logged,
+    its context, the items), their labels (``got``: item id -> label) and blend scores."""
+    ids = list(imp.item_ids or [])
+    source_scores = []
+    for pos, item_id in enumerate(ids):
+        scores = {}
+        for name in source_features():
+            values = imp.properties.get(f"score_{name}")
+            if isinstance(values, list) and pos < len(values):
+                value = values[pos]
+                scores[name] = float(value) if isinstance(value, int | float) else 0.0
+        source_scores.append((item_id, scores))
+    user = users(imp.user_id) if imp.user_id else None
+    profile = user.profile if user is not None else None
+    location = imp.context.location
+    block = feature_matrix(
+        source_scores,
+        when=imp.timestamp,
+        context=imp.context,
+        time_zone=profile.time_zone if profile else None,
+        country=(location.country if location else None)
+        or (profile.country if profile else None),
+        items={i: items.get(i) for i in ids},
+        popularity=popularity,
+    )
+    blend = [sum(weights.get(k, 0.1) * v for k, v in s.items()) for _, s in source_scores]
+    return block, [got.get(i, 0) for i in ids], blend
 
 
 def ndcg_at(scores: NDArray[Any], labels: NDArray[Any], groups: list[int], k: int = 10) -> float:

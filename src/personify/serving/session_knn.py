@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from personify.algorithms.session import SessionKNN
 from personify.data.interactions import Interactions
@@ -76,7 +77,9 @@ class SessionNeighbours:
 def visits(data: Interactions, gap_s: float = SESSION_GAP_S) -> Interactions:
     """The log with each person's visits as the "users" (a visit ends after ``gap_s`` without
     activity; without timestamps a person's whole history is one visit), visits numbered in
-    order of their start, newest last."""
+    order of their start, newest last (visits starting at the same second by person id: the
+    order does not depend on the order the events were read in, and the Spark trainer numbers
+    them alike)."""
     users = np.asarray(data.user_idx, dtype=np.int64)
     items = np.asarray(data.item_idx, dtype=np.int64)
     times = (np.asarray(data.timestamps, dtype=np.float64) if data.timestamps is not None
@@ -88,13 +91,32 @@ def visits(data: Interactions, gap_s: float = SESSION_GAP_S) -> Interactions:
         new[1:] = (users[1:] != users[:-1]) | (times[1:] - times[:-1] > gap_s)
     visit = np.cumsum(new) - 1
     starts = times[new]
+    person = person_order(data.users)[users[new]]
     rank = np.empty(len(starts), dtype=np.int64)
-    rank[np.lexsort((np.arange(len(starts)), starts))] = np.arange(len(starts))
+    rank[np.lexsort((person, starts))] = np.arange(len(starts))
     visit = rank[visit]
     labels = [f"s{v}" for v in visit.tolist()]
     vocabulary = Vocabulary([f"s{v}" for v in range(len(starts))])
     return Interactions.from_arrays(labels, data.items.lookup(items), None, times,
                                     users=vocabulary, items=data.items)
+
+
+def person_order(users: Vocabulary) -> NDArray[np.int64]:
+    """Each person's position when the ids are sorted (code point order, which is also the
+    byte order of their UTF-8 that Spark sorts strings by)."""
+    order = np.empty(len(users), dtype=np.int64)
+    order[np.argsort(np.asarray(users.ids, dtype=object), kind="stable")] = np.arange(len(users))
+    return order
+
+
+def session_part(sessions: Interactions) -> SessionNeighbours | None:
+    """V-SKNN fitted on past sessions (the "users" of ``sessions``, oldest first; None with
+    fewer than :data:`MIN_SESSIONS`): the part both trainers store."""
+    if sessions.n_users < MIN_SESSIONS:
+        return None
+    model = SessionKNN(k=100, sample_size=1000).fit(sessions)
+    model.sequences_ = []  # serving needs only the session matrix
+    return SessionNeighbours(sessions.items, model, sessions.n_users)
 
 
 def train_session_knn(log: TrainingLog) -> SessionNeighbours | None:
@@ -112,11 +134,7 @@ def train_session_knn(log: TrainingLog) -> SessionNeighbours | None:
             sessions.items.lookup(sessions.item_idx[keep]), None,
             None if sessions.timestamps is None else sessions.timestamps[keep],
             users=newest, items=data.items)
-    if sessions.n_users < MIN_SESSIONS:
-        return None
-    model = SessionKNN(k=100, sample_size=1000).fit(sessions)
-    model.sequences_ = []  # serving needs only the session matrix
-    return SessionNeighbours(data.items, model, sessions.n_users)
+    return session_part(sessions)
 
 
 class SessionKnnSource:

@@ -1,8 +1,9 @@
 """``personify train --engine spark`` (Spark local mode): the bundle equals the in-process
 bundle on the same events (popularity, neighbour lists and per-person lists up to floating-point
-ties), implicit ALS from MLlib is as good as ``implicit`` on planted structure, the privacy gate
-keeps people without consent, restricted and erased people out, and bad input fails naming the
-file and the row group with nothing promoted."""
+ties, the sources' parts including the past visits of ``session_knn``, the LambdaRank ranker
+learned from the impressions), implicit ALS from MLlib is as good as ``implicit`` on planted
+structure, the privacy gate keeps people without consent, restricted and erased people out, and
+bad input fails naming the file and the row group with nothing promoted."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from personify.algorithms._sparse import positive_matrix
 from personify.domain.consents import ConsentRecord
 from personify.domain.errors import InvalidInput
 from personify.domain.events import Event
+from personify.domain.items import Item
 from personify.domain.users import User
 from personify.ingestion import EventIngestor
 from personify.jobs.bulk_export import export_events_by_date
@@ -43,11 +45,38 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 RP3 = {"k": 10, "alpha": 0.8, "beta": 0.3}
 CONFIG = TrainingConfig(
     params=dict(RP3), user_model="rp3beta", user_params=dict(RP3), list_length=5,
-    learn_blend=False, train_ranker=False, factors=8,
+    learn_blend=False, train_ranker=True, ranker_min_groups=30, factors=8,
     factor_params={"iterations": 6, "regularization": 0.05, "alpha": 10.0},
 )
 CLUSTER = 16  # items i0..i15 are cluster 0, i16..i31 cluster 1; person u<n> is in cluster n % 2
 OUTSIDERS = {"nc": "denied consent", "er": "erased", "rs": "restricted"}
+SHOWN = 6  # items per logged impression
+FEATURE = "collaborative"  # the source score the impressions log (a ranker feature)
+
+
+def _impressions(rng: random.Random) -> list[Event]:
+    """Logged impressions with feedback: the clicked item is one the logged source scored low
+    (the blend ranks it last, a ranker learns to lift it); one by a person without consent."""
+    out: list[Event] = []
+    for n in range(60):
+        who = "nc" if n == 59 else f"u{n % 48}"
+        home = (n % 2) * CLUSTER
+        shown = [f"i{home + (n + k) % CLUSTER}" for k in range(SHOWN)]
+        scores = [round(1.0 - 0.1 * k + 0.01 * rng.random(), 4) for k in range(SHOWN)]
+        at = NOW - timedelta(hours=rng.randint(1, 800), seconds=n)
+        rec = f"r{n}"
+        out.append(Event(event_id=f"imp{n}", type="impression", user_id=who, item_ids=shown,
+                         recommendation_id=rec, timestamp=at,
+                         properties={f"score_{FEATURE}": scores},
+                         context={"device": ("mobile", "desktop")[n % 2]}))
+        clicked = SHOWN - 1 - rng.randrange(2)
+        out.append(Event(event_id=f"clk{n}", type="click", user_id=who, item_id=shown[clicked],
+                         recommendation_id=rec, timestamp=at + timedelta(minutes=1)))
+        if n % 3 == 0:
+            out.append(Event(event_id=f"buy{n}", type="purchase", user_id=who,
+                             item_id=shown[clicked], recommendation_id=rec,
+                             timestamp=at + timedelta(minutes=2)))
+    return out
 
 
 def _events() -> list[Event]:
@@ -70,6 +99,7 @@ def _events() -> list[Event]:
             for n, item in enumerate({home, home + 1, home + 2 + u % 5}):
                 out.append(Event(event_id=f"b{u}-{order}-{n}", type="purchase",
                                  user_id=f"u{u}", item_id=f"i{item}", timestamp=when))
+    out.extend(_impressions(rng))
     for who in OUTSIDERS:  # each with an item nobody else has, and popular items
         for n, item in enumerate([f"only-{who}", "i0", "i1", "i16", f"only-{who}"]):
             out.append(Event(event_id=f"{who}-{n}", type="purchase", user_id=who, item_id=item,
@@ -83,6 +113,7 @@ class Trained:
     local_excluded: dict[str, int]
     local_events: int
     spark: SparkTraining
+    local_ranker: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +122,12 @@ def trained(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tr
     root = tmp_path_factory.mktemp("spark-train")
     with open_stores("memory://") as stores:
         assert len(EventIngestor(stores.events).ingest(T, _events()).stored) == len(_events())
-        stores.users.upsert(T, [User(user_id="rs", restricted=True)])
+        stores.users.upsert(T, [User(user_id="rs", restricted=True)] + [
+            User(user_id=f"u{u}", profile={"time_zone": "Europe/Berlin", "country": "DE"})
+            for u in range(0, 48, 3)])
+        stores.catalog.upsert(T, [
+            Item(item_id=f"i{i}", title=f"item {i}", price=float(5 + i),
+                 created_at=NOW - timedelta(days=30 + i)) for i in range(0, 2 * CLUSTER, 2)])
         stores.consents.append(T, ConsentRecord(user_id="nc", purpose="profiling",
                                                 state="denied"))
         export_events_by_date(root / "events", stores, T)  # an export older than the erasure
@@ -99,12 +135,14 @@ def trained(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tr
         models = runtime.model_store(root / "models")
         runtime.erasure().erase_user(T, "er")
         manifest = train_tenant(stores.events, models, T, CONFIG, promote=False,
-                                privacy=runtime.training())
+                                privacy=runtime.training(), catalog=stores.catalog,
+                                users=stores.users)
         local = models.load(T, manifest.version)[1]
         result = train_on_spark(SparkRun(spark, str(root / "events"), partitions=2), T, CONFIG,
-                                privacy=runtime.training())
+                                privacy=runtime.training(), catalog=stores.catalog,
+                                users=stores.users)
         yield Trained(local, manifest.metrics.get("excluded_events", {}),
-                      manifest.events_used, result)
+                      manifest.events_used, result, manifest.metrics.get("ranker", {}))
 
 
 def _rows(bundle: ModelBundle) -> dict[str, dict[str, float]]:
@@ -147,9 +185,8 @@ def test_popularity_and_neighbours_equal_in_process(trained: Trained) -> None:
 def test_source_parts_equal_in_process(trained: Trained) -> None:
     """Time of day, basket rules and repeat propensity: the in-process trainers' parts."""
     local, remote = trained.local.parts, trained.spark.bundle.parts
-    # session_knn (past visits) is trained in process only: the Spark trainer has no visits yet
-    assert set(local) - {"session_knn"} == set(remote) == {
-        "time_of_day", "bought_together", "buy_again"}
+    assert set(local) == set(remote) == {
+        "time_of_day", "bought_together", "buy_again", "session_knn"}
     lt, rt = local["time_of_day"], remote["time_of_day"]
     for hour in range(24):
         at_local = dict(zip(lt.items.ids, lt.by_hour[hour].tolist(), strict=True))
@@ -167,6 +204,44 @@ def test_source_parts_equal_in_process(trained: Trained) -> None:
     for item in lb.items.ids:
         _same_up_to_ties(dict(lb.together(item, 200)), dict(rb.together(item, 200)),
                          f"bought together with {item}")
+
+
+@pytest.mark.spark
+def test_past_visits_equal_in_process(trained: Trained) -> None:
+    """``session_knn``: the same visits (cut at 30 minutes without activity), numbered alike
+    (by start, then person), so the same session x item matrix and the same answers."""
+    local, remote = trained.local.part("session_knn"), trained.spark.bundle.part("session_knn")
+    assert local is not None and remote is not None
+    assert remote.sessions == local.sessions > 48  # people come back: more visits than people
+
+    def rows(part: Any) -> list[set[str]]:
+        m = part.model.S_.tocsr()
+        return [{part.items.ids[j] for j in m.indices[m.indptr[r]:m.indptr[r + 1]]}
+                for r in range(m.shape[0])]
+
+    assert rows(remote) == rows(local)
+    assert remote.model.session_norms_ == pytest.approx(local.model.session_norms_)
+    for visit in (["i0"], ["i3", "i5"], ["i16", "i17", "i20"], ["i2", "i18"]):
+        ours, theirs = local.recommend(visit, 10), remote.recommend(visit, 10)
+        assert ours, visit
+        assert dict(theirs) == pytest.approx(dict(ours), rel=1e-6), visit
+
+
+@pytest.mark.spark
+def test_ranker_equals_in_process(trained: Trained) -> None:
+    """The LambdaRank ranker from the impressions: the same query groups, features and labels
+    (computed in Spark partitions), so the same LightGBM model, kept for beating the blend."""
+    local, remote = trained.local.ranker, trained.spark.bundle.ranker
+    metrics = trained.spark.manifest.metrics["ranker"]
+    assert local is not None and remote is not None, (trained.local_ranker, metrics)
+    assert metrics["groups"] == trained.local_ranker["groups"] == 59  # "nc"'s is gated out
+    assert metrics["valid_ndcg@10_ranker"] == pytest.approx(
+        trained.local_ranker["valid_ndcg@10_ranker"])
+    assert metrics["valid_ndcg@10_ranker"] > metrics["valid_ndcg@10_blend"]
+    assert remote.model_text == local.model_text
+    rng = np.random.default_rng(3)
+    probe = rng.normal(size=(40, len(remote.feature_names))).astype(np.float32)
+    assert remote.predict(probe) == pytest.approx(local.predict(probe))
 
 
 @pytest.mark.spark
@@ -238,9 +313,10 @@ def test_privacy_gate_keeps_outsiders_out(trained: Trained) -> None:
         assert f"only-{who}" not in bundle.items.ids
         assert bundle.user_lists is not None and who not in bundle.user_lists.users.ids
     excluded = result.manifest.metrics["excluded_events"]
-    assert excluded == {"erased": 5, "consent denied": 5, "restricted": 5}
+    # 5 purchases each; the person without consent also an impression and a click
+    assert excluded == {"erased": 5, "consent denied": 7, "restricted": 5}
     # in-process, the erased person's events are gone from the store; the rest is refused alike
-    assert trained.local_excluded == {"consent denied": 5, "restricted": 5}
+    assert trained.local_excluded == {"consent denied": 7, "restricted": 5}
     assert result.influence is not None
     assert len(result.influence.keys) == len(bundle.user_lists.users)
     assert result.influence.x.shape == (len(bundle.user_lists.users), len(bundle.items))

@@ -144,6 +144,32 @@ class GatedEvents:
     (bool: a purchase event, for the basket parts)."""
     excluded: Counter[str]
     rows_read: int
+    stale: Any = None
+    """The retention rule as a Spark condition over ``type`` and ``ts`` (None: keep all)."""
+    refused: Any = None
+    """The subjects the processing gate refused (a DataFrame of ``subject``), or None."""
+
+    def gate(self, frame: Any) -> Any:
+        """Another read of the same events (``frame`` with ``type``, ``user_id``,
+        ``anonymous_id`` and ``timestamp``) kept exactly as this one was: past retention
+        and refused people out."""
+        from pyspark.sql import functions as F
+
+        frame = frame.withColumn("ts", F.col("timestamp").cast("double")).withColumn(
+            "subject", subject_column())
+        if self.stale is not None:
+            frame = frame.where(~self.stale)
+        if self.refused is not None:
+            frame = frame.join(F.broadcast(self.refused), on="subject", how="left_anti")
+        return frame
+
+
+def subject_column() -> Any:
+    """The person an event belongs to: the user id, else ``anon:`` and the anonymous id."""
+    from pyspark.sql import functions as F
+
+    return (F.when(F.col("user_id").isNotNull(), F.col("user_id"))
+            .otherwise(F.concat(F.lit("anon:"), F.col("anonymous_id"))))
 
 
 def read_events(
@@ -198,20 +224,17 @@ def read_events(
             "every event with a user_id or an anonymous_id",
         )
     rows_read = sum(counts.values())
-    events = events.withColumn(
-        "subject",
-        F.when(F.col("user_id").isNotNull(), F.col("user_id"))
-        .otherwise(F.concat(F.lit("anon:"), F.col("anonymous_id"))),
-    )
+    events = events.withColumn("subject", subject_column())
     excluded: Counter[str] = Counter()
-    events = _retention(events, privacy, counts, now, excluded)
-    events = _gate(spark, events, privacy, tenant, excluded)
+    stale = _stale(privacy, counts, now)
+    events = _retention(events, stale, excluded)
+    events, refused = _gate(spark, events, privacy, tenant, excluded)
     weighted = events.where(F.col("item_id").isNotNull()).withColumn(
         "weight", weight_column(weights, counts)
     ).where(F.col("weight").isNotNull())
     purchase = (F.col("type") == F.lit("purchase")).alias("purchase")
     return GatedEvents(weighted.select("subject", "item_id", "weight", "ts", purchase),
-                       excluded, rows_read)
+                       excluded, rows_read, stale, refused)
 
 
 def _equals(table: Any, column: str, value: str) -> Any:
@@ -260,13 +283,13 @@ def weight_column(weights: EventWeights, types: Iterable[str]) -> Any:
     return (expr if expr is not None else F.lit(None)).cast("double")
 
 
-def _retention(events: Any, privacy: TrainingPrivacy | None, counts: dict[str, int],
-               now: datetime, excluded: Counter[str]) -> Any:
+def _stale(privacy: TrainingPrivacy | None, counts: dict[str, int], now: datetime) -> Any:
+    """The retention policy's cutoffs as one condition (None when nothing is past them)."""
     from pyspark.sql import functions as F
 
     policy = privacy.retention if privacy is not None else None
     if policy is None:
-        return events
+        return None
     stale: Any = None
     for event_type in counts:
         cutoff = policy.cutoff(event_type, now)
@@ -274,6 +297,12 @@ def _retention(events: Any, privacy: TrainingPrivacy | None, counts: dict[str, i
             continue
         cond = (F.col("type") == event_type) & (F.col("ts") < F.lit(cutoff.timestamp()))
         stale = cond if stale is None else stale | cond
+    return stale
+
+
+def _retention(events: Any, stale: Any, excluded: Counter[str]) -> Any:
+    from pyspark.sql import functions as F
+
     if stale is None:
         return events
     marked = events.withColumn("_stale", stale).cache()
@@ -284,14 +313,15 @@ def _retention(events: Any, privacy: TrainingPrivacy | None, counts: dict[str, i
 
 
 def _gate(spark: Any, events: Any, privacy: TrainingPrivacy | None, tenant: str,
-          excluded: Counter[str]) -> Any:
+          excluded: Counter[str]) -> tuple[Any, Any]:
     """The processing gate's own decision (``ProcessingGate.refusal``) for every distinct
-    subject, one per subject as in-process; refused subjects are removed with an anti-join."""
+    subject, one per subject as in-process; refused subjects are removed with an anti-join
+    (returned too, for the ranker's read of the impressions)."""
     from pyspark.sql import functions as F
 
     gate = privacy.gate if privacy is not None else None
     if gate is None:
-        return events
+        return events, None
     per_subject = events.groupBy("subject").count().collect()
     refused = []
     for row in per_subject:
@@ -300,6 +330,6 @@ def _gate(spark: Any, events: Any, privacy: TrainingPrivacy | None, tenant: str,
             refused.append((row["subject"], reason))
             excluded[reason] += int(row["count"])
     if not refused:
-        return events
-    frame = spark.createDataFrame(refused, "subject string, reason string")
-    return events.join(F.broadcast(frame), on="subject", how="left_anti")
+        return events, None
+    frame = spark.createDataFrame(refused, "subject string, reason string").select("subject")
+    return events.join(F.broadcast(frame), on="subject", how="left_anti"), frame

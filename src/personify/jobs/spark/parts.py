@@ -1,8 +1,9 @@
 """The trained parts of the registered sources, computed on Spark: ``time_of_day`` (decayed
 popularity per hour of the day), ``bought_together`` (basket association rules) and
-``buy_again`` (each item's repeat propensity) — the same parts as the in-process trainers of
-``personify.serving.context_sources`` and ``personify.serving.basket_sources``, from the gated
-events DataFrame.
+``buy_again`` (each item's repeat propensity), and ``session_knn`` (past visits,
+``jobs.spark.sessions``) — the same parts as the in-process trainers of
+``personify.serving.context_sources``, ``personify.serving.basket_sources`` and
+``personify.serving.session_knn``, from the gated events DataFrame.
 
 Aggregations run on the executors; the driver receives at most 24 rows per item (hours), one
 row per item (purchase counts) and the best ``RULES_PER_ITEM`` rules per item. A basket is one
@@ -21,6 +22,7 @@ import scipy.sparse as sp
 
 from personify.algorithms.basket import repeat_propensity, rule_scores
 from personify.data.vocabulary import Vocabulary
+from personify.jobs.spark.sessions import session_knn_part
 from personify.serving.basket_sources import (
     BUY_AGAIN_HALF_LIFE_DAYS,
     BasketRules,
@@ -152,6 +154,9 @@ def source_parts_on_spark(events: Any, items: Vocabulary, item_frame: Any) -> di
             parts["buy_again"] = again
     finally:
         baskets.unpersist()
+    knn = session_knn_part(events, items, item_frame)
+    if knn is not None:
+        parts["session_knn"] = knn
     return parts
 
 

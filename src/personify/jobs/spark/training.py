@@ -7,18 +7,19 @@ What runs where:
   item-item matrix (per user partition a sparse ``X^T D X`` product, summed by a shuffle, then
   the top ``k`` per item), implicit ALS (Spark MLlib, ``implicitPrefs``) and the per-person
   lists (each partition multiplies its people's histories by the broadcast neighbour matrix),
-  and the sources' trained parts: time of day, basket rules, repeat propensity
-  (``jobs.spark.parts``).
+  and the sources' trained parts: time of day, basket rules, repeat propensity, past visits
+  (``jobs.spark.parts``), and the impression ranker's query groups and features
+  (``jobs.spark.ranker``).
 * **the driver**: the vocabularies, the bundle itself (neighbours ``n_items x k``, lists
   ``people x 100``, factors) and the erasure influence index (one sparse row per person: the
   format the servers read), gathered through Arrow; never a dense items x items matrix.
 * **the in-process learner on a sample**: the blend weights (``jobs.blend_training``) are
   learned by the single-machine code on at most ``blend_sample_users`` people gathered to the
-  driver (their person x item rows), not on everyone.
+  driver (their person x item rows), not on everyone; LightGBM's LambdaRank fit of the
+  impression ranker on at most ``ranker_sample_groups`` impressions with feedback (the newest).
 
 Not distributed (refused with the single-machine limit in the message): user models other than
-RP3beta (BSPM, EASE, GF-CF, iALS lists ...), the configuration selection and the impression
-ranker (it learns from logged impressions: train it with a local ``personify train``).
+RP3beta (BSPM, EASE, GF-CF, iALS lists ...) and the configuration selection.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from personify.domain.errors import InvalidInput
 from personify.jobs.blend_training import learn_source_weights
 from personify.jobs.spark.input import read_events
 from personify.jobs.spark.parts import source_parts_on_spark
+from personify.jobs.spark.ranker import SAMPLE_GROUPS, ranker_on_spark
 from personify.jobs.training import (
     DEFAULT_FACTOR_PARAMS,
     TrainingConfig,
@@ -53,6 +55,7 @@ from personify.serving.bundle import ModelBundle, default_source_weights
 from personify.serving.factors import FactorModel
 from personify.serving.user_lists import UserLists
 from personify.storage.model_files import FileModelStore, ModelManifest, new_version
+from personify.storage.ports import CatalogStore, UserStore
 
 DISTRIBUTED_NEIGHBOURS = frozenset({"rp3beta"})
 CHUNK_PAIRS = 4_000_000
@@ -73,6 +76,7 @@ class SparkRun:
     partitions: int | None = None
     custom_event_types: Sequence[str] = ()
     blend_sample_users: int = BLEND_SAMPLE_USERS
+    ranker_sample_groups: int = SAMPLE_GROUPS
     memory_bytes: int | None = None
     """The driver machine's memory, for the single-machine limits in refusals (default: this
     machine's)."""
@@ -323,8 +327,12 @@ def train_on_spark(
     version: str | None = None,
     now: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    catalog: CatalogStore | None = None,
+    users: UserStore | None = None,
 ) -> SparkTraining:
-    """Train the bundle from ``run.events`` (see the module docstring); saves nothing."""
+    """Train the bundle from ``run.events`` (see the module docstring); saves nothing. The
+    ranker is trained, as in process, when ``config.train_ranker`` and the catalogue and the
+    people (for its item and context features) are given."""
     config = config or TrainingConfig()
     memory = run.memory_bytes or _memory_bytes()
     check_config(config, memory)
@@ -365,7 +373,7 @@ def train_on_spark(
     )
     item_ids = [r[0] for r in pairs.select("item_id").distinct().orderBy("item_id").collect()]
     user_ids = [r[0] for r in pairs.select("subject").distinct().orderBy("subject").collect()]
-    items, users = Vocabulary(item_ids), Vocabulary(user_ids)
+    items, people = Vocabulary(item_ids), Vocabulary(user_ids)
     item_frame = spark.createDataFrame(list(enumerate(item_ids)), "i int, item_id string")
     user_frame = spark.createDataFrame(list(enumerate(user_ids)), "u long, subject string")
     indexed = (pairs.join(F.broadcast(item_frame), "item_id").join(user_frame, "subject")
@@ -403,16 +411,16 @@ def train_on_spark(
     lists = None
     if config.user_model is not None and config.list_length > 0:
         listed = positive.select("u", "i")
-        if config.list_users < len(users):
+        if config.list_users < len(people):
             recent = (indexed.where(F.col("w") > 0).groupBy("u").agg(F.max("last").alias("t"))
                       .orderBy(F.desc("t"), F.asc("u")).limit(config.list_users))
             listed = listed.join(recent.select("u"), "u")
-        lists = score_lists(spark, listed, neighbours, users, k=config.list_length,
+        lists = score_lists(spark, listed, neighbours, people, k=config.list_length,
                             partitions=partitions, model_name=config.model,
                             trained_through=t_max)
         stage("per-person lists")
     parts = source_parts_on_spark(events, items, item_frame)
-    stage("source parts (time of day, baskets)")
+    stage("source parts (time of day, baskets, visits)")
     bundle = ModelBundle(
         version=version, items=items, neighbours=neighbours,
         popularity=popularity.astype(np.float32), model_name=config.model, params=params,
@@ -420,22 +428,34 @@ def train_on_spark(
     )
     influence = None
     if privacy is not None:
-        influence = influence_index(indexed, users, items, privacy, tenant, t_max,
+        influence = influence_index(indexed, people, items, privacy, tenant, t_max,
                                     config.popularity_half_life_days)
         stage("influence index")
     blend_metrics: dict[str, Any] = {}
     if config.learn_blend:
-        blend_metrics = learn_blend_on_sample(indexed, users, items, config, labels,
+        blend_metrics = learn_blend_on_sample(indexed, people, items, config, labels,
                                               run.blend_sample_users)
         bundle.source_weights.update(blend_metrics.get("blend_weights", {}))
         stage("blend (in-process, sample)")
+    ranker_metrics: dict[str, Any] = {}
+    if config.train_ranker and catalog is not None and users is not None:
+        fit = ranker_on_spark(
+            spark, spark.read.parquet(run.events), gated, catalog=catalog, users=users,
+            tenant=tenant,
+            popularity=dict(zip(items.ids, bundle.popularity.tolist(), strict=True)),
+            weights=bundle.source_weights, partitions=partitions,
+            min_groups=config.ranker_min_groups, sample_groups=run.ranker_sample_groups,
+        )
+        bundle.ranker = fit.ranker
+        ranker_metrics = {"ranker": fit.metrics}
+        stage("ranker (features on Spark, LightGBM on the driver)")
     manifest = ModelManifest(
         version=version, tenant=tenant, created_at=datetime.now(UTC).isoformat(),
         params={"model": config.model, **params}, events_used=used,
         fit_seconds=round(sum(stages.values()), 3),
-        metrics={"users": len(users), "items": len(items), "engine": "spark",
+        metrics={"users": len(people), "items": len(items), "engine": "spark",
                  "spark_master": spark.sparkContext.master, "spark_stages": stages,
-                 "events_read": gated.rows_read, **blend_metrics},
+                 "events_read": gated.rows_read, **blend_metrics, **ranker_metrics},
     )
     manifest.data_as_of = started_at.isoformat()
     if gated.excluded:
@@ -522,12 +542,14 @@ def train_tenant_spark(
     labels: Mapping[str, Sequence[str]] | None = None,
     promote: bool = True,
     progress: Callable[[str], None] | None = None,
+    catalog: CatalogStore | None = None,
+    users: UserStore | None = None,
 ) -> ModelManifest:
     """Train on Spark, then save the version (and its influence index) and promote it, as
     ``personify.jobs.training.train_tenant`` does. Any failure before the save promotes
     nothing."""
     result = train_on_spark(run, tenant, config, privacy=privacy, labels=labels,
-                            progress=progress)
+                            progress=progress, catalog=catalog, users=users)
     manifest = result.manifest
     models.save(tenant, result.bundle, manifest)
     if result.influence is not None:
