@@ -17,6 +17,8 @@
 
     python benchmarks/messaging.py                      # both parts, 100,000 recipients
     python benchmarks/messaging.py --recipients 5000 --no-write
+    python benchmarks/messaging.py --skip-sto --skip-campaign --outbox-ops 3 --recipients 5000
+                                                        # the outbox operations alone
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ from personify.messaging.guardrails import FrequencyCap, Guardrails
 from personify.messaging.outbox import OutboxWorker
 from personify.messaging.records import DeliveryStatus, TrackedLink
 from personify.messaging.smtp import SmtpConfig, SmtpSender
-from personify.messaging.sqlite_stores import SqliteOutboxStore, SqliteSuppressionStore
 from personify.messaging.state_stores import open_state_file
 from personify.messaging.templates import MessageTemplate
 from personify.messaging.timing import SendTimeModel
@@ -183,23 +184,14 @@ def make_user(i: int) -> User:
     )
 
 
-def open_outbox(db: str | Path, state: str) -> tuple[Any, Any, Any]:
-    """(outbox, suppressions, close) on the messaging file ``db``: the SQL adapters the service
-    opens (``sql``) or the hand-written sqlite3 ones they replace (``sqlite3``)."""
-    if state == "sqlite3":
-        outbox, suppressions = SqliteOutboxStore(db), SqliteSuppressionStore(db)
-
-        def close() -> None:
-            outbox.close()
-            suppressions.close()
-
-        return outbox, suppressions, close
+def open_outbox(db: str | Path) -> tuple[Any, Any, Any]:
+    """(outbox, suppressions, close) on the messaging file ``db``, as the service opens them."""
     stores = open_state_file(db)
     return stores.outbox, stores.suppressions, stores.close
 
 
 def worker_process(db: str, port: int, recipients: int, items: list[Item], worker_id: str,
-                   concurrency: int, batch: int, state: str, result: Any) -> None:
+                   concurrency: int, batch: int, result: Any) -> None:
     """One worker process: drain the outbox, report its CPU time and counters."""
     users = {f"u{i}": None for i in range(recipients)}
     cache: dict[str, User] = {}
@@ -225,7 +217,7 @@ def worker_process(db: str, port: int, recipients: int, items: list[Item], worke
                                                sender_name="Shop"), signer)}
 
     consents = {f"u{i}" for i in range(recipients)}  # everyone opted in to email_marketing
-    outbox, suppressions, close = open_outbox(db, state)
+    outbox, suppressions, close = open_outbox(db)
     worker = OutboxWorker(
         store=outbox, templates=lambda t, n: TEMPLATE, users=lookup,
         senders=senders(), make_senders=senders if concurrency > 1 else None,
@@ -245,10 +237,10 @@ def worker_process(db: str, port: int, recipients: int, items: list[Item], worke
 
 
 def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
-                 items: list[Item], state: str = "sql") -> dict[str, Any]:
+                 items: list[Item]) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="personify-msg-bench-"))
     db, record = tmp / "outbox.messaging.db", tmp / "sink-ids.txt"
-    store, _, close_store = open_outbox(db, state)
+    store, _, close_store = open_outbox(db)
     campaign = Campaign(name="weekly", template="weekly", send_at=datetime.now(UTC))
     t0 = time.perf_counter()
     enqueued = schedule_campaign(store, "shop", campaign,
@@ -275,8 +267,7 @@ def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
     t0 = time.perf_counter()
     procs = [
         ctx.Process(target=worker_process,
-                    args=(str(db), port, recipients, items, f"w{k}", concurrency, batch, state,
-                          results))
+                    args=(str(db), port, recipients, items, f"w{k}", concurrency, batch, results))
         for k in range(workers)
     ]
     for p in procs:
@@ -321,12 +312,12 @@ def run_campaign(recipients: int, workers: int, concurrency: int, batch: int,
     }
 
 
-def store_ops_cpu(state: str, messages: int) -> float:
+def store_ops_cpu(messages: int) -> float:
     """CPU ms per message of the outbox's own operations alone, as the worker calls them: a
     claim of 200 and the batch's cap counts, then per message the unsubscribe check, "send
     started" with 4 tracked links and the result."""
     db = Path(tempfile.mkdtemp(prefix="personify-msg-ops-")) / "ops.messaging.db"
-    outbox, suppressions, close = open_outbox(db, state)
+    outbox, suppressions, close = open_outbox(db)
     now = datetime.now(UTC)
     schedule_campaign(outbox, "shop", Campaign(name="ops", template="weekly", send_at=now),
                       (make_user(i) for i in range(messages)), now=now, batch_size=2_000)
@@ -347,31 +338,12 @@ def store_ops_cpu(state: str, messages: int) -> float:
     return 1000 * cpu / messages
 
 
-def compare_adapters(args: argparse.Namespace, items: list[Item]) -> dict[str, Any]:
-    """The hand-written sqlite3 adapters against the SQL adapters on the same messaging file,
-    alternating ``--compare-sqlite3`` rounds: the outbox operations alone, and the whole
-    campaign (the workers' CPU per message); medians and their ratio."""
-    ops: dict[str, list[float]] = {"sqlite3": [], "sql": []}
-    cpu: dict[str, list[float]] = {"sqlite3": [], "sql": []}
-    for _ in range(args.compare_sqlite3):
-        for state in cpu:
-            ops[state].append(round(store_ops_cpu(state, args.recipients), 4))
-            run = run_campaign(args.recipients, args.workers, args.threads, args.batch, items,
-                               state)
-            assert run["campaign_duplicates"] == 0, run
-            cpu[state].append(run["campaign_worker_cpu_ms_per_message"])
-            print(state, "outbox operations", ops[state][-1], "ms, whole worker",
-                  cpu[state][-1], "ms CPU per message")
-    med = {k: float(np.median(v)) for k, v in ops.items()}
-    wmed = {k: float(np.median(v)) for k, v in cpu.items()}
-    return {
-        "adapters_outbox_ops_cpu_ms_per_message": ops,
-        "adapters_worker_cpu_ms_per_message": cpu,
-        "adapters_sql_to_sqlite3_outbox_ops_cpu": round(med["sql"] / med["sqlite3"], 3),
-        "adapters_sql_to_sqlite3_worker_cpu": round(wmed["sql"] / wmed["sqlite3"], 3),
-        "adapters_recipients": args.recipients,
-        "adapters_rounds": args.compare_sqlite3,
-    }
+def outbox_ops(args: argparse.Namespace) -> dict[str, Any]:
+    """The outbox operations alone on the messaging file, ``--outbox-ops`` rounds."""
+    ops = [round(store_ops_cpu(args.recipients), 4) for _ in range(args.outbox_ops)]
+    print("outbox operations", ops, "ms CPU per message")
+    return {"outbox_ops_cpu_ms_per_message": float(np.median(ops)),
+            "outbox_ops_rounds": args.outbox_ops, "outbox_ops_messages": args.recipients}
 
 
 def main() -> None:
@@ -383,10 +355,9 @@ def main() -> None:
     parser.add_argument("--skip-sto", action="store_true")
     parser.add_argument("--skip-campaign", action="store_true")
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--compare-sqlite3", type=int, default=0, metavar="ROUNDS",
-                        help="also run the campaign ROUNDS times on each of the hand-written "
-                        "sqlite3 adapters and the SQL adapters, alternating, and report the "
-                        "workers' CPU per message of each and their ratio")
+    parser.add_argument("--outbox-ops", type=int, default=0, metavar="ROUNDS",
+                        help="also measure the outbox operations alone (CPU per message) "
+                        "ROUNDS times")
     args = parser.parse_args()
     metrics: dict[str, Any] = {}
     if not args.skip_sto:
@@ -397,12 +368,10 @@ def main() -> None:
         metrics.update(run_campaign(args.recipients, args.workers, args.threads, args.batch,
                                     items[:4000]))
         print({k: v for k, v in metrics.items() if k.startswith(("campaign", "machine"))})
-    if args.compare_sqlite3:
-        _, _, items = load_invoices()
-        metrics.update(compare_adapters(args, items[:4000]))
+    if args.outbox_ops:
+        metrics.update(outbox_ops(args))
     if not args.no_write:
-        name = "messaging_state" if args.skip_sto and args.skip_campaign else "messaging"
-        print(write_results(name, metrics))
+        print(write_results("messaging", metrics))
 
 
 if __name__ == "__main__":
