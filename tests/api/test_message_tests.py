@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from fastapi import FastAPI
+from _messaging_app import clocked_messaging, smtp_sink  # noqa: F401 - fixtures
 from fastapi.testclient import TestClient
 
 from personify.experiments.stats import sample_ratio_check
@@ -55,12 +54,6 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
-
-
-@pytest.fixture
 def settings(database_url: str, sink: SmtpSink) -> Settings:
     return Settings(
         database_url=database_url, demo=False, tracking_secret=SECRET, public_base_url=BASE,
@@ -71,13 +64,6 @@ def settings(database_url: str, sink: SmtpSink) -> Settings:
 @pytest.fixture
 def clock() -> list[datetime]:
     return [datetime(2026, 3, 2, 10, 0, tzinfo=UTC)]  # daytime: outside quiet hours
-
-
-@pytest.fixture
-def messaging(app: FastAPI, clock: list[datetime]) -> MessagingRuntime:
-    runtime: MessagingRuntime = app.state.runtime.messaging
-    runtime.clock = lambda: clock[0]
-    return runtime
 
 
 def _shop(client: TestClient, keys: TenantKeys, people: list[str]) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
-from fastapi import FastAPI
+from _messaging_app import clocked_messaging, smtp_sink  # noqa: F401 - fixtures
 from fastapi.testclient import TestClient
 
 from personify.runtime.messaging import MessagingRuntime
@@ -43,12 +42,6 @@ _ids = itertools.count()
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
-
-
-@pytest.fixture
 def settings(database_url: str, sink: SmtpSink) -> Settings:
     return Settings(
         database_url=database_url, demo=False,
@@ -59,13 +52,6 @@ def settings(database_url: str, sink: SmtpSink) -> Settings:
 @pytest.fixture
 def clock() -> list[datetime]:
     return [datetime(2026, 3, 2, 10, 0, tzinfo=UTC)]
-
-
-@pytest.fixture
-def messaging(app: FastAPI, clock: list[datetime]) -> MessagingRuntime:
-    runtime: MessagingRuntime = app.state.runtime.messaging
-    runtime.clock = lambda: clock[0]
-    return runtime
 
 
 def _event(kind: str, user: str, item: str) -> dict[str, Any]:

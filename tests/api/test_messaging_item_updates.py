@@ -6,12 +6,11 @@ nobody else, delivered to a real local SMTP server."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from fastapi import FastAPI
+from _messaging_app import clocked_messaging, smtp_sink  # noqa: F401 - fixtures
 from fastapi.testclient import TestClient
 
 from personify.messaging.item_updates import BACK_IN_STOCK, ItemChange
@@ -39,12 +38,6 @@ _ids = itertools.count()
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
-
-
-@pytest.fixture
 def settings(database_url: str, sink: SmtpSink) -> Settings:
     return Settings(database_url=database_url, demo=False, tracking_secret=SECRET,
                     smtp_host=sink.host, smtp_port=sink.port)
@@ -56,13 +49,6 @@ def clock() -> list[datetime]:
     start = (datetime.now(UTC) - timedelta(days=2)).replace(hour=10, minute=0, second=0,
                                                             microsecond=0)
     return [start]
-
-
-@pytest.fixture
-def messaging(app: FastAPI, clock: list[datetime]) -> MessagingRuntime:
-    runtime: MessagingRuntime = app.state.runtime.messaging
-    runtime.clock = lambda: clock[0]
-    return runtime
 
 
 def _view(client: TestClient, keys: TenantKeys, user: str, item: str, at: datetime) -> None:
