@@ -285,6 +285,7 @@ def test_post_accepts_every_option_of_the_get_form(
         "temperature_c": {"context": {"weather": {"temperature_c": 7}}},
         "repetition_penalty": {"repetition": {"penalty": 1}},
         "repetition_hours": {"repetition": {"hours": 2}},
+        "cold_slots": {"cold_slots": 2},
     }
     missing = get_params - set(body_of)
     assert not missing, f"GET options without a POST form: {missing}"
