@@ -353,7 +353,9 @@ class RecommendationService:
         a source whose needs the bundle lacks is not asked; nor is a personal source the
         learned blend weighs 0 (without a ranker that reads its scores it cannot move the
         order; a fallback can still fill a short list), unless the request names it or the
-        person has no history yet: it then weighs its default."""
+        person has no history yet: it then weighs its default. ``trending`` keeps at least its
+        default weight for a request with a place or device in its context (its learned weight
+        saw only the global ranking)."""
         sources, bundle, request = self.sources, scope.bundle, scope.request
         order = request.sources or self.source_order
         unknown = [s for s in order if s not in sources]
@@ -373,6 +375,9 @@ class RecommendationService:
         # interests, a first visit), and for a source the request names, a personal source
         # learned at 0 keeps its default weight instead of being dropped
         cold = scope.user_state is None or not scope.user_state.recent
+        context = request.context
+        placed = bool(context.device or (context.location is not None and (
+            context.location.city or context.location.country or context.location.region)))
         plan = []
         for name in order:
             source = sources[name]
@@ -384,6 +389,11 @@ class RecommendationService:
             ):
                 continue
             weight = weights.get(name, 0.1)
+            if name == "trending" and placed and weight < defaults.get(name, 0.0):
+                # the blend learned trending from the global ranking (its validation log has
+                # no request context): a request from a place or a device keeps at least the
+                # default weight, so what is popular there still reaches the main list
+                weight = defaults.get(name, 0.0)
             if weight == 0 and source.personal:
                 if name in named or cold:
                     weight = defaults.get(name, 0.1) or 0.1
