@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from _tenant_keys import grant_consents
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -20,17 +21,9 @@ NOW = datetime.now(UTC)
 CATEGORIES = ["shoes", "books", "toys"]
 
 
-def _consent(client: TestClient, keys: TenantKeys, users: list[str]) -> None:
-    for user in users:
-        for purpose in ("personalization", "profiling"):
-            r = client.post(f"/v1/users/{user}/consents", headers=keys.headers("admin"),
-                            json={"purpose": purpose, "state": "granted", "text_version": "v1"})
-            assert r.status_code == 201, r.text
-
-
 def _seed(client: TestClient, keys: TenantKeys) -> None:
     h = keys.headers("admin")
-    _consent(client, keys, [*(f"u{u}" for u in range(20)), "ana"])
+    grant_consents(client, keys, [*(f"u{u}" for u in range(20)), "ana"])
     for i in range(45):
         body: dict[str, Any] = {
             "title": f"Item {i}",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from _tenant_keys import grant_consents
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -41,17 +42,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, model_dir=str(tmp_path / "models"), demo=False)
 
 
-def _consent(client: TestClient, keys: TenantKeys, users: list[str]) -> None:
-    for user in users:
-        for purpose in ("personalization", "profiling"):
-            r = client.post(f"/v1/users/{user}/consents", headers=keys.headers("admin"),
-                            json={"purpose": purpose, "state": "granted", "text_version": "v1"})
-            assert r.status_code == 201, r.text
-
-
 def _seed(client: TestClient, keys: TenantKeys) -> None:
     h = keys.headers("admin")
-    _consent(client, keys, [f"u{u}" for u in range(12)])
+    grant_consents(client, keys, [f"u{u}" for u in range(12)])
     for i in range(12):
         kind = "shoe" if i < 6 else "book"
         body = {"title": f"{kind} number {i}", "categories": [f"{kind}s"]}
