@@ -44,12 +44,8 @@ from personify.storage.person_cache import (
     CachedConsentStore,
     CachedPreferenceStore,
     CachedUserStore,
-    Generations,
-    LocalGenerations,
-    PersonCache,
-    RedisGenerations,
 )
-from personify.storage.registry import Stores
+from personify.storage.registry import Stores, open_person_cache
 
 log = logging.getLogger(__name__)
 
@@ -135,17 +131,6 @@ def open_state(settings: Settings, warnings: list[str]) -> OnlineState:
     return FallbackOnlineState(primary, MemoryOnlineState())
 
 
-def person_generations(state: OnlineState) -> Generations:
-    """Where the person cache's generations live: the Redis of a shared online state (several
-    server processes), else this process."""
-    primary = state.primary if isinstance(state, FallbackOnlineState) else state
-    client = getattr(primary, "client", None)  # RedisOnlineState (redis is an optional extra)
-    if client is not None:
-        return RedisGenerations(client, str(getattr(primary, "prefix", "personify")),
-                                getattr(primary, "subject", None))
-    return LocalGenerations()
-
-
 def count_declared_weights(state: OnlineState, ingestor: EventIngestor) -> None:
     """Let the tenants' declared event-type weights count in the live popularity and
     co-occurrence (the ingestor's cached read of the declared types, refreshed every few
@@ -176,7 +161,9 @@ def build_engine(
     count_declared_weights(state, ingestor)
     # profile, consent log and preferences are read on every recommendation: cached per
     # person, invalidated by every write through these stores (across processes via Redis)
-    people = PersonCache(person_generations(state))
+    people = open_person_cache(settings.redis_url, settings.redis_prefix,
+                               key_secret=settings.redis_key_bytes(), online_state=state,
+                               warnings=warnings)
     stores.users = CachedUserStore(stores.users, people)
     stores.consents = CachedConsentStore(stores.consents, people)
     privacy = open_privacy(settings, stores)

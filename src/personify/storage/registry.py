@@ -1,6 +1,7 @@
 """Opens the stores for a database URL: the one place that picks a storage adapter.
 
-Every role kept in the database (``personify.storage.roles``) opens through :func:`open_database`:
+The person cache opens by the ``redis_url`` (:func:`open_person_cache`). Every role kept in the
+database (``personify.storage.roles``) opens through :func:`open_database`:
 the core stores (:func:`open_stores`), the messaging definitions (:func:`open_definitions`), the
 privacy tables (:func:`open_privacy_stores`), the experiments
 (``personify.runtime.experiments.open_experiments``) and the messaging state
@@ -24,7 +25,15 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from personify.domain.errors import Unavailable
+from personify.domain.errors import ConfigurationError, Unavailable
+from personify.storage.online import REDIS_SCHEMES
+from personify.storage.online.fallback import FallbackOnlineState
+from personify.storage.person_cache import (
+    Generations,
+    LocalGenerations,
+    PersonCache,
+    RedisGenerations,
+)
 from personify.storage.ports import (
     CatalogStore,
     ConsentStore,
@@ -163,3 +172,65 @@ def open_privacy_stores(url: str, *, database: Database | None = None) -> Privac
     """The preference and audit stores for ``url``."""
     db, owns = role_database(url, database)
     return PrivacyStores(SqlPreferenceStore(db), SqlAuditLog(db), db, owns)
+
+
+def open_person_cache(
+    url: str | None,
+    prefix: str = "personify",
+    *,
+    key_secret: bytes | None = None,
+    online_state: Any = None,
+    warnings: list[str] | None = None,
+) -> PersonCache:
+    """The person cache (``personify.storage.person_cache``) for the ``redis_url`` setting:
+    unset or ``memory://`` keeps the generations in this process; ``redis://``, ``rediss://``
+    and ``unix://`` keep them in that Redis under ``prefix``, so every process invalidates
+    every other (a Redis that cannot be reached makes each read go to the database until it
+    answers again: never stale). Person keys are named by the keyed hash of ``key_secret``
+    (the ``redis_key_secret``), as the online state names them.
+
+    ``online_state``, the process's own, shares its Redis connection; one that fell back to
+    the process at start-up (its Redis was unreachable) gives generations in this process too,
+    with a line in ``warnings``."""
+    return PersonCache(_generations(url, prefix, key_secret, online_state, warnings))
+
+
+def _generations(
+    url: str | None, prefix: str, key_secret: bytes | None, online_state: Any,
+    warnings: list[str] | None,
+) -> Generations:
+    if url is None or url == "memory://":
+        return LocalGenerations()
+    if not url.startswith(REDIS_SCHEMES):
+        raise ConfigurationError(
+            f"unsupported person cache URL {url!r}",
+            field="redis_url",
+            accepted="unset or memory:// (in-process), redis://host:port/db, rediss://, unix://",
+        )
+    if not prefix or any(c.isspace() for c in prefix):
+        raise ConfigurationError(
+            f"invalid Redis key prefix {prefix!r}",
+            field="redis_prefix",
+            accepted="a non-empty prefix without blanks, e.g. 'personify'",
+        )
+    if online_state is not None:
+        primary = (online_state.primary if isinstance(online_state, FallbackOnlineState)
+                   else online_state)
+        client = getattr(primary, "client", None)  # a RedisOnlineState
+        if client is not None:
+            return RedisGenerations(client, str(getattr(primary, "prefix", prefix)),
+                                    getattr(primary, "subject", None))
+        if warnings is not None:
+            warnings.append("person cache: generations in this process (the online state's Redis "
+                       "was unreachable at start)")
+        return LocalGenerations()
+    try:
+        from personify.storage.online.redis import SubjectKeys, connect
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise Unavailable(
+            "the Redis person cache needs the redis client library",
+            field="redis_url",
+            accepted="pip install 'personify[redis]'",
+        ) from exc
+    client = connect(url)
+    return RedisGenerations(client, prefix, SubjectKeys(client, prefix, key_secret))

@@ -89,7 +89,7 @@ ROLES: tuple[StorageRole, ...] = (
     StorageRole(
         "person cache",
         "personify.storage.person_cache:Generations",
-        "personify.runtime.engine:person_generations",
+        "personify.storage.registry:open_person_cache",
         "redis_url",
         {"memory": "in process", "redis": "generations in Redis (shared invalidation)"},
     ),

@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 
 from personify.domain.consents import ConsentRecord, ConsentState
+from personify.domain.errors import ConfigurationError
 from personify.domain.privacy import Preferences
 from personify.domain.users import User, UserPatch
 from personify.privacy.preferences import MemoryPreferenceStore
+from personify.storage.online import open_online_state
+from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.person_cache import (
     CachedConsentStore,
     CachedPreferenceStore,
@@ -20,7 +23,7 @@ from personify.storage.person_cache import (
     PersonCache,
     RedisGenerations,
 )
-from personify.storage.registry import open_stores
+from personify.storage.registry import open_person_cache, open_stores
 
 T = "default"
 
@@ -183,3 +186,73 @@ def test_local_generations_stay_bounded_and_never_match_a_forgotten_one() -> Non
     assert len(generations._values) == 2
     assert generations.get(T, "a") > 1  # the floor rose above every forgotten generation
     assert cache.read("user", T, "a", lambda: "new") == "new"
+
+
+# -- opened by URL (storage.registry.open_person_cache) -----------------------------------------
+
+
+def _loads(cache: PersonCache, person: str, counter: list[int]) -> Any:
+    def load() -> str:
+        counter[0] += 1
+        return f"profile-{counter[0]}"
+
+    return cache.read("user", T, person, load)
+
+
+@pytest.mark.parametrize("url", [None, "memory://"])
+def test_an_in_process_cache_by_url_is_local_to_its_process(url: str | None) -> None:
+    one, other = open_person_cache(url), open_person_cache(url)
+    assert isinstance(one.generations, LocalGenerations)
+    loads = [0]
+    assert _loads(one, "ann", loads) == "profile-1"
+    other.invalidate(T, "ann")  # another process's write: not seen without a shared Redis
+    assert _loads(one, "ann", loads) == "profile-1" and loads == [1]
+    one.invalidate(T, "ann")
+    assert _loads(one, "ann", loads) == "profile-2"
+
+
+@pytest.mark.redis
+def test_caches_opened_by_one_redis_url_invalidate_each_other(
+    redis_url: str, redis_prefix: str
+) -> None:
+    secret = b"k" * 32
+    one = open_person_cache(redis_url, redis_prefix, key_secret=secret)
+    other = open_person_cache(redis_url, redis_prefix, key_secret=secret)
+    assert isinstance(one.generations, RedisGenerations)
+    loads = [0]
+    assert _loads(one, "ann", loads) == "profile-1"
+    assert _loads(one, "ann", loads) == "profile-1"  # a hit
+    other.invalidate(T, "ann")  # a write in another process
+    assert _loads(one, "ann", loads) == "profile-2"
+    assert _loads(one, "bob", loads) == "profile-3"  # someone else unaffected by ann's writes
+    other.invalidate(T, "ann")
+    assert _loads(one, "bob", loads) == "profile-3"
+
+
+@pytest.mark.redis
+def test_the_cache_shares_the_online_states_redis(redis_url: str, redis_prefix: str) -> None:
+    state = open_online_state(redis_url, redis_prefix)
+    cache = open_person_cache(redis_url, redis_prefix, online_state=state)
+    assert isinstance(cache.generations, RedisGenerations)
+    assert cache.generations.client is state.client  # type: ignore[attr-defined]
+    fell_back: list[str] = []
+    local = open_person_cache(redis_url, redis_prefix, online_state=MemoryOnlineState(),
+                              warnings=fell_back)
+    assert isinstance(local.generations, LocalGenerations) and "person cache" in fell_back[0]
+
+
+def test_an_unreachable_redis_sends_every_read_to_the_database() -> None:
+    cache = open_person_cache("redis://127.0.0.1:1/0", "personify")
+    loads = [0]
+    assert _loads(cache, "ann", loads) == "profile-1"
+    assert _loads(cache, "ann", loads) == "profile-2"  # never served from an unverifiable entry
+
+
+@pytest.mark.parametrize(("url", "prefix", "field"), [
+    ("postgresql://db/x", "personify", "redis_url"),
+    ("redis://localhost:6379/0", "has blank", "redis_prefix"),
+])
+def test_a_bad_url_or_prefix_names_its_setting(url: str, prefix: str, field: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        open_person_cache(url, prefix)
+    assert refused.value.field == field and refused.value.accepted

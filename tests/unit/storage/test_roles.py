@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from personify.domain.errors import ConfigurationError
-from personify.runtime.engine import person_generations
 from personify.storage.model_files import FileModelStore
 from personify.storage.online import open_online_state
 from personify.storage.person_cache import LocalGenerations, RedisGenerations
@@ -124,10 +123,16 @@ def test_every_listed_backend_opens_through_the_role_opener(
             assert alone.location.kind == expected
         if kind == "postgresql":
             assert list(tmp_path.iterdir()) == []  # nothing local
-    elif role.name in ("online state", "person cache"):
+    elif role.name == "online state":
         state = open_online_state(None if kind == "memory" else url, "roles-test")
-        generations = person_generations(state)
-        assert isinstance(generations, RedisGenerations if kind == "redis" else LocalGenerations)
+        assert state.neighbours("t", "i1", 5) == []
+        state.close()
+    elif role.name == "person cache":
+        for opened_by in (url, None) if kind == "memory" else (url,):
+            cache = opener(opened_by, "roles-test")
+            assert isinstance(cache.generations,
+                              RedisGenerations if kind == "redis" else LocalGenerations)
+            assert cache.read("user", "t", "ann", lambda: None) is None
     elif role.name == "model files":
         assert FileModelStore(url).list("t") == []
     else:  # pragma: no cover - a new role needs its row here

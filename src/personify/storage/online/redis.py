@@ -167,6 +167,14 @@ def _translated(action: str) -> Iterator[None]:
         ) from exc
 
 
+def connect(url: str) -> redis.Redis:
+    """A client for ``url`` that fails fast (1 s connect timeout, one retry after 20 ms), so
+    that a caller can fall back instead of stalling requests; no connection is made yet."""
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=1.0, socket_timeout=2.0, retry=Retry(ConstantBackoff(0.02), 1)
+    )
+
+
 def _encode(entry: ch.Entry) -> str:
     return orjson.dumps([entry.ts, entry.type, entry.item, entry.segments]).decode()
 
@@ -274,12 +282,7 @@ class RedisOnlineState:
         can fall back instead of stalling requests.
         """
         with _translated("connect"):
-            client = redis.Redis.from_url(
-                url,
-                socket_connect_timeout=1.0,
-                socket_timeout=2.0,
-                retry=Retry(ConstantBackoff(0.02), 1),
-            )
+            client = connect(url)
             if check:
                 client.ping()
         return cls(client, prefix, config, key_secret=key_secret)
