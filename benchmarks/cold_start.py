@@ -30,7 +30,6 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import write_results
-from benchmarks.gowalla import peak_rss_mb, reset_peak
 from benchmarks.online_retail import SOURCE
 from personify.algorithms.base import IdArray, Recommender, ScoreArray
 from personify.algorithms.content import ContentModel
@@ -40,6 +39,7 @@ from personify.algorithms.popularity import Popularity
 from personify.data.interactions import Interactions
 from personify.data.online_retail import load_purchase_log, log_to_interactions
 from personify.data.splits import Split, cold_start_items, subset, temporal_split
+from personify.evaluation._resources import peak_rss_mb, reset_peak
 from personify.evaluation.protocol import evaluate
 
 

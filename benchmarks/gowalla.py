@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._report import RESULTS_DIR, write_results
 from personify.algorithms import create_model
 from personify.data.gowalla import load_gowalla
+from personify.evaluation._resources import peak_rss_mb, reset_peak
 from personify.evaluation.protocol import evaluate
 
 DATASET = Path(
@@ -35,24 +36,6 @@ DATASET = Path(
         "PERSONIFY_DATASETS_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "datasets")
     )
 ) / "gowalla_lightgcn"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory (``VmHWM``) since start or the last ``reset_peak``."""
-    with open("/proc/self/status", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def reset_peak() -> None:
-    """Reset the kernel's peak-RSS mark so each model is measured on its own."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="utf-8") as fh:
-            fh.write("5")
-    except OSError:
-        pass
 
 
 def merge(metrics: dict[str, Any], **extra: Any) -> None:

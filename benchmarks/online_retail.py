@@ -30,7 +30,6 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import write_results
-from benchmarks.gowalla import peak_rss_mb, reset_peak
 from personify.algorithms.base import Recommender
 from personify.algorithms.basket import BuyItAgain, FrequentlyBoughtTogether, basket_ids
 from personify.algorithms.content import ContentModel
@@ -41,6 +40,7 @@ from personify.algorithms.popularity import Popularity
 from personify.data.interactions import Interactions
 from personify.data.online_retail import load_purchase_log, log_to_interactions
 from personify.data.splits import temporal_split
+from personify.evaluation._resources import peak_rss_mb, reset_peak
 from personify.evaluation.protocol import evaluate
 
 DATASETS = Path(
