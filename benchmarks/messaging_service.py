@@ -30,7 +30,6 @@ import re
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +38,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._postgres import postgres_schema_url
 from benchmarks._report import write_results
 from personify.api import create_app
 from personify.domain.consents import ConsentRecord, ConsentState
@@ -199,26 +199,6 @@ def run(args: argparse.Namespace, folder: Path, database_url: str | None) -> dic
     }
 
 
-def _postgres_schema(url: str) -> tuple[str, Any]:
-    """A fresh schema on the server at ``url`` and the URL that uses it; (url, drop)."""
-    import sqlalchemy as sa
-
-    from personify.storage.sql.database import normalize_url
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(normalize_url(url))
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}", drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000)
@@ -245,7 +225,7 @@ def main() -> None:
         "tracked_clicks_per_s": round(sqlite["tracked_clicks_per_s"]),
     }
     if args.postgres_url:
-        url, drop = _postgres_schema(args.postgres_url)
+        url, drop = postgres_schema_url(args.postgres_url)
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)

@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._postgres import postgres_schema_url
 from benchmarks._report import write_results
 from personify.domain.events import Event
 from personify.storage.registry import open_stores
@@ -83,23 +84,6 @@ def measure(url: str, batches: list[list[Event]]) -> dict[str, float]:
         "scan_events_per_s": round(scanned / scan_s),
         "events": total,
     }
-
-
-def postgres_schema_url(server_url: str) -> tuple[str, Any]:
-    import sqlalchemy as sa
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    engine = sa.create_engine(server_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-    sep = "&" if "?" in server_url else "?"
-    return f"{server_url}{sep}options=-csearch_path%3D{schema}", drop
 
 
 def main() -> None:
