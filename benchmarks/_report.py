@@ -3,6 +3,7 @@ date and the command that produced it."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -50,4 +51,27 @@ def write_results(name: str, metrics: dict[str, Any], **extra: Any) -> Path:
     path.write_text(
         json.dumps(body, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
     )
+    return path
+
+
+def merge_results(name: str, metrics: dict[str, Any], commands: dict[str, str],
+                  **sections: dict[str, Any]) -> Path:
+    """Merge ``metrics`` (and each named section's entries) into ``results/<name>.json`` under a
+    file lock, for results that several scripts write parts of: every other key stays;
+    ``commands`` (part -> the command that measured it) are joined into ``command``."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    with open(RESULTS_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        body: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        body.setdefault("name", name)
+        body.setdefault("metrics", {}).update(metrics)
+        for section, entries in sections.items():
+            body.setdefault(section, {}).update(entries)
+        known = body.setdefault("commands", {})
+        known.update(commands)
+        body["command"] = " ; ".join(known.values())
+        body["hardware"] = hardware()
+        body["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+        path.write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
     return path

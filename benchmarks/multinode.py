@@ -24,7 +24,6 @@ Run: nice -n 10 python benchmarks/multinode.py [--seconds 15] [--clients 8]
 from __future__ import annotations
 
 import argparse
-import fcntl
 import itertools
 import json
 import os
@@ -38,7 +37,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 import numpy as np
@@ -46,7 +45,7 @@ import orjson
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._report import RESULTS_DIR, hardware
+from benchmarks._report import merge_results
 from personify.testing.cluster import Cluster, Node
 
 POSTGRES = os.environ.get("PERSONIFY_TEST_POSTGRES_URL",
@@ -237,24 +236,6 @@ def _swap_seconds(url: str, model_dir: Path, nodes: list[Node]) -> float:
     return latest if not pending else float("nan")
 
 
-def write_scale(metrics: dict[str, Any], command: str) -> Path:
-    """Merge ``metrics`` into results/scale.json under a lock (other scripts write other keys)."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / "scale.json"
-    with open(RESULTS_DIR / ".scale.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        body: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-        body.setdefault("name", "scale")
-        body.setdefault("metrics", {}).update(metrics)
-        commands = body.setdefault("commands", {})
-        commands["multinode"] = command
-        body["command"] = " ; ".join(commands.values())
-        body["hardware"] = hardware()
-        body["date"] = datetime.now(UTC).isoformat(timespec="seconds")
-        path.write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -317,7 +298,7 @@ def main() -> None:
                           "cannot show scaling; size from the CPU per request",
         "multinode_load_average_1m_before": round(load_before, 2),
     }
-    path = write_scale(metrics, "python " + " ".join(sys.argv))
+    path = merge_results("scale", metrics, {"multinode": "python " + " ".join(sys.argv)})
     print(json.dumps(metrics, indent=2))
     print(f"wrote {path}")
 

@@ -20,7 +20,6 @@ e.g. the multi-node ones, are kept).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import RESULTS_DIR, hardware
+from benchmarks._report import merge_results
 from personify.data.gowalla import load_gowalla
 from personify.data.interactions import Interactions
 from personify.jobs.served_evaluation import served_rankings
@@ -48,26 +47,6 @@ DATA = Path(os.environ.get("PERSONIFY_DATASETS_DIR",
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 CONFIG = TrainingConfig(params=dict(DEFAULT_PARAMS), user_model="rp3beta",
                         user_params=dict(DEFAULT_PARAMS), factors=64, train_ranker=False)
-
-
-def merge(metrics: dict[str, Any], runs: dict[str, Any]) -> None:
-    """Merge into ``scale.json`` under its lock (``benchmarks/multinode.py`` writes other keys):
-    our metrics replace theirs, every other key stays."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / "scale.json"
-    with open(RESULTS_DIR / ".scale.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        body: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-        body.setdefault("name", "scale")
-        body.setdefault("metrics", {}).update(metrics)
-        body.setdefault("spark_runs", {}).update(runs)
-        commands = body.setdefault("commands", {})
-        for key in runs:
-            commands[key] = "python " + " ".join(sys.argv)
-        body["command"] = " ; ".join(commands.values())
-        body["hardware"] = hardware()
-        body["date"] = datetime.now(UTC).isoformat(timespec="seconds")
-        path.write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def ladder(train: Interactions, mult: int, seed: int = 0) -> tuple[list[str], list[str],
@@ -246,7 +225,8 @@ def main() -> None:
         metrics[f"{args.engine}_recall@20{suffix}"] = quality["recall@20"]
         metrics[f"{args.engine}_ndcg@20{suffix}"] = quality["ndcg@20"]
     print(json.dumps({key: run}), flush=True)
-    merge(metrics, {key: run})
+    merge_results("scale", metrics, {key: "python " + " ".join(sys.argv)},
+                  spark_runs={key: run})
 
 
 def _vm_hwm() -> float:
