@@ -20,6 +20,9 @@ from personify.testing.clocks import daytime_zone, real_now
 from personify.testing.cluster import Cluster
 from personify.testing.webhook_sink import WebhookSink
 
+# real_clock: out of the any-hour reruns, which cannot move the worker's clock (its quiet hours
+# read the real one; daytime_zone keeps the people outside them at any real hour). Everything it
+# is handed is dated by the worker's clock, so it passes with the suite clock moved too.
 pytestmark = [
     pytest.mark.real_clock, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600),
 ]
