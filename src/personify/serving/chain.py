@@ -223,9 +223,10 @@ class RecommendationService:
             with span("personify.recommend.arrange"):
                 slots = min(request.n, request.cold_slots if request.cold_slots is not None
                             else self.cold_slots(tenant))
+                # the pool holds cold_content's candidates only if the gathering reached it
+                # (it stops at a full pool after a fallback source)
                 cold = self._cold(scope, pool, excluded, slots,
-                                  asked=any(name == "cold_content" for name, _, _ in plan)
-                                  ) if slots else []
+                                  asked="cold_content" in used) if slots else []
                 chosen = self._arrange(ranked, scope.catalog, request, excluded, scope.now,
                                        cold=cold, cold_slots=slots,
                                        known=scope.bundle.items if scope.bundle else None)
@@ -738,8 +739,8 @@ class RecommendationService:
               slots: int, *, asked: bool = False) -> list[_Candidate]:
         """The best cold items for the person's reserved places (the ``cold_content``
         source's, visible under the request's filters), best first; the pool's candidate
-        when the blend already holds the item. ``asked``: the plan asked the source already,
-        so the pool holds its visible candidates (it is not asked twice)."""
+        when the blend already holds the item. ``asked``: the gathering asked the source and it
+        contributed, so the pool holds its visible candidates (it is not asked twice)."""
         source = self.sources.get("cold_content")
         if source is None or not scope.personalized:
             return []
