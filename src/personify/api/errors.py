@@ -84,6 +84,8 @@ _ACCEPTED_BY_TYPE = {
     "list_type": "a list",
     "dict_type": "an object",
     "model_attributes_type": "an object",
+    "datetime_type": "an ISO 8601 date-time string such as 2026-11-27T10:00:00Z",
+    "date_type": "an ISO 8601 date string such as 2026-11-27",
     "datetime_parsing": "an ISO 8601 date-time such as 2026-11-27T10:00:00Z",
     "datetime_from_date_parsing": "an ISO 8601 date-time such as 2026-11-27T10:00:00Z",
     "enum": "one of the documented values",

@@ -26,17 +26,26 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ISO = TypeAdapter(timedelta)
 
 
+def _seconds(value: float) -> timedelta:
+    try:
+        return timedelta(seconds=value)
+    except (OverflowError, ValueError):  # beyond timedelta's range (or NaN): not a duration
+        raise ValueError(
+            f"a duration of {value!r} seconds is out of range (at most 999999999 days)"
+        ) from None
+
+
 def parse_duration(value: Any) -> Any:
     """``"90s"``, ``"30m"``, ``"4h"``, ``"7d"``, ``"2w"``, ISO 8601 (``"P1D"``, ``"PT4H30M"``,
     what the OpenAPI schema's ``format: duration`` names) or seconds -> timedelta."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return _seconds(value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+            return _seconds(float(match.group(1)) * _UNITS[match.group(2)])
         if value.strip().upper().startswith(("P", "-P")):
             try:
                 return _ISO.validate_python(value.strip().upper())

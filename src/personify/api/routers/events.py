@@ -28,7 +28,7 @@ from personify.api.openapi import documented_body
 from personify.api.responses import JSONBody
 from personify.api.routing import KeyFirstRoute
 from personify.api.schemas.bulk import records_of
-from personify.api.schemas.common import BatchResultOut
+from personify.api.schemas.common import BatchResultOut, QueryDateTime
 from personify.api.schemas.events import TIMESTAMP_DEFAULTED, EventAck, EventIn, EventList
 from personify.domain import limits
 from personify.domain._fields import Identifier, Name
@@ -190,7 +190,7 @@ def user_events(
     key: AdminKey,
     stores: StoresDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    before: datetime | None = None,
+    before: QueryDateTime | None = None,
     types: Annotated[list[Name] | None, Query(alias="type")] = None,
 ) -> EventList:
     events = stores.events.for_user(key.tenant, user_id, limit=limit, before=before, types=types)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from personify.api.deps import AdminKey, ExperimentsDep, StoresDep
 from personify.api.routing import KeyFirstRoute
+from personify.api.schemas.common import QueryDateTime
 from personify.domain._fields import Name
 from personify.runtime.kpis import tenant_kpis
 
@@ -54,8 +55,8 @@ def kpis(
     stores: StoresDep,
     runtime: ExperimentsDep,
     group_by: Literal["none", "day", "variant", "channel", "source"] = "day",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: QueryDateTime | None = None,
+    until: QueryDateTime | None = None,
     experiment: Annotated[
         Name | None, Query(description="required for group_by=variant")
     ] = None,

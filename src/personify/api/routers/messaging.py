@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from pydantic import BaseModel, TypeAdapter
+
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from personify.api.deps import AdminKey, MessagingDep, ServeKey, SettingsDep
 from personify.api.openapi import documented_body
-from personify.api.routing import KeyFirstRoute
+from personify.api.routing import KeyFirstRoute, check_json_types
 from personify.api.schemas.messaging import (
     CampaignList,
     CampaignOut,
@@ -61,14 +63,25 @@ DefinitionName = Annotated[
 MAX_DEFINITION_BYTES = 512 * 1024
 
 
-async def _document(request: Request, name: str, what: str, max_bytes: int) -> dict[str, Any]:
-    """The body as a mapping whose ``name`` is the one in the path (filled in when absent)."""
+_ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+
+async def _document(
+    request: Request, name: str, what: str, max_bytes: int, model: type[BaseModel] | None = None
+) -> dict[str, Any]:
+    """The body as a mapping whose ``name`` is the one in the path (filled in when absent); a
+    JSON body's values have the JSON types ``model`` names (``false`` is not an integer)."""
     raw = await request.body()
     if len(raw) > min(max_bytes, MAX_DEFINITION_BYTES):
         raise LimitExceeded(
             f"the {what} is too large", field="body", accepted=f"<= {MAX_DEFINITION_BYTES} bytes"
         )
     document = parse_document(raw, request.headers.get("content-type"), what=what)
+    if model is not None and "yaml" not in request.headers.get("content-type", ""):
+        adapter = _ADAPTERS.get(model)
+        if adapter is None:
+            adapter = _ADAPTERS[model] = TypeAdapter(model)
+        check_json_types(adapter, raw)
     if document.get("name") is None:  # absent or null: the URL's
         document["name"] = name
     if document["name"] != name:
@@ -110,7 +123,9 @@ async def put_template(
     name: DefinitionName, request: Request, response: Response, key: AdminKey,
     messaging: MessagingDep, settings: SettingsDep,
 ) -> MessageTemplate:
-    document = await _document(request, name, "template", settings.max_request_bytes)
+    document = await _document(
+        request, name, "template", settings.max_request_bytes, MessageTemplate
+    )
     template = await run_in_threadpool(messaging.definitions.save_template, key.tenant, document)
     warnings = messaging.definitions.template_warnings(template)
     if warnings:  # said when the template is configured, not discovered at the first click
@@ -191,7 +206,9 @@ async def put_journey(
     name: DefinitionName, request: Request, key: AdminKey, messaging: MessagingDep,
     settings: SettingsDep, enabled: Annotated[bool, Query()] = True,
 ) -> JourneyOut:
-    document = await _document(request, name, "journey", settings.max_request_bytes)
+    document = await _document(
+        request, name, "journey", settings.max_request_bytes, JourneyDefinition
+    )
 
     def save() -> JourneyOut:
         journey = messaging.definitions.save_journey(key.tenant, document, enabled=enabled)

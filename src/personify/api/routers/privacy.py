@@ -26,6 +26,7 @@ from personify.api.deps import (
     runtime_of,
 )
 from personify.api.routing import KeyFirstRoute
+from personify.api.schemas.common import QueryDateTime
 from personify.api.schemas.privacy import ErasureReceipt, receipt_of
 from personify.domain._fields import Identifier, Label, Name, ShortText
 from personify.domain.consents import ConsentRecord, ConsentState
@@ -283,7 +284,7 @@ def audit_log(
     privacy: PrivacyDep,
     user_id: Identifier | None = None,
     key_id: ShortText | None = None,
-    since: datetime | None = None,
+    since: QueryDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditOut:
     subject = privacy.pseudonyms.pseudonym(key.tenant, user_id) if user_id else None

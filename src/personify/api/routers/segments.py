@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from personify.api.deps import AdminKey, InsightsDep, StoresDep
 from personify.api.routing import KeyFirstRoute
+from personify.api.schemas.common import QueryDateTime
 from personify.domain.errors import InvalidInput, NotFound
 from personify.insights.rules import FIELDS
 from personify.insights.segments import Segment, SegmentIn
@@ -108,8 +109,9 @@ def segment_members(
             summary="Members of a segment over time (stored snapshots)")
 def segment_counts(
     segment_id: str, key: AdminKey, insights: InsightsDep,
-    since: Annotated[datetime | None, Query(description="ISO 8601 time; older points left out")]
-    = None,
+    since: Annotated[
+        QueryDateTime | None, Query(description="ISO 8601 time; older points left out")
+    ] = None,
 ) -> CountsOut:
     tracker = insights.tracker
     assert tracker is not None

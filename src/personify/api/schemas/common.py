@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from personify.ingestion import Rejection
+
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _iso_text(value: Any) -> Any:
+    """A query parameter's date-time is ISO 8601 text, not a number of seconds (lax mode reads
+    ``since=0.5`` as half a second after 1970)."""
+    if isinstance(value, str) and _NUMBER.match(value):
+        raise PydanticCustomError(
+            "datetime_type", "expected an ISO 8601 date-time, got a number: {value}",
+            {"value": value},
+        )
+    return value
+
+
+QueryDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
+"""A date-time query parameter: ISO 8601 text only (refused, naming the parameter, when a
+number is given)."""
 
 
 class RejectionOut(BaseModel):
