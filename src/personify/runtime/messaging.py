@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +58,10 @@ Clock = Callable[[], datetime]
 TIMING_DAYS = 30
 """Days of activity the send-time model learns from."""
 TIMING_MAX_EVENTS = 200_000
+_STORED_SUBJECTS: ContextVar[frozenset[str]] = ContextVar("stored_subjects", default=frozenset())
+"""The people of the batch being handed to journeys: their events were just stored, so they are
+known through events without asking the database again."""
+
 HISTORY_LIMIT = 200
 """Newest events of a person that repeated-event triggers ("viewed 3 times") count in."""
 ACTIVITY_LOOKBACK = 50
@@ -257,6 +262,8 @@ class MessagingRuntime:
             dict(get_many(tenant, list(user_ids))) if get_many is not None
             else {u: v for u in user_ids if (v := self.stores.users.get(tenant, u)) is not None}
         )
+        just_stored = _STORED_SUBJECTS.get()
+        found.update({u: User(user_id=u) for u in user_ids if u not in found and u in just_stored})
         missing = [u for u in dict.fromkeys(user_ids) if u not in found]
         if missing:  # known only through events: one bulk read (not one query per person)
             recent = self.stores.events.recent_for_users(tenant, missing, limit_per_user=1)
@@ -281,8 +288,12 @@ class MessagingRuntime:
         if any(j.trigger.item_update for j in engine.journeys):
             self._record_views(tenant, events)
         now = self.clock()
-        with self._journey_lock:
-            engine.handle_events(tenant, events, now)
+        token = _STORED_SUBJECTS.set(frozenset(e.user_id for e in events if e.user_id))
+        try:
+            with self._journey_lock:
+                engine.handle_events(tenant, events, now)
+        finally:
+            _STORED_SUBJECTS.reset(token)
 
     def on_segment_changed(
         self, tenant: str, user_id: str, segment: str, entered: bool, at: datetime

@@ -34,7 +34,7 @@ class _UsersSnapshot:
         return self._by_anonymous.get(anonymous_id)
 
 
-class _ConsentsSnapshot:
+class ConsentsSnapshot:
     """``current`` answered from consent states read once for the batch."""
 
     def __init__(self, current: Mapping[str, dict[str, ConsentRecord]]) -> None:
@@ -104,7 +104,7 @@ class BatchGate:
         moment = policy.clock()
         current = bulk_consents.current_many(tenant, list(set(person_of.values())), now=moment)
         snapshot_policy = ConsentPolicy(
-            cast(ConsentStore, _ConsentsSnapshot(current)), policy.defaults, clock=lambda: moment
+            cast(ConsentStore, ConsentsSnapshot(current)), policy.defaults, clock=lambda: moment
         )
         consenting = {
             person
