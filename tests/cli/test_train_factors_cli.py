@@ -79,3 +79,16 @@ def test_train_selects_on_its_events_shows_the_trials_and_reuses_the_choice(
     assert fixed.exit_code == 0 and "selection:" not in fixed.output
     missing = personify("models", "show", "nope")
     assert missing.exit_code != 0 and "version" in missing.output
+
+
+def test_the_hybrid_model_trains_into_the_served_bundle(
+    personify: Personify, trainable_shop: None, tmp_path: Path
+) -> None:
+    """``algorithms/hybrid.py`` is served: ``--model hybrid`` gives the neighbours, and
+    ``--user-model hybrid`` each trained person's list."""
+    result = personify("train", "--no-ranker", "--no-blend", "--factors", "0",
+                       "--model", "hybrid", "--user-model", "hybrid")
+    assert result.exit_code == 0, result.output
+    bundle = _served(tmp_path)
+    assert bundle.model_name == "hybrid" and bundle.neighbours.nnz > 0
+    assert bundle.user_lists is not None and bundle.user_lists.model_name == "hybrid"

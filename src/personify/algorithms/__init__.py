@@ -29,6 +29,7 @@ _REGISTRY: dict[str, str] = {
     "gfcf": "personify.algorithms.gfcf:GFCF",
     "bspm": "personify.algorithms.bspm:BSPM",
     "blend": "personify.algorithms.blend:ScoreBlend",
+    "hybrid": "personify.algorithms.hybrid:HybridRecommender",
 }
 
 
