@@ -244,6 +244,9 @@ def train_text(
     output: Annotated[str, typer.Option(
         "--output", "-o", help="Where to write the artefacts (the shipped ones live in "
         "src/personify/insights/text_models).")],
+    lemmas: Annotated[bool, typer.Option(
+        help="The emotion models also read each word's lemma (pymorphy3 / simplemma of the "
+             "text extra; Snowball stems without it).")] = False,
 ) -> None:
     """Rebuild the text models (language word list, keyword tables, RU / EN emotion and
     sentiment weights) from CEDR, ru-goemotions and GoEmotions (needs the train extra)."""
@@ -255,7 +258,7 @@ def train_text(
             raise InvalidInput(f"{source / needed} not found", field="datasets",
                                accepted="the shared datasets folder with ru_emotion/ and "
                                         "en_goemotions/")
-    result = train_text_models(source, Path(output), log=console.print)
+    result = train_text_models(source, Path(output), log=console.print, lemmas=lemmas)
     console.print(f"trained in {result.seconds:.0f}s -> {result.directory}")
     for name, size in result.files.items():
         console.print(f"  {name}: {size:,} bytes")

@@ -7,8 +7,10 @@
 - :class:`TextModel`: hashed word and character n-gram TF-IDF features and logistic-regression
   weights (int8, one scale per output) for six emotions (multi-label) and three-way sentiment,
   one model per language, trained by :mod:`personify.jobs.text_models` from CEDR and GoEmotions.
-- :func:`keywords`: Snowball-stemmed words scored by TF-IDF against the corpus' document
-  frequencies, without stop words, each shown by its most frequent written form.
+- :func:`keywords`: words grouped by their normal form (dictionary lemmas with the ``text``
+  extra, Snowball stems without: :mod:`personify.insights.lemmas`) scored by TF-IDF against the
+  corpus' document frequencies, without stop words, each shown by its most frequent written
+  form.
 
 The artefacts are shipped in ``personify/insights/text_models`` with their licence notices
 (CEDR, GoEmotions: Apache-2.0; ru-goemotions translation: MIT). Every text is analysed up to
@@ -24,16 +26,17 @@ import re
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import cache, lru_cache
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
-import snowballstemmer
+
+from personify.insights.lemmas import STEMMER, backend, normal_forms
 
 MAX_ANALYSED_CHARS = 2_000
 """Characters of one text that are analysed (the rest is ignored; events keep up to 8,000)."""
@@ -114,12 +117,20 @@ class LanguageModel:
         return "en" if known / len(ws) >= self.min_share else "other"
 
 
-def features(text: str, *, cleaned: bool = False) -> list[str]:
+Normaliser = Callable[[Sequence[str]], list[str]]
+"""Words -> their normal forms (``personify.insights.lemmas``), for the ``n:`` features."""
+
+
+def features(text: str, *, cleaned: bool = False, normal: Normaliser | None = None,
+             ) -> list[str]:
     """The named features of one text: words, word pairs, character 3-5-grams of each word,
-    emoticon / punctuation marks. Training and serving both call this."""
+    emoticon / punctuation marks, and with ``normal`` each word's normal form. Training and
+    serving both call this."""
     text = text if cleaned else clean(text)
     ws = words(text)
     out = [f"w:{w}" for w in ws]
+    if normal is not None:
+        out.extend(f"n:{form}" for form in normal(ws))
     out.extend(f"b:{a} {b}" for a, b in itertools.pairwise(ws))
     for w in ws:
         padded = f" {w} "
@@ -171,15 +182,22 @@ def _word_buckets(word: str, buckets: int) -> tuple[int, ...]:
     return tuple(zlib.crc32(f.encode()) % buckets for f in names)
 
 
+@lru_cache(maxsize=50_000)
+def _normal_bucket(form: str, buckets: int) -> int:
+    return zlib.crc32(f"n:{form}".encode()) % buckets
+
+
 def hashed_text(text: str, buckets: int = BUCKETS, *, cleaned: bool = False,
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """``hashed(features(text))`` with each word's buckets cached (words repeat): the serving
-    path. Equal to the training path by construction (a test checks it)."""
+                normal: Normaliser | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``hashed(features(text, normal=normal))`` with each word's buckets cached (words
+    repeat): the serving path. Equal to the training path by construction (a test checks it)."""
     text = text if cleaned else clean(text)
     ws = words(text)
     counts: Counter[int] = Counter()
     for w in ws:
         counts.update(_word_buckets(w, buckets))
+    if normal is not None:
+        counts.update(_normal_bucket(form, buckets) for form in normal(ws))
     counts.update(zlib.crc32(f"b:{a} {b}".encode()) % buckets for a, b in itertools.pairwise(ws))
     counts.update(zlib.crc32(f"p:{m}".encode()) % buckets for m in _PUNCT.findall(text))
     if not counts:
@@ -187,6 +205,17 @@ def hashed_text(text: str, buckets: int = BUCKETS, *, cleaned: bool = False,
     idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
     tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
     return idx, 1.0 + np.log(tf)
+
+
+def normaliser(meta: dict[str, Any]) -> Normaliser | None:
+    """The ``n:`` features a model was trained with (``meta["normal_forms"]``: a backend of
+    :mod:`personify.insights.lemmas`; absent = none). A dictionary backend that is not installed
+    here falls back to Snowball stems (the model then loses part of that signal: see
+    docs/benchmarks/text.md)."""
+    using, language = meta.get("normal_forms"), meta.get("language")
+    if not using or language not in LANGUAGES:
+        return None
+    return lambda ws: normal_forms(str(language), ws, using=str(using))
 
 
 @dataclass
@@ -206,6 +235,7 @@ class TextModel:
         self.bias = bias.astype(np.float32)
         self.thresholds = thresholds.astype(np.float32)
         self.meta = meta
+        self.normal = normaliser(meta)
 
     @classmethod
     def load(cls, path: Path) -> TextModel:
@@ -222,7 +252,7 @@ class TextModel:
         )
 
     def vector(self, text: str, *, cleaned: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        idx, tf = hashed_text(text, len(self.idf), cleaned=cleaned)
+        idx, tf = hashed_text(text, len(self.idf), cleaned=cleaned, normal=self.normal)
         values = tf * self.idf[idx]
         norm = float(np.sqrt(np.dot(values, values)))
         return idx, (values / norm if norm > 0 else values)
@@ -257,7 +287,11 @@ class TextModel:
 class KeywordModel:
     stopwords: dict[str, frozenset[str]]
     document_frequency: dict[str, dict[str, int]]
+    """Per language: document frequency of each Snowball stem."""
     documents: dict[str, int]
+    normal_frequency: dict[str, tuple[str, dict[str, int]]] = field(default_factory=dict)
+    """Per language: (backend, document frequency of each lemma) when the tables were built with
+    the ``text`` extra; used when this process has the same backend."""
 
     @classmethod
     def load(cls, path: Path | None = None) -> KeywordModel:
@@ -266,21 +300,20 @@ class KeywordModel:
             stopwords={lang: frozenset(v) for lang, v in data["stopwords"].items()},
             document_frequency=data["document_frequency"],
             documents={lang: int(n) for lang, n in data["documents"].items()},
+            normal_frequency={lang: (v["backend"], v["document_frequency"])
+                              for lang, v in data.get("normal_forms", {}).items()},
         )
+
+    def keys(self, language: str) -> tuple[str, dict[str, int]]:
+        """The backend keywords are grouped by in this process and its document frequencies:
+        the lemma table when its backend is installed here, else the stem table."""
+        found = self.normal_frequency.get(language)
+        if found is not None and found[0] == backend(language):
+            return found
+        return STEMMER, self.document_frequency.get(language, {})
 
 
 _STEMMERS = {"ru": "russian", "en": "english"}
-_stemmer_lock = threading.Lock()
-
-
-@cache
-def _stemmer(language: str) -> Any:
-    return snowballstemmer.stemmer(_STEMMERS[language])
-
-
-def stems(language: str, tokens: Sequence[str]) -> list[str]:
-    with _stemmer_lock:  # Snowball stemmers keep state between calls
-        return list(_stemmer(language).stemWords(list(tokens)))
 
 
 @dataclass(frozen=True)
@@ -298,19 +331,23 @@ def keywords(texts: Sequence[tuple[str, str]], model: KeywordModel, n: int = 10,
     fewer than three letters and words of other languages are left out."""
     counts: Counter[tuple[str, str]] = Counter()
     forms: dict[tuple[str, str], Counter[str]] = {}
+    tables: dict[str, tuple[str, dict[str, int]]] = {}
     for language, text in texts:
         if language not in _STEMMERS:
             continue
+        if language not in tables:
+            tables[language] = model.keys(language)
         stop = model.stopwords.get(language, frozenset())
         tokens = [w for w in words(text) if len(w) >= 3 and w not in stop
                   and (w.isascii() if language == "en" else not w.isascii())]
-        for token, stem in zip(tokens, stems(language, tokens), strict=True):
+        normal = normal_forms(language, tokens, using=tables[language][0])
+        for token, stem in zip(tokens, normal, strict=True):
             key = (language, stem)
             counts[key] += 1
             forms.setdefault(key, Counter())[token] += 1
     scored: list[Keyword] = []
     for (language, stem), count in counts.items():
-        df = model.document_frequency.get(language, {}).get(stem, 0)
+        df = tables[language][1].get(stem, 0)
         idf = math.log((1 + model.documents.get(language, 1)) / (1 + df)) + 1.0
         scored.append(Keyword(keyword=forms[(language, stem)].most_common(1)[0][0], stem=stem,
                               score=round((1 + math.log(count)) * idf, 3), count=count))

@@ -30,17 +30,18 @@ from typing import Any
 import numpy as np
 import orjson
 
+from personify.insights.lemmas import STEMMER, backend, normal_forms, stems
 from personify.insights.text import (
     BUCKETS,
     EMOTIONS,
     SENTIMENTS,
+    Normaliser,
     TextModel,
     clean,
     features,
     hashed,
     idf_weights,
     stack_rows,
-    stems,
     words,
 )
 
@@ -123,9 +124,9 @@ def _holdout(example: Example) -> bool:
 # ----------------------------------------------------------------------------- features
 
 
-def term_matrix(texts: Sequence[str]) -> Any:
+def term_matrix(texts: Sequence[str], normal: Normaliser | None = None) -> Any:
     """Sparse (texts x buckets) sublinear term frequencies of :func:`features`."""
-    return stack_rows([hashed(features(text)) for text in texts], BUCKETS)
+    return stack_rows([hashed(features(text, normal=normal)) for text in texts], BUCKETS)
 
 
 def idf_of(tf: Any) -> np.ndarray:
@@ -218,12 +219,24 @@ class LanguageRun:
 
 def train_language(train: list[Example], tune: list[Example], meta: dict[str, Any],
                    *, grid: Sequence[float] = (2.0,), refit: bool = True,
-                   log: Any = print) -> LanguageRun:
+                   log: Any = print, lemmas: bool = False) -> LanguageRun:
     """Pick C on the tuning examples (emotion macro-F1 / sentiment macro-F1), tune thresholds,
-    refit on train + tune with the chosen settings (or keep the best grid model)."""
-    tf_train = term_matrix([e.text for e in train])
+    refit on train + tune with the chosen settings (or keep the best grid model). ``lemmas``:
+    add each word's normal form as a feature (by the language's backend in this process,
+    recorded in the model's ``normal_forms``)."""
+    using = backend(meta["language"]) if lemmas else None
+    normal: Normaliser | None = None
+    if using is not None:
+        language = meta["language"]
+
+        def normal(ws: Sequence[str]) -> list[str]:
+            return normal_forms(language, ws, using=using)
+
+        meta = {**meta, "normal_forms": using}
+    tf_train = term_matrix([e.text for e in train], normal)
     idf = idf_of(tf_train)
-    x_train, x_tune = tfidf(tf_train, idf), tfidf(term_matrix([e.text for e in tune]), idf)
+    x_train = tfidf(tf_train, idf)
+    x_tune = tfidf(term_matrix([e.text for e in tune], normal), idf)
     tune_truth = emotion_truth([e.emotions for e in tune])
     emo_rows = np.array([e.emotions is not None for e in tune])
     best: dict[str, Any] = {"emotion": (-1.0, 0.0, None, None), "sentiment": (-1.0, 0.0, None)}
@@ -242,7 +255,7 @@ def train_language(train: list[Example], tune: list[Example], meta: dict[str, An
             best["sentiment"] = (s_f1, c, fitted)
     everything = train + tune if refit else train
     if refit:
-        tf_all = term_matrix([e.text for e in everything])
+        tf_all = term_matrix([e.text for e in everything], normal)
         idf = idf_of(tf_all)
         fitted = _fit(tfidf(tf_all, idf), [e.emotions for e in everything],
                       [e.sentiment for e in everything], best["emotion"][1],
@@ -283,18 +296,26 @@ def keyword_tables(texts_by_language: dict[str, list[str]]) -> dict[str, Any]:
     stopwords: dict[str, list[str]] = {}
     document_frequency: dict[str, dict[str, int]] = {}
     documents: dict[str, int] = {}
+    normal: dict[str, dict[str, Any]] = {}
     for language, texts in texts_by_language.items():
         word_df: Counter[str] = Counter()
         stem_df: Counter[str] = Counter()
+        lemma_df: Counter[str] = Counter()
+        using = backend(language)
         for text in texts:
             ws = sorted(set(words(clean(text))))
             word_df.update(ws)
             stem_df.update(set(stems(language, ws)))
+            if using != STEMMER:
+                lemma_df.update(set(normal_forms(language, ws, using=using)))
         stopwords[language] = sorted(w for w, _ in word_df.most_common(STOPWORDS))
         document_frequency[language] = {s: n for s, n in sorted(stem_df.items()) if n >= 2}
         documents[language] = len(texts)
+        if using != STEMMER:
+            normal[language] = {"backend": using, "document_frequency": {
+                s: n for s, n in sorted(lemma_df.items()) if n >= 2}}
     return {"stopwords": stopwords, "document_frequency": document_frequency,
-            "documents": documents}
+            "documents": documents, "normal_forms": normal}
 
 
 LICENCE_FILES = {
@@ -312,9 +333,12 @@ class TrainResult:
 
 
 def train_text_models(datasets: Path, out: Path, *, log: Any = print,
-                      languages: Sequence[str] = ("ru", "en")) -> TrainResult:
+                      languages: Sequence[str] = ("ru", "en"),
+                      lemmas: bool = False) -> TrainResult:
     """Train every text artefact from the corpora under ``datasets`` into ``out`` (the emotion
-    models of ``languages`` only, to rebuild one)."""
+    models of ``languages`` only, to rebuild one). ``lemmas``: the emotion models also read each
+    word's normal form (:mod:`personify.insights.lemmas`; the keyword tables always carry a lemma
+    table when the ``text`` extra is installed)."""
     started = time.perf_counter()
     corpora = load_corpora(datasets)
     out.mkdir(parents=True, exist_ok=True)
@@ -336,7 +360,7 @@ def train_text_models(datasets: Path, out: Path, *, log: Any = print,
             [e for e in cedr_train if _holdout(e)],
             {"language": "ru", "data": "CEDR train (Apache-2.0); ru-goemotions dev, machine "
                                        "translation of GoEmotions (MIT over Apache-2.0)"},
-            grid=C_GRID["ru"], refit=REFIT["ru"], log=log)
+            grid=C_GRID["ru"], refit=REFIT["ru"], log=log, lemmas=lemmas)
         ru.model.save(out / "emotion_ru.npz")
         selection["ru"] = ru.selection
     if "en" in languages:
@@ -344,7 +368,7 @@ def train_text_models(datasets: Path, out: Path, *, log: Any = print,
         en = train_language(
             en_train, [e for e in corpora.en if e.split == "dev"],
             {"language": "en", "data": "GoEmotions train subset (Apache-2.0)"},
-            grid=C_GRID["en"], refit=REFIT["en"], log=log)
+            grid=C_GRID["en"], refit=REFIT["en"], log=log, lemmas=lemmas)
         en.model.save(out / "emotion_en.npz")
         selection["en"] = en.selection
     for source, target in LICENCE_FILES.items():
