@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from scipy import sparse
 
-from personify.insights.topics import TopicModel
+from personify.insights.topics import TopicModel, _normalise, _rows
 
 TEXTS = [
     ("Running shoes with a light foam sole for marathon training", ["shoes", "running"]),
@@ -35,3 +37,27 @@ def test_texts_without_labels_are_left_out_and_no_labels_is_refused() -> None:
     assert model.predict("", 3) == []  # nothing in common: no topic rather than a guess
     with pytest.raises(ValueError, match="no labelled texts"):
         TopicModel.fit(["a", "b"], [[], []])
+
+
+def test_scores_equal_the_whole_matrix_products() -> None:
+    texts = ["green tea leaves", "black tea blend", "steel kettle", "glass kettle light",
+             "tea and kettle set", "ceramic mug"]
+    labels = [["tea"], ["tea"], ["kettles"], ["kettles"], ["tea", "kettles"], ["mugs"]]
+    model = TopicModel.fit(texts, labels, neighbours=3)
+    for text in ["smoky tea", "kettle for tea", "nothing known here", ""]:
+        x = model.vector(text)
+        whole = _normalise(sparse.csr_matrix(_rows([text], model.buckets)
+                                             @ sparse.diags(model.idf)))
+        assert np.allclose(x.toarray(), whole.toarray(), atol=1e-6)
+        centroid = np.asarray((model.centroids @ x.T).todense()).ravel()
+        sims = np.asarray((model.docs @ x.T).todense()).ravel()
+        fast = model.scores(text)
+        k = min(model.neighbours, len(sims))
+        votes = np.zeros(len(model.names), np.float32)
+        for row in np.argpartition(-sims, k - 1)[:k]:
+            for label in model.labels[row]:
+                votes[model.index[label]] += max(float(sims[row]), 0.0)
+        if votes.sum() > 0:
+            votes /= votes.sum()
+        slow = model.centroid_weight * centroid + (1 - model.centroid_weight) * votes
+        assert np.allclose(fast, slow, atol=1e-6), text

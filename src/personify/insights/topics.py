@@ -84,14 +84,32 @@ class TopicModel:
         return cls(idf, docs, [ls for _, ls in pairs], names, centroids, buckets=buckets,
                    neighbours=neighbours, centroid_weight=centroid_weight)
 
+    def _terms(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The text's bucket indices and their L2-normalised TF-IDF weights."""
+        idx, tf = hashed_text(clean(text), self.buckets, cleaned=True)
+        values = (tf * self.idf[idx]).astype(np.float32)
+        norm = float(np.sqrt(np.dot(values, values)))
+        return idx, (values / norm if norm > 0 else values)
+
     def vector(self, text: str) -> sparse.csr_matrix:
-        return _normalise(sparse.csr_matrix(_rows([text], self.buckets) @ sparse.diags(self.idf)))
+        idx, values = self._terms(text)
+        return sparse.csr_matrix((values, idx, np.array([0, len(idx)])),
+                                 shape=(1, self.buckets), dtype=np.float32)
+
+    def _columns(self) -> tuple[sparse.csc_matrix, sparse.csc_matrix]:
+        """Centroids and documents by column: a text's scores read only its buckets' columns
+        (a product with the whole matrices read every stored value: 40x slower)."""
+        found = getattr(self, "_csc", None)
+        if found is None:
+            found = self._csc = (self.centroids.tocsc(), self.docs.tocsc())
+        return found
 
     def scores(self, text: str) -> np.ndarray:
         """One score per label (``names`` order)."""
-        x = self.vector(text)
-        centroid = np.asarray((self.centroids @ x.T).todense()).ravel()
-        sims = np.asarray((self.docs @ x.T).todense()).ravel()
+        idx, values = self._terms(text)
+        centroids, docs = self._columns()
+        centroid = np.asarray(centroids[:, idx] @ values).ravel()
+        sims = np.asarray(docs[:, idx] @ values).ravel()
         votes = np.zeros(len(self.names), np.float32)
         k = min(self.neighbours, len(sims))
         if k:
