@@ -83,3 +83,26 @@ def test_no_reserved_places_without_personalization(service) -> None:  # noqa: F
 def test_out_of_range_is_refused(bad: int) -> None:
     with pytest.raises(ValueError, match="cold_slots"):
         RecommendationRequest(user_id="u", cold_slots=bad)
+
+
+def test_places_are_kept_when_the_gathering_stops_before_cold_content(service  # noqa: F811
+                                                                       ) -> None:
+    """A fallback source that fills the pool ends the gathering before ``cold_content`` is
+    asked (regression: the reserved places then stayed empty on a real catalogue)."""
+    from personify.domain.events import Event
+
+    svc, state, _ = service
+    new = _shop(svc)
+    _click(state, "trainfan", "i22")
+    crowd = [Item(item_id=f"c{k}", title=f"Crowd pleaser {k}") for k in range(80)]
+    svc.catalogs(T).upsert(crowd)
+    state.apply(T, [Event.model_validate({
+        "event_id": f"crowd-{k}-{j}", "type": "view", "user_id": f"fan{j}", "item_id": f"c{k}",
+        "timestamp": NOW - timedelta(minutes=k)}) for k in range(80) for j in range(12)],
+        now=NOW)
+    answer = _answer(svc, cold_slots=3, sources=["trending", "popular", "cold_content"])
+    bundle = svc.bundles(T)
+    assert bundle is not None
+    unknown = [i for i in answer if i not in bundle.items]  # the crowd's items are cold too
+    assert len(unknown) == 3 and new & set(unknown), answer
+    assert not new & set(_answer(svc, sources=["trending", "popular", "cold_content"]))
