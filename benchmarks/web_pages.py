@@ -17,11 +17,21 @@ average at the start and the end of the run is recorded next to them, and every 
 comes with a ratio to a bare FastAPI endpoint measured by the same load generator in the same run
 (open loop at 200/s, and closed loop with 4 connections).
 
-    nice -n 10 python benchmarks/web_pages.py [--seconds 20]
+    nice -n 10 python benchmarks/web_pages.py [--seconds 20] [--workers 2]
 
 Writes ``pages_home_p99_ms`` and ``pages_home_p99_ratio_to_bare`` into
 ``benchmarks/results/web.json`` (read-modify-write of its ``metrics``: other web benchmarks
-write their keys there too).
+write their keys there too). ``--workers N`` (N > 1) serves with N uvicorn workers sharing
+the online state in Redis (127.0.0.1:6379, a fresh key prefix; the history is replayed into it
+first) and writes the same figures with a ``_workers<N>`` suffix.
+
+CPU per page, robust to a loaded machine: ``--cpu`` composes pages in process (what the route
+does: ``Pages.render`` and the JSON answer, explanations on, over 800 people after 600 warm
+ones) and reports the CPU time per page of the composing thread and of the whole process
+(the background writers included). ``--cpu-baseline-src DIR`` measures another source tree
+(e.g. ``git worktree add /tmp/before <commit>`` and its ``src``) and this one alternately,
+``--cpu-rounds`` times each on the same data, and writes ``pages_cpu_ms_per_page``,
+``pages_cpu_ms_per_page_baseline`` and their ratio.
 """
 
 from __future__ import annotations
@@ -30,8 +40,12 @@ import argparse
 import json
 import os
 import random
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +71,7 @@ from serving import (
 
 USERS = 2000
 RATE = 200
+REDIS_URL = "redis://127.0.0.1:6379/0"
 HOME = {
     "rows": [
         {"id": "because_you_viewed", "kind": "because_you_viewed"},
@@ -77,14 +92,92 @@ def bare_p99(work: Path, seconds: float) -> tuple[dict[str, Any], dict[str, Any]
     return opened, closed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--work", type=Path, help="reuse this folder's database and model")
-    args = parser.parse_args()
-    random.seed(0)
-    work = args.work or Path(tempfile.mkdtemp(prefix="personify-pages-"))
-    work.mkdir(parents=True, exist_ok=True)
+def cpu_per_page(work: Path, warm: int = 600, measured: int = 800) -> dict[str, Any]:
+    """Compose pages in this process (the route's work) and return the CPU ms per page of
+    the composing thread and of the process, with the source tree that served them."""
+    from fastapi.testclient import TestClient
+
+    import personify
+    from personify.api.responses import JSONBody
+    from personify.api.routers.pages import page_json
+    from personify.app import create_app
+    from personify.domain.events import Context
+    from personify.settings import load_settings
+
+    os.environ.update(server_env(work))
+    users = [f"u{u}" for u in load_gowalla(USERS)]
+    app = create_app(load_settings())
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with TestClient(app) as client:
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            checks = client.get("/ready").json().get("checks", {})
+            if checks.get("online_state") == "ok":
+                break
+            time.sleep(1)
+        client.put("/v1/pages/home/definition", json=HOME, headers=headers).raise_for_status()
+        runtime = app.state.runtime
+
+        def one(user: str) -> bytes | memoryview:
+            page = runtime.pages.render("default", "home", user_id=user, context=Context(),
+                                        explain=True)
+            return JSONBody(page_json(page, runtime, "default", include_items=False)).body
+
+        for user in users[:warm]:
+            one(user)
+        thread0, process0, wall0 = time.thread_time(), time.process_time(), time.perf_counter()
+        for user in users[warm:warm + measured]:
+            one(user)
+        thread1, process1, wall1 = time.thread_time(), time.process_time(), time.perf_counter()
+    return {
+        "source": str(Path(str(personify.__file__)).resolve().parent.parent),
+        "thread_cpu_ms_per_page": round((thread1 - thread0) / measured * 1000, 3),
+        "process_cpu_ms_per_page": round((process1 - process0) / measured * 1000, 3),
+        "wall_ms_per_page": round((wall1 - wall0) / measured * 1000, 3),
+        "pages": measured,
+    }
+
+
+def cpu_compare(work: Path, baseline_src: Path, rounds: int) -> dict[str, Any]:
+    """``--cpu`` on the baseline tree and on this one, alternately, in child processes."""
+    here = Path(__file__).resolve()
+    import personify
+
+    current_src = Path(str(personify.__file__)).resolve().parent.parent
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
+    for _ in range(rounds):
+        for name, src in (("baseline", baseline_src), ("current", current_src)):
+            env = {**os.environ, "PYTHONPATH": str(src)}
+            out = subprocess.run(
+                [sys.executable, str(here), "--cpu", "--work", str(work)],
+                env=env, check=True, capture_output=True, text=True,
+            ).stdout
+            got = json.loads(out.strip().splitlines()[-1])
+            if Path(got["source"]) != src.resolve():
+                raise RuntimeError(f"{name} ran {got['source']}, not {src}")
+            print(name, got, flush=True)
+            runs[name].append(got)
+
+    def median(name: str, key: str) -> float:
+        return round(statistics.median(r[key] for r in runs[name]), 3)
+
+    now, before = (median("current", "thread_cpu_ms_per_page"),
+                   median("baseline", "thread_cpu_ms_per_page"))
+    return {
+        "pages_cpu_ms_per_page": now,
+        "pages_cpu_ms_per_page_baseline": before,
+        "pages_cpu_ratio_to_baseline": round(now / before, 3),
+        "pages_process_cpu_ms_per_page": median("current", "process_cpu_ms_per_page"),
+        "pages_process_cpu_ms_per_page_baseline": median("baseline", "process_cpu_ms_per_page"),
+        "pages_cpu_runs": runs,
+        "pages_cpu_note": (
+            "thread CPU ms per page composed in process (Pages.render + the JSON answer, "
+            "explanations on), median of alternating rounds of 800 pages after 600 warm ones; "
+            "baseline = the source tree named in pages_cpu_runs"),
+    }
+
+
+def prepare(work: Path) -> dict[int, list[int]]:
     db_url = f"sqlite:///{work / 'bench.db'}"
     users = load_gowalla(USERS)
     if not (work / "bench.db").exists():
@@ -96,8 +189,69 @@ def main() -> None:
                      TrainingConfig(learn_blend=False, train_ranker=False),
                      catalog=stores.catalog, users=stores.users)
         stores.close()
+    return users
+
+
+def redis_env(work: Path, prefix: str) -> dict[str, str]:
+    """Several workers share the online state in Redis: the history is replayed into it
+    once (what a Redis-backed deployment keeps across restarts)."""
+    from personify.runtime.engine import warm_up
+    from personify.storage.online import open_online_state
+
+    env = {**server_env(work), "PERSONIFY_REDIS_URL": REDIS_URL, "PERSONIFY_REDIS_PREFIX": prefix}
+    stores = open_stores(f"sqlite:///{work / 'bench.db'}")
+    shared = open_online_state(REDIS_URL, prefix)
+    try:
+        print("replayed into Redis", warm_up(shared, stores, "default"), flush=True)
+    finally:
+        shared.close()
+        stores.close()
+    return env
+
+
+def drop_redis(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--work", type=Path, help="reuse this folder's database and model")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn workers (more than 1: the online state in Redis)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="only the in-process CPU ms per page (printed as JSON)")
+    parser.add_argument("--cpu-baseline-src", type=Path,
+                        help="compare the CPU per page with this source tree's")
+    parser.add_argument("--cpu-rounds", type=int, default=3)
+    args = parser.parse_args()
+    random.seed(0)
+    work = args.work or Path(tempfile.mkdtemp(prefix="personify-pages-"))
+    work.mkdir(parents=True, exist_ok=True)
+    users = prepare(work)
+    if args.cpu:
+        print(json.dumps(cpu_per_page(work)))
+        return
+    if args.cpu_baseline_src is not None:
+        got = cpu_compare(work, args.cpu_baseline_src, args.cpu_rounds)
+        path = merge_web_results(got, command="nice -n 10 python " + " ".join(sys.argv))
+        print({k: v for k, v in got.items() if k != "pages_cpu_runs"}, "wrote", path)
+        return
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    prefix = f"bench-pages-{uuid.uuid4().hex[:8]}"
+    env = redis_env(work, prefix) if args.workers > 1 else server_env(work)
     port = free_port()
-    server = start_server(port, server_env(work))
+    try:
+        server = start_server(port, env, workers=args.workers)
+    except BaseException:
+        if args.workers > 1:
+            drop_redis(prefix)
+        raise
     user_ids = [f"u{u}" for u in users]
     bodies = work / "pages.jsonl"
     with open(bodies, "w", encoding="utf-8") as fh:
@@ -136,6 +290,8 @@ def main() -> None:
         metrics["pages_home_closed_loop_p99_ms"] = closed["p99_ms"]
     finally:
         stop(server)
+        if args.workers > 1:
+            drop_redis(prefix)
     bare, bare_closed = bare_p99(work, args.seconds)
     print("bare", bare, bare_closed, flush=True)
     metrics["bare_fastapi_at_200rps"] = bare
@@ -151,6 +307,10 @@ def main() -> None:
     if metrics["pages_home_p99_ms"] == float("inf"):
         metrics["pages_home_p99_ms"] = None
     metrics["pages_load_average"] = os.getloadavg()
+    if args.workers > 1:  # the one-worker figures stay; bare FastAPI is one worker either way
+        metrics = {(k if k.startswith("bare_") else f"{k}_workers{args.workers}"): v
+                   for k, v in metrics.items()}
+        metrics["pages_workers"] = args.workers
     path = merge_web_results(metrics, command="nice -n 10 python " + " ".join(sys.argv))
     print("wrote", path)
 

@@ -300,3 +300,28 @@ def test_served_rows_count_as_seen_and_browser_keys_report(
     r = seeded.get("/v1/pages/home", params={"user_id": "ana", "impressions": "sometimes"},
                    headers=tenant_a.headers("serve"))
     assert r.status_code == 422 and "impressions" in r.text, r.text
+
+
+def test_rows_of_a_page_ask_each_source_once(
+    app: FastAPI, seeded: TestClient, tenant_a: TenantKeys
+) -> None:
+    """Two rows asking the same source with the same filters (recommended and new for you
+    both ask new_items) share its answer within the page; the next page asks again."""
+    service = app.state.runtime.engine.service
+    sources = service.sources
+    inner = sources["new_items"]
+    calls: list[int] = []
+
+    class Counting:
+        name, personal = inner.name, inner.personal
+
+        def candidates(self, scope: Any, n: int) -> Any:
+            calls.append(n)
+            return inner.candidates(scope, n)
+
+    service.sources = {**sources, "new_items": Counting()}
+    page = _page(seeded, tenant_a, user_id="ana", rows=["recommended", "new_for_you"])
+    assert {r["row_id"] for r in page["rows"]} == {"recommended", "new_for_you"}, page
+    assert len(calls) == 1, calls
+    _page(seeded, tenant_a, user_id="ana", rows=["recommended", "new_for_you"])
+    assert len(calls) == 2, calls

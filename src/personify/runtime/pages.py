@@ -349,7 +349,9 @@ class Pages:
         context = context or Context()
         base = RecommendationRequest(user_id=user_id, anonymous_id=anonymous_id, context=context,
                                      log_impression=False)
-        scope = self.service.scope_for(tenant, base)
+        # the rows share the person, the moment and each source's answer (a source asked by
+        # two rows with the same filters answers once)
+        scope = replace(self.service.scope_for(tenant, base), shared={})
         lang = self._language(language, scope, context)
         candidates = [c for c in (self._candidate(tenant, scope, r, lang, explain)
                                   for r in wanted) if c is not None and c.result.items]

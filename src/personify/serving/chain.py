@@ -429,6 +429,9 @@ class RecommendationService:
         servable, available_only = catalog.servable, request.filters.available_only
         repeating = self.registry.repeating()
         decisions = decided
+        shared = scope.shared
+        # a source may read the request's filters: answers are shared between the same filters
+        narrowed = "" if shared is None else repr((request.filters, request.item_types))
         for name, source, weight in plan:
             if name in repeating:
                 excluded, decided = rebuy, {}
@@ -436,7 +439,12 @@ class RecommendationService:
                 excluded, decided = excluded_all, decisions
             try:
                 with span("personify.source", {"source": name}) as traced:
-                    found = source.candidates(scope, asked)
+                    key = (name, asked, narrowed)
+                    found = shared.get(key) if shared is not None else None
+                    if found is None:
+                        found = source.candidates(scope, asked)
+                        if shared is not None:
+                            shared[key] = found
                     if traced is not None:
                         traced.set_attribute("candidates", len(found))
             except Unavailable as exc:

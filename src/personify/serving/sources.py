@@ -55,6 +55,9 @@ class RequestScope:
     now: datetime
     personalized: bool
     warnings: list[str] = field(default_factory=list)
+    shared: dict[tuple[str, int, str], list[Scored]] | None = None
+    """Set by a caller composing several answers for one person at one moment (a page of
+    rows): each source's candidates, by (source, n, filters), asked once for all of them."""
 
 
 @dataclass(slots=True)
