@@ -6,14 +6,7 @@ from datetime import UTC, datetime
 
 from personify.dashboard.sessions import LoginThrottle, SessionStore
 from personify.domain.keys import ApiKey, Scope
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from personify.testing.clocks import ManualClock
 
 
 def key(key_id: str = "k1") -> ApiKey:
@@ -44,7 +37,7 @@ def test_tampered_or_foreign_cookies_are_refused() -> None:
 
 
 def test_sessions_expire_when_idle_and_after_their_lifetime() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     store = SessionStore(idle_seconds=60, lifetime_seconds=300, clock=clock)
     _, cookie = store.open(key())
     for _ in range(4):
@@ -69,7 +62,7 @@ def test_closing_and_revoking_a_key_end_sessions() -> None:
 
 
 def test_throttle_blocks_after_the_limit_and_forgets_after_the_window() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     throttle = LoginThrottle(limit=3, window=60, clock=clock)
     for _ in range(3):
         assert not throttle.blocked("1.2.3.4")

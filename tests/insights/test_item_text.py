@@ -18,20 +18,13 @@ from personify.insights.segments import SegmentFiles, SegmentIn, SegmentTracker
 from personify.insights.service import InsightsService
 from personify.insights.text import default_analyzer
 from personify.storage.registry import Stores, open_stores
+from personify.testing.clocks import ManualClock
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TEA = ["Green tea leaves from Yunnan", "Black tea, strong breakfast blend",
        "Oolong tea with a honey aroma", "Jasmine green tea pearls"]
 KETTLES = ["Electric kettle, steel, 1.7 litres", "Glass kettle with a blue light",
            "Stovetop kettle that whistles", "Cordless kettle, fast boil"]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -52,7 +45,7 @@ def stores() -> Iterator[Stores]:
 
 
 def test_item_text_insights(stores: Stores) -> None:
-    texts = ItemTexts(stores.catalog, default_analyzer(), Clock())
+    texts = ItemTexts(stores.catalog, default_analyzer(), ManualClock(NOW))
     new = texts.of("t", stores.catalog.get("t", "new-tea"))  # type: ignore[arg-type]
     assert new.status == "ok" and new.language == "en"
     assert new.topics[0].label == "tea"  # learnt from the labelled items: it has no category
@@ -66,7 +59,7 @@ def test_item_text_insights(stores: Stores) -> None:
 
 
 def test_edited_text_and_new_labels_are_seen(stores: Stores) -> None:
-    clock = Clock()
+    clock = ManualClock(NOW)
     texts = ItemTexts(stores.catalog, default_analyzer(), clock)
     first = texts.of("t", stores.catalog.get("t", "new-tea"))  # type: ignore[arg-type]
     assert texts.of("t", stores.catalog.get("t", "new-tea")) is first  # type: ignore[arg-type]

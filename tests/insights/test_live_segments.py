@@ -21,16 +21,9 @@ from personify.insights.segments import SegmentFiles, SegmentIn, SegmentTracker
 from personify.insights.service import InsightsService
 from personify.jobs.insights import fit_insights
 from personify.storage.registry import Stores, open_stores
+from personify.testing.clocks import ManualClock
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -45,7 +38,7 @@ def _event(n: int, type: str, user: str, item: str, days_ago: float, **fields: A
                  timestamp=NOW - timedelta(days=days_ago), **fields)
 
 
-def _setup(stores: Stores, tmp_path: Path, clock: Clock,
+def _setup(stores: Stores, tmp_path: Path, clock: ManualClock[datetime],
            allowed: set[str] | None = None) -> tuple[InsightsService, EventIngestor,
                                                       list[tuple[str, str, bool]]]:
     stores.catalog.upsert("t", [Item(item_id="shoe", categories=["shoes"], price=100.0),
@@ -72,7 +65,7 @@ def _setup(stores: Stores, tmp_path: Path, clock: Clock,
 
 
 def test_live_facts_after_events_equal_a_full_computation(stores: Stores, tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(NOW)
     service, ingestor, changes = _setup(stores, tmp_path, clock)
     for c in range(25):
         service.refresh("t", f"c{c}")
@@ -110,7 +103,7 @@ def test_live_facts_after_events_equal_a_full_computation(stores: Stores, tmp_pa
 
 def test_windows_follow_the_clock_and_retries_change_nothing(stores: Stores,
                                                              tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(NOW)
     service, ingestor, changes = _setup(stores, tmp_path, clock)
     service.refresh("t", "c4")
     event = _event(6000, "purchase", "c4", "hat", days_ago=0, price=10.0)
@@ -126,7 +119,7 @@ def test_windows_follow_the_clock_and_retries_change_nothing(stores: Stores,
 
 
 def test_consent_withdrawn_or_erased_drops_live_facts(stores: Stores, tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(NOW)
     allowed = {"c1", "c2"}
     service, ingestor, changes = _setup(stores, tmp_path, clock, allowed=allowed)
     service.refresh("t", "c1")
@@ -151,7 +144,7 @@ def test_refresh_many_equals_one_by_one_and_reads_events_per_chunk(stores: Store
                                                                    tmp_path: Path) -> None:
     from personify.domain.users import User
 
-    clock = Clock()
+    clock = ManualClock(NOW)
     allowed = {f"c{c}" for c in range(25)} - {"c7"}
     one, _, _ = _setup(stores, tmp_path / "one", clock, allowed=allowed)
     people = [f"c{c}" for c in range(25)]

@@ -8,8 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import Generic, TypeVar
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+
+
+class ManualClock(Generic[T]):
+    """A clock that reads ``now`` (a datetime, or epoch seconds) until the test sets it."""
+
+    def __init__(self, now: T) -> None:
+        self.now = now
+
+    def __call__(self) -> T:
+        return self.now
 
 
 def shifted_clock(target: time, *, now: Clock | None = None) -> Clock:

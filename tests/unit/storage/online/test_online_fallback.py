@@ -11,15 +11,8 @@ from personify.domain.errors import Unavailable
 from personify.storage.online.fallback import FallbackOnlineState
 from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.online.redis import RedisOnlineState
+from personify.testing.clocks import ManualClock
 from personify.testing.online_state_contracts import TENANT, event, minutes
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Switchable(MemoryOnlineState):
@@ -63,7 +56,7 @@ def test_a_closed_redis_port_degrades_to_the_fallback_with_one_warning(
 
 
 def test_the_primary_is_retried_only_after_the_back_off(caplog: pytest.LogCaptureFixture) -> None:
-    primary, clock = Switchable(), Clock()
+    primary, clock = Switchable(), ManualClock(1000.0)
     state = FallbackOnlineState(primary, MemoryOnlineState(), clock=clock)
     primary.down = True
     with caplog.at_level(logging.WARNING, logger="personify.storage.online.fallback"):
