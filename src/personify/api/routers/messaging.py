@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, TypeAdapter
-
 from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from personify.api.deps import AdminKey, MessagingDep, ServeKey, SettingsDep
