@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 
 imports: $(STAMP)
 	$(BIN)/lint-imports

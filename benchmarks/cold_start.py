@@ -105,7 +105,7 @@ def evaluate_split(label: str, split: Split) -> dict[str, Any]:
         fit_seconds = time.perf_counter() - start
         among_new = evaluate(OnlyCandidates(model, new_items), train, test, (20,), users=users)
         everything = evaluate(model, train, test, (20,), users=users)
-        row = {
+        row: dict[str, Any] = {
             "among_new_recall@20": round(among_new["recall@20"], 5),
             "among_new_ndcg@20": round(among_new["ndcg@20"], 5),
             "all_items_recall@20": round(everything["recall@20"], 5),

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._report import write_results
 from personify.data.online_retail import iter_lines
 from personify.domain.items import Item
-from personify.domain.users import User
+from personify.domain.users import Profile, User
 from personify.messaging import smtp_sink
 from personify.messaging.campaigns import Campaign, schedule_campaign
 from personify.messaging.guardrails import FrequencyCap, Guardrails
@@ -51,7 +51,7 @@ from personify.messaging.outbox import OutboxWorker
 from personify.messaging.records import DeliveryStatus, TrackedLink
 from personify.messaging.smtp import SmtpConfig, SmtpSender
 from personify.messaging.state_stores import open_state_file
-from personify.messaging.templates import MessageTemplate
+from personify.messaging.templates import MessageTemplate, TemplateVariant
 from personify.messaging.timing import SendTimeModel
 from personify.messaging.tracking import TrackingSigner
 
@@ -117,7 +117,7 @@ def sto_score(
 def run_sto() -> dict[str, Any]:
     started = time.perf_counter()
     invoices, country, _ = load_invoices()
-    users = {c: User(user_id=c, profile={"country": k, "time_zone": "UTC"})
+    users = {c: User(user_id=c, profile=Profile(country=k, time_zone="UTC"))
              for c, k in country.items()}
     before_cutoff = [r for r in invoices if r[1] < CUTOFF]  # validation never sees the test month
     val_train, val_target = sto_split(before_cutoff, None, VALIDATION_CUTOFF)
@@ -145,7 +145,7 @@ def run_sto() -> dict[str, Any]:
 TEMPLATE = MessageTemplate(
     name="weekly",
     recommendations=4,
-    variants=[
+    variants=[TemplateVariant.model_validate(v) for v in (
         {"language": "en", "tone": "formal",
          "subject": "{{ user.name }}, {{ recommendations|length }} "
                     "{{ recommendations|length|plural('pick', 'picks') }} for you this week",
@@ -169,7 +169,7 @@ TEMPLATE = MessageTemplate(
                  "</body></html>",
          "text": "Привет, {{ user.name }}!\n{% for r in recommendations %}* {{ r.title }} "
                  "{{ r.url }}\n{% endfor %}\nОтписаться: {{ unsubscribe_url }}"},
-    ],
+    )],
 )
 
 
@@ -177,9 +177,9 @@ def make_user(i: int) -> User:
     ru = i % 3 == 0
     return User(
         user_id=f"u{i}",
-        profile={"name": f"Пользователь {i}" if ru else f"Person {i}",
-                 "email": f"u{i}@example.com", "language": "ru" if ru else "en",
-                 "time_zone": "Europe/Moscow" if ru else "Europe/London"},
+        profile=Profile(name=f"Пользователь {i}" if ru else f"Person {i}",
+                        email=f"u{i}@example.com", language="ru" if ru else "en",
+                        time_zone="Europe/Moscow" if ru else "Europe/London"),
         properties={"tone": "informal" if ru else "formal"},
     )
 

@@ -38,13 +38,15 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pydantic import SecretStr
+
 from benchmarks._postgres import postgres_schema_url
 from benchmarks._report import write_results
 from personify.api import create_app
 from personify.domain.consents import ConsentRecord, ConsentState
 from personify.domain.events import Event
 from personify.domain.items import Item
-from personify.domain.users import User
+from personify.domain.users import Profile, User
 from personify.messaging.smtp_sink import SmtpSink
 from personify.settings import Settings
 
@@ -67,8 +69,10 @@ TEMPLATE = {
 
 def _app(folder: Path, sink: SmtpSink, database_url: str | None = None) -> Any:
     settings = Settings(
-        database_url=database_url or f"sqlite:///{folder / 'bench.db'}", admin_key=ADMIN,
-        model_dir=str(folder / "models"), tracking_secret="benchmark-tracking-secret-0123",
+        database_url=database_url or f"sqlite:///{folder / 'bench.db'}",
+        admin_key=SecretStr(ADMIN),
+        model_dir=str(folder / "models"),
+        tracking_secret=SecretStr("benchmark-tracking-secret-0123"),
         smtp_host=sink.host, smtp_port=sink.port,
     )
     return create_app(settings)
@@ -130,8 +134,8 @@ def run(args: argparse.Namespace, folder: Path, database_url: str | None) -> dic
             Item(item_id=f"i{k}", title=f"Item {k}", price=10.0 + k % 50,
                  properties={"url": f"https://shop.example/{k}"}) for k in range(300)])
         people = args.recipients
-        users = [User(user_id=f"u{k}", profile={"name": f"User {k}",
-                                               "email": f"u{k}@example.com"})
+        users = [User(user_id=f"u{k}", profile=Profile(name=f"User {k}",
+                                                      email=f"u{k}@example.com"))
                  for k in range(people)]
         for at in range(0, len(users), 1000):
             stores.users.upsert("default", users[at:at + 1000])
@@ -179,7 +183,9 @@ def run(args: argparse.Namespace, folder: Path, database_url: str | None) -> dic
             "default", {**campaign, "name": "clicks"}))
         runtime.worker.run_until_idle()
         time.sleep(0.5)
-        html = sink.handler.messages()[-1].get_body(("html",)).get_content()
+        body = sink.handler.messages()[-1].get_body(("html",))
+        assert body is not None, "the campaign message has no HTML part"
+        html = body.get_content()
         link = urlsplit(re.findall(r'href="([^"]+/t/c/[^"]+)"', html)[0]).path
         began = time.perf_counter()
         for _ in range(args.clicks):

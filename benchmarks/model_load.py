@@ -77,7 +77,7 @@ def bundle() -> ModelBundle:
 def legacy_pickle(obj: Any) -> bytes:
     """The plain pickle earlier releases wrote (the vocabularies with their index dicts)."""
     getstate, setstate = Vocabulary.__getstate__, Vocabulary.__setstate__
-    del Vocabulary.__getstate__, Vocabulary.__setstate__  # type: ignore[misc]
+    del Vocabulary.__getstate__, Vocabulary.__setstate__
     try:
         return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
     finally:

@@ -45,6 +45,8 @@ import orjson
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pydantic import SecretStr
+
 from benchmarks._report import merge_results
 from personify.testing.cluster import Cluster, Node
 
@@ -76,7 +78,7 @@ def _train(url: str, model_dir: Path) -> str:
     from personify.settings import Settings
 
     runtime = build_runtime(Settings(database_url=url, model_dir=str(model_dir),
-                                     admin_key=ADMIN))
+                                     admin_key=SecretStr(ADMIN)))
     try:
         s = runtime.stores
         return train_tenant(s.events, runtime.engine.models, "default",
@@ -94,7 +96,7 @@ def _seed(url: str, model_dir: Path) -> None:
 
     rng = np.random.default_rng(7)
     runtime = build_runtime(Settings(database_url=url, model_dir=str(model_dir),
-                                     admin_key=ADMIN))
+                                     admin_key=SecretStr(ADMIN)))
     try:
         s = runtime.stores
         s.catalog.upsert("default", [Item(item_id=f"i{k}", title=f"Item {k}")

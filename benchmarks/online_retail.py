@@ -84,7 +84,7 @@ def run(name: str, model: Recommender, train: Interactions, test: Interactions,
     model.fit(train)
     fit_seconds = time.perf_counter() - start
     result = evaluate(model, train, test, (10, 20), mask_train=mask_train)
-    out = {
+    out: dict[str, Any] = {
         "recall@20": round(result["recall@20"], 5),
         "ndcg@20": round(result["ndcg@20"], 5),
         "recall@10": round(result["recall@10"], 5),

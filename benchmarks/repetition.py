@@ -34,7 +34,7 @@ from personify.domain.items import Item
 from personify.jobs.training import TrainingConfig, train_bundle
 from personify.serving.catalog import CatalogSnapshot
 from personify.serving.chain import RecommendationService
-from personify.serving.request import RecommendationRequest
+from personify.serving.request import RecommendationRequest, Repetition
 from personify.storage.online.memory import MemoryOnlineState
 from personify.storage.online.port import OnlineStateConfig
 
@@ -82,7 +82,7 @@ def main() -> None:
         repeated, distinct, hits = [], [], []
         for person in people:
             request = RecommendationRequest(user_id=person, n=N,
-                                            repetition={"penalty": penalty})
+                                            repetition=Repetition(penalty=penalty))
             pages = [[i.item_id for i in svc.recommend(T, request).items] for _ in range(VISITS)]
             repeated.append(len(set(pages[0]) & set(pages[1])) / max(1, len(pages[0])))
             shown = set().union(*pages)

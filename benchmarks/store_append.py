@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._postgres import postgres_schema_url
 from benchmarks._report import write_results
-from personify.domain.events import Event
+from personify.domain.events import Context, Event
 from personify.storage.registry import open_stores
 
 BATCH = 10_000
@@ -53,7 +53,7 @@ def make_batches(count: int, seed: int = 7) -> list[list[Event]]:
                     item_id=f"item-{rng.randrange(20_000)}",
                     recommendation_id=f"rec-{n}" if rng.random() < 0.2 else None,
                     timestamp=start + timedelta(seconds=n // 3),
-                    context={"device": "mobile", "channel": "web", "page": "/p"},
+                    context=Context(device="mobile", channel="web", page="/p"),
                 )
             )
         batches.append(batch)

@@ -72,7 +72,7 @@ def _emotion_scores(model: TextModel, examples: list[Example]) -> dict[str, floa
 def _sentiment_scores(model: TextModel, examples: list[Example]) -> dict[str, float]:
     rows = [e for e in examples if e.sentiment is not None]
     predicted = [SENTIMENTS[int(np.argmax(model.logits(e.text)[len(EMOTIONS):]))] for e in rows]
-    truth = [e.sentiment for e in rows]
+    truth = [e.sentiment for e in rows if e.sentiment is not None]
     majority_label = Counter(truth).most_common(1)[0][0]
     return {
         "macro_f1": sentiment_macro_f1(truth, predicted),

@@ -11,10 +11,10 @@ import email
 import re
 import socket
 import threading
-from email.message import Message
+from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from personify.domain.errors import Unavailable
 
@@ -57,10 +57,11 @@ class RecordingHandler:
                 self._file.write(message_id.encode("ascii", "replace") + b"\n")
         return "250 Message accepted for delivery"
 
-    def messages(self) -> list[Message]:
+    def messages(self) -> list[EmailMessage]:
         with self.lock:
             raw = list(self.raw)
-        return [email.message_from_bytes(r, policy=default_policy) for r in raw]
+        # the default policy parses into EmailMessage (get_body, get_content)
+        return [cast(EmailMessage, email.message_from_bytes(r, policy=default_policy)) for r in raw]
 
     def close(self) -> None:
         if self._file is not None:
