@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.config import SchemathesisConfig  # noqa: E402
@@ -206,56 +209,107 @@ def _report(outcome: Outcome) -> str:
 
 ALL = ("examples", "coverage", "fuzzing", "stateful")
 NARROW = (Scope.SERVE, Scope.INGEST, Scope.BROWSER, Scope.METRICS)
+NARROW_EXAMPLES = max(1, EXAMPLES - 1)
+"""A narrower key meets the scope check on most operations (answered before the body is read),
+and the admin runs already fuzz every operation's data; its runs look for what reaches past the
+scope, with one example fewer per operation."""
 RUNS = [
-    pytest.param("sqlite", Scope.ADMIN, ALL, id="sqlite-admin"),
-    pytest.param("postgres", Scope.ADMIN, ALL, id="postgres-admin", marks=pytest.mark.postgres),
-    # the coverage phase is unbounded (every boundary of every parameter) and, with a narrower
+    # per database, the narrower keys first and the admin key last: they share one deployment
+    # (migrated and seeded once), and the admin's own run may change anything afterwards.
+    # The coverage phase is unbounded (every boundary of every parameter) and, with a narrower
     # key, mostly meets the scope check; generated data and call sequences reach the rest
     *(pytest.param("sqlite", scope, ("examples", "fuzzing", "stateful"),
                    id=f"sqlite-{scope.value}") for scope in NARROW),
+    pytest.param("sqlite", Scope.ADMIN, ALL, id="sqlite-admin"),
     *(pytest.param("postgres", scope, ("examples", "fuzzing"), id=f"postgres-{scope.value}",
                    marks=pytest.mark.postgres) for scope in NARROW),
+    pytest.param("postgres", Scope.ADMIN, ALL, id="postgres-admin", marks=pytest.mark.postgres),
 ]
+
+
+@dataclass
+class Deployment:
+    """One migrated, seeded server per database, shared by the runs of every key."""
+
+    app: Any
+    stores: Any
+    admin: str
+    secrets: dict[Scope, str]
+
+
+def _deploy(url: str, model_dir: Path) -> Deployment:
+    stores = open_stores(url)
+    _, admin = stores.keys.create("default", "seed", [Scope.ADMIN])
+    _, other = stores.keys.create("other", "seed", [Scope.ADMIN])
+    secrets = {scope: stores.keys.create("default", f"schemathesis {scope.value}", [scope])[1]
+               for scope in (Scope.ADMIN, *NARROW)}
+    settings = Settings(database_url=url, demo=False, model_dir=str(model_dir),
+                        allowed_origins={"default": [ORIGIN]},
+                        rate_limit_browser_visitor_per_minute=0)
+    app = create_app(settings, stores=stores)
+    _seed_through_api(app, admin, other)
+    return Deployment(app, stores, admin, secrets)
+
+
+@pytest.fixture(scope="module")
+def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``deployment(database)``: the shared deployment on ``database``, made on first use."""
+    made: dict[str, Deployment] = {}
+    schemas: list[tuple[Any, str]] = []
+
+    def deployment(database: str, request: pytest.FixtureRequest) -> Deployment:
+        if database not in made:
+            tmp = tmp_path_factory.mktemp(f"st-{database}")
+            if database == "sqlite":
+                url = f"sqlite:///{tmp / 'st.db'}"
+            else:  # one schema for the module (the postgres_url fixture is per test)
+                server = str(request.getfixturevalue("postgres_server_url"))
+                schema = f"t_{uuid.uuid4().hex[:12]}"
+                engine = sa.create_engine(server)
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+                schemas.append((engine, schema))
+                url = f"{server}{'&' if '?' in server else '?'}options=-csearch_path%3D{schema}"
+            made[database] = _deploy(url, tmp / "models")
+        return made[database]
+
+    yield {"get": deployment}
+    for deployed in made.values():
+        deployed.stores.close()
+    for engine, schema in schemas:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
 
 
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize(("database", "scope", "phases"), RUNS)
 def test_every_operation_conforms_and_no_key_reaches_beyond_its_scope(
-    request: pytest.FixtureRequest, tmp_path: Path, database: str, scope: Scope,
+    request: pytest.FixtureRequest, deployments: dict[str, Any], database: str, scope: Scope,
     phases: tuple[str, ...],
 ) -> None:
-    url = (f"sqlite:///{tmp_path / 'st.db'}" if database == "sqlite"
-           else str(request.getfixturevalue("postgres_url")))
-    stores = open_stores(url)
-    _, admin = stores.keys.create("default", "seed", [Scope.ADMIN])
-    _, other = stores.keys.create("other", "seed", [Scope.ADMIN])
-    _, secret = stores.keys.create("default", f"schemathesis {scope.value}", [scope])
-    settings = Settings(database_url=url, demo=False, model_dir=str(tmp_path / "models"),
-                        allowed_origins={"default": [ORIGIN]},
-                        rate_limit_browser_visitor_per_minute=0)
-    app = create_app(settings, stores=stores)
-    before = _seed_through_api(app, admin, other)
-    headers = {"Authorization": f"Bearer {secret}"}
+    from fastapi.testclient import TestClient
+
+    deployed: Deployment = deployments["get"](database, request)
+    app, admin_headers = deployed.app, {"Authorization": f"Bearer {deployed.admin}"}
+    before = _victim(TestClient(app), admin_headers)
+    assert before["user"]["profile"]["email"] == SECRETS[0]  # the secrets are there to leak
+    headers = {"Authorization": f"Bearer {deployed.secrets[scope]}"}
     if scope is Scope.BROWSER:  # a page of the shop, for its own visitor
         headers |= {"Origin": ORIGIN, "X-Personify-Anonymous-Id": VISITOR}
     _state["narrow"] = scope is not Scope.ADMIN
     try:
-        outcome = run_schemathesis(app, headers, phases=phases, examples=EXAMPLES)
+        outcome = run_schemathesis(app, headers, phases=phases,
+                                   examples=EXAMPLES if scope is Scope.ADMIN else NARROW_EXAMPLES)
     finally:
         _state["narrow"] = False
-    try:
-        schema_ops = {f"{m.upper()} {p}" for p, ops in app.openapi()["paths"].items()
-                      for m in ops if m in {"get", "put", "post", "patch", "delete"}}
-        assert outcome.failures == {} and outcome.errors == [], _report(outcome)
-        assert outcome.operations == schema_ops, sorted(schema_ops - outcome.operations)
-        assert set(phases) - {"examples"} <= outcome.phases  # the schema has few examples
-        if "stateful" in phases and scope is Scope.ADMIN:
-            assert outcome.stateful_steps > 0
-        assert not any(s >= 500 for s in outcome.statuses), outcome.statuses
-        if scope is not Scope.ADMIN:
-            from fastapi.testclient import TestClient
-
-            after = _victim(TestClient(app), {"Authorization": f"Bearer {admin}"})
-            assert after == before
-    finally:
-        stores.close()
+    schema_ops = {f"{m.upper()} {p}" for p, ops in app.openapi()["paths"].items()
+                  for m in ops if m in {"get", "put", "post", "patch", "delete"}}
+    assert outcome.failures == {} and outcome.errors == [], _report(outcome)
+    assert outcome.operations == schema_ops, sorted(schema_ops - outcome.operations)
+    assert set(phases) - {"examples"} <= outcome.phases  # the schema has few examples
+    if "stateful" in phases and scope is Scope.ADMIN:
+        assert outcome.stateful_steps > 0
+    assert not any(s >= 500 for s in outcome.statuses), outcome.statuses
+    if scope is not Scope.ADMIN:
+        assert _victim(TestClient(app), admin_headers) == before
