@@ -4,7 +4,7 @@ then the bulk import of the full UCI Online Retail file.
 
     python benchmarks/ingest.py [--seconds 25] [--batch 2000] [--connections 4] [--workers 2]
                                 [--backends sqlite,postgres] [--skip-import] [--profile DIR]
-                                [--online-state] [--realistic]
+                                [--online-state] [--realistic] [--quick]
 
 ``--workers`` is ``personify serve --workers N`` (uvicorn worker processes; SQLite's WAL and
 busy timeout serialise their commits). ``--online-state`` makes profiling consent opt-out so
@@ -21,6 +21,7 @@ with server batches (500-2,000), ids repeated inside a batch and whole batches r
 records interleaved (about 2 %: unknown types, NaN / negative amounts, control characters,
 missing ids), each refused by index while the rest is stored. Keys
 ``realistic_events_per_s_<backend>`` and ``realistic_ratio_to_baseline_<backend>``.
+``--realistic --quick`` runs 6 seconds per run and only prints (no results file written).
 
 Checks, per backend: every acknowledged event is in the store (``lost_events``), no event is
 stored twice and every re-sent batch is acknowledged as duplicates (``duplicate_events``).
@@ -604,6 +605,8 @@ def main() -> None:
                         help="profiling consent opt-out: every event feeds the online state")
     parser.add_argument("--realistic", action="store_true",
                         help="per backend, the baseline then the realistic deployment and traffic")
+    parser.add_argument("--quick", action="store_true",
+                        help="6-second runs that print their figures and write no results file")
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.url, args.port, args.profile, args.workers)
@@ -617,6 +620,8 @@ def main() -> None:
                                 args.connections)
         sys.stdout.write(json.dumps(report))
         return
+    if args.quick:
+        args.seconds = 6.0
     if args.realistic:
         run_realistic_comparison(args)
         return
@@ -644,6 +649,8 @@ def run_realistic_comparison(args: argparse.Namespace) -> None:
                 runs[kind]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
                 print(backend, kind, json.dumps(runs[kind], indent=1))
             per_backend[backend] = runs
+    if args.quick:  # a smoke run: its figures are printed above, results/ingest.json is kept
+        return
     path = RESULTS / "ingest.json"
     existing = json.loads(path.read_text()) if path.exists() else {"metrics": {}}
     metrics = dict(existing.get("metrics", {}))
