@@ -213,6 +213,42 @@ def test_ope_on_a_personify_decision_file(run: Callable[..., Result], tmp_path: 
         assert r["ci_low"] <= truth <= r["ci_high"], r
 
 
+def test_ope_on_a_decision_file_leaves_out_unseen_page_rows(
+    run: Callable[..., Result], tmp_path: Path
+) -> None:
+    """``seen_only`` decisions (pages of rows) whose first row was seen and clicked, seen and
+    not clicked, or never seen: the estimate equals the one from the seen decisions alone."""
+    decisions, rewards, _ = _uniform_decisions(600, seed=2)
+    for d in decisions:
+        d.seen_only = True
+    fates = ["clicked", "unclicked", "unseen"]
+    lines = []
+    for i, (d, r) in enumerate(zip(decisions, rewards, strict=True)):
+        fate = fates[i % 3] if r else fates[1 + i % 2]
+        row = {**d.to_dict(), "rewards": {d.chosen[0]: 1.0} if fate == "clicked" else {},
+               "seen": [] if fate == "unseen" else [d.chosen[0]]}
+        lines.append((fate, json.dumps(row)))
+    assert {f for f, _ in lines} == set(fates)
+    everything, seen_only = tmp_path / "all.jsonl", tmp_path / "seen.jsonl"
+    everything.write_text("".join(line + "\n" for _, line in lines))
+    seen_only.write_text("".join(line + "\n" for f, line in lines if f != "unseen"))
+    results = []
+    for path in (everything, seen_only):
+        out = tmp_path / f"{path.stem}.json"
+        got = run("ope", "--format", "personify", "--log", str(path), "--dm-bootstrap", "0",
+                  "--out", str(out))
+        assert got.exit_code == 0, got.output
+        results.append({r["estimator"]: (r["value"], r["n_rounds"])
+                        for r in json.loads(out.read_text())})
+    n_unseen = sum(f == "unseen" for f, _ in lines)
+    assert results[0]["ips"][1] == len(lines) - n_unseen
+    assert results[0] == results[1]
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text(json.dumps(decisions[0].to_dict()) + "\n")
+    refused = run("ope", "--format", "personify", "--log", str(missing))
+    assert refused.exit_code == USER_ERROR_EXIT and "seen" in refused.output
+
+
 def test_ope_on_decisions_stored_by_the_engine(
     run: Callable[..., Result], database_url: str
 ) -> None:

@@ -9,6 +9,13 @@ logged bandit feedback, in the Open Bandit format or as Personify decision logs.
   rewards attributed from stored events, or ``--log FILE.jsonl`` of decision logs each carrying
   ``rewards`` (action -> reward); evaluates the uniform-random policy over each decision's
   actions (the first slate position).
+
+Decisions made ``seen_only`` (pages of rows) are read as live learning reads them: a decision
+whose first row was never seen (no impression of it, no click on it) is left out of the
+logged data rather than counted as an unclicked round, so the estimate is the one over the
+rounds whose first row was seen. Stored decisions take *seen* from the rows' ``impression``
+events (reported by the snippet or logged when served); a decision file lists it per decision
+(``seen``: the actions seen, required when ``seen_only`` is true).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from personify.experiments.open_bandit import (
     logged_action_dist,
     uniform_action_dist,
 )
-from personify.runtime.pages import row_hit
+from personify.runtime.pages import REWARD_TYPES, row_hit, row_seen
 from personify.storage.sql.experiments import SqlDecisionLogStore
 
 console = Console(soft_wrap=True)
@@ -115,8 +122,15 @@ def ope(
         if policy not in (None, "uniform"):
             raise InvalidInput(f"unknown policy {policy!r} for personify logs", field="policy",
                                accepted="uniform")
-        decisions, rewards, title = _personify_logs(ctx, log, point, tenant)
-        bandit_log, dist = decisions_to_bandit_log(decisions, rewards)
+        decisions, rewards, seen, source = _personify_logs(ctx, log, point, tenant)
+        kept = seen_decisions(decisions, rewards, seen)
+        if not kept:
+            raise NotFound(f"none of the {len(decisions)} decisions {source} had its first "
+                           "action seen", field="point" if log is None else "log")
+        unseen = len(decisions) - len(kept)
+        title = f"uniform policy from {len(kept)} decisions {source}" + (
+            f" ({unseen} never seen left out)" if unseen else "")
+        bandit_log, dist = decisions_to_bandit_log(kept, rewards)
     estimates = evaluate_policy(
         bandit_log,
         dist,
@@ -195,10 +209,11 @@ def _open_bandit(
 
 def _personify_logs(
     ctx: typer.Context, log: Path | None, point: str | None, tenant: str | None
-) -> tuple[list[DecisionLog], dict[str, dict[str, float]], str]:
+) -> tuple[list[DecisionLog], dict[str, dict[str, float]], dict[str, set[str]], str]:
+    """The decisions, their rewards, their actions seen and where they come from."""
     if log is not None:
-        decisions, rewards = read_decision_file(log)
-        return decisions, rewards, f"uniform policy from {len(decisions)} decisions in {log.name}"
+        decisions, rewards, seen = read_decision_file(log)
+        return decisions, rewards, seen, f"in {log.name}"
     if point is None:
         raise InvalidInput("--format personify needs --point NAME or --log FILE.jsonl",
                            field="point", accepted=FORMAT_FLAGS["personify"])
@@ -214,14 +229,19 @@ def _personify_logs(
     since = min(d.timestamp for d in decisions)
     ids = {d.decision_id for d in decisions}
     hits: list[tuple[str | None, str | None, str]] = []
+    seen_rows: dict[str, set[str]] = defaultdict(set)
     for e in stores.events.scan(tenant_id, since=since):
         if e.recommendation_id in ids:
             hits.append((e.recommendation_id, e.item_id, e.type))
+        elif (shown := row_seen(e)) is not None and shown[0] in ids:
+            seen_rows[shown[0]].add(shown[1])  # an impression of a page's row: the row was seen
         elif (row := row_hit(e)) is not None and row[0] in ids:
             # a click on an item of a page's row rewards the row (page decisions)
             hits.append((row[0], row[1], e.type))
+            if e.type in REWARD_TYPES:  # as live learning: a row acted on was seen
+                seen_rows[row[0]].add(row[1])
     rewards = rewards_by_decision(hits)
-    return decisions, rewards, f"uniform policy from {len(decisions)} decisions at {point}"
+    return decisions, rewards, dict(seen_rows), f"at {point}"
 
 
 def rewards_by_decision(
@@ -238,12 +258,16 @@ def rewards_by_decision(
     return dict(out)
 
 
-def read_decision_file(path: Path) -> tuple[list[DecisionLog], dict[str, dict[str, float]]]:
-    """Decision logs (``DecisionLog.to_dict`` plus ``rewards``: action -> reward), one a line."""
+def read_decision_file(
+    path: Path,
+) -> tuple[list[DecisionLog], dict[str, dict[str, float]], dict[str, set[str]]]:
+    """Decision logs (``DecisionLog.to_dict`` plus ``rewards``: action -> reward, and for a
+    ``seen_only`` decision ``seen``: the actions seen), one a line."""
     if not path.is_file():
         raise NotFound(f"no file {path}", field="log", accepted="a JSONL file of decisions")
     decisions: list[DecisionLog] = []
     rewards: dict[str, dict[str, float]] = {}
+    seen: dict[str, set[str]] = {}
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
@@ -251,15 +275,41 @@ def read_decision_file(path: Path) -> tuple[list[DecisionLog], dict[str, dict[st
             try:
                 body: dict[str, Any] = json.loads(line)
                 got = {str(k): float(v) for k, v in (body.pop("rewards", None) or {}).items()}
+                shown = body.pop("seen", None)
                 decision = DecisionLog.from_dict(body)
-            except (ValueError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise InvalidInput(f"line {n} of {path.name} is not a decision log: {exc}",
                                    field="log") from None
+            if decision.seen_only and not (
+                isinstance(shown, list) and all(isinstance(a, str) for a in shown)
+            ):
+                raise InvalidInput(
+                    f"line {n} of {path.name}: a seen_only decision needs 'seen'", field="seen",
+                    accepted="a list of the decision's actions that were seen (may be empty)")
             decisions.append(decision)
             rewards[decision.decision_id] = got
+            if decision.seen_only:
+                seen[decision.decision_id] = set(shown or [])
     if not decisions:
         raise InvalidInput(f"{path.name} holds no decisions", field="log")
-    return decisions, rewards
+    return decisions, rewards, seen
+
+
+def seen_decisions(
+    decisions: Iterable[DecisionLog],
+    rewards: Mapping[str, Mapping[str, float]],
+    seen: Mapping[str, set[str]],
+) -> list[DecisionLog]:
+    """The decisions whose evaluated round (the first slate position) was seen: every decision
+    not made ``seen_only``, and a ``seen_only`` one (a page of rows) when its first action is
+    among ``seen`` or earned a reward. The others are left out, as live learning leaves them
+    (neither reward nor penalty): an unseen row is not an unclicked one."""
+    return [
+        d for d in decisions
+        if not d.seen_only
+        or d.chosen[0] in seen.get(d.decision_id, set())
+        or rewards.get(d.decision_id, {}).get(d.chosen[0], 0.0) > 0
+    ]
 
 
 def decisions_to_bandit_log(

@@ -239,6 +239,23 @@ def row_hit(event: Event) -> tuple[str, str] | None:
     return None
 
 
+def row_seen(event: Event) -> tuple[str, str] | None:
+    """``(page_id, row_id)`` of an ``impression`` of a page's row, else None: one reported by
+    the caller (``properties.page_id`` / ``row_id``, ``impressions=reported``) or logged when
+    the page was served (``context.extra``, ``impressions=served``)."""
+    if event.type != SEEN_TYPE:
+        return None
+    hit = row_hit(event)
+    if hit is not None:
+        return hit
+    extra = event.context.extra
+    page_id, row_id = extra.get("page_id"), extra.get("row_id")
+    if (isinstance(page_id, str) and page_id.startswith(DECISION_ID_PREFIX)
+            and isinstance(row_id, str) and row_id):
+        return page_id, row_id
+    return None
+
+
 class Pages:
     """Page definitions (stored per tenant) and the composition of a page for one person."""
 
