@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.config import SchemathesisConfig  # noqa: E402
-from schemathesis.engine import events, from_schema  # noqa: E402
+from schemathesis.engine import Status, events, from_schema  # noqa: E402
 from schemathesis.engine.run import PhaseName  # noqa: E402
 
 from personify.api import create_app  # noqa: E402
@@ -169,6 +169,9 @@ def run_schemathesis(app: Any, headers: dict[str, str], *, phases: tuple[str, ..
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             outcome.phases.add(event.phase.value)
+            if event.status is Status.ERROR:  # e.g. the app raised: no interaction recorded
+                outcome.errors.append(f"{event.phase.value} {event.recorder.label}: the "
+                                      "scenario ended in an error (see the captured log)")
             recorder = event.recorder
             for case_id, interaction in recorder.interactions.items():
                 if interaction.response is not None:
