@@ -263,11 +263,12 @@ def freshness(
 
 
 def wait_warm(port: int, timeout: float = 900) -> None:
-    """Until ``/ready`` reports the online state warmed up."""
+    """Until ``/ready`` reports the warm-up (model, catalogue, replayed history) done: a load
+    measured while the replay still runs measures the replay."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         checks = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=30).json().get("checks", {})
-        if checks.get("online_state") == "ok":
+        if checks.get("online_state") == "ok" and checks.get("warm_up") == "done":
             return
         time.sleep(2)
     raise RuntimeError("the online state did not warm up")

@@ -112,7 +112,7 @@ def cpu_per_page(work: Path, warm: int = 600, measured: int = 800) -> dict[str, 
         deadline = time.time() + 900
         while time.time() < deadline:
             checks = client.get("/ready").json().get("checks", {})
-            if checks.get("online_state") == "ok":
+            if checks.get("online_state") == "ok" and checks.get("warm_up") == "done":
                 break
             time.sleep(1)
         client.put("/v1/pages/home/definition", json=HOME, headers=headers).raise_for_status()
