@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import signal
@@ -456,7 +457,11 @@ def best_blend(work: Path, quick: bool) -> None:
     metrics_new = {
         "max_rps_ratio_to_bare_best_blend": best / max(1.0, bare),
         "max_rps_at_p99_100ms_best_blend": best,
-        "latency_p99_ms_at_500rps_best_blend": at500["p99_ms"],
+        # None when 500/s was not held (requests dropped: p99 is unbounded)
+        "latency_p99_ms_at_500rps_best_blend": (
+            at500["p99_ms"] if math.isfinite(at500["p99_ms"]) else None
+        ),
+        "achieved_rps_at_500_best_blend": at500["achieved_rps"],
         "hot_swap_p99_ratio": hot["p99_ms"] / max(1e-9, steady["p99_ms"]),
         "hot_swap_errors_best_blend": hot["errors"],
         "bare_fastapi_rps_best_blend_run": bare,
