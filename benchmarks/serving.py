@@ -160,8 +160,17 @@ def bare_server(work: Path) -> Iterator[int]:
     (folder / "bare_app.py").write_text(BARE_APP)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         cwd=folder,
     )
     try:
@@ -220,6 +229,29 @@ def load(
         cmd.append("--closed-loop")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def background_load(port: int, rate: int, seconds: int, bodies: Path) -> subprocess.Popen[str]:
+    """The load generator started in the background (a hot swap happens while it runs); its last
+    output line is the JSON summary."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "_load.py"),
+            "--port",
+            str(port),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--key",
+            KEY,
+            "--body-file",
+            str(bodies),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def freshness(
@@ -410,24 +442,7 @@ def best_blend(work: Path, quick: bool) -> None:
         print("500 rps", at500, flush=True)
         swap_rate = max(10, best // 2)
         steady = load(port, swap_rate, 20 if quick else 30, bodies)
-        loader = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "_load.py"),
-                "--port",
-                str(port),
-                "--rate",
-                str(swap_rate),
-                "--seconds",
-                "20" if quick else "60",
-                "--key",
-                KEY,
-                "--body-file",
-                str(bodies),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        loader = background_load(port, swap_rate, 20 if quick else 60, bodies)
         time.sleep(8 if quick else 25)
         models.promote("default", other)
         out, _ = loader.communicate()
@@ -574,24 +589,7 @@ def main() -> None:
             users=stores.users,
             promote=False,
         )
-        loader = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "_load.py"),
-                "--port",
-                str(port),
-                "--rate",
-                str(swap_rate),
-                "--seconds",
-                "20" if args.quick else "60",
-                "--key",
-                KEY,
-                "--body-file",
-                str(bodies),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        loader = background_load(port, swap_rate, 20 if args.quick else 60, bodies)
         time.sleep(8 if args.quick else 25)
         models.promote("default", swapped.version)
         out, _ = loader.communicate()
