@@ -194,7 +194,7 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def load(
+def load_command(
     port: int,
     rate: float,
     seconds: float,
@@ -204,7 +204,9 @@ def load(
     method: str = "POST",
     path: str = "/v1/recommendations",
     connections: int = 64,
-) -> dict[str, Any]:
+) -> list[str]:
+    """The load generator's command line (``_load.py``; its last output line is a JSON
+    summary)."""
     cmd = [
         sys.executable,
         str(HERE / "_load.py"),
@@ -227,30 +229,22 @@ def load(
         cmd += ["--body-file", str(bodies)]
     if closed:
         cmd.append("--closed-loop")
+    return cmd
+
+
+def load(
+    port: int, rate: float, seconds: float, bodies: Path | None, **options: Any
+) -> dict[str, Any]:
+    """One load run to its end; ``options`` as :func:`load_command`'s."""
+    cmd = load_command(port, rate, seconds, bodies, **options)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def background_load(port: int, rate: int, seconds: int, bodies: Path) -> subprocess.Popen[str]:
-    """The load generator started in the background (a hot swap happens while it runs); its last
-    output line is the JSON summary."""
+    """The load generator started in the background (a hot swap happens while it runs)."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "_load.py"),
-            "--port",
-            str(port),
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-            "--key",
-            KEY,
-            "--body-file",
-            str(bodies),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+        load_command(port, rate, seconds, bodies), stdout=subprocess.PIPE, text=True
     )
 
 
