@@ -24,15 +24,21 @@ JOURNEY = {"trigger": {"event": "view"}, "consent_purpose": "push_marketing",
            "steps": [{"type": "send", "id": "s", "template": "note", "channel": "inbox"}]}
 
 
-def test_a_batch_reads_consent_once_and_decides_as_one_by_one(
-    app: FastAPI, client: TestClient, tenant_a: TenantKeys, stores: Stores
-) -> None:
-    admin = tenant_a.headers("admin")
+def journey_on_views(app: FastAPI, client: TestClient, admin: dict[str, str]) -> MessagingRuntime:
+    """The ``looked`` journey (one inbox note on any view) saved, on a daytime clock."""
     messaging: MessagingRuntime = app.state.runtime.messaging
     messaging.clock = daytime_clock()
     assert client.put("/v1/messaging/templates/note", json=NOTE, headers=admin).status_code == 200
     assert client.put("/v1/messaging/journeys/looked", json=JOURNEY,
                       headers=admin).status_code == 200
+    return messaging
+
+
+def test_a_batch_reads_consent_once_and_decides_as_one_by_one(
+    app: FastAPI, client: TestClient, tenant_a: TenantKeys, stores: Stores
+) -> None:
+    admin = tenant_a.headers("admin")
+    messaging = journey_on_views(app, client, admin)
     people = [f"p{k}" for k in range(20)]
     assert client.post("/v1/users:bulk", json={"users": [{"user_id": p} for p in people]},
                        headers=admin).status_code == 200
@@ -74,11 +80,7 @@ def test_a_batchs_people_known_only_through_its_events_need_no_events_read(
     """People without a user record whose events the batch just stored are known through
     those events: the journeys start for them without reading their events back."""
     admin = tenant_a.headers("admin")
-    messaging: MessagingRuntime = app.state.runtime.messaging
-    messaging.clock = daytime_clock()
-    assert client.put("/v1/messaging/templates/note", json=NOTE, headers=admin).status_code == 200
-    assert client.put("/v1/messaging/journeys/looked", json=JOURNEY,
-                      headers=admin).status_code == 200
+    messaging = journey_on_views(app, client, admin)
     ghosts = [f"ghost{k}" for k in range(10)]
     for ghost in ghosts:
         stores.consents.append("default", ConsentRecord(
